@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs what pinhole needs on a Debian machine (as root) and builds it. Safe to run twice.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+debs=(iproute2 nftables iputils-ping iperf3 conntrack tcpdump procps
+      wireguard-go wireguard-tools nebula coturn)
+missing=()
+for p in "${debs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q >/dev/null
+  apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Native addons build from source against the machine's Node headers (no downloads here).
+if [ -f /usr/include/node/node_api.h ]; then export npm_config_nodedir=/usr; fi
+export npm_config_build_from_source=true
+stamp=node_modules/.pinhole-lock
+if [ ! -f "$stamp" ] || ! cmp -s package-lock.json "$stamp"; then
+  npm ci --no-audit --no-fund
+  cp package-lock.json "$stamp"
+fi
+npm run --silent build
