@@ -1,0 +1,90 @@
+// `pinhole ...` for everything that runs on a node: the agent daemon and the commands that talk
+// to it. (coordinator and relay are dispatched by bin/pinhole to their own folders.)
+import { Command, CommanderError } from 'commander';
+import { decodeKey, encodeKey, generatePrivateKey, publicKeyFromPrivate } from '../../proto/wireguard/keys.js';
+import { randomBytes } from 'node:crypto';
+import { DEFAULT_SOCKET, localApiCall } from '../localapi/client.js';
+import { formatStatus } from './status-format.js';
+import type { AgentStatus } from '../static/status.js';
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+function buildProgram(): Command {
+  const program = new Command('pinhole')
+    .description('peer-to-peer mesh VPN speaking the WireGuard protocol')
+    .option('--socket <path>', 'local API socket of the agent', DEFAULT_SOCKET)
+    .showHelpAfterError(false)
+    .exitOverride();
+
+  program.command('agent')
+    .description('run the agent daemon in the foreground')
+    .option('--config <file>', 'static mode: a wg-quick style [Interface]/[Peer] file')
+    .option('--tun <name>', 'TUN device name (default: the config file name, e.g. wg0 for wg0.conf)')
+    .option('--state-dir <dir>', 'control-plane mode: where the node key and last netmap live')
+    .option('--port <n>', 'UDP port to listen on (overrides ListenPort)')
+    .action(async (opts: { config?: string; tun?: string; stateDir?: string; port?: string }, cmd: Command) => {
+      const socket = (cmd.optsWithGlobals() as { socket: string }).socket;
+      if (!opts.config) {
+        throw new UsageError('control-plane mode (--state-dir) is not available yet: use --config FILE.conf');
+      }
+      const { runStaticAgent } = await import('../static/static-agent.js');
+      await runStaticAgent({ configPath: opts.config, tunName: opts.tun, socketPath: socket, port: parsePort(opts.port) });
+    });
+
+  program.command('genkey')
+    .description('print a new private key (base64), like wg genkey')
+    .action(() => { process.stdout.write(`${encodeKey(generatePrivateKey())}\n`); });
+
+  program.command('pubkey')
+    .description('read a private key on stdin, print its public key, like wg pubkey')
+    .action(async () => {
+      const key = decodeKey((await readStdin()).trim());
+      process.stdout.write(`${encodeKey(publicKeyFromPrivate(key))}\n`);
+    });
+
+  program.command('genpsk')
+    .description('print a new preshared key (base64), like wg genpsk')
+    .action(() => { process.stdout.write(`${randomBytes(32).toString('base64')}\n`); });
+
+  program.command('status')
+    .description('show the agent, its peers, their paths and counters')
+    .option('--json', 'machine-readable output')
+    .action(async (opts: { json?: boolean }, cmd: Command) => {
+      const socket = (cmd.optsWithGlobals() as { socket: string }).socket;
+      const st = await localApiCall<AgentStatus>(socket, 'GET', '/v0/status');
+      process.stdout.write(opts.json ? `${JSON.stringify(st, null, 2)}\n` : `${formatStatus(st)}\n`);
+    });
+
+  return program;
+}
+
+class UsageError extends Error {
+  override readonly name = 'UsageError';
+}
+
+function parsePort(s: string | undefined): number | undefined {
+  if (s === undefined) return undefined;
+  const n = Number(s);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new UsageError(`--port: not a port number: ${s}`);
+  return n;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // commander already printed its one-line message (or the help text).
+      process.exitCode = err.exitCode;
+      return;
+    }
+    const msg = err instanceof Error ? err.message : String(err);
+    process.stderr.write(`pinhole: ${msg.split('\n')[0]}\n`);
+    process.exitCode = 1;
+  }
+}

@@ -1,0 +1,37 @@
+// Human-readable `pinhole status`, in the spirit of `wg show`.
+import type { AgentStatus } from '../static/status.js';
+
+function bytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) { v /= 1024; u++; }
+  return `${u === 0 ? v : v.toFixed(2)} ${units[u]}`;
+}
+
+function ago(iso: string | null): string {
+  if (!iso) return 'never';
+  const s = Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000));
+  return s < 60 ? `${s} s ago` : `${Math.floor(s / 60)} min ${s % 60} s ago`;
+}
+
+export function formatStatus(st: AgentStatus): string {
+  const lines: string[] = [];
+  const i = st.interface;
+  lines.push(`interface: ${i.name} (${st.mode} mode)`);
+  lines.push(`  public key: ${i.publicKey}`);
+  lines.push(`  listening port: ${i.listenPort}`);
+  lines.push(`  addresses: ${i.addresses.join(', ') || '(none)'}  mtu: ${i.mtu}`);
+  for (const p of st.peers) {
+    lines.push('');
+    lines.push(`peer: ${p.name ?? p.publicKey}${p.name ? ` (${p.publicKey})` : ''}`);
+    lines.push(`  path: ${p.path}${p.endpoint ? ` via ${p.endpoint}` : ''}`);
+    lines.push(`  allowed ips: ${p.allowedIps.join(', ')}`);
+    lines.push(`  latest handshake: ${ago(p.lastHandshake)}`);
+    lines.push(`  transfer: ${bytes(p.rxBytes)} received, ${bytes(p.txBytes)} sent`);
+  }
+  const drops = Object.entries(st.drops).filter(([, n]) => n > 0);
+  lines.push('');
+  lines.push(`dropped packets: ${drops.length === 0 ? 'none' : drops.map(([k, n]) => `${k}=${n}`).join(' ')}`);
+  return lines.join('\n');
+}

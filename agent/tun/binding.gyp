@@ -1,0 +1,22 @@
+{
+  "targets": [
+    {
+      "target_name": "pinhole_native",
+      "sources": [
+        "src/addon.c",
+        "src/errors.c",
+        "src/napi_args.c",
+        "src/io_handle.c",
+        "src/addr20.c",
+        "src/tun.c",
+        "src/udp.c",
+        "src/udp_send.c"
+      ],
+      "defines": ["NAPI_VERSION=8", "_GNU_SOURCE"],
+      "cflags": ["-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter", "-fvisibility=hidden"],
+      "configurations": {
+        "Release": { "cflags!": ["-O3"], "cflags": ["-O2"] }
+      }
+    }
+  ]
+}

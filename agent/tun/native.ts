@@ -1,0 +1,89 @@
+// Loads the pinhole_native addon (agent/tun/build/Release/pinhole_native.node) and types it.
+// Loaded lazily, so importing the wrappers never fails on a machine without the addon.
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** Counters kept by the addon for one device or socket (numbers, exact up to 2^53). */
+export interface NativeCounters {
+  rxPackets: number;
+  rxBytes: number;
+  /** onPackets calls: rxPackets / rxBatches is the mean batch size. */
+  rxBatches: number;
+  /** Received packets that did not fit a slot. */
+  rxDrops: number;
+  rxErrors: number;
+  txPackets: number;
+  txBytes: number;
+  /** Packets not sent because the kernel queue was full (EAGAIN/ENOBUFS). */
+  txDrops: number;
+  /** Packets refused by the kernel for another reason (see lastError). */
+  txErrors: number;
+  /** errno name of the last rx/tx failure other than EAGAIN, e.g. "ENETUNREACH". */
+  lastError: string | null;
+}
+
+/** Methods shared by the native Tun and Udp handles (agent/tun/src/io_handle.c). */
+export interface NativeIoHandle {
+  setReceiver(
+    slab: Uint8Array, slotSize: number, headroom: number, tailroom: number, maxBatch: number,
+    lengths: Uint32Array, addrs: Uint8Array | null,
+    onPackets: (count: number) => void, onError: (err: Error) => void,
+  ): void;
+  pause(): void;
+  resume(): void;
+  ref(): void;
+  unref(): void;
+  close(): void;
+  counters(): NativeCounters;
+}
+
+export interface NativeTun extends NativeIoHandle {
+  readonly name: string;
+  writeBatch(slab: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, count: number): number;
+}
+
+export interface NativeUdp extends NativeIoHandle {
+  /** Bound address in the 20-byte packed format (packed-addr.ts). */
+  readonly localAddress: Uint8Array;
+  readonly family: 4 | 6;
+  readonly dualStack: boolean;
+  sendBatch(slab: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, addrs: Uint8Array, count: number): number;
+  send(packet: Uint8Array, addr: Uint8Array): boolean;
+}
+
+export interface NativeAddon {
+  Tun: new (name: string) => NativeTun;
+  /** family 0 = dual-stack IPv6 with IPv4 fallback; bind = packed address or null (wildcard). */
+  Udp: new (family: 0 | 4 | 6, bind: Uint8Array | null, port: number, bufferBytes: number) => NativeUdp;
+}
+
+export class NativeAddonMissingError extends Error {
+  override readonly name = 'NativeAddonMissingError';
+  readonly code = 'ERR_NATIVE_ADDON_MISSING';
+}
+
+const ADDON_FILE = join('build', 'Release', 'pinhole_native.node');
+
+/** Candidate locations: next to the source file, or from dist/agent/tun back to agent/tun. */
+function addonCandidates(): string[] {
+  const here = dirname(fileURLToPath(import.meta.url));
+  return [join(here, ADDON_FILE), join(here, '..', '..', '..', 'agent', 'tun', ADDON_FILE)];
+}
+
+let cached: NativeAddon | undefined;
+
+export function loadNative(): NativeAddon {
+  if (cached) return cached;
+  const path = addonCandidates().find((p) => existsSync(p));
+  if (!path) throw new NativeAddonMissingError('native addon not built: run npm run build');
+  const require = createRequire(import.meta.url);
+  try {
+    cached = require(path) as NativeAddon;
+  } catch (err) {
+    const reason = err instanceof Error ? err.message.split('\n')[0] : String(err);
+    throw new NativeAddonMissingError(`native addon cannot be loaded (${reason}): run npm run build`);
+  }
+  return cached;
+}

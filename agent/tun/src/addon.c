@@ -1,0 +1,18 @@
+// Module entry: exports the native classes { Tun, Udp }.
+#include <node_api.h>
+
+#include "errors.h"
+#include "tun.h"
+#include "udp.h"
+
+static napi_value init(napi_env env, napi_value exports) {
+  napi_value tun = ph_tun_define(env);
+  if (!tun) return NULL;
+  napi_value udp = ph_udp_define(env);
+  if (!udp) return NULL;
+  PH_NAPI(env, napi_set_named_property(env, exports, "Tun", tun));
+  PH_NAPI(env, napi_set_named_property(env, exports, "Udp", udp));
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

@@ -1,0 +1,324 @@
+// Poll loop, batch delivery to JS, close/finalize lifetime and counters of a ph_io.
+#include "io_handle.h"
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "errors.h"
+#include "napi_args.h"
+
+#define IO_OF(handle) ((ph_io *)((char *)(handle) - offsetof(ph_io, poll)))
+
+void ph_io_record_errno(ph_io *io, int err) { io->c.last_errno = err; }
+
+static void maybe_free(ph_io *io) {
+  if (io->finalized && io->uv_closed) io->free_self(io);
+}
+
+static void on_uv_closed(uv_handle_t *h) {
+  ph_io *io = IO_OF(h);
+  io->uv_closed = 1;
+  maybe_free(io);
+}
+
+static void delete_ref(napi_env env, napi_ref *ref) {
+  if (*ref) {
+    napi_delete_reference(env, *ref);
+    *ref = NULL;
+  }
+}
+
+static void release_receiver(ph_io *io) {
+  delete_ref(io->env, &io->slab_ref);
+  delete_ref(io->env, &io->lengths_ref);
+  delete_ref(io->env, &io->addrs_ref);
+  delete_ref(io->env, &io->on_packets_ref);
+  delete_ref(io->env, &io->on_error_ref);
+  if (io->async_ctx) {
+    napi_async_destroy(io->env, io->async_ctx);
+    io->async_ctx = NULL;
+  }
+  io->slab = NULL;
+  io->lengths = NULL;
+  io->addrs = NULL;
+  io->max_batch = 0;
+}
+
+// Stops polling and closes the fd; safe to call repeatedly and from inside a callback.
+static void close_fd_and_poll(ph_io *io) {
+  if (io->closed) return;
+  io->closed = 1;
+  io->polling = 0;
+  if (io->poll_inited) {
+    uv_poll_stop(&io->poll);
+    uv_close((uv_handle_t *)&io->poll, on_uv_closed);
+  } else {
+    io->uv_closed = 1;
+  }
+  if (io->fd >= 0) {
+    close(io->fd);
+    io->fd = -1;
+  }
+}
+
+static void ph_io_close(ph_io *io) {
+  if (io->closed) return;
+  close_fd_and_poll(io);
+  release_receiver(io);
+  delete_ref(io->env, &io->self_ref);
+}
+
+static void finalize(napi_env env, void *data, void *hint) {
+  ph_io *io = data;
+  // Reached only after close() or at environment teardown; never call into JS here.
+  close_fd_and_poll(io);
+  io->finalized = 1;
+  maybe_free(io);
+}
+
+// Calls a JS function held by `ref` with `this` = the handle, through napi_make_callback so
+// that microtasks and nextTick queued by JS run afterwards, like for any libuv callback.
+static void call_js(ph_io *io, napi_ref ref, size_t argc, napi_value *argv) {
+  napi_env env = io->env;
+  napi_value fn, recv, result;
+  if (!ref || !io->self_ref) return;
+  if (napi_get_reference_value(env, ref, &fn) != napi_ok || !fn) return;
+  if (napi_get_reference_value(env, io->self_ref, &recv) != napi_ok || !recv) return;
+  napi_status s = napi_make_callback(env, io->async_ctx, recv, fn, argc, argv, &result);
+  if (s != napi_ok) {
+    bool pending = false;
+    napi_is_exception_pending(env, &pending);
+    if (pending) {
+      napi_value exc;
+      napi_get_and_clear_last_exception(env, &exc);
+      napi_fatal_exception(env, exc);  // -> process 'uncaughtException', as for any callback
+    }
+  }
+}
+
+static void stop_with_error(ph_io *io, int err) {
+  if (io->poll_inited && io->polling) uv_poll_stop(&io->poll);
+  io->polling = 0;
+  io->c.rx_errors++;
+  ph_io_record_errno(io, err);
+  char msg[160];
+  snprintf(msg, sizeof msg, "%s read failed: %s", io->resource_name, strerror(err));
+  napi_value e = ph_make_error(io->env, ph_errno_name(err), err, msg);
+  if (e) call_js(io, io->on_error_ref, 1, &e);
+}
+
+static void on_poll(uv_poll_t *h, int status, int events) {
+  ph_io *io = IO_OF(h);
+  if (io->closed || !io->polling) return;
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(io->env, &scope) != napi_ok) return;
+  if (status < 0) {
+    stop_with_error(io, -status);
+  } else {
+    for (int b = 0; b < PH_MAX_BATCHES_PER_WAKE; b++) {
+      int drained = 0;
+      uint32_t n = io->read_batch(io, &drained);
+      if (n > 0) {
+        io->c.rx_batches++;
+        napi_value count;
+        napi_create_uint32(io->env, n, &count);
+        call_js(io, io->on_packets_ref, 1, &count);
+      }
+      if (io->closed || !io->polling) break;  // JS closed or paused us during the call
+      if (io->fatal_errno) {
+        stop_with_error(io, io->fatal_errno);
+        break;
+      }
+      if (drained) break;
+    }
+  }
+  napi_close_handle_scope(io->env, scope);
+}
+
+static bool start_polling(ph_io *io) {
+  if (io->closed || io->paused || io->polling || !io->on_packets_ref) return true;
+  if (!io->poll_inited) {
+    uv_loop_t *loop;
+    if (napi_get_uv_event_loop(io->env, &loop) != napi_ok) return false;
+    int r = uv_poll_init(loop, &io->poll, io->fd);
+    if (r < 0) {
+      ph_throw_errno(io->env, -r, "cannot poll the file descriptor");
+      return false;
+    }
+    io->poll_inited = 1;
+    if (io->unrefed) uv_unref((uv_handle_t *)&io->poll);
+  }
+  int r = uv_poll_start(&io->poll, UV_READABLE, on_poll);
+  if (r < 0) {
+    ph_throw_errno(io->env, -r, "cannot poll the file descriptor");
+    return false;
+  }
+  io->polling = 1;
+  return true;
+}
+
+napi_status ph_io_wrap(ph_io *io, napi_env env, napi_value js_this, int fd) {
+  io->env = env;
+  io->fd = fd;
+  napi_status s = napi_wrap(env, js_this, io, finalize, NULL, NULL);
+  if (s != napi_ok) return s;
+  return napi_create_reference(env, js_this, 1, &io->self_ref);
+}
+
+ph_io *ph_io_this(napi_env env, napi_callback_info info, size_t *argc, napi_value *argv,
+                  bool require_open) {
+  napi_value self;
+  void *data = NULL;
+  size_t zero = 0;
+  if (napi_get_cb_info(env, info, argc ? argc : &zero, argv, &self, NULL) != napi_ok) return NULL;
+  if (napi_unwrap(env, self, &data) != napi_ok || !data) {
+    ph_throw(env, "ERR_INVALID_THIS", 0, "not a native pinhole handle");
+    return NULL;
+  }
+  ph_io *io = data;
+  if (require_open && io->closed) {
+    ph_throw(env, "ERR_CLOSED", 0, "%s is closed", io->resource_name);
+    return NULL;
+  }
+  return io;
+}
+
+// setReceiver(slab, slotSize, headroom, tailroom, maxBatch, lengths, addrs|null, onPackets, onError)
+static napi_value m_set_receiver(napi_env env, napi_callback_info info) {
+  size_t argc = 9;
+  napi_value a[9];
+  ph_io *io = ph_io_this(env, info, &argc, a, true);
+  if (!io) return NULL;
+  uint8_t *slab, *addrs = NULL;
+  size_t slab_len, lengths_len, addrs_len = 0;
+  uint32_t slot_size, headroom, tailroom, max_batch, *lengths;
+  if (!ph_arg_bytes(env, a[0], "slab", &slab, &slab_len) ||
+      !ph_arg_u32(env, a[1], "slotSize", &slot_size) ||
+      !ph_arg_u32(env, a[2], "headroom", &headroom) ||
+      !ph_arg_u32(env, a[3], "tailroom", &tailroom) ||
+      !ph_arg_u32(env, a[4], "maxBatch", &max_batch) ||
+      !ph_arg_u32array(env, a[5], "lengths", &lengths, &lengths_len) ||
+      !ph_arg_function(env, a[7], "onPackets") || !ph_arg_function(env, a[8], "onError"))
+    return NULL;
+  bool has_addrs = !ph_arg_is_nullish(env, a[6]);
+  if (has_addrs && !ph_arg_bytes(env, a[6], "addrs", &addrs, &addrs_len)) return NULL;
+  if (io->needs_addrs && !has_addrs) {
+    ph_throw(env, "ERR_INVALID_ARG_TYPE", 0, "addrs must be a Uint8Array of maxBatch*20 bytes");
+    return NULL;
+  }
+  if (max_batch == 0 || max_batch > 1024 || (uint64_t)headroom + tailroom >= slot_size ||
+      (uint64_t)max_batch * slot_size > slab_len || lengths_len < max_batch ||
+      (has_addrs && addrs_len < (size_t)max_batch * 20)) {
+    ph_throw(env, "ERR_OUT_OF_RANGE", 0,
+             "receiver does not fit: need 1 <= maxBatch <= 1024, headroom + tailroom < slotSize, "
+             "slab >= maxBatch*slotSize, lengths >= maxBatch, addrs >= maxBatch*20");
+    return NULL;
+  }
+  release_receiver(io);
+  napi_value name;
+  PH_NAPI(env, napi_create_string_utf8(env, io->resource_name, NAPI_AUTO_LENGTH, &name));
+  napi_value self;
+  PH_NAPI(env, napi_get_reference_value(env, io->self_ref, &self));
+  PH_NAPI(env, napi_async_init(env, self, name, &io->async_ctx));
+  PH_NAPI(env, napi_create_reference(env, a[0], 1, &io->slab_ref));
+  PH_NAPI(env, napi_create_reference(env, a[5], 1, &io->lengths_ref));
+  if (has_addrs) PH_NAPI(env, napi_create_reference(env, a[6], 1, &io->addrs_ref));
+  PH_NAPI(env, napi_create_reference(env, a[7], 1, &io->on_packets_ref));
+  PH_NAPI(env, napi_create_reference(env, a[8], 1, &io->on_error_ref));
+  io->slab = slab;
+  io->slab_len = slab_len;
+  io->slot_size = slot_size;
+  io->headroom = headroom;
+  io->capacity = slot_size - headroom - tailroom;
+  io->max_batch = max_batch;
+  io->lengths = lengths;
+  io->addrs = addrs;
+  if (io->on_receiver && !io->on_receiver(io)) return NULL;
+  if (!start_polling(io)) return NULL;
+  return NULL;
+}
+
+static napi_value m_pause(napi_env env, napi_callback_info info) {
+  ph_io *io = ph_io_this(env, info, NULL, NULL, false);
+  if (!io || io->closed) return NULL;
+  io->paused = 1;
+  if (io->polling) uv_poll_stop(&io->poll);
+  io->polling = 0;
+  return NULL;
+}
+
+static napi_value m_resume(napi_env env, napi_callback_info info) {
+  ph_io *io = ph_io_this(env, info, NULL, NULL, true);
+  if (!io) return NULL;
+  io->paused = 0;
+  io->fatal_errno = 0;
+  start_polling(io);
+  return NULL;
+}
+
+static napi_value m_ref(napi_env env, napi_callback_info info) {
+  ph_io *io = ph_io_this(env, info, NULL, NULL, false);
+  if (!io) return NULL;
+  io->unrefed = 0;
+  if (io->poll_inited && !io->closed) uv_ref((uv_handle_t *)&io->poll);
+  return NULL;
+}
+
+static napi_value m_unref(napi_env env, napi_callback_info info) {
+  ph_io *io = ph_io_this(env, info, NULL, NULL, false);
+  if (!io) return NULL;
+  io->unrefed = 1;
+  if (io->poll_inited && !io->closed) uv_unref((uv_handle_t *)&io->poll);
+  return NULL;
+}
+
+static napi_value m_close(napi_env env, napi_callback_info info) {
+  ph_io *io = ph_io_this(env, info, NULL, NULL, false);
+  if (io) ph_io_close(io);
+  return NULL;
+}
+
+static napi_value m_counters(napi_env env, napi_callback_info info) {
+  ph_io *io = ph_io_this(env, info, NULL, NULL, false);
+  if (!io) return NULL;
+  napi_value o, v;
+  PH_NAPI(env, napi_create_object(env, &o));
+#define SET(name, field)                                        \
+  PH_NAPI(env, napi_create_double(env, (double)io->c.field, &v)); \
+  PH_NAPI(env, napi_set_named_property(env, o, name, v));
+  SET("rxPackets", rx_packets)
+  SET("rxBytes", rx_bytes)
+  SET("rxBatches", rx_batches)
+  SET("rxDrops", rx_drops)
+  SET("rxErrors", rx_errors)
+  SET("txPackets", tx_packets)
+  SET("txBytes", tx_bytes)
+  SET("txDrops", tx_drops)
+  SET("txErrors", tx_errors)
+#undef SET
+  if (io->c.last_errno) {
+    PH_NAPI(env, napi_create_string_utf8(env, ph_errno_name(io->c.last_errno), NAPI_AUTO_LENGTH, &v));
+  } else {
+    PH_NAPI(env, napi_get_null(env, &v));
+  }
+  PH_NAPI(env, napi_set_named_property(env, o, "lastError", v));
+  return o;
+}
+
+size_t ph_io_methods(napi_property_descriptor *out) {
+  napi_property_descriptor d[] = {
+      {"setReceiver", NULL, m_set_receiver, NULL, NULL, NULL, napi_default, NULL},
+      {"pause", NULL, m_pause, NULL, NULL, NULL, napi_default, NULL},
+      {"resume", NULL, m_resume, NULL, NULL, NULL, napi_default, NULL},
+      {"ref", NULL, m_ref, NULL, NULL, NULL, napi_default, NULL},
+      {"unref", NULL, m_unref, NULL, NULL, NULL, napi_default, NULL},
+      {"close", NULL, m_close, NULL, NULL, NULL, napi_default, NULL},
+      {"counters", NULL, m_counters, NULL, NULL, NULL, napi_default, NULL},
+  };
+  size_t n = sizeof d / sizeof d[0];
+  memcpy(out, d, sizeof d);
+  return n;
+}

@@ -1,0 +1,153 @@
+// The magic socket's transport: one UDP socket with batched receive (recvmmsg) and send
+// (sendmmsg) through preallocated slabs (native addon).
+import { isIPv4 } from 'node:net';
+import { loadNative, type NativeCounters, type NativeUdp } from './native.js';
+import { DEFAULT_BATCH, type ErrorHandler, type PacketsHandler } from './tun-device.js';
+import { PacketSlab } from './packet-slab.js';
+import { decodePackedAddr, encodePackedAddr, type DecodedEndpoint, type Endpoint } from './packed-addr.js';
+
+/** Socket buffer size asked for (SO_RCVBUFFORCE as root, else capped by net.core.rmem_max). */
+export const DEFAULT_SOCKET_BUFFER = 7 << 20;
+/** Largest datagram received by default: an IPv6 path MTU of 1500 fits with room to spare. */
+export const DEFAULT_MAX_DATAGRAM = 2048 - 64;
+
+export class UdpBindError extends Error {
+  override readonly name = 'UdpBindError';
+  constructor(message: string, readonly code: string) {
+    super(message);
+  }
+}
+
+export interface BatchUdpSocketOptions {
+  /** Local port; 0 (default) picks an ephemeral one. */
+  port?: number;
+  /** Local address to bind; default the wildcard address. */
+  address?: string;
+  /** 'dual' (default): IPv6 socket that also carries IPv4, falling back to IPv4 only. */
+  family?: 4 | 6 | 'dual';
+  /** Datagrams per batch = slots in the receive slab (default 64). */
+  batch?: number;
+  /** Largest datagram received; larger ones are dropped and counted (default 1984). */
+  maxDatagram?: number;
+  /** Free bytes before/after each received datagram (default 0 / 0). */
+  headroom?: number;
+  tailroom?: number;
+  bufferBytes?: number;
+  onPackets?: PacketsHandler;
+  onError?: ErrorHandler;
+}
+
+export class BatchUdpSocket {
+  /** Handler for each received batch: rx.addrs holds each datagram's source address. */
+  onPackets: PacketsHandler;
+  onError: ErrorHandler;
+  readonly rx: PacketSlab;
+  private closedFlag = false;
+
+  private constructor(private readonly native: NativeUdp, options: BatchUdpSocketOptions) {
+    this.onPackets = options.onPackets ?? (() => {});
+    this.onError = options.onError ?? ((err) => { throw err; });
+    this.rx = new PacketSlab({
+      slots: options.batch ?? DEFAULT_BATCH,
+      packetSize: options.maxDatagram ?? DEFAULT_MAX_DATAGRAM,
+      headroom: options.headroom ?? 0,
+      tailroom: options.tailroom ?? 0,
+    });
+    const rx = this.rx;
+    native.setReceiver(
+      rx.buffer, rx.slotSize, rx.headroom, rx.tailroom, rx.slots, rx.lengths, rx.addrs,
+      (count) => this.onPackets(count, rx),
+      (err) => this.onError(err),
+    );
+  }
+
+  /** Opens and binds the socket and starts receiving. Throws UdpBindError on failure. */
+  static open(options: BatchUdpSocketOptions = {}): BatchUdpSocket {
+    const port = options.port ?? 0;
+    const bind = options.address === undefined ? null : encodePackedAddr({ address: options.address, port });
+    const family = options.family === 4 ? 4 : options.family === 6 ? 6 : 0;
+    if (bind && options.family !== undefined && options.family !== 'dual' && (bind[0] === 4) !== (options.family === 4))
+      throw new UdpBindError(`address ${options.address} is not an IPv${options.family} address`, 'ERR_INVALID_ARG_VALUE');
+    if (bind && options.family === 'dual' && isIPv4(options.address!))
+      throw new UdpBindError(`a dual-stack socket cannot bind the IPv4 address ${options.address}`, 'ERR_INVALID_ARG_VALUE');
+    let native: NativeUdp;
+    try {
+      native = new (loadNative().Udp)(family, bind, port, options.bufferBytes ?? DEFAULT_SOCKET_BUFFER);
+    } catch (err) {
+      const e = err as Error & { code?: string };
+      if (e.name === 'NativeAddonMissingError') throw e;
+      throw new UdpBindError(e.message, e.code ?? 'ERR_UDP_BIND');
+    }
+    try {
+      return new BatchUdpSocket(native, options);
+    } catch (err) {
+      native.close();
+      throw err;
+    }
+  }
+
+  get port(): number {
+    return decodePackedAddr(this.native.localAddress).port;
+  }
+
+  /** The socket's family: 6 for a dual-stack socket. */
+  get family(): 4 | 6 {
+    return this.native.family;
+  }
+
+  get dualStack(): boolean {
+    return this.native.dualStack;
+  }
+
+  localAddress(): DecodedEndpoint {
+    return decodePackedAddr(this.native.localAddress);
+  }
+
+  get closed(): boolean {
+    return this.closedFlag;
+  }
+
+  /**
+   * Sends datagram i = slab[offsets[i] .. +lengths[i]) to the packed address addrs[i*20 ..]
+   * with sendmmsg, in one syscall per 64 packets. Returns how many were sent; when the socket
+   * buffer is full the rest are dropped (txDrops), refused ones are counted (txErrors).
+   */
+  sendBatch(slab: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, addrs: Uint8Array, count: number): number {
+    return this.native.sendBatch(slab, offsets, lengths, addrs, count);
+  }
+
+  /** Sends one datagram (handshake, disco, STUN) to a packed address; false if not sent. */
+  send(packet: Uint8Array, addr: Uint8Array): boolean {
+    return this.native.send(packet, addr);
+  }
+
+  /** send() with a textual endpoint; encodes the address, so only for slow paths. */
+  sendTo(packet: Uint8Array, to: Endpoint): boolean {
+    return this.native.send(packet, encodePackedAddr(to));
+  }
+
+  pause(): void {
+    this.native.pause();
+  }
+
+  resume(): void {
+    this.native.resume();
+  }
+
+  ref(): void {
+    this.native.ref();
+  }
+
+  unref(): void {
+    this.native.unref();
+  }
+
+  counters(): NativeCounters {
+    return this.native.counters();
+  }
+
+  close(): void {
+    this.closedFlag = true;
+    this.native.close();
+  }
+}

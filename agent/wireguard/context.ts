@@ -1,0 +1,53 @@
+// What the handshake, transport and timer code share: the device's state, behind one interface
+// so those files never import each other or the device.
+import type { AllowedIps } from '../../proto/wireguard/allowed-ips.js';
+import type { WireGuardTimers } from '../../proto/wireguard/constants.js';
+import type { LocalIdentity } from '../../proto/wireguard/handshake.js';
+import type { Keypair } from '../../proto/wireguard/keypair.js';
+import type { CookieChecker } from '../../proto/wireguard/macs.js';
+import type { DropCounters, HandshakeCounters } from './counters.js';
+import type { Peer } from './peer.js';
+
+/** The UDP side, as the device sees it (the native batch socket implements it). */
+export interface PacketBind {
+  /** One datagram to a 20-byte address. */
+  send(buf: Uint8Array, addr: Uint8Array): boolean;
+  /** Many datagrams at once: packet i is slab[offsets[i], +lengths[i]) to addrs[i*20, +20). */
+  sendBatch(slab: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, addrs: Uint8Array, count: number): number;
+}
+
+/** The TUN side, as the device sees it. */
+export interface PacketTun {
+  writeBatch(slab: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, count: number): number;
+}
+
+export interface IndexEntry {
+  peer: Peer;
+  /** Absent while the index names an initiation in flight. */
+  keypair: Keypair | undefined;
+}
+
+export interface DeviceContext {
+  readonly identity: LocalIdentity;
+  readonly timers: WireGuardTimers;
+  readonly peers: Map<string, Peer>;
+  readonly allowedIps: AllowedIps<Peer>;
+  readonly indices: Map<number, IndexEntry>;
+  readonly cookieChecker: CookieChecker;
+  readonly drops: DropCounters;
+  readonly handshakes: HandshakeCounters;
+  bind: PacketBind | undefined;
+  tun: PacketTun | undefined;
+  /** Current time in ms; one read per batch on the hot path. */
+  now(): number;
+  /** A fresh random 32-bit index not in use. */
+  newIndex(): number;
+  /** Starts a handshake with `peer` unless one was sent less than REKEY_TIMEOUT ago. */
+  requestHandshake(peer: Peer, now: number): void;
+  /** Sends what was staged for `peer` once a session exists (or a keepalive to confirm it). */
+  flushStaged(peer: Peer, now: number): void;
+  /** Sends an empty transport message. */
+  sendKeepalive(peer: Peer, now: number): void;
+  /** True while handshake messages arrive faster than the device handles them calmly. */
+  underLoad(now: number): boolean;
+}

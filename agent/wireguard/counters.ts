@@ -1,0 +1,54 @@
+// Why packets were dropped, per device: shown by `pinhole status` so a user can tell a bad key
+// from a routing mistake from an attack.
+export interface DropCounters {
+  /** TUN packet whose destination no peer's allowed IPs cover. */
+  noRoute: number;
+  /** Peer has no endpoint to send to. */
+  noEndpoint: number;
+  /** Packets waiting for a handshake beyond the per-peer queue bound. */
+  stagedOverflow: number;
+  /** Not a WireGuard message, or a WireGuard message of the wrong size. */
+  malformed: number;
+  /** Transport message for an index we do not know (or that expired). */
+  unknownIndex: number;
+  /** Transport message whose authentication tag did not verify. */
+  badTag: number;
+  /** Transport message whose counter was seen before or is too old. */
+  replay: number;
+  /** Keypair older than REJECT_AFTER_TIME or past REJECT_AFTER_MESSAGES. */
+  expiredKey: number;
+  /** Decrypted packet that is not a valid IP packet. */
+  badInnerPacket: number;
+  /** Decrypted packet whose source address is not in the sending peer's allowed IPs. */
+  allowedIpsMismatch: number;
+  /** Handshake message with a wrong mac1. */
+  badMac1: number;
+  /** Handshake message that failed to decrypt, was replayed, came from an unknown key, or was too frequent. */
+  handshakeRejected: number;
+  /** The UDP socket or TUN device refused a packet (buffers full). */
+  ioDropped: number;
+}
+
+export function newDropCounters(): DropCounters {
+  return {
+    noRoute: 0, noEndpoint: 0, stagedOverflow: 0, malformed: 0, unknownIndex: 0, badTag: 0, replay: 0,
+    expiredKey: 0, badInnerPacket: 0, allowedIpsMismatch: 0, badMac1: 0, handshakeRejected: 0, ioDropped: 0,
+  };
+}
+
+export interface HandshakeCounters {
+  initiationsSent: number;
+  initiationsReceived: number;
+  responsesSent: number;
+  responsesReceived: number;
+  cookieRepliesSent: number;
+  cookieRepliesReceived: number;
+  completed: number;
+}
+
+export function newHandshakeCounters(): HandshakeCounters {
+  return {
+    initiationsSent: 0, initiationsReceived: 0, responsesSent: 0, responsesReceived: 0,
+    cookieRepliesSent: 0, cookieRepliesReceived: 0, completed: 0,
+  };
+}

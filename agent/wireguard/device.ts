@@ -1,0 +1,237 @@
+// A WireGuard device: peers, cryptokey routing, the index table, and the glue between the
+// native TUN/UDP batches and the handshake, transport and timer code.
+import { randomInt } from 'node:crypto';
+import { AllowedIps } from '../../proto/wireguard/allowed-ips.js';
+import { DEFAULT_TIMERS, type WireGuardTimers } from '../../proto/wireguard/constants.js';
+import { localIdentity, remoteIdentity, type LocalIdentity } from '../../proto/wireguard/handshake.js';
+import { CookieChecker } from '../../proto/wireguard/macs.js';
+import { messageType } from '../../proto/wireguard/messages.js';
+import { publicKeyFromPrivate } from '../../proto/wireguard/keys.js';
+import { formatCidr, maskCidr, type Cidr } from '../../proto/ip/address.js';
+import type { DeviceContext, IndexEntry, PacketBind, PacketTun } from './context.js';
+import { newDropCounters, newHandshakeCounters } from './counters.js';
+import { decodePackedAddr, formatEndpoint } from '../tun/packed-addr.js';
+import { sendInitiation, receiveHandshake } from './handshakes.js';
+import { Peer } from './peer.js';
+import { tickPeer, TIMER_TICK_MS } from './timers.js';
+import { TransportReceiver, TransportSender, type SlabLayout } from './transport.js';
+
+/** Handshake messages per second above which the device answers with cookies (wireguard-go: queue ≥ 1/8 full). */
+export const DEFAULT_UNDER_LOAD_THRESHOLD = 128;
+/** How long the device stays "under load" after the rate drops. */
+const UNDER_LOAD_AFTER_MS = 1000;
+
+export interface DeviceOptions {
+  privateKey: Uint8Array;
+  mtu: number;
+  timers?: Partial<WireGuardTimers>;
+  underLoadThreshold?: number;
+}
+
+export interface PeerConfig {
+  publicKey: Uint8Array;
+  presharedKey?: Uint8Array;
+  allowedIps: Cidr[];
+  endpoint?: Uint8Array;
+  persistentKeepaliveSeconds?: number;
+  name?: string;
+}
+
+/** Called with packets on the UDP socket that are not WireGuard (disco, STUN). */
+export type OtherPacketHandler = (packet: Uint8Array, addrs: Uint8Array, addrOff: number) => void;
+
+export class Device implements DeviceContext {
+  readonly identity: LocalIdentity;
+  readonly timers: WireGuardTimers;
+  readonly peers = new Map<string, Peer>();
+  readonly allowedIps = new AllowedIps<Peer>();
+  readonly indices = new Map<number, IndexEntry>();
+  readonly cookieChecker: CookieChecker;
+  readonly drops = newDropCounters();
+  readonly handshakes = newHandshakeCounters();
+  bind: PacketBind | undefined;
+  tun: PacketTun | undefined;
+  onOtherPacket: OtherPacketHandler | undefined;
+  readonly mtu: number;
+
+  private sender: TransportSender | undefined;
+  private receiver: TransportReceiver | undefined;
+  private ticker: NodeJS.Timeout | undefined;
+  private readonly underLoadThreshold: number;
+  private handshakeWindowStart = 0;
+  private handshakeWindowCount = 0;
+  private underLoadUntil = 0;
+
+  constructor(opts: DeviceOptions) {
+    this.identity = localIdentity(Uint8Array.from(opts.privateKey), publicKeyFromPrivate(opts.privateKey));
+    this.timers = { ...DEFAULT_TIMERS, ...opts.timers };
+    this.mtu = opts.mtu;
+    this.cookieChecker = new CookieChecker(this.identity, Date.now(), this.timers.COOKIE_REFRESH_TIME);
+    this.underLoadThreshold = opts.underLoadThreshold ?? DEFAULT_UNDER_LOAD_THRESHOLD;
+  }
+
+  get publicKeyBase64(): string {
+    return Buffer.from(this.identity.publicKey).toString('base64');
+  }
+
+  /** Connects the device to its TUN (read slab) and UDP (receive slab) and starts the timers. */
+  attach(tun: PacketTun, tunSlab: SlabLayout, bind: PacketBind, udpSlab: SlabLayout): void {
+    this.tun = tun;
+    this.bind = bind;
+    this.sender = new TransportSender(this, tunSlab, this.mtu);
+    this.receiver = new TransportReceiver(this, udpSlab);
+    this.ticker ??= setInterval(() => this.tick(), TIMER_TICK_MS);
+    // Peers with a persistent keepalive and an endpoint connect at once, like wireguard-go.
+    const now = this.now();
+    for (const peer of this.peers.values()) {
+      if (peer.persistentKeepaliveSeconds > 0 && peer.endpoint) this.requestHandshake(peer, now);
+    }
+  }
+
+  close(): void {
+    if (this.ticker) clearInterval(this.ticker);
+    this.ticker = undefined;
+    for (const peer of this.peers.values()) for (const kp of peer.keypairs()) kp.wipe();
+  }
+
+  addPeer(cfg: PeerConfig): Peer {
+    const remote = remoteIdentity(this.identity, Uint8Array.from(cfg.publicKey), cfg.presharedKey);
+    const peer = new Peer({
+      remote, allowedIps: cfg.allowedIps, endpoint: cfg.endpoint,
+      persistentKeepaliveSeconds: cfg.persistentKeepaliveSeconds, name: cfg.name,
+    });
+    if (this.peers.has(peer.publicKeyBase64)) throw new Error(`duplicate peer ${peer.publicKeyBase64}`);
+    this.peers.set(peer.publicKeyBase64, peer);
+    for (const cidr of cfg.allowedIps) this.allowedIps.insert(maskCidr(cidr), peer);
+    return peer;
+  }
+
+  removePeer(publicKeyBase64: string): boolean {
+    const peer = this.peers.get(publicKeyBase64);
+    if (!peer) return false;
+    this.allowedIps.removeValue(peer);
+    for (const [index, entry] of this.indices) if (entry.peer === peer) this.indices.delete(index);
+    for (const kp of peer.keypairs()) kp.wipe();
+    this.peers.delete(publicKeyBase64);
+    return true;
+  }
+
+  /** TUN → peers: the native TUN callback lands here with the packets in the TUN slab. */
+  receiveTunBatch(lengths: Uint32Array, count: number): void {
+    this.sender?.sendTunBatch(lengths, count);
+  }
+
+  /** UDP → TUN: the native UDP callback lands here with datagrams in the UDP slab. */
+  receiveUdpBatch(layout: SlabLayout, lengths: Uint32Array, addrs: Uint8Array, count: number): void {
+    const receiver = this.receiver;
+    if (receiver === undefined) return;
+    const { slab, slotSize, headroom } = layout;
+    const now = this.now();
+    for (let i = 0; i < count; i++) {
+      const off = i * slotSize + headroom;
+      const len = lengths[i]!;
+      const type = messageType(slab, off, len);
+      if (type === 4) {
+        if (len >= 32) receiver.open(i, len, addrs, now);
+        else this.drops.malformed++;
+      } else if (type !== 0) {
+        if (type !== 3) this.noteHandshake(now);
+        receiveHandshake(this, type, slab.subarray(off, off + len), addrs, i * 20, now);
+      } else if (this.onOtherPacket) {
+        this.onOtherPacket(slab.subarray(off, off + len), addrs, i * 20);
+      } else {
+        this.drops.malformed++;
+      }
+    }
+    receiver.flush();
+  }
+
+  now(): number {
+    return performance.timeOrigin + performance.now();
+  }
+
+  newIndex(): number {
+    for (;;) {
+      const index = randomInt(1, 0x100000000);
+      if (!this.indices.has(index)) return index;
+    }
+  }
+
+  requestHandshake(peer: Peer, now: number): void {
+    if (peer.retransmitDueAt !== 0) return; // an attempt is already running; its timer retries
+    if (now - peer.lastInitiationSentAt < this.timers.REKEY_TIMEOUT) return;
+    sendInitiation(this, peer, now);
+  }
+
+  flushStaged(peer: Peer, now: number): void {
+    const staged = peer.staged;
+    peer.staged = [];
+    this.sender?.sendPackets(peer, staged, now);
+  }
+
+  sendKeepalive(peer: Peer, now: number): void {
+    if (peer.current === undefined) return;
+    this.sender?.sendPackets(peer, [], now);
+  }
+
+  underLoad(now: number): boolean {
+    return now < this.underLoadUntil;
+  }
+
+  private noteHandshake(now: number): void {
+    if (now - this.handshakeWindowStart >= 1000) {
+      this.handshakeWindowStart = now;
+      this.handshakeWindowCount = 0;
+    }
+    if (++this.handshakeWindowCount > this.underLoadThreshold) this.underLoadUntil = now + UNDER_LOAD_AFTER_MS;
+  }
+
+  private tick(): void {
+    const now = this.now();
+    for (const peer of this.peers.values()) tickPeer(this, peer, now);
+  }
+
+  status(): DeviceStatus {
+    return {
+      publicKey: this.publicKeyBase64,
+      drops: { ...this.drops },
+      handshakes: { ...this.handshakes },
+      peers: [...this.peers.values()].map((p) => ({
+        publicKey: p.publicKeyBase64,
+        name: p.name,
+        endpoint: p.endpoint ? formatEndpoint(decodePackedAddr(p.endpoint)) : null,
+        allowedIps: p.allowedIps.map(formatCidr),
+        lastHandshake: p.lastHandshakeCompletedAt ? new Date(p.lastHandshakeCompletedAt).toISOString() : null,
+        rxBytes: p.rxBytes,
+        txBytes: p.txBytes,
+        rxPackets: p.rxPackets,
+        txPackets: p.txPackets,
+        persistentKeepalive: p.persistentKeepaliveSeconds,
+        sessionIndex: p.current?.localIndex ?? null,
+        staged: p.staged.length,
+      })),
+    };
+  }
+}
+
+export interface PeerStatus {
+  publicKey: string;
+  name: string | undefined;
+  endpoint: string | null;
+  allowedIps: string[];
+  lastHandshake: string | null;
+  rxBytes: number;
+  txBytes: number;
+  rxPackets: number;
+  txPackets: number;
+  persistentKeepalive: number;
+  sessionIndex: number | null;
+  staged: number;
+}
+
+export interface DeviceStatus {
+  publicKey: string;
+  drops: ReturnType<typeof newDropCounters>;
+  handshakes: ReturnType<typeof newHandshakeCounters>;
+  peers: PeerStatus[];
+}

@@ -1,0 +1,239 @@
+// The data path: TUN batch → encrypt in place → one UDP batch send, and UDP batch → decrypt in
+// place → one TUN batch write. No per-packet allocation in steady state: packets stay in the
+// slabs the native side filled, headers are written into the headroom in front of them.
+import sodium from 'sodium-native';
+import { TAG_LEN, TRANSPORT_HEADER_LEN } from '../../proto/wireguard/constants.js';
+import { transportCounter, transportReceiver, writeTransportHeader } from '../../proto/wireguard/messages.js';
+import type { Keypair } from '../../proto/wireguard/keypair.js';
+import { ipPacketLength } from '../../proto/ip/packet.js';
+import type { DeviceContext } from './context.js';
+import { PACKED_ADDR_SIZE as ADDR_LEN, packedAddrEquals } from '../tun/packed-addr.js';
+import type { Peer } from './peer.js';
+import { SlotViews } from './slot-views.js';
+
+/** A slab of fixed-size slots; packet i starts at i*slotSize + headroom. */
+export interface SlabLayout {
+  slab: Buffer;
+  slotSize: number;
+  headroom: number;
+  slots: number;
+}
+
+/** Padded plaintext length per the paper: a multiple of 16, but never past the MTU. */
+export function paddedLength(len: number, mtu: number): number {
+  let last = len;
+  if (last > mtu) last %= mtu;
+  let padded = (last + 15) & ~15;
+  if (padded > mtu) padded = mtu;
+  return len + (padded - last);
+}
+
+export class TransportSender {
+  private readonly offsets: Uint32Array;
+  private readonly lengths: Uint32Array;
+  private readonly addrs: Uint8Array;
+  private readonly nonce = Buffer.alloc(12);
+  private readonly views: SlotViews;
+  private readonly scratch: SlabLayout;
+  private readonly scratchViews: SlotViews;
+
+  constructor(private readonly ctx: DeviceContext, private readonly layout: SlabLayout, private readonly mtu: number) {
+    if (layout.headroom < TRANSPORT_HEADER_LEN) throw new Error('TUN slab needs 16 bytes of headroom');
+    this.offsets = new Uint32Array(layout.slots);
+    this.lengths = new Uint32Array(layout.slots);
+    this.addrs = new Uint8Array(layout.slots * ADDR_LEN);
+    this.views = new SlotViews(layout.slab, layout.slotSize, layout.headroom, layout.slots);
+    const slotSize = TRANSPORT_HEADER_LEN + ((Math.max(mtu, 1280) + 15) & ~15) + TAG_LEN + 16;
+    this.scratch = { slab: Buffer.alloc(slotSize * 64), slotSize, headroom: TRANSPORT_HEADER_LEN, slots: 64 };
+    this.scratchViews = new SlotViews(this.scratch.slab, slotSize, TRANSPORT_HEADER_LEN, 64);
+  }
+
+  /** Encrypts and sends the `count` packets the TUN just put in the slab. */
+  sendTunBatch(lengths: Uint32Array, count: number): void {
+    const ctx = this.ctx;
+    const { slab, slotSize, headroom } = this.layout;
+    const now = ctx.now();
+    let n = 0;
+    for (let i = 0; i < count; i++) {
+      const off = i * slotSize + headroom;
+      const len = lengths[i]!;
+      const peer = this.route(slab, off, len);
+      if (peer === undefined) { ctx.drops.noRoute++; continue; }
+      const kp = this.sendingKeypair(peer, now);
+      if (kp === undefined) {
+        if (!peer.stage(slab, off, len)) ctx.drops.stagedOverflow++;
+        ctx.requestHandshake(peer, now);
+        continue;
+      }
+      if (peer.endpoint === undefined) { ctx.drops.noEndpoint++; continue; }
+      const total = this.seal(kp, slab, this.views, i, off, len, now, peer);
+      this.offsets[n] = off - TRANSPORT_HEADER_LEN;
+      this.lengths[n] = total;
+      this.addrs.set(peer.endpoint, n * ADDR_LEN);
+      n++;
+    }
+    if (n > 0) this.flush(slab, n);
+  }
+
+  /** Sends packets held outside the slab (staged ones, or [] for a keepalive) to one peer. */
+  sendPackets(peer: Peer, packets: Uint8Array[], now: number): void {
+    if (peer.endpoint === undefined) { this.ctx.drops.noEndpoint += Math.max(1, packets.length); return; }
+    const { slab, slotSize, headroom, slots } = this.scratch;
+    const list = packets.length === 0 ? [new Uint8Array(0)] : packets;
+    let n = 0;
+    for (const p of list) {
+      const kp = this.sendingKeypair(peer, now);
+      if (kp === undefined) return;
+      if (p.length > slotSize - headroom - TAG_LEN - 16) { this.ctx.drops.ioDropped++; continue; }
+      const off = n * slotSize + headroom;
+      slab.set(p, off);
+      const total = this.seal(kp, slab, this.scratchViews, n, off, p.length, now, peer);
+      this.offsets[n] = off - TRANSPORT_HEADER_LEN;
+      this.lengths[n] = total;
+      this.addrs.set(peer.endpoint, n * ADDR_LEN);
+      if (++n === slots) { this.flush(slab, n); n = 0; }
+    }
+    if (n > 0) this.flush(slab, n);
+  }
+
+  private flush(slab: Buffer, n: number): void {
+    const sent = this.ctx.bind?.sendBatch(slab, this.offsets, this.lengths, this.addrs, n) ?? 0;
+    if (sent < n) this.ctx.drops.ioDropped += n - sent;
+  }
+
+  private route(slab: Buffer, off: number, len: number): Peer | undefined {
+    const version = slab[off]! >>> 4;
+    if (version === 4 && len >= 20) return this.ctx.allowedIps.lookupV4(slab, off + 16);
+    if (version === 6 && len >= 40) return this.ctx.allowedIps.lookupV6(slab, off + 24);
+    return undefined;
+  }
+
+  private sendingKeypair(peer: Peer, now: number): Keypair | undefined {
+    const kp = peer.current;
+    const t = this.ctx.timers;
+    if (kp === undefined || now - kp.created >= t.REJECT_AFTER_TIME || kp.sendCounter >= t.REJECT_AFTER_MESSAGES) {
+      return undefined;
+    }
+    return kp;
+  }
+
+  /** Pads, encrypts in place and writes the header in front; returns the datagram length. */
+  private seal(kp: Keypair, slab: Buffer, views: SlotViews, slot: number, off: number, len: number, now: number, peer: Peer): number {
+    const t = this.ctx.timers;
+    const padded = paddedLength(len, this.mtu);
+    if (padded > len) slab.fill(0, off + len, off + padded);
+    const counter = kp.sendCounter++;
+    const nonce = this.nonce;
+    nonce.writeUInt32LE(counter >>> 0, 4);
+    nonce.writeUInt32LE(Math.floor(counter / 0x100000000), 8);
+    sodium.crypto_aead_chacha20poly1305_ietf_encrypt(
+      views.view(slot, padded + TAG_LEN), views.view(slot, padded), null, null, nonce, kp.sendKey,
+    );
+    writeTransportHeader(slab, off - TRANSPORT_HEADER_LEN, kp.remoteIndex, counter);
+    const total = TRANSPORT_HEADER_LEN + padded + TAG_LEN;
+    peer.txBytes += total;
+    peer.txPackets++;
+    // Timers: any authenticated packet sent cancels a pending keepalive; data arms the
+    // "no reply → new handshake" timer.
+    peer.keepaliveDueAt = 0;
+    peer.lastAuthenticatedTraversalAt = now;
+    if (len > 0 && peer.newHandshakeDueAt === 0) peer.newHandshakeDueAt = now + t.KEEPALIVE_TIMEOUT + t.REKEY_TIMEOUT;
+    if (counter >= t.REKEY_AFTER_MESSAGES || (kp.isInitiator && now - kp.created >= t.REKEY_AFTER_TIME)) {
+      this.ctx.requestHandshake(peer, now);
+    }
+    return total;
+  }
+}
+
+export class TransportReceiver {
+  private readonly tunOffsets: Uint32Array;
+  private readonly tunLengths: Uint32Array;
+  private readonly nonce = Buffer.alloc(12);
+  private readonly views: SlotViews;
+
+  constructor(private readonly ctx: DeviceContext, private readonly layout: SlabLayout) {
+    this.tunOffsets = new Uint32Array(layout.slots);
+    this.tunLengths = new Uint32Array(layout.slots);
+    this.views = new SlotViews(layout.slab, layout.slotSize, layout.headroom + TRANSPORT_HEADER_LEN, layout.slots);
+  }
+
+  /**
+   * Opens transport message `slot` (header already checked by the caller); on success queues the
+   * inner packet for the TUN batch. Returns the authenticated peer, or undefined if dropped.
+   */
+  open(slot: number, len: number, addrs: Uint8Array, now: number): Peer | undefined {
+    const ctx = this.ctx;
+    const t = ctx.timers;
+    const slab = this.layout.slab;
+    const off = slot * this.layout.slotSize + this.layout.headroom;
+    const entry = ctx.indices.get(transportReceiver(slab, off));
+    const kp = entry?.keypair;
+    if (entry === undefined || kp === undefined) { ctx.drops.unknownIndex++; return undefined; }
+    const counter = transportCounter(slab, off);
+    if (counter < 0 || counter >= t.REJECT_AFTER_MESSAGES || now - kp.created >= t.REJECT_AFTER_TIME) {
+      ctx.drops.expiredKey++;
+      return undefined;
+    }
+    const nonce = this.nonce;
+    nonce.writeUInt32LE(counter >>> 0, 4);
+    nonce.writeUInt32LE(Math.floor(counter / 0x100000000), 8);
+    const sealedLen = len - TRANSPORT_HEADER_LEN;
+    try {
+      sodium.crypto_aead_chacha20poly1305_ietf_decrypt(
+        this.views.view(slot, sealedLen - TAG_LEN), null, this.views.view(slot, sealedLen), null, nonce, kp.receiveKey,
+      );
+    } catch {
+      ctx.drops.badTag++;
+      return undefined;
+    }
+    if (!kp.replay.accept(counter)) { ctx.drops.replay++; return undefined; }
+
+    const peer = entry.peer;
+    if (kp === peer.next) this.promote(peer, kp, now);
+    if (peer.endpoint === undefined || !packedAddrEquals(addrs, slot * ADDR_LEN, peer.endpoint, 0)) {
+      peer.setEndpointFrom(addrs, slot * ADDR_LEN);
+    }
+    peer.rxBytes += len;
+    peer.rxPackets++;
+    peer.newHandshakeDueAt = 0;
+    peer.lastAuthenticatedTraversalAt = now;
+    // Keep the session fresh from the receiving side too (wireguard-go keepKeyFreshReceiving).
+    if (kp === peer.current && kp.isInitiator && now - kp.created >= t.REJECT_AFTER_TIME - t.KEEPALIVE_TIMEOUT - t.REKEY_TIMEOUT) {
+      ctx.requestHandshake(peer, now);
+    }
+
+    const plainLen = sealedLen - TAG_LEN;
+    if (plainLen === 0) return peer; // keepalive
+    const p = off + TRANSPORT_HEADER_LEN;
+    const ipLen = ipPacketLength(slab, p, plainLen);
+    if (ipLen <= 0) { ctx.drops.badInnerPacket++; return peer; }
+    const version = slab[p]! >>> 4;
+    const owner = version === 4 ? ctx.allowedIps.lookupV4(slab, p + 12) : ctx.allowedIps.lookupV6(slab, p + 8);
+    if (owner !== peer) { ctx.drops.allowedIpsMismatch++; return peer; }
+    if (peer.keepaliveDueAt === 0) peer.keepaliveDueAt = now + t.KEEPALIVE_TIMEOUT;
+    this.tunOffsets[this.pending] = p;
+    this.tunLengths[this.pending] = ipLen;
+    this.pending++;
+    return peer;
+  }
+
+  private pending = 0;
+
+  /** Writes the packets opened since the last flush to the TUN in one batch. */
+  flush(): void {
+    if (this.pending === 0) return;
+    const n = this.pending;
+    this.pending = 0;
+    const written = this.ctx.tun?.writeBatch(this.layout.slab, this.tunOffsets, this.tunLengths, n) ?? 0;
+    if (written < n) this.ctx.drops.ioDropped += n - written;
+  }
+
+  private promote(peer: Peer, kp: Keypair, now: number): void {
+    const old = peer.previous;
+    if (old !== undefined) { this.ctx.indices.delete(old.localIndex); old.wipe(); }
+    peer.previous = peer.current;
+    peer.current = kp;
+    peer.next = undefined;
+    this.ctx.flushStaged(peer, now);
+  }
+}

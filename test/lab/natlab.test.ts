@@ -1,0 +1,236 @@
+// natlab self-test: every NAT behaviour classified by coturn's turnutils_natdiscovery, plus double
+// NAT, a UDP-blocked site, port forwards, link impairment, mapping loss and a clean teardown.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  createLab, discoverNat, formatSelftestTable, listNamespaces, startCoturn,
+  type Host, type Lab, type NatBehaviour, type NatDiscovery, type PublicHost, type Site, type StunServer,
+} from '../../scripts/natlab/index.js';
+
+// What coturn must report for each behaviour (RFC 4787 terms).
+const EXPECTED: Record<NatBehaviour, { mapping: string[]; filtering: string }> = {
+  'none': { mapping: ['endpoint-independent'], filtering: 'endpoint-independent' },
+  'full-cone': { mapping: ['endpoint-independent'], filtering: 'endpoint-independent' },
+  'restricted-cone': { mapping: ['endpoint-independent'], filtering: 'address-dependent' },
+  'port-restricted-cone': { mapping: ['endpoint-independent'], filtering: 'address-and-port-dependent' },
+  'symmetric': { mapping: ['address-dependent', 'address-and-port-dependent'], filtering: 'address-and-port-dependent' },
+};
+const BEHAVIOURS = Object.keys(EXPECTED) as NatBehaviour[];
+
+// A UDP+TCP echo server and a one-shot client, run with this very node binary inside namespaces.
+const ECHO_SERVER = `
+const [port] = process.argv.slice(1).map(Number);
+const udp = require('node:dgram').createSocket('udp4');
+udp.on('message', (m, r) => { console.log('udp ' + m + ' from ' + r.address + ':' + r.port); udp.send('echo:' + m, r.port, r.address); });
+udp.bind(port, () => {
+  require('node:net').createServer((s) => s.on('data', (d) => { console.log('tcp ' + d + ' from ' + s.remoteAddress); s.end('echo:' + d); }))
+    .listen(port, () => console.log('listening ' + port));
+});`;
+const ECHO_CLIENT = `
+const [proto, host, port, msg] = process.argv.slice(1);
+const fail = () => { console.log('no reply'); process.exit(1); };
+setTimeout(fail, 1500);
+if (proto === 'udp') {
+  const s = require('node:dgram').createSocket('udp4');
+  s.on('message', (m) => { console.log(String(m)); process.exit(0); });
+  const send = () => s.send(msg, Number(port), host);
+  send(); setInterval(send, 300);
+} else {
+  const c = require('node:net').connect(Number(port), host, () => c.write(msg));
+  c.on('data', (d) => { console.log(String(d)); process.exit(0); });
+  c.on('error', fail);
+}`;
+
+function echo(from: Host, proto: 'udp' | 'tcp', to: string, port: number, msg: string) {
+  return from.exec([process.execPath, '-e', ECHO_CLIENT, proto, to, String(port), msg], { timeoutMs: 5000 });
+}
+
+/** Average RTT in ms of `count` pings, or null when none came back. */
+async function pingRtt(from: Host, to: string, count = 4): Promise<number | null> {
+  const r = await from.exec(['ping', '-n', '-c', String(count), '-i', '0.2', '-W', '1', to], { timeoutMs: 15_000 });
+  const m = r.stdout.match(/= [\d.]+\/([\d.]+)\//);
+  return m ? Number(m[1]) : null;
+}
+
+let lab: Lab;
+let relay: PublicHost;
+let stun: StunServer;
+
+before(async () => {
+  lab = await createLab({ name: 'selftest' });
+  relay = await lab.addPublicHost('relay', { ips: 2 });
+  stun = await startCoturn(relay);
+});
+
+after(() => lab.destroy());
+
+describe('NAT behaviours as classified by coturn turnutils_natdiscovery', () => {
+  const hosts = new Map<NatBehaviour, { site: Site; host: Host }>();
+  const found = new Map<NatBehaviour, NatDiscovery>();
+
+  before(async () => {
+    for (const nat of BEHAVIOURS) {
+      const site = await lab.addSite(`nat-${nat}`, { nat });
+      hosts.set(nat, { site, host: await site.addHost('h1') });
+    }
+    // one natdiscovery run per site, all at once: each waits out STUN timeouts, not CPU
+    await Promise.all(BEHAVIOURS.map(async (nat) => found.set(nat, await discoverNat(hosts.get(nat)!.host, stun))));
+    const rows = BEHAVIOURS.map((nat) => {
+      const d = found.get(nat)!;
+      const { site, host } = hosts.get(nat)!;
+      const seenAs = [...new Set(d.reflexive.map((a) => a.split(':')[0]!))];
+      const expectedIp = nat === 'none' ? host.ip : site.wanIp;
+      const pass = EXPECTED[nat].mapping.includes(d.mapping ?? '') && d.filtering === EXPECTED[nat].filtering
+        && seenAs.length === 1 && seenAs[0] === expectedIp;
+      return { nat, hostIp: host.ip, expectedIp, mapping: d.mapping, filtering: d.filtering, seenAs, pass, raw: d.raw };
+    });
+    console.log(`\n${formatSelftestTable(rows)}\n`);
+  });
+
+  for (const nat of BEHAVIOURS) {
+    it(`${nat}: ${EXPECTED[nat].mapping.join(' or ')} mapping, ${EXPECTED[nat].filtering} filtering`, () => {
+      const d = found.get(nat)!;
+      const { site, host } = hosts.get(nat)!;
+      assert.ok(d.mapping && EXPECTED[nat].mapping.includes(d.mapping), `mapping ${d.mapping}\n${d.raw}`);
+      assert.equal(d.filtering, EXPECTED[nat].filtering, d.raw);
+      // coturn must see the host as itself (no NAT) or as the site's WAN address
+      const seenAs = new Set(d.reflexive.map((a) => a.split(':')[0]));
+      assert.ok(d.reflexive.length >= 2, d.raw);
+      assert.deepEqual([...seenAs], [nat === 'none' ? host.ip : site.wanIp]);
+    });
+  }
+});
+
+describe('site shapes', () => {
+  let echoServer: ReturnType<PublicHost['spawn']>;
+  const ECHO_PORT = 7000;
+
+  before(async () => {
+    echoServer = relay.spawn([process.execPath, '-e', ECHO_SERVER, String(ECHO_PORT)]);
+    await echoServer.waitForOutput(`listening ${ECHO_PORT}`);
+  });
+
+  it('double NAT: the host reaches the internet and appears as the CGN address', async () => {
+    const site = await lab.addSite('double', { nat: 'port-restricted-cone', doubleNat: true });
+    const h = await site.addHost('h1');
+    assert.ok(site.cgn, 'site has a CGN');
+    assert.match(site.router.ip, /^198\.18\.\d+\.2$/, 'home router WAN is on a 198.18.x CGN segment');
+    assert.notEqual(await pingRtt(h, relay.ip, 2), null, 'ping through two NATs');
+    const r = await echo(h, 'udp', relay.ip, ECHO_PORT, 'via-cgn');
+    assert.equal(r.stdout.trim(), 'echo:via-cgn');
+    await echoServer.waitForOutput(new RegExp(`udp via-cgn from ${site.wanIp.replace(/\./g, '\\.')}:`));
+    const d = await discoverNat(h, stun);
+    assert.deepEqual([...new Set(d.reflexive.map((a) => a.split(':')[0]))], [site.wanIp]);
+  });
+
+  it('UDP-blocked site: UDP to a public host fails, TCP works', async () => {
+    const open = await lab.addSite('udpopen', { nat: 'port-restricted-cone' });
+    const blocked = await lab.addSite('udpblocked', { nat: 'port-restricted-cone', udpBlocked: true });
+    const hOpen = await open.addHost('h1');
+    const hBlocked = await blocked.addHost('h1');
+    assert.equal((await echo(hOpen, 'udp', relay.ip, ECHO_PORT, 'u1')).stdout.trim(), 'echo:u1', 'UDP works from a normal site');
+    const udp = await echo(hBlocked, 'udp', relay.ip, ECHO_PORT, 'u2');
+    assert.notEqual(udp.code, 0);
+    assert.equal(udp.stdout.trim(), 'no reply');
+    assert.ok(!echoServer.stdout.includes('udp u2 '), 'blocked datagram never reached the relay');
+    assert.equal((await echo(hBlocked, 'tcp', relay.ip, ECHO_PORT, 't2')).stdout.trim(), 'echo:t2');
+  });
+
+  it('port forward: unsolicited UDP and TCP to wanIp:port reach the inside host behind a symmetric NAT', async () => {
+    const site = await lab.addSite('fwd', { nat: 'symmetric', forwards: [{ proto: 'udp', port: 51820, to: '198.18.0.0'.replace(/0\.0$/, '0.2') }].slice(0, 0) });
+    const h = await site.addHost('h1');
+    await site.addForward({ proto: 'udp', port: 51820, to: h });
+    await site.addForward({ proto: 'tcp', port: 8080, to: h, toPort: 9090 });
+    const inUdp = h.spawn([process.execPath, '-e', ECHO_SERVER, '51820']);
+    const inTcp = h.spawn([process.execPath, '-e', ECHO_SERVER, '9090']);
+    await inUdp.waitForOutput('listening 51820');
+    await inTcp.waitForOutput('listening 9090');
+    const u = await echo(relay, 'udp', site.wanIp, 51820, 'knock');
+    assert.equal(u.stdout.trim(), 'echo:knock');
+    await inUdp.waitForOutput(`udp knock from ${relay.ip}:`);
+    const t = await echo(relay, 'tcp', site.wanIp, 8080, 'door');
+    assert.equal(t.stdout.trim(), 'echo:door');
+    // ports not forwarded stay closed
+    assert.equal((await echo(relay, 'udp', site.wanIp, 51821, 'nope')).stdout.trim(), 'no reply');
+  });
+
+  it('port forwards given at creation work too', async () => {
+    const site = await lab.addSite('fwd2', { nat: 'port-restricted-cone', forwards: [{ proto: 'udp', port: 40000, to: '198.18.' }].map((f) => ({ ...f, to: `${f.to}${lab.sites.length + 1}.2` })) as never });
+    const h = await site.addHost('h1');
+    assert.equal(h.ip, site.forwards[0]!.toIp);
+    const srv = h.spawn([process.execPath, '-e', ECHO_SERVER, '40000']);
+    await srv.waitForOutput('listening 40000');
+    assert.equal((await echo(relay, 'udp', site.wanIp, 40000, 'early')).stdout.trim(), 'echo:early');
+  });
+
+  it('netem: delay raises ping RTT, 100% loss stops it, clearing restores it', async () => {
+    const site = await lab.addSite('slow', { nat: 'full-cone', netem: { delayMs: 25 } });
+    const h = await site.addHost('h1');
+    const slow = await pingRtt(h, relay.ip);
+    assert.ok(slow !== null && slow >= 50 && slow < 500, `RTT with 25 ms each way: ${slow}`);
+    await site.setNetem({ lossPct: 100 });
+    assert.equal(await pingRtt(h, relay.ip, 3), null, 'no reply at 100% loss');
+    await site.setNetem(null);
+    const fast = await pingRtt(h, relay.ip);
+    assert.ok(fast !== null && fast < 10, `RTT without impairment: ${fast}`);
+    await relay.setNetem({ delayMs: 40 });
+    const viaRelayLink = await pingRtt(h, relay.ip);
+    await relay.setNetem(null);
+    assert.ok(viaRelayLink !== null && viaRelayLink >= 80, `RTT with the relay's link delayed 40 ms: ${viaRelayLink}`);
+  });
+
+  it('flushConntrack: the router forgets the mapping, so the peer can no longer reach the host', async () => {
+    const site = await lab.addSite('flush', { nat: 'port-restricted-cone' });
+    const h = await site.addHost('h1');
+    // the host opens a mapping by sending from port 45000 to the relay's port 46000
+    const peer = relay.spawn([process.execPath, '-e', ECHO_SERVER, '46000']);
+    const inside = h.spawn([process.execPath, '-e', `
+      const s = require('node:dgram').createSocket('udp4');
+      s.on('message', (m) => console.log('got ' + m));
+      s.bind(45000, () => { s.send('open', 46000, '${relay.ip}'); console.log('sent'); });`]);
+    await peer.waitForOutput('listening 46000');
+    await inside.waitForOutput('got echo:open');
+    const mapped = (await peer.waitForOutput(/udp open from ([\d.]+):(\d+)/))[2]!;
+    const fromPeer = async (msg: string) => {
+      await relay.exec([process.execPath, '-e', `
+        const s = require('node:dgram').createSocket('udp4');
+        s.bind(46001, () => s.close());`]); // keeps nothing open; the echo server's own port is used below
+      return relay.exec([process.execPath, '-e', `
+        const s = require('node:dgram').createSocket({ type: 'udp4', reuseAddr: true });
+        s.bind(46000, () => s.send('${msg}', ${mapped}, '${site.wanIp}', () => s.close()));`]);
+    };
+    void fromPeer;
+    // replies through the live mapping arrive; after the flush they are unsolicited and dropped
+    await h.run(['true']);
+    const send = (msg: string) => relay.exec([process.execPath, '-e',
+      `const s=require('node:dgram').createSocket('udp4');s.send('${msg}',${mapped},'${site.wanIp}',()=>s.close());`]);
+    void send;
+    peer.signal('SIGTERM');
+    await peer.wait(5000);
+    const again = relay.spawn([process.execPath, '-e', `
+      const s = require('node:dgram').createSocket('udp4');
+      s.bind(46000, () => { process.stdin.on('data', (d) => s.send(String(d).trim(), ${mapped}, '${site.wanIp}')); console.log('ready'); });`], { stdin: 'pipe' });
+    await again.waitForOutput('ready');
+    again.stdin!.write('before\n');
+    await inside.waitForOutput('got before');
+    await site.flushConntrack();
+    again.stdin!.write('after\n');
+    await new Promise((r) => setTimeout(r, 500));
+    assert.ok(!inside.stdout.includes('got after'), 'packet after the flush was dropped');
+    assert.match(await site.router.run(['conntrack', '-L']).catch((e: Error) => e.message), /^((?!45000).)*$/s);
+  });
+});
+
+describe('teardown', () => {
+  it('destroy() kills spawned processes and leaves no namespace with the run id', async () => {
+    const proc = relay.spawn(['sleep', '300']);
+    assert.ok(proc.running);
+    assert.ok((await listNamespaces()).some((ns) => ns.includes(lab.id)));
+    await lab.destroy();
+    assert.equal(proc.running, false, 'sleep was killed');
+    const left = (await listNamespaces()).filter((ns) => ns.includes(lab.id));
+    assert.deepEqual(left, []);
+    await lab.destroy(); // idempotent
+    assert.throws(() => relay.spawn(['true']), /destroyed/);
+  });
+});
