@@ -119,7 +119,13 @@ class ConfigReader {
     return this.finish();
   }
 
-  private fail(detail: string, line: number | undefined = this.lineNo): never {
+  /** Fails on the line being read. */
+  private fail(detail: string): never {
+    throw new ConfigError(this.file, this.lineNo, detail);
+  }
+
+  /** Fails on a given line, or on the file as a whole. */
+  private failAt(line: number | undefined, detail: string): never {
     throw new ConfigError(this.file, line, detail);
   }
 
@@ -173,7 +179,7 @@ class ConfigReader {
   /** Checks the [Peer] section just finished (if any). */
   private endPeer(): void {
     const peer = this.section === 'peer' ? this.peers[this.peers.length - 1] : undefined;
-    if (peer && !peer.publicKey) this.fail('[Peer] has no PublicKey', peer.line);
+    if (peer && !peer.publicKey) this.failAt(peer.line, '[Peer] has no PublicKey');
   }
 
   private setInterfaceKey(name: string, value: string): void {
@@ -277,16 +283,16 @@ class ConfigReader {
 
   private finish(): WgQuickConfig {
     this.endPeer();
-    if (this.interfaceLine === undefined) this.fail('no [Interface] section', undefined);
-    if (!this.privateKey) this.fail('[Interface] has no PrivateKey', this.interfaceLine);
+    if (this.interfaceLine === undefined) this.failAt(undefined, 'no [Interface] section');
+    if (!this.privateKey) this.failAt(this.interfaceLine, '[Interface] has no PrivateKey');
     if (this.mtu !== undefined && this.mtu < 1280 && this.addresses.some((a) => a.family === 6)) {
-      this.fail(`bad value for MTU: ${this.mtu} (IPv6 needs 1280-65535)`, this.mtuLine);
+      this.failAt(this.mtuLine, `bad value for MTU: ${this.mtu} (IPv6 needs 1280-65535)`);
     }
     const ownKey = encodeKey(publicKeyFromPrivate(this.privateKey));
     const peers: WgQuickPeer[] = this.peers.map((p) => {
       const publicKey = p.publicKey!;
       if (encodeKey(publicKey) === ownKey) {
-        this.fail(`peer PublicKey is this interface's own public key (PrivateKey at line ${this.privateKeyLine})`, p.publicKeyLine);
+        this.failAt(p.publicKeyLine, `peer PublicKey is this interface's own public key (PrivateKey at line ${this.privateKeyLine})`);
       }
       const peer: WgQuickPeer = { publicKey, allowedIps: p.allowedIps, line: p.line };
       if (p.presharedKey) peer.presharedKey = p.presharedKey;

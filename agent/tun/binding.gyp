@@ -14,6 +14,7 @@
       ],
       "defines": ["NAPI_VERSION=8", "_GNU_SOURCE"],
       "cflags": ["-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter", "-fvisibility=hidden"],
+      "ldflags": ["-Wl,-z,nodelete"],
       "configurations": {
         "Release": { "cflags!": ["-O3"], "cflags": ["-O2"] }
       }

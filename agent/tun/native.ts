@@ -20,6 +20,8 @@ export interface NativeCounters {
   txDrops: number;
   /** Packets refused by the kernel for another reason (see lastError). */
   txErrors: number;
+  /** Packets that left as segments of a UDP GSO message (one stack traversal per run). */
+  txGso: number;
   /** errno name of the last rx/tx failure other than EAGAIN, e.g. "ENETUNREACH". */
   lastError: string | null;
 }

@@ -109,8 +109,10 @@ export class BatchUdpSocket {
 
   /**
    * Sends datagram i = slab[offsets[i] .. +lengths[i]) to the packed address addrs[i*20 ..]
-   * with sendmmsg, in one syscall per 64 packets. Returns how many were sent; when the socket
-   * buffer is full the rest are dropped (txDrops), refused ones are counted (txErrors).
+   * with sendmmsg, in one syscall per 64 packets. Consecutive datagrams to the same address
+   * with equal lengths (the last of a run may be shorter) leave as one UDP GSO message.
+   * Returns how many were sent; when the socket buffer is full the rest are dropped
+   * (txDrops), refused ones are counted (txErrors). Never throws per packet.
    */
   sendBatch(slab: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, addrs: Uint8Array, count: number): number {
     return this.native.sendBatch(slab, offsets, lengths, addrs, count);

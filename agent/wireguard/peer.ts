@@ -64,17 +64,24 @@ export class Peer {
   }
 
   setEndpointFrom(buf: Uint8Array, off: number): void {
-    this.endpoint = buf.slice(off, off + ADDR_LEN);
+    this.endpoint = copyBytes(buf, off, ADDR_LEN);
   }
 
   /** Copies a packet into the staged queue (only while no session exists: not the hot path). */
   stage(buf: Uint8Array, off: number, len: number): boolean {
     if (this.staged.length >= MAX_STAGED_PACKETS) this.staged.shift();
-    this.staged.push(buf.slice(off, off + len));
+    this.staged.push(copyBytes(buf, off, len));
     return this.staged.length < MAX_STAGED_PACKETS;
   }
 
   keypairs(): Keypair[] {
     return [this.previous, this.current, this.next].filter((k): k is Keypair => k !== undefined);
   }
+}
+
+/** A copy (Buffer#slice would return a view into a slab that the next batch overwrites). */
+function copyBytes(buf: Uint8Array, off: number, len: number): Uint8Array {
+  const out = new Uint8Array(len);
+  out.set(buf.subarray(off, off + len));
+  return out;
 }

@@ -5,7 +5,7 @@
 import { parseArgs } from 'node:util';
 import { pathToFileURL } from 'node:url';
 import { createLab } from './lab.js';
-import { deleteNamespace, listNamespaces } from './namespace.js';
+import { deleteNamespace, listNamespaces, namespacePids } from './namespace.js';
 import { isNatBehaviour } from './nat-rules.js';
 import type { SiteOptions } from './site.js';
 import { formatSelftestTable, runNatSelftest } from './selftest.js';
@@ -14,7 +14,7 @@ const USAGE = `usage:
   natlab up [--site NAME:NAT[,double][,udp-blocked][,loss=PCT][,delay=MS]]... [--public NAME[:IPS]]... [--hosts N]
       NAT: none | full-cone | restricted-cone | port-restricted-cone | symmetric
   natlab selftest          classify every NAT behaviour with coturn's turnutils_natdiscovery
-  natlab cleanup RUNID     delete namespaces nl-*RUNID* left by a killed run`;
+  natlab cleanup RUNID     kill processes in and delete namespaces nl-*RUNID* left by a killed run`;
 
 /** Parses `a:symmetric,double,udp-blocked,loss=10,delay=20`. */
 export function parseSiteSpec(spec: string): { name: string; opts: SiteOptions } {
@@ -55,7 +55,9 @@ async function up(argv: string[]): Promise<number> {
       for (let i = 1; i <= hosts; i++) await site.addHost(`h${i}`);
     }
     process.stdout.write(`${lab.describe()}\n\nrun commands with: ip netns exec NAMESPACE COMMAND\nCtrl-C tears the lab down.\n`);
+    const keepAlive = setInterval(() => {}, 1 << 30); // signal listeners alone do not keep node running
     await stopped;
+    clearInterval(keepAlive);
   } finally {
     await lab.destroy();
   }
@@ -78,8 +80,14 @@ async function selftest(): Promise<number> {
 async function cleanup(runId: string | undefined): Promise<number> {
   if (!runId || !/^[a-z0-9]{6}$/.test(runId)) throw new Error('cleanup needs the 6-character run id');
   const mine = (await listNamespaces()).filter((ns) => ns.startsWith('nl-') && ns.split('-').includes(runId));
-  for (const ns of mine) await deleteNamespace(ns);
-  process.stdout.write(`deleted ${mine.length} namespace(s)\n`);
+  let killed = 0;
+  for (const ns of mine) {
+    for (const pid of await namespacePids(ns)) {
+      try { process.kill(pid, 'SIGKILL'); killed++; } catch { /* gone */ }
+    }
+    await deleteNamespace(ns);
+  }
+  process.stdout.write(`deleted ${mine.length} namespace(s), killed ${killed} process(es)\n`);
   return 0;
 }
 

@@ -6,15 +6,6 @@ export type NatBehaviour = 'none' | 'full-cone' | 'restricted-cone' | 'port-rest
 
 export const NAT_BEHAVIOURS: readonly NatBehaviour[] = ['none', 'full-cone', 'restricted-cone', 'port-restricted-cone', 'symmetric'];
 
-/** Mapping and filtering as RFC 4787 names them, for each behaviour. */
-export const NAT_PROPERTIES: Record<NatBehaviour, { mapping: string; filtering: string }> = {
-  'none': { mapping: 'none (routed)', filtering: 'none (routed)' },
-  'full-cone': { mapping: 'endpoint-independent', filtering: 'endpoint-independent' },
-  'restricted-cone': { mapping: 'endpoint-independent', filtering: 'address-dependent' },
-  'port-restricted-cone': { mapping: 'endpoint-independent', filtering: 'address-and-port-dependent' },
-  'symmetric': { mapping: 'address-and-port-dependent', filtering: 'address-and-port-dependent' },
-};
-
 export function isNatBehaviour(s: string): s is NatBehaviour {
   return (NAT_BEHAVIOURS as readonly string[]).includes(s);
 }

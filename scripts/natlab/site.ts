@@ -9,8 +9,8 @@ import { isNoImpairment, type NetemOptions } from './netem.js';
 export interface PortForward {
   proto: 'udp' | 'tcp';
   port: number;
-  /** Inside host or its address (e.g. '198.18.1.2'). */
-  to: string | Host;
+  /** Inside host or its address (e.g. '198.18.1.2'); default the site's first host, 198.18.N.2. */
+  to?: string | Host;
   toPort?: number;
 }
 
@@ -158,7 +158,7 @@ export class Site {
   }
 
   private resolve(f: PortForward): ResolvedForward {
-    const toIp = typeof f.to === 'string' ? f.to : f.to.ip;
+    const toIp = f.to === undefined ? `198.18.${this.index}.2` : typeof f.to === 'string' ? f.to : f.to.ip;
     const toPort = f.toPort ?? f.port;
     if (f.proto !== 'udp' && f.proto !== 'tcp') throw new Error(`forward proto must be udp or tcp`);
     for (const p of [f.port, toPort]) if (!Number.isInteger(p) || p < 1 || p > 65535) throw new Error(`bad forward port ${p}`);

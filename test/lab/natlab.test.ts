@@ -24,7 +24,7 @@ const udp = require('node:dgram').createSocket('udp4');
 udp.on('message', (m, r) => { console.log('udp ' + m + ' from ' + r.address + ':' + r.port); udp.send('echo:' + m, r.port, r.address); });
 udp.bind(port, () => {
   require('node:net').createServer((s) => s.on('data', (d) => { console.log('tcp ' + d + ' from ' + s.remoteAddress); s.end('echo:' + d); }))
-    .listen(port, () => console.log('listening ' + port));
+    .listen(port, '0.0.0.0', () => console.log('listening ' + port));
 });`;
 const ECHO_CLIENT = `
 const [proto, host, port, msg] = process.argv.slice(1);
@@ -40,6 +40,24 @@ if (proto === 'udp') {
   c.on('data', (d) => { console.log(String(d)); process.exit(0); });
   c.on('error', fail);
 }`;
+
+// A UDP socket on PORT that prints what it receives and sends each stdin line "IP PORT MSG".
+const UDP_PEER = `
+const s = require('node:dgram').createSocket('udp4');
+s.on('message', (m, r) => console.log('recv ' + m + ' from ' + r.address + ':' + r.port));
+s.bind(Number(process.argv[1]), () => console.log('bound ' + process.argv[1]));
+require('node:readline').createInterface({ input: process.stdin }).on('line', (l) => {
+  const [ip, port, msg] = l.split(' '); s.send(msg, Number(port), ip);
+});`;
+
+// A TCP sink that prints how many bytes each connection delivered, and a sender of N bytes.
+const TCP_SINK = `
+require('node:net').createServer((c) => { let n = 0; c.on('data', (d) => { n += d.length; }); c.on('end', () => { console.log('received ' + n + ' bytes'); c.end(); }); })
+  .listen(Number(process.argv[1]), '0.0.0.0', () => console.log('listening ' + process.argv[1]));`;
+const TCP_SEND = `
+const [host, port, n] = process.argv.slice(1);
+const c = require('node:net').connect(Number(port), host, () => c.end(Buffer.alloc(Number(n), 7)));
+c.on('close', (err) => process.exit(err ? 1 : 0)); c.resume();`;
 
 function echo(from: Host, proto: 'udp' | 'tcp', to: string, port: number, msg: string) {
   return from.exec([process.execPath, '-e', ECHO_CLIENT, proto, to, String(port), msg], { timeoutMs: 5000 });
@@ -118,9 +136,7 @@ describe('site shapes', () => {
     assert.notEqual(await pingRtt(h, relay.ip, 2), null, 'ping through two NATs');
     const r = await echo(h, 'udp', relay.ip, ECHO_PORT, 'via-cgn');
     assert.equal(r.stdout.trim(), 'echo:via-cgn');
-    await echoServer.waitForOutput(new RegExp(`udp via-cgn from ${site.wanIp.replace(/\./g, '\\.')}:`));
-    const d = await discoverNat(h, stun);
-    assert.deepEqual([...new Set(d.reflexive.map((a) => a.split(':')[0]))], [site.wanIp]);
+    await echoServer.waitForOutput(`udp via-cgn from ${site.wanIp}:`);
   });
 
   it('UDP-blocked site: UDP to a public host fails, TCP works', async () => {
@@ -137,7 +153,7 @@ describe('site shapes', () => {
   });
 
   it('port forward: unsolicited UDP and TCP to wanIp:port reach the inside host behind a symmetric NAT', async () => {
-    const site = await lab.addSite('fwd', { nat: 'symmetric', forwards: [{ proto: 'udp', port: 51820, to: '198.18.0.0'.replace(/0\.0$/, '0.2') }].slice(0, 0) });
+    const site = await lab.addSite('fwd', { nat: 'symmetric' });
     const h = await site.addHost('h1');
     await site.addForward({ proto: 'udp', port: 51820, to: h });
     await site.addForward({ proto: 'tcp', port: 8080, to: h, toPort: 9090 });
@@ -145,22 +161,21 @@ describe('site shapes', () => {
     const inTcp = h.spawn([process.execPath, '-e', ECHO_SERVER, '9090']);
     await inUdp.waitForOutput('listening 51820');
     await inTcp.waitForOutput('listening 9090');
-    const u = await echo(relay, 'udp', site.wanIp, 51820, 'knock');
-    assert.equal(u.stdout.trim(), 'echo:knock');
+    assert.equal((await echo(relay, 'udp', site.wanIp, 51820, 'knock')).stdout.trim(), 'echo:knock');
     await inUdp.waitForOutput(`udp knock from ${relay.ip}:`);
-    const t = await echo(relay, 'tcp', site.wanIp, 8080, 'door');
-    assert.equal(t.stdout.trim(), 'echo:door');
-    // ports not forwarded stay closed
+    assert.equal((await echo(relay, 'tcp', site.wanIp, 8080, 'door')).stdout.trim(), 'echo:door');
+    await inTcp.waitForOutput(`tcp door from ${relay.ip}`);
+    // ports that are not forwarded stay closed
     assert.equal((await echo(relay, 'udp', site.wanIp, 51821, 'nope')).stdout.trim(), 'no reply');
   });
 
-  it('port forwards given at creation work too', async () => {
-    const site = await lab.addSite('fwd2', { nat: 'port-restricted-cone', forwards: [{ proto: 'udp', port: 40000, to: '198.18.' }].map((f) => ({ ...f, to: `${f.to}${lab.sites.length + 1}.2` })) as never });
+  it('port forward given at creation goes to the first inside host by default', async () => {
+    const site = await lab.addSite('fwd2', { nat: 'port-restricted-cone', forwards: [{ proto: 'udp', port: 40000 }] });
     const h = await site.addHost('h1');
-    assert.equal(h.ip, site.forwards[0]!.toIp);
     const srv = h.spawn([process.execPath, '-e', ECHO_SERVER, '40000']);
     await srv.waitForOutput('listening 40000');
     assert.equal((await echo(relay, 'udp', site.wanIp, 40000, 'early')).stdout.trim(), 'echo:early');
+    await srv.waitForOutput(`udp early from ${relay.ip}:`);
   });
 
   it('netem: delay raises ping RTT, 100% loss stops it, clearing restores it', async () => {
@@ -168,6 +183,12 @@ describe('site shapes', () => {
     const h = await site.addHost('h1');
     const slow = await pingRtt(h, relay.ip);
     assert.ok(slow !== null && slow >= 50 && slow < 500, `RTT with 25 ms each way: ${slow}`);
+    // bulk TCP (64 KiB GSO frames on veth) crosses the impaired link intact
+    const sink = relay.spawn([process.execPath, '-e', TCP_SINK, '5299']);
+    await sink.waitForOutput('listening 5299');
+    const sent = await h.exec([process.execPath, '-e', TCP_SEND, relay.ip, '5299', String(20 << 20)], { timeoutMs: 30_000 });
+    assert.equal(sent.code, 0, sent.stderr);
+    await sink.waitForOutput(`received ${20 << 20} bytes`);
     await site.setNetem({ lossPct: 100 });
     assert.equal(await pingRtt(h, relay.ip, 3), null, 'no reply at 100% loss');
     await site.setNetem(null);
@@ -179,45 +200,27 @@ describe('site shapes', () => {
     assert.ok(viaRelayLink !== null && viaRelayLink >= 80, `RTT with the relay's link delayed 40 ms: ${viaRelayLink}`);
   });
 
-  it('flushConntrack: the router forgets the mapping, so the peer can no longer reach the host', async () => {
+  it("flushConntrack: the router forgets the mapping; the peer's next packet is dropped", async () => {
     const site = await lab.addSite('flush', { nat: 'port-restricted-cone' });
     const h = await site.addHost('h1');
-    // the host opens a mapping by sending from port 45000 to the relay's port 46000
-    const peer = relay.spawn([process.execPath, '-e', ECHO_SERVER, '46000']);
-    const inside = h.spawn([process.execPath, '-e', `
-      const s = require('node:dgram').createSocket('udp4');
-      s.on('message', (m) => console.log('got ' + m));
-      s.bind(45000, () => { s.send('open', 46000, '${relay.ip}'); console.log('sent'); });`]);
-    await peer.waitForOutput('listening 46000');
-    await inside.waitForOutput('got echo:open');
-    const mapped = (await peer.waitForOutput(/udp open from ([\d.]+):(\d+)/))[2]!;
-    const fromPeer = async (msg: string) => {
-      await relay.exec([process.execPath, '-e', `
-        const s = require('node:dgram').createSocket('udp4');
-        s.bind(46001, () => s.close());`]); // keeps nothing open; the echo server's own port is used below
-      return relay.exec([process.execPath, '-e', `
-        const s = require('node:dgram').createSocket({ type: 'udp4', reuseAddr: true });
-        s.bind(46000, () => s.send('${msg}', ${mapped}, '${site.wanIp}', () => s.close()));`]);
-    };
-    void fromPeer;
-    // replies through the live mapping arrive; after the flush they are unsolicited and dropped
-    await h.run(['true']);
-    const send = (msg: string) => relay.exec([process.execPath, '-e',
-      `const s=require('node:dgram').createSocket('udp4');s.send('${msg}',${mapped},'${site.wanIp}',()=>s.close());`]);
-    void send;
-    peer.signal('SIGTERM');
-    await peer.wait(5000);
-    const again = relay.spawn([process.execPath, '-e', `
-      const s = require('node:dgram').createSocket('udp4');
-      s.bind(46000, () => { process.stdin.on('data', (d) => s.send(String(d).trim(), ${mapped}, '${site.wanIp}')); console.log('ready'); });`], { stdin: 'pipe' });
-    await again.waitForOutput('ready');
-    again.stdin!.write('before\n');
-    await inside.waitForOutput('got before');
+    const peer = relay.spawn([process.execPath, '-e', UDP_PEER, '46000'], { stdin: 'pipe' });
+    const inside = h.spawn([process.execPath, '-e', UDP_PEER, '45000'], { stdin: 'pipe' });
+    await peer.waitForOutput('bound 46000');
+    await inside.waitForOutput('bound 45000');
+    inside.stdin!.write(`${relay.ip} 46000 open\n`);
+    const [, ip, port] = await peer.waitForOutput(/recv open from ([\d.]+):(\d+)/);
+    assert.equal(ip, site.wanIp);
+    peer.stdin!.write(`${ip} ${port} before\n`);
+    await inside.waitForOutput('recv before from');
     await site.flushConntrack();
-    again.stdin!.write('after\n');
+    peer.stdin!.write(`${ip} ${port} after\n`);
     await new Promise((r) => setTimeout(r, 500));
-    assert.ok(!inside.stdout.includes('got after'), 'packet after the flush was dropped');
-    assert.match(await site.router.run(['conntrack', '-L']).catch((e: Error) => e.message), /^((?!45000).)*$/s);
+    assert.ok(!inside.stdout.includes('recv after'), 'the packet after the flush was dropped');
+    // the host's next packet opens a fresh mapping that works again
+    inside.stdin!.write(`${relay.ip} 46000 reopen\n`);
+    const [, , port2] = await peer.waitForOutput(/recv reopen from ([\d.]+):(\d+)/);
+    peer.stdin!.write(`${ip} ${port2} back\n`);
+    await inside.waitForOutput('recv back from');
   });
 });
 

@@ -398,3 +398,22 @@ test('without /dev/net/tun the error says so in one line', async () => {
   assert.equal(r.stdout, 'ENOENT\n');
   assert.equal(r.stderr, 'cannot open /dev/net/tun: no such device (is the tun module loaded?)\n');
 });
+
+test('a worker thread that ends with the device still open releases it without crashing', async () => {
+  const name = uniqueName();
+  const script = `
+    import { Worker } from 'node:worker_threads';
+    import { existsSync } from 'node:fs';
+    const w = new Worker(\`
+      const { TunDevice } = await import(${JSON.stringify(TUN_MODULE)});
+      const dev = await TunDevice.open({ name: ${JSON.stringify(name)} });
+      (await import('node:worker_threads')).parentPort.postMessage(dev.name);
+    \`, { eval: true });
+    const opened = await new Promise((resolve) => w.once('message', resolve));
+    const during = existsSync('/sys/class/net/' + opened);
+    await w.terminate();
+    console.log(JSON.stringify({ opened, during, after: existsSync('/sys/class/net/' + opened) }));`;
+  const r = await run(process.execPath, ['--input-type=module', '-e', script]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(JSON.parse(r.stdout), { opened: name, during: true, after: false });
+});

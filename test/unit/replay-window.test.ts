@@ -79,6 +79,14 @@ test('counters beyond 2^32 work, and the limit, negatives, NaN and fractions are
   assert.equal(w.accept(big - 0.5), false);
 });
 
+test('an explicit limit (e.g. REJECT_AFTER_MESSAGES) is exclusive and capped at COUNTER_LIMIT', () => {
+  const w = new ReplayWindow();
+  assert.equal(w.accept(99, 100), true);
+  assert.equal(w.accept(100, 100), false);
+  assert.equal(w.accept(101, 100), false);
+  assert.equal(w.accept(COUNTER_LIMIT, 2 ** 64), false);
+});
+
 test('reset forgets everything', () => {
   const w = new ReplayWindow();
   w.accept(0);

@@ -113,3 +113,21 @@ test('under load the responder answers with a cookie reply, and mac2 then gets t
     assert.equal(w.b.delivered.length, 1);
   } finally { w.close(); }
 });
+
+test('a staged packet survives later batches overwriting the TUN slab', () => {
+  const w = makeWire();
+  try {
+    // Hold the handshake back, stage one packet, then overwrite the slab with another batch.
+    const hold = w.filter;
+    let held: Buffer[] = [];
+    w.filter = (_f, d) => { held.push(d); return []; };
+    const first = ipv4Packet(A_IP, B_IP, Buffer.from('staged first'));
+    w.sendIp(w.a, first);
+    w.sendIp(w.a, ipv4Packet(A_IP, B_IP, Buffer.from('XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX')));
+    w.filter = hold;
+    const pending = held;
+    held = [];
+    for (const d of pending) w.inject(w.b, w.a.addr, d);
+    assert.deepEqual(w.b.delivered[0], first);
+  } finally { w.close(); }
+});

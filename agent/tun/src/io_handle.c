@@ -64,8 +64,23 @@ static void close_fd_and_poll(ph_io *io) {
   }
 }
 
+// Environment teardown (process exit, worker termination) with the handle still open: close
+// while the loop can still finish uv_close. Touches no JS.
+static void cleanup_hook(void *arg) {
+  ph_io *io = arg;
+  io->cleanup_hook = 0;
+  close_fd_and_poll(io);
+}
+
+static void remove_cleanup_hook(ph_io *io) {
+  if (!io->cleanup_hook) return;
+  io->cleanup_hook = 0;
+  napi_remove_env_cleanup_hook(io->env, cleanup_hook, io);
+}
+
 static void ph_io_close(ph_io *io) {
   if (io->closed) return;
+  remove_cleanup_hook(io);
   close_fd_and_poll(io);
   release_receiver(io);
   delete_ref(io->env, &io->self_ref);
@@ -74,6 +89,7 @@ static void ph_io_close(ph_io *io) {
 static void finalize(napi_env env, void *data, void *hint) {
   ph_io *io = data;
   // Reached only after close() or at environment teardown; never call into JS here.
+  remove_cleanup_hook(io);
   close_fd_and_poll(io);
   io->finalized = 1;
   maybe_free(io);
@@ -165,6 +181,7 @@ napi_status ph_io_wrap(ph_io *io, napi_env env, napi_value js_this, int fd) {
   io->fd = fd;
   napi_status s = napi_wrap(env, js_this, io, finalize, NULL, NULL);
   if (s != napi_ok) return s;
+  if (napi_add_env_cleanup_hook(env, cleanup_hook, io) == napi_ok) io->cleanup_hook = 1;
   return napi_create_reference(env, js_this, 1, &io->self_ref);
 }
 
@@ -298,6 +315,7 @@ static napi_value m_counters(napi_env env, napi_callback_info info) {
   SET("txBytes", tx_bytes)
   SET("txDrops", tx_drops)
   SET("txErrors", tx_errors)
+  SET("txGso", tx_gso)
 #undef SET
   if (io->c.last_errno) {
     PH_NAPI(env, napi_create_string_utf8(env, ph_errno_name(io->c.last_errno), NAPI_AUTO_LENGTH, &v));

@@ -18,6 +18,7 @@
 typedef struct ph_counters {
   uint64_t rx_packets, rx_bytes, rx_batches, rx_drops, rx_errors;
   uint64_t tx_packets, tx_bytes, tx_drops, tx_errors;
+  uint64_t tx_gso;  // packets that left as segments of a UDP GSO message
   int last_errno;  // last rx/tx errno other than EAGAIN, 0 if none
 } ph_counters;
 
@@ -34,7 +35,7 @@ struct ph_io {
   int fd;
   int fatal_errno;
   unsigned poll_inited : 1, polling : 1, paused : 1, closed : 1, uv_closed : 1, finalized : 1,
-      unrefed : 1, needs_addrs : 1;
+      unrefed : 1, needs_addrs : 1, cleanup_hook : 1;
   napi_ref self_ref;  // strong while open: an open handle is not collected
 
   // receiver (set by setReceiver)

@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/udp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,6 +101,13 @@ static void set_buffer(int fd, int force_opt, int opt, int bytes) {
   setsockopt(fd, SOL_SOCKET, opt, &bytes, sizeof bytes);
 }
 
+// Probes UDP_SEGMENT (Linux >= 4.18): getsockopt succeeds where the kernel knows the option.
+static int gso_supported(int fd) {
+  int v = 0;
+  socklen_t l = sizeof v;
+  return getsockopt(fd, SOL_UDP, UDP_SEGMENT, &v, &l) == 0;
+}
+
 static void describe(const uint8_t a[PH_ADDR20_SIZE], int family, uint16_t port, char *out, size_t n) {
   char ip[INET6_ADDRSTRLEN] = "";
   if (a && a[0] == 4) inet_ntop(AF_INET, a + 4, ip, sizeof ip);
@@ -188,6 +196,7 @@ static napi_value udp_construct(napi_env env, napi_callback_info info) {
   }
   u->family = family;
   u->v4mapped = v4mapped;
+  u->gso = gso_supported(fd) && !getenv("PINHOLE_NO_GSO");
   u->io.needs_addrs = 1;
   u->io.read_batch = udp_read_batch;
   u->io.on_receiver = udp_on_receiver;

@@ -3,6 +3,7 @@
 #define PH_UDP_H
 
 #include <node_api.h>
+#include <stdint.h>
 #include <sys/socket.h>
 
 #include "addr20.h"
@@ -19,10 +20,14 @@ typedef struct ph_udp {
   struct mmsghdr *rx_msgs;
   struct iovec *rx_iov;
   ph_sockaddr *rx_names;
-  // send vectors
+  int gso;  // the kernel accepts UDP_SEGMENT on this socket (cleared if a send says EIO)
+  // send vectors for one chunk: one iovec per packet, one message per destination run
   struct mmsghdr tx_msgs[PH_UDP_TX_CHUNK];
   struct iovec tx_iov[PH_UDP_TX_CHUNK];
   ph_sockaddr tx_names[PH_UDP_TX_CHUNK];
+  uint32_t tx_segs[PH_UDP_TX_CHUNK];         // packets carried by each message
+  const uint8_t *tx_addr[PH_UDP_TX_CHUNK];   // packed destination of each message
+  uint8_t tx_cmsg[PH_UDP_TX_CHUNK][CMSG_SPACE(sizeof(uint16_t))] __attribute__((aligned(8)));
 } ph_udp;
 
 // Defines the native `Udp` class.

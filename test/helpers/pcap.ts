@@ -1,0 +1,22 @@
+// Reads UDP payloads out of a classic pcap file written by tcpdump on an Ethernet interface.
+import { readFile } from 'node:fs/promises';
+
+export async function udpPayloads(path: string): Promise<Buffer[]> {
+  const f = await readFile(path);
+  const magic = f.readUInt32LE(0);
+  if (magic !== 0xa1b2c3d4) throw new Error(`not a little-endian pcap file: ${magic.toString(16)}`);
+  const out: Buffer[] = [];
+  let off = 24;
+  while (off + 16 <= f.length) {
+    const incl = f.readUInt32LE(off + 8);
+    const frame = f.subarray(off + 16, off + 16 + incl);
+    off += 16 + incl;
+    if (frame.readUInt16BE(12) !== 0x0800) continue; // IPv4 only
+    const ihl = (frame[14]! & 0x0f) * 4;
+    if (frame[14 + 9] !== 17) continue;
+    const udp = 14 + ihl;
+    const len = frame.readUInt16BE(udp + 4) - 8;
+    out.push(Buffer.from(frame.subarray(udp + 8, udp + 8 + len)));
+  }
+  return out;
+}
