@@ -12,7 +12,7 @@ const OVERLAY = { home: '100.64.0.1', office: '100.64.0.2' } as const;
 
 const say = (s = ''): void => { process.stdout.write(`${s}\n`); };
 const heading = (n: number, s: string): void => say(`\n== ${n}. ${s} ==`);
-const indent = (s: string): string => s.trimEnd().split('\n').map((l) => `  ${l}`).join('\n');
+const indent = (s: string): string => s.trimEnd().split('\n').map((l) => (l ? `  ${l}` : '')).join('\n');
 
 /** The wg-quick file of one side; its peer is the other site's router, WAN address:forwarded port. */
 function specFor(tun: string, self: { privateKey: string }, ip: string, peer: { publicKey: string }, peerIp: string, peerSite: Site): StaticAgentSpec {
@@ -44,7 +44,7 @@ async function run(lab: Lab, agents: StaticAgent[]): Promise<boolean> {
   for (const [name, spec] of [['home/laptop', spec1], ['office/server', spec2]] as const) {
     say(`  # ${name}: ${spec.tun}.conf`);
     say(indent(wgQuickConfig(spec).replace(/^PrivateKey = .*$/m, 'PrivateKey = (hidden)')));
-    say();
+    if (spec === spec1) say();
   }
 
   heading(3, 'Starting the pinhole agents');
@@ -60,11 +60,11 @@ async function run(lab: Lab, agents: StaticAgent[]): Promise<boolean> {
   const back = await ping(h2, OVERLAY.home);
 
   heading(6, 'pinhole status (the real CLI) on both agents');
-  for (const agent of agents) {
+  for (const [i, agent] of agents.entries()) {
     const r = await agent.cli(['status']);
+    if (i > 0) say();
     say(`  # ${agent.host.name}$ pinhole status`);
     say(indent(r.code === 0 ? r.stdout : `exit ${r.code}: ${r.stderr}`));
-    say();
   }
   return there && back;
 }

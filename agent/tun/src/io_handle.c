@@ -10,7 +10,6 @@
 #include "errors.h"
 #include "napi_args.h"
 
-#define IO_OF(handle) ((ph_io *)((char *)(handle) - offsetof(ph_io, poll)))
 
 void ph_io_record_errno(ph_io *io, int err) { io->c.last_errno = err; }
 
@@ -19,7 +18,8 @@ static void maybe_free(ph_io *io) {
 }
 
 static void on_uv_closed(uv_handle_t *h) {
-  ph_io *io = IO_OF(h);
+  ph_io *io = h->data;
+  if (--io->open_handles > 0) return;
   io->uv_closed = 1;
   maybe_free(io);
 }
@@ -54,7 +54,9 @@ static void close_fd_and_poll(ph_io *io) {
   io->polling = 0;
   if (io->poll_inited) {
     uv_poll_stop(&io->poll);
+    uv_timer_stop(&io->flush);
     uv_close((uv_handle_t *)&io->poll, on_uv_closed);
+    uv_close((uv_handle_t *)&io->flush, on_uv_closed);
   } else {
     io->uv_closed = 1;
   }
@@ -116,7 +118,10 @@ static void call_js(ph_io *io, napi_ref ref, size_t argc, napi_value *argv) {
 }
 
 static void stop_with_error(ph_io *io, int err) {
-  if (io->poll_inited && io->polling) uv_poll_stop(&io->poll);
+  if (io->poll_inited && io->polling) {
+    uv_poll_stop(&io->poll);
+    uv_timer_stop(&io->flush);
+  }
   io->polling = 0;
   io->c.rx_errors++;
   ph_io_record_errno(io, err);
@@ -126,32 +131,55 @@ static void stop_with_error(ph_io *io, int err) {
   if (e) call_js(io, io->on_error_ref, 1, &e);
 }
 
-static void on_poll(uv_poll_t *h, int status, int events) {
-  ph_io *io = IO_OF(h);
-  if (io->closed || !io->polling) return;
+static bool has_pending(ph_io *io) { return io->has_pending && io->has_pending(io); }
+
+static void on_flush(uv_timer_t *t);
+
+// Packets left over after this wake-up are delivered on the next loop iteration.
+static void schedule_flush(ph_io *io) {
+  if (!io->closed && io->polling && has_pending(io)) uv_timer_start(&io->flush, on_flush, 0, 0);
+}
+
+// Delivers up to PH_MAX_BATCHES_PER_WAKE batches, one onPackets call each.
+static void drain(ph_io *io) {
   napi_handle_scope scope;
   if (napi_open_handle_scope(io->env, &scope) != napi_ok) return;
-  if (status < 0) {
-    stop_with_error(io, -status);
-  } else {
-    for (int b = 0; b < PH_MAX_BATCHES_PER_WAKE; b++) {
-      int drained = 0;
-      uint32_t n = io->read_batch(io, &drained);
-      if (n > 0) {
-        io->c.rx_batches++;
-        napi_value count;
-        napi_create_uint32(io->env, n, &count);
-        call_js(io, io->on_packets_ref, 1, &count);
-      }
-      if (io->closed || !io->polling) break;  // JS closed or paused us during the call
-      if (io->fatal_errno) {
-        stop_with_error(io, io->fatal_errno);
-        break;
-      }
-      if (drained) break;
+  for (int b = 0; b < PH_MAX_BATCHES_PER_WAKE; b++) {
+    int drained = 0;
+    uint32_t n = io->read_batch(io, &drained);
+    if (n > 0) {
+      io->c.rx_batches++;
+      napi_value count;
+      napi_create_uint32(io->env, n, &count);
+      call_js(io, io->on_packets_ref, 1, &count);
     }
+    if (io->closed || !io->polling) break;  // JS closed or paused us during the call
+    if (io->fatal_errno) {
+      stop_with_error(io, io->fatal_errno);
+      break;
+    }
+    if (drained && !has_pending(io)) break;
   }
+  schedule_flush(io);
   napi_close_handle_scope(io->env, scope);
+}
+
+static void on_poll(uv_poll_t *h, int status, int events) {
+  ph_io *io = h->data;
+  if (io->closed || !io->polling) return;
+  if (status < 0) {
+    napi_handle_scope scope;
+    if (napi_open_handle_scope(io->env, &scope) != napi_ok) return;
+    stop_with_error(io, -status);
+    napi_close_handle_scope(io->env, scope);
+    return;
+  }
+  drain(io);
+}
+
+static void on_flush(uv_timer_t *t) {
+  ph_io *io = t->data;
+  if (!io->closed && io->polling) drain(io);
 }
 
 static bool start_polling(ph_io *io) {
@@ -164,8 +192,15 @@ static bool start_polling(ph_io *io) {
       ph_throw_errno(io->env, -r, "cannot poll the file descriptor");
       return false;
     }
+    uv_timer_init(loop, &io->flush);
+    io->poll.data = io;
+    io->flush.data = io;
+    io->open_handles = 2;
     io->poll_inited = 1;
-    if (io->unrefed) uv_unref((uv_handle_t *)&io->poll);
+    if (io->unrefed) {
+      uv_unref((uv_handle_t *)&io->poll);
+      uv_unref((uv_handle_t *)&io->flush);
+    }
   }
   int r = uv_poll_start(&io->poll, UV_READABLE, on_poll);
   if (r < 0) {
@@ -173,6 +208,7 @@ static bool start_polling(ph_io *io) {
     return false;
   }
   io->polling = 1;
+  schedule_flush(io);
   return true;
 }
 
@@ -262,7 +298,10 @@ static napi_value m_pause(napi_env env, napi_callback_info info) {
   ph_io *io = ph_io_this(env, info, NULL, NULL, false);
   if (!io || io->closed) return NULL;
   io->paused = 1;
-  if (io->polling) uv_poll_stop(&io->poll);
+  if (io->polling) {
+    uv_poll_stop(&io->poll);
+    uv_timer_stop(&io->flush);
+  }
   io->polling = 0;
   return NULL;
 }
@@ -280,7 +319,10 @@ static napi_value m_ref(napi_env env, napi_callback_info info) {
   ph_io *io = ph_io_this(env, info, NULL, NULL, false);
   if (!io) return NULL;
   io->unrefed = 0;
-  if (io->poll_inited && !io->closed) uv_ref((uv_handle_t *)&io->poll);
+  if (io->poll_inited && !io->closed) {
+    uv_ref((uv_handle_t *)&io->poll);
+    uv_ref((uv_handle_t *)&io->flush);
+  }
   return NULL;
 }
 
@@ -288,7 +330,10 @@ static napi_value m_unref(napi_env env, napi_callback_info info) {
   ph_io *io = ph_io_this(env, info, NULL, NULL, false);
   if (!io) return NULL;
   io->unrefed = 1;
-  if (io->poll_inited && !io->closed) uv_unref((uv_handle_t *)&io->poll);
+  if (io->poll_inited && !io->closed) {
+    uv_unref((uv_handle_t *)&io->poll);
+    uv_unref((uv_handle_t *)&io->flush);
+  }
   return NULL;
 }
 

@@ -29,9 +29,15 @@ typedef struct ph_io ph_io;
 // when the fd is unusable (the poll is then stopped and onError called).
 typedef uint32_t (*ph_read_batch_fn)(ph_io *io, int *drained);
 
+// True when packets were already read from the fd but not yet handed to JS (UDP GRO
+// leftovers): no readable event will announce them, the flush timer delivers them.
+typedef bool (*ph_has_pending_fn)(ph_io *io);
+
 struct ph_io {
   napi_env env;
   uv_poll_t poll;
+  uv_timer_t flush;  // zero-delay timer that drains pending packets (see ph_has_pending_fn)
+  int open_handles;  // libuv handles not yet closed (poll, flush)
   int fd;
   int fatal_errno;
   unsigned poll_inited : 1, polling : 1, paused : 1, closed : 1, uv_closed : 1, finalized : 1,
@@ -51,6 +57,7 @@ struct ph_io {
   ph_counters c;
 
   ph_read_batch_fn read_batch;
+  ph_has_pending_fn has_pending;  // NULL: never any
   // Called after the receiver changed (UDP rebuilds its recvmmsg vectors); false = threw.
   bool (*on_receiver)(ph_io *io);
   // Frees the whole object (subclass memory included) once JS and libuv are both done with it.
