@@ -1,0 +1,170 @@
+// Control-plane wire formats (coordinator ⇄ agent, admin ⇄ coordinator), defined once with zod.
+// Every inbound message on either side is parsed with these schemas before anything else.
+import { z } from 'zod';
+
+/** A 32-byte key in standard base64 (44 chars), as wg prints it. */
+export const Key32 = z.string().regex(/^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$/, 'a base64 32-byte key');
+/** "ip:port" or "[ipv6]:port". */
+export const Endpoint = z.string().max(64).regex(/^(\d{1,3}(\.\d{1,3}){3}|\[[0-9a-fA-F:.]+\]):\d{1,5}$/, 'an ip:port endpoint');
+export const CidrText = z.string().max(64).regex(/^[0-9a-fA-F:.]+\/\d{1,3}$/, 'a CIDR like 198.18.5.0/24');
+export const Hostname = z.string().min(1).max(63).regex(/^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/i, 'a hostname of letters, digits and "-"');
+export const Tag = z.string().max(64).regex(/^tag:[a-z0-9-]+$/i, 'a tag like tag:server');
+export const NodeId = z.number().int().positive();
+
+/** GET /api/v1/server → what a node needs to prove it holds its node key. */
+export const ServerInfo = z.object({
+  /** The coordinator's X25519 public key: proofs are MACs under DH(node, server). */
+  serverKey: Key32,
+  /** Single-use, short-lived challenge to put in the next proof. */
+  challenge: z.string().min(16).max(128),
+  challengeExpiresAt: z.string(),
+});
+export type ServerInfo = z.infer<typeof ServerInfo>;
+
+/** POST /api/v1/register */
+export const RegisterRequest = z.object({
+  /** Needed for a new node or an expired one; a known, unexpired node may re-register without. */
+  authKey: z.string().max(200).optional(),
+  nodeKey: Key32,
+  discoKey: Key32,
+  hostname: Hostname,
+  challenge: z.string().min(16).max(128),
+  /** base64 MAC proving possession of the node private key (see proof.ts). */
+  proof: z.string().max(64),
+  advertiseRoutes: z.array(CidrText).max(64).default([]),
+  advertiseExitNode: z.boolean().default(false),
+}).strict();
+export type RegisterRequest = z.infer<typeof RegisterRequest>;
+
+export const SelfNode = z.object({
+  id: NodeId,
+  name: z.string(),
+  nodeKey: Key32,
+  ipv4: z.string(),
+  ipv6: z.string(),
+  keyExpiresAt: z.string().nullable(),
+  tags: z.array(z.string()),
+});
+export type SelfNode = z.infer<typeof SelfNode>;
+
+export const RegisterResponse = z.object({ node: SelfNode });
+export type RegisterResponse = z.infer<typeof RegisterResponse>;
+
+/** A peer as a node sees it in its netmap. */
+export const Peer = z.object({
+  id: NodeId,
+  name: z.string(),
+  nodeKey: Key32,
+  discoKey: Key32,
+  ipv4: z.string(),
+  ipv6: z.string(),
+  endpoints: z.array(Endpoint),
+  homeRelay: z.string().nullable(),
+  online: z.boolean(),
+  lastSeen: z.string().nullable(),
+  /** Approved subnet routes (and 0.0.0.0/0 + ::/0 for an approved exit node). */
+  routes: z.array(CidrText),
+  exitNode: z.boolean(),
+  tags: z.array(z.string()),
+});
+export type Peer = z.infer<typeof Peer>;
+
+/** One packet-filter rule a node enforces on inbound traffic (compiled by the coordinator). */
+export const FilterRule = z.object({
+  srcIps: z.array(z.string()),
+  dst: z.array(z.object({ cidr: CidrText, ports: z.string() })),
+  /** IP protocol numbers; empty = TCP, UDP and ICMP. */
+  protocols: z.array(z.number().int().min(0).max(255)),
+});
+export type FilterRule = z.infer<typeof FilterRule>;
+
+export const RelayInfo = z.object({ name: z.string(), url: z.string() });
+
+export const Netmap = z.object({
+  type: z.literal('netmap'),
+  seq: z.number().int().nonnegative(),
+  self: SelfNode,
+  peers: z.array(Peer),
+  /** null: no policy set, everything allowed. */
+  packetFilter: z.array(FilterRule).nullable(),
+  relays: z.array(RelayInfo),
+});
+export type Netmap = z.infer<typeof Netmap>;
+
+/** A change to the netmap: peers added or changed (whole records), peers removed, filter replaced. */
+export const NetmapDelta = z.object({
+  type: z.literal('delta'),
+  seq: z.number().int().nonnegative(),
+  upserts: z.array(Peer),
+  removals: z.array(NodeId),
+  packetFilter: z.array(FilterRule).nullable().optional(),
+  self: SelfNode.optional(),
+});
+export type NetmapDelta = z.infer<typeof NetmapDelta>;
+
+// Stream (WebSocket /api/v1/stream). Server speaks first with a challenge.
+export const StreamChallenge = z.object({ type: z.literal('challenge'), challenge: z.string(), serverKey: Key32 });
+export const StreamHello = z.object({
+  type: z.literal('hello'), nodeKey: Key32, challenge: z.string().max(128), proof: z.string().max(64),
+  /** Last seq the agent holds; informational (the server always starts with a full map). */
+  lastSeq: z.number().int().nonnegative().optional(),
+}).strict();
+export const StreamEndpoints = z.object({
+  type: z.literal('endpoints'), endpoints: z.array(Endpoint).max(32), homeRelay: z.string().max(64).nullable().optional(),
+}).strict();
+export const StreamPing = z.object({ type: z.literal('ping'), t: z.number() }).strict();
+export const StreamPong = z.object({ type: z.literal('pong'), t: z.number() });
+export const StreamError = z.object({ type: z.literal('error'), reason: z.string() });
+
+export const ClientStreamMessage = z.discriminatedUnion('type', [StreamHello, StreamEndpoints, StreamPing]);
+export type ClientStreamMessage = z.infer<typeof ClientStreamMessage>;
+export const ServerStreamMessage = z.discriminatedUnion('type', [StreamChallenge, Netmap, NetmapDelta, StreamPong, StreamError]);
+export type ServerStreamMessage = z.infer<typeof ServerStreamMessage>;
+
+// Admin API (Authorization: Bearer TOKEN).
+export const AuthKeyCreate = z.object({
+  reusable: z.boolean().default(false),
+  ephemeral: z.boolean().default(false),
+  /** Seconds until the key expires; absent = never. */
+  expirySeconds: z.number().int().positive().max(10 * 365 * 86400).optional(),
+  tags: z.array(Tag).max(16).default([]),
+}).strict();
+export type AuthKeyCreate = z.infer<typeof AuthKeyCreate>;
+
+export const AuthKeyInfo = z.object({
+  id: z.number().int(),
+  prefix: z.string(),
+  reusable: z.boolean(),
+  ephemeral: z.boolean(),
+  tags: z.array(z.string()),
+  createdAt: z.string(),
+  expiresAt: z.string().nullable(),
+  usedCount: z.number().int(),
+  revoked: z.boolean(),
+});
+export type AuthKeyInfo = z.infer<typeof AuthKeyInfo>;
+
+/** Only in the creation reply: the secret is never shown again. */
+export const AuthKeyCreated = AuthKeyInfo.extend({ key: z.string() });
+
+export const NodeInfo = Peer.extend({
+  createdAt: z.string(),
+  keyExpiresAt: z.string().nullable(),
+  ephemeral: z.boolean(),
+  advertisedRoutes: z.array(CidrText),
+  advertisedExitNode: z.boolean(),
+});
+export type NodeInfo = z.infer<typeof NodeInfo>;
+
+export const RoutesApprove = z.object({ routes: z.array(CidrText).min(1).max(64) }).strict();
+
+/** One-line reason for a refused request, with the HTTP status. */
+export const ErrorReply = z.object({ error: z.string() });
+
+/** First line of a zod error, for one-line refusals ("hostname: a hostname of letters, ..."). */
+export function describeZodError(err: z.ZodError): string {
+  const issue = err.issues[0];
+  if (!issue) return 'invalid message';
+  const path = issue.path.join('.');
+  return path ? `${path}: ${issue.message}` : issue.message;
+}
