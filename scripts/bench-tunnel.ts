@@ -27,7 +27,12 @@ const UNDERLAY = { a: '198.18.0.1', b: '198.18.0.2' };
 type PathName = 'raw veth' | 'pinhole' | 'wireguard-go' | 'nebula';
 const PATHS: PathName[] = ['raw veth', 'pinhole', 'wireguard-go', 'nebula'];
 
-interface Measurement { path: PathName; mbps: number | null; rttAvgMs: number | null; pingLossPct: number | null; error?: string }
+interface Measurement {
+  path: PathName; mbps: number | null; rttAvgMs: number | null; pingLossPct: number | null;
+  /** TCP retransmissions the iperf3 sender counted (loss or reordering inside the path). */
+  retransmits: number | null;
+  error?: string;
+}
 
 /** A running path between the two hosts: where the iperf3 server binds and how to take it down. */
 interface RunningPath { serverIp: string; stop(): Promise<void> }
@@ -114,18 +119,18 @@ async function pingRtt(from: Host, ip: string): Promise<{ avgMs: number | null; 
   return { avgMs: avg ? Number(avg[1]) : null, lossPct: loss ? Number(loss[1]) : 100 };
 }
 
-/** TCP throughput a → b in Mbit/s, as iperf3's receiver counted it. */
-async function iperfMbps(a: Host, b: Host, ip: string, seconds: number): Promise<number> {
+/** TCP throughput a → b in Mbit/s, as iperf3's receiver counted it, and the sender's retransmissions. */
+async function iperf(a: Host, b: Host, ip: string, seconds: number): Promise<{ mbps: number; retransmits: number | null }> {
   const server = b.spawn(['iperf3', '-s', '-1', '-B', ip, '-p', String(IPERF_PORT), '--forceflush']);
   try {
     await server.waitForOutput(/Server listening/, 10_000);
     const r = await a.exec(['iperf3', '-c', ip, '-p', String(IPERF_PORT), '-t', String(seconds), '-J', '--connect-timeout', '5000'],
       { timeoutMs: (seconds + 30) * 1000 });
-    let report: { error?: string; end?: { sum_received?: { bits_per_second?: number } } };
+    let report: { error?: string; end?: { sum_received?: { bits_per_second?: number }; sum_sent?: { retransmits?: number } } };
     try { report = JSON.parse(r.stdout); } catch { throw new Error(`iperf3 printed no JSON (exit ${r.code}): ${r.stderr.trim()}`); }
     const bps = report.end?.sum_received?.bits_per_second;
     if (report.error || bps === undefined) throw new Error(`iperf3: ${report.error ?? 'no sum_received in report'}`);
-    return bps / 1e6;
+    return { mbps: bps / 1e6, retransmits: report.end?.sum_sent?.retransmits ?? null };
   } finally {
     await server.kill('SIGTERM', 2000);
   }
@@ -140,11 +145,11 @@ async function measure(path: PathName, hosts: { a: Host; b: Host }, ca: NebulaCa
     await waitReachable(a, running.serverIp);
     const ping = await pingRtt(a, running.serverIp);
     if (isAborted()) throw new BenchAbortedError();
-    const mbps = await iperfMbps(a, b, running.serverIp, seconds);
-    return { path, mbps, rttAvgMs: ping.avgMs, pingLossPct: ping.lossPct };
+    const tcp = await iperf(a, b, running.serverIp, seconds);
+    return { path, ...tcp, rttAvgMs: ping.avgMs, pingLossPct: ping.lossPct };
   } catch (err) {
     if (err instanceof BenchAbortedError || isAborted()) throw new BenchAbortedError('interrupted');
-    return { path, mbps: null, rttAvgMs: null, pingLossPct: null, error: (err as Error).message };
+    return { path, mbps: null, rttAvgMs: null, pingLossPct: null, retransmits: null, error: (err as Error).message };
   } finally {
     await running?.stop();
   }
@@ -162,10 +167,11 @@ const fmt = (x: number | null, digits: number): string => (x === null ? '-' : x.
 
 function formatTable(rows: Measurement[]): string {
   const wg = rows.find((r) => r.path === 'wireguard-go');
-  const lines = [`${'path'.padEnd(14)}${'Mbit/s'.padStart(10)}${'ping avg ms'.padStart(13)}${'vs wireguard-go'.padStart(17)}`];
+  const lines = [`${'path'.padEnd(14)}${'Mbit/s'.padStart(10)}${'ping avg ms'.padStart(13)}${'vs wireguard-go'.padStart(17)}${'TCP retrans'.padStart(13)}`];
   for (const r of rows) {
     const vs = ratio(r.mbps, wg?.mbps ?? null);
     lines.push(`${r.path.padEnd(14)}${fmt(r.mbps, 1).padStart(10)}${fmt(r.rttAvgMs, 3).padStart(13)}${(vs === null ? '-' : `${vs.toFixed(2)}x`).padStart(17)}`
+      + fmt(r.retransmits, 0).padStart(13)
       + (r.error ? `   error: ${r.error}` : ''));
   }
   return lines.join('\n');
@@ -229,6 +235,7 @@ async function main(): Promise<number> {
       mbps: median(runs.map((m) => m.mbps)),
       rttAvgMs: median(runs.map((m) => m.rttAvgMs)),
       pingLossPct: median(runs.map((m) => m.pingLossPct)),
+      retransmits: median(runs.map((m) => m.retransmits)),
       ...(errors.length ? { error: errors.join('; ') } : {}),
     };
   });
