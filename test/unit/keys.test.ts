@@ -134,7 +134,8 @@ test('fuzz: every 32-byte key round-trips', () => {
   );
 });
 
-test('interop: `wg pubkey` agrees with publicKeyFromPrivate both ways', { skip: WG ? false : 'wg (wireguard-tools) not installed' }, async () => {
+test('interop: `wg pubkey` agrees with publicKeyFromPrivate both ways', async () => {
+  assert.ok(WG, 'wg (wireguard-tools) is required: run scripts/setup.sh');
   for (let i = 0; i < 5; i++) {
     // Ours → wg
     const ours = generatePrivateKey();
