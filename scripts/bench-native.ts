@@ -19,11 +19,12 @@ const WINDOW = 1024;
 /** If nothing arrives for this long, the in-flight datagrams are taken as lost. */
 const STALL_MS = 20;
 
-interface Result { impl: 'native' | 'dgram'; size: number; packets: number; seconds: number; pps: number; gbps: number; lost: number; meanBatch?: number }
+type Impl = 'native' | 'native-gso' | 'native-plain' | 'dgram';
+interface Result { impl: Impl; size: number; packets: number; seconds: number; pps: number; gbps: number; lost: number; meanBatch?: number }
 
 /** Drives `sendBurst` to keep WINDOW datagrams in flight and counts arrivals for `seconds`. */
 function runFlow(
-  seconds: number, size: number, impl: Result['impl'],
+  seconds: number, size: number, impl: Impl,
   sendBurst: () => number, onArrivals: (cb: (n: number) => void) => void,
 ): Promise<Result> {
   return new Promise((resolve) => {
@@ -54,9 +55,12 @@ function runFlow(
   });
 }
 
-async function benchNative(seconds: number, size: number): Promise<Result> {
-  const rx = BatchUdpSocket.open({ address: HOST, batch: BATCH });
-  const tx = BatchUdpSocket.open({ address: HOST });
+/** native = GSO + GRO (the default), native-gso = GSO only, native-plain = no offloads. */
+async function benchNative(seconds: number, size: number, impl: Impl = 'native'): Promise<Result> {
+  const gso = impl !== 'native-plain';
+  const gro = impl === 'native';
+  const rx = BatchUdpSocket.open({ address: HOST, batch: BATCH, gso, gro });
+  const tx = BatchUdpSocket.open({ address: HOST, gso, gro });
   const slab = new PacketSlab({ slots: BATCH, packetSize: size, headroom: 16 });
   const dst = encodePackedAddr({ address: HOST, port: rx.port });
   for (let i = 0; i < BATCH; i++) {
@@ -64,7 +68,7 @@ async function benchNative(seconds: number, size: number): Promise<Result> {
     slab.addrs.set(dst, i * PACKED_ADDR_SIZE);
     slab.buffer.fill(i, slab.offsets[i], slab.offsets[i]! + size);
   }
-  const r = await runFlow(seconds, size, 'native',
+  const r = await runFlow(seconds, size, impl,
     () => tx.sendBatch(slab.buffer, slab.offsets, slab.lengths, slab.addrs, BATCH),
     (cb) => { rx.onPackets = (count) => cb(count); });
   const c = rx.counters();
@@ -94,19 +98,27 @@ async function main(): Promise<void> {
   const { values } = parseArgs({ options: { seconds: { type: 'string', default: '2' }, sizes: { type: 'string', default: '64,1200' } } });
   const seconds = Number(values.seconds);
   const sizes = values.sizes!.split(',').map(Number);
-  const rows: { size: number; native: Result; dgram: Result; ratio: number }[] = [];
+  const rows: { size: number; runs: Result[]; ratios: Record<string, number> }[] = [];
   await benchNative(0.3, 64);  // warm up JIT and caches
   await benchDgram(0.3, 64);
   for (const size of sizes) {
-    const native = await benchNative(seconds, size);
-    const dg = await benchDgram(seconds, size);
-    rows.push({ size, native, dgram: dg, ratio: native.pps / dg.pps });
+    const runs = [
+      await benchDgram(seconds, size),
+      await benchNative(seconds, size, 'native-plain'),
+      await benchNative(seconds, size, 'native-gso'),
+      await benchNative(seconds, size, 'native'),
+    ];
+    const dg = runs[0]!.pps;
+    rows.push({ size, runs, ratios: Object.fromEntries(runs.map((r) => [r.impl, r.pps / dg])) });
   }
   const fmt = (n: number) => Math.round(n).toLocaleString('en-US').padStart(11);
-  console.log(`UDP loopback ${HOST}, ${seconds}s per run, window ${WINDOW}, batch ${BATCH}`);
-  console.log('size(B)   native pkt/s    dgram pkt/s   ratio   native Gbit/s  mean rx batch');
-  for (const r of rows) {
-    console.log(`${String(r.size).padStart(7)}  ${fmt(r.native.pps)}    ${fmt(r.dgram.pps)}   ${r.ratio.toFixed(2)}x  ${r.native.gbps.toFixed(2).padStart(13)}  ${r.native.meanBatch!.toFixed(1).padStart(13)}`);
+  console.log(`UDP loopback ${HOST}, ${seconds}s per run, window ${WINDOW}, batch ${BATCH}, one process`);
+  console.log('size(B)  implementation        pkt/s   vs dgram   Gbit/s  mean rx batch');
+  for (const row of rows) {
+    for (const r of row.runs) {
+      const label = { dgram: 'node:dgram', 'native-plain': 'native mmsg', 'native-gso': 'native +GSO', native: 'native +GSO+GRO' }[r.impl];
+      console.log(`${String(row.size).padStart(7)}  ${label.padEnd(16)} ${fmt(r.pps)}   ${(r.pps / row.runs[0]!.pps).toFixed(2).padStart(6)}x  ${r.gbps.toFixed(2).padStart(7)}  ${r.meanBatch === undefined ? '' : r.meanBatch.toFixed(1).padStart(13)}`);
+    }
   }
   const out = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bench', 'results');
   mkdirSync(out, { recursive: true });

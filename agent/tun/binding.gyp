@@ -10,6 +10,7 @@
         "src/addr20.c",
         "src/tun.c",
         "src/udp.c",
+        "src/udp_recv.c",
         "src/udp_send.c"
       ],
       "defines": ["NAPI_VERSION=8", "_GNU_SOURCE"],

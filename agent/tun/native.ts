@@ -14,6 +14,8 @@ export interface NativeCounters {
   /** Received packets that did not fit a slot. */
   rxDrops: number;
   rxErrors: number;
+  /** Received packets that arrived coalesced in one UDP GRO datagram. */
+  rxGro: number;
   txPackets: number;
   txBytes: number;
   /** Packets not sent because the kernel queue was full (EAGAIN/ENOBUFS). */
@@ -51,15 +53,26 @@ export interface NativeUdp extends NativeIoHandle {
   readonly localAddress: Uint8Array;
   readonly family: 4 | 6;
   readonly dualStack: boolean;
+  /** UDP GSO (UDP_SEGMENT) in use for sendBatch. */
+  readonly gso: boolean;
+  /** UDP GRO in use on receive. */
+  readonly gro: boolean;
   sendBatch(slab: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, addrs: Uint8Array, count: number): number;
   send(packet: Uint8Array, addr: Uint8Array): boolean;
 }
 
 export interface NativeAddon {
   Tun: new (name: string) => NativeTun;
-  /** family 0 = dual-stack IPv6 with IPv4 fallback; bind = packed address or null (wildcard). */
-  Udp: new (family: 0 | 4 | 6, bind: Uint8Array | null, port: number, bufferBytes: number) => NativeUdp;
+  /**
+   * family 0 = dual-stack IPv6 with IPv4 fallback; bind = packed address or null (wildcard);
+   * flags = UDP_NO_GSO | UDP_NO_GRO.
+   */
+  Udp: new (family: 0 | 4 | 6, bind: Uint8Array | null, port: number, bufferBytes: number, flags: number) => NativeUdp;
 }
+
+/** Udp constructor flags (agent/tun/src/udp.h). */
+export const UDP_NO_GSO = 1;
+export const UDP_NO_GRO = 2;
 
 export class NativeAddonMissingError extends Error {
   override readonly name = 'NativeAddonMissingError';

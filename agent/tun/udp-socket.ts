@@ -1,7 +1,7 @@
 // The magic socket's transport: one UDP socket with batched receive (recvmmsg) and send
 // (sendmmsg) through preallocated slabs (native addon).
 import { isIPv4 } from 'node:net';
-import { loadNative, type NativeCounters, type NativeUdp } from './native.js';
+import { UDP_NO_GRO, UDP_NO_GSO, loadNative, type NativeCounters, type NativeUdp } from './native.js';
 import { DEFAULT_BATCH, type ErrorHandler, type PacketsHandler } from './tun-device.js';
 import { PacketSlab } from './packet-slab.js';
 import { decodePackedAddr, encodePackedAddr, type DecodedEndpoint, type Endpoint } from './packed-addr.js';
@@ -33,6 +33,10 @@ export interface BatchUdpSocketOptions {
   headroom?: number;
   tailroom?: number;
   bufferBytes?: number;
+  /** Send runs of equal-sized datagrams to one address as one UDP GSO message (default true). */
+  gso?: boolean;
+  /** Let the kernel coalesce received datagrams (UDP GRO); split again here (default true). */
+  gro?: boolean;
   onPackets?: PacketsHandler;
   onError?: ErrorHandler;
 }
@@ -64,7 +68,9 @@ export class BatchUdpSocket {
   /** Opens and binds the socket and starts receiving. Throws UdpBindError on failure. */
   static open(options: BatchUdpSocketOptions = {}): BatchUdpSocket {
     const port = options.port ?? 0;
-    const bind = options.address === undefined ? null : encodePackedAddr({ address: options.address, port });
+    // "::" without family 6 is the dual-stack wildcard, not an IPv6-only socket.
+    const wildcard = options.address === undefined || (options.address === '::' && options.family !== 6);
+    const bind = wildcard ? null : encodePackedAddr({ address: options.address!, port });
     const family = options.family === 4 ? 4 : options.family === 6 ? 6 : 0;
     if (bind && options.family !== undefined && options.family !== 'dual' && (bind[0] === 4) !== (options.family === 4))
       throw new UdpBindError(`address ${options.address} is not an IPv${options.family} address`, 'ERR_INVALID_ARG_VALUE');
@@ -72,7 +78,8 @@ export class BatchUdpSocket {
       throw new UdpBindError(`a dual-stack socket cannot bind the IPv4 address ${options.address}`, 'ERR_INVALID_ARG_VALUE');
     let native: NativeUdp;
     try {
-      native = new (loadNative().Udp)(family, bind, port, options.bufferBytes ?? DEFAULT_SOCKET_BUFFER);
+      const flags = (options.gso === false ? UDP_NO_GSO : 0) | (options.gro === false ? UDP_NO_GRO : 0);
+      native = new (loadNative().Udp)(family, bind, port, options.bufferBytes ?? DEFAULT_SOCKET_BUFFER, flags);
     } catch (err) {
       const e = err as Error & { code?: string };
       if (e.name === 'NativeAddonMissingError') throw e;
@@ -97,6 +104,11 @@ export class BatchUdpSocket {
 
   get dualStack(): boolean {
     return this.native.dualStack;
+  }
+
+  /** Whether UDP GSO / GRO are in use (the kernel has them and options did not turn them off). */
+  get offloads(): { gso: boolean; gro: boolean } {
+    return { gso: this.native.gso, gro: this.native.gro };
   }
 
   localAddress(): DecodedEndpoint {

@@ -62,9 +62,12 @@ function variedPayloads(max: number): Buffer[] {
   return Array.from({ length: 64 }, (_, i) => randomBytes(i === 0 ? 0 : i === 63 ? max : (i * 97) % 1400 + 1));
 }
 
-async function exchange(host: string) {
-  const a = open({ address: host });
-  const b = open({ address: host });
+/** No GSO, no GRO: datagram i is received straight into slot i (the path without offloads). */
+const PLAIN = { gso: false, gro: false } as const;
+
+async function exchange(host: string, offloads: { gso?: boolean; gro?: boolean } = {}) {
+  const a = open({ address: host, ...offloads });
+  const b = open({ address: host, ...offloads });
   const payloads = variedPayloads(b.rx.packetSize);
   const total = sum(payloads);
 
@@ -108,6 +111,12 @@ test('two sockets on 127.0.0.1 exchange a batch of 64 datagrams of various sizes
   assert.match(ss, new RegExp(`tb${2 * DEFAULT_SOCKET_BUFFER}\\b`));
 });
 
+test('the same exchange without GSO/GRO, each datagram received straight into its slot', async () => {
+  const { a, b } = await exchange('127.0.0.1', PLAIN);
+  assert.deepEqual(b.offloads, { gso: false, gro: false });
+  assert.deepEqual([a.counters().txGso, b.counters().rxGro], [0, 0]);
+});
+
 test('two sockets on ::1 exchange a batch of 64 datagrams of various sizes', async () => {
   const { a, b } = await exchange('::1');
   assert.deepEqual(a.localAddress(), { family: 6, address: '::1', port: a.port });
@@ -121,6 +130,8 @@ test('a dual-stack socket sees IPv4 senders as family 4 and IPv6 senders as fami
   const v6 = open({ address: '::1' });
   assert.equal(dual.family, 6);
   assert.equal(dual.dualStack, true);
+  assert.equal(open({ address: '::' }).dualStack, true);
+  assert.equal(open({ address: '::', family: 6 }).dualStack, false);
   const atDual = collect(dual, 2);
   assert.equal(v4.sendTo(Buffer.from('from v4'), { address: '127.0.0.1', port: dual.port }), true);
   await sleep(50);
@@ -156,22 +167,60 @@ test('200 datagrams sent in one call arrive over several batches, none lost, in 
   assert.equal(b.counters().rxBatches, batches.length);
 });
 
-test('datagrams larger than a slot are dropped and counted; the rest of the batch is intact', async () => {
+for (const [mode, offloads] of [['with GRO', {}], ['without offloads', PLAIN]] as const) {
+  test(`datagrams larger than a slot are dropped and counted; the rest of the batch is intact (${mode})`, async () => {
+    const a = open({ address: '127.0.0.1', ...offloads });
+    const b = open({ address: '127.0.0.1', maxDatagram: 512, headroom: 16, ...offloads });
+    const sizes = [100, 600, 200, 1000, 300, 512];
+    const payloads = sizes.map((n) => randomBytes(n));
+    b.pause();
+    assert.equal(send(a, txBatch(payloads, { address: '127.0.0.1', port: b.port })), sizes.length);
+    await sleep(100);
+    const arrived = collect(b, 4);
+    b.resume();
+    const { got, batches } = await arrived;
+    assert.deepEqual(batches, [4]);
+    assert.deepEqual(got.map((g) => g.payload), [payloads[0], payloads[2], payloads[4], payloads[5]]);
+    assert.ok(got.every((g) => g.from === `127.0.0.1:${a.port}`));
+    const c = b.counters();
+    assert.deepEqual([c.rxPackets, c.rxDrops, c.lastError], [4, 2, 'EMSGSIZE']);
+  });
+}
+
+test('a GRO datagram larger than the batch is split over several batches; pause, resume and close mid-datagram', async () => {
   const a = open({ address: '127.0.0.1' });
-  const b = open({ address: '127.0.0.1', maxDatagram: 512, headroom: 16 });
-  const sizes = [100, 600, 200, 1000, 300, 512];
-  const payloads = sizes.map((n) => randomBytes(n));
-  b.pause();
-  assert.equal(send(a, txBatch(payloads, { address: '127.0.0.1', port: b.port })), sizes.length);
-  await sleep(100);
-  const arrived = collect(b, 4);
-  b.resume();
-  const { got, batches } = await arrived;
-  assert.deepEqual(batches, [4]);
-  assert.deepEqual(got.map((g) => g.payload), [payloads[0], payloads[2], payloads[4], payloads[5]]);
-  assert.ok(got.every((g) => g.from === `127.0.0.1:${a.port}`));
-  const c = b.counters();
-  assert.deepEqual([c.rxPackets, c.rxDrops, c.lastError], [4, 2, 'EMSGSIZE']);
+  const mk = () => open({ address: '127.0.0.1', batch: 8 });
+  const payloads = Array.from({ length: 64 }, (_, i) => Buffer.alloc(300, i));
+  const sendAll = (to: BatchUdpSocket) => send(a, txBatch(payloads, { address: '127.0.0.1', port: to.port }));
+
+  // 64 equal datagrams leave as one GSO message and arrive as one GRO datagram: 8 batches of 8.
+  const b = mk();
+  assert.deepEqual(b.offloads, { gso: true, gro: true });
+  const all = collect(b, 64);
+  assert.equal(sendAll(b), 64);
+  const { got, batches } = await all;
+  assert.deepEqual(got.map((g) => g.payload), payloads);
+  assert.deepEqual(batches, [8, 8, 8, 8, 8, 8, 8, 8]);
+  assert.deepEqual([a.counters().txGso, b.counters().rxGro, b.counters().rxBatches], [64, 64, 8]);
+
+  // Paused after the first batch: the rest waits in the addon and comes after resume().
+  const c = mk();
+  const seen: number[] = [];
+  c.onPackets = (count, rx) => { for (let i = 0; i < count; i++) seen.push(rx.packet(i)[0]!); if (seen.length === 8) c.pause(); };
+  sendAll(c);
+  await sleep(150);
+  assert.deepEqual(seen, [0, 1, 2, 3, 4, 5, 6, 7]);
+  c.resume();
+  for (let i = 0; i < 50 && seen.length < 64; i++) await sleep(10);
+  assert.deepEqual(seen, [...Array(64).keys()]);
+
+  // Closed during the first batch: nothing more is delivered.
+  const d = mk();
+  let calls = 0;
+  d.onPackets = () => { calls++; d.close(); };
+  sendAll(d);
+  await sleep(150);
+  assert.equal(calls, 1);
 });
 
 test('failed sends are counted, never thrown: wrong family, malformed address', async () => {

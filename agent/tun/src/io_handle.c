@@ -356,6 +356,7 @@ static napi_value m_counters(napi_env env, napi_callback_info info) {
   SET("rxBatches", rx_batches)
   SET("rxDrops", rx_drops)
   SET("rxErrors", rx_errors)
+  SET("rxGro", rx_gro)
   SET("txPackets", tx_packets)
   SET("txBytes", tx_bytes)
   SET("txDrops", tx_drops)

@@ -17,6 +17,7 @@
 
 typedef struct ph_counters {
   uint64_t rx_packets, rx_bytes, rx_batches, rx_drops, rx_errors;
+  uint64_t rx_gro;  // packets that arrived inside a UDP GRO-coalesced datagram
   uint64_t tx_packets, tx_bytes, tx_drops, tx_errors;
   uint64_t tx_gso;  // packets that left as segments of a UDP GSO message
   int last_errno;  // last rx/tx errno other than EAGAIN, 0 if none

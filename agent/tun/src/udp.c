@@ -1,4 +1,4 @@
-// UDP socket: dual-stack open/bind with large buffers, recvmmsg into the JS slab.
+// UDP socket: dual-stack open/bind with large buffers and GSO/GRO probing; the `Udp` class.
 #include "udp.h"
 
 #include <arpa/inet.h>
@@ -12,85 +12,8 @@
 #include "errors.h"
 #include "napi_args.h"
 
-static uint32_t udp_read_batch(ph_io *io, int *drained) {
-  ph_udp *u = (ph_udp *)io;
-  const uint32_t max = io->max_batch;
-  for (uint32_t i = 0; i < max; i++) {
-    u->rx_msgs[i].msg_hdr.msg_namelen = sizeof(ph_sockaddr);
-    u->rx_msgs[i].msg_hdr.msg_flags = 0;
-  }
-  int r;
-  do r = recvmmsg(io->fd, u->rx_msgs, max, MSG_DONTWAIT, NULL);
-  while (r < 0 && errno == EINTR);
-  if (r < 0) {
-    int err = errno;
-    *drained = 1;
-    if (err == EAGAIN || err == EWOULDBLOCK) return 0;
-    if (err == EBADF || err == ENOTSOCK) {
-      io->fatal_errno = err;
-      return 0;
-    }
-    io->c.rx_errors++;  // e.g. a queued ICMP error; the next read goes on
-    ph_io_record_errno(io, err);
-    return 0;
-  }
-  uint32_t out = 0;
-  for (uint32_t i = 0; i < (uint32_t)r; i++) {
-    struct mmsghdr *m = &u->rx_msgs[i];
-    if (m->msg_hdr.msg_flags & MSG_TRUNC) {
-      io->c.rx_drops++;  // larger than a slot
-      ph_io_record_errno(io, EMSGSIZE);
-      continue;
-    }
-    uint32_t len = m->msg_len;
-    if (out != i) {  // close the gap left by a dropped datagram (rare)
-      memmove(io->slab + (size_t)out * io->slot_size + io->headroom,
-              io->slab + (size_t)i * io->slot_size + io->headroom, len);
-    }
-    io->lengths[out] = len;
-    ph_addr20_from_sockaddr(&u->rx_names[i], io->addrs + (size_t)out * PH_ADDR20_SIZE);
-    io->c.rx_packets++;
-    io->c.rx_bytes += len;
-    out++;
-  }
-  *drained = (uint32_t)r < max;
-  return out;
-}
-
-static void free_rx_vectors(ph_udp *u) {
-  free(u->rx_msgs);
-  free(u->rx_iov);
-  free(u->rx_names);
-  u->rx_msgs = NULL;
-  u->rx_iov = NULL;
-  u->rx_names = NULL;
-}
-
-// Builds the recvmmsg vectors for the new slab: one iovec per slot, once.
-static bool udp_on_receiver(ph_io *io) {
-  ph_udp *u = (ph_udp *)io;
-  free_rx_vectors(u);
-  u->rx_msgs = calloc(io->max_batch, sizeof *u->rx_msgs);
-  u->rx_iov = calloc(io->max_batch, sizeof *u->rx_iov);
-  u->rx_names = calloc(io->max_batch, sizeof *u->rx_names);
-  if (!u->rx_msgs || !u->rx_iov || !u->rx_names) {
-    free_rx_vectors(u);
-    io->max_batch = 0;
-    ph_throw(io->env, "ENOMEM", ENOMEM, "out of memory");
-    return false;
-  }
-  for (uint32_t i = 0; i < io->max_batch; i++) {
-    u->rx_iov[i].iov_base = io->slab + (size_t)i * io->slot_size + io->headroom;
-    u->rx_iov[i].iov_len = io->capacity;
-    u->rx_msgs[i].msg_hdr.msg_iov = &u->rx_iov[i];
-    u->rx_msgs[i].msg_hdr.msg_iovlen = 1;
-    u->rx_msgs[i].msg_hdr.msg_name = &u->rx_names[i];
-  }
-  return true;
-}
-
 static void udp_free(ph_io *io) {
-  free_rx_vectors((ph_udp *)io);
+  ph_udp_free_rx((ph_udp *)io);
   free(io);
 }
 
@@ -116,17 +39,18 @@ static void describe(const uint8_t a[PH_ADDR20_SIZE], int family, uint16_t port,
   snprintf(out, n, strchr(ip, ':') ? "[%s]:%u" : "%s:%u", ip, port);
 }
 
-// new Udp(family: 0|4|6, bind: Uint8Array(20) | null, port, bufferBytes)
+// new Udp(family: 0|4|6, bind: Uint8Array(20) | null, port, bufferBytes, flags)
 //   family 0 = dual-stack IPv6 socket, falling back to IPv4 where IPv6 is unavailable.
+//   flags: PH_UDP_NO_GSO | PH_UDP_NO_GRO
 static napi_value udp_construct(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
-  napi_value a[4], self;
+  size_t argc = 5;
+  napi_value a[5], self;
   PH_NAPI(env, napi_get_cb_info(env, info, &argc, a, &self, NULL));
-  uint32_t fam_arg, port, bufsize;
+  uint32_t fam_arg, port, bufsize, flags;
   uint8_t *bind_addr = NULL;
   size_t bind_len = 0;
   if (!ph_arg_u32(env, a[0], "family", &fam_arg) || !ph_arg_u32(env, a[2], "port", &port) ||
-      !ph_arg_u32(env, a[3], "bufferBytes", &bufsize))
+      !ph_arg_u32(env, a[3], "bufferBytes", &bufsize) || !ph_arg_u32(env, a[4], "flags", &flags))
     return NULL;
   if (!ph_arg_is_nullish(env, a[1]) && !ph_arg_bytes(env, a[1], "bind", &bind_addr, &bind_len)) return NULL;
   if ((fam_arg != 0 && fam_arg != 4 && fam_arg != 6) || port > 65535 || (bind_addr && bind_len < PH_ADDR20_SIZE) ||
@@ -196,10 +120,13 @@ static napi_value udp_construct(napi_env env, napi_callback_info info) {
   }
   u->family = family;
   u->v4mapped = v4mapped;
-  u->gso = gso_supported(fd) && !getenv("PINHOLE_NO_GSO");
+  u->gso = !(flags & PH_UDP_NO_GSO) && gso_supported(fd);
+  int one = 1;
+  u->gro = !(flags & PH_UDP_NO_GRO) && setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof one) == 0;
   u->io.needs_addrs = 1;
-  u->io.read_batch = udp_read_batch;
-  u->io.on_receiver = udp_on_receiver;
+  u->io.read_batch = ph_udp_read_batch;
+  u->io.has_pending = ph_udp_has_pending;
+  u->io.on_receiver = ph_udp_on_receiver;
   u->io.free_self = udp_free;
   u->io.resource_name = "PinholeUdp";
   if (ph_io_wrap(&u->io, env, self, fd) != napi_ok) {
@@ -208,17 +135,21 @@ static napi_value udp_construct(napi_env env, napi_callback_info info) {
     ph_throw_napi_failure(env, "napi_wrap");
     return NULL;
   }
-  napi_value v_local, v_family, v_dual;
+  napi_value v_local, v_family, v_dual, v_gso, v_gro;
   void *copy;
   PH_NAPI(env, napi_create_buffer_copy(env, PH_ADDR20_SIZE, local, &copy, &v_local));
   PH_NAPI(env, napi_create_uint32(env, family == AF_INET ? 4 : 6, &v_family));
   PH_NAPI(env, napi_get_boolean(env, v4mapped, &v_dual));
+  PH_NAPI(env, napi_get_boolean(env, u->gso, &v_gso));
+  PH_NAPI(env, napi_get_boolean(env, u->gro, &v_gro));
   napi_property_descriptor props[] = {
       {"localAddress", NULL, NULL, NULL, NULL, v_local, napi_enumerable, NULL},
       {"family", NULL, NULL, NULL, NULL, v_family, napi_enumerable, NULL},
       {"dualStack", NULL, NULL, NULL, NULL, v_dual, napi_enumerable, NULL},
+      {"gso", NULL, NULL, NULL, NULL, v_gso, napi_enumerable, NULL},
+      {"gro", NULL, NULL, NULL, NULL, v_gro, napi_enumerable, NULL},
   };
-  PH_NAPI(env, napi_define_properties(env, self, 3, props));
+  PH_NAPI(env, napi_define_properties(env, self, 5, props));
   return self;
 }
 
