@@ -5,6 +5,8 @@ import { decodeKey, encodeKey, generatePrivateKey, publicKeyFromPrivate } from '
 import { randomBytes } from 'node:crypto';
 import { DEFAULT_SOCKET, localApiCall } from '../localapi/client.js';
 import { formatStatus } from './status-format.js';
+import { registerNodeCommands } from './node-commands.js';
+import { registerAdminCommand } from './admin-command.js';
 import type { AgentStatus } from '../static/status.js';
 
 async function readStdin(): Promise<string> {
@@ -23,14 +25,18 @@ function buildProgram(): Command {
   program.command('agent')
     .description('run the agent daemon in the foreground')
     .option('--config <file>', 'static mode: a wg-quick style [Interface]/[Peer] file')
-    .option('--tun <name>', 'TUN device name (default: the config file name, e.g. wg0 for wg0.conf)')
+    .option('--tun <name>', 'TUN device name (default: pinhole0, or the config file name, e.g. wg0 for wg0.conf)')
     .option('--state-dir <dir>', 'control-plane mode: where the node key and last netmap live')
     .option('--port <n>', 'UDP port to listen on (overrides ListenPort)')
     .action(async (opts: { config?: string; tun?: string; stateDir?: string; port?: string }, cmd: Command) => {
       const socket = (cmd.optsWithGlobals() as { socket: string }).socket;
-      if (!opts.config) {
-        throw new UsageError('control-plane mode (--state-dir) is not available yet: use --config FILE.conf');
+      if (opts.config && opts.stateDir) throw new UsageError('use either --config FILE.conf (static) or --state-dir DIR (managed), not both');
+      if (opts.stateDir) {
+        const { runManagedAgent } = await import('../daemon/run-managed.js');
+        await runManagedAgent({ stateDir: opts.stateDir, socketPath: socket, tunName: opts.tun, port: parsePort(opts.port) });
+        return;
       }
+      if (!opts.config) throw new UsageError('pinhole agent needs --state-dir DIR (managed by a coordinator) or --config FILE.conf (static)');
       const { runStaticAgent } = await import('../static/static-agent.js');
       await runStaticAgent({ configPath: opts.config, tunName: opts.tun, socketPath: socket, port: parsePort(opts.port) });
     });
@@ -59,6 +65,8 @@ function buildProgram(): Command {
       process.stdout.write(opts.json ? `${JSON.stringify(st, null, 2)}\n` : `${formatStatus(st)}\n`);
     });
 
+  registerNodeCommands(program);
+  registerAdminCommand(program);
   return program;
 }
 

@@ -1,5 +1,6 @@
-// Human-readable `pinhole status`, in the spirit of `wg show`.
-import type { AgentStatus } from '../static/status.js';
+// Human-readable `pinhole status`, in the spirit of `wg show` (plus, for a managed node, who it
+// is and whether its coordinator is connected).
+import type { AgentStatus, ManagedSelfJson, PeerStatusJson } from '../static/status.js';
 
 function bytes(n: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
@@ -15,8 +16,37 @@ function ago(iso: string | null): string {
   return s < 60 ? `${s} s ago` : `${Math.floor(s / 60)} min ${s % 60} s ago`;
 }
 
+function selfLines(s: ManagedSelfJson): string[] {
+  if (s.state === 'logged-out') return ['node: not registered (pinhole up --coordinator URL --auth-key KEY)', `  node key: ${s.nodeKey}`];
+  const lines = [
+    `node: ${s.name} (${s.ipv4}, ${s.ipv6}) — ${s.state}`,
+    `  coordinator: ${s.coordinator} (${s.connected ? 'connected' : 'not connected'})`,
+    `  node key: ${s.nodeKey}`,
+  ];
+  if (s.lastError) lines.push(`  last error: ${s.lastError}`);
+  return lines;
+}
+
+function peerLines(p: PeerStatusJson, managed: boolean): string[] {
+  const lines: string[] = [];
+  if (managed) {
+    const online = p.online === undefined ? '' : p.online ? '' : ', offline';
+    lines.push(`peer: ${p.name ?? p.publicKey} (${p.overlayIp ?? '-'}${online})`);
+    lines.push(`  public key: ${p.publicKey}`);
+  } else {
+    lines.push(`peer: ${p.name ?? p.publicKey}${p.name ? ` (${p.publicKey})` : ''}`);
+  }
+  lines.push(`  path: ${p.path}${p.endpoint ? ` via ${p.endpoint}` : ''}`);
+  if (!managed) lines.push(`  allowed ips: ${p.allowedIps.join(', ')}`);
+  lines.push(`  latest handshake: ${ago(p.lastHandshake)}`);
+  lines.push(`  transfer: ${bytes(p.rxBytes)} received, ${bytes(p.txBytes)} sent`);
+  return lines;
+}
+
 export function formatStatus(st: AgentStatus): string {
   const lines: string[] = [];
+  const managed = st.mode === 'managed';
+  if (st.self) lines.push(...selfLines(st.self), '');
   const i = st.interface;
   lines.push(`interface: ${i.name} (${st.mode} mode)`);
   lines.push(`  public key: ${i.publicKey}`);
@@ -24,11 +54,7 @@ export function formatStatus(st: AgentStatus): string {
   lines.push(`  addresses: ${i.addresses.join(', ') || '(none)'}  mtu: ${i.mtu}`);
   for (const p of st.peers) {
     lines.push('');
-    lines.push(`peer: ${p.name ?? p.publicKey}${p.name ? ` (${p.publicKey})` : ''}`);
-    lines.push(`  path: ${p.path}${p.endpoint ? ` via ${p.endpoint}` : ''}`);
-    lines.push(`  allowed ips: ${p.allowedIps.join(', ')}`);
-    lines.push(`  latest handshake: ${ago(p.lastHandshake)}`);
-    lines.push(`  transfer: ${bytes(p.rxBytes)} received, ${bytes(p.txBytes)} sent`);
+    lines.push(...peerLines(p, managed));
   }
   const drops = Object.entries(st.drops).filter(([, n]) => n > 0);
   lines.push('');

@@ -5,12 +5,9 @@ import { basename } from 'node:path';
 import { loadWgQuickConfig, type WgQuickConfig } from '../config/wg-quick.js';
 import { formatCidr, maskCidr } from '../../proto/ip/address.js';
 import { Device } from '../wireguard/device.js';
-import type { SlabLayout } from '../wireguard/transport.js';
-import { TunDevice } from '../tun/tun-device.js';
-import { BatchUdpSocket } from '../tun/udp-socket.js';
 import { encodePackedAddr } from '../tun/packed-addr.js';
-import { addAddress, addRoute, setLinkUp } from '../tun/iface.js';
-import type { PacketSlab } from '../tun/packet-slab.js';
+import { addAddress, addRoute } from '../tun/iface.js';
+import { openTunnel, TUN_NAME } from '../daemon/tunnel.js';
 import { startLocalApi } from '../localapi/server.js';
 import { timersFromEnv } from './timer-overrides.js';
 import { buildStatus } from './status-build.js';
@@ -21,12 +18,6 @@ export interface StaticAgentOptions {
   tunName?: string;
   socketPath: string;
   port?: number;
-}
-
-const TUN_NAME = /^[A-Za-z0-9_=+.-]{1,15}$/;
-
-function layoutOf(slab: PacketSlab): SlabLayout {
-  return { slab: slab.buffer, slotSize: slab.slotSize, headroom: slab.headroom, slots: slab.slots };
 }
 
 async function resolveEndpoint(host: string, port: number): Promise<Uint8Array> {
@@ -55,11 +46,16 @@ export async function runStaticAgent(opts: StaticAgentOptions): Promise<void> {
     });
   }
 
-  const tun = await TunDevice.open({ name: tunName, mtu, batch: 64, headroom: 16, tailroom: 32 });
-  const cleanup: Array<() => unknown> = [() => tun.close()];
+  // Until the agent is waiting for a signal, a failing TUN or socket fails the start.
+  let fatal: (err: Error) => void = (err) => { throw err; };
+  const tunnel = await openTunnel({
+    device, tunName, mtu, port: opts.port ?? cfg.interface.listenPort ?? 0,
+    onFatal: (err) => fatal(err),
+  });
+  const { tun, udp } = tunnel;
+  const cleanup: Array<() => unknown> = [() => tunnel.close()];
   try {
     for (const a of cfg.interface.addresses) await addAddress(tun.name, formatCidr(a));
-    await setLinkUp(tun.name);
     const onLink = cfg.interface.addresses.map((a) => formatCidr(maskCidr(a)));
     for (const p of cfg.peers) {
       for (const c of p.allowedIps) {
@@ -69,15 +65,6 @@ export async function runStaticAgent(opts: StaticAgentOptions): Promise<void> {
         await addRoute(tun.name, cidr);
       }
     }
-    const udp = BatchUdpSocket.open({
-      port: opts.port ?? cfg.interface.listenPort ?? 0, batch: 64, maxDatagram: Math.max(1984, mtu + 128),
-    });
-    cleanup.push(() => udp.close());
-    const udpLayout = layoutOf(udp.rx);
-    device.attach(tun, layoutOf(tun.rx), udp, udpLayout);
-    cleanup.push(() => device.close());
-    tun.onPackets = (count, rx) => device.receiveTunBatch(rx.lengths, count);
-    udp.onPackets = (count, rx) => device.receiveUdpBatch(udpLayout, rx.lengths, rx.addrs, count);
 
     const status = () => buildStatus({ device, tun, udp, mtu, addresses: cfg.interface.addresses.map(formatCidr) });
     const api = await startLocalApi(opts.socketPath, { 'GET /v0/status': status });
@@ -88,8 +75,7 @@ export async function runStaticAgent(opts: StaticAgentOptions): Promise<void> {
       const stop = (sig: string) => { log.info(`${sig}: shutting down`); resolve(); };
       process.once('SIGINT', () => stop('SIGINT'));
       process.once('SIGTERM', () => stop('SIGTERM'));
-      tun.onError = (err) => reject(new Error(`TUN ${tun.name} failed: ${err.message}`));
-      udp.onError = (err) => reject(new Error(`UDP socket failed: ${err.message}`));
+      fatal = reject;
     });
   } finally {
     for (const fn of cleanup.reverse()) {

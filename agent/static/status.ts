@@ -15,6 +15,10 @@ export interface PeerStatusJson {
   lastHandshake: string | null;
   allowedIps: string[];
   persistentKeepalive: number;
+  /** Managed mode: the peer's node id, IPv6 overlay address, and whether the coordinator sees it online. */
+  nodeId?: number;
+  overlayIpv6?: string | null;
+  online?: boolean;
 }
 
 export interface IoCountersJson {
@@ -27,11 +31,45 @@ export interface IoCountersJson {
   meanRxBatch: number;
 }
 
+/** Managed mode: who this node is to the coordinator, and the state of its connection. */
+export interface ManagedSelfJson {
+  /** logged-out: no registration; down: registered, tunnel down; up: tunnel up (see `connected`). */
+  state: 'logged-out' | 'down' | 'up';
+  id: number | null;
+  name: string | null;
+  ipv4: string | null;
+  ipv6: string | null;
+  nodeKey: string;
+  discoKey: string;
+  coordinator: string | null;
+  /** The control stream is up and has delivered a netmap. */
+  connected: boolean;
+  keyExpiresAt: string | null;
+  netmapSeq: number | null;
+  lastError: string | null;
+}
+
+export interface ControlStatusJson {
+  connectedSince: string | null;
+  /** Connection attempts since the stream was (re)started. */
+  attempts: number;
+  netmaps: number;
+  deltas: number;
+  /** Inbound control messages dropped as malformed or out of order. */
+  malformed: number;
+  /** Endpoints last reported to the coordinator. */
+  endpoints: string[];
+}
+
 export interface AgentStatus {
   mode: 'static' | 'managed';
+  /** While a managed node is down: the TUN it would use, no addresses, listenPort 0. */
   interface: { name: string; publicKey: string; listenPort: number; addresses: string[]; mtu: number };
   peers: PeerStatusJson[];
   drops: DropCounters;
   handshakes: HandshakeCounters;
   io: { tun: IoCountersJson; udp: IoCountersJson };
+  /** Managed mode only. */
+  self?: ManagedSelfJson;
+  control?: ControlStatusJson;
 }

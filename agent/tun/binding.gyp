@@ -7,6 +7,7 @@
         "src/errors.c",
         "src/napi_args.c",
         "src/io_handle.c",
+        "src/busy_poll.c",
         "src/addr20.c",
         "src/tun.c",
         "src/udp.c",

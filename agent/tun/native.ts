@@ -35,6 +35,8 @@ export interface NativeIoHandle {
     lengths: Uint32Array, addrs: Uint8Array | null,
     onPackets: (count: number) => void, onError: (err: Error) => void,
   ): void;
+  /** Joins a busy-poll group (leaving the previous one); null leaves. */
+  setBusyPoll(group: NativeBusyPoll | null): void;
   pause(): void;
   resume(): void;
   ref(): void;
@@ -61,6 +63,12 @@ export interface NativeUdp extends NativeIoHandle {
   send(packet: Uint8Array, addr: Uint8Array): boolean;
 }
 
+/** A busy-poll group (agent/tun/src/busy_poll.c). */
+export interface NativeBusyPoll {
+  counters(): { windows: number; hotWakes: number; hotMicros: number; contended: number; spinning: boolean };
+  close(): void;
+}
+
 export interface NativeAddon {
   Tun: new (name: string) => NativeTun;
   /**
@@ -68,6 +76,7 @@ export interface NativeAddon {
    * flags = UDP_NO_GSO | UDP_NO_GRO.
    */
   Udp: new (family: 0 | 4 | 6, bind: Uint8Array | null, port: number, bufferBytes: number, flags: number) => NativeUdp;
+  BusyPoll: new (budgetMicros: number, smallBatch: number) => NativeBusyPoll;
 }
 
 /** Udp constructor flags (agent/tun/src/udp.h). */

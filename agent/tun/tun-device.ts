@@ -1,4 +1,5 @@
 // A TUN device whose packets move in batches through a preallocated slab (native addon).
+import type { BusyPoll } from './busy-poll.js';
 import { setMtu, type IpOptions } from './iface.js';
 import { loadNative, type NativeCounters, type NativeTun } from './native.js';
 import { DEFAULT_HEADROOM, DEFAULT_TAILROOM, PacketSlab } from './packet-slab.js';
@@ -29,6 +30,8 @@ export interface TunDeviceOptions extends IpOptions {
   headroom?: number;
   /** Free bytes after each received packet (default 32: padding + Poly1305 tag). */
   tailroom?: number;
+  /** Keep the event loop polling for a while after each small batch (busy-poll.ts). */
+  busyPoll?: BusyPoll;
   onPackets?: PacketsHandler;
   onError?: ErrorHandler;
 }
@@ -56,6 +59,7 @@ export class TunDevice {
       (count) => this.onPackets(count, rx),
       (err) => this.onError(err),
     );
+    if (options.busyPoll) native.setBusyPoll(options.busyPoll.native);
   }
 
   /** Creates (or attaches to) the TUN device, sets its MTU and starts reading. */
@@ -96,6 +100,11 @@ export class TunDevice {
    */
   writeBatch(slab: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, count: number): number {
     return this.native.writeBatch(slab, offsets, lengths, count);
+  }
+
+  /** Joins a busy-poll group, leaving the previous one; null leaves. */
+  setBusyPoll(group: BusyPoll | null): void {
+    this.native.setBusyPoll(group?.native ?? null);
   }
 
   /** Stops reading (backpressure) until resume(). */

@@ -1,6 +1,7 @@
 // The magic socket's transport: one UDP socket with batched receive (recvmmsg) and send
 // (sendmmsg) through preallocated slabs (native addon).
 import { isIPv4 } from 'node:net';
+import type { BusyPoll } from './busy-poll.js';
 import { UDP_NO_GRO, UDP_NO_GSO, loadNative, type NativeCounters, type NativeUdp } from './native.js';
 import { DEFAULT_BATCH, type ErrorHandler, type PacketsHandler } from './tun-device.js';
 import { PacketSlab } from './packet-slab.js';
@@ -37,6 +38,8 @@ export interface BatchUdpSocketOptions {
   gso?: boolean;
   /** Let the kernel coalesce received datagrams (UDP GRO); split again here (default true). */
   gro?: boolean;
+  /** Keep the event loop polling for a while after each small batch (busy-poll.ts). */
+  busyPoll?: BusyPoll;
   onPackets?: PacketsHandler;
   onError?: ErrorHandler;
 }
@@ -63,6 +66,7 @@ export class BatchUdpSocket {
       (count) => this.onPackets(count, rx),
       (err) => this.onError(err),
     );
+    if (options.busyPoll) native.setBusyPoll(options.busyPoll.native);
   }
 
   /** Opens and binds the socket and starts receiving. Throws UdpBindError on failure. */
@@ -138,6 +142,11 @@ export class BatchUdpSocket {
   /** send() with a textual endpoint; encodes the address, so only for slow paths. */
   sendTo(packet: Uint8Array, to: Endpoint): boolean {
     return this.native.send(packet, encodePackedAddr(to));
+  }
+
+  /** Joins a busy-poll group, leaving the previous one; null leaves. */
+  setBusyPoll(group: BusyPoll | null): void {
+    this.native.setBusyPoll(group?.native ?? null);
   }
 
   pause(): void {

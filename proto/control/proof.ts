@@ -41,3 +41,8 @@ export function registrationFields(r: { nodeKey: string; discoKey: string; hostn
 export function streamFields(nodeKey: string): string[] {
   return ['stream', nodeKey];
 }
+
+/** The fields a deregistration (logout) proof covers. */
+export function deregistrationFields(nodeKey: string): string[] {
+  return ['deregister', nodeKey];
+}

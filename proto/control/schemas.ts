@@ -50,6 +50,18 @@ export type SelfNode = z.infer<typeof SelfNode>;
 export const RegisterResponse = z.object({ node: SelfNode });
 export type RegisterResponse = z.infer<typeof RegisterResponse>;
 
+/** POST /api/v1/deregister (logout): the node deletes itself, proving it holds its node key. */
+export const DeregisterRequest = z.object({
+  nodeKey: Key32,
+  challenge: z.string().min(16).max(128),
+  /** base64 MAC over deregistrationFields(nodeKey) (see proof.ts). */
+  proof: z.string().max(64),
+}).strict();
+export type DeregisterRequest = z.infer<typeof DeregisterRequest>;
+
+export const DeregisterResponse = z.object({ deregistered: NodeId });
+export type DeregisterResponse = z.infer<typeof DeregisterResponse>;
+
 /** A peer as a node sees it in its netmap. */
 export const Peer = z.object({
   id: NodeId,
@@ -91,11 +103,29 @@ export const Netmap = z.object({
 });
 export type Netmap = z.infer<typeof Netmap>;
 
-/** A change to the netmap: peers added or changed (whole records), peers removed, filter replaced. */
+/**
+ * The live fields of a peer that changed, sent instead of its whole record to streams whose hello
+ * listed the 'peer-patches' capability. Fields present replace the peer's; absent ones stay.
+ */
+export const PeerPatch = z.object({
+  id: NodeId,
+  endpoints: z.array(Endpoint).optional(),
+  homeRelay: z.string().nullable().optional(),
+  online: z.boolean().optional(),
+  lastSeen: z.string().nullable().optional(),
+});
+export type PeerPatch = z.infer<typeof PeerPatch>;
+
+/**
+ * A change to the netmap: peers added or changed (whole records), peers patched (only with the
+ * 'peer-patches' capability), peers removed, filter replaced. Apply upserts, then patches, then
+ * removals. seq counts up by one per message on a stream (the netmap is 0).
+ */
 export const NetmapDelta = z.object({
   type: z.literal('delta'),
   seq: z.number().int().nonnegative(),
   upserts: z.array(Peer),
+  patches: z.array(PeerPatch).optional(),
   removals: z.array(NodeId),
   packetFilter: z.array(FilterRule).nullable().optional(),
   self: SelfNode.optional(),
@@ -108,7 +138,14 @@ export const StreamHello = z.object({
   type: z.literal('hello'), nodeKey: Key32, challenge: z.string().max(128), proof: z.string().max(64),
   /** Last seq the agent holds; informational (the server always starts with a full map). */
   lastSeq: z.number().int().nonnegative().optional(),
+  /** Optional protocol features the agent understands (STREAM_CAPABILITIES); unknown ones are ignored. */
+  capabilities: z.array(z.string().max(32)).max(16).optional(),
 }).strict();
+
+export const STREAM_CAPABILITIES = {
+  /** Deltas may carry `patches` (changed live fields) instead of whole peer records. */
+  peerPatches: 'peer-patches',
+} as const;
 export const StreamEndpoints = z.object({
   type: z.literal('endpoints'), endpoints: z.array(Endpoint).max(32), homeRelay: z.string().max(64).nullable().optional(),
 }).strict();
@@ -168,3 +205,25 @@ export function describeZodError(err: z.ZodError): string {
   const path = issue.path.join('.');
   return path ? `${path}: ${issue.message}` : issue.message;
 }
+
+/** GET /api/v1/admin/authkeys */
+export const AuthKeyList = z.object({ authKeys: z.array(AuthKeyInfo) });
+export type AuthKeyList = z.infer<typeof AuthKeyList>;
+
+/** GET /api/v1/admin/nodes */
+export const NodeList = z.object({ nodes: z.array(NodeInfo) });
+export type NodeList = z.infer<typeof NodeList>;
+
+/** One advertised route of one node (an exit node advertises 0.0.0.0/0 and ::/0). */
+export const RouteInfo = z.object({
+  nodeId: NodeId,
+  node: z.string(),
+  route: CidrText,
+  approved: z.boolean(),
+  exitNode: z.boolean(),
+});
+export type RouteInfo = z.infer<typeof RouteInfo>;
+
+/** GET /api/v1/admin/routes */
+export const RouteList = z.object({ routes: z.array(RouteInfo) });
+export type RouteList = z.infer<typeof RouteList>;

@@ -1,6 +1,7 @@
-// Module entry: exports the native classes { Tun, Udp }.
+// Module entry: exports the native classes { Tun, Udp, BusyPoll }.
 #include <node_api.h>
 
+#include "busy_poll.h"
 #include "errors.h"
 #include "tun.h"
 #include "udp.h"
@@ -12,6 +13,9 @@ static napi_value init(napi_env env, napi_value exports) {
   if (!udp) return NULL;
   PH_NAPI(env, napi_set_named_property(env, exports, "Tun", tun));
   PH_NAPI(env, napi_set_named_property(env, exports, "Udp", udp));
+  napi_value busy_poll = ph_busy_poll_define(env);
+  if (!busy_poll) return NULL;
+  PH_NAPI(env, napi_set_named_property(env, exports, "BusyPoll", busy_poll));
   return exports;
 }
 

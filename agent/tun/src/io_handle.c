@@ -11,6 +11,9 @@
 #include "napi_args.h"
 
 
+// Tells a Tun/Udp object apart from other wrapped classes (a BusyPoll passed as `this`).
+static const napi_type_tag IO_TAG = {0x70696e686f6c6549ULL, 0x6f48616e646c6531ULL};
+
 void ph_io_record_errno(ph_io *io, int err) { io->c.last_errno = err; }
 
 static void maybe_free(ph_io *io) {
@@ -64,6 +67,10 @@ static void close_fd_and_poll(ph_io *io) {
     close(io->fd);
     io->fd = -1;
   }
+  if (io->busy) {
+    ph_busy_poll_leave(io->busy);
+    io->busy = NULL;
+  }
 }
 
 // Environment teardown (process exit, worker termination) with the handle still open: close
@@ -85,6 +92,7 @@ static void ph_io_close(ph_io *io) {
   remove_cleanup_hook(io);
   close_fd_and_poll(io);
   release_receiver(io);
+  delete_ref(io->env, &io->busy_ref);
   delete_ref(io->env, &io->self_ref);
 }
 
@@ -144,11 +152,14 @@ static void schedule_flush(ph_io *io) {
 static void drain(ph_io *io) {
   napi_handle_scope scope;
   if (napi_open_handle_scope(io->env, &scope) != napi_ok) return;
+  if (io->busy) ph_busy_poll_note_wake(io->busy);
+  uint32_t delivered = 0;
   for (int b = 0; b < PH_MAX_BATCHES_PER_WAKE; b++) {
     int drained = 0;
     uint32_t n = io->read_batch(io, &drained);
     if (n > 0) {
       io->c.rx_batches++;
+      delivered += n;
       napi_value count;
       napi_create_uint32(io->env, n, &count);
       call_js(io, io->on_packets_ref, 1, &count);
@@ -160,6 +171,8 @@ static void drain(ph_io *io) {
     }
     if (drained && !has_pending(io)) break;
   }
+  // io->busy is NULL if JS closed us or left the group during the calls
+  if (delivered > 0 && io->busy) ph_busy_poll_delivered(io->busy, delivered);
   schedule_flush(io);
   napi_close_handle_scope(io->env, scope);
 }
@@ -215,7 +228,9 @@ static bool start_polling(ph_io *io) {
 napi_status ph_io_wrap(ph_io *io, napi_env env, napi_value js_this, int fd) {
   io->env = env;
   io->fd = fd;
-  napi_status s = napi_wrap(env, js_this, io, finalize, NULL, NULL);
+  napi_status s = napi_type_tag_object(env, js_this, &IO_TAG);
+  if (s != napi_ok) return s;
+  s = napi_wrap(env, js_this, io, finalize, NULL, NULL);
   if (s != napi_ok) return s;
   if (napi_add_env_cleanup_hook(env, cleanup_hook, io) == napi_ok) io->cleanup_hook = 1;
   return napi_create_reference(env, js_this, 1, &io->self_ref);
@@ -226,8 +241,10 @@ ph_io *ph_io_this(napi_env env, napi_callback_info info, size_t *argc, napi_valu
   napi_value self;
   void *data = NULL;
   size_t zero = 0;
+  bool tagged = false;
   if (napi_get_cb_info(env, info, argc ? argc : &zero, argv, &self, NULL) != napi_ok) return NULL;
-  if (napi_unwrap(env, self, &data) != napi_ok || !data) {
+  if (napi_check_object_type_tag(env, self, &IO_TAG, &tagged) != napi_ok || !tagged ||
+      napi_unwrap(env, self, &data) != napi_ok || !data) {
     ph_throw(env, "ERR_INVALID_THIS", 0, "not a native pinhole handle");
     return NULL;
   }
@@ -291,6 +308,30 @@ static napi_value m_set_receiver(napi_env env, napi_callback_info info) {
   io->addrs = addrs;
   if (io->on_receiver && !io->on_receiver(io)) return NULL;
   if (!start_polling(io)) return NULL;
+  return NULL;
+}
+
+// setBusyPoll(group: BusyPoll | null): joins the group, leaving the previous one.
+static napi_value m_set_busy_poll(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value a[1];
+  ph_io *io = ph_io_this(env, info, &argc, a, true);
+  if (!io) return NULL;
+  ph_busy_poll *g = NULL;
+  if (argc >= 1 && !ph_arg_is_nullish(env, a[0])) {
+    g = ph_busy_poll_join(env, a[0]);
+    if (!g) return NULL;
+  }
+  napi_ref ref = NULL;
+  if (g && napi_create_reference(env, a[0], 1, &ref) != napi_ok) {
+    ph_busy_poll_leave(g);
+    ph_throw_napi_failure(env, "napi_create_reference");
+    return NULL;
+  }
+  if (io->busy) ph_busy_poll_leave(io->busy);
+  delete_ref(env, &io->busy_ref);
+  io->busy = g;
+  io->busy_ref = ref;
   return NULL;
 }
 
@@ -375,6 +416,7 @@ static napi_value m_counters(napi_env env, napi_callback_info info) {
 size_t ph_io_methods(napi_property_descriptor *out) {
   napi_property_descriptor d[] = {
       {"setReceiver", NULL, m_set_receiver, NULL, NULL, NULL, napi_default, NULL},
+      {"setBusyPoll", NULL, m_set_busy_poll, NULL, NULL, NULL, napi_default, NULL},
       {"pause", NULL, m_pause, NULL, NULL, NULL, napi_default, NULL},
       {"resume", NULL, m_resume, NULL, NULL, NULL, napi_default, NULL},
       {"ref", NULL, m_ref, NULL, NULL, NULL, napi_default, NULL},

@@ -12,6 +12,8 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "busy_poll.h"
+
 // Batches delivered per wake-up before yielding back to the event loop (fairness cap).
 #define PH_MAX_BATCHES_PER_WAKE 4
 
@@ -57,6 +59,9 @@ struct ph_io {
 
   ph_counters c;
 
+  ph_busy_poll *busy;  // group kept hot after our deliveries (setBusyPoll), NULL if none
+  napi_ref busy_ref;   // keeps the group's JS object alive while we are open
+
   ph_read_batch_fn read_batch;
   ph_has_pending_fn has_pending;  // NULL: never any
   // Called after the receiver changed (UDP rebuilds its recvmmsg vectors); false = threw.
@@ -75,8 +80,8 @@ ph_io *ph_io_this(napi_env env, napi_callback_info info, size_t *argc, napi_valu
 
 void ph_io_record_errno(ph_io *io, int err);
 
-// Methods shared by both classes (setReceiver, pause, resume, ref, unref, close, counters).
-// Writes up to 8 descriptors to out; returns how many.
+// Methods shared by both classes (setReceiver, setBusyPoll, pause, resume, ref, unref, close,
+// counters). Writes up to 9 descriptors to out; returns how many.
 size_t ph_io_methods(napi_property_descriptor *out);
 
 #endif

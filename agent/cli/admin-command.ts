@@ -1,0 +1,223 @@
+// `pinhole admin --coordinator URL --token T ...`: the coordinator's admin API from a shell.
+//   authkey create [--reusable] [--ephemeral] [--expiry DURATION] [--tag TAG]... | authkey list
+//   | authkey revoke ID | nodes list | nodes delete N | nodes expire N | routes list
+//   | routes approve NODE CIDR... | policy get | policy set FILE
+// Every subcommand takes --json. N and NODE are a node id or name. The token may also come from
+// PINHOLE_ADMIN_TOKEN. Failures throw one-line errors; the caller prints them and exits non-zero.
+import { readFile } from 'node:fs/promises';
+import { Command, Option } from 'commander';
+import type { z } from 'zod';
+import { parseDuration } from '../../proto/control/duration.js';
+import { PolicyReply } from '../../proto/control/policy.js';
+import {
+  AuthKeyCreated, AuthKeyInfo, AuthKeyList, NodeInfo, NodeList, RouteList, describeZodError,
+  type AuthKeyInfo as AuthKey, type NodeInfo as Node,
+} from '../../proto/control/schemas.js';
+
+export class AdminRequestError extends Error {
+  override readonly name = 'AdminRequestError';
+}
+
+const REQUEST_TIMEOUT_MS = 15_000;
+
+interface AdminTarget { coordinator: string; token: string }
+
+function target(cmd: Command): AdminTarget {
+  const o = cmd.optsWithGlobals() as { coordinator?: string; token?: string };
+  if (!o.coordinator) throw new AdminRequestError('admin: --coordinator URL is required');
+  if (!URL.canParse(o.coordinator)) throw new AdminRequestError(`admin: --coordinator: not a URL: ${o.coordinator}`);
+  if (!o.token) throw new AdminRequestError('admin: no token: pass --token T or set PINHOLE_ADMIN_TOKEN');
+  return { coordinator: o.coordinator.replace(/\/+$/, ''), token: o.token };
+}
+
+/** One admin API call; the reply is checked against its schema. */
+async function call<S extends z.ZodType>(t: AdminTarget, method: string, path: string, schema: S, body?: unknown): Promise<z.infer<S>> {
+  let res: Response;
+  try {
+    res = await fetch(`${t.coordinator}/api/v1/admin/${path}`, {
+      method,
+      headers: { authorization: `Bearer ${t.token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+    });
+  } catch (err) {
+    const c = (err as { cause?: { code?: string; message?: string } }).cause;
+    const cause = c?.code ?? c?.message ?? (err as Error).message;
+    throw new AdminRequestError(`cannot reach the coordinator at ${t.coordinator}: ${cause}`);
+  }
+  const text = await res.text();
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    throw new AdminRequestError(`coordinator answered ${res.status} without JSON`);
+  }
+  if (!res.ok) {
+    const reason = (json as { error?: unknown })?.error;
+    throw new AdminRequestError(typeof reason === 'string' ? reason : `coordinator answered ${res.status}`);
+  }
+  const parsed = schema.safeParse(json);
+  if (!parsed.success) throw new AdminRequestError(`unexpected reply from the coordinator: ${describeZodError(parsed.error)}`);
+  return parsed.data;
+}
+
+/** A node id, or the id of the node with that name. */
+async function resolveNode(t: AdminTarget, ref: string): Promise<Node> {
+  const { nodes } = await call(t, 'GET', 'nodes', NodeList);
+  const node = /^\d+$/.test(ref) ? nodes.find((n) => n.id === Number(ref)) : nodes.find((n) => n.name === ref.toLowerCase());
+  if (!node) throw new AdminRequestError(`no node ${/^\d+$/.test(ref) ? 'with id' : 'named'} ${ref}`);
+  return node;
+}
+
+function table(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]): string => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd();
+  return [line(header), ...rows.map(line)].join('\n');
+}
+
+const when = (iso: string | null): string => (iso === null ? '-' : iso.replace(/\.\d+Z$/, 'Z'));
+const list = (xs: string[]): string => (xs.length === 0 ? '-' : xs.join(','));
+
+function keyState(k: AuthKey): string {
+  if (k.revoked) return 'revoked';
+  if (k.expiresAt !== null && Date.parse(k.expiresAt) <= Date.now()) return 'expired';
+  if (!k.reusable && k.usedCount > 0) return 'used';
+  return 'valid';
+}
+
+function formatNodes(nodes: Node[]): string {
+  if (nodes.length === 0) return 'no nodes';
+  return table(['ID', 'NAME', 'IPV4', 'IPV6', 'STATUS', 'LAST SEEN', 'KEY EXPIRES', 'TAGS'], nodes.map((n) => [
+    String(n.id), n.name, n.ipv4, n.ipv6,
+    n.keyExpiresAt !== null && Date.parse(n.keyExpiresAt) <= Date.now() ? 'expired' : n.online ? 'online' : 'offline',
+    when(n.lastSeen), when(n.keyExpiresAt), list(n.tags),
+  ]));
+}
+
+function formatKeys(keys: AuthKey[]): string {
+  if (keys.length === 0) return 'no auth keys';
+  return table(['ID', 'PREFIX', 'USE', 'EPHEMERAL', 'TAGS', 'USED', 'EXPIRES', 'STATE'], keys.map((k) => [
+    String(k.id), k.prefix, k.reusable ? 'reusable' : 'single', k.ephemeral ? 'yes' : 'no', list(k.tags), String(k.usedCount), when(k.expiresAt), keyState(k),
+  ]));
+}
+
+function out(text: string): void {
+  process.stdout.write(`${text}\n`);
+}
+
+function json(value: unknown): void {
+  out(JSON.stringify(value, null, 2));
+}
+
+type Action = (t: AdminTarget, args: string[], opts: Record<string, unknown>) => Promise<void>;
+
+/** A leaf subcommand with --json, whose action gets the admin target resolved. */
+function leaf(parent: Command, spec: string, description: string, action: Action): Command {
+  const cmd = parent.command(spec).description(description).option('--json', 'machine-readable output');
+  cmd.action(async (...params: unknown[]) => {
+    const self = params[params.length - 1] as Command;
+    const args = params.slice(0, -2).flat() as string[];
+    await action(target(self), args, self.opts());
+  });
+  return cmd;
+}
+
+export function registerAdminCommand(program: Command): void {
+  const admin = program.command('admin')
+    .description('manage a coordinator: auth keys, nodes, routes, policy')
+    .option('--coordinator <url>', 'coordinator URL, e.g. http://127.0.0.1:8080')
+    .addOption(new Option('--token <token>', 'admin API token').env('PINHOLE_ADMIN_TOKEN'));
+
+  const authkey = admin.command('authkey').description('create, list and revoke auth keys');
+  leaf(authkey, 'create', 'create an auth key (its secret is shown once)', async (t, _args, o) => {
+    let expiry: number | undefined;
+    try {
+      expiry = o.expiry === undefined ? undefined : Math.ceil(parseDuration(String(o.expiry)) / 1000);
+    } catch (err) {
+      throw new AdminRequestError(`--expiry: ${(err as Error).message}`);
+    }
+    const k = await call(t, 'POST', 'authkeys', AuthKeyCreated, {
+      reusable: Boolean(o.reusable), ephemeral: Boolean(o.ephemeral), tags: (o.tag as string[] | undefined) ?? [],
+      ...(expiry === undefined ? {} : { expirySeconds: expiry }),
+    });
+    if (o.json) return json(k);
+    out(k.key);
+    out(`id ${k.id}, ${k.reusable ? 'reusable' : 'single-use'}${k.ephemeral ? ', ephemeral' : ''}, expires ${when(k.expiresAt)}, tags ${list(k.tags)}; the key is shown only this once`);
+  }).option('--reusable', 'may register any number of nodes')
+    .option('--ephemeral', 'nodes registered with it are deleted after going offline')
+    .option('--expiry <duration>', 'key lifetime, e.g. 1h, 30d (default: never expires)')
+    .option('--tag <tag>', 'tag for the nodes it registers (repeatable)', (v: string, acc: string[] = []) => [...acc, v]);
+  leaf(authkey, 'list', 'list auth keys', async (t, _a, o) => {
+    const { authKeys } = await call(t, 'GET', 'authkeys', AuthKeyList);
+    if (o.json) json(authKeys);
+    else out(formatKeys(authKeys));
+  });
+  leaf(authkey, 'revoke <id>', 'revoke an auth key', async (t, [id], o) => {
+    if (!/^\d+$/.test(id!)) throw new AdminRequestError(`auth key id must be a number: ${id}`);
+    const k = await call(t, 'DELETE', `authkeys/${id}`, AuthKeyInfo);
+    if (o.json) json(k);
+    else out(`revoked auth key ${k.id} (${k.prefix})`);
+  });
+
+  const nodes = admin.command('nodes').description('list, delete and expire nodes');
+  leaf(nodes, 'list', 'list nodes', async (t, _a, o) => {
+    const r = await call(t, 'GET', 'nodes', NodeList);
+    if (o.json) json(r.nodes);
+    else out(formatNodes(r.nodes));
+  });
+  leaf(nodes, 'delete <node>', 'delete a node (by id or name)', async (t, [ref], o) => {
+    const n = await resolveNode(t, ref!);
+    const deleted = await call(t, 'DELETE', `nodes/${n.id}`, NodeInfo);
+    if (o.json) json(deleted);
+    else out(`deleted node ${deleted.id} (${deleted.name})`);
+  });
+  leaf(nodes, 'expire <node>', 'expire a node key now: the node must re-authenticate', async (t, [ref], o) => {
+    const n = await resolveNode(t, ref!);
+    const expired = await call(t, 'POST', `nodes/${n.id}/expire`, NodeInfo);
+    if (o.json) json(expired);
+    else out(`expired node ${expired.id} (${expired.name}): it must re-authenticate with an auth key`);
+  });
+
+  const routes = admin.command('routes').description('list and approve advertised routes');
+  leaf(routes, 'list', 'list advertised routes and whether they are approved', async (t, _a, o) => {
+    const r = await call(t, 'GET', 'routes', RouteList);
+    if (o.json) return json(r.routes);
+    out(r.routes.length === 0 ? 'no advertised routes' : table(['NODE', 'ID', 'ROUTE', 'APPROVED'], r.routes.map((x) => [x.node, String(x.nodeId), x.route + (x.exitNode ? ' (exit)' : ''), x.approved ? 'yes' : 'no'])));
+  });
+  leaf(routes, 'approve <node> <cidr...>', 'approve routes a node advertises (0.0.0.0/0 and ::/0 for an exit node)', async (t, [ref, ...cidrs], o) => {
+    const n = await resolveNode(t, ref!);
+    const updated = await call(t, 'POST', `nodes/${n.id}/routes`, NodeInfo, { routes: cidrs });
+    if (o.json) json(updated);
+    else out(`node ${updated.name}: serving ${list(updated.routes)}`);
+  });
+
+  const policy = admin.command('policy').description('show or replace the access policy');
+  leaf(policy, 'get', 'print the access policy', async (t, _a, o) => {
+    const r = await call(t, 'GET', 'policy', PolicyReply);
+    if (o.json) json(r);
+    else out(r.policy === null ? 'no policy: every node sees every node' : JSON.stringify(r.policy, null, 2));
+  });
+  leaf(policy, 'set <file>', 'replace the access policy with a JSON file ("-": stdin)', async (t, [file], o) => {
+    let text: string;
+    try {
+      text = file === '-' ? await readStdin() : await readFile(file!, 'utf8');
+    } catch (err) {
+      throw new AdminRequestError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+    let body: unknown;
+    try {
+      body = JSON.parse(text);
+    } catch (err) {
+      throw new AdminRequestError(`${file}: not valid JSON: ${(err as Error).message}`);
+    }
+    const r = await call(t, 'PUT', 'policy', PolicyReply, body);
+    if (o.json) json(r);
+    else out(`policy updated: ${r.policy?.acls.length ?? 0} ACL rule(s)`);
+  });
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}

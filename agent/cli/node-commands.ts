@@ -1,0 +1,103 @@
+// The commands that drive a managed node through its agent's local API: up, down, logout, ip.
+import type { Command } from 'commander';
+import { localApiCall } from '../localapi/client.js';
+import { LOCAL_PATHS, type LocalRegisterBody } from '../daemon/local-routes.js';
+import type { LogoutResult, RegisterResultLocal, UpResult } from '../daemon/managed-agent.js';
+import type { AgentStatus } from '../static/status.js';
+import { Hostname } from '../../proto/control/schemas.js';
+import { normalizeCoordinatorUrl } from '../control/coordinator-url.js';
+
+const socketOf = (cmd: Command): string => (cmd.optsWithGlobals() as { socket: string }).socket;
+const out = (line: string): void => { process.stdout.write(`${line}\n`); };
+
+export class NotManagedError extends Error {
+  override readonly name = 'NotManagedError';
+}
+
+export class UsageError extends Error {
+  override readonly name = 'UsageError';
+}
+
+async function managedStatus(socket: string): Promise<AgentStatus & { self: NonNullable<AgentStatus['self']> }> {
+  const st = await localApiCall<AgentStatus>(socket, 'GET', LOCAL_PATHS.status);
+  if (st.mode !== 'managed' || !st.self) throw new NotManagedError('this agent runs a static tunnel (--config), not a coordinator-managed node');
+  return st as AgentStatus & { self: NonNullable<AgentStatus['self']> };
+}
+
+function coordinatorFlag(text: string): string {
+  try {
+    return normalizeCoordinatorUrl(text);
+  } catch (err) {
+    throw new UsageError(`--coordinator: ${(err as Error).message}`);
+  }
+}
+
+export function registerNodeCommands(program: Command): void {
+  program.command('up')
+    .description('register this node with a coordinator (once) and bring its tunnel up')
+    .option('--coordinator <url>', 'coordinator URL, e.g. http://203.0.113.10:8080 (default: the one registered with)')
+    .option('--auth-key <key>', 'auth key from `pinhole admin authkey create` (not needed once registered)')
+    .option('--hostname <name>', "name to register under (default: this machine's hostname)")
+    .action(async (opts: { coordinator?: string; authKey?: string; hostname?: string }, cmd: Command) => {
+      const socket = socketOf(cmd);
+      const before = await managedStatus(socket);
+      const url = opts.coordinator !== undefined ? coordinatorFlag(opts.coordinator) : before.self.coordinator;
+      if (!url) throw new NotManagedError('this node is not registered yet: pinhole up --coordinator URL --auth-key KEY');
+      if (opts.hostname !== undefined) {
+        const h = Hostname.safeParse(opts.hostname);
+        if (!h.success) throw new UsageError(`--hostname: ${h.error.issues[0]?.message ?? 'invalid'}`);
+      }
+      out(`registering with ${url}…`);
+      const body: LocalRegisterBody = {
+        ...(opts.coordinator !== undefined ? { coordinatorUrl: opts.coordinator } : {}),
+        ...(opts.authKey !== undefined ? { authKey: opts.authKey } : {}),
+        ...(opts.hostname !== undefined ? { hostname: opts.hostname } : {}),
+        ...(opts.authKey === undefined && opts.coordinator === undefined && before.self.state !== 'logged-out' ? { allowOffline: true } : {}),
+      };
+      const reg = await localApiCall<RegisterResultLocal>(socket, 'POST', LOCAL_PATHS.register, body);
+      if (reg.offline) out('the coordinator is unreachable: using the registration on file');
+      out(`address assigned ${reg.node.ipv4} (${reg.node.ipv6}), name ${reg.node.name}`);
+      const up = await localApiCall<UpResult>(socket, 'POST', LOCAL_PATHS.up, {});
+      out(`${up.peers} peer${up.peers === 1 ? '' : 's'}`);
+      if (up.connected) {
+        out(`up: ${up.tun} is ${up.self.ipv4}`);
+      } else {
+        out(`up: ${up.tun} is ${up.self.ipv4}, from the last netmap; the coordinator has not answered yet${up.lastError ? ` (${up.lastError})` : ''}, retrying in the background`);
+      }
+    });
+
+  program.command('down')
+    .description('take the tunnel down; the node stays registered (pinhole up brings it back)')
+    .action(async (_opts: unknown, cmd: Command) => {
+      const socket = socketOf(cmd);
+      await managedStatus(socket);
+      const r = await localApiCall<{ wasUp: boolean }>(socket, 'POST', LOCAL_PATHS.down, {});
+      out(r.wasUp ? 'down: tunnel removed, still registered' : 'down: the tunnel was not up; still registered');
+    });
+
+  program.command('logout')
+    .description('deregister this node from its coordinator and forget its keys and netmap')
+    .action(async (_opts: unknown, cmd: Command) => {
+      const socket = socketOf(cmd);
+      await managedStatus(socket);
+      const r = await localApiCall<LogoutResult>(socket, 'POST', LOCAL_PATHS.logout, {});
+      if (!r.wasRegistered) out('not registered; nothing to do');
+      else if (r.coordinatorNotified) out('logged out: the coordinator deleted this node; local state forgotten');
+      else {
+        out('logged out locally: local state forgotten');
+        process.stderr.write(`pinhole: warning: the coordinator was not told (${r.reason}); an admin can remove the node with pinhole admin nodes delete\n`);
+      }
+    });
+
+  program.command('ip')
+    .description("print this node's overlay addresses")
+    .option('-4', 'IPv4 only')
+    .option('-6', 'IPv6 only')
+    .action(async (opts: { 4?: boolean; 6?: boolean }, cmd: Command) => {
+      const st = await managedStatus(socketOf(cmd));
+      if (!st.self.ipv4 || !st.self.ipv6) throw new NotManagedError('this node is not registered: pinhole up --coordinator URL --auth-key KEY');
+      const both = !opts[4] && !opts[6];
+      if (both || opts[4]) out(st.self.ipv4);
+      if (both || opts[6]) out(st.self.ipv6);
+    });
+}

@@ -1,0 +1,271 @@
+// The agent's long-lived control connection: one WebSocket to /api/v1/stream. The server speaks
+// first with a challenge; the client answers hello (proof over streamFields(nodeKey)); the server
+// then sends a full netmap and deltas. Every inbound message is parsed with the zod schemas —
+// anything else is dropped and counted. A lost connection is retried with jittered backoff, and
+// the full map of the new connection replaces the old one (resume).
+import WebSocket from 'ws';
+import { makeProof, streamFields } from '../../proto/control/proof.js';
+import { ServerStreamMessage, type ClientStreamMessage, type Netmap, type NetmapDelta } from '../../proto/control/schemas.js';
+import { decodeKey } from '../../proto/wireguard/keys.js';
+import { Backoff, type BackoffOptions } from './backoff.js';
+import { streamUrl } from './coordinator-url.js';
+
+/** Client ping interval; the server answers each with a pong. */
+export const KEEPALIVE_INTERVAL_MS = 15_000;
+/** With nothing received for this long the connection is presumed dead and replaced. */
+export const IDLE_TIMEOUT_MS = 45_000;
+/** A netmap of 10,000 peers is a few MB; anything far larger is not one. */
+const MAX_MESSAGE_BYTES = 64 << 20;
+
+export interface StreamLog {
+  debug(msg: string): void;
+  info(msg: string): void;
+  warn(msg: string): void;
+  error(msg: string): void;
+}
+
+export interface ControlStreamOptions {
+  coordinatorUrl: string;
+  nodePrivate: Uint8Array;
+  nodeKey: string;
+  /** The endpoints to report now; asked on every (re)connect and by refreshEndpoints(). */
+  endpoints: () => string[];
+  /** A full netmap: it replaces whatever the agent held. */
+  onNetmap: (netmap: Netmap) => void;
+  /** A delta on top of the last netmap of the same connection. */
+  onDelta: (delta: NetmapDelta) => void;
+  /** True once a netmap arrived on a connection, false when that connection is lost (not on stop()). */
+  onConnectedChange?: (connected: boolean) => void;
+  /** Sequence number of the netmap the agent holds (sent in hello, informational). */
+  lastSeq?: () => number | undefined;
+  log?: StreamLog;
+  backoff?: BackoffOptions;
+  keepaliveMs?: number;
+  idleTimeoutMs?: number;
+}
+
+export interface ControlStreamCounters {
+  /** Connection attempts since start(). */
+  attempts: number;
+  netmaps: number;
+  deltas: number;
+  /** Inbound messages dropped: not JSON, not matching a schema, or out of order. */
+  malformed: number;
+}
+
+export interface ControlStreamStatus extends ControlStreamCounters {
+  connected: boolean;
+  connectedSince: string | null;
+  lastError: string | null;
+}
+
+const quiet: StreamLog = { debug() {}, info() {}, warn() {}, error() {} };
+
+export class ControlStream {
+  private readonly backoff: Backoff;
+  private readonly log: StreamLog;
+  private ws: WebSocket | undefined;
+  private running = false;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private keepaliveTimer: NodeJS.Timeout | undefined;
+  private helloSent = false;
+  private gotNetmap = false;
+  private lastInboundAt = 0;
+  private reportedEndpoints = '';
+  private connectedSince: string | null = null;
+  private lastError: string | null = null;
+  readonly counters: ControlStreamCounters = { attempts: 0, netmaps: 0, deltas: 0, malformed: 0 };
+
+  constructor(private readonly opts: ControlStreamOptions) {
+    this.backoff = new Backoff(opts.backoff);
+    this.log = opts.log ?? quiet;
+  }
+
+  get connected(): boolean {
+    return this.connectedSince !== null;
+  }
+
+  status(): ControlStreamStatus {
+    return { ...this.counters, connected: this.connected, connectedSince: this.connectedSince, lastError: this.lastError };
+  }
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.backoff.reset();
+    this.connect();
+  }
+
+  /** Closes the connection for good; onConnectedChange is not called for a stop asked for. */
+  stop(): void {
+    this.running = false;
+    clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    const ws = this.ws;
+    this.ws = undefined;
+    this.endConnection(false);
+    ws?.removeAllListeners();
+    ws?.on('error', () => undefined); // a socket still connecting reports its abort as an error
+    ws?.terminate();
+  }
+
+  /** Reports the endpoints again if they changed since the last report. */
+  refreshEndpoints(): void {
+    if (!this.gotNetmap) return;
+    const eps = this.opts.endpoints();
+    const text = eps.join(',');
+    if (text === this.reportedEndpoints) return;
+    if (this.send({ type: 'endpoints', endpoints: eps })) this.reportedEndpoints = text;
+  }
+
+  private connect(): void {
+    this.retryTimer = undefined;
+    if (!this.running) return;
+    this.counters.attempts++;
+    this.helloSent = false;
+    this.gotNetmap = false;
+    this.reportedEndpoints = '';
+    this.lastInboundAt = Date.now();
+    const ws = new WebSocket(streamUrl(this.opts.coordinatorUrl), {
+      handshakeTimeout: 10_000, maxPayload: MAX_MESSAGE_BYTES, perMessageDeflate: false,
+    });
+    this.ws = ws;
+    ws.on('open', () => {
+      this.log.debug('control stream open');
+      const every = this.opts.keepaliveMs ?? KEEPALIVE_INTERVAL_MS;
+      this.keepaliveTimer = setInterval(() => this.keepalive(ws), every);
+    });
+    ws.on('message', (data, isBinary) => {
+      if (ws === this.ws) this.receive(data, isBinary);
+    });
+    ws.on('error', (err) => {
+      if (ws === this.ws) this.lastError = err.message.split('\n')[0]!;
+    });
+    ws.on('close', (code, reason) => {
+      if (ws !== this.ws) return;
+      const why = reason.length > 0 ? `${code} ${reason.toString('utf8').slice(0, 200)}` : String(code);
+      this.closed(`control stream closed (${why})`);
+    });
+  }
+
+  private keepalive(ws: WebSocket): void {
+    const silentMs = Date.now() - this.lastInboundAt;
+    if (silentMs > (this.opts.idleTimeoutMs ?? IDLE_TIMEOUT_MS)) {
+      this.lastError = `control stream silent for ${(silentMs / 1000).toFixed(1)} s, reconnecting`;
+      this.log.warn(this.lastError);
+      ws.terminate();
+      return;
+    }
+    this.send({ type: 'ping', t: Date.now() });
+  }
+
+  private closed(why: string): void {
+    const wasConnected = this.connected;
+    this.endConnection();
+    this.ws = undefined;
+    if (wasConnected) this.log.warn(why);
+    else this.log.debug(why);
+    if (!this.running) return;
+    const delay = this.backoff.next();
+    this.log.debug(`control stream: retrying in ${delay} ms`);
+    this.retryTimer = setTimeout(() => this.connect(), delay);
+  }
+
+  private endConnection(notify = true): void {
+    clearInterval(this.keepaliveTimer);
+    this.keepaliveTimer = undefined;
+    const wasConnected = this.connected;
+    this.connectedSince = null;
+    this.gotNetmap = false;
+    if (wasConnected && notify) this.notify(() => this.opts.onConnectedChange?.(false));
+  }
+
+  private receive(data: WebSocket.RawData, isBinary: boolean): void {
+    this.lastInboundAt = Date.now();
+    if (isBinary) { this.drop('binary message'); return; }
+    let json: unknown;
+    try {
+      json = JSON.parse(rawText(data));
+    } catch {
+      this.drop('not JSON');
+      return;
+    }
+    const r = ServerStreamMessage.safeParse(json);
+    if (!r.success) { this.drop(`schema: ${r.error.issues[0]?.path.join('.') ?? ''} ${r.error.issues[0]?.message ?? ''}`); return; }
+    const msg = r.data;
+    switch (msg.type) {
+      case 'challenge': {
+        if (this.helloSent) { this.drop('second challenge'); return; }
+        if (msg.challenge.length < 16 || msg.challenge.length > 128) { this.drop('challenge of a bad size'); return; }
+        let proof: string;
+        try {
+          proof = makeProof(this.opts.nodePrivate, decodeKey(msg.serverKey), msg.challenge, streamFields(this.opts.nodeKey));
+        } catch {
+          this.drop('unusable server key');
+          return;
+        }
+        const lastSeq = this.opts.lastSeq?.();
+        this.helloSent = this.send({
+          type: 'hello', nodeKey: this.opts.nodeKey, challenge: msg.challenge, proof,
+          ...(lastSeq !== undefined ? { lastSeq } : {}),
+        });
+        return;
+      }
+      case 'netmap': {
+        if (!this.helloSent) { this.drop('netmap before hello'); return; }
+        if (msg.self.nodeKey !== this.opts.nodeKey) { this.drop('netmap for another node key'); return; }
+        this.counters.netmaps++;
+        const first = !this.gotNetmap;
+        this.gotNetmap = true;
+        if (first) {
+          this.connectedSince = new Date().toISOString();
+          this.lastError = null;
+          this.backoff.reset();
+          this.log.info(`control stream connected (netmap seq ${msg.seq}, ${msg.peers.length} peers)`);
+        }
+        this.notify(() => this.opts.onNetmap(msg));
+        if (first) this.notify(() => this.opts.onConnectedChange?.(true));
+        this.refreshEndpoints();
+        return;
+      }
+      case 'delta':
+        if (!this.gotNetmap) { this.drop('delta before the netmap'); return; }
+        this.counters.deltas++;
+        this.notify(() => this.opts.onDelta(msg));
+        return;
+      case 'pong':
+        return;
+      case 'error':
+        this.lastError = `coordinator: ${msg.reason.split('\n')[0]!.slice(0, 300)}`;
+        this.log.warn(this.lastError);
+        return;
+    }
+  }
+
+  private send(msg: ClientStreamMessage): boolean {
+    const ws = this.ws;
+    if (!ws || ws.readyState !== WebSocket.OPEN) return false;
+    ws.send(JSON.stringify(msg));
+    return true;
+  }
+
+  private drop(why: string): void {
+    this.counters.malformed++;
+    this.log.debug(`control stream: dropped a message (${why})`);
+  }
+
+  /** A bug in a handler must not take the connection (or the daemon) down with it. */
+  private notify(fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      this.log.error(`control stream handler failed: ${(err as Error).stack ?? String(err)}`);
+    }
+  }
+}
+
+function rawText(data: WebSocket.RawData): string {
+  if (Array.isArray(data)) return Buffer.concat(data).toString('utf8');
+  if (data instanceof ArrayBuffer) return Buffer.from(data).toString('utf8');
+  return data.toString('utf8');
+}

@@ -1,0 +1,57 @@
+// The managed agent's local API (unix socket, used by the CLI). Request bodies are parsed with
+// zod like everything else that comes from outside the process: a bad one is a 400 with a reason.
+import type { IncomingMessage } from 'node:http';
+import { z } from 'zod';
+import { describeZodError } from '../../proto/control/schemas.js';
+import { LocalApiError, type LocalApiRoute } from '../localapi/server.js';
+import type { ManagedAgent } from './managed-agent.js';
+
+export const LOCAL_PATHS = {
+  status: '/v0/status',
+  register: '/v0/register',
+  up: '/v0/up',
+  down: '/v0/down',
+  logout: '/v0/logout',
+} as const;
+
+export const LocalRegisterBody = z.object({
+  coordinatorUrl: z.string().max(2000).optional(),
+  authKey: z.string().max(200).optional(),
+  hostname: z.string().max(200).optional(),
+  /** Plain `up` of a registered node: if the coordinator is unreachable, come up on what is on file. */
+  allowOffline: z.boolean().optional(),
+}).strict();
+export type LocalRegisterBody = z.infer<typeof LocalRegisterBody>;
+
+const MAX_BODY = 64 * 1024;
+
+async function readJson(req: IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const c of req) {
+    size += (c as Buffer).length;
+    if (size > MAX_BODY) throw new LocalApiError(413, 'request body too large');
+    chunks.push(c as Buffer);
+  }
+  const text = Buffer.concat(chunks).toString('utf8');
+  if (text.trim() === '') return {};
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new LocalApiError(400, 'request body is not JSON');
+  }
+}
+
+export function managedRoutes(agent: ManagedAgent): Record<string, LocalApiRoute> {
+  return {
+    [`GET ${LOCAL_PATHS.status}`]: () => agent.status(),
+    [`POST ${LOCAL_PATHS.register}`]: async (req) => {
+      const r = LocalRegisterBody.safeParse(await readJson(req));
+      if (!r.success) throw new LocalApiError(400, describeZodError(r.error));
+      return agent.register(r.data);
+    },
+    [`POST ${LOCAL_PATHS.up}`]: () => agent.up(),
+    [`POST ${LOCAL_PATHS.down}`]: () => agent.down(),
+    [`POST ${LOCAL_PATHS.logout}`]: () => agent.logout(),
+  };
+}

@@ -1,0 +1,456 @@
+// A node managed by a coordinator: registration, the control stream, and the tunnel configured
+// from the netmap. The tunnel comes up from the last netmap on disk without waiting for the
+// coordinator, and keeps carrying traffic while the coordinator is away.
+import type { Logger } from 'pino';
+import { Hostname, type Netmap, type NetmapDelta, type SelfNode } from '../../proto/control/schemas.js';
+import type { WireGuardTimers } from '../../proto/wireguard/constants.js';
+import { Device } from '../wireguard/device.js';
+import { UdpBindError } from '../tun/udp-socket.js';
+import { DEFAULT_TUN_MTU } from '../tun/tun-device.js';
+import { LocalApiError } from '../localapi/server.js';
+import {
+  CoordinatorProtocolError, CoordinatorRefusedError, CoordinatorUnreachableError, REGISTRATION_DEADLINE_MS, registerNode,
+} from '../control/register.js';
+import { deregisterNode } from '../control/deregister.js';
+import { CoordinatorUrlError, normalizeCoordinatorUrl } from '../control/coordinator-url.js';
+import { ControlStream } from '../control/stream-client.js';
+import { localEndpoints } from '../control/local-endpoints.js';
+import type { AgentStatus } from '../static/status.js';
+import { NetmapApplier } from './netmap-apply.js';
+import { NetmapView, type DeltaChanges } from './netmap-view.js';
+import { OverlayInterface } from './overlay-interface.js';
+import { openTunnel, type Tunnel } from './tunnel.js';
+import { handshakeOnStart } from './handshake-on-start.js';
+import { buildManagedStatus } from './managed-status.js';
+import type { Prefs, Registration, StateDir } from './state-dir.js';
+
+/** How long `up` waits for the coordinator's netmap before answering "up, not connected yet". */
+export const UP_NETMAP_WAIT_MS = 7_000;
+/** Netmap writes are coalesced: a burst of deltas costs one write. */
+const NETMAP_SAVE_DELAY_MS = 200;
+/** How often the local interface addresses are checked for a change worth reporting. */
+const ENDPOINT_CHECK_MS = 20_000;
+
+export interface ManagedAgentOptions {
+  state: StateDir;
+  log: Logger;
+  tunName: string;
+  /** --port; otherwise the port used last time, otherwise any. */
+  port?: number;
+  mtu?: number;
+  timers?: Partial<WireGuardTimers>;
+  defaultHostname: string;
+}
+
+export interface RegisterRequestLocal {
+  coordinatorUrl?: string;
+  authKey?: string;
+  hostname?: string;
+  allowOffline?: boolean;
+}
+
+export interface RegisterResultLocal {
+  node: SelfNode;
+  coordinatorUrl: string;
+  /** True when the coordinator could not be reached and the registration on file was kept. */
+  offline: boolean;
+}
+
+export interface UpResult {
+  self: SelfNode;
+  peers: number;
+  connected: boolean;
+  tun: string;
+  lastError: string | null;
+}
+
+export interface LogoutResult {
+  wasRegistered: boolean;
+  coordinatorNotified: boolean;
+  reason: string | null;
+}
+
+interface LiveTunnel {
+  tunnel: Tunnel;
+  applier: NetmapApplier;
+  overlay: OverlayInterface;
+  stopGreeting: () => void;
+}
+
+export class ManagedAgent {
+  private live: LiveTunnel | null = null;
+  private stream: ControlStream | null = null;
+  private streamFor = '';
+  private view: NetmapView | null = null;
+  private lastError: string | null = null;
+  private netmapWaiters: Array<() => void> = [];
+  private saveTimer: NodeJS.Timeout | undefined;
+  private saveChain: Promise<void> = Promise.resolve();
+  private opChain: Promise<unknown> = Promise.resolve();
+  private endpointTimer: NodeJS.Timeout | undefined;
+  private readonly mtu: number;
+  private readonly log: Logger;
+
+  private constructor(
+    private readonly opts: ManagedAgentOptions,
+    private registration: Registration | null,
+    private prefs: Prefs,
+    netmap: Netmap | null,
+  ) {
+    this.mtu = opts.mtu ?? DEFAULT_TUN_MTU;
+    this.log = opts.log;
+    if (registration && netmap && netmap.self.id === registration.node.id && netmap.self.nodeKey === opts.state.keys.nodeKey) {
+      this.view = new NetmapView(netmap);
+    }
+  }
+
+  static async load(opts: ManagedAgentOptions): Promise<ManagedAgent> {
+    const { state } = opts;
+    const registration = await state.loadRegistration();
+    const agent = new ManagedAgent(opts, registration?.node.nodeKey === state.keys.nodeKey ? registration : null, await state.loadPrefs(), await state.loadNetmap());
+    for (const w of state.warnings) opts.log.warn(`state dir ${state.dir}: ${w}`);
+    return agent;
+  }
+
+  /** Daemon start: a node that was up comes back up from its last netmap, then reconnects. */
+  async start(): Promise<void> {
+    if (!this.registration || !this.prefs.wantUp) {
+      this.log.info(this.registration ? 'node is down (pinhole up brings it up)' : 'not registered yet (pinhole up --coordinator URL --auth-key KEY)');
+      return;
+    }
+    await this.serialize(async () => {
+      try {
+        await this.bringUp();
+        this.log.info(`tunnel ${this.opts.tunName} up from the last netmap (${this.view?.peers.size ?? 0} peers), connecting to ${this.registration!.coordinatorUrl}`);
+      } catch (err) {
+        this.fail(`could not bring the tunnel up: ${(err as Error).message}`);
+      }
+      this.connectControl();
+    });
+  }
+
+  async register(req: RegisterRequestLocal): Promise<RegisterResultLocal> {
+    return this.serialize(async () => {
+      const url = this.coordinatorUrlFor(req.coordinatorUrl);
+      const reg = this.registration;
+      const sameCoordinator = reg?.coordinatorUrl === url;
+      const hostname = req.hostname ?? (sameCoordinator ? reg!.hostname : undefined) ?? this.opts.defaultHostname;
+      const h = Hostname.safeParse(hostname);
+      if (!h.success) throw new LocalApiError(400, `--hostname: ${h.error.issues[0]?.message ?? 'invalid'}`);
+      const { keys } = this.opts.state;
+      let registered;
+      try {
+        registered = await registerNode({
+          coordinatorUrl: url, nodePrivate: keys.nodePrivate, nodeKey: keys.nodeKey, discoKey: keys.discoKey,
+          hostname, ...(req.authKey !== undefined ? { authKey: req.authKey } : {}),
+          signal: AbortSignal.timeout(REGISTRATION_DEADLINE_MS),
+        });
+      } catch (err) {
+        if (err instanceof CoordinatorUnreachableError && req.allowOffline && sameCoordinator && req.hostname === undefined) {
+          this.log.warn(`${err.message}; keeping the registration on file`);
+          return { node: this.currentSelf()!, coordinatorUrl: url, offline: true };
+        }
+        throw toLocalApiError(err);
+      }
+      const sameNode = sameCoordinator && reg!.node.id === registered.node.id;
+      this.registration = {
+        coordinatorUrl: url, serverKey: registered.serverKey, hostname, node: registered.node, registeredAt: new Date().toISOString(),
+      };
+      await this.opts.state.saveRegistration(this.registration);
+      if (!sameNode) {
+        // Another node on the coordinator's books (or another coordinator): the old map is not ours.
+        this.view = null;
+        this.live?.applier.applyAll([]);
+      }
+      if (this.live) await this.live.overlay.apply(registered.node);
+      this.log.info(`registered with ${url} as ${registered.node.name} (${registered.node.ipv4}, ${registered.node.ipv6})`);
+      return { node: registered.node, coordinatorUrl: url, offline: false };
+    });
+  }
+
+  async up(): Promise<UpResult> {
+    const waitFrom = await this.serialize(async () => {
+      if (!this.registration) throw new LocalApiError(400, 'this node is not registered: pinhole up --coordinator URL --auth-key KEY');
+      if (!this.prefs.wantUp) await this.savePrefs({ ...this.prefs, wantUp: true });
+      await this.bringUp();
+      const restarted = this.connectControl();
+      return restarted || !this.stream?.connected;
+    });
+    if (waitFrom) await this.waitForNetmap(UP_NETMAP_WAIT_MS);
+    const self = this.currentSelf()!;
+    return {
+      self, peers: this.view?.peers.size ?? 0, connected: this.stream?.connected ?? false,
+      tun: this.opts.tunName, lastError: this.stream?.status().lastError ?? this.lastError,
+    };
+  }
+
+  async down(): Promise<{ wasUp: boolean }> {
+    return this.serialize(async () => {
+      if (!this.registration) throw new LocalApiError(400, 'this node is not registered: pinhole up --coordinator URL --auth-key KEY');
+      const wasUp = this.live !== null;
+      await this.savePrefs({ ...this.prefs, wantUp: false });
+      this.stopControl();
+      this.closeTunnel();
+      await this.flushNetmap();
+      this.log.info('node down (still registered)');
+      return { wasUp };
+    });
+  }
+
+  async logout(): Promise<LogoutResult> {
+    return this.serialize(async () => {
+      const reg = this.registration;
+      if (!reg) return { wasRegistered: false, coordinatorNotified: false, reason: null };
+      const { keys } = this.opts.state;
+      let reason: string | null = null;
+      try {
+        await deregisterNode({
+          coordinatorUrl: reg.coordinatorUrl, nodePrivate: keys.nodePrivate, nodeKey: keys.nodeKey, signal: AbortSignal.timeout(REGISTRATION_DEADLINE_MS),
+        });
+      } catch (err) {
+        reason = (err as Error).message;
+      }
+      this.stopControl();
+      this.closeTunnel();
+      clearTimeout(this.saveTimer);
+      this.saveTimer = undefined;
+      await this.saveChain;
+      this.view = null;
+      this.registration = null;
+      await this.opts.state.forgetNode();
+      await this.savePrefs({ ...this.prefs, wantUp: false });
+      this.log.info(`logged out${reason ? ` (the coordinator was not told: ${reason})` : ''}; new node key ${this.opts.state.keys.nodeKey}`);
+      return { wasRegistered: true, coordinatorNotified: reason === null, reason };
+    });
+  }
+
+  status(): AgentStatus {
+    const reg = this.registration;
+    const self = this.currentSelf();
+    const cs = this.stream?.status();
+    const { keys } = this.opts.state;
+    return buildManagedStatus({
+      self: {
+        state: !reg ? 'logged-out' : this.live ? 'up' : 'down',
+        id: self?.id ?? null, name: self?.name ?? null, ipv4: self?.ipv4 ?? null, ipv6: self?.ipv6 ?? null,
+        nodeKey: keys.nodeKey, discoKey: keys.discoKey, coordinator: reg?.coordinatorUrl ?? null,
+        connected: cs?.connected ?? false, keyExpiresAt: self?.keyExpiresAt ?? null,
+        netmapSeq: this.view?.seq ?? null, lastError: cs?.lastError ?? this.lastError,
+      },
+      control: {
+        connectedSince: cs?.connectedSince ?? null, attempts: cs?.attempts ?? 0, netmaps: cs?.netmaps ?? 0,
+        deltas: cs?.deltas ?? 0, malformed: cs?.malformed ?? 0, endpoints: this.endpoints(),
+      },
+      tunName: this.opts.tunName,
+      mtu: this.mtu,
+      tunnel: this.live?.tunnel ?? null,
+      addresses: this.live?.overlay.addresses ?? [],
+      netmapPeers: this.view?.peers.values() ?? [],
+    });
+  }
+
+  /** Daemon shutdown: the tunnel goes (TUN removed), the state stays for the next start. */
+  async close(): Promise<void> {
+    this.stopControl();
+    this.closeTunnel();
+    await this.flushNetmap();
+  }
+
+  // --- tunnel -------------------------------------------------------------------------------
+
+  private currentSelf(): SelfNode | null {
+    return this.view?.self ?? this.registration?.node ?? null;
+  }
+
+  private async bringUp(): Promise<void> {
+    const self = this.currentSelf();
+    if (this.live || !self) return;
+    const device = new Device({ privateKey: this.opts.state.keys.nodePrivate, mtu: this.mtu, timers: this.opts.timers });
+    const onFatal = (err: Error): void => {
+      this.fail(`${err.message}; tunnel closed`);
+      this.closeTunnel();
+    };
+    const wanted = this.opts.port ?? this.prefs.listenPort ?? 0;
+    let tunnel: Tunnel;
+    try {
+      tunnel = await openTunnel({ device, tunName: this.opts.tunName, mtu: this.mtu, port: wanted, onFatal });
+    } catch (err) {
+      // The port remembered from last time is taken: any port will do (peers learn it anew).
+      if (!(err instanceof UdpBindError) || this.opts.port !== undefined || wanted === 0) throw err;
+      this.log.warn(`UDP port ${wanted} is taken, using another one`);
+      tunnel = await openTunnel({ device, tunName: this.opts.tunName, mtu: this.mtu, port: 0, onFatal });
+    }
+    const overlay = new OverlayInterface(tunnel.tun.name);
+    try {
+      await overlay.apply(self);
+    } catch (err) {
+      tunnel.close();
+      throw err;
+    }
+    const applier = new NetmapApplier(device);
+    const peers = [...(this.view?.peers.values() ?? [])];
+    applier.applyAll(peers);
+    const stopGreeting = handshakeOnStart(device, peers.filter((p) => p.online).map((p) => p.nodeKey));
+    this.live = { tunnel, applier, overlay, stopGreeting };
+    this.lastError = null;
+    if (this.prefs.listenPort !== tunnel.udp.port) await this.savePrefs({ ...this.prefs, listenPort: tunnel.udp.port });
+  }
+
+  private closeTunnel(): void {
+    this.live?.stopGreeting();
+    this.live?.tunnel.close();
+    this.live = null;
+  }
+
+  private fail(msg: string): void {
+    this.lastError = msg;
+    this.log.error(msg);
+  }
+
+  private endpoints(): string[] {
+    const t = this.live?.tunnel;
+    return t ? localEndpoints(t.udp.port, [t.tun.name]) : [];
+  }
+
+  // --- control stream -----------------------------------------------------------------------
+
+  /** (Re)starts the stream unless it is connected for this very node; true if it did. */
+  private connectControl(): boolean {
+    const reg = this.registration;
+    if (!reg) return false;
+    const key = `${reg.coordinatorUrl} ${reg.node.id}`;
+    if (this.stream && this.streamFor === key && this.stream.connected) return false;
+    this.stopControl();
+    const { keys } = this.opts.state;
+    this.stream = new ControlStream({
+      coordinatorUrl: reg.coordinatorUrl, nodePrivate: keys.nodePrivate, nodeKey: keys.nodeKey,
+      endpoints: () => this.endpoints(),
+      onNetmap: (n) => this.onNetmap(n),
+      onDelta: (d) => this.onDelta(d),
+      onConnectedChange: (c) => { if (!c) this.log.warn('lost the coordinator; tunnels keep running on the last netmap'); },
+      lastSeq: () => this.view?.seq,
+      log: this.log,
+    });
+    this.streamFor = key;
+    this.stream.start();
+    this.endpointTimer = setInterval(() => this.stream?.refreshEndpoints(), ENDPOINT_CHECK_MS);
+    this.endpointTimer.unref();
+    return true;
+  }
+
+  private stopControl(): void {
+    this.stream?.stop();
+    this.stream = null;
+    clearInterval(this.endpointTimer);
+    this.endpointTimer = undefined;
+  }
+
+  private onNetmap(n: Netmap): void {
+    const before = this.currentSelf();
+    this.view = new NetmapView(n);
+    if (this.live) {
+      const c = this.live.applier.applyAll(this.view.peers.values());
+      this.log.info(`netmap seq ${n.seq}: ${this.view.peers.size} peers (+${c.added} ~${c.updated} -${c.removed}${c.skipped ? `, ${c.skipped} unusable` : ''})`);
+    }
+    this.selfChanged(before);
+    this.scheduleNetmapSave();
+    const waiters = this.netmapWaiters;
+    this.netmapWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  private onDelta(d: NetmapDelta): void {
+    const view = this.view;
+    if (!view) return;
+    const before = this.currentSelf();
+    const ch: DeltaChanges = view.applyDelta(d);
+    if (this.live) {
+      const c = this.live.applier.applyChanges(ch.upserted, ch.removed, ch.previous);
+      this.log.debug(`delta seq ${d.seq}: +${c.added} ~${c.updated} -${c.removed}`);
+    }
+    if (ch.selfChanged) this.selfChanged(before);
+    this.scheduleNetmapSave();
+  }
+
+  /** The coordinator changed this node's record: keep the registration and the TUN in step. */
+  private selfChanged(before: SelfNode | null): void {
+    const reg = this.registration;
+    const now = this.currentSelf();
+    if (!reg || !now || JSON.stringify(reg.node) === JSON.stringify(now)) return;
+    this.registration = { ...reg, node: now };
+    void this.opts.state.saveRegistration(this.registration).catch((err: Error) => this.fail(`saving the registration: ${err.message}`));
+    if (this.live && before && (before.ipv4 !== now.ipv4 || before.ipv6 !== now.ipv6)) {
+      this.log.info(`overlay address changed to ${now.ipv4}, ${now.ipv6}`);
+      void this.live.overlay.apply(now).catch((err: Error) => this.fail(`readdressing ${this.opts.tunName}: ${err.message}`));
+    }
+  }
+
+  private waitForNetmap(ms: number): Promise<boolean> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => { this.netmapWaiters = this.netmapWaiters.filter((w) => w !== done); resolve(false); }, ms);
+      const done = (): void => { clearTimeout(timer); resolve(true); };
+      this.netmapWaiters.push(done);
+    });
+  }
+
+  // --- persistence --------------------------------------------------------------------------
+
+  private scheduleNetmapSave(): void {
+    if (this.saveTimer) return;
+    this.saveTimer = setTimeout(() => {
+      this.saveTimer = undefined;
+      this.queueNetmapSave();
+    }, NETMAP_SAVE_DELAY_MS);
+  }
+
+  private queueNetmapSave(): void {
+    const netmap = this.view?.toNetmap();
+    if (!netmap) return;
+    this.saveChain = this.saveChain
+      .then(() => this.opts.state.saveNetmap(netmap))
+      .catch((err: Error) => this.fail(`saving the netmap: ${err.message}`));
+  }
+
+  private async flushNetmap(): Promise<void> {
+    if (this.saveTimer) {
+      clearTimeout(this.saveTimer);
+      this.saveTimer = undefined;
+      this.queueNetmapSave();
+    }
+    await this.saveChain;
+  }
+
+  private async savePrefs(p: Prefs): Promise<void> {
+    this.prefs = p;
+    await this.opts.state.savePrefs(p);
+  }
+
+  private coordinatorUrlFor(given: string | undefined): string {
+    if (given !== undefined) {
+      try {
+        return normalizeCoordinatorUrl(given);
+      } catch (err) {
+        if (err instanceof CoordinatorUrlError) throw new LocalApiError(400, `--coordinator: ${err.message}`);
+        throw err;
+      }
+    }
+    if (this.registration) return this.registration.coordinatorUrl;
+    throw new LocalApiError(400, 'this node is not registered yet: pinhole up --coordinator URL --auth-key KEY');
+  }
+
+  /** One state change at a time: up, down, register and logout never interleave. */
+  private serialize<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.opChain.then(fn, fn);
+    this.opChain = run.catch(() => undefined);
+    return run;
+  }
+}
+
+function toLocalApiError(err: unknown): Error {
+  if (err instanceof CoordinatorRefusedError) {
+    const status = err.status >= 400 && err.status < 500 ? err.status : 502;
+    return new LocalApiError(status, `the coordinator refused: ${err.reason}`);
+  }
+  if (err instanceof CoordinatorUnreachableError || err instanceof CoordinatorProtocolError) return new LocalApiError(502, err.message);
+  return err as Error;
+}

@@ -1,0 +1,47 @@
+// `pinhole agent --state-dir DIR --socket PATH [--tun NAME] [--port N]`: the managed daemon in
+// the foreground. Loads (or creates) its identity, serves the local API, and if it was up
+// before, brings the tunnel straight back from the last netmap.
+import { createLogger } from '../log.js';
+import { startLocalApi } from '../localapi/server.js';
+import { timersFromEnv } from '../static/timer-overrides.js';
+import { defaultHostname } from './hostname.js';
+import { managedRoutes } from './local-routes.js';
+import { ManagedAgent } from './managed-agent.js';
+import { StateDir } from './state-dir.js';
+import { TUN_NAME } from './tunnel.js';
+
+export const DEFAULT_TUN = 'pinhole0';
+
+export interface ManagedDaemonOptions {
+  stateDir: string;
+  socketPath: string;
+  tunName?: string;
+  port?: number;
+}
+
+export async function runManagedAgent(opts: ManagedDaemonOptions): Promise<void> {
+  const log = createLogger('agent');
+  const tunName = opts.tunName ?? DEFAULT_TUN;
+  if (!TUN_NAME.test(tunName)) throw new Error(`invalid TUN name "${tunName}": use --tun NAME (1-15 letters, digits, _=+.-)`);
+  const state = await StateDir.open(opts.stateDir);
+  const agent = await ManagedAgent.load({
+    state, log, tunName, port: opts.port, timers: timersFromEnv(process.env.PINHOLE_WG_TIMERS), defaultHostname: defaultHostname(),
+  });
+  // The tunnel first: by the time the local API answers, a node that was up is up again.
+  await agent.start();
+  const api = await startLocalApi(opts.socketPath, managedRoutes(agent)).catch(async (err: Error) => {
+    await agent.close();
+    throw err;
+  });
+  try {
+    log.info(`pinhole agent: node key ${state.keys.nodeKey}, state ${opts.stateDir}, local API ${opts.socketPath}`);
+    await new Promise<void>((resolve) => {
+      const stop = (sig: string): void => { log.info(`${sig}: shutting down`); resolve(); };
+      process.once('SIGINT', () => stop('SIGINT'));
+      process.once('SIGTERM', () => stop('SIGTERM'));
+    });
+  } finally {
+    await api.close().catch(() => undefined);
+    await agent.close().catch(() => undefined);
+  }
+}

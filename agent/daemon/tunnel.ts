@@ -1,0 +1,70 @@
+// The data plane of one agent: a TUN device and the batch UDP socket joined by a WireGuard
+// device. Used by static mode and managed mode alike; addresses and routes are the caller's.
+import { Device } from '../wireguard/device.js';
+import type { SlabLayout } from '../wireguard/transport.js';
+import { TunDevice } from '../tun/tun-device.js';
+import { BatchUdpSocket } from '../tun/udp-socket.js';
+import { BusyPoll, busyPollMicrosFromEnv } from '../tun/busy-poll.js';
+import { setLinkUp } from '../tun/iface.js';
+import type { PacketSlab } from '../tun/packet-slab.js';
+
+export const TUN_NAME = /^[A-Za-z0-9_=+.-]{1,15}$/;
+
+export interface TunnelOptions {
+  device: Device;
+  tunName: string;
+  mtu: number;
+  /** UDP port; 0 picks one. */
+  port: number;
+  /** The TUN or the socket failed for good (e.g. the interface was deleted underneath). */
+  onFatal: (err: Error) => void;
+}
+
+export interface Tunnel {
+  readonly device: Device;
+  readonly tun: TunDevice;
+  readonly udp: BatchUdpSocket;
+  /** Stops the device, closes the socket and removes the TUN. Idempotent. */
+  close(): void;
+}
+
+export function slabLayout(slab: PacketSlab): SlabLayout {
+  return { slab: slab.buffer, slotSize: slab.slotSize, headroom: slab.headroom, slots: slab.slots };
+}
+
+/** Opens the TUN (link up) and the UDP socket, and attaches the device to both. */
+export async function openTunnel(opts: TunnelOptions): Promise<Tunnel> {
+  if (!TUN_NAME.test(opts.tunName)) throw new Error(`invalid TUN name "${opts.tunName}": use --tun NAME (1-15 letters, digits, _=+.-)`);
+  const { device, mtu } = opts;
+  // Ping-pong traffic keeps the loop polling instead of paying a wake-up per packet (busy-poll.ts).
+  const busyPoll = BusyPoll.create({ micros: busyPollMicrosFromEnv(process.env.PINHOLE_BUSY_POLL_US) });
+  let tun: TunDevice | undefined;
+  let udp: BatchUdpSocket | undefined;
+  try {
+    tun = await TunDevice.open({ name: opts.tunName, mtu, batch: 64, headroom: 16, tailroom: 32, busyPoll });
+    await setLinkUp(tun.name);
+    udp = BatchUdpSocket.open({ port: opts.port, batch: 64, maxDatagram: Math.max(1984, mtu + 128), busyPoll });
+  } catch (err) {
+    tun?.close();
+    busyPoll.close();
+    throw err;
+  }
+  const udpLayout = slabLayout(udp.rx);
+  device.attach(tun, slabLayout(tun.rx), udp, udpLayout);
+  tun.onPackets = (count, rx) => device.receiveTunBatch(rx.lengths, count);
+  udp.onPackets = (count, rx) => device.receiveUdpBatch(udpLayout, rx.lengths, rx.addrs, count);
+  const [t, u] = [tun, udp];
+  t.onError = (err) => opts.onFatal(new Error(`TUN ${t.name} failed: ${err.message}`));
+  u.onError = (err) => opts.onFatal(new Error(`UDP socket failed: ${err.message}`));
+  let closed = false;
+  return {
+    device, tun: t, udp: u,
+    close() {
+      if (closed) return;
+      closed = true;
+      for (const fn of [() => device.close(), () => u.close(), () => t.close(), () => busyPoll.close()]) {
+        try { fn(); } catch { /* best effort on the way out */ }
+      }
+    },
+  };
+}

@@ -1,0 +1,441 @@
+// The agent's side of a relay: one WebSocket to one relay, authenticated with the node key,
+// carrying WireGuard and disco packets addressed by node public key. Reconnects by itself with
+// jittered exponential backoff; ping() measures the round trip for home-relay selection.
+import { randomBytes } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import WebSocket from 'ws';
+import { isDecodeError } from '../../proto/errors.js';
+import { makeRelayProof } from '../../proto/relay/auth.js';
+import { RelayFrameReader } from '../../proto/relay/frame-reader.js';
+import {
+  decodeRelayFrame, encodeRelayFrame, FRAME_HEADER_LEN, MAX_PACKET_LEN, noticeName, PING_LEN,
+  RELAY_PROTOCOL_VERSION, SEND_HEADER_LEN, writeSendFrame, type NoticeName, type PeerGoneReason,
+} from '../../proto/relay/frames.js';
+import { publicKeyFromPrivate } from '../../proto/wireguard/keys.js';
+
+export interface RelayClientOptions {
+  /** ws://host:port/relay (wss:// works the same). */
+  url: string;
+  /** The node's X25519 private key: the relay learns the public half and a proof, never this. */
+  nodePrivateKey: Uint8Array;
+  /** Aborting closes the client for good. */
+  signal?: AbortSignal;
+  /** Backoff between reconnects: doubles from minDelayMs up to maxDelayMs, each delay drawn from [d/2, d]. false = never reconnect. Default 250 ms → 30 s. */
+  reconnect?: { minDelayMs?: number; maxDelayMs?: number } | false;
+  /** Time for one connect + authenticate attempt; default 10 s. */
+  connectTimeoutMs?: number;
+  /** send() returns false above this many buffered bytes (default 1 MiB) and drops above 8x that. */
+  highWaterMark?: number;
+  /**
+   * WebSocket masking of what we send. RFC 6455 masking defends proxies against attacker-chosen
+   * bytes from browsers; our payload is ciphertext the agent produced, so 'none' (an all-zero
+   * mask, which ws then skips) saves a pass over every byte and doubles throughput on a loaded core.
+   * Default 'none'; 'random' for strict RFC 6455 behaviour through unknown proxies.
+   */
+  masking?: 'random' | 'none';
+}
+
+/** What the relay announced after accepting us. */
+export interface RelayServerInfo {
+  relayKey: Uint8Array;
+  keepaliveMs: number;
+  idleTimeoutMs: number;
+  rateBytesPerSec: number;
+  rateBurstBytes: number;
+}
+
+export interface RelayDisconnect {
+  /** The relay's notice before it closed us, if any (e.g. 'not-authorized', 'replaced'). */
+  notice: NoticeName | 'unknown' | null;
+  message: string;
+  /** WebSocket close code, or 0 when the connection failed before opening. */
+  code: number;
+  willReconnect: boolean;
+}
+
+export interface RelayClientEvents {
+  connect: [info: RelayServerInfo];
+  /** A connection ended or was refused with a notice, or the client stopped for good (willReconnect false). */
+  disconnect: [info: RelayDisconnect];
+  /** A packet from src; `data` is a view the listener may keep. */
+  recv: [src: Uint8Array, data: Uint8Array];
+  'peer-gone': [nodeKey: Uint8Array, reason: PeerGoneReason];
+  /** Buffered bytes fell back below the high-water mark after send() returned false. */
+  drain: [];
+}
+
+export interface RelayClientStats {
+  connects: number;
+  framesIn: number;
+  framesOut: number;
+  bytesIn: number;
+  bytesOut: number;
+  /** Packets dropped by send(): not connected, or far over the high-water mark. */
+  sendDrops: number;
+  /** Frames from the relay that did not decode. */
+  badFrames: number;
+}
+
+export class RelayClosedError extends Error {
+  override readonly name = 'RelayClosedError';
+}
+export class RelayNotConnectedError extends Error {
+  override readonly name = 'RelayNotConnectedError';
+}
+export class RelayPingTimeoutError extends Error {
+  override readonly name = 'RelayPingTimeoutError';
+}
+
+const BATCH_BYTES = 64 * 1024;
+
+interface PendingPing {
+  started: number;
+  resolve: (rttMs: number) => void;
+  reject: (err: Error) => void;
+  timer: NodeJS.Timeout;
+}
+
+export class RelayClient extends EventEmitter<RelayClientEvents> {
+  readonly nodeKey: Uint8Array;
+  readonly stats: RelayClientStats = { connects: 0, framesIn: 0, framesOut: 0, bytesIn: 0, bytesOut: 0, sendDrops: 0, badFrames: 0 };
+  /** Round trip of the last successful ping, ms. */
+  latencyMs: number | null = null;
+  serverInfo: RelayServerInfo | null = null;
+
+  private ws: WebSocket | null = null;
+  private authenticated = false;
+  private closed = false;
+  private attempt = 0;
+  private reconnectTimer: NodeJS.Timeout | null = null;
+  private keepaliveTimer: NodeJS.Timeout | null = null;
+  private connectTimer: NodeJS.Timeout | null = null;
+  private lastRecvAt = 0;
+  private lastNotice: { name: NoticeName | 'unknown'; message: string } | null = null;
+  private batch: Buffer | null = null;
+  private batchLen = 0;
+  private flushScheduled = false;
+  private wantDrain = false;
+  private readonly pings = new Map<string, PendingPing>();
+  private readonly hwm: number;
+  private readonly onAbort = () => void this.close();
+
+  constructor(private readonly opts: RelayClientOptions) {
+    super();
+    this.nodeKey = publicKeyFromPrivate(opts.nodePrivateKey);
+    this.hwm = opts.highWaterMark ?? 1024 * 1024;
+    if (opts.signal?.aborted) {
+      this.closed = true;
+      return;
+    }
+    opts.signal?.addEventListener('abort', this.onAbort, { once: true });
+    this.open();
+  }
+
+  /** True while authenticated to the relay. */
+  get connected(): boolean {
+    return this.authenticated;
+  }
+
+  /** Resolves once connected (at once if already); rejects when closed or aborted. */
+  ready(signal?: AbortSignal): Promise<void> {
+    if (this.authenticated) return Promise.resolve();
+    if (this.closed) return Promise.reject(new RelayClosedError('relay client is closed'));
+    return new Promise((resolve, reject) => {
+      const cleanup = () => {
+        this.off('connect', onConnect);
+        this.off('disconnect', onDisconnect);
+        signal?.removeEventListener('abort', onAbort);
+      };
+      const onConnect = () => { cleanup(); resolve(); };
+      const onDisconnect = (d: RelayDisconnect) => {
+        if (!d.willReconnect) { cleanup(); reject(new RelayClosedError(`relay connection ended: ${d.notice ?? d.code} ${d.message}`.trim())); }
+      };
+      const onAbort = () => { cleanup(); reject(signal!.reason instanceof Error ? signal!.reason : new RelayClosedError('aborted')); };
+      if (signal?.aborted) return onAbort();
+      this.on('connect', onConnect);
+      this.on('disconnect', onDisconnect);
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  /**
+   * Sends a packet to the node with public key dst. priority: a disco packet, queued ahead of data
+   * by the relay. Returns false when the packet was dropped (not connected, or far too much
+   * buffered) or when the caller should wait for 'drain' before sending more.
+   */
+  send(dst: Uint8Array, data: Uint8Array, opts: { priority?: boolean } = {}): boolean {
+    if (data.length > MAX_PACKET_LEN) throw new RangeError(`relay packet of ${data.length} bytes (max ${MAX_PACKET_LEN})`);
+    const ws = this.ws;
+    if (!this.authenticated || !ws) {
+      this.stats.sendDrops++;
+      return false;
+    }
+    const buffered = ws.bufferedAmount + this.batchLen;
+    if (buffered > 8 * this.hwm) {
+      this.stats.sendDrops++;
+      this.wantDrain = true;
+      return false;
+    }
+    const len = FRAME_HEADER_LEN + SEND_HEADER_LEN + data.length;
+    if (this.batch && this.batchLen + len > this.batch.length) this.flush();
+    if (!this.batch) this.batch = Buffer.allocUnsafe(Math.max(BATCH_BYTES, len));
+    this.batchLen += writeSendFrame(this.batch, this.batchLen, dst, data, !!opts.priority);
+    this.stats.framesOut++;
+    this.stats.bytesOut += data.length;
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => this.flush());
+    }
+    if (buffered + len > this.hwm) {
+      this.wantDrain = true;
+      return false;
+    }
+    return true;
+  }
+
+  /** Subscribes to packets; returns the unsubscribe function. */
+  onRecv(cb: (src: Uint8Array, data: Uint8Array) => void): () => void {
+    this.on('recv', cb);
+    return () => this.off('recv', cb);
+  }
+
+  onPeerGone(cb: (nodeKey: Uint8Array, reason: PeerGoneReason) => void): () => void {
+    this.on('peer-gone', cb);
+    return () => this.off('peer-gone', cb);
+  }
+
+  /** Round trip to the relay (ping → pong), in ms. */
+  ping(opts: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<number> {
+    if (!this.authenticated || !this.ws) return Promise.reject(new RelayNotConnectedError('not connected to the relay'));
+    const data = new Uint8Array(randomBytes(PING_LEN));
+    const id = Buffer.from(data).toString('hex');
+    const ws = this.ws;
+    return new Promise<number>((resolve, reject) => {
+      const onAbort = () => done(opts.signal!.reason instanceof Error ? opts.signal!.reason : new RelayClosedError('aborted'));
+      const done = (err: Error | null, rtt = 0) => {
+        const p = this.pings.get(id);
+        if (!p) return;
+        clearTimeout(p.timer);
+        this.pings.delete(id);
+        opts.signal?.removeEventListener('abort', onAbort);
+        if (err) reject(err);
+        else resolve(rtt);
+      };
+      if (opts.signal?.aborted) return reject(opts.signal.reason instanceof Error ? opts.signal.reason : new RelayClosedError('aborted'));
+      const timeoutMs = opts.timeoutMs ?? 5000;
+      this.pings.set(id, {
+        started: performance.now(),
+        resolve: (rtt) => done(null, rtt),
+        reject: (err) => done(err),
+        timer: setTimeout(() => done(new RelayPingTimeoutError(`no pong within ${timeoutMs} ms`)), timeoutMs),
+      });
+      opts.signal?.addEventListener('abort', onAbort, { once: true });
+      this.flush(); // keep the ping behind data already sent, not ahead of it
+      ws.send(encodeRelayFrame({ type: 'ping', data }));
+    });
+  }
+
+  /** Median of `samples` pings (default 3): the figure to compare relays by for home-relay selection. */
+  async measureLatency(opts: { samples?: number; timeoutMs?: number; signal?: AbortSignal } = {}): Promise<number> {
+    const rtts: number[] = [];
+    for (let i = 0; i < (opts.samples ?? 3); i++) {
+      rtts.push(await this.ping({ ...(opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {}), ...(opts.signal ? { signal: opts.signal } : {}) }));
+    }
+    rtts.sort((x, y) => x - y);
+    return rtts[Math.floor(rtts.length / 2)]!;
+  }
+
+  /** Closes for good; no reconnects. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.opts.signal?.removeEventListener('abort', this.onAbort);
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    const ws = this.ws;
+    if (ws && ws.readyState !== WebSocket.CLOSED) {
+      this.flush();
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(() => { ws.terminate(); }, 1000);
+        ws.once('close', () => { clearTimeout(t); resolve(); });
+        ws.close(1000, 'bye');
+      });
+    } else {
+      this.teardown(0, 'closed');
+    }
+  }
+
+  private open(): void {
+    this.lastNotice = null;
+    const ws = new WebSocket(this.opts.url, {
+      perMessageDeflate: false,
+      maxPayload: 64 * 1024 * 1024,
+      handshakeTimeout: this.opts.connectTimeoutMs ?? 10_000,
+      ...((this.opts.masking ?? 'none') === 'none' ? { generateMask: (mask: Buffer) => { mask.fill(0); } } : {}),
+    });
+    ws.binaryType = 'nodebuffer';
+    this.ws = ws;
+    const reader = new RelayFrameReader();
+    let relayKey: Uint8Array | null = null;
+    this.connectTimer = setTimeout(() => ws.terminate(), this.opts.connectTimeoutMs ?? 10_000);
+
+    const onFrame = (type: number, payload: Uint8Array): void => {
+      this.stats.framesIn++;
+      let f;
+      try {
+        f = decodeRelayFrame(type, payload);
+      } catch (err) {
+        if (!isDecodeError(err)) throw err;
+        this.stats.badFrames++;
+        return;
+      }
+      switch (f.type) {
+        case 'recv':
+          this.stats.bytesIn += f.data.length;
+          this.emit('recv', f.src, f.data);
+          return;
+        case 'server-key': {
+          if (relayKey) return;
+          relayKey = Uint8Array.from(f.serverKey);
+          let proof: Uint8Array;
+          try {
+            proof = makeRelayProof(this.opts.nodePrivateKey, this.nodeKey, relayKey, f.challenge);
+          } catch {
+            ws.terminate(); // a low-order relay key: not a relay we can prove ourselves to
+            return;
+          }
+          ws.send(encodeRelayFrame({ type: 'client-info', version: RELAY_PROTOCOL_VERSION, nodeKey: this.nodeKey, proof }));
+          return;
+        }
+        case 'server-info': {
+          if (!relayKey || this.authenticated) return;
+          if (this.connectTimer) clearTimeout(this.connectTimer);
+          this.connectTimer = null;
+          this.authenticated = true;
+          this.attempt = 0;
+          this.stats.connects++;
+          this.serverInfo = { relayKey, keepaliveMs: f.keepaliveMs, idleTimeoutMs: f.idleTimeoutMs, rateBytesPerSec: f.rateBytesPerSec, rateBurstBytes: f.rateBurstBytes };
+          this.startKeepalive(f.keepaliveMs, f.idleTimeoutMs);
+          this.emit('connect', this.serverInfo);
+          return;
+        }
+        case 'peer-gone':
+          this.emit('peer-gone', Uint8Array.from(f.nodeKey), f.reason);
+          return;
+        case 'ping':
+          ws.send(encodeRelayFrame({ type: 'pong', data: Uint8Array.from(f.data) }));
+          return;
+        case 'pong': {
+          const p = this.pings.get(Buffer.from(f.data).toString('hex'));
+          if (p) {
+            const rtt = performance.now() - p.started;
+            this.latencyMs = rtt;
+            p.resolve(rtt);
+          }
+          return;
+        }
+        case 'notice':
+          this.lastNotice = { name: noticeName(f.code), message: f.message };
+          return;
+        case 'keepalive':
+        case 'send':
+        case 'client-info':
+          return;
+      }
+    };
+
+    ws.on('message', (data: Buffer, isBinary) => {
+      this.lastRecvAt = performance.now();
+      if (!isBinary) return;
+      try {
+        reader.push(data, onFrame);
+      } catch (err) {
+        if (!isDecodeError(err)) throw err;
+        this.stats.badFrames++;
+        ws.terminate();
+      }
+    });
+    ws.on('error', () => { /* 'close' follows and schedules the reconnect */ });
+    ws.on('close', (code, reason) => {
+      if (this.ws !== ws) return;
+      this.teardown(code, this.lastNotice?.message || reason.toString());
+    });
+  }
+
+  private startKeepalive(keepaliveMs: number, idleTimeoutMs: number): void {
+    const every = Math.max(10, Math.min(keepaliveMs, idleTimeoutMs / 3));
+    this.lastRecvAt = performance.now();
+    let lastSent = performance.now();
+    this.keepaliveTimer = setInterval(() => {
+      const ws = this.ws;
+      if (!ws || !this.authenticated) return;
+      const now = performance.now();
+      // The relay sends a keepalive every keepaliveMs: silence for idleTimeoutMs means it is gone.
+      if (now - this.lastRecvAt > idleTimeoutMs) {
+        ws.terminate();
+        return;
+      }
+      if (now - lastSent >= keepaliveMs - every / 2) {
+        lastSent = now;
+        ws.send(encodeRelayFrame({ type: 'keepalive' }));
+      }
+    }, every);
+    this.keepaliveTimer.unref();
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    const ws = this.ws;
+    const batch = this.batch;
+    if (!batch || this.batchLen === 0) return;
+    const out = batch.subarray(0, this.batchLen);
+    this.batch = null;
+    this.batchLen = 0;
+    if (!ws || ws.readyState !== WebSocket.OPEN) return;
+    ws.send(out, { binary: true }, () => {
+      if (this.wantDrain && ws.bufferedAmount + this.batchLen < this.hwm / 2) {
+        this.wantDrain = false;
+        this.emit('drain');
+      }
+    });
+  }
+
+  private teardown(code: number, message: string): void {
+    const wasUp = this.authenticated;
+    if (this.connectTimer) clearTimeout(this.connectTimer);
+    if (this.keepaliveTimer) clearInterval(this.keepaliveTimer);
+    this.connectTimer = null;
+    this.keepaliveTimer = null;
+    this.ws = null;
+    this.authenticated = false;
+    this.batch = null;
+    this.batchLen = 0;
+    for (const p of [...this.pings.values()]) p.reject(new RelayNotConnectedError('relay connection lost'));
+    const willReconnect = !this.closed && this.opts.reconnect !== false;
+    // Failed attempts while reconnecting are silent; losing a connection, a refusal the relay
+    // explained (e.g. not-authorized), or closing for good is not.
+    if (wasUp || !willReconnect || this.lastNotice) this.emit('disconnect', { notice: this.lastNotice?.name ?? null, message, code, willReconnect });
+    if (this.wantDrain) {
+      this.wantDrain = false;
+      this.emit('drain');
+    }
+    if (willReconnect) this.scheduleReconnect();
+  }
+
+  private scheduleReconnect(): void {
+    const r = this.opts.reconnect || {};
+    const min = r.minDelayMs ?? 250;
+    const max = r.maxDelayMs ?? 30_000;
+    const ceiling = Math.min(max, min * 2 ** Math.min(this.attempt, 20));
+    this.attempt++;
+    const delay = ceiling / 2 + Math.random() * (ceiling / 2);
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = null;
+      if (!this.closed) this.open();
+    }, delay);
+  }
+}
+
+/** Starts a client (connecting in the background); await client.ready() for the first connection. */
+export function createRelayClient(opts: RelayClientOptions): RelayClient {
+  return new RelayClient(opts);
+}

@@ -1,0 +1,99 @@
+// The admin API, behind `Authorization: Bearer TOKEN` (the token from --admin-token-file,
+// compared in constant time). Without a token file it answers 403 to everything.
+//   POST   /api/v1/admin/authkeys            AuthKeyCreate → 201 AuthKeyCreated (the secret, once)
+//   GET    /api/v1/admin/authkeys            → {authKeys}
+//   DELETE /api/v1/admin/authkeys/:id        revoke → AuthKeyInfo
+//   GET    /api/v1/admin/nodes               → {nodes}
+//   DELETE /api/v1/admin/nodes/:id           → NodeInfo (as it was)
+//   POST   /api/v1/admin/nodes/:id/expire    → NodeInfo
+//   POST   /api/v1/admin/nodes/:id/routes    RoutesApprove → NodeInfo
+//   GET    /api/v1/admin/routes              → {routes}
+//   GET    /api/v1/admin/policy              → PolicyReply
+//   PUT    /api/v1/admin/policy              Policy → PolicyReply
+//   DELETE /api/v1/admin/policy              → PolicyReply (no policy: everyone sees everyone)
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { AuthKeyCreate, RoutesApprove, type NodeInfo, type RouteInfo } from '../proto/control/schemas.js';
+import { formatCidr, maskCidr, parseCidr } from '../proto/ip/address.js';
+import type { AccessPolicy } from './access-policy.js';
+import type { AuthKeys } from './authkeys.js';
+import { BadRequestError, ForbiddenError, UnauthorizedError } from './errors.js';
+import { parseId, parseWith, type ApiRequest, type Route } from './http.js';
+import { peerOf } from './peer-records.js';
+import { EXIT_ROUTES, type NodeRecord, type NodeRegistry } from './registry.js';
+
+export interface AdminDeps {
+  /** SHA-256 of the admin token; null: admin API disabled. */
+  tokenHash: Buffer | null;
+  authKeys: AuthKeys;
+  registry: NodeRegistry;
+  policy: AccessPolicy;
+}
+
+export function hashAdminToken(token: string): Buffer {
+  return createHash('sha256').update(token, 'utf8').digest();
+}
+
+function nodeInfo(n: NodeRecord): NodeInfo {
+  return {
+    ...peerOf(n),
+    createdAt: new Date(n.createdAt).toISOString(),
+    keyExpiresAt: n.keyExpiresAt === null ? null : new Date(n.keyExpiresAt).toISOString(),
+    ephemeral: n.ephemeral,
+    advertisedRoutes: n.advertisedRoutes,
+    advertisedExitNode: n.advertisedExitNode,
+  };
+}
+
+function routeList(registry: NodeRegistry): RouteInfo[] {
+  const out: RouteInfo[] = [];
+  for (const n of registry.all()) {
+    for (const route of n.advertisedRoutes) out.push({ nodeId: n.id, node: n.name, route, approved: n.approvedRoutes.includes(route), exitNode: false });
+    if (n.advertisedExitNode) {
+      for (const route of EXIT_ROUTES) out.push({ nodeId: n.id, node: n.name, route, approved: n.approvedRoutes.includes(route), exitNode: true });
+    }
+  }
+  return out;
+}
+
+export function adminRoutes(deps: AdminDeps): Route[] {
+  const guard = (req: ApiRequest): void => {
+    if (!deps.tokenHash) throw new ForbiddenError('admin API disabled: start the coordinator with --admin-token-file FILE');
+    const header = req.headers.authorization;
+    const m = typeof header === 'string' ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
+    if (!m) throw new UnauthorizedError('missing admin token (Authorization: Bearer TOKEN)');
+    if (!timingSafeEqual(hashAdminToken(m[1]!), deps.tokenHash)) throw new UnauthorizedError('bad admin token');
+  };
+  const admin = (method: Route['method'], path: string, handle: Route['handle']): Route => ({
+    method, path: new RegExp(`^/api/v1/admin/${path}$`), guard, handle,
+  });
+  const { authKeys, registry, policy } = deps;
+  const node = (req: ApiRequest): number => parseId(req.params[0], 'node');
+  return [
+    admin('POST', 'authkeys', async (req) => ({ status: 201, body: await authKeys.create(parseWith(AuthKeyCreate, await req.body())) })),
+    admin('GET', 'authkeys', async () => ({ body: { authKeys: authKeys.list() } })),
+    admin('DELETE', 'authkeys/([^/]+)', async (req) => ({ body: await authKeys.revoke(parseId(req.params[0], 'auth key')) })),
+    admin('GET', 'nodes', async () => ({ body: { nodes: [...registry.all()].map(nodeInfo) } })),
+    admin('DELETE', 'nodes/([^/]+)', async (req) => ({ body: nodeInfo(await registry.delete(node(req))) })),
+    admin('POST', 'nodes/([^/]+)/expire', async (req) => ({ body: nodeInfo(await registry.expire(node(req))) })),
+    admin('POST', 'nodes/([^/]+)/routes', async (req) => {
+      const id = node(req);
+      const { routes } = parseWith(RoutesApprove, await req.body());
+      const canonical = routes.map((r) => {
+        try {
+          return formatCidr(maskCidr(parseCidr(r)));
+        } catch (err) {
+          throw new BadRequestError(`routes: ${(err as Error).message}`);
+        }
+      });
+      return { body: nodeInfo(await registry.approveRoutes(id, canonical)) };
+    }),
+    admin('GET', 'routes', async () => ({ body: { routes: routeList(registry) } })),
+    admin('GET', 'policy', async () => ({ body: policy.reply() })),
+    admin('PUT', 'policy', async (req) => {
+      const body = await req.body();
+      if (body === null) throw new BadRequestError('policy: expected an object (DELETE /api/v1/admin/policy removes the policy)');
+      return { body: await policy.set(body) };
+    }),
+    admin('DELETE', 'policy', async () => ({ body: await policy.set(null) })),
+  ];
+}

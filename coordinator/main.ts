@@ -1,0 +1,114 @@
+// `pinhole coordinator --listen HOST:PORT --db PATH [--admin-token-file F] [--relay NAME=URL ...]`
+// Prints one line on stdout once it listens ("pinhole coordinator listening on http://HOST:PORT"),
+// logs on stderr, and shuts down cleanly on SIGINT/SIGTERM.
+import { readFileSync, statSync } from 'node:fs';
+import { Command, CommanderError, Option } from 'commander';
+import { parseDuration } from '../proto/control/duration.js';
+import { startCoordinator, type CoordinatorOptions } from './coordinator.js';
+import { createLogger } from './log.js';
+
+class UsageError extends Error {
+  override readonly name = 'UsageError';
+}
+
+function parseListen(text: string): { host: string; port: number } {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(text);
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port > 65535) throw new UsageError(`--listen: expected HOST:PORT (e.g. 127.0.0.1:8080), got ${JSON.stringify(text)}`);
+  return { host: m[1] ?? m[2]!, port };
+}
+
+function durationFlag(flag: string, text: string, allowNever = false): number | null {
+  if (allowNever && text === 'never') return null;
+  try {
+    return parseDuration(text);
+  } catch (err) {
+    throw new UsageError(`${flag}: ${(err as Error).message}`);
+  }
+}
+
+function parseRelay(text: string): { name: string; url: string } {
+  const eq = text.indexOf('=');
+  const name = text.slice(0, eq);
+  const url = text.slice(eq + 1);
+  if (eq <= 0 || !/^[a-z0-9-]{1,64}$/i.test(name) || !URL.canParse(url)) {
+    throw new UsageError(`--relay: expected NAME=URL (e.g. home=http://198.18.0.10:3340), got ${JSON.stringify(text)}`);
+  }
+  return { name, url };
+}
+
+function readAdminToken(file: string): string {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new UsageError(`--admin-token-file: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  const token = text.trim();
+  if (!/^\S{16,512}$/.test(token)) throw new UsageError(`--admin-token-file: ${file} must hold one token of 16 or more non-space characters`);
+  return token;
+}
+
+interface Flags {
+  listen: string; db: string; adminTokenFile?: string; relay: string[];
+  nodeKeyExpiry: string; ephemeralTimeout: string; streamKeepalive: string; flushInterval: string; challengeTtl: string;
+}
+
+async function run(flags: Flags): Promise<void> {
+  const log = createLogger('coordinator');
+  const { host, port } = parseListen(flags.listen);
+  const adminToken = flags.adminTokenFile === undefined ? null : readAdminToken(flags.adminTokenFile);
+  if (flags.adminTokenFile !== undefined && (statSync(flags.adminTokenFile).mode & 0o077) !== 0) {
+    log.warn({ file: flags.adminTokenFile }, 'the admin token file is readable by other users');
+  }
+  const opts: CoordinatorOptions = {
+    host, port, dbPath: flags.db, adminToken, log,
+    relays: flags.relay.map(parseRelay),
+    nodeKeyExpiryMs: durationFlag('--node-key-expiry', flags.nodeKeyExpiry, true),
+    ephemeralTimeoutMs: durationFlag('--ephemeral-timeout', flags.ephemeralTimeout)!,
+    keepaliveMs: Math.max(100, durationFlag('--stream-keepalive', flags.streamKeepalive)!),
+    flushMs: Math.max(1, durationFlag('--flush-interval', flags.flushInterval)!),
+    challengeTtlMs: Math.max(1, durationFlag('--challenge-ttl', flags.challengeTtl)!),
+  };
+  const coordinator = await startCoordinator(opts);
+  process.stdout.write(`pinhole coordinator listening on ${coordinator.url}\n`);
+  const stop = (signal: string): void => {
+    log.info({ signal }, 'shutting down');
+    coordinator.close().then(() => process.exit(0), (err: Error) => {
+      process.stderr.write(`pinhole coordinator: ${err.message}\n`);
+      process.exit(1);
+    });
+  };
+  process.once('SIGINT', () => stop('SIGINT'));
+  process.once('SIGTERM', () => stop('SIGTERM'));
+}
+
+function buildProgram(): Command {
+  const program = new Command('pinhole').exitOverride().showHelpAfterError(false);
+  program.command('coordinator')
+    .description('run the control plane: registration, auth keys, netmaps, admin API')
+    .requiredOption('--listen <host:port>', 'address to serve HTTP and WebSocket on')
+    .requiredOption('--db <path>', 'SQLite database file (created with mode 0600)')
+    .option('--admin-token-file <file>', 'file holding the admin API bearer token (without it the admin API is disabled)')
+    .option('--relay <name=url>', 'a relay to tell nodes about (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option('--node-key-expiry <duration>', 'node key lifetime after authenticating, or "never"', '180d')
+    .option('--ephemeral-timeout <duration>', 'delete an ephemeral node this long after it goes offline', '5m')
+    .option('--stream-keepalive <duration>', 'WebSocket ping interval; a stream silent this long is dropped', '30s')
+    .option('--flush-interval <duration>', 'gather netmap changes this long before sending deltas', '50ms')
+    .addOption(new Option('--challenge-ttl <duration>', 'lifetime of a registration challenge').default('60s').hideHelp())
+    .action(run);
+  return program;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  try {
+    await buildProgram().parseAsync(argv, { from: 'user' });
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      process.exitCode = err.exitCode;
+      return;
+    }
+    process.stderr.write(`pinhole coordinator: ${(err instanceof Error ? err.message : String(err)).split('\n')[0]}\n`);
+    process.exitCode = 1;
+  }
+}

@@ -1,0 +1,306 @@
+// The node registry: every node in memory (reads never touch the database), written through to
+// the store. Owns identity (ids, addresses, unique names), key expiry, liveness (online,
+// endpoints) and the ephemeral-node clean-up. Tells its listeners about every change; it knows
+// nothing of netmaps or streams.
+import { AddressPool } from './addresses.js';
+import { ConflictError, NotFoundError } from './errors.js';
+import type { Logger } from './log.js';
+import type { PolicyNode } from './policy.js';
+import type { AuthKeyRow, ControlStore, LivenessRow, NodeRow } from './store/interface.js';
+
+export interface NodeRecord extends NodeRow {
+  online: boolean;
+}
+
+/**
+ * `membership`: something policy and visibility depend on changed (name, tags, routes, expiry).
+ * `self`: something the node itself is told about changed (name, expiry, tags).
+ * `live`: only endpoints + home relay, or only online + last seen changed.
+ */
+export type NodeChange =
+  | { kind: 'added'; node: NodeRecord }
+  | { kind: 'updated'; node: NodeRecord; membership: boolean; self: boolean; live?: 'endpoints' | 'online' }
+  | { kind: 'removed'; node: NodeRecord };
+
+export interface RegistrationInput {
+  nodeKey: string;
+  discoKey: string;
+  hostname: string;
+  advertisedRoutes: string[];
+  advertisedExitNode: boolean;
+  /** The auth key presented, if any: its tags and ephemeral flag apply and the key expiry restarts. */
+  authKey: AuthKeyRow | null;
+}
+
+export interface RegistryOptions {
+  /** Node key lifetime from (re-)authentication; null: keys never expire. */
+  nodeKeyExpiryMs: number | null;
+  /** An ephemeral node is deleted this long after it went offline. */
+  ephemeralTimeoutMs: number;
+  log: Logger;
+  now?: () => number;
+}
+
+export const EXIT_ROUTES = ['0.0.0.0/0', '::/0'];
+
+/** Approved routes the node actually advertises: what peers may send through it. */
+export function servedRoutes(n: NodeRow): string[] {
+  return n.approvedRoutes.filter((r) => n.advertisedRoutes.includes(r) || (n.advertisedExitNode && EXIT_ROUTES.includes(r)));
+}
+
+export function isExitNode(n: NodeRow): boolean {
+  return n.advertisedExitNode && EXIT_ROUTES.every((r) => n.approvedRoutes.includes(r));
+}
+
+/** What the access policy evaluates about a node. */
+export function policyNodeOf(n: NodeRow): PolicyNode {
+  return { id: n.id, name: n.name, ipv4: n.ipv4, ipv6: n.ipv6, tags: n.tags, routes: servedRoutes(n) };
+}
+
+export class NodeRegistry {
+  private readonly nodes = new Map<number, NodeRecord>();
+  private readonly byKey = new Map<string, NodeRecord>();
+  /** name → node id, including names reserved by registrations in flight. */
+  private readonly names = new Map<string, number>();
+  private readonly addresses = new AddressPool();
+  private readonly registering = new Set<string>();
+  private readonly listeners: ((c: NodeChange) => void)[] = [];
+  private readonly ephemeralTimers = new Map<number, NodeJS.Timeout>();
+  private readonly expired = new Set<number>();
+  private readonly livenessDirty = new Set<number>();
+  private readonly now: () => number;
+  private lastId: number;
+  /** Routes a policy approves by itself for a node (set by the policy holder). */
+  autoApprove: (node: NodeRow) => string[] = () => [];
+
+  constructor(private readonly store: ControlStore, rows: NodeRow[], lastId: number, private readonly opts: RegistryOptions) {
+    this.now = opts.now ?? Date.now;
+    for (const r of rows) this.insert({ ...r, online: false });
+    this.lastId = Math.max(lastId, ...rows.map((r) => r.id), 0);
+    const now = this.now();
+    for (const n of this.nodes.values()) {
+      if (this.isExpired(n, now)) this.expired.add(n.id);
+      if (n.ephemeral) this.scheduleEphemeralDeletion(n); // every node is offline after a restart
+    }
+  }
+
+  onChange(listener: (c: NodeChange) => void): void {
+    this.listeners.push(listener);
+  }
+
+  get(id: number): NodeRecord | undefined { return this.nodes.get(id); }
+  getByKey(nodeKey: string): NodeRecord | undefined { return this.byKey.get(nodeKey); }
+  all(): IterableIterator<NodeRecord> { return this.nodes.values(); }
+  get size(): number { return this.nodes.size; }
+
+  isExpired(n: NodeRow, now = this.now()): boolean {
+    return n.keyExpiresAt !== null && n.keyExpiresAt <= now;
+  }
+
+  /** Creates a node, or re-registers a known one (same node key: same id and addresses). */
+  async register(input: RegistrationInput): Promise<{ node: NodeRecord; created: boolean }> {
+    if (this.registering.has(input.nodeKey)) throw new ConflictError('a registration for this node key is already in progress');
+    const existing = this.byKey.get(input.nodeKey);
+    const now = this.now();
+    const id = existing?.id ?? ++this.lastId;
+    const hostname = input.hostname.toLowerCase();
+    const keepName = existing !== undefined && existing.hostname === hostname;
+    const name = keepName ? existing.name : this.reserveName(hostname, id);
+    const addrs = existing ? { ipv4: existing.ipv4, ipv6: existing.ipv6 } : this.addresses.allocate();
+    const key = input.authKey;
+    const row: NodeRow = {
+      id, nodeKey: input.nodeKey, discoKey: input.discoKey, hostname, name, ...addrs,
+      createdAt: existing?.createdAt ?? now,
+      keyExpiresAt: key || !existing ? (this.opts.nodeKeyExpiryMs === null ? null : now + this.opts.nodeKeyExpiryMs) : existing.keyExpiresAt,
+      ephemeral: key ? key.ephemeral : existing?.ephemeral ?? false,
+      tags: key ? [...key.tags] : [...(existing?.tags ?? [])],
+      authKeyId: key ? key.id : existing?.authKeyId ?? null,
+      advertisedRoutes: input.advertisedRoutes,
+      advertisedExitNode: input.advertisedExitNode,
+      approvedRoutes: [...(existing?.approvedRoutes ?? [])],
+      endpoints: existing?.endpoints ?? [], homeRelay: existing?.homeRelay ?? null, lastSeen: existing?.lastSeen ?? null,
+    };
+    row.approvedRoutes = [...new Set([...row.approvedRoutes, ...this.autoApprove(row)])];
+    this.registering.add(input.nodeKey);
+    try {
+      await this.store.saveRegistration(row, key?.id ?? null);
+    } catch (err) {
+      if (!keepName && this.names.get(name) === id) this.names.delete(name);
+      if (!existing) this.addresses.release(addrs.ipv4);
+      throw err;
+    } finally {
+      this.registering.delete(input.nodeKey);
+    }
+    const current = this.nodes.get(id);
+    if (!current) {
+      const node = this.insert({ ...row, online: false });
+      if (this.isExpired(node)) this.expired.add(id);
+      else this.expired.delete(id);
+      if (node.ephemeral) this.scheduleEphemeralDeletion(node);
+      this.emit({ kind: 'added', node });
+      return { node, created: true };
+    }
+    if (current.name !== name && this.names.get(current.name) === id) this.names.delete(current.name);
+    const { endpoints: _e, homeRelay: _h, lastSeen: _l, ...declared } = row;
+    Object.assign(current, declared);
+    if (this.isExpired(current)) this.expired.add(id);
+    else this.expired.delete(id);
+    if (!current.ephemeral) this.cancelEphemeralDeletion(id);
+    else if (!current.online) this.scheduleEphemeralDeletion(current);
+    this.emit({ kind: 'updated', node: current, membership: true, self: true });
+    return { node: current, created: false };
+  }
+
+  async delete(id: number): Promise<NodeRecord> {
+    const node = this.require(id);
+    await this.store.deleteNode(id);
+    if (this.nodes.get(id) !== node) return node; // deleted meanwhile
+    this.nodes.delete(id);
+    this.byKey.delete(node.nodeKey);
+    if (this.names.get(node.name) === id) this.names.delete(node.name);
+    this.addresses.release(node.ipv4);
+    this.cancelEphemeralDeletion(id);
+    this.expired.delete(id);
+    this.livenessDirty.delete(id);
+    this.emit({ kind: 'removed', node });
+    return node;
+  }
+
+  /** Expires the node key now: the node drops out of every netmap until it re-authenticates. */
+  async expire(id: number): Promise<NodeRecord> {
+    const node = this.require(id);
+    const at = this.now();
+    await this.store.setNodeKeyExpiry(id, at);
+    node.keyExpiresAt = at;
+    this.sweepExpiry();
+    return node;
+  }
+
+  /** Adds approved routes; each must be advertised by the node (an exit node: 0.0.0.0/0, ::/0). */
+  async approveRoutes(id: number, routes: string[]): Promise<NodeRecord> {
+    const node = this.require(id);
+    for (const r of routes) {
+      if (!node.advertisedRoutes.includes(r) && !(node.advertisedExitNode && EXIT_ROUTES.includes(r))) {
+        throw new ConflictError(`node ${node.name} does not advertise ${r}`);
+      }
+    }
+    const approvedRoutes = [...new Set([...node.approvedRoutes, ...routes])];
+    await this.store.setApprovedRoutes([{ id, approvedRoutes }]);
+    node.approvedRoutes = approvedRoutes;
+    this.emit({ kind: 'updated', node, membership: true, self: false });
+    return node;
+  }
+
+  /** Applies approvals already committed by someone else (the policy holder, with its policy). */
+  applyApprovals(approvals: { id: number; approvedRoutes: string[] }[]): void {
+    for (const a of approvals) {
+      const node = this.nodes.get(a.id);
+      if (!node) continue;
+      node.approvedRoutes = a.approvedRoutes;
+      this.emit({ kind: 'updated', node, membership: true, self: false });
+    }
+  }
+
+  setOnline(id: number, online: boolean): void {
+    const node = this.nodes.get(id);
+    if (!node || node.online === online) return;
+    node.online = online;
+    node.lastSeen = this.now();
+    this.livenessDirty.add(id);
+    if (node.ephemeral) {
+      if (online) this.cancelEphemeralDeletion(id);
+      else this.scheduleEphemeralDeletion(node);
+    }
+    this.emit({ kind: 'updated', node, membership: false, self: false, live: 'online' });
+  }
+
+  setEndpoints(id: number, endpoints: string[], homeRelay: string | null): void {
+    const node = this.nodes.get(id);
+    if (!node) return;
+    if (node.homeRelay === homeRelay && node.endpoints.length === endpoints.length && node.endpoints.every((e, i) => e === endpoints[i])) return;
+    node.endpoints = endpoints;
+    node.homeRelay = homeRelay;
+    this.livenessDirty.add(id);
+    this.emit({ kind: 'updated', node, membership: false, self: false, live: 'endpoints' });
+  }
+
+  /** Tells listeners about keys that expired since the last sweep (call every second or so). */
+  sweepExpiry(): void {
+    const now = this.now();
+    for (const node of this.nodes.values()) {
+      if (!this.expired.has(node.id) && this.isExpired(node, now)) {
+        this.expired.add(node.id);
+        this.emit({ kind: 'updated', node, membership: true, self: true });
+      }
+    }
+  }
+
+  /** Writes the endpoints and last-seen times that changed since the last call, in one batch. */
+  async flushLiveness(): Promise<void> {
+    if (this.livenessDirty.size === 0) return;
+    const rows: LivenessRow[] = [];
+    for (const id of this.livenessDirty) {
+      const n = this.nodes.get(id);
+      if (n) rows.push({ id, endpoints: n.endpoints, homeRelay: n.homeRelay, lastSeen: n.lastSeen });
+    }
+    this.livenessDirty.clear();
+    await this.store.saveLiveness(rows);
+  }
+
+  close(): void {
+    for (const t of this.ephemeralTimers.values()) clearTimeout(t);
+    this.ephemeralTimers.clear();
+  }
+
+  private require(id: number): NodeRecord {
+    const node = this.nodes.get(id);
+    if (!node) throw new NotFoundError(`no node with id ${id}`);
+    return node;
+  }
+
+  private insert(node: NodeRecord): NodeRecord {
+    this.nodes.set(node.id, node);
+    this.byKey.set(node.nodeKey, node);
+    this.names.set(node.name, node.id);
+    this.addresses.claim(node.ipv4);
+    return node;
+  }
+
+  /** hostname, or hostname-1, hostname-2, ... : the first one nobody else holds. */
+  private reserveName(hostname: string, id: number): string {
+    let name = hostname;
+    for (let i = 1; this.names.has(name) && this.names.get(name) !== id; i++) {
+      const suffix = `-${i}`;
+      name = `${hostname.slice(0, 63 - suffix.length).replace(/-+$/, '')}${suffix}`;
+    }
+    this.names.set(name, id);
+    return name;
+  }
+
+  private scheduleEphemeralDeletion(node: NodeRecord): void {
+    this.cancelEphemeralDeletion(node.id);
+    const timer = setTimeout(() => {
+      this.ephemeralTimers.delete(node.id);
+      if (this.nodes.get(node.id) !== node || node.online) return;
+      this.delete(node.id).then(
+        () => this.opts.log.info({ node: node.name, id: node.id }, 'ephemeral node deleted after going offline'),
+        (err: Error) => {
+          this.opts.log.error({ err: err.message, id: node.id }, 'ephemeral node deletion failed; retrying');
+          this.scheduleEphemeralDeletion(node);
+        },
+      );
+    }, this.opts.ephemeralTimeoutMs);
+    timer.unref();
+    this.ephemeralTimers.set(node.id, timer);
+  }
+
+  private cancelEphemeralDeletion(id: number): void {
+    const t = this.ephemeralTimers.get(id);
+    if (t) clearTimeout(t);
+    this.ephemeralTimers.delete(id);
+  }
+
+  private emit(change: NodeChange): void {
+    for (const l of this.listeners) l(change);
+  }
+}

@@ -1,0 +1,283 @@
+// ControlStore on one SQLite file (sqlite3 package): WAL, synchronous=FULL so a commit is on disk
+// before the caller acknowledges anything, file mode 0600 (it holds the server's private key).
+// Transactions run one at a time through a queue: the sqlite3 connection interleaves statements
+// from concurrent callers, and BEGIN..COMMIT must not.
+import { chmodSync, closeSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
+import sqlite3 from 'sqlite3';
+import { MIGRATIONS, SCHEMA_VERSION } from './migrations.js';
+import type { AuthKeyRow, ControlStore, LivenessRow, NodeRow, PolicyRow, RouteApprovalRow, StoreSnapshot } from './interface.js';
+
+export class DatabaseOpenError extends Error {
+  override readonly name = 'DatabaseOpenError';
+}
+
+export class SchemaTooNewError extends Error {
+  override readonly name = 'SchemaTooNewError';
+}
+
+type Params = (string | number | null)[];
+
+interface NodeDbRow {
+  id: number; node_key: string; disco_key: string; hostname: string; name: string; ipv4: string; ipv6: string;
+  created_at: number; key_expires_at: number | null; ephemeral: number; tags: string; auth_key_id: number | null;
+  advertised_routes: string; advertised_exit_node: number; approved_routes: string;
+  endpoints: string; home_relay: string | null; last_seen: number | null;
+}
+
+interface AuthKeyDbRow {
+  id: number; prefix: string; secret_hash: string; reusable: number; ephemeral: number; tags: string;
+  created_at: number; expires_at: number | null; used_count: number; revoked_at: number | null;
+}
+
+const NODE_COLUMNS = [
+  'id', 'node_key', 'disco_key', 'hostname', 'name', 'ipv4', 'ipv6', 'created_at', 'key_expires_at', 'ephemeral',
+  'tags', 'auth_key_id', 'advertised_routes', 'advertised_exit_node', 'approved_routes', 'endpoints', 'home_relay', 'last_seen',
+];
+const LIVENESS_COLUMNS = new Set(['endpoints', 'home_relay', 'last_seen']);
+// A re-registration replaces what the node declared, never the liveness columns written meanwhile.
+const UPSERT_NODE =
+  `INSERT INTO nodes (${NODE_COLUMNS.join(', ')}) VALUES (${NODE_COLUMNS.map(() => '?').join(', ')}) ` +
+  `ON CONFLICT(id) DO UPDATE SET ${NODE_COLUMNS.filter((c) => c !== 'id' && !LIVENESS_COLUMNS.has(c)).map((c) => `${c} = excluded.${c}`).join(', ')}`;
+
+function nodeParams(n: NodeRow): Params {
+  return [
+    n.id, n.nodeKey, n.discoKey, n.hostname, n.name, n.ipv4, n.ipv6, n.createdAt, n.keyExpiresAt, n.ephemeral ? 1 : 0,
+    JSON.stringify(n.tags), n.authKeyId, JSON.stringify(n.advertisedRoutes), n.advertisedExitNode ? 1 : 0,
+    JSON.stringify(n.approvedRoutes), JSON.stringify(n.endpoints), n.homeRelay, n.lastSeen,
+  ];
+}
+
+function nodeFromDb(r: NodeDbRow): NodeRow {
+  return {
+    id: r.id, nodeKey: r.node_key, discoKey: r.disco_key, hostname: r.hostname, name: r.name, ipv4: r.ipv4, ipv6: r.ipv6,
+    createdAt: r.created_at, keyExpiresAt: r.key_expires_at, ephemeral: r.ephemeral === 1, tags: JSON.parse(r.tags) as string[],
+    authKeyId: r.auth_key_id, advertisedRoutes: JSON.parse(r.advertised_routes) as string[],
+    advertisedExitNode: r.advertised_exit_node === 1, approvedRoutes: JSON.parse(r.approved_routes) as string[],
+    endpoints: JSON.parse(r.endpoints) as string[], homeRelay: r.home_relay, lastSeen: r.last_seen,
+  };
+}
+
+function authKeyFromDb(r: AuthKeyDbRow): AuthKeyRow {
+  return {
+    id: r.id, prefix: r.prefix, secretHash: r.secret_hash, reusable: r.reusable === 1, ephemeral: r.ephemeral === 1,
+    tags: JSON.parse(r.tags) as string[], createdAt: r.created_at, expiresAt: r.expires_at, usedCount: r.used_count,
+    revokedAt: r.revoked_at,
+  };
+}
+
+/** Is `pid` a running coordinator? (A stale lock's pid may have been reused by something else.) */
+function coordinatorRunning(pid: number): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('coordinator');
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * One coordinator per database: each keeps the whole state in memory, so two on one file would
+ * hand out the same ids and addresses. A lock file holds the owner's pid; a dead owner's lock
+ * (after kill -9) is taken over.
+ */
+function lockDatabase(path: string): () => void {
+  const lock = `${path}.lock`;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const fd = openSync(lock, 'wx', 0o600);
+      writeSync(fd, `${process.pid}\n`);
+      closeSync(fd);
+      return () => {
+        try {
+          if (readFileSync(lock, 'utf8').trim() === String(process.pid)) unlinkSync(lock);
+        } catch {
+          // already gone
+        }
+      };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0) {
+        throw new DatabaseOpenError(`cannot lock database ${path}: ${(err as Error).message}`);
+      }
+      let owner = NaN;
+      try {
+        owner = Number(readFileSync(lock, 'utf8').trim());
+      } catch {
+        // unreadable or vanished: treat as stale
+      }
+      if (owner > 0 && owner !== process.pid && coordinatorRunning(owner)) {
+        throw new DatabaseOpenError(`database ${path} is in use by another coordinator (pid ${owner})`);
+      }
+      try {
+        unlinkSync(lock);
+      } catch {
+        // someone else removed it first
+      }
+    }
+  }
+}
+
+export class SqliteStore implements ControlStore {
+  private queue: Promise<void> = Promise.resolve();
+
+  private constructor(private readonly db: sqlite3.Database, private readonly unlock: () => void) {}
+
+  /** Opens (creating with mode 0600 if needed) and migrates the database at `path`. */
+  static async open(path: string): Promise<SqliteStore> {
+    try {
+      closeSync(openSync(path, 'a', 0o600));
+      chmodSync(path, 0o600);
+    } catch (err) {
+      throw new DatabaseOpenError(`cannot open database ${path}: ${(err as Error).message}`);
+    }
+    const unlock = lockDatabase(path);
+    let store: SqliteStore | null = null;
+    try {
+      const db = await new Promise<sqlite3.Database>((resolve, reject) => {
+        const d = new sqlite3.Database(path, sqlite3.OPEN_READWRITE, (err) => (err ? reject(err) : resolve(d)));
+      }).catch((err: Error) => { throw new DatabaseOpenError(`cannot open database ${path}: ${err.message}`); });
+      store = new SqliteStore(db, unlock);
+      db.configure('busyTimeout', 5000);
+      await store.run('PRAGMA journal_mode = WAL');
+      await store.run('PRAGMA synchronous = FULL');
+      await store.run('PRAGMA foreign_keys = ON');
+      await store.migrate();
+      return store;
+    } catch (err) {
+      if (store) await store.close().catch(() => undefined);
+      else unlock();
+      throw err;
+    }
+  }
+
+  private run(sql: string, params: Params = []): Promise<void> {
+    return new Promise((resolve, reject) => this.db.run(sql, params, (err) => (err ? reject(err) : resolve())));
+  }
+
+  private all<T>(sql: string, params: Params = []): Promise<T[]> {
+    return new Promise((resolve, reject) => this.db.all<T>(sql, params, (err, rows) => (err ? reject(err) : resolve(rows))));
+  }
+
+  /** One prepared statement run for every parameter list, without a round trip per row. */
+  private runMany(sql: string, paramLists: Params[]): Promise<void> {
+    return new Promise((resolve, reject) => {
+      let failed: Error | null = null;
+      const stmt = this.db.prepare(sql, (err) => { if (err) failed ??= err; });
+      for (const params of paramLists) stmt.run(params, (err: Error | null) => { if (err) failed ??= err; });
+      stmt.finalize(() => (failed ? reject(failed) : resolve()));
+    });
+  }
+
+  private exec(sql: string): Promise<void> {
+    return new Promise((resolve, reject) => this.db.exec(sql, (err) => (err ? reject(err) : resolve())));
+  }
+
+  /** Runs `body` inside BEGIN IMMEDIATE..COMMIT, after every transaction queued before it. */
+  private transaction(body: () => Promise<void>): Promise<void> {
+    const done = this.queue.then(async () => {
+      await this.run('BEGIN IMMEDIATE');
+      try {
+        await body();
+        await this.run('COMMIT');
+      } catch (err) {
+        await this.run('ROLLBACK').catch(() => undefined);
+        throw err;
+      }
+    });
+    this.queue = done.catch(() => undefined);
+    return done;
+  }
+
+  private async migrate(): Promise<void> {
+    await this.run('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)');
+    const rows = await this.all<{ v: number | null }>('SELECT MAX(version) AS v FROM schema_migrations');
+    const current = rows[0]?.v ?? 0;
+    if (current > SCHEMA_VERSION) {
+      throw new SchemaTooNewError(`database schema v${current} is newer than this coordinator (v${SCHEMA_VERSION})`);
+    }
+    for (const m of MIGRATIONS) {
+      if (m.version <= current) continue;
+      await this.transaction(async () => {
+        await this.exec(m.sql);
+        await this.run('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)', [m.version, m.name, Date.now()]);
+      });
+    }
+  }
+
+  async load(): Promise<StoreSnapshot> {
+    const meta = await this.all<{ key: string; value: string }>('SELECT key, value FROM meta');
+    const nodes = await this.all<NodeDbRow>('SELECT * FROM nodes ORDER BY id');
+    const keys = await this.all<AuthKeyDbRow>('SELECT * FROM auth_keys ORDER BY id');
+    const policy = await this.all<{ json: string | null; updated_at: number | null }>('SELECT json, updated_at FROM policy WHERE id = 1');
+    const seqs = await this.all<{ name: string; seq: number }>('SELECT name, seq FROM sqlite_sequence');
+    const seq = (table: string): number => seqs.find((s) => s.name === table)?.seq ?? 0;
+    return {
+      serverPrivateKey: meta.find((m) => m.key === 'server_private_key')?.value ?? null,
+      nodes: nodes.map(nodeFromDb),
+      authKeys: keys.map(authKeyFromDb),
+      policy: { json: policy[0]?.json ?? null, updatedAt: policy[0]?.updated_at ?? null },
+      lastNodeId: seq('nodes'),
+      lastAuthKeyId: seq('auth_keys'),
+    };
+  }
+
+  saveServerKey(privateKey: string): Promise<void> {
+    return this.transaction(() => this.run("INSERT INTO meta (key, value) VALUES ('server_private_key', ?)", [privateKey]));
+  }
+
+  insertAuthKey(k: AuthKeyRow): Promise<void> {
+    return this.transaction(() => this.run(
+      'INSERT INTO auth_keys (id, prefix, secret_hash, reusable, ephemeral, tags, created_at, expires_at, used_count, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+      [k.id, k.prefix, k.secretHash, k.reusable ? 1 : 0, k.ephemeral ? 1 : 0, JSON.stringify(k.tags), k.createdAt, k.expiresAt, k.usedCount, k.revokedAt],
+    ));
+  }
+
+  revokeAuthKey(id: number, at: number): Promise<void> {
+    return this.transaction(() => this.run('UPDATE auth_keys SET revoked_at = ? WHERE id = ?', [at, id]));
+  }
+
+  saveRegistration(node: NodeRow, authKeyId: number | null): Promise<void> {
+    return this.transaction(async () => {
+      await this.run(UPSERT_NODE, nodeParams(node));
+      if (authKeyId !== null) await this.run('UPDATE auth_keys SET used_count = used_count + 1 WHERE id = ?', [authKeyId]);
+    });
+  }
+
+  setNodeKeyExpiry(id: number, keyExpiresAt: number | null): Promise<void> {
+    return this.transaction(() => this.run('UPDATE nodes SET key_expires_at = ? WHERE id = ?', [keyExpiresAt, id]));
+  }
+
+  setApprovedRoutes(approvals: RouteApprovalRow[]): Promise<void> {
+    return this.transaction(() => this.runApprovals(approvals));
+  }
+
+  private runApprovals(approvals: RouteApprovalRow[]): Promise<void> {
+    return this.runMany('UPDATE nodes SET approved_routes = ? WHERE id = ?', approvals.map((a) => [JSON.stringify(a.approvedRoutes), a.id]));
+  }
+
+  deleteNode(id: number): Promise<void> {
+    return this.transaction(() => this.run('DELETE FROM nodes WHERE id = ?', [id]));
+  }
+
+  savePolicy(policy: PolicyRow, approvals: RouteApprovalRow[]): Promise<void> {
+    return this.transaction(async () => {
+      await this.run('UPDATE policy SET json = ?, updated_at = ? WHERE id = 1', [policy.json, policy.updatedAt]);
+      await this.runApprovals(approvals);
+    });
+  }
+
+  saveLiveness(rows: LivenessRow[]): Promise<void> {
+    if (rows.length === 0) return Promise.resolve();
+    return this.transaction(() => this.runMany(
+      'UPDATE nodes SET endpoints = ?, home_relay = ?, last_seen = ? WHERE id = ?',
+      rows.map((r) => [JSON.stringify(r.endpoints), r.homeRelay, r.lastSeen, r.id]),
+    ));
+  }
+
+  async close(): Promise<void> {
+    await this.queue;
+    try {
+      await new Promise<void>((resolve, reject) => this.db.close((err) => (err ? reject(err) : resolve())));
+    } finally {
+      this.unlock();
+    }
+  }
+}

@@ -1,0 +1,221 @@
+// The netmap stream: one WebSocket per node (GET /api/v1/stream, upgraded).
+//   server → {type:'challenge', challenge, serverKey}
+//   client → {type:'hello', nodeKey, challenge, proof, capabilities?}   proof over streamFields(nodeKey)
+//   server → {type:'netmap', ...} once, then {type:'delta', ...} as things change (with
+//            capabilities: ['peer-patches'], live changes come as patches instead of whole records)
+//   client → {type:'endpoints', endpoints, homeRelay} whenever they change; {type:'ping', t} → pong
+// Keepalives both ways: the client pings at the application level, the server sends WebSocket
+// pings every keepalive interval and drops a connection that stayed silent for a whole interval
+// (the node then goes offline, which its peers hear about).
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { WebSocket, WebSocketServer, type RawData } from 'ws';
+import { checkProof, streamFields } from '../proto/control/proof.js';
+import { ClientStreamMessage, STREAM_CAPABILITIES, describeZodError } from '../proto/control/schemas.js';
+import { parseEndpoint } from '../proto/ip/address.js';
+import { decodeKey } from '../proto/wireguard/keys.js';
+import type { Logger } from './log.js';
+import type { NetmapHub, NetmapSink } from './netmap.js';
+import type { NodeRegistry } from './registry.js';
+
+export const STREAM_PATH = '/api/v1/stream';
+const MAX_MESSAGE_BYTES = 64 * 1024;
+
+/** WebSocket close codes the coordinator uses (4xxx: application-defined). */
+export const CloseCode = {
+  shutdown: 1001,
+  protocolError: 1008,
+  unauthorized: 4001,
+  replaced: 4002,
+  forbidden: 4003,
+} as const;
+
+export interface StreamServerOptions {
+  registry: NodeRegistry;
+  netmap: NetmapHub;
+  serverPrivateKey: Uint8Array;
+  serverKey: string;
+  keepaliveMs: number;
+  helloTimeoutMs?: number;
+  log: Logger;
+}
+
+/** One node's authenticated stream: the sink its netmap deltas go to. */
+class NodeStream implements NetmapSink {
+  constructor(readonly ws: WebSocket, readonly nodeId: number, readonly acceptsPatches: boolean) {}
+
+  get bufferedAmount(): number { return this.ws.bufferedAmount; }
+
+  send(parts: Buffer[], onWritten?: () => void): void {
+    if (this.ws.readyState !== WebSocket.OPEN) return onWritten?.();
+    const done = onWritten && ((): void => onWritten());
+    if (parts.length === 1) return this.ws.send(parts[0]!, { binary: false }, done);
+    // Fragments of one text message, corked into one write: shared parts are never copied.
+    const socket = (this.ws as unknown as { _socket: Socket })._socket;
+    socket.cork();
+    parts.forEach((p, i) => {
+      const last = i === parts.length - 1;
+      this.ws.send(p, { binary: false, fin: last }, last ? done : undefined);
+    });
+    socket.uncork();
+  }
+}
+
+interface Connection {
+  ws: WebSocket;
+  challenge: string;
+  stream: NodeStream | null;
+  alive: boolean;
+}
+
+export class StreamServer {
+  private readonly wss: WebSocketServer;
+  private readonly connections = new Set<Connection>();
+  private readonly streams = new Map<number, NodeStream>();
+  private readonly keepaliveTimer: NodeJS.Timeout;
+  readonly stats = { accepted: 0, refused: 0, malformed: 0, timedOut: 0 };
+
+  constructor(private readonly opts: StreamServerOptions) {
+    this.wss = new WebSocketServer({ noServer: true, maxPayload: MAX_MESSAGE_BYTES, perMessageDeflate: false, clientTracking: false });
+    opts.registry.onChange((c) => {
+      if (c.kind === 'removed') this.drop(c.node.id, CloseCode.forbidden, 'node deleted');
+      else if (c.kind === 'updated' && c.membership && opts.registry.isExpired(c.node)) {
+        this.drop(c.node.id, CloseCode.forbidden, 'node key expired: re-authenticate with an auth key');
+      }
+    });
+    this.keepaliveTimer = setInterval(() => this.keepalive(), opts.keepaliveMs);
+    this.keepaliveTimer.unref();
+  }
+
+  get streamCount(): number { return this.streams.size; }
+
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws));
+  }
+
+  close(): void {
+    clearInterval(this.keepaliveTimer);
+    for (const c of this.connections) c.ws.close(CloseCode.shutdown, 'coordinator shutting down');
+    this.wss.close();
+  }
+
+  private accept(ws: WebSocket): void {
+    const conn: Connection = { ws, challenge: randomBytes(24).toString('base64url'), stream: null, alive: true };
+    this.connections.add(conn);
+    ws.send(JSON.stringify({ type: 'challenge', challenge: conn.challenge, serverKey: this.opts.serverKey }));
+    const helloTimer = setTimeout(() => {
+      this.stats.timedOut++;
+      this.refuse(conn, CloseCode.protocolError, 'no hello in time');
+    }, this.opts.helloTimeoutMs ?? 10_000);
+    ws.on('message', (data, isBinary) => {
+      conn.alive = true;
+      this.onMessage(conn, data, isBinary, helloTimer);
+    });
+    ws.on('pong', () => { conn.alive = true; });
+    ws.on('error', (err) => this.opts.log.debug({ err: err.message }, 'stream error'));
+    ws.on('close', () => {
+      clearTimeout(helloTimer);
+      this.connections.delete(conn);
+      const s = conn.stream;
+      if (!s) return;
+      this.opts.netmap.detach(s);
+      if (this.streams.get(s.nodeId) === s) {
+        this.streams.delete(s.nodeId);
+        this.opts.registry.setOnline(s.nodeId, false);
+      }
+    });
+  }
+
+  private onMessage(conn: Connection, data: RawData, isBinary: boolean, helloTimer: NodeJS.Timeout): void {
+    let json: unknown;
+    try {
+      if (isBinary) throw new Error('binary');
+      json = JSON.parse(data.toString());
+    } catch {
+      return this.malformed(conn, 'not a JSON text message');
+    }
+    const parsed = ClientStreamMessage.safeParse(json);
+    if (!parsed.success) return this.malformed(conn, describeZodError(parsed.error));
+    const msg = parsed.data;
+    if (!conn.stream) {
+      if (msg.type !== 'hello') return this.refuse(conn, CloseCode.protocolError, 'expected hello first');
+      clearTimeout(helloTimer);
+      return this.hello(conn, msg);
+    }
+    switch (msg.type) {
+      case 'hello':
+        return this.malformed(conn, 'hello already received');
+      case 'ping':
+        conn.ws.send(JSON.stringify({ type: 'pong', t: msg.t }));
+        return;
+      case 'endpoints': {
+        const endpoints = [...new Set(msg.endpoints)];
+        for (const e of endpoints) {
+          try {
+            parseEndpoint(e);
+          } catch (err) {
+            return this.malformed(conn, `endpoints: ${(err as Error).message}`);
+          }
+        }
+        this.opts.registry.setEndpoints(conn.stream.nodeId, endpoints, msg.homeRelay ?? null);
+        return;
+      }
+    }
+  }
+
+  private hello(conn: Connection, hello: { nodeKey: string; challenge: string; proof: string; capabilities?: string[] }): void {
+    const { registry } = this.opts;
+    const a = Buffer.from(hello.challenge);
+    const b = Buffer.from(conn.challenge);
+    if (a.length !== b.length || !timingSafeEqual(a, b)) return this.refuse(conn, CloseCode.unauthorized, 'hello does not answer this stream\'s challenge');
+    const node = registry.getByKey(hello.nodeKey);
+    if (!node) return this.refuse(conn, CloseCode.unauthorized, 'unknown node key: register first');
+    if (!checkProof(this.opts.serverPrivateKey, decodeKey(hello.nodeKey), conn.challenge, streamFields(hello.nodeKey), hello.proof)) {
+      return this.refuse(conn, CloseCode.unauthorized, 'proof of possession of the node key failed');
+    }
+    if (registry.isExpired(node)) return this.refuse(conn, CloseCode.forbidden, 'node key expired: re-authenticate with an auth key');
+    const stream = new NodeStream(conn.ws, node.id, hello.capabilities?.includes(STREAM_CAPABILITIES.peerPatches) ?? false);
+    conn.stream = stream;
+    const old = this.streams.get(node.id);
+    this.streams.set(node.id, stream);
+    if (old) old.ws.close(CloseCode.replaced, 'replaced by a newer stream');
+    this.stats.accepted++;
+    registry.setOnline(node.id, true);
+    this.opts.netmap.attach(stream);
+  }
+
+  private malformed(conn: Connection, reason: string): void {
+    this.stats.malformed++;
+    if (!conn.stream) return this.refuse(conn, CloseCode.protocolError, `bad hello: ${reason}`);
+    // After hello a bad message is dropped and reported; the stream stays up.
+    conn.ws.send(JSON.stringify({ type: 'error', reason: `bad message: ${reason}` }));
+  }
+
+  private refuse(conn: Connection, code: number, reason: string): void {
+    this.stats.refused++;
+    if (conn.ws.readyState !== WebSocket.OPEN) return;
+    conn.ws.send(JSON.stringify({ type: 'error', reason }));
+    conn.ws.close(code, reason.slice(0, 120));
+  }
+
+  private drop(nodeId: number, code: number, reason: string): void {
+    const s = this.streams.get(nodeId);
+    if (!s || s.ws.readyState !== WebSocket.OPEN) return;
+    s.ws.send(JSON.stringify({ type: 'error', reason }));
+    s.ws.close(code, reason);
+  }
+
+  /** Pings every connection; one that stayed silent since the previous round is dropped. */
+  private keepalive(): void {
+    for (const c of this.connections) {
+      if (!c.alive) {
+        c.ws.terminate();
+        continue;
+      }
+      c.alive = false;
+      c.ws.ping();
+    }
+  }
+}

@@ -1,0 +1,82 @@
+// Which nodes may use the relay. Without --coordinator every node that proves its key may; with it,
+// the coordinator decides, over one small HTTP endpoint:
+//
+//   GET {coordinator}/api/v1/relay/nodes/{nodeKey as unpadded base64url}
+//   Authorization: Bearer {token}          (when the relay was given --coordinator-token-file)
+//   → 200 the node is registered and not expired/disabled (body ignored)
+//   → 404 (or 403, 410) unknown, deleted, expired or disabled: refused
+//   → anything else, or no answer within the timeout: "unavailable", also refused (fail closed)
+
+export type AuthorizationResult = 'allowed' | 'denied' | 'unavailable';
+
+export interface NodeAuthorizer {
+  authorize(nodeKey: Uint8Array, signal?: AbortSignal): Promise<AuthorizationResult>;
+}
+
+/** Every node that holds its key may connect. */
+export const allowAllNodes: NodeAuthorizer = {
+  authorize: async () => 'allowed',
+};
+
+export interface CoordinatorAuthorizerOptions {
+  /** Base URL of the coordinator, e.g. http://203.0.113.5:8080 */
+  url: string;
+  /** Sent as a bearer token, if set. */
+  token?: string;
+  /** Per lookup; default 3 s. */
+  timeoutMs?: number;
+  /** How long an "allowed" answer is reused; default 30 s. */
+  allowedTtlMs?: number;
+  /** How long a "denied" answer is reused, so a flood of unknown keys does not hit the coordinator; default 5 s. */
+  deniedTtlMs?: number;
+  /** Called on lookups that failed (for logs). */
+  onError?: (err: unknown) => void;
+}
+
+export function nodeKeyPath(nodeKey: Uint8Array): string {
+  return `/api/v1/relay/nodes/${Buffer.from(nodeKey).toString('base64url')}`;
+}
+
+export function createCoordinatorAuthorizer(opts: CoordinatorAuthorizerOptions): NodeAuthorizer {
+  const base = opts.url.replace(/\/+$/, '');
+  const timeoutMs = opts.timeoutMs ?? 3000;
+  const cache = new Map<string, { result: AuthorizationResult; until: number }>();
+  const inFlight = new Map<string, Promise<AuthorizationResult>>();
+
+  async function lookup(path: string, signal?: AbortSignal): Promise<AuthorizationResult> {
+    const timeout = AbortSignal.timeout(timeoutMs);
+    try {
+      const res = await fetch(base + path, {
+        headers: opts.token ? { authorization: `Bearer ${opts.token}` } : {},
+        signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
+      });
+      await res.arrayBuffer().catch(() => undefined);
+      if (res.status === 200) return 'allowed';
+      if (res.status === 404 || res.status === 403 || res.status === 410) return 'denied';
+      opts.onError?.(new Error(`coordinator answered ${res.status} for ${path}`));
+      return 'unavailable';
+    } catch (err) {
+      opts.onError?.(err);
+      return 'unavailable';
+    }
+  }
+
+  return {
+    async authorize(nodeKey, signal) {
+      const path = nodeKeyPath(nodeKey);
+      const now = Date.now();
+      const hit = cache.get(path);
+      if (hit && hit.until > now) return hit.result;
+      let p = inFlight.get(path);
+      if (!p) {
+        p = lookup(path, signal).finally(() => inFlight.delete(path));
+        inFlight.set(path, p);
+      }
+      const result = await p;
+      const ttl = result === 'allowed' ? opts.allowedTtlMs ?? 30_000 : result === 'denied' ? opts.deniedTtlMs ?? 5000 : 0;
+      if (ttl > 0) cache.set(path, { result, until: Date.now() + ttl });
+      if (cache.size > 10_000) cache.clear();
+      return result;
+    },
+  };
+}

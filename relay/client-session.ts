@@ -1,0 +1,335 @@
+// One client connection on the relay: the handshake (server-key + challenge → client-info with
+// proof → authorizer → server-info), then frames in (rate-limited) and frames out (two-lane queue,
+// batched into WebSocket messages, bounded by what the socket has not yet taken).
+import { randomBytes } from 'node:crypto';
+import type { WebSocket } from 'ws';
+import { isDecodeError } from '../proto/errors.js';
+import { checkRelayProof } from '../proto/relay/auth.js';
+import { RelayFrameReader } from '../proto/relay/frame-reader.js';
+import {
+  CHALLENGE_LEN, encodeRelayFrame, FRAME, NODE_KEY_LEN, NOTICE, PING_LEN, RELAY_PROTOCOL_VERSION,
+  SEND_FLAG_PRIORITY, SEND_HEADER_LEN, decodeRelayFrame, type NoticeName,
+} from '../proto/relay/frames.js';
+import type { AuthorizationResult, NodeAuthorizer } from './authorizer.js';
+import type { RelayCounters } from './counters.js';
+import type { Logger } from './log.js';
+import { TokenBucket } from './rate-limit.js';
+import { SendQueue, type SendQueueLimits } from './send-queue.js';
+
+export interface SessionConfig {
+  keepaliveMs: number;
+  idleTimeoutMs: number;
+  handshakeTimeoutMs: number;
+  rateBytesPerSec: number;
+  rateBurstBytes: number;
+  queue: SendQueueLimits;
+}
+
+/** What a session needs from the server around it. */
+export interface SessionHost {
+  readonly counters: RelayCounters;
+  readonly logger: Logger;
+  readonly relayPrivateKey: Uint8Array;
+  readonly relayPublicKey: Uint8Array;
+  readonly config: SessionConfig;
+  readonly authorizer: NodeAuthorizer;
+  /** The session authenticated and was authorized: route its key to it. */
+  register(s: ClientSession): void;
+  /** The session is gone (called once). */
+  unregister(s: ClientSession): void;
+  /** A send frame from s: `frame` is the whole frame (owned, may be rewritten), `dst` a view into it. */
+  forward(from: ClientSession, frame: Uint8Array, dst: Uint8Array, priority: boolean): void;
+}
+
+/** Bytes handed to the socket but not yet written: above this, frames wait in the queue. */
+const INFLIGHT_LIMIT = 512 * 1024;
+/** Frames are packed into WebSocket messages of up to this size. */
+const BATCH_BYTES = 64 * 1024;
+/** Frames a client may send between client-info and its authorization (legit clients send none). */
+const MAX_EARLY_FRAMES = 1024;
+/** After the close handshake is started, the socket is destroyed this much later regardless. */
+const CLOSE_GRACE_MS = 2000;
+/** peer-gone(not-here) for one key at most this often per client. */
+const NOT_HERE_INTERVAL_MS = 1000;
+
+type State = 'handshake' | 'authorizing' | 'open' | 'closed';
+
+export class ClientSession {
+  state: State = 'handshake';
+  /** Set once the proof verified. */
+  nodeKey: Uint8Array = new Uint8Array(0);
+  /** Hex of nodeKey: the routing table key. */
+  id = '';
+  /** Sessions this one sent to, and sessions that sent to this one (for peer-gone notices). */
+  readonly sentTo = new Set<ClientSession>();
+  readonly senders = new Set<ClientSession>();
+  /** One-entry route cache: consecutive frames to one peer skip the table lookup. */
+  lastDst: ClientSession | null = null;
+  readonly lastDstKey = new Uint8Array(NODE_KEY_LEN);
+
+  private readonly createdAt = performance.now();
+  private lastReadAt = performance.now();
+  private lastKeepaliveAt = performance.now();
+  private readonly reader = new RelayFrameReader();
+  private readonly queue: SendQueue;
+  private readonly bucket: TokenBucket;
+  private readonly challenge = new Uint8Array(randomBytes(CHALLENGE_LEN));
+  private inflight = 0;
+  private flushScheduled = false;
+  private paused = false;
+  private early: Array<[number, Uint8Array, Uint8Array]> = [];
+  private notHere = new Map<string, number>();
+
+  constructor(private readonly ws: WebSocket, private readonly host: SessionHost, readonly remote: string) {
+    const cfg = host.config;
+    this.queue = new SendQueue(cfg.queue);
+    this.bucket = new TokenBucket({ bytesPerSec: cfg.rateBytesPerSec, burstBytes: cfg.rateBurstBytes });
+    ws.on('message', (data, isBinary) => this.onMessage(data as Buffer, isBinary));
+    ws.on('close', () => this.onSocketClosed());
+    ws.on('error', (err: Error & { code?: string }) => {
+      if (err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') host.counters.oversized++;
+      host.logger.debug({ remote, err: err.message }, 'relay client socket error');
+    });
+    ws.send(encodeRelayFrame({ type: 'server-key', version: RELAY_PROTOCOL_VERSION, serverKey: host.relayPublicKey, challenge: this.challenge }));
+  }
+
+  /** Periodic duties, driven by the server's ticker. */
+  tick(now: number): void {
+    const cfg = this.host.config;
+    if ((this.state === 'handshake' || this.state === 'authorizing') && now - this.createdAt > cfg.handshakeTimeoutMs + (this.state === 'authorizing' ? 5000 : 0)) {
+      this.refuse('unauthenticated', 'no client-info in time');
+    } else if (this.state === 'open') {
+      if (!this.paused && now - this.lastReadAt > cfg.idleTimeoutMs) {
+        this.host.counters.idleTimeouts++;
+        this.close('idle-timeout', `nothing received for ${cfg.idleTimeoutMs} ms`);
+      } else if (now - this.lastKeepaliveAt >= cfg.keepaliveMs) {
+        this.lastKeepaliveAt = now;
+        this.enqueue(encodeRelayFrame({ type: 'keepalive' }), true);
+      }
+    }
+  }
+
+  /** Queues a frame for this client; false if the session is not open. */
+  enqueue(frame: Uint8Array, priority: boolean): boolean {
+    if (this.state !== 'open') return false;
+    // A forwarded frame is a view into the sender's receive buffer. If it has to wait behind
+    // others, give it its own copy: a queued 100-byte view must not keep a 1 MiB buffer alive.
+    if (this.queue.length > 0 && frame.byteLength * 2 < frame.buffer.byteLength) frame = Buffer.from(frame);
+    const dropped = this.queue.push(frame, priority);
+    if (dropped > 0) {
+      if (priority) this.host.counters.drops.priorityOverflow += dropped;
+      else this.host.counters.drops.queueOverflow += dropped;
+    }
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => this.flush());
+    }
+    return true;
+  }
+
+  /** Tells this client that `dst` is not connected here (at most once a second per key). */
+  notifyNotHere(dst: Uint8Array): void {
+    const id = Buffer.from(dst.buffer, dst.byteOffset, NODE_KEY_LEN).toString('hex');
+    const now = performance.now();
+    const last = this.notHere.get(id);
+    if (last !== undefined && now - last < NOT_HERE_INTERVAL_MS) return;
+    if (this.notHere.size > 1024) this.notHere.clear();
+    this.notHere.set(id, now);
+    this.host.counters.peerGoneSent++;
+    this.enqueue(encodeRelayFrame({ type: 'peer-gone', nodeKey: Uint8Array.from(dst), reason: 'not-here' }), true);
+  }
+
+  /** Ends the session, telling the client why first. */
+  close(notice: NoticeName | null, message = ''): void {
+    if (this.state === 'closed') return;
+    this.state = 'closed';
+    this.host.counters.drops.clientGone += this.queue.length;
+    this.queue.clear();
+    this.early = [];
+    try {
+      // A paused socket (authorization, rate limit) would never read the client's close frame.
+      this.ws.resume();
+      if (notice) this.ws.send(encodeRelayFrame({ type: 'notice', code: NOTICE[notice], message }));
+      this.ws.close(notice ? 4000 + NOTICE[notice] : 1000, notice ?? 'bye');
+    } catch {
+      this.ws.terminate();
+    }
+    setTimeout(() => this.ws.terminate(), CLOSE_GRACE_MS).unref();
+    this.host.unregister(this);
+  }
+
+  private refuse(notice: 'unauthenticated', message: string): void {
+    this.host.counters.refused.unauthenticated++;
+    this.host.logger.info({ remote: this.remote, reason: message }, 'relay client refused');
+    this.close(notice, message);
+  }
+
+  private onSocketClosed(): void {
+    if (this.state === 'closed') return;
+    if (this.state === 'handshake') this.host.counters.refused.unauthenticated++;
+    this.state = 'closed';
+    this.host.counters.drops.clientGone += this.queue.length;
+    this.queue.clear();
+    this.host.unregister(this);
+  }
+
+  private onMessage(data: Buffer, isBinary: boolean): void {
+    if (this.state === 'closed') return;
+    const c = this.host.counters;
+    c.bytesIn += data.length;
+    this.lastReadAt = performance.now();
+    if (!isBinary) {
+      if (this.state === 'handshake') this.refuse('unauthenticated', 'text message');
+      else this.close('protocol-error', 'text messages are not part of the protocol');
+      return;
+    }
+    try {
+      this.reader.push(data, this.onFrame);
+    } catch (err) {
+      if (!isDecodeError(err)) throw err;
+      c.oversized++;
+      this.host.logger.info({ remote: this.remote, node: this.id || undefined }, 'relay client sent an oversized frame');
+      if (this.state === 'handshake') c.refused.unauthenticated++;
+      this.close('oversized', err.message);
+      return;
+    }
+    if (this.state === 'open') {
+      const waitMs = this.bucket.take(data.length);
+      if (waitMs > 0) this.pauseFor(waitMs);
+    }
+  }
+
+  private pauseFor(ms: number): void {
+    if (this.paused) return;
+    this.paused = true;
+    this.host.counters.rateLimitPauses++;
+    this.host.counters.rateLimitPausedMs += Math.round(ms);
+    this.ws.pause();
+    setTimeout(() => {
+      this.paused = false;
+      this.lastReadAt = performance.now();
+      if (this.state === 'open') this.ws.resume();
+    }, Math.ceil(ms));
+  }
+
+  private readonly onFrame = (type: number, payload: Uint8Array, frame: Uint8Array): void => {
+    this.host.counters.framesIn++;
+    switch (this.state) {
+      case 'open': return this.onOpenFrame(type, payload, frame);
+      case 'handshake': return this.onHandshakeFrame(type, payload);
+      case 'authorizing':
+        if (this.early.length >= MAX_EARLY_FRAMES) this.close('protocol-error', 'too many frames before server-info');
+        else this.early.push([type, payload, frame]);
+        return;
+      case 'closed': return;
+    }
+  };
+
+  private onHandshakeFrame(type: number, payload: Uint8Array): void {
+    if (type !== FRAME.CLIENT_INFO) return this.refuse('unauthenticated', `expected client-info, got frame type ${type}`);
+    let info;
+    try {
+      info = decodeRelayFrame(type, payload);
+    } catch (err) {
+      if (!isDecodeError(err)) throw err;
+      return this.refuse('unauthenticated', `malformed client-info: ${err.message}`);
+    }
+    if (info.type !== 'client-info') return;
+    if (info.version !== RELAY_PROTOCOL_VERSION) return this.refuse('unauthenticated', `protocol version ${info.version} is not ${RELAY_PROTOCOL_VERSION}`);
+    const h = this.host;
+    if (!checkRelayProof(h.relayPrivateKey, h.relayPublicKey, info.nodeKey, this.challenge, info.proof)) {
+      h.counters.refused.badProof++;
+      h.logger.info({ remote: this.remote }, 'relay client refused: bad proof');
+      return this.close('unauthenticated', 'proof of the node key did not verify');
+    }
+    this.nodeKey = Uint8Array.from(info.nodeKey);
+    this.id = Buffer.from(this.nodeKey).toString('hex');
+    this.state = 'authorizing';
+    this.ws.pause();
+    h.authorizer.authorize(this.nodeKey).then((r) => this.onAuthorized(r), () => this.onAuthorized('unavailable'));
+  }
+
+  private onAuthorized(result: AuthorizationResult): void {
+    if (this.state !== 'authorizing') return;
+    const h = this.host;
+    if (result !== 'allowed') {
+      if (result === 'denied') h.counters.refused.notAuthorized++;
+      else h.counters.refused.authorizerUnavailable++;
+      h.logger.info({ remote: this.remote, node: Buffer.from(this.nodeKey).toString('base64'), result }, 'relay client refused by the authorizer');
+      return this.close(result === 'denied' ? 'not-authorized' : 'authorizer-unavailable', result === 'denied' ? 'node is not known to the coordinator' : 'could not ask the coordinator');
+    }
+    this.state = 'open';
+    this.lastReadAt = performance.now();
+    h.register(this);
+    const cfg = h.config;
+    this.enqueue(encodeRelayFrame({
+      type: 'server-info', keepaliveMs: cfg.keepaliveMs, idleTimeoutMs: cfg.idleTimeoutMs,
+      rateBytesPerSec: cfg.rateBytesPerSec, rateBurstBytes: cfg.rateBurstBytes,
+    }), true);
+    const early = this.early;
+    this.early = [];
+    for (const [type, payload, frame] of early) {
+      if (this.state !== 'open') return;
+      this.onOpenFrame(type, payload, frame);
+    }
+    this.ws.resume();
+  }
+
+  private onOpenFrame(type: number, payload: Uint8Array, frame: Uint8Array): void {
+    const c = this.host.counters;
+    switch (type) {
+      case FRAME.SEND: {
+        const flags = payload[0]!;
+        if (payload.length < SEND_HEADER_LEN || (flags & ~SEND_FLAG_PRIORITY) !== 0) {
+          c.drops.badFrame++;
+          return;
+        }
+        this.host.forward(this, frame, payload.subarray(1, SEND_HEADER_LEN), flags !== 0);
+        return;
+      }
+      case FRAME.KEEPALIVE:
+        if (payload.length !== 0) c.drops.badFrame++;
+        return;
+      case FRAME.PING:
+        if (payload.length !== PING_LEN) {
+          c.drops.badFrame++;
+          return;
+        }
+        this.enqueue(encodeRelayFrame({ type: 'pong', data: Uint8Array.from(payload) }), true);
+        return;
+      case FRAME.PONG:
+        return;
+      default:
+        // Unknown or relay-to-client types: ignored, so newer clients keep working.
+        c.drops.badFrame++;
+    }
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    if (this.state !== 'open') return;
+    const c = this.host.counters;
+    while (this.inflight < INFLIGHT_LIMIT && this.queue.length > 0) {
+      const parts: Uint8Array[] = [];
+      let total = 0;
+      do {
+        const f = this.queue.shift()!;
+        parts.push(f);
+        total += f.length;
+      } while (this.queue.length > 0 && total + this.queue.nextLength() <= BATCH_BYTES);
+      const batch = parts.length === 1 ? parts[0]! : Buffer.concat(parts, total);
+      const frames = parts.length;
+      this.inflight += total;
+      this.ws.send(batch, { binary: true }, (err) => {
+        this.inflight -= total;
+        if (err) return;
+        c.framesOut += frames;
+        c.bytesOut += total;
+        if (this.queue.length > 0 && !this.flushScheduled) {
+          this.flushScheduled = true;
+          setImmediate(() => this.flush());
+        }
+      });
+    }
+  }
+}

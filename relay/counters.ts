@@ -1,0 +1,63 @@
+// What the relay counts; GET /healthz returns a snapshot of it as JSON.
+
+export function createRelayCounters() {
+  return {
+    clients: 0,
+    clientsAccepted: 0,
+    /** Connections refused before they could relay anything. */
+    refused: {
+      /** No valid client-info: timeout, wrong first frame, malformed, text messages. */
+      unauthenticated: 0,
+      /** A client-info whose proof did not verify. */
+      badProof: 0,
+      /** The authorizer (coordinator) does not know the node. */
+      notAuthorized: 0,
+      /** The authorizer could not be asked. */
+      authorizerUnavailable: 0,
+    },
+    /** Frames read from clients / written to clients (all types). */
+    framesIn: 0,
+    framesOut: 0,
+    bytesIn: 0,
+    bytesOut: 0,
+    /** send frames forwarded to a connected destination's queue. */
+    packetsForwarded: 0,
+    drops: {
+      /** send to a node key that is not connected. */
+      unknownDestination: 0,
+      /** Oldest data frames dropped from a full per-client queue. */
+      queueOverflow: 0,
+      /** Oldest priority frames dropped from a full priority lane. */
+      priorityOverflow: 0,
+      /** Frames that did not decode or made no sense from a client (ignored, connection kept). */
+      badFrame: 0,
+      /** Frames still queued for a client when it went away. */
+      clientGone: 0,
+    },
+    /** Clients disconnected for announcing a frame over the size limit. */
+    oversized: 0,
+    /** Connections closed because the same node key connected again. */
+    replaced: 0,
+    idleTimeouts: 0,
+    peerGoneSent: 0,
+    /** Times a client's socket was paused by its rate limit, and for how long in all. */
+    rateLimitPauses: 0,
+    rateLimitPausedMs: 0,
+    stun: {
+      requests: 0,
+      successSent: 0,
+      errorsSent: 0,
+      changeRequests: 0,
+      /** Datagrams that were not STUN at all. */
+      notStun: 0,
+      /** STUN-looking datagrams that failed to decode. */
+      malformed: 0,
+      /** STUN responses/indications or other methods: not for a server. */
+      ignored: 0,
+      sendErrors: 0,
+    },
+  };
+}
+
+export type RelayCounters = ReturnType<typeof createRelayCounters>;
+export type StunCounters = RelayCounters['stun'];

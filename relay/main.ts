@@ -1,0 +1,158 @@
+// `pinhole relay --listen HOST:PORT --stun HOST:PORT [--stun HOST2:PORT2] [--coordinator URL] ...`
+// Runs in the foreground; prints one "listening" line on stdout once both listeners are up, logs
+// (pino) on stderr; SIGINT/SIGTERM stop it cleanly.
+import { readFileSync } from 'node:fs';
+import { Command, CommanderError, Option } from 'commander';
+import { tryParseAddress } from '../proto/ip/address.js';
+import type { StunEndpoint } from '../proto/stun/attributes.js';
+import { createCoordinatorAuthorizer } from './authorizer.js';
+import { createLogger } from './log.js';
+import { startRelayServer } from './server.js';
+
+class UsageError extends Error {
+  override readonly name = 'UsageError';
+}
+
+/** "IP:PORT" or "[IPv6]:PORT"; port 0 = any free port. */
+export function parseListenAddress(s: string, what: string): StunEndpoint {
+  const m = /^\[([0-9a-fA-F:.]+)\]:(\d{1,5})$/.exec(s) ?? /^([0-9.]+):(\d{1,5})$/.exec(s);
+  const port = m ? Number(m[2]) : NaN;
+  if (!m || !tryParseAddress(m[1]!) || port > 65535) throw new UsageError(`${what}: expected IP:PORT or [IPv6]:PORT, got ${JSON.stringify(s)}`);
+  return { address: m[1]!, port };
+}
+
+const UNITS: Record<string, number> = { '': 1, k: 1e3, m: 1e6, g: 1e9, ki: 1024, mi: 1024 ** 2, gi: 1024 ** 3 };
+
+/** "1000000", "10M", "64Ki" → bytes. */
+export function parseBytes(s: string, what: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*([kmg]i?)?b?$/i.exec(s.trim());
+  if (!m) throw new UsageError(`${what}: expected a byte count like 1000000, 10M or 64Ki, got ${JSON.stringify(s)}`);
+  return Math.round(Number(m[1]) * UNITS[(m[2] ?? '').toLowerCase()]!);
+}
+
+/** "250ms", "30s", "2m" → milliseconds. */
+export function parseDuration(s: string, what: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m)$/.exec(s.trim());
+  if (!m) throw new UsageError(`${what}: expected a duration like 250ms, 30s or 2m, got ${JSON.stringify(s)}`);
+  return Math.round(Number(m[1]) * (m[2] === 'ms' ? 1 : m[2] === 's' ? 1000 : 60_000));
+}
+
+function positiveInt(s: string, what: string): number {
+  const n = Number(s);
+  if (!Number.isInteger(n) || n < 1) throw new UsageError(`${what}: expected a positive integer, got ${JSON.stringify(s)}`);
+  return n;
+}
+
+interface RelayCliOptions {
+  listen: string;
+  stun: string[];
+  coordinator?: string;
+  coordinatorTokenFile?: string;
+  rateLimit: string;
+  rateBurst: string;
+  queueFrames: string;
+  queueBytes: string;
+  keepalive: string;
+  idleTimeout: string;
+  handshakeTimeout: string;
+}
+
+function buildProgram(): Command {
+  const program = new Command('pinhole')
+    .exitOverride()
+    .showHelpAfterError(false);
+  program.command('relay')
+    .description('run a relay (WebSocket at /relay, GET /healthz) and a STUN responder')
+    .requiredOption('--listen <host:port>', 'HTTP/WebSocket listener, e.g. 0.0.0.0:443 (port 0 = any)')
+    .addOption(new Option('--stun <host:port>', 'STUN on UDP; give two addresses for RFC 5780 (CHANGE-REQUEST, OTHER-ADDRESS)')
+      .argParser((v: string, prev: string[] | undefined) => [...(prev ?? []), v]).makeOptionMandatory())
+    .option('--coordinator <url>', 'only nodes this coordinator knows may connect (GET /api/v1/relay/nodes/:key)')
+    .option('--coordinator-token-file <file>', 'bearer token for the coordinator lookups')
+    .option('--rate-limit <bytes/s>', 'per-client receive rate, 0 = unlimited (suffixes k M G Ki Mi Gi)', '128Mi')
+    .option('--rate-burst <bytes>', 'per-client burst', '4Mi')
+    .option('--queue-frames <n>', 'per-client queue of data frames (oldest dropped when full)', '1024')
+    .option('--queue-bytes <bytes>', 'per-client queue of data bytes', '4Mi')
+    .option('--keepalive <duration>', 'keepalive interval, e.g. 30s', '30s')
+    .option('--idle-timeout <duration>', 'close clients silent for this long', '75s')
+    .option('--handshake-timeout <duration>', 'time a new client has to prove its node key', '10s')
+    .action(async (o: RelayCliOptions) => {
+      await runRelay(o);
+    });
+  return program;
+}
+
+async function runRelay(o: RelayCliOptions): Promise<void> {
+  const listen = parseListenAddress(o.listen, '--listen');
+  if (o.stun.length > 2) throw new UsageError('--stun: give one or two addresses');
+  const stun = o.stun.map((s) => parseListenAddress(s, '--stun'));
+  const logger = createLogger('relay');
+  let authorizer;
+  if (o.coordinator) {
+    let url: URL;
+    try {
+      url = new URL(o.coordinator);
+    } catch {
+      throw new UsageError(`--coordinator: not a URL: ${JSON.stringify(o.coordinator)}`);
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new UsageError('--coordinator: expected an http:// or https:// URL');
+    const token = o.coordinatorTokenFile ? readFileSync(o.coordinatorTokenFile, 'utf8').trim() : undefined;
+    authorizer = createCoordinatorAuthorizer({
+      url: url.toString(),
+      ...(token ? { token } : {}),
+      onError: (err) => logger.warn({ err: err instanceof Error ? err.message : String(err) }, 'coordinator lookup failed'),
+    });
+  }
+  const keepaliveMs = parseDuration(o.keepalive, '--keepalive');
+  const idleTimeoutMs = parseDuration(o.idleTimeout, '--idle-timeout');
+  if (idleTimeoutMs <= keepaliveMs) throw new UsageError('--idle-timeout must be longer than --keepalive');
+  let server;
+  try {
+    server = await startRelayServer({
+      listen,
+      stun,
+      ...(authorizer ? { authorizer } : {}),
+      rateBytesPerSec: parseBytes(o.rateLimit, '--rate-limit'),
+      rateBurstBytes: parseBytes(o.rateBurst, '--rate-burst'),
+      queueFrames: positiveInt(o.queueFrames, '--queue-frames'),
+      queueBytes: parseBytes(o.queueBytes, '--queue-bytes'),
+      keepaliveMs,
+      idleTimeoutMs,
+      handshakeTimeoutMs: parseDuration(o.handshakeTimeout, '--handshake-timeout'),
+      logger,
+    });
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException & { address?: string; port?: number };
+    if (e.code === 'EADDRINUSE') throw new Error(`cannot listen on ${e.address}:${e.port}: address in use`);
+    if (e.code === 'EADDRNOTAVAIL') throw new Error(`cannot listen on ${e.address}:${e.port}: no such local address`);
+    if (e.code === 'EACCES') throw new Error(`cannot listen on ${e.address}:${e.port}: permission denied`);
+    throw err;
+  }
+  const stunText = server.stun ? server.stun.addresses.map((a) => (a.address.includes(':') ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`)).join(',') : '';
+  process.stdout.write(`pinhole relay: listening ${server.url} stun=${stunText} key=${Buffer.from(server.publicKey).toString('base64')}\n`);
+  logger.info({ url: server.url, stun: server.stun?.addresses, otherAddress: server.stun?.otherAddress }, 'relay listening');
+
+  await new Promise<void>((resolve) => {
+    const stop = (sig: string) => {
+      logger.info({ signal: sig }, 'relay stopping');
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      void server.close().then(resolve, resolve);
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
+}
+
+export async function main(argv: string[]): Promise<void> {
+  try {
+    await buildProgram().parseAsync(argv, { from: 'user' });
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      process.exitCode = err.exitCode;
+      return;
+    }
+    const msg = err instanceof Error ? err.message : String(err);
+    process.stderr.write(`pinhole: ${msg.split('\n')[0]}\n`);
+    process.exitCode = 1;
+  }
+}

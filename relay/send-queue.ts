@@ -1,0 +1,108 @@
+// A client's outbound queue on the relay: two bounded lanes, priority (disco frames and the relay's
+// own control frames) always drained first. A full lane drops its oldest frames: for a VPN the
+// newest packet is the useful one, and TCP inside the tunnel retransmits what was lost.
+
+export interface SendQueueLimits {
+  /** Data lane: at most this many frames... */
+  maxFrames: number;
+  /** ...and this many bytes. */
+  maxBytes: number;
+  /** Priority lane: frames and bytes (disco frames are small; this caps a client that marks everything priority). */
+  maxPriorityFrames: number;
+  maxPriorityBytes: number;
+}
+
+/** A ring of frames with a byte total. */
+class Lane {
+  private ring: Array<Uint8Array | undefined>;
+  private head = 0;
+  length = 0;
+  bytes = 0;
+
+  constructor(capacity: number) {
+    this.ring = new Array(Math.max(1, capacity));
+  }
+
+  push(f: Uint8Array): void {
+    if (this.length === this.ring.length) this.grow();
+    this.ring[(this.head + this.length) % this.ring.length] = f;
+    this.length++;
+    this.bytes += f.length;
+  }
+
+  shift(): Uint8Array | undefined {
+    if (this.length === 0) return undefined;
+    const f = this.ring[this.head]!;
+    this.ring[this.head] = undefined;
+    this.head = (this.head + 1) % this.ring.length;
+    this.length--;
+    this.bytes -= f.length;
+    return f;
+  }
+
+  peek(): Uint8Array | undefined {
+    return this.length === 0 ? undefined : this.ring[this.head];
+  }
+
+  clear(): void {
+    this.ring.fill(undefined);
+    this.head = 0;
+    this.length = 0;
+    this.bytes = 0;
+  }
+
+  private grow(): void {
+    const next = new Array<Uint8Array | undefined>(this.ring.length * 2);
+    for (let i = 0; i < this.length; i++) next[i] = this.ring[(this.head + i) % this.ring.length];
+    this.ring = next;
+    this.head = 0;
+  }
+}
+
+export class SendQueue {
+  private readonly data: Lane;
+  private readonly priority: Lane;
+
+  constructor(private readonly limits: SendQueueLimits) {
+    this.data = new Lane(limits.maxFrames + 1);
+    this.priority = new Lane(limits.maxPriorityFrames + 1);
+  }
+
+  get length(): number {
+    return this.data.length + this.priority.length;
+  }
+
+  get bytes(): number {
+    return this.data.bytes + this.priority.bytes;
+  }
+
+  /** Queues a frame; returns how many older frames of the same lane were dropped to fit it. */
+  push(frame: Uint8Array, priority: boolean): number {
+    const lane = priority ? this.priority : this.data;
+    const maxFrames = priority ? this.limits.maxPriorityFrames : this.limits.maxFrames;
+    const maxBytes = priority ? this.limits.maxPriorityBytes : this.limits.maxBytes;
+    lane.push(frame);
+    let dropped = 0;
+    // The newest frame always stays, even if it alone exceeds the byte limit.
+    while (lane.length > 1 && (lane.length > maxFrames || lane.bytes > maxBytes)) {
+      lane.shift();
+      dropped++;
+    }
+    return dropped;
+  }
+
+  /** The next frame to send: priority lane first. */
+  shift(): Uint8Array | undefined {
+    return this.priority.shift() ?? this.data.shift();
+  }
+
+  /** Size of the frame shift() would return, or 0. */
+  nextLength(): number {
+    return (this.priority.peek() ?? this.data.peek())?.length ?? 0;
+  }
+
+  clear(): void {
+    this.data.clear();
+    this.priority.clear();
+  }
+}

@@ -1,0 +1,229 @@
+// The relay: an HTTP listener that upgrades /relay to a WebSocket per client and serves
+// GET /healthz, a routing table from node key to client session, forwarding, peer-gone
+// bookkeeping, and the STUN responder beside it.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { sendFrameToRecvInPlace, encodeRelayFrame, MAX_FRAME_PAYLOAD, NODE_KEY_LEN } from '../proto/relay/frames.js';
+import type { StunEndpoint } from '../proto/stun/attributes.js';
+import { dhGenerate } from '../proto/wireguard/noise-crypto.js';
+import { allowAllNodes, type NodeAuthorizer } from './authorizer.js';
+import { ClientSession, type SessionConfig, type SessionHost } from './client-session.js';
+import { createRelayCounters, type RelayCounters } from './counters.js';
+import { silentLogger, type Logger } from './log.js';
+import { startStunResponder, type StunResponder } from './stun-responder.js';
+
+export const RELAY_PATH = '/relay';
+
+export interface RelayServerOptions {
+  /** HTTP/WebSocket listener; port 0 picks one. */
+  listen: StunEndpoint;
+  /** Zero, one or two STUN addresses (two = RFC 5780). */
+  stun?: readonly StunEndpoint[];
+  authorizer?: NodeAuthorizer;
+  /** Per-client receive rate in bytes/s (0 = unlimited); default 128 MiB/s (~1 Gbit/s). */
+  rateBytesPerSec?: number;
+  /** Default 4 MiB. */
+  rateBurstBytes?: number;
+  /** Per-client data lane: default 1024 frames / 4 MiB; priority lane: 256 frames / 256 KiB. */
+  queueFrames?: number;
+  queueBytes?: number;
+  priorityQueueFrames?: number;
+  priorityQueueBytes?: number;
+  /** The relay sends a keepalive this often; default 30 s. */
+  keepaliveMs?: number;
+  /** A client that sends nothing for this long is closed; default 75 s. */
+  idleTimeoutMs?: number;
+  /** Time to present a valid client-info; default 10 s. */
+  handshakeTimeoutMs?: number;
+  logger?: Logger;
+}
+
+export interface RelayServer {
+  readonly url: string;
+  readonly http: { address: string; port: number };
+  readonly stun: StunResponder | null;
+  readonly publicKey: Uint8Array;
+  readonly counters: RelayCounters;
+  health(): object;
+  close(): Promise<void>;
+}
+
+const MiB = 1024 * 1024;
+
+export async function startRelayServer(opts: RelayServerOptions): Promise<RelayServer> {
+  const logger = opts.logger ?? silentLogger();
+  const counters = createRelayCounters();
+  const keys = dhGenerate();
+  const config: SessionConfig = {
+    keepaliveMs: opts.keepaliveMs ?? 30_000,
+    idleTimeoutMs: opts.idleTimeoutMs ?? 75_000,
+    handshakeTimeoutMs: opts.handshakeTimeoutMs ?? 10_000,
+    rateBytesPerSec: opts.rateBytesPerSec ?? 128 * MiB,
+    rateBurstBytes: opts.rateBurstBytes ?? 4 * MiB,
+    queue: {
+      maxFrames: opts.queueFrames ?? 1024,
+      maxBytes: opts.queueBytes ?? 4 * MiB,
+      maxPriorityFrames: opts.priorityQueueFrames ?? 256,
+      maxPriorityBytes: opts.priorityQueueBytes ?? 256 * 1024,
+    },
+  };
+  const sessions = new Set<ClientSession>();
+  const routes = new Map<string, ClientSession>();
+  const startedAt = Date.now();
+
+  const host: SessionHost = {
+    counters,
+    logger,
+    relayPrivateKey: keys.privateKey,
+    relayPublicKey: keys.publicKey,
+    config,
+    authorizer: opts.authorizer ?? allowAllNodes,
+
+    register(s) {
+      const old = routes.get(s.id);
+      routes.set(s.id, s);
+      counters.clients = routes.size;
+      counters.clientsAccepted++;
+      logger.info({ node: Buffer.from(s.nodeKey).toString('base64'), remote: s.remote }, 'relay client connected');
+      if (old && old !== s) {
+        // The newest connection of a node key wins; whoever was talking to the old one keeps its route.
+        for (const sender of old.senders) {
+          sender.sentTo.delete(old);
+          sender.sentTo.add(s);
+          s.senders.add(sender);
+        }
+        old.senders.clear();
+        counters.replaced++;
+        old.close('replaced', 'the same node key connected again');
+      }
+    },
+
+    unregister(s) {
+      sessions.delete(s);
+      if (!s.id) return;
+      const current = routes.get(s.id);
+      if (current === s) routes.delete(s.id);
+      counters.clients = routes.size;
+      if (!routes.has(s.id)) {
+        const notice = encodeRelayFrame({ type: 'peer-gone', nodeKey: s.nodeKey, reason: 'disconnected' });
+        for (const sender of s.senders) {
+          if (sender.enqueue(notice, true)) counters.peerGoneSent++;
+        }
+      }
+      for (const sender of s.senders) {
+        sender.sentTo.delete(s);
+        if (sender.lastDst === s) sender.lastDst = null;
+      }
+      for (const dst of s.sentTo) dst.senders.delete(s);
+      s.senders.clear();
+      s.sentTo.clear();
+      s.lastDst = null;
+      if (current === s) logger.info({ node: Buffer.from(s.nodeKey).toString('base64') }, 'relay client disconnected');
+    },
+
+    forward(from, frame, dst, priority) {
+      let to = from.lastDst;
+      if (to === null || to.state !== 'open' || !equalKey(from.lastDstKey, dst)) {
+        to = routes.get(Buffer.from(dst.buffer, dst.byteOffset, NODE_KEY_LEN).toString('hex')) ?? null;
+        if (to === null) {
+          counters.drops.unknownDestination++;
+          from.notifyNotHere(dst);
+          return;
+        }
+        from.lastDst = to;
+        from.lastDstKey.set(dst);
+        from.sentTo.add(to);
+        to.senders.add(from);
+      }
+      counters.packetsForwarded++;
+      to.enqueue(sendFrameToRecvInPlace(frame, from.nodeKey), priority);
+    },
+  };
+
+  // Frames are at most 64 KiB + header; a client may pack several into one message.
+  const wss = new WebSocketServer({ noServer: true, maxPayload: 16 * (MAX_FRAME_PAYLOAD + 64), perMessageDeflate: false, clientTracking: false });
+
+  const health = () => ({
+    status: 'ok',
+    uptimeSec: Math.round((Date.now() - startedAt) / 1000),
+    relayKey: Buffer.from(keys.publicKey).toString('base64'),
+    stun: stun ? { addresses: stun.addresses, otherAddress: stun.otherAddress } : null,
+    counters,
+  });
+
+  const http: Server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (req.method === 'GET' && path === '/healthz') {
+      const body = JSON.stringify(health());
+      res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(body);
+    } else if (path === RELAY_PATH) {
+      res.writeHead(426, { 'content-type': 'text/plain', upgrade: 'websocket' }).end('use a WebSocket\n');
+    } else {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
+    }
+  });
+  http.on('upgrade', (req: IncomingMessage, socket, head) => {
+    const path = (req.url ?? '/').split('?')[0];
+    socket.on('error', () => socket.destroy());
+    if (path !== RELAY_PATH) {
+      socket.end('HTTP/1.1 404 Not Found\r\nconnection: close\r\n\r\n');
+      return;
+    }
+    wss.handleUpgrade(req, socket, head, (ws: WebSocket) => {
+      const remote = `${req.socket.remoteAddress}:${req.socket.remotePort}`;
+      sessions.add(new ClientSession(ws, host, remote));
+    });
+  });
+  http.on('clientError', (_err, socket) => socket.destroy());
+
+  await new Promise<void>((resolve, reject) => {
+    http.once('error', reject);
+    http.listen(opts.listen.port, opts.listen.address, () => {
+      http.off('error', reject);
+      resolve();
+    });
+  });
+  http.on('error', (err) => logger.error({ err: err.message }, 'relay http server error'));
+
+  let stun: StunResponder | null = null;
+  try {
+    if (opts.stun && opts.stun.length > 0) stun = await startStunResponder({ addresses: opts.stun, counters: counters.stun, logger });
+  } catch (err) {
+    http.close();
+    throw err;
+  }
+
+  const tickMs = Math.max(20, Math.min(1000, config.keepaliveMs / 4, config.idleTimeoutMs / 4, config.handshakeTimeoutMs / 4));
+  const ticker = setInterval(() => {
+    const now = performance.now();
+    for (const s of sessions) s.tick(now);
+  }, tickMs);
+
+  const addr = http.address() as AddressInfo;
+  const httpAddr = { address: addr.address, port: addr.port };
+  const hostText = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+
+  return {
+    url: `ws://${hostText}:${addr.port}${RELAY_PATH}`,
+    http: httpAddr,
+    stun,
+    publicKey: keys.publicKey,
+    counters,
+    health,
+    async close() {
+      clearInterval(ticker);
+      for (const s of [...sessions]) s.close('shutting-down', 'relay is stopping');
+      await new Promise<void>((r) => {
+        http.close(() => r());
+        http.closeAllConnections();
+      });
+      await stun?.close();
+    },
+  };
+}
+
+function equalKey(a: Uint8Array, b: Uint8Array): boolean {
+  for (let i = 0; i < NODE_KEY_LEN; i++) if (a[i] !== b[i]) return false;
+  return true;
+}

@@ -1,0 +1,264 @@
+// One worker process of the coordinator benchmark: a few thousand light simulated nodes that
+// speak the real protocol (real X25519 node keys, real proofs, real WebSockets), with no TUN and
+// no WireGuard. Driven by the parent (bench-coordinator.ts) over IPC.
+//
+// Receiving is kept cheap on purpose, so the figures measure the coordinator, not these clients:
+// every message is read off its socket, the first netmap of every SAMPLE_EVERY-th node is parsed
+// and schema-checked in full, and deltas are searched for markers with Buffer.indexOf instead of
+// JSON.parse (10,000 parsers sharing two cores would benchmark the parsers).
+import { randomBytes } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import { WebSocket } from 'ws';
+import { makeProof, registrationFields, streamFields } from '../proto/control/proof.js';
+import { Netmap, STREAM_CAPABILITIES, ServerInfo } from '../proto/control/schemas.js';
+import { decodeKey, encodeKey, generatePrivateKey, publicKeyFromPrivate } from '../proto/wireguard/keys.js';
+
+/** Wall-clock milliseconds with sub-millisecond resolution, comparable across processes. */
+export const wallNow = (): number => performance.timeOrigin + performance.now();
+
+/** Churn markers are endpoints 10.a.b.c:port where a.b.c is the send time (ms after t0); the
+ * same bytes appear in a whole peer record and in a patch. */
+const CHURN_PREFIX = Buffer.from('"endpoints":["10.');
+const HISTOGRAM_MS = 60_000;
+const SAMPLE_EVERY = 100;
+const PING_EVERY_MS = 30_000;
+
+export type WorkerCommand =
+  | { cmd: 'init'; url: string; authKey: string; count: number; offset: number; expectedPeers: number; patches: boolean }
+  | { cmd: 'register'; concurrency: number }
+  | { cmd: 'connect'; concurrency: number }
+  | { cmd: 'arm'; marker: string }
+  | { cmd: 'change'; index: number; endpoint: string }
+  | { cmd: 'collect' }
+  | { cmd: 'churn'; t0: number; perSecond: number; durationMs: number }
+  | { cmd: 'close' };
+
+export type WorkerEvent =
+  | { ev: 'ready' }
+  | { ev: 'registered'; ok: number; failed: number; firstError: string | null }
+  | { ev: 'connected'; ok: number; failed: number; netmapBytes: number; validated: number; firstError: string | null }
+  | { ev: 'armed' }
+  | { ev: 'changed'; sentAt: number }
+  | { ev: 'arrivals'; times: number[]; missing: number }
+  | { ev: 'churned'; sent: number; histogram: [number, number][]; samples: number; over: number }
+  | { ev: 'error'; message: string };
+
+interface SimNode {
+  index: number;
+  privateKey: Uint8Array;
+  nodeKey: string;
+  discoKey: string;
+  ws: WebSocket | null;
+  gotNetmap: boolean;
+  arrival: number;
+}
+
+let url = '';
+let authKey = '';
+let expectedPeers = 0;
+let capabilities: string[] = [];
+let nodes: SimNode[] = [];
+let marker: Buffer | null = null;
+let churnT0 = 0;
+let churnActive = false;
+const histogram = new Uint32Array(HISTOGRAM_MS + 1);
+let samples = 0;
+let over = 0;
+
+function send(e: WorkerEvent): void {
+  process.send!(e);
+}
+
+async function pool<T>(items: T[], concurrency: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(Array.from({ length: Math.min(concurrency, items.length) }, async () => {
+    while (next < items.length) await fn(items[next++]!);
+  }));
+}
+
+async function register(n: SimNode): Promise<void> {
+  const info = ServerInfo.parse(await (await fetch(`${url}/api/v1/server`)).json());
+  const fields = { nodeKey: n.nodeKey, discoKey: n.discoKey, hostname: `bench-${n.index}` };
+  const proof = makeProof(n.privateKey, decodeKey(info.serverKey), info.challenge, registrationFields(fields));
+  const res = await fetch(`${url}/api/v1/register`, {
+    method: 'POST', headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ ...fields, authKey, challenge: info.challenge, proof }),
+  });
+  const body = await res.text();
+  if (res.status !== 200) throw new Error(`register ${res.status}: ${body}`);
+}
+
+/** Reads the i-th decimal number after `at`; returns [value, index after it]. */
+function readNumber(buf: Buffer, at: number): [number, number] {
+  let v = 0;
+  let i = at;
+  for (; i < buf.length; i++) {
+    const c = buf[i]!;
+    if (c < 0x30 || c > 0x39) break;
+    v = v * 10 + (c - 0x30);
+  }
+  return [v, i];
+}
+
+function onDelta(n: SimNode, data: Buffer): void {
+  const now = wallNow();
+  if (marker && Number.isNaN(n.arrival) && data.indexOf(marker) >= 0) n.arrival = now;
+  if (!churnActive) return;
+  let at = data.indexOf(CHURN_PREFIX);
+  while (at >= 0) {
+    let i = at + CHURN_PREFIX.length;
+    const [a, i1] = readNumber(data, i);
+    const [b, i2] = readNumber(data, i1 + 1);
+    const [c, i3] = readNumber(data, i2 + 1);
+    i = i3;
+    const sentAt = churnT0 + ((a << 16) | (b << 8) | c);
+    const latency = Math.max(0, Math.round(now - sentAt));
+    if (latency > HISTOGRAM_MS) over++;
+    else histogram[latency]!++;
+    samples++;
+    at = data.indexOf(CHURN_PREFIX, i);
+  }
+}
+
+function connect(n: SimNode): Promise<{ bytes: number; validated: boolean }> {
+  return new Promise((resolve, reject) => {
+    // skipUTF8Validation: ws's JavaScript UTF-8 check of every text frame would cost more than the rest of the client.
+    const ws = new WebSocket(`${url.replace(/^http/, 'ws')}/api/v1/stream`, { perMessageDeflate: false, skipUTF8Validation: true });
+    n.ws = ws;
+    let challenged = false;
+    const fail = (err: Error): void => { if (!n.gotNetmap) reject(err); };
+    ws.on('error', fail);
+    ws.on('close', (code, reason) => fail(new Error(`stream closed ${code} ${reason.toString()}`)));
+    ws.on('message', (data: Buffer) => {
+      if (n.gotNetmap) return onDelta(n, data);
+      if (!challenged) {
+        challenged = true;
+        const ch = JSON.parse(data.toString()) as { challenge: string; serverKey: string };
+        const proof = makeProof(n.privateKey, decodeKey(ch.serverKey), ch.challenge, streamFields(n.nodeKey));
+        ws.send(JSON.stringify({ type: 'hello', nodeKey: n.nodeKey, challenge: ch.challenge, proof, capabilities }));
+        return;
+      }
+      if (data.subarray(0, 25).toString() !== '{"type":"netmap","seq":0,') return fail(new Error(`expected a netmap, got ${data.subarray(0, 80).toString()}`));
+      let validated = false;
+      if (n.index % SAMPLE_EVERY === 0) {
+        const m = Netmap.parse(JSON.parse(data.toString()));
+        if (m.peers.length !== expectedPeers) return fail(new Error(`netmap of node ${n.index} has ${m.peers.length} peers, expected ${expectedPeers}`));
+        validated = true;
+      }
+      n.gotNetmap = true;
+      const timer = setInterval(() => ws.send(JSON.stringify({ type: 'ping', t: Date.now() })), PING_EVERY_MS + Math.random() * 5000);
+      timer.unref();
+      ws.once('close', () => clearInterval(timer));
+      resolve({ bytes: data.length, validated });
+    });
+  });
+}
+
+function sendEndpoints(n: SimNode, endpoint: string): void {
+  n.ws!.send(JSON.stringify({ type: 'endpoints', endpoints: [endpoint], homeRelay: null }));
+}
+
+async function churn(perSecond: number, durationMs: number): Promise<number> {
+  churnActive = true;
+  const order = nodes.map((n) => n.index).sort(() => Math.random() - 0.5);
+  const byIndex = new Map(nodes.map((n) => [n.index, n]));
+  const start = wallNow();
+  let sent = 0;
+  while (wallNow() - start < durationMs) {
+    const due = Math.floor(((wallNow() - start) / 1000) * perSecond);
+    while (sent < due) {
+      const n = byIndex.get(order[sent % order.length]!)!;
+      const elapsed = Math.round(wallNow() - churnT0);
+      sendEndpoints(n, `10.${(elapsed >> 16) & 255}.${(elapsed >> 8) & 255}.${elapsed & 255}:${1 + (sent % 65535)}`);
+      sent++;
+    }
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  return sent;
+}
+
+async function handle(m: WorkerCommand): Promise<void> {
+  switch (m.cmd) {
+    case 'init': {
+      url = m.url;
+      authKey = m.authKey;
+      expectedPeers = m.expectedPeers;
+      capabilities = m.patches ? [STREAM_CAPABILITIES.peerPatches] : [];
+      nodes = Array.from({ length: m.count }, (_, i) => {
+        const privateKey = generatePrivateKey();
+        return {
+          index: m.offset + i, privateKey, nodeKey: encodeKey(publicKeyFromPrivate(privateKey)),
+          discoKey: encodeKey(randomBytes(32)), ws: null, gotNetmap: false, arrival: NaN,
+        };
+      });
+      return send({ ev: 'ready' });
+    }
+    case 'register': {
+      let ok = 0;
+      let failed = 0;
+      let firstError: string | null = null;
+      await pool(nodes, m.concurrency, async (n) => {
+        try {
+          await register(n);
+          ok++;
+        } catch (err) {
+          failed++;
+          firstError ??= (err as Error).message;
+        }
+      });
+      return send({ ev: 'registered', ok, failed, firstError });
+    }
+    case 'connect': {
+      let ok = 0;
+      let failed = 0;
+      let netmapBytes = 0;
+      let validated = 0;
+      let firstError: string | null = null;
+      await pool(nodes, m.concurrency, async (n) => {
+        try {
+          const r = await connect(n);
+          ok++;
+          netmapBytes += r.bytes;
+          if (r.validated) validated++;
+        } catch (err) {
+          failed++;
+          firstError ??= (err as Error).message;
+        }
+      });
+      return send({ ev: 'connected', ok, failed, netmapBytes, validated, firstError });
+    }
+    case 'arm':
+      marker = Buffer.from(`"${m.marker}"`);
+      for (const n of nodes) n.arrival = NaN;
+      return send({ ev: 'armed' });
+    case 'change': {
+      const n = nodes.find((x) => x.index === m.index)!;
+      const sentAt = wallNow();
+      sendEndpoints(n, m.endpoint);
+      return send({ ev: 'changed', sentAt });
+    }
+    case 'collect': {
+      const times = nodes.filter((n) => !Number.isNaN(n.arrival)).map((n) => n.arrival);
+      return send({ ev: 'arrivals', times, missing: nodes.length - times.length });
+    }
+    case 'churn': {
+      churnT0 = m.t0;
+      histogram.fill(0);
+      samples = 0;
+      over = 0;
+      const sent = await churn(m.perSecond, m.durationMs);
+      await new Promise((r) => setTimeout(r, 3000)); // let the last batches arrive
+      churnActive = false;
+      const hist: [number, number][] = [];
+      histogram.forEach((count, ms) => { if (count > 0) hist.push([ms, count]); });
+      return send({ ev: 'churned', sent, histogram: hist, samples, over });
+    }
+    case 'close':
+      for (const n of nodes) n.ws?.terminate();
+      process.exit(0);
+  }
+}
+
+process.on('message', (m: WorkerCommand) => {
+  handle(m).catch((err: Error) => send({ ev: 'error', message: err.stack ?? err.message }));
+});

@@ -1,0 +1,315 @@
+// Coordinator scale benchmark. For each N: a real coordinator process (its own SQLite file), and
+// N simulated nodes in worker processes (bench-coordinator-worker.ts) that register, hold their
+// netmap streams, and time what reaches them. Measures:
+//   - registration rate (HTTP: server info + register with a proof, one SQLite commit each)
+//   - stream rate (WebSocket, hello with a proof, full netmap of N-1 peers)
+//   - single-change fan-out: one node's endpoint change until each of the N-1 peers has it
+//   - churn: R endpoint changes per second for D seconds, latency of every (change, recipient)
+//   - coordinator RSS (held and peak) and CPU per phase
+// Bar (issue 3): 10,000 nodes held, fan-out p99 ≤ 1 s, churn p99 ≤ 2 s, RSS ≤ 1 GiB.
+// Writes JSON to bench/results/coordinator-<ts>.json and prints a table.
+//
+//   node dist/scripts/bench-coordinator.js [--nodes 1000,5000,10000] [--workers 4]
+//        [--churn-seconds 60] [--churn-rate 100] [--changes 10] [--flush-interval 50ms] [--full-records]
+// The simulated nodes ask for peer patches (live changes as changed fields only) unless
+// --full-records is given, which measures streams that get whole peer records for every change.
+import { fork, spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { REPO_ROOT, PINHOLE_BIN } from './tunnels/paths.js';
+import { wallNow, type WorkerCommand, type WorkerEvent } from './bench-coordinator-worker.js';
+
+const WORKER = fileURLToPath(new URL('./bench-coordinator-worker.js', import.meta.url));
+const CLK_TCK = 100;
+const BAR = { nodes: 10_000, fanoutP99Ms: 1000, churnP99Ms: 2000, rssBytes: 1024 ** 3 };
+
+interface Options {
+  sizes: number[]; workers: number; churnSeconds: number; churnRate: number; changes: number; flushInterval: string;
+  registerConcurrency: number; connectConcurrency: number; patches: boolean;
+}
+
+function usage(msg?: string): never {
+  if (msg) process.stderr.write(`bench-coordinator: ${msg}\n`);
+  process.stderr.write('usage: bench-coordinator [--nodes 1000,5000,10000] [--workers 4] [--churn-seconds 60] [--churn-rate 100] [--changes 10] [--flush-interval 50ms] [--full-records]\n');
+  process.exit(2);
+}
+
+function parseOptions(): Options {
+  let values;
+  try {
+    ({ values } = parseArgs({ options: {
+      nodes: { type: 'string' }, workers: { type: 'string' }, 'churn-seconds': { type: 'string' }, 'churn-rate': { type: 'string' },
+      changes: { type: 'string' }, 'flush-interval': { type: 'string' }, 'full-records': { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+    } }));
+  } catch (err) {
+    usage((err as Error).message);
+  }
+  if (values.help) usage();
+  const int = (v: string | undefined, dflt: number, min: number, max: number, name: string): number => {
+    const n = Number(v ?? dflt);
+    if (!Number.isInteger(n) || n < min || n > max) usage(`--${name} must be an integer in ${min}..${max}`);
+    return n;
+  };
+  const sizes = (values.nodes ?? '1000,5000,10000').split(',').map((s) => int(s, 0, 2, 50_000, 'nodes'));
+  return {
+    sizes,
+    workers: int(values.workers, 4, 1, 32, 'workers'),
+    churnSeconds: int(values['churn-seconds'], 60, 0, 3600, 'churn-seconds'),
+    churnRate: int(values['churn-rate'], 100, 1, 10_000, 'churn-rate'),
+    changes: int(values.changes, 10, 1, 1000, 'changes'),
+    flushInterval: values['flush-interval'] ?? '50ms',
+    registerConcurrency: 16,
+    connectConcurrency: 8,
+    patches: !values['full-records'],
+  };
+}
+
+/** CPU seconds (user+system) and RSS bytes of a process, from /proc. */
+function procStats(pid: number): { cpu: number; rss: number } {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const cpu = (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
+  const rssKb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
+  return { cpu, rss: rssKb * 1024 };
+}
+
+/** Busy and total jiffies of the whole machine (all CPUs), from /proc/stat. */
+function machineJiffies(): { busy: number; total: number } {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const idle = f[3]! + f[4]!; // idle + iowait
+  const total = f.slice(0, 8).reduce((a, b) => a + b, 0);
+  return { busy: total - idle, total };
+}
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+}
+
+function histogramPercentile(hist: Map<number, number>, total: number, p: number): number {
+  const want = Math.ceil((p / 100) * total);
+  let seen = 0;
+  for (const ms of [...hist.keys()].sort((a, b) => a - b)) {
+    seen += hist.get(ms)!;
+    if (seen >= want) return ms;
+  }
+  return NaN;
+}
+
+class Worker {
+  private readonly child: ChildProcess;
+  private readonly waiters: ((e: WorkerEvent) => void)[] = [];
+
+  constructor(readonly index: number) {
+    this.child = fork(WORKER, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    this.child.on('message', (e: WorkerEvent) => {
+      if (e.ev === 'error') {
+        process.stderr.write(`bench-coordinator: worker ${index}: ${e.message}\n`);
+        process.exit(1);
+      }
+      this.waiters.shift()?.(e);
+    });
+    this.child.on('exit', (code) => { if (code && code !== 0) process.stderr.write(`bench-coordinator: worker ${index} exited ${code}\n`); });
+  }
+
+  get pid(): number { return this.child.pid!; }
+
+  request<E extends WorkerEvent>(cmd: WorkerCommand): Promise<E> {
+    return new Promise((resolve) => {
+      this.waiters.push(resolve as (e: WorkerEvent) => void);
+      this.child.send(cmd);
+    });
+  }
+
+  close(): void {
+    this.child.send({ cmd: 'close' } satisfies WorkerCommand);
+  }
+}
+
+async function startCoordinator(dir: string, flushInterval: string): Promise<{ proc: ChildProcess; url: string; token: string }> {
+  const token = randomBytes(24).toString('base64url');
+  const tokenFile = join(dir, 'token');
+  await writeFile(tokenFile, token, { mode: 0o600 });
+  // BENCH_COORDINATOR_CPU_PROF=DIR: write a V8 CPU profile of the coordinator there.
+  const prof = process.env.BENCH_COORDINATOR_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_COORDINATOR_CPU_PROF] : [];
+  const proc = spawn(process.execPath, [...prof, PINHOLE_BIN, 'coordinator', '--listen', '127.0.0.1:0', '--db', join(dir, 'bench.db'),
+    '--admin-token-file', tokenFile, '--flush-interval', flushInterval], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, PINHOLE_LOG_LEVEL: process.env.BENCH_COORDINATOR_LOG_LEVEL ?? 'warn' } });
+  const url = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    proc.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      const m = /listening on (\S+)/.exec(out);
+      if (m) resolve(m[1]!);
+    });
+    proc.once('exit', (code) => reject(new Error(`coordinator exited with ${code}`)));
+  });
+  return { proc, url, token };
+}
+
+/** Waits until the coordinator and the simulated nodes are idle (the last deltas are out and read). */
+async function settle(pids: number[], maxSeconds = 300): Promise<void> {
+  const cpu = (): number => pids.reduce((s, p) => s + procStats(p).cpu, 0);
+  for (let i = 0; i < maxSeconds; i++) {
+    const a = cpu();
+    await new Promise((r) => setTimeout(r, 1000));
+    if (cpu() - a < 0.05 * pids.length) return;
+  }
+}
+
+async function runSize(n: number, o: Options): Promise<Record<string, unknown>> {
+  const dir = await mkdtemp(join(tmpdir(), 'pinhole-bench-coord-'));
+  const { proc, url, token } = await startCoordinator(dir, o.flushInterval);
+  const pid = proc.pid!;
+  let peakRss = 0;
+  const sampler = setInterval(() => { peakRss = Math.max(peakRss, procStats(pid).rss); }, 200);
+  const log = (msg: string): void => { process.stderr.write(`[N=${n}] ${msg}\n`); };
+  const workers = Array.from({ length: Math.min(o.workers, n) }, (_, i) => new Worker(i));
+  try {
+    const keyRes = await fetch(`${url}/api/v1/admin/authkeys`, { method: 'POST', headers: { authorization: `Bearer ${token}` }, body: JSON.stringify({ reusable: true }) });
+    const authKey = ((await keyRes.json()) as { key: string }).key;
+    const per = Math.ceil(n / workers.length);
+    const owner = (index: number): Worker => workers[Math.floor(index / per)]!;
+    await Promise.all(workers.map((w) => w.request({ cmd: 'init', url, authKey, offset: w.index * per, count: Math.max(0, Math.min(per, n - w.index * per)), expectedPeers: n - 1, patches: o.patches })));
+
+    const workersCpu = (): number => workers.reduce((sum, w) => sum + procStats(w.pid).cpu, 0);
+    const phase = async <T>(name: string, run: () => Promise<T>): Promise<{ result: T; seconds: number; cpu: number; workersCpu: number; machineBusyPct: number }> => {
+      const c0 = procStats(pid).cpu;
+      const w0 = workersCpu();
+      const m0 = machineJiffies();
+      const t0 = wallNow();
+      const result = await run();
+      const seconds = (wallNow() - t0) / 1000;
+      const cpu = procStats(pid).cpu - c0;
+      const wcpu = workersCpu() - w0;
+      const m1 = machineJiffies();
+      const machineBusyPct = (100 * (m1.busy - m0.busy)) / Math.max(1, m1.total - m0.total);
+      log(`${name}: ${seconds.toFixed(1)} s, CPU: coordinator ${cpu.toFixed(1)} s, simulated nodes ${wcpu.toFixed(1)} s; machine ${machineBusyPct.toFixed(0)}% busy (${cpus().length} CPUs, all processes)`);
+      return { result, seconds, cpu, workersCpu: wcpu, machineBusyPct };
+    };
+
+    const reg = await phase('register', () => Promise.all(workers.map((w) => w.request<Extract<WorkerEvent, { ev: 'registered' }>>({ cmd: 'register', concurrency: o.registerConcurrency }))));
+    const regFailed = reg.result.reduce((s, r) => s + r.failed, 0);
+    if (regFailed > 0) throw new Error(`${regFailed} registrations failed: ${reg.result.find((r) => r.firstError)?.firstError}`);
+    const con = await phase('connect', () => Promise.all(workers.map((w) => w.request<Extract<WorkerEvent, { ev: 'connected' }>>({ cmd: 'connect', concurrency: o.connectConcurrency }))));
+    const conFailed = con.result.reduce((s, r) => s + r.failed, 0);
+    if (conFailed > 0) throw new Error(`${conFailed} streams failed: ${con.result.find((r) => r.firstError)?.firstError}`);
+    const settleRun = await phase('settle (online deltas drained)', () => settle([pid, ...workers.map((w) => w.pid)]));
+    const held = procStats(pid).rss;
+    log(`holding ${n} streams, RSS ${(held / 2 ** 20).toFixed(0)} MiB`);
+
+    // Single changes, one at a time: how long until every peer has it.
+    const fanout: number[] = [];
+    const perChangeMax: number[] = [];
+    let missingTotal = 0;
+    for (let k = 1; k <= o.changes; k++) {
+      const sender = Math.floor(Math.random() * n);
+      const marker = `198.18.${k >> 8}.${k & 255}:${40000 + k}`;
+      await Promise.all(workers.map((w) => w.request({ cmd: 'arm', marker })));
+      const { sentAt } = await owner(sender).request<Extract<WorkerEvent, { ev: 'changed' }>>({ cmd: 'change', index: sender, endpoint: marker });
+      let arrivals: number[] = [];
+      let missing = n;
+      const deadline = Date.now() + 10_000;
+      while (Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 100));
+        const got = await Promise.all(workers.map((w) => w.request<Extract<WorkerEvent, { ev: 'arrivals' }>>({ cmd: 'collect' })));
+        arrivals = got.flatMap((g) => g.times);
+        missing = got.reduce((s, g) => s + g.missing, 0) - 1; // the sender is not its own peer
+        if (missing === 0) break;
+      }
+      missingTotal += missing;
+      const lat = arrivals.map((t) => t - sentAt);
+      fanout.push(...lat);
+      perChangeMax.push(Math.max(...lat));
+      await new Promise((r) => setTimeout(r, 300));
+    }
+    fanout.sort((a, b) => a - b);
+    perChangeMax.sort((a, b) => a - b);
+    const fan = { p50: percentile(fanout, 50), p99: percentile(fanout, 99), max: fanout.at(-1) ?? NaN, allPeersP50: percentile(perChangeMax, 50), missing: missingTotal };
+    log(`fan-out p50 ${fan.p50.toFixed(0)} ms, p99 ${fan.p99.toFixed(0)} ms, every peer (median change) ${fan.allPeersP50.toFixed(0)} ms, missing ${missingTotal}`);
+
+    let churn: Record<string, number> | null = null;
+    if (o.churnSeconds > 0) {
+      const t0 = wallNow() + 200;
+      peakRss = Math.max(peakRss, procStats(pid).rss);
+      const { result: results, cpu, workersCpu: wcpu, seconds, machineBusyPct } = await phase('churn', () => Promise.all(workers.map((w) => w.request<Extract<WorkerEvent, { ev: 'churned' }>>({ cmd: 'churn', t0, perSecond: o.churnRate / workers.length, durationMs: o.churnSeconds * 1000 }))));
+      const hist = new Map<number, number>();
+      let samples = 0;
+      let overflow = 0;
+      let sent = 0;
+      for (const r of results) {
+        sent += r.sent;
+        samples += r.samples;
+        overflow += r.over;
+        for (const [ms, count] of r.histogram) hist.set(ms, (hist.get(ms) ?? 0) + count);
+      }
+      const expected = sent * (n - 1);
+      churn = {
+        sent, samples, expected, deliveredPct: (100 * samples) / expected,
+        p50: histogramPercentile(hist, samples, 50), p99: histogramPercentile(hist, samples, 99),
+        max: overflow > 0 ? Infinity : Math.max(...hist.keys()), cpuPct: (100 * cpu) / seconds, workersCpuPct: (100 * wcpu) / seconds, machineBusyPct,
+      };
+      log(`churn: ${sent} changes, p50 ${churn.p50} ms, p99 ${churn.p99} ms, delivered ${churn.deliveredPct!.toFixed(2)}%, CPU: coordinator ${churn.cpuPct!.toFixed(0)}%, simulated nodes ${churn.workersCpuPct!.toFixed(0)}%`);
+    }
+    return {
+      nodes: n,
+      registrationsPerSecond: n / reg.seconds, registrationCpuSeconds: reg.cpu, registrationWorkersCpuSeconds: reg.workersCpu,
+      streamsPerSecond: n / con.seconds, connectCpuSeconds: con.cpu, connectWorkersCpuSeconds: con.workersCpu, netmapBytes: con.result.reduce((s, r) => s + r.netmapBytes, 0),
+      netmapsValidated: con.result.reduce((s, r) => s + r.validated, 0), settleSeconds: settleRun.seconds,
+      heldRssBytes: held, peakRssBytes: Math.max(peakRss, procStats(pid).rss),
+      fanoutMs: fan, churn,
+    };
+  } finally {
+    clearInterval(sampler);
+    for (const w of workers) w.close();
+    proc.kill('SIGTERM');
+    await new Promise((r) => proc.once('exit', r));
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+function table(rows: Record<string, any>[]): string {
+  const header = ['nodes', 'reg/s', 'streams/s', 'held RSS', 'peak RSS', 'fan-out p50', 'fan-out p99', 'all peers', 'churn p50', 'churn p99', 'delivered', 'churn CPU'];
+  const ms = (v: number | undefined): string => (v === undefined || Number.isNaN(v) ? '-' : v === Infinity ? '>60 s' : `${Math.round(v)} ms`);
+  const mib = (b: number): string => `${Math.round(b / 2 ** 20)} MiB`;
+  const lines = rows.map((r) => [
+    String(r.nodes), r.registrationsPerSecond.toFixed(0), r.streamsPerSecond.toFixed(0), mib(r.heldRssBytes), mib(r.peakRssBytes),
+    ms(r.fanoutMs.p50), ms(r.fanoutMs.p99), ms(r.fanoutMs.allPeersP50),
+    ms(r.churn?.p50), ms(r.churn?.p99), r.churn ? `${r.churn.deliveredPct.toFixed(2)}%` : '-', r.churn ? `${r.churn.cpuPct.toFixed(0)}%` : '-',
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
+  return [header, ...lines].map((l) => l.map((c, i) => c.padStart(widths[i]!)).join('  ')).join('\n');
+}
+
+async function main(): Promise<void> {
+  const o = parseOptions();
+  const results: Record<string, any>[] = [];
+  for (const n of o.sizes) results.push(await runSize(n, o));
+  const verdicts = results.map((r) => ({
+    nodes: r.nodes,
+    fanoutP99: r.fanoutMs.p99 <= BAR.fanoutP99Ms,
+    churnP99: r.churn ? r.churn.p99 <= BAR.churnP99Ms : null,
+    rss: r.peakRssBytes <= BAR.rssBytes,
+  }));
+  const out = {
+    benchmark: 'coordinator', date: new Date().toISOString(), node: process.version,
+    options: o, bar: BAR, results, verdicts,
+    note: `every node sees every node (no policy); one coordinator process; simulated nodes in worker processes on the same machine; ${o.patches ? 'streams ask for peer patches' : 'streams get whole peer records'}`,
+  };
+  const dir = join(REPO_ROOT, 'bench', 'results');
+  await mkdir(dir, { recursive: true });
+  const file = join(dir, `coordinator-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+  await writeFile(file, `${JSON.stringify(out, null, 2)}\n`);
+  process.stdout.write(`${table(results)}\n`);
+  for (const v of verdicts) {
+    const mark = (ok: boolean | null): string => (ok === null ? 'not run' : ok ? 'ok' : 'MISSED');
+    process.stdout.write(`N=${v.nodes}: fan-out p99 ≤ 1 s ${mark(v.fanoutP99)}; churn p99 ≤ 2 s ${mark(v.churnP99)}; RSS ≤ 1 GiB ${mark(v.rss)}\n`);
+  }
+  process.stdout.write(`wrote ${file}\n`);
+}
+
+await main();

@@ -1,0 +1,124 @@
+// The access policy as nodes see it: a netmap holds only the peers a node may reach or be reached
+// by, plus the packet filter it enforces; a change reaches only nodes that can see the changed
+// node; a bad policy is refused with a reason and changes nothing; auto-approvers approve routes.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { CoordinatorProcess } from '../helpers/coordinator-process.js';
+import { SimulatedNode, type StreamClient } from '../helpers/coordinator-node.js';
+import type { SelfNode } from '../../proto/control/schemas.js';
+
+const POLICY = {
+  tags: { 'tag:web': [], 'tag:db': [], 'tag:laptop': [], 'tag:router': [] },
+  hosts: { office: '10.9.0.0/16' },
+  acls: [
+    { action: 'accept', src: ['tag:laptop'], dst: ['tag:web:80,443'] },
+    { action: 'accept', src: ['tag:web'], dst: ['tag:db:5432'], proto: ['tcp'] },
+    { action: 'accept', src: ['tag:laptop'], dst: ['office:22'] },
+  ],
+  autoApprovers: { routes: { '10.9.0.0/16': ['tag:router'] } },
+};
+
+describe('coordinator access policy', () => {
+  let coord: CoordinatorProcess;
+  const selves: Record<string, SelfNode> = {};
+  const streams: Record<string, StreamClient> = {};
+  const peerNames = (name: string): string[] => [...streams[name]!.peers.values()].map((p) => p.name).sort();
+  const settle = () => new Promise((r) => setTimeout(r, 400));
+
+  before(async () => {
+    coord = await CoordinatorProcess.start();
+    for (const [name, tags, routes] of [['web', ['tag:web']], ['db', ['tag:db']], ['laptop', ['tag:laptop']], ['stranger', []], ['router', ['tag:router'], ['10.9.1.0/24']]] as [string, string[], string[]?][]) {
+      const key = await coord.createAuthKey({ tags });
+      const node = new SimulatedNode();
+      selves[name] = await node.join(coord.url, { authKey: key, hostname: name, advertiseRoutes: routes ?? [] });
+      streams[name] = await node.connect(coord.url);
+    }
+    for (const s of Object.values(streams)) await s.waitFor('netmap', () => s.netmap !== null);
+  });
+  after(async () => {
+    for (const s of Object.values(streams)) s.terminate();
+    await coord.destroy();
+  });
+
+  test('without a policy every node sees every node and has no filter', async () => {
+    await streams.web!.waitFor('all peers', () => streams.web!.peers.size === 4);
+    assert.deepEqual(peerNames('stranger'), ['db', 'laptop', 'router', 'web']);
+    assert.equal(streams.web!.packetFilter, null);
+  });
+
+  test('setting the policy narrows every netmap by deltas and sends each node its filter', async () => {
+    const r = await coord.call('PUT', '/api/v1/admin/policy', POLICY);
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    const expected: Record<string, string[]> = { web: ['db', 'laptop'], db: ['web'], laptop: ['router', 'web'], stranger: [], router: ['laptop'] };
+    for (const [name, peers] of Object.entries(expected)) {
+      await streams[name]!.waitFor(`${name}'s peers`, () => JSON.stringify(peerNames(name)) === JSON.stringify(peers));
+    }
+    const w = selves.web!;
+    const l = selves.laptop!;
+    await streams.web!.waitFor('web filter', () => streams.web!.packetFilter !== null);
+    assert.deepEqual(streams.web!.packetFilter, [{ srcIps: [l.ipv4, l.ipv6], dst: [{ cidr: `${w.ipv4}/32`, ports: '80,443' }, { cidr: `${w.ipv6}/128`, ports: '80,443' }], protocols: [] }]);
+    assert.deepEqual(streams.db!.packetFilter, [{ srcIps: [w.ipv4, w.ipv6], dst: [{ cidr: `${selves.db!.ipv4}/32`, ports: '5432' }, { cidr: `${selves.db!.ipv6}/128`, ports: '5432' }], protocols: [6] }]);
+    assert.deepEqual(streams.laptop!.packetFilter, []);
+    // The router's advertised 10.9.1.0/24 was auto-approved, and it enforces office:22 for it.
+    assert.deepEqual(streams.laptop!.peerNamed('router')!.routes, ['10.9.1.0/24']);
+    assert.deepEqual(streams.router!.packetFilter![0]!.dst, [{ cidr: '10.9.1.0/24', ports: '22' }]);
+    for (const s of Object.values(streams)) assert.deepEqual(s.violations, []);
+  });
+
+  test('a change reaches only the nodes that can see the changed node', async () => {
+    await settle();
+    const counts = Object.fromEntries(Object.entries(streams).map(([n, s]) => [n, s.deltas.length]));
+    streams.db!.sendEndpoints(['192.0.2.50:41641']);
+    await streams.web!.waitFor('web hears db', () => streams.web!.peerNamed('db')!.endpoints[0] === '192.0.2.50:41641');
+    await settle();
+    assert.equal(streams.laptop!.deltas.length, counts.laptop);
+    assert.equal(streams.stranger!.deltas.length, counts.stranger);
+    assert.equal(streams.router!.deltas.length, counts.router);
+  });
+
+  test('a new laptop appears at web (peer and filter), and nowhere else', async () => {
+    await settle();
+    const counts = Object.fromEntries(Object.entries(streams).map(([n, s]) => [n, s.deltas.length]));
+    const key = await coord.createAuthKey({ tags: ['tag:laptop'] });
+    const l2 = await new SimulatedNode().join(coord.url, { authKey: key, hostname: 'laptop2' });
+    await streams.web!.waitFor('laptop2 at web', () => streams.web!.peers.has(l2.id));
+    await streams.web!.waitFor('web filter has laptop2', () => streams.web!.packetFilter![0]!.srcIps.includes(l2.ipv4));
+    await streams.router!.waitFor('laptop2 at router', () => streams.router!.peers.has(l2.id));
+    await settle();
+    assert.equal(streams.db!.deltas.length, counts.db);
+    assert.equal(streams.stranger!.deltas.length, counts.stranger);
+    assert.equal(streams.laptop!.deltas.length, counts.laptop);
+  });
+
+  test('a bad policy is refused with a reason, and nothing changes', async () => {
+    const before = await coord.dump();
+    const current = (await coord.call('GET', '/api/v1/admin/policy')).body;
+    const bad: [unknown, RegExp][] = [
+      [{ ...POLICY, acls: [{ action: 'accept', src: ['tag:nope'], dst: ['*:*'] }] }, /tag:nope is not declared/],
+      [{ ...POLICY, acls: [{ action: 'accept', src: ['*'], dst: ['tag:web:99999'] }] }, /not SELECTOR:PORTS/],
+      [{ ...POLICY, acls: [{ action: 'deny', src: ['*'], dst: ['*:*'] }] }, /action/],
+      [{ ...POLICY, acls: [{ action: 'accept', src: ['group:x'], dst: ['*:*'] }] }, /group:x is not defined/],
+      [{ ...POLICY, hosts: { office: 'not-an-ip' } }, /not an IP address or CIDR/],
+      [{ ...POLICY, owners: {} }, /unrecognized key/i],
+      [{ acls: 'all' }, /acls/],
+      [null, /expected an object/],
+    ];
+    for (const [policy, reason] of bad) {
+      const r = await coord.call('PUT', '/api/v1/admin/policy', policy);
+      assert.equal(r.status, 400, JSON.stringify(r.body));
+      assert.match(r.body.error, reason);
+      assert.ok(!r.body.error.includes('\n'));
+    }
+    assert.deepEqual((await coord.call('GET', '/api/v1/admin/policy')).body, current);
+    assert.deepEqual(await coord.dump(), before);
+  });
+
+  test('removing the policy brings back everyone-sees-everyone and a null filter', async () => {
+    const r = await coord.call('DELETE', '/api/v1/admin/policy');
+    assert.equal(r.status, 200);
+    assert.equal(r.body.policy, null);
+    await streams.stranger!.waitFor('stranger sees all', () => streams.stranger!.peers.size === 5);
+    await streams.web!.waitFor('web filter null', () => streams.web!.packetFilter === null);
+    for (const s of Object.values(streams)) assert.deepEqual(s.violations, []);
+  });
+});

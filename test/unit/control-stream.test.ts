@@ -1,0 +1,215 @@
+// The agent's control stream against a scripted WebSocket server on loopback that speaks the
+// protocol of proto/control (challenge → hello with a checked proof → netmap → deltas): malformed
+// messages are dropped and counted, a lost connection is retried with backoff and the new full
+// map replaces the old one, a silent server is detected, stop() really stops.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import type { AddressInfo } from 'node:net';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { ControlStream } from '../../agent/control/stream-client.js';
+import { checkProof, streamFields } from '../../proto/control/proof.js';
+import { ClientStreamMessage, type Netmap, type NetmapDelta } from '../../proto/control/schemas.js';
+import { decodeKey, encodeKey, generatePrivateKey, publicKeyFromPrivate } from '../../proto/wireguard/keys.js';
+
+const serverPriv = generatePrivateKey();
+const serverKey = encodeKey(publicKeyFromPrivate(serverPriv));
+const nodePriv = generatePrivateKey();
+const nodeKey = encodeKey(publicKeyFromPrivate(nodePriv));
+
+interface Conn { ws: WebSocket; received: Array<{ type: string; [k: string]: unknown }>; helloOk: Promise<boolean> }
+
+let wss: WebSocketServer;
+let url: string;
+const conns: Conn[] = [];
+let onConn: ((c: Conn) => void) | undefined;
+/** When false the server answers nothing (not even pongs): a silent, half-dead coordinator. */
+let answering = true;
+
+before(async () => {
+  wss = new WebSocketServer({ host: '127.0.0.1', port: 0, path: '/api/v1/stream' });
+  await once(wss, 'listening');
+  url = `http://127.0.0.1:${(wss.address() as AddressInfo).port}`;
+  wss.on('connection', (ws) => {
+    const challenge = `challenge-${Math.random().toString(36).slice(2)}-0123456789`;
+    const received: Conn['received'] = [];
+    let resolveHello!: (ok: boolean) => void;
+    const conn: Conn = { ws, received, helloOk: new Promise((r) => { resolveHello = r; }) };
+    ws.on('message', (data) => {
+      const msg = ClientStreamMessage.parse(JSON.parse(data.toString()));
+      received.push(msg);
+      if (msg.type === 'hello') {
+        resolveHello(msg.challenge === challenge && checkProof(serverPriv, decodeKey(msg.nodeKey), challenge, streamFields(msg.nodeKey), msg.proof));
+      }
+      if (msg.type === 'ping' && answering) ws.send(JSON.stringify({ type: 'pong', t: msg.t }));
+    });
+    conns.push(conn);
+    ws.send(JSON.stringify({ type: 'challenge', challenge, serverKey }));
+    onConn?.(conn);
+  });
+});
+after(async () => {
+  for (const c of wss.clients) c.terminate();
+  await new Promise((r) => wss.close(r));
+});
+
+function netmap(seq: number, peerIds: number[]): Netmap {
+  const k = encodeKey(publicKeyFromPrivate(generatePrivateKey()));
+  return {
+    type: 'netmap', seq,
+    self: { id: 1, name: 'me', nodeKey, ipv4: '100.64.0.1', ipv6: 'fd7a:115c:a1e0::1', keyExpiresAt: null, tags: [] },
+    peers: peerIds.map((id) => ({
+      id, name: `p${id}`, nodeKey: k, discoKey: k, ipv4: `100.64.0.${id}`, ipv6: `fd7a:115c:a1e0::${id}`,
+      endpoints: [], homeRelay: null, online: true, lastSeen: null, routes: [], exitNode: false, tags: [],
+    })),
+    packetFilter: null, relays: [],
+  };
+}
+
+function nextConn(): Promise<Conn> {
+  return new Promise((resolve) => { onConn = (c) => { onConn = undefined; resolve(c); }; });
+}
+
+async function until(cond: () => boolean, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+function client(extra: Partial<ConstructorParameters<typeof ControlStream>[0]> = {}) {
+  const got = { netmaps: [] as Netmap[], deltas: [] as NetmapDelta[], states: [] as boolean[] };
+  const stream = new ControlStream({
+    coordinatorUrl: url, nodePrivate: nodePriv, nodeKey,
+    endpoints: () => ['203.0.113.7:41641'],
+    onNetmap: (n) => got.netmaps.push(n),
+    onDelta: (d) => got.deltas.push(d),
+    onConnectedChange: (c) => got.states.push(c),
+    backoff: { initialMs: 20, maxMs: 100 },
+    ...extra,
+  });
+  return { stream, got };
+}
+
+test('hello carries a valid proof; the netmap and deltas arrive; endpoints are reported', async () => {
+  const { stream, got } = client();
+  const connP = nextConn();
+  stream.start();
+  try {
+    const conn = await connP;
+    assert.equal(await conn.helloOk, true, 'proof checks out with the server key');
+    conn.ws.send(JSON.stringify(netmap(5, [2, 3])));
+    await until(() => got.netmaps.length === 1 && stream.connected);
+    assert.deepEqual(got.states, [true]);
+    await until(() => conn.received.some((m) => m.type === 'endpoints'));
+    assert.deepEqual(conn.received.find((m) => m.type === 'endpoints')!.endpoints, ['203.0.113.7:41641']);
+    conn.ws.send(JSON.stringify({ type: 'delta', seq: 6, upserts: [], removals: [3] }));
+    await until(() => got.deltas.length === 1);
+    assert.deepEqual(got.deltas[0]!.removals, [3]);
+    assert.equal(stream.status().malformed, 0);
+  } finally { stream.stop(); }
+});
+
+test('malformed messages are dropped and counted; the connection keeps working', async () => {
+  const { stream, got } = client();
+  const connP = nextConn();
+  stream.start();
+  try {
+    const conn = await connP;
+    await conn.helloOk;
+    const bad = [
+      JSON.stringify({ type: 'delta', seq: 1, upserts: [], removals: [] }), // before any netmap
+      'not json {',
+      JSON.stringify({ type: 'netmap', seq: -1 }),
+      JSON.stringify({ type: 'surprise' }),
+      JSON.stringify({ ...netmap(1, [2]), self: { ...netmap(1, []).self, nodeKey: serverKey } }), // someone else's map
+      JSON.stringify({ type: 'challenge', challenge: 'x'.repeat(20), serverKey }), // second challenge
+      JSON.stringify([1, 2, 3]),
+    ];
+    for (const b of bad) conn.ws.send(b);
+    conn.ws.send(Buffer.from([1, 2, 3]), { binary: true });
+    conn.ws.send(JSON.stringify(netmap(2, [2])));
+    conn.ws.send(JSON.stringify({ type: 'delta', seq: 3, upserts: [{ id: 'x' }], removals: [] }));
+    conn.ws.send(JSON.stringify({ type: 'delta', seq: 3, upserts: [], removals: [2] }));
+    await until(() => got.deltas.length === 1);
+    assert.equal(got.netmaps.length, 1);
+    assert.equal(stream.status().malformed, bad.length + 2);
+    assert.equal(stream.connected, true);
+  } finally { stream.stop(); }
+});
+
+test('a lost connection is retried; the new full map replaces the old one (resume)', async () => {
+  const { stream, got } = client();
+  let connP = nextConn();
+  stream.start();
+  try {
+    const first = await connP;
+    await first.helloOk;
+    first.ws.send(JSON.stringify(netmap(1, [2, 3])));
+    await until(() => stream.connected);
+    connP = nextConn();
+    first.ws.terminate();
+    await until(() => !stream.connected);
+    const second = await connP;
+    assert.equal(await second.helloOk, true);
+    assert.equal((second.received.find((m) => m.type === 'hello') as { lastSeq?: number } | undefined)?.lastSeq, undefined,
+      'no lastSeq callback given, none sent');
+    second.ws.send(JSON.stringify(netmap(1, [4])));
+    await until(() => got.netmaps.length === 2 && stream.connected);
+    assert.deepEqual(got.netmaps[1]!.peers.map((p) => p.id), [4]);
+    assert.deepEqual(got.states, [true, false, true]);
+    assert.equal(stream.status().attempts, 2);
+  } finally { stream.stop(); }
+});
+
+test('an unreachable coordinator is retried with growing delays until it answers', async () => {
+  const { stream } = client({ coordinatorUrl: 'http://127.0.0.1:1', backoff: { initialMs: 20, maxMs: 200 } });
+  stream.start();
+  try {
+    await new Promise((r) => setTimeout(r, 700));
+    const n = stream.status().attempts;
+    // 20, 40, 80, 160, 200... ms (jittered into the upper half): a handful of attempts, not hundreds.
+    assert.ok(n >= 3 && n <= 12, `${n} attempts in 0.7 s`);
+    assert.match(stream.status().lastError ?? '', /ECONNREFUSED/);
+  } finally { stream.stop(); }
+});
+
+test('a silent server is detected by the keepalive and replaced', async () => {
+  const warnings: string[] = [];
+  const log = { debug() {}, info() {}, error() {}, warn: (m: string) => { warnings.push(m); } };
+  const { stream, got } = client({ keepaliveMs: 50, idleTimeoutMs: 300, log });
+  let connP = nextConn();
+  stream.start();
+  try {
+    const first = await connP;
+    await first.helloOk;
+    first.ws.send(JSON.stringify(netmap(1, [2])));
+    await until(() => stream.connected);
+    await until(() => first.received.filter((m) => m.type === 'ping').length >= 2);
+    connP = nextConn();
+    answering = false; // no pongs, no data: the client must give up on this connection
+    const second = await connP;
+    answering = true;
+    await second.helloOk;
+    second.ws.send(JSON.stringify(netmap(2, [2])));
+    await until(() => got.netmaps.length === 2);
+    assert.match(warnings.join('\n'), /control stream silent for 0\.\d s, reconnecting/);
+    assert.equal(stream.status().lastError, null, 'cleared by the new netmap');
+  } finally { answering = true; stream.stop(); }
+});
+
+test('stop() closes the connection and no reconnect follows', async () => {
+  const { stream } = client();
+  const connP = nextConn();
+  stream.start();
+  const conn = await connP;
+  await conn.helloOk;
+  const closed = once(conn.ws, 'close');
+  stream.stop();
+  await closed;
+  const before = conns.length;
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal(conns.length, before);
+  assert.equal(stream.connected, false);
+});
