@@ -36,7 +36,7 @@ export function slabLayout(slab: PacketSlab): SlabLayout {
 export async function openTunnel(opts: TunnelOptions): Promise<Tunnel> {
   if (!TUN_NAME.test(opts.tunName)) throw new Error(`invalid TUN name "${opts.tunName}": use --tun NAME (1-15 letters, digits, _=+.-)`);
   const { device, mtu } = opts;
-  // Ping-pong traffic keeps the loop polling instead of paying a wake-up per packet (busy-poll.ts).
+  // PINHOLE_BUSY_POLL_US=300 keeps the loop polling after small batches (off by default: see busy-poll.ts).
   const busyPoll = BusyPoll.create({ micros: busyPollMicrosFromEnv(process.env.PINHOLE_BUSY_POLL_US) });
   let tun: TunDevice | undefined;
   let udp: BatchUdpSocket | undefined;

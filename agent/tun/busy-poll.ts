@@ -3,8 +3,8 @@
 import { loadNative, type NativeBusyPoll } from './native.js';
 
 /**
- * Default budget: covers a reply crossing one veth and a peer that itself wakes from idle
- * (~250 µs on a 2-vCPU VM), so the reply finds this loop still polling.
+ * Budget of a group created without one: covers a reply crossing one veth from a peer that
+ * itself wakes from idle (~250 µs on a 2-vCPU VM), so the reply finds this loop still polling.
  */
 export const DEFAULT_BUSY_POLL_MICROS = 300;
 /** Smoothed packets per wake-up above which traffic counts as bulk and the loop never spins. */
@@ -35,8 +35,9 @@ export interface BusyPollCounters {
 /**
  * Members join with TunDevice/BatchUdpSocket `busyPoll` (option or setBusyPoll()). While hot, the
  * loop polls every fd with timeout 0 and sched_yield()s between polls; it goes back to sleeping
- * `micros` after the last small delivery, at once in bulk mode, when the last member closes, or
- * on close(). An idle group costs nothing.
+ * `micros` after the last small delivery, at once in bulk mode or when a yield shows the CPU is
+ * shared (then backing off), when the last member closes, or on close(). An idle group costs
+ * nothing. It can only help where a core would otherwise sit idle between request and reply.
  */
 export class BusyPoll {
   private constructor(
@@ -70,10 +71,12 @@ export class BusyPollConfigError extends Error {
 }
 
 /**
- * Budget from an environment variable such as PINHOLE_BUSY_POLL_US: unset or empty gives the
- * default, "0" disables, anything else must be an integer number of µs.
+ * Budget from an environment variable such as PINHOLE_BUSY_POLL_US: an integer number of µs,
+ * "0" disables; unset or empty gives `fallback`, 0 (off) unless told otherwise. Off by default
+ * because on a shared 2-vCPU machine it did not lower the median ping RTT and lengthened its
+ * tail (a loop that yields waits out other tasks' time slices; a woken one preempts them).
  */
-export function busyPollMicrosFromEnv(value: string | undefined, fallback = DEFAULT_BUSY_POLL_MICROS): number {
+export function busyPollMicrosFromEnv(value: string | undefined, fallback = 0): number {
   if (value === undefined || value.trim() === '') return fallback;
   const micros = Number(value);
   if (!Number.isInteger(micros) || micros < 0 || micros > MAX_BUSY_POLL_MICROS)

@@ -257,11 +257,37 @@ test('after traffic stops the process goes back to ~0% CPU', async (t) => {
   await once(child, 'exit');
 });
 
-test('PINHOLE_BUSY_POLL_US: unset means the default, 0 disables, garbage is refused', () => {
-  assert.equal(busyPollMicrosFromEnv(undefined), DEFAULT_BUSY_POLL_MICROS);
-  assert.equal(busyPollMicrosFromEnv(''), DEFAULT_BUSY_POLL_MICROS);
+test('a worker thread that ends while its group is polling exits cleanly', async () => {
+  const script = `
+    import { Worker } from 'node:worker_threads';
+    const w = new Worker(\`
+      const { BusyPoll } = await import(${JSON.stringify(BUSY_POLL_MODULE)});
+      const { BatchUdpSocket } = await import(${JSON.stringify(UDP_MODULE)});
+      const busyPoll = BusyPoll.create({ micros: 100000 });
+      const a = BatchUdpSocket.open({ address: '127.0.0.1', busyPoll });
+      const b = BatchUdpSocket.open({ address: '127.0.0.1', busyPoll });
+      const { parentPort } = await import('node:worker_threads');
+      b.onPackets = () => setImmediate(() => parentPort.postMessage(busyPoll.counters().windows));
+      a.sendTo(Buffer.from('x'), { address: '127.0.0.1', port: b.port });
+    \`, { eval: true });
+    const windows = await new Promise((resolve) => w.once('message', resolve));
+    await w.terminate();
+    console.log(JSON.stringify({ windows }));`;
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  children.push(child);
+  const out = lines(child)();
+  const [code] = await once(child, 'exit') as [number | null];
+  assert.equal(code, 0);
+  assert.deepEqual(JSON.parse(await out), { windows: 1 });
+});
+
+test('PINHOLE_BUSY_POLL_US: unset means off, 0 disables, garbage is refused', () => {
+  assert.equal(busyPollMicrosFromEnv(undefined), 0);
+  assert.equal(busyPollMicrosFromEnv(''), 0);
+  assert.equal(busyPollMicrosFromEnv(undefined, 200), 200);
   assert.equal(busyPollMicrosFromEnv('0'), 0);
   assert.equal(busyPollMicrosFromEnv('150'), 150);
   for (const bad of ['-1', '1.5', 'fast', '100001']) assert.throws(() => busyPollMicrosFromEnv(bad), BusyPollConfigError);
   assert.throws(() => BusyPoll.create({ micros: -1 }), RangeError);
+  assert.equal(group(DEFAULT_BUSY_POLL_MICROS).micros, 300);
 });
