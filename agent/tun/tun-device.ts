@@ -1,7 +1,8 @@
 // A TUN device whose packets move in batches through a preallocated slab (native addon).
 import type { BusyPoll } from './busy-poll.js';
 import { setMtu, type IpOptions } from './iface.js';
-import { loadNative, type NativeCounters, type NativeTun } from './native.js';
+import { BatchHandle } from './batch-handle.js';
+import { loadNative, type NativeTun } from './native.js';
 import { DEFAULT_HEADROOM, DEFAULT_TAILROOM, PacketSlab } from './packet-slab.js';
 
 /** WireGuard's usual inner MTU: 1500 minus IPv6 (40) + UDP (8) + WireGuard (32) overhead. */
@@ -36,15 +37,15 @@ export interface TunDeviceOptions extends IpOptions {
   onError?: ErrorHandler;
 }
 
-export class TunDevice {
+export class TunDevice extends BatchHandle<NativeTun> {
   /** Handler for each received batch; packets not handled are dropped. */
   onPackets: PacketsHandler;
   /** Called when the device fails for good (e.g. deleted underneath); throws by default. */
   onError: ErrorHandler;
   readonly rx: PacketSlab;
-  private closedFlag = false;
 
-  private constructor(private readonly native: NativeTun, readonly mtu: number, options: TunDeviceOptions) {
+  private constructor(native: NativeTun, readonly mtu: number, options: TunDeviceOptions) {
+    super(native);
     this.onPackets = options.onPackets ?? (() => {});
     this.onError = options.onError ?? ((err) => { throw err; });
     this.rx = new PacketSlab({
@@ -89,9 +90,6 @@ export class TunDevice {
     return this.native.name;
   }
 
-  get closed(): boolean {
-    return this.closedFlag;
-  }
 
   /**
    * Writes packets to the kernel, one write() each (TUN has no batched write): packet i is
@@ -101,37 +99,5 @@ export class TunDevice {
   writeBatch(slab: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, count: number): number {
     return this.native.writeBatch(slab, offsets, lengths, count);
   }
-
-  /** Joins a busy-poll group, leaving the previous one; null leaves. */
-  setBusyPoll(group: BusyPoll | null): void {
-    this.native.setBusyPoll(group?.native ?? null);
-  }
-
-  /** Stops reading (backpressure) until resume(). */
-  pause(): void {
-    this.native.pause();
-  }
-
-  resume(): void {
-    this.native.resume();
-  }
-
-  /** An open device keeps the process alive; unref() lets it exit anyway. */
-  ref(): void {
-    this.native.ref();
-  }
-
-  unref(): void {
-    this.native.unref();
-  }
-
-  counters(): NativeCounters {
-    return this.native.counters();
-  }
-
-  /** Closes the fd (the kernel removes a non-persistent device); no callback fires after. */
-  close(): void {
-    this.closedFlag = true;
-    this.native.close();
-  }
 }
+

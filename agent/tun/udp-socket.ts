@@ -2,7 +2,8 @@
 // (sendmmsg) through preallocated slabs (native addon).
 import { isIPv4 } from 'node:net';
 import type { BusyPoll } from './busy-poll.js';
-import { UDP_NO_GRO, UDP_NO_GSO, loadNative, type NativeCounters, type NativeUdp } from './native.js';
+import { BatchHandle } from './batch-handle.js';
+import { UDP_NO_GRO, UDP_NO_GSO, loadNative, type NativeUdp } from './native.js';
 import { DEFAULT_BATCH, type ErrorHandler, type PacketsHandler } from './tun-device.js';
 import { PacketSlab } from './packet-slab.js';
 import { decodePackedAddr, encodePackedAddr, type DecodedEndpoint, type Endpoint } from './packed-addr.js';
@@ -44,14 +45,14 @@ export interface BatchUdpSocketOptions {
   onError?: ErrorHandler;
 }
 
-export class BatchUdpSocket {
+export class BatchUdpSocket extends BatchHandle<NativeUdp> {
   /** Handler for each received batch: rx.addrs holds each datagram's source address. */
   onPackets: PacketsHandler;
   onError: ErrorHandler;
   readonly rx: PacketSlab;
-  private closedFlag = false;
 
-  private constructor(private readonly native: NativeUdp, options: BatchUdpSocketOptions) {
+  private constructor(native: NativeUdp, options: BatchUdpSocketOptions) {
+    super(native);
     this.onPackets = options.onPackets ?? (() => {});
     this.onError = options.onError ?? ((err) => { throw err; });
     this.rx = new PacketSlab({
@@ -119,9 +120,6 @@ export class BatchUdpSocket {
     return decodePackedAddr(this.native.localAddress);
   }
 
-  get closed(): boolean {
-    return this.closedFlag;
-  }
 
   /**
    * Sends datagram i = slab[offsets[i] .. +lengths[i]) to the packed address addrs[i*20 ..]
@@ -143,34 +141,5 @@ export class BatchUdpSocket {
   sendTo(packet: Uint8Array, to: Endpoint): boolean {
     return this.native.send(packet, encodePackedAddr(to));
   }
-
-  /** Joins a busy-poll group, leaving the previous one; null leaves. */
-  setBusyPoll(group: BusyPoll | null): void {
-    this.native.setBusyPoll(group?.native ?? null);
-  }
-
-  pause(): void {
-    this.native.pause();
-  }
-
-  resume(): void {
-    this.native.resume();
-  }
-
-  ref(): void {
-    this.native.ref();
-  }
-
-  unref(): void {
-    this.native.unref();
-  }
-
-  counters(): NativeCounters {
-    return this.native.counters();
-  }
-
-  close(): void {
-    this.closedFlag = true;
-    this.native.close();
-  }
 }
+
