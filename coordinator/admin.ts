@@ -11,8 +11,9 @@
 //   GET    /api/v1/admin/policy              → PolicyReply
 //   PUT    /api/v1/admin/policy              Policy → PolicyReply
 //   DELETE /api/v1/admin/policy              → PolicyReply (no policy: everyone sees everyone)
+//   GET    /api/v1/admin/stats               → CoordinatorStats
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { AuthKeyCreate, RoutesApprove, type NodeInfo, type RouteInfo } from '../proto/control/schemas.js';
+import { AuthKeyCreate, RoutesApprove, type CoordinatorStats, type NodeInfo, type RouteInfo } from '../proto/control/schemas.js';
 import { formatCidr, maskCidr, parseCidr } from '../proto/ip/address.js';
 import type { AccessPolicy } from './access-policy.js';
 import type { AuthKeys } from './authkeys.js';
@@ -27,6 +28,7 @@ export interface AdminDeps {
   authKeys: AuthKeys;
   registry: NodeRegistry;
   policy: AccessPolicy;
+  stats: () => CoordinatorStats;
 }
 
 export function hashAdminToken(token: string): Buffer {
@@ -95,5 +97,6 @@ export function adminRoutes(deps: AdminDeps): Route[] {
       return { body: await policy.set(body) };
     }),
     admin('DELETE', 'policy', async () => ({ body: await policy.set(null) })),
+    admin('GET', 'stats', async () => ({ body: deps.stats() })),
   ];
 }

@@ -66,7 +66,16 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
   const server = createHttpServer({
     serverKey, challenges, streams, log,
     registration: { registry, authKeys, challenges, serverPrivateKey },
-    adminRoutes: adminRoutes({ tokenHash: opts.adminToken === null ? null : hashAdminToken(opts.adminToken), authKeys, registry, policy }),
+    adminRoutes: adminRoutes({
+      tokenHash: opts.adminToken === null ? null : hashAdminToken(opts.adminToken), authKeys, registry, policy,
+      stats: () => ({
+        nodes: registry.size,
+        onlineNodes: [...registry.all()].filter((n) => n.online).length,
+        streams: streams.streamCount,
+        netmap: { ...netmap.stats },
+        stream: { ...streams.stats },
+      }),
+    }),
   });
 
   const sweep = setInterval(() => registry.sweepExpiry(), EXPIRY_SWEEP_MS);

@@ -2,26 +2,30 @@
 // every node reconnects at once, and N such maps queued for writing at the same time would not
 // fit in memory. So only NETMAP_BYTES_IN_FLIGHT of them are being written at any moment; later
 // streams wait their turn (and get a map built when it comes, so it is current).
-import type { NetmapSink } from './netmap.js';
 
 const NETMAP_BYTES_IN_FLIGHT = 64 * 1024 * 1024;
 
+/** A stream that wants a netmap (a Stream). */
+interface Stream {
+  readonly nodeId: number;
+}
+
 export class NetmapAdmission {
   /** Streams waiting for their netmap, in arrival order, by node id. */
-  private readonly waiting = new Map<number, { sink: NetmapSink; start: () => void }>();
+  private readonly waiting = new Map<number, { sink: Stream; start: () => void }>();
   /** Netmaps being written: their release functions. */
-  private readonly inFlight = new Map<NetmapSink, () => void>();
+  private readonly inFlight = new Map<Stream, () => void>();
   private bytes = 0;
 
   /** Runs `start` (which builds and sends the netmap) now if there is room, or once there is. */
-  admit(sink: NetmapSink, start: () => void): void {
+  admit(sink: Stream, start: () => void): void {
     this.waiting.delete(sink.nodeId);
     if (this.bytes < NETMAP_BYTES_IN_FLIGHT) start();
     else this.waiting.set(sink.nodeId, { sink, start });
   }
 
   /** Counts a netmap being written; the returned function (its write callback) releases it. */
-  track(sink: NetmapSink, size: number): () => void {
+  track(sink: Stream, size: number): () => void {
     this.bytes += size;
     let released = false;
     const release = (): void => {
@@ -36,7 +40,7 @@ export class NetmapAdmission {
   }
 
   /** The stream is gone: it waits no longer, and its netmap no longer counts. */
-  forget(sink: NetmapSink): void {
+  forget(sink: Stream): void {
     if (this.waiting.get(sink.nodeId)?.sink === sink) this.waiting.delete(sink.nodeId);
     this.inFlight.get(sink)?.();
   }

@@ -1,5 +1,5 @@
-// Encoded peer records: each node's Peer JSON (and its patches: only the live fields that
-// changed) encoded once per change and reused for every netmap and delta that carries it.
+// What netmaps and deltas are made of, encoded. Each node's Peer JSON (and its patches: only the
+// live fields that changed) is encoded once per change and reused for every message carrying it.
 // Records of active nodes are also kept joined in blocks of BLOCK_SIZE by id, so a full netmap of
 // N peers is a concatenation of N/BLOCK_SIZE cached blocks (only the recipient's own block is
 // rebuilt, without it) rather than N small pieces.

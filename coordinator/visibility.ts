@@ -13,7 +13,6 @@ export interface Visibility {
   update(node: PolicyNode): void;
   remove(id: number): void;
   peersOf(id: number): Iterable<number>;
-  canSee(a: number, b: number): boolean;
   /** The packet filter a node enforces; null: no policy, everything allowed. */
   filterFor(id: number): FilterRule[] | null;
   /** Nodes whose packet filter lists this node's addresses. */
@@ -32,10 +31,6 @@ export class EveryoneVisibility implements Visibility {
   *peersOf(id: number): Iterable<number> {
     if (!this.active.has(id)) return;
     for (const p of this.active) if (p !== id) yield p;
-  }
-
-  canSee(a: number, b: number): boolean {
-    return a !== b && this.active.has(a) && this.active.has(b);
   }
 
   filterFor(): FilterRule[] | null { return null; }
@@ -94,13 +89,6 @@ export class PolicyVisibility implements Visibility {
     for (const i of r.dst) for (const p of this.members[i]!.src) out.add(p);
     out.delete(id);
     return out;
-  }
-
-  canSee(a: number, b: number): boolean {
-    if (a === b) return false;
-    const ra = this.roles.get(a);
-    if (!ra || !this.roles.has(b)) return false;
-    return ra.src.some((i) => this.members[i]!.dst.has(b)) || ra.dst.some((i) => this.members[i]!.src.has(b));
   }
 
   filterFor(id: number): FilterRule[] | null {

@@ -255,8 +255,10 @@ async function runSize(n: number, o: Options): Promise<Record<string, unknown>> 
       };
       log(`churn: ${sent} changes, p50 ${churn.p50} ms, p99 ${churn.p99} ms, delivered ${churn.deliveredPct!.toFixed(2)}%, CPU: coordinator ${churn.cpuPct!.toFixed(0)}%, simulated nodes ${churn.workersCpuPct!.toFixed(0)}%`);
     }
+    const statsRes = await fetch(`${url}/api/v1/admin/stats`, { headers: { authorization: `Bearer ${token}` } });
+    const coordinatorStats = await statsRes.json();
     return {
-      nodes: n,
+      nodes: n, coordinatorStats,
       registrationsPerSecond: n / reg.seconds, registrationCpuSeconds: reg.cpu, registrationWorkersCpuSeconds: reg.workersCpu,
       streamsPerSecond: n / con.seconds, connectCpuSeconds: con.cpu, connectWorkersCpuSeconds: con.workersCpu, netmapBytes: con.result.reduce((s, r) => s + r.netmapBytes, 0),
       netmapsValidated: con.result.reduce((s, r) => s + r.validated, 0), settleSeconds: settleRun.seconds,

@@ -5,7 +5,7 @@
 // the full map of the new connection replaces the old one (resume).
 import WebSocket from 'ws';
 import { makeProof, streamFields } from '../../proto/control/proof.js';
-import { ServerStreamMessage, type ClientStreamMessage, type Netmap, type NetmapDelta } from '../../proto/control/schemas.js';
+import { STREAM_CAPABILITIES, ServerStreamMessage, type ClientStreamMessage, type Netmap, type NetmapDelta } from '../../proto/control/schemas.js';
 import { decodeKey } from '../../proto/wireguard/keys.js';
 import { Backoff, type BackoffOptions } from './backoff.js';
 import { streamUrl } from './coordinator-url.js';
@@ -207,6 +207,7 @@ export class ControlStream {
         const lastSeq = this.opts.lastSeq?.();
         this.helloSent = this.send({
           type: 'hello', nodeKey: this.opts.nodeKey, challenge: msg.challenge, proof,
+          capabilities: [STREAM_CAPABILITIES.peerPatches],
           ...(lastSeq !== undefined ? { lastSeq } : {}),
         });
         return;

@@ -27,21 +27,35 @@ export class NetmapView {
     for (const p of netmap.peers) if (p.id !== netmap.self.id) this.peers.set(p.id, p);
   }
 
+  /** Folds a delta in: upserts, then patches (live fields of known peers), then removals. */
   applyDelta(delta: NetmapDelta): DeltaChanges {
     const changes: DeltaChanges = { upserted: [], removed: [], previous: new Map(), selfChanged: false };
+    const upsert = (p: Peer): void => {
+      const old = this.peers.get(p.id);
+      if (old && !changes.previous.has(p.id)) changes.previous.set(p.id, old);
+      this.peers.set(p.id, p);
+      changes.upserted.push(p);
+    };
+    for (const p of delta.upserts) {
+      if (p.id !== this.self.id) upsert(p); // never a peer of itself
+    }
+    for (const patch of delta.patches ?? []) {
+      const old = this.peers.get(patch.id);
+      if (!old) continue; // a patch only changes a peer we know
+      const next: Peer = { ...old };
+      if (patch.endpoints !== undefined) next.endpoints = patch.endpoints;
+      if (patch.homeRelay !== undefined) next.homeRelay = patch.homeRelay;
+      if (patch.online !== undefined) next.online = patch.online;
+      if (patch.lastSeen !== undefined) next.lastSeen = patch.lastSeen;
+      upsert(next);
+    }
     for (const id of delta.removals) {
       const old = this.peers.get(id);
       if (!old) continue;
       this.peers.delete(id);
-      changes.removed.push(old);
+      changes.removed.push(changes.previous.get(id) ?? old);
     }
-    for (const p of delta.upserts) {
-      if (p.id === this.self.id) continue; // never a peer of itself
-      const old = this.peers.get(p.id);
-      if (old) changes.previous.set(p.id, old);
-      this.peers.set(p.id, p);
-      changes.upserted.push(p);
-    }
+    changes.upserted = changes.upserted.filter((p) => this.peers.get(p.id) === p);
     if (delta.packetFilter !== undefined) this.packetFilter = delta.packetFilter;
     if (delta.self) {
       changes.selfChanged = JSON.stringify(delta.self) !== JSON.stringify(this.self);

@@ -19,7 +19,7 @@
 //   "IP" | "CIDR"      nodes with an address inside, or advertising an approved route overlapping it
 // Ports (dst, after the last ':'): "*", "22", "80,443", "8000-8999", or a list of those.
 import { z } from 'zod';
-import { tryParseAddress, parseCidr } from '../ip/address.js';
+import { parseCidr } from '../ip/address.js';
 import { CidrText, Tag } from './schemas.js';
 
 export const GroupName = z.string().max(64).regex(/^group:[a-z0-9-]+$/i, 'a group like group:ops');
@@ -150,8 +150,3 @@ export type Policy = z.infer<typeof Policy>;
 /** GET/PUT /api/v1/admin/policy reply: the policy in force (null: none, every node sees every node). */
 export const PolicyReply = z.object({ policy: Policy.nullable(), updatedAt: z.string().nullable() });
 export type PolicyReply = z.infer<typeof PolicyReply>;
-
-/** True if the text is an IP literal (no prefix): used to tell "IP" from "CIDR" selectors. */
-export function isAddressLiteral(text: string): boolean {
-  return tryParseAddress(text) !== null;
-}

@@ -227,3 +227,15 @@ export type RouteInfo = z.infer<typeof RouteInfo>;
 /** GET /api/v1/admin/routes */
 export const RouteList = z.object({ routes: z.array(RouteInfo) });
 export type RouteList = z.infer<typeof RouteList>;
+
+/** GET /api/v1/admin/stats: the coordinator's counters since it started. */
+export const CoordinatorStats = z.object({
+  nodes: z.number().int(),
+  onlineNodes: z.number().int(),
+  streams: z.number().int(),
+  /** Netmap fan-out: flushes, deltas and netmaps sent, their bytes, recipients skipped as behind. */
+  netmap: z.record(z.string(), z.number()),
+  /** Streams accepted, refused at hello, messages dropped as malformed, hellos that never came. */
+  stream: z.record(z.string(), z.number()),
+});
+export type CoordinatorStats = z.infer<typeof CoordinatorStats>;

@@ -94,6 +94,9 @@ describe('coordinator netmap stream', () => {
     s.sendRaw('{"type":"ping","t":43}');
     await s.waitFor('pong after errors', () => s.pongs.includes(43));
     assert.equal(s.closed, null);
+    const stats = (await coord.call('GET', '/api/v1/admin/stats')).body;
+    assert.ok(stats.stream.malformed >= 3, JSON.stringify(stats));
+    assert.ok(stats.streams >= 1 && stats.onlineNodes >= 1 && stats.netmap.netmaps >= 1, JSON.stringify(stats));
   });
 
   test('hellos that do not prove the node key are refused and closed', async () => {

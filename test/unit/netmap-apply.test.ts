@@ -157,3 +157,33 @@ test('NetmapView folds deltas into the map: upserts, removals, self and filter c
   assert.deepEqual(out.packetFilter, []);
   assert.equal(out.seq, 12);
 });
+
+test('NetmapView applies peer patches (live fields only) between upserts and removals', () => {
+  const [p2, p3] = [peer(2), peer(3)];
+  const nm: Netmap = {
+    type: 'netmap', seq: 0, self: { id: 1, name: 'me', nodeKey: newKey(), ipv4: '100.64.0.1', ipv6: 'fd7a:115c:a1e0::1', keyExpiresAt: null, tags: [] },
+    peers: [p2, p3], packetFilter: null, relays: [],
+  };
+  const v = new NetmapView(nm);
+  const ch = v.applyDelta({
+    type: 'delta', seq: 1, upserts: [],
+    patches: [{ id: 2, endpoints: ['198.51.100.7:41641'], online: false }, { id: 99, online: true }, { id: 3, homeRelay: 'r1' }],
+    removals: [3],
+  });
+  const now2 = v.peers.get(2)!;
+  assert.deepEqual(now2.endpoints, ['198.51.100.7:41641']);
+  assert.equal(now2.online, false);
+  assert.equal(now2.nodeKey, p2.nodeKey, 'fields a patch does not name are kept');
+  assert.equal(ch.previous.get(2), p2);
+  assert.deepEqual(ch.upserted.map((p) => p.id), [2], 'a patched-then-removed peer is only a removal');
+  assert.deepEqual(ch.removed.map((p) => p.id), [3]);
+  assert.equal(v.peers.has(99), false, 'a patch never creates a peer');
+
+  // A device follows the patched endpoint like any other change.
+  const d = device();
+  const applier = new NetmapApplier(d);
+  applier.applyAll(nm.peers);
+  applier.applyChanges(ch.upserted, ch.removed, ch.previous);
+  assert.equal(endpointOf(d, p2.nodeKey), '198.51.100.7:41641');
+  assert.equal(d.peers.has(p3.nodeKey), false);
+});
