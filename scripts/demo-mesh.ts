@@ -3,16 +3,14 @@
 // shows `pinhole status`, everything is torn down. Exits 0 only if every pair could ping.
 //
 //   node dist/scripts/demo-mesh.js        (root: it builds network namespaces)
-import { createLab, type Host, type Lab } from './natlab/index.js';
+import type { Host, Lab } from './natlab/index.js';
+import { demoMain, heading, indent, say } from './demo-runner.js';
 import { runId } from './tunnels/keys.js';
 import { startCoordinator, type LabCoordinator } from './tunnels/pinhole-coordinator.js';
 import { startManagedAgent, type ManagedAgent } from './tunnels/pinhole-managed.js';
 
 const NAMES = ['alpha', 'beta', 'gamma'] as const;
 
-const say = (s = ''): void => { process.stdout.write(`${s}\n`); };
-const heading = (n: number, s: string): void => say(`\n== ${n}. ${s} ==`);
-const indent = (s: string): string => s.trimEnd().split('\n').map((l) => (l ? `  ${l}` : '')).join('\n');
 
 interface Node { name: string; host: Host; agent: ManagedAgent; ip: string }
 
@@ -78,39 +76,17 @@ async function run(lab: Lab, started: { coord?: LabCoordinator; agents: ManagedA
   return ok;
 }
 
-async function main(): Promise<number> {
-  const t0 = Date.now();
-  const lab = await createLab({ name: 'mesh' });
-  say(`pinhole mesh demo (natlab ${lab.prefix})`);
-  const started: { coord?: LabCoordinator; agents: ManagedAgent[] } = { agents: [] };
-  let interrupted = false;
-  const onSignal = (sig: NodeJS.Signals): void => {
-    if (interrupted) return;
-    interrupted = true;
-    process.stderr.write(`\ndemo: ${sig}, tearing down\n`);
-    void lab.destroy();
-    setTimeout(() => process.exit(130), 10_000).unref();
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-  let ok = false;
-  try {
-    ok = await run(lab, started);
-  } catch (err) {
-    if (!interrupted) process.stderr.write(`demo failed: ${(err as Error).message}\n`);
-  } finally {
-    heading(7, 'Tearing down');
+const started: { coord?: LabCoordinator; agents: ManagedAgent[] } = { agents: [] };
+demoMain({
+  labName: 'mesh',
+  title: 'pinhole mesh demo',
+  teardownStep: 7,
+  run: (lab) => run(lab, started),
+  teardown: async (lab) => {
     await Promise.all(started.agents.map((a) => a.stop().catch(() => undefined)));
     await started.coord?.stop().catch(() => undefined);
-    await lab.destroy();
-    say(`  stopped ${started.agents.length} agents and the coordinator, removed ${lab.namespaces.length} namespaces`);
-  }
-  if (interrupted) return 130;
-  say(`\n${ok ? 'OK: three nodes joined with one auth key and reached each other through pinhole' : 'FAILED: not every pair could ping'} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
-  return ok ? 0 : 1;
-}
-
-main().then((code) => { process.exitCode = code; }, (err) => {
-  process.stderr.write(`demo: ${(err as Error).message}\n`);
-  process.exitCode = 1;
+    return `stopped ${started.agents.length} agents and the coordinator, removed ${lab.namespaces.length} namespaces`;
+  },
+  okText: 'three nodes joined with one auth key and reached each other through pinhole',
+  failText: 'not every pair could ping',
 });

@@ -3,16 +3,14 @@
 // tears everything down. Exits 0 only if the pings went through in both directions.
 //
 //   node dist/scripts/demo.js        (root; see scripts/demo.sh)
-import { createLab, type Host, type Lab, type Site } from './natlab/index.js';
+import type { Host, Lab, Site } from './natlab/index.js';
+import { demoMain, heading, indent, say } from './demo-runner.js';
 import { newKeyPair, runId } from './tunnels/keys.js';
 import { startStaticAgent, wgQuickConfig, type StaticAgent, type StaticAgentSpec } from './tunnels/pinhole-static.js';
 
 const PORT = 51820; // each host's pinhole port, forwarded 1:1 on its router
 const OVERLAY = { home: '100.64.0.1', office: '100.64.0.2' } as const;
 
-const say = (s = ''): void => { process.stdout.write(`${s}\n`); };
-const heading = (n: number, s: string): void => say(`\n== ${n}. ${s} ==`);
-const indent = (s: string): string => s.trimEnd().split('\n').map((l) => (l ? `  ${l}` : '')).join('\n');
 
 /** The wg-quick file of one side; its peer is the other site's router, WAN address:forwarded port. */
 function specFor(tun: string, self: { privateKey: string }, ip: string, peer: { publicKey: string }, peerIp: string, peerSite: Site): StaticAgentSpec {
@@ -69,39 +67,16 @@ async function run(lab: Lab, agents: StaticAgent[]): Promise<boolean> {
   return there && back;
 }
 
-async function main(): Promise<number> {
-  const started = Date.now();
-  const lab = await createLab({ name: 'demo' });
-  say(`pinhole demo (natlab ${lab.prefix})`);
-  const agents: StaticAgent[] = [];
-  let interrupted = false;
-  // natlab's own handler kills the lab's processes on a signal; ours waits for the unwind below.
-  const onSignal = (sig: NodeJS.Signals) => {
-    if (interrupted) return;
-    interrupted = true;
-    process.stderr.write(`\ndemo: ${sig}, tearing down\n`);
-    void lab.destroy();
-    setTimeout(() => process.exit(130), 10_000).unref();
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-  let ok = false;
-  try {
-    ok = await run(lab, agents);
-  } catch (err) {
-    if (!interrupted) process.stderr.write(`demo failed: ${(err as Error).message}\n`);
-  } finally {
-    heading(7, 'Tearing down');
+const agents: StaticAgent[] = [];
+demoMain({
+  labName: 'demo',
+  title: 'pinhole demo',
+  teardownStep: 7,
+  run: (lab) => run(lab, agents),
+  teardown: async (lab) => {
     await Promise.all(agents.map((a) => a.stop()));
-    await lab.destroy();
-    say(`  removed ${lab.namespaces.length} namespaces, stopped ${agents.length} agents`);
-  }
-  if (interrupted) return 130;
-  say(`\n${ok ? 'OK: the two sites reached each other through pinhole' : 'FAILED: pings did not go through'} (${((Date.now() - started) / 1000).toFixed(1)} s)`);
-  return ok ? 0 : 1;
-}
-
-main().then((code) => { process.exitCode = code; }, (err) => {
-  process.stderr.write(`demo: ${(err as Error).message}\n`);
-  process.exitCode = 1;
+    return `removed ${lab.namespaces.length} namespaces, stopped ${agents.length} agents`;
+  },
+  okText: 'the two sites reached each other through pinhole',
+  failText: 'pings did not go through',
 });
