@@ -1,7 +1,7 @@
 // Interface configuration through iproute2 (`ip`), run with execFile: no shell, argv only.
+import { formatCidr, parseCidr } from '../../proto/ip/address.js';
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { isIP } from 'node:net';
 
 /** How long one `ip` invocation may take before it is killed. */
 const IP_TIMEOUT_MS = 10_000;
@@ -24,23 +24,14 @@ export interface RouteOptions extends IpOptions {
   table?: number | string;
 }
 
-/** A parsed "address/prefix": family 4 or 6. */
-export interface Cidr {
-  address: string;
-  prefix: number;
-  family: 4 | 6;
-}
-
-export function parseCidr(cidr: string): Cidr {
-  const slash = cidr.indexOf('/');
-  const address = slash < 0 ? cidr : cidr.slice(0, slash);
-  const family = isIP(address);
-  if (family !== 4 && family !== 6) throw new IfaceConfigError(`invalid CIDR "${cidr}"`, '');
-  const max = family === 4 ? 32 : 128;
-  const prefixText = slash < 0 ? String(max) : cidr.slice(slash + 1);
-  const prefix = Number(prefixText);
-  if (!/^\d{1,3}$/.test(prefixText) || prefix > max) throw new IfaceConfigError(`invalid CIDR "${cidr}"`, '');
-  return { address, prefix, family };
+/** Validates a CIDR with the project's one parser; returns ip's family flag and canonical text. */
+function cidrArgs(cidr: string): [string, string] {
+  try {
+    const c = parseCidr(cidr);
+    return [`-${c.family}`, formatCidr(c)];
+  } catch {
+    throw new IfaceConfigError(`invalid CIDR "${cidr}"`, '');
+  }
 }
 
 function checkName(name: string): void {
@@ -84,20 +75,20 @@ export async function setLinkDown(name: string, options?: IpOptions): Promise<vo
 /** Adds (or keeps) an address such as "100.64.0.1/10" or "fd7a:115c:a1e0::1/48". Idempotent. */
 export async function addAddress(name: string, cidr: string, options?: IpOptions): Promise<void> {
   checkName(name);
-  const c = parseCidr(cidr);
-  await runIp([`-${c.family}`, 'addr', 'replace', `${c.address}/${c.prefix}`, 'dev', name], options);
+  const [family, text] = cidrArgs(cidr);
+  await runIp([family, 'addr', 'replace', text, 'dev', name], options);
 }
 
 export async function removeAddress(name: string, cidr: string, options?: IpOptions): Promise<void> {
   checkName(name);
-  const c = parseCidr(cidr);
-  await runIp([`-${c.family}`, 'addr', 'del', `${c.address}/${c.prefix}`, 'dev', name], options);
+  const [family, text] = cidrArgs(cidr);
+  await runIp([family, 'addr', 'del', text, 'dev', name], options);
 }
 
 function routeArgs(name: string, cidr: string, options: RouteOptions): string[] {
   checkName(name);
-  const c = parseCidr(cidr);
-  const args = [`-${c.family}`, 'route', '', `${c.address}/${c.prefix}`, 'dev', name];
+  const [family, text] = cidrArgs(cidr);
+  const args = [family, 'route', '', text, 'dev', name];
   if (options.metric !== undefined) {
     if (!Number.isInteger(options.metric) || options.metric < 0) throw new IfaceConfigError(`invalid metric ${options.metric}`, '');
     args.push('metric', String(options.metric));
