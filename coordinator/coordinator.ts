@@ -2,6 +2,7 @@
 // HTTP + WebSocket server. main.ts is the command line around it; tests and benchmarks start it
 // as a process through main.ts too.
 import type { AddressInfo } from 'node:net';
+import type { RelayInfo } from '../proto/control/schemas.js';
 import { decodeKey, encodeKey, generatePrivateKey, publicKeyFromPrivate } from '../proto/wireguard/keys.js';
 import { AccessPolicy } from './access-policy.js';
 import { adminRoutes, hashAdminToken } from './admin.js';
@@ -10,6 +11,7 @@ import { Challenges } from './challenges.js';
 import type { Logger } from './log.js';
 import { NetmapHub } from './netmap.js';
 import { NodeRegistry } from './registry.js';
+import { relayAuthorizationRoutes } from './relay-authorization.js';
 import { createHttpServer } from './server.js';
 import { SqliteStore } from './store/sqlite.js';
 import { StreamServer } from './stream.js';
@@ -20,7 +22,8 @@ export interface CoordinatorOptions {
   dbPath: string;
   /** null: the admin API answers 403. */
   adminToken: string | null;
-  relays: { name: string; url: string }[];
+  /** The relay map nodes get (relay-map.ts builds it from the flags). */
+  relays: RelayInfo[];
   /** null: node keys never expire. */
   nodeKeyExpiryMs: number | null;
   ephemeralTimeoutMs: number;
@@ -63,11 +66,12 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
   const policy = new AccessPolicy(store, registry, netmap, snap.policy);
   const challenges = new Challenges(opts.challengeTtlMs);
   const streams = new StreamServer({ registry, netmap, serverPrivateKey, serverKey, keepaliveMs: opts.keepaliveMs, log });
+  const tokenHash = opts.adminToken === null ? null : hashAdminToken(opts.adminToken);
   const server = createHttpServer({
     serverKey, challenges, streams, log,
     registration: { registry, authKeys, challenges, serverPrivateKey },
-    adminRoutes: adminRoutes({
-      tokenHash: opts.adminToken === null ? null : hashAdminToken(opts.adminToken), authKeys, registry, policy,
+    adminRoutes: [...relayAuthorizationRoutes({ tokenHash, registry }), ...adminRoutes({
+      tokenHash, authKeys, registry, policy,
       stats: () => ({
         nodes: registry.size,
         onlineNodes: [...registry.all()].filter((n) => n.online).length,
@@ -75,7 +79,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
         netmap: { ...netmap.stats },
         stream: { ...streams.stats },
       }),
-    }),
+    })],
   });
 
   const sweep = setInterval(() => registry.sweepExpiry(), EXPIRY_SWEEP_MS);

@@ -1,4 +1,5 @@
-// `pinhole coordinator --listen HOST:PORT --db PATH [--admin-token-file F] [--relay NAME=URL ...]`
+// `pinhole coordinator --listen HOST:PORT --db PATH [--admin-token-file F] [--relay NAME=URL ...]
+//  [--relay-stun NAME=HOST:PORT ...]`
 // Prints one line on stdout once it listens ("pinhole coordinator listening on http://HOST:PORT"),
 // logs on stderr, and shuts down cleanly on SIGINT/SIGTERM.
 import { readFileSync, statSync } from 'node:fs';
@@ -6,6 +7,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { parseDuration } from '../proto/control/duration.js';
 import { startCoordinator, type CoordinatorOptions } from './coordinator.js';
 import { createLogger } from './log.js';
+import { buildRelayMap, RelayMapError } from './relay-map.js';
 
 class UsageError extends Error {
   override readonly name = 'UsageError';
@@ -27,14 +29,13 @@ function durationFlag(flag: string, text: string, allowNever = false): number | 
   }
 }
 
-function parseRelay(text: string): { name: string; url: string } {
-  const eq = text.indexOf('=');
-  const name = text.slice(0, eq);
-  const url = text.slice(eq + 1);
-  if (eq <= 0 || !/^[a-z0-9-]{1,64}$/i.test(name) || !URL.canParse(url)) {
-    throw new UsageError(`--relay: expected NAME=URL (e.g. home=http://198.18.0.10:3340), got ${JSON.stringify(text)}`);
+function relayMap(relays: string[], stun: string[]): CoordinatorOptions['relays'] {
+  try {
+    return buildRelayMap(relays, stun);
+  } catch (err) {
+    if (err instanceof RelayMapError) throw new UsageError(err.message);
+    throw err;
   }
-  return { name, url };
 }
 
 function readAdminToken(file: string): string {
@@ -50,7 +51,7 @@ function readAdminToken(file: string): string {
 }
 
 interface Flags {
-  listen: string; db: string; adminTokenFile?: string; relay: string[];
+  listen: string; db: string; adminTokenFile?: string; relay: string[]; relayStun: string[];
   nodeKeyExpiry: string; ephemeralTimeout: string; streamKeepalive: string; flushInterval: string; challengeTtl: string;
 }
 
@@ -63,7 +64,7 @@ async function run(flags: Flags): Promise<void> {
   }
   const opts: CoordinatorOptions = {
     host, port, dbPath: flags.db, adminToken, log,
-    relays: flags.relay.map(parseRelay),
+    relays: relayMap(flags.relay, flags.relayStun),
     nodeKeyExpiryMs: durationFlag('--node-key-expiry', flags.nodeKeyExpiry, true),
     ephemeralTimeoutMs: durationFlag('--ephemeral-timeout', flags.ephemeralTimeout)!,
     keepaliveMs: Math.max(100, durationFlag('--stream-keepalive', flags.streamKeepalive)!),
@@ -91,6 +92,8 @@ function buildProgram(): Command {
     .requiredOption('--db <path>', 'SQLite database file (created with mode 0600)')
     .option('--admin-token-file <file>', 'file holding the admin API bearer token (without it the admin API is disabled)')
     .option('--relay <name=url>', 'a relay to tell nodes about (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option('--relay-stun <name=host:port>', 'a STUN server of relay NAME (repeatable; default: the relay URL\'s host, port 3478)',
+      (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--node-key-expiry <duration>', 'node key lifetime after authenticating, or "never"', '180d')
     .option('--ephemeral-timeout <duration>', 'delete an ephemeral node this long after it goes offline', '5m')
     .option('--stream-keepalive <duration>', 'WebSocket ping interval; a stream silent this long is dropped', '30s')

@@ -5,7 +5,7 @@
 // one encoded body, so with N nodes a batch of k changes costs k encodings and N small sends,
 // not N×k encodings. With no policy every node sees every node: changes then go into one shared
 // "broadcast" batch instead of N per-recipient queues.
-import type { FilterRule } from '../proto/control/schemas.js';
+import type { FilterRule, RelayInfo } from '../proto/control/schemas.js';
 import type { Logger } from './log.js';
 import { NetmapAdmission } from './netmap-admission.js';
 import { CHANGED_ENDPOINTS, CHANGED_ONLINE, CHANGED_RECORD, PeerRecords, coalesce, selfOf } from './peer-records.js';
@@ -31,7 +31,7 @@ export interface NetmapSink {
 export interface NetmapOptions {
   /** How long changes are gathered before a flush (the lower bound: it grows under load). */
   flushMs: number;
-  relays: { name: string; url: string }[];
+  relays: RelayInfo[];
   log: Logger;
 }
 

@@ -41,6 +41,7 @@ export function selfOf(n: NodeRecord): SelfNode {
   return {
     id: n.id, name: n.name, nodeKey: n.nodeKey, ipv4: n.ipv4, ipv6: n.ipv6,
     keyExpiresAt: n.keyExpiresAt === null ? null : new Date(n.keyExpiresAt).toISOString(), tags: n.tags,
+    routes: servedRoutes(n),
   };
 }
 

@@ -6,8 +6,9 @@
 // POST /api/v1/deregister (logout) proves possession the same way, then deletes the node.
 import { checkProof, deregistrationFields, registrationFields } from '../proto/control/proof.js';
 import { DeregisterRequest, RegisterRequest, describeZodError, type DeregisterResponse, type RegisterResponse } from '../proto/control/schemas.js';
-import { formatCidr, maskCidr, parseCidr } from '../proto/ip/address.js';
+import { advertisableRoute } from '../proto/control/routes.js';
 import { decodeKey } from '../proto/wireguard/keys.js';
+import { IPV6_PREFIX } from './addresses.js';
 import type { AuthKeys, AuthKeyUse } from './authkeys.js';
 import type { Challenges } from './challenges.js';
 import { BadRequestError, ForbiddenError, NotFoundError, UnauthorizedError } from './errors.js';
@@ -21,12 +22,15 @@ export interface RegistrationDeps {
   serverPrivateKey: Uint8Array;
 }
 
-/** Canonical, de-duplicated routes ("10.1.2.3/8" → "10.0.0.0/8"); 400 on one that is not a prefix. */
+/**
+ * Canonical, de-duplicated routes ("10.1.2.3/8" → "10.0.0.0/8"); 400 on one that is not a prefix,
+ * is the exit route (that is advertiseExitNode) or overlaps the overlay.
+ */
 function canonicalRoutes(routes: string[]): string[] {
   const out = new Set<string>();
   for (const r of routes) {
     try {
-      out.add(formatCidr(maskCidr(parseCidr(r))));
+      out.add(advertisableRoute(r, { reserved: [IPV6_PREFIX] }));
     } catch (err) {
       throw new BadRequestError(`advertiseRoutes: ${(err as Error).message}`);
     }

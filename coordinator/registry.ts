@@ -14,7 +14,7 @@ export interface NodeRecord extends NodeRow {
 
 /**
  * `membership`: something policy and visibility depend on changed (name, tags, routes, expiry).
- * `self`: something the node itself is told about changed (name, expiry, tags).
+ * `self`: something the node itself is told about changed (name, expiry, tags, served routes).
  * `live`: only endpoints + home relay, or only online + last seen changed.
  */
 export type NodeChange =
@@ -187,7 +187,8 @@ export class NodeRegistry {
     const approvedRoutes = [...new Set([...node.approvedRoutes, ...routes])];
     await this.store.setApprovedRoutes([{ id, approvedRoutes }]);
     node.approvedRoutes = approvedRoutes;
-    this.emit({ kind: 'updated', node, membership: true, self: false });
+    // self: the node learns the routes it now serves (its NAT takes traffic for them).
+    this.emit({ kind: 'updated', node, membership: true, self: true });
     return node;
   }
 
@@ -197,7 +198,7 @@ export class NodeRegistry {
       const node = this.nodes.get(a.id);
       if (!node) continue;
       node.approvedRoutes = a.approvedRoutes;
-      this.emit({ kind: 'updated', node, membership: true, self: false });
+      this.emit({ kind: 'updated', node, membership: true, self: true });
     }
   }
 

@@ -9,6 +9,7 @@ import { Command, Option } from 'commander';
 import type { z } from 'zod';
 import { parseDuration } from '../../proto/control/duration.js';
 import { PolicyReply } from '../../proto/control/policy.js';
+import { checkPolicyText } from './policy-file.js';
 import {
   AuthKeyCreated, AuthKeyInfo, AuthKeyList, NodeInfo, NodeList, RouteList, describeZodError,
   type AuthKeyInfo as AuthKey, type NodeInfo as Node,
@@ -204,13 +205,14 @@ export function registerAdminCommand(program: Command): void {
     } catch (err) {
       throw new AdminRequestError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
     }
-    let body: unknown;
-    try {
-      body = JSON.parse(text);
-    } catch (err) {
-      throw new AdminRequestError(`${file}: not valid JSON: ${(err as Error).message}`);
+    const name = file === '-' ? 'stdin' : file!;
+    const checked = checkPolicyText(name, text);
+    if (!checked.ok) {
+      // One line per error, nothing sent: the policy in force stays as it is.
+      for (const e of checked.errors.slice(0, -1)) process.stderr.write(`pinhole: ${e}\n`);
+      throw new AdminRequestError(checked.errors[checked.errors.length - 1]!);
     }
-    const r = await call(t, 'PUT', 'policy', PolicyReply, body);
+    const r = await call(t, 'PUT', 'policy', PolicyReply, checked.policy);
     if (o.json) json(r);
     else out(`policy updated: ${r.policy?.acls.length ?? 0} ACL rule(s)`);
   });

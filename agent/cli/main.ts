@@ -7,6 +7,8 @@ import { DEFAULT_SOCKET, localApiCall } from '../localapi/client.js';
 import { formatStatus } from './status-format.js';
 import { registerNodeCommands } from './node-commands.js';
 import { registerAdminCommand } from './admin-command.js';
+import { registerNetcheckCommand } from './netcheck-command.js';
+import { registerPingCommand } from './ping-command.js';
 import type { AgentStatus } from '../static/status.js';
 
 async function readStdin(): Promise<string> {
@@ -66,6 +68,8 @@ function buildProgram(): Command {
     });
 
   registerNodeCommands(program);
+  registerNetcheckCommand(program);
+  registerPingCommand(program);
   registerAdminCommand(program);
   return program;
 }

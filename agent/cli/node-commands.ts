@@ -6,6 +6,8 @@ import type { LogoutResult, RegisterResultLocal, UpResult } from '../daemon/mana
 import type { AgentStatus } from '../static/status.js';
 import { Hostname } from '../../proto/control/schemas.js';
 import { normalizeCoordinatorUrl } from '../control/coordinator-url.js';
+import { parseAdvertisedRoutes, RoutingPrefsError, type AdvertiseFlags, type ClientRoutingFlags } from '../daemon/routing-prefs.js';
+import type { RoutingStatusJson } from '../daemon/node-routing.js';
 
 const socketOf = (cmd: Command): string => (cmd.optsWithGlobals() as { socket: string }).socket;
 const out = (line: string): void => { process.stdout.write(`${line}\n`); };
@@ -16,6 +18,50 @@ export class NotManagedError extends Error {
 
 export class UsageError extends Error {
   override readonly name = 'UsageError';
+}
+
+interface UpFlags {
+  coordinator?: string;
+  authKey?: string;
+  hostname?: string;
+  advertiseRoutes?: string;
+  advertiseExitNode?: boolean;
+  acceptRoutes?: boolean;
+  exitNode?: string;
+  exitNodeAllowLanAccess?: boolean;
+}
+
+/** The routing flags as the local API takes them; a bad CIDR is refused here, before anything is sent. */
+function routingFlags(o: UpFlags): { advertise: AdvertiseFlags; client: ClientRoutingFlags } {
+  const advertise: AdvertiseFlags = {};
+  if (o.advertiseRoutes !== undefined) {
+    try {
+      advertise.advertiseRoutes = parseAdvertisedRoutes(o.advertiseRoutes.split(','));
+    } catch (err) {
+      if (err instanceof RoutingPrefsError) throw new UsageError(err.message);
+      throw err;
+    }
+  }
+  if (o.advertiseExitNode !== undefined) advertise.advertiseExitNode = o.advertiseExitNode;
+  const client: ClientRoutingFlags = {};
+  if (o.acceptRoutes !== undefined) client.acceptRoutes = o.acceptRoutes;
+  if (o.exitNode !== undefined) client.exitNode = o.exitNode;
+  if (o.exitNodeAllowLanAccess !== undefined) client.exitNodeAllowLanAccess = o.exitNodeAllowLanAccess;
+  return { advertise, client };
+}
+
+/** What `up` says about routes offered and used. */
+function routingSummary(self: { name: string; routes?: string[] }, r: RoutingStatusJson | undefined): string[] {
+  if (!r) return [];
+  const lines: string[] = [];
+  const served = new Set(self.routes ?? []);
+  const offered = [...r.advertisedRoutes, ...(r.advertiseExitNode ? ['0.0.0.0/0', '::/0'] : [])];
+  const pending = offered.filter((x) => !served.has(x));
+  if (offered.length > 0) lines.push(`advertising ${offered.join(', ')}${r.advertiseExitNode ? ' (exit node)' : ''}`);
+  if (pending.length > 0) lines.push(`pending approval: ${pending.join(', ')} (pinhole admin routes approve ${self.name} ${pending.join(' ')})`);
+  if (r.acceptRoutes) lines.push(`accepting subnet routes${r.acceptedRoutes.length > 0 ? `: ${r.acceptedRoutes.join(', ')}` : ' (none offered yet)'}`);
+  if (r.exitNode) lines.push(`exit node: ${r.exitNode.name} (${r.exitNode.state})${r.exitNodeAllowLanAccess ? ', LAN stays direct' : ''}`);
+  return lines;
 }
 
 async function managedStatus(socket: string): Promise<AgentStatus & { self: NonNullable<AgentStatus['self']> }> {
@@ -38,7 +84,15 @@ export function registerNodeCommands(program: Command): void {
     .option('--coordinator <url>', 'coordinator URL, e.g. http://203.0.113.10:8080 (default: the one registered with)')
     .option('--auth-key <key>', 'auth key from `pinhole admin authkey create` (not needed once registered)')
     .option('--hostname <name>', "name to register under (default: this machine's hostname)")
-    .action(async (opts: { coordinator?: string; authKey?: string; hostname?: string }, cmd: Command) => {
+    .option('--advertise-routes <cidrs>', 'offer these subnets to peers, e.g. 198.18.5.0/24,198.18.6.0/24 ("" stops); pending until approved')
+    .option('--advertise-exit-node', "offer this node as an exit node (peers' default route); pending until approved")
+    .option('--no-advertise-exit-node', 'stop offering this node as an exit node')
+    .option('--accept-routes', "use the subnet routes peers advertise (and an admin approved)")
+    .option('--no-accept-routes', "stop using peers' subnet routes")
+    .option('--exit-node <peer>', 'send all traffic through this peer (name or overlay IP; "" stops)')
+    .option('--exit-node-allow-lan-access', 'with --exit-node, keep the local LAN reachable directly')
+    .option('--no-exit-node-allow-lan-access', 'with --exit-node, send LAN traffic through the exit node too')
+    .action(async (opts: UpFlags, cmd: Command) => {
       const socket = socketOf(cmd);
       const before = await managedStatus(socket);
       const url = opts.coordinator !== undefined ? coordinatorFlag(opts.coordinator) : before.self.coordinator;
@@ -47,23 +101,26 @@ export function registerNodeCommands(program: Command): void {
         const h = Hostname.safeParse(opts.hostname);
         if (!h.success) throw new UsageError(`--hostname: ${h.error.issues[0]?.message ?? 'invalid'}`);
       }
+      const routing = routingFlags(opts);
       out(`registering with ${url}…`);
       const body: LocalRegisterBody = {
         ...(opts.coordinator !== undefined ? { coordinatorUrl: opts.coordinator } : {}),
         ...(opts.authKey !== undefined ? { authKey: opts.authKey } : {}),
         ...(opts.hostname !== undefined ? { hostname: opts.hostname } : {}),
         ...(opts.authKey === undefined && opts.coordinator === undefined && before.self.state !== 'logged-out' ? { allowOffline: true } : {}),
+        ...routing.advertise,
       };
       const reg = await localApiCall<RegisterResultLocal>(socket, 'POST', LOCAL_PATHS.register, body);
       if (reg.offline) out('the coordinator is unreachable: using the registration on file');
       out(`address assigned ${reg.node.ipv4} (${reg.node.ipv6}), name ${reg.node.name}`);
-      const up = await localApiCall<UpResult>(socket, 'POST', LOCAL_PATHS.up, {});
+      const up = await localApiCall<UpResult>(socket, 'POST', LOCAL_PATHS.up, routing.client);
       out(`${up.peers} peer${up.peers === 1 ? '' : 's'}`);
       if (up.connected) {
         out(`up: ${up.tun} is ${up.self.ipv4}`);
       } else {
         out(`up: ${up.tun} is ${up.self.ipv4}, from the last netmap; the coordinator has not answered yet${up.lastError ? ` (${up.lastError})` : ''}, retrying in the background`);
       }
+      for (const line of routingSummary(up.self, up.routing)) out(line);
     });
 
   program.command('down')

@@ -38,6 +38,9 @@ export interface RegisterOptions {
   discoKey: string;
   hostname: string;
   authKey?: string;
+  /** Subnet routes and exit node this node offers (pending until approved on the coordinator). */
+  advertiseRoutes?: string[];
+  advertiseExitNode?: boolean;
   signal?: AbortSignal;
 }
 
@@ -95,8 +98,8 @@ export async function registerNode(opts: RegisterOptions): Promise<Registered> {
     ...(opts.authKey !== undefined ? { authKey: opts.authKey } : {}),
     challenge: info.challenge,
     proof: makeProof(opts.nodePrivate, decodeKey(info.serverKey), info.challenge, registrationFields(ids)),
-    advertiseRoutes: [],
-    advertiseExitNode: false,
+    advertiseRoutes: opts.advertiseRoutes ?? [],
+    advertiseExitNode: opts.advertiseExitNode ?? false,
   };
   const reply = await coordinatorCall(opts.coordinatorUrl, 'POST', '/api/v1/register', RegisterResponse, req, opts.signal);
   if (reply.node.nodeKey !== opts.nodeKey) throw new CoordinatorProtocolError('the coordinator registered a different node key');

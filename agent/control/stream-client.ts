@@ -30,6 +30,8 @@ export interface ControlStreamOptions {
   nodeKey: string;
   /** The endpoints to report now; asked on every (re)connect and by refreshEndpoints(). */
   endpoints: () => string[];
+  /** The home relay to report with the endpoints (null: none). */
+  homeRelay?: () => string | null;
   /** A full netmap: it replaces whatever the agent held. */
   onNetmap: (netmap: Netmap) => void;
   /** A delta on top of the last netmap of the same connection. */
@@ -113,9 +115,10 @@ export class ControlStream {
   refreshEndpoints(): void {
     if (!this.gotNetmap) return;
     const eps = this.opts.endpoints();
-    const text = eps.join(',');
+    const homeRelay = this.opts.homeRelay?.() ?? null;
+    const text = `${eps.join(',')} ${homeRelay ?? ''}`;
     if (text === this.reportedEndpoints) return;
-    if (this.send({ type: 'endpoints', endpoints: eps })) this.reportedEndpoints = text;
+    if (this.send({ type: 'endpoints', endpoints: eps, homeRelay })) this.reportedEndpoints = text;
   }
 
   private connect(): void {

@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { describeZodError } from '../../proto/control/schemas.js';
 import { LocalApiError, type LocalApiRoute } from '../localapi/server.js';
 import type { ManagedAgent } from './managed-agent.js';
+import { AdvertiseFlags, ClientRoutingFlags } from './routing-prefs.js';
 
 export const LOCAL_PATHS = {
   status: '/v0/status',
@@ -12,6 +13,7 @@ export const LOCAL_PATHS = {
   up: '/v0/up',
   down: '/v0/down',
   logout: '/v0/logout',
+  netcheck: '/v0/netcheck',
 } as const;
 
 export const LocalRegisterBody = z.object({
@@ -20,7 +22,7 @@ export const LocalRegisterBody = z.object({
   hostname: z.string().max(200).optional(),
   /** Plain `up` of a registered node: if the coordinator is unreachable, come up on what is on file. */
   allowOffline: z.boolean().optional(),
-}).strict();
+}).extend(AdvertiseFlags.shape).strict();
 export type LocalRegisterBody = z.infer<typeof LocalRegisterBody>;
 
 const MAX_BODY = 64 * 1024;
@@ -42,16 +44,31 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
   }
 }
 
+export const LocalPingBody = z.object({
+  peer: z.string().min(1).max(200),
+  timeoutMs: z.number().int().min(10).max(8000).default(2000),
+}).strict();
+
 export function managedRoutes(agent: ManagedAgent): Record<string, LocalApiRoute> {
   return {
+    'POST /v0/ping': async (req) => {
+      const r = LocalPingBody.safeParse(await readJson(req));
+      if (!r.success) throw new LocalApiError(400, describeZodError(r.error));
+      return agent.ping(r.data.peer, r.data.timeoutMs);
+    },
     [`GET ${LOCAL_PATHS.status}`]: () => agent.status(),
     [`POST ${LOCAL_PATHS.register}`]: async (req) => {
       const r = LocalRegisterBody.safeParse(await readJson(req));
       if (!r.success) throw new LocalApiError(400, describeZodError(r.error));
       return agent.register(r.data);
     },
-    [`POST ${LOCAL_PATHS.up}`]: () => agent.up(),
+    [`POST ${LOCAL_PATHS.up}`]: async (req) => {
+      const r = ClientRoutingFlags.safeParse(await readJson(req));
+      if (!r.success) throw new LocalApiError(400, describeZodError(r.error));
+      return agent.up(r.data);
+    },
     [`POST ${LOCAL_PATHS.down}`]: () => agent.down(),
     [`POST ${LOCAL_PATHS.logout}`]: () => agent.logout(),
+    [`GET ${LOCAL_PATHS.netcheck}`]: () => agent.netcheck(),
   };
 }

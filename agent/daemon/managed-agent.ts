@@ -14,7 +14,10 @@ import {
 import { deregisterNode } from '../control/deregister.js';
 import { CoordinatorUrlError, normalizeCoordinatorUrl } from '../control/coordinator-url.js';
 import { ControlStream } from '../control/stream-client.js';
-import { localEndpoints } from '../control/local-endpoints.js';
+import { MagicSocket, type PingResult } from '../magicsock/magic-socket.js';
+import { runNetcheck, type NetcheckReport } from '../netcheck/netcheck.js';
+import { relayStunServers } from '../magicsock/endpoint-discovery.js';
+import { decodeKey } from '../../proto/wireguard/keys.js';
 import type { AgentStatus } from '../static/status.js';
 import { NetmapApplier } from './netmap-apply.js';
 import { NetmapView, type DeltaChanges } from './netmap-view.js';
@@ -23,6 +26,9 @@ import { openTunnel, type Tunnel } from './tunnel.js';
 import { handshakeOnStart } from './handshake-on-start.js';
 import { buildManagedStatus } from './managed-status.js';
 import type { Prefs, Registration, StateDir } from './state-dir.js';
+import { NodeRouting, type RoutingStatusJson } from './node-routing.js';
+import { createUserspaceNat, loadUserspaceNat } from './nat-factory.js';
+import { DEFAULT_ROUTING_PREFS, RoutingPrefsError, type AdvertiseFlags, type ClientRoutingFlags } from './routing-prefs.js';
 
 /** How long `up` waits for the coordinator's netmap before answering "up, not connected yet". */
 export const UP_NETMAP_WAIT_MS = 7_000;
@@ -42,7 +48,7 @@ export interface ManagedAgentOptions {
   defaultHostname: string;
 }
 
-export interface RegisterRequestLocal {
+export interface RegisterRequestLocal extends AdvertiseFlags {
   coordinatorUrl?: string;
   authKey?: string;
   hostname?: string;
@@ -62,6 +68,8 @@ export interface UpResult {
   connected: boolean;
   tun: string;
   lastError: string | null;
+  /** Routes offered and used after this `up`. */
+  routing: RoutingStatusJson;
 }
 
 export interface LogoutResult {
@@ -72,6 +80,7 @@ export interface LogoutResult {
 
 interface LiveTunnel {
   tunnel: Tunnel;
+  magic: MagicSocket;
   applier: NetmapApplier;
   overlay: OverlayInterface;
   stopGreeting: () => void;
@@ -90,6 +99,8 @@ export class ManagedAgent {
   private endpointTimer: NodeJS.Timeout | undefined;
   private readonly mtu: number;
   private readonly log: Logger;
+  /** Subnet routes, exit nodes and the packet filter (node-routing.ts). */
+  private readonly routing: NodeRouting;
 
   private constructor(
     private readonly opts: ManagedAgentOptions,
@@ -99,6 +110,12 @@ export class ManagedAgent {
   ) {
     this.mtu = opts.mtu ?? DEFAULT_TUN_MTU;
     this.log = opts.log;
+    this.routing = new NodeRouting({
+      prefs: prefs.routing ?? DEFAULT_ROUTING_PREFS, log: opts.log,
+      save: (routing) => this.savePrefs({ ...this.prefs, routing }),
+      coordinatorUrl: () => this.registration?.coordinatorUrl ?? null,
+      createNat: (emit) => createUserspaceNat(emit, opts.log),
+    });
     if (registration && netmap && netmap.self.id === registration.node.id && netmap.self.nodeKey === opts.state.keys.nodeKey) {
       this.view = new NetmapView(netmap);
     }
@@ -106,6 +123,7 @@ export class ManagedAgent {
 
   static async load(opts: ManagedAgentOptions): Promise<ManagedAgent> {
     const { state } = opts;
+    await loadUserspaceNat().catch((err: Error) => opts.log.error(`userspace NAT unavailable (no exit node / subnet router service): ${err.message}`));
     const registration = await state.loadRegistration();
     const agent = new ManagedAgent(opts, registration?.node.nodeKey === state.keys.nodeKey ? registration : null, await state.loadPrefs(), await state.loadNetmap());
     for (const w of state.warnings) opts.log.warn(`state dir ${state.dir}: ${w}`);
@@ -138,11 +156,18 @@ export class ManagedAgent {
       const h = Hostname.safeParse(hostname);
       if (!h.success) throw new LocalApiError(400, `--hostname: ${h.error.issues[0]?.message ?? 'invalid'}`);
       const { keys } = this.opts.state;
+      let routing;
+      try {
+        routing = this.routing.previewAdvertised(req);
+      } catch (err) {
+        throw routingError(err);
+      }
       let registered;
       try {
         registered = await registerNode({
           coordinatorUrl: url, nodePrivate: keys.nodePrivate, nodeKey: keys.nodeKey, discoKey: keys.discoKey,
           hostname, ...(req.authKey !== undefined ? { authKey: req.authKey } : {}),
+          advertiseRoutes: routing.advertiseRoutes, advertiseExitNode: routing.advertiseExitNode,
           signal: AbortSignal.timeout(REGISTRATION_DEADLINE_MS),
         });
       } catch (err) {
@@ -157,6 +182,7 @@ export class ManagedAgent {
         coordinatorUrl: url, serverKey: registered.serverKey, hostname, node: registered.node, registeredAt: new Date().toISOString(),
       };
       await this.opts.state.saveRegistration(this.registration);
+      await this.routing.commitAdvertised(routing);
       if (!sameNode) {
         // Another node on the coordinator's books (or another coordinator): the old map is not ours.
         this.view = null;
@@ -168,7 +194,7 @@ export class ManagedAgent {
     });
   }
 
-  async up(): Promise<UpResult> {
+  async up(flags: ClientRoutingFlags = {}): Promise<UpResult> {
     const waitFrom = await this.serialize(async () => {
       if (!this.registration) throw new LocalApiError(400, 'this node is not registered: pinhole up --coordinator URL --auth-key KEY');
       if (!this.prefs.wantUp) await this.savePrefs({ ...this.prefs, wantUp: true });
@@ -177,10 +203,13 @@ export class ManagedAgent {
       return restarted || !this.stream?.connected;
     });
     if (waitFrom) await this.waitForNetmap(UP_NETMAP_WAIT_MS);
+    if (Object.keys(flags).length > 0) {
+      await this.serialize(() => this.routing.setClientFlags(flags, this.currentSelf()).catch((err: unknown) => { throw routingError(err); }));
+    }
     const self = this.currentSelf()!;
     return {
       self, peers: this.view?.peers.size ?? 0, connected: this.stream?.connected ?? false,
-      tun: this.opts.tunName, lastError: this.stream?.status().lastError ?? this.lastError,
+      tun: this.opts.tunName, lastError: this.stream?.status().lastError ?? this.lastError, routing: this.routing.status(),
     };
   }
 
@@ -191,6 +220,7 @@ export class ManagedAgent {
       await this.savePrefs({ ...this.prefs, wantUp: false });
       this.stopControl();
       this.closeTunnel();
+      await this.routing.close();
       await this.flushNetmap();
       this.log.info('node down (still registered)');
       return { wasUp };
@@ -246,6 +276,12 @@ export class ManagedAgent {
       tunnel: this.live?.tunnel ?? null,
       addresses: this.live?.overlay.addresses ?? [],
       netmapPeers: this.view?.peers.values() ?? [],
+      routing: this.routing.status(),
+      ...(this.live ? {
+        pathOf: (k: string) => this.live?.magic.peerStatus(k) ?? null,
+        relays: this.live.magic.relayStatus(),
+        magicsock: { ...this.live.magic.counters },
+      } : {}),
     });
   }
 
@@ -253,6 +289,7 @@ export class ManagedAgent {
   async close(): Promise<void> {
     this.stopControl();
     this.closeTunnel();
+    await this.routing.close();
     await this.flushNetmap();
   }
 
@@ -287,17 +324,30 @@ export class ManagedAgent {
       tunnel.close();
       throw err;
     }
-    const applier = new NetmapApplier(device);
+    const { keys } = this.opts.state;
+    const magic = new MagicSocket({
+      device, udp: tunnel.udp, tunName: tunnel.tun.name, nodePrivate: keys.nodePrivate, nodeKey: decodeKey(keys.nodeKey),
+      discoSecret: keys.discoSecret, discoPublic: decodeKey(keys.discoKey), log: this.log,
+      onReportChange: () => this.stream?.refreshEndpoints(),
+      forceRelay: process.env.PINHOLE_FORCE_RELAY === '1',
+    });
+    const applier = new NetmapApplier(device, (p) => this.routing.allowedIpsFor(p));
     const peers = [...(this.view?.peers.values() ?? [])];
     applier.applyAll(peers);
+    magic.setRelays(this.relayEntries());
+    magic.syncPeers(peers);
+    magic.start();
     const stopGreeting = handshakeOnStart(device, peers.filter((p) => p.online).map((p) => p.nodeKey));
-    this.live = { tunnel, applier, overlay, stopGreeting };
+    this.live = { tunnel, magic, applier, overlay, stopGreeting };
+    this.routing.attach(device, tunnel.tun.name, () => applier.applyAll(this.view?.peers.values() ?? []), this.view);
     this.lastError = null;
     if (this.prefs.listenPort !== tunnel.udp.port) await this.savePrefs({ ...this.prefs, listenPort: tunnel.udp.port });
   }
 
   private closeTunnel(): void {
+    this.routing.detach();
     this.live?.stopGreeting();
+    void this.live?.magic.close();
     this.live?.tunnel.close();
     this.live = null;
   }
@@ -308,8 +358,35 @@ export class ManagedAgent {
   }
 
   private endpoints(): string[] {
-    const t = this.live?.tunnel;
-    return t ? localEndpoints(t.udp.port, [t.tun.name]) : [];
+    return this.live?.magic.endpoints ?? [];
+  }
+
+  /** The netmap's relay map, with each relay's STUN servers. */
+  private relayEntries(): { name: string; url: string; stun: string[] }[] {
+    return (this.view?.relays ?? []).map((r) => ({ name: r.name, url: r.url, stun: relayStunServers(r) }));
+  }
+
+  /** `pinhole ping PEER`: one disco ping over the peer's current path. */
+  async ping(peerRef: string, timeoutMs: number): Promise<{ peer: { name: string; ipv4: string; nodeKey: string }; reply: PingResult | null }> {
+    const live = this.live;
+    if (!live) throw new LocalApiError(409, 'the node is down: pinhole up first');
+    const ref = peerRef.trim();
+    const peer = [...(this.view?.peers.values() ?? [])].find((p) => p.name === ref || p.ipv4 === ref || p.ipv6 === ref || p.nodeKey === ref || p.name.split('.')[0] === ref);
+    if (!peer) throw new LocalApiError(404, `no peer named ${JSON.stringify(ref)} in the netmap (see pinhole status)`);
+    const reply = await live.magic.ping(peer.nodeKey, timeoutMs);
+    return { peer: { name: peer.name, ipv4: peer.ipv4, nodeKey: peer.nodeKey }, reply };
+  }
+
+  /** `pinhole netcheck`: NAT behaviour and relay latencies, from the WireGuard socket itself. */
+  async netcheck(): Promise<NetcheckReport> {
+    const live = this.live;
+    if (!live) throw new LocalApiError(409, 'the node is down: pinhole up first');
+    const magic = live.magic;
+    return runNetcheck({
+      socket: { stun: magic.stun, hairpin: (a, p, t) => magic.hairpin(a, p, t) },
+      relays: this.relayEntries(),
+      relayLatency: (r, signal) => magic.relays.latencyTo(r.name, signal),
+    });
   }
 
   // --- control stream -----------------------------------------------------------------------
@@ -325,6 +402,7 @@ export class ManagedAgent {
     this.stream = new ControlStream({
       coordinatorUrl: reg.coordinatorUrl, nodePrivate: keys.nodePrivate, nodeKey: keys.nodeKey,
       endpoints: () => this.endpoints(),
+      homeRelay: () => this.live?.magic.homeRelay ?? null,
       onNetmap: (n) => this.onNetmap(n),
       onDelta: (d) => this.onDelta(d),
       onConnectedChange: (c) => { if (!c) this.log.warn('lost the coordinator; tunnels keep running on the last netmap'); },
@@ -350,9 +428,12 @@ export class ManagedAgent {
     this.view = new NetmapView(n);
     if (this.live) {
       const c = this.live.applier.applyAll(this.view.peers.values());
+      this.live.magic.setRelays(this.relayEntries());
+      this.live.magic.syncPeers(this.view.peers.values());
       this.log.info(`netmap seq ${n.seq}: ${this.view.peers.size} peers (+${c.added} ~${c.updated} -${c.removed}${c.skipped ? `, ${c.skipped} unusable` : ''})`);
     }
     this.selfChanged(before);
+    this.routing.netmapChanged(this.view);
     this.scheduleNetmapSave();
     const waiters = this.netmapWaiters;
     this.netmapWaiters = [];
@@ -366,9 +447,12 @@ export class ManagedAgent {
     const ch: DeltaChanges = view.applyDelta(d);
     if (this.live) {
       const c = this.live.applier.applyChanges(ch.upserted, ch.removed, ch.previous);
+      this.live.magic.setRelays(this.relayEntries());
+      this.live.magic.syncPeers(view.peers.values());
       this.log.debug(`delta seq ${d.seq}: +${c.added} ~${c.updated} -${c.removed}`);
     }
     if (ch.selfChanged) this.selfChanged(before);
+    this.routing.netmapChanged(view);
     this.scheduleNetmapSave();
   }
 
@@ -444,6 +528,11 @@ export class ManagedAgent {
     this.opChain = run.catch(() => undefined);
     return run;
   }
+}
+
+/** Routing prefs errors are the user's (a bad CIDR, an unknown exit node): 400 with the reason. */
+function routingError(err: unknown): Error {
+  return err instanceof RoutingPrefsError ? new LocalApiError(400, err.message) : (err as Error);
 }
 
 function toLocalApiError(err: unknown): Error {

@@ -15,6 +15,11 @@ export interface ManagedStatusInput {
   tunnel: Tunnel | null;
   addresses: string[];
   netmapPeers: Iterable<NetmapPeer>;
+  /** The magic socket's view of a peer's path (managed mode while up). */
+  pathOf?: (nodeKey: string) => { path: 'direct' | 'relay' | 'none'; endpoint: string | null; relay: string | null; latencyMs: number | null } | null;
+  relays?: AgentStatus['relays'];
+  routing?: AgentStatus['routing'];
+  magicsock?: AgentStatus['magicsock'];
 }
 
 const noIo = (): IoCountersJson => ({ rxPackets: 0, txPackets: 0, rxDrops: 0, txDrops: 0, rxErrors: 0, txErrors: 0, meanRxBatch: 0 });
@@ -32,12 +37,18 @@ export function buildManagedStatus(x: ManagedStatusInput): AgentStatus {
   for (const p of x.netmapPeers) byKey.set(p.nodeKey, p);
   const withNetmap = (s: PeerStatusJson): PeerStatusJson => {
     const p = byKey.get(s.publicKey);
-    return p ? { ...s, nodeId: p.id, overlayIp: p.ipv4, overlayIpv6: p.ipv6, online: p.online } : s;
+    const path = x.pathOf?.(s.publicKey);
+    const withPath = path ? { ...s, ...path } : s;
+    return p ? { ...withPath, nodeId: p.id, overlayIp: p.ipv4, overlayIpv6: p.ipv6, online: p.online } : withPath;
   };
   if (x.tunnel) {
     const { device, tun, udp } = x.tunnel;
     const base = buildStatus({ device, tun, udp, mtu: x.mtu, addresses: x.addresses });
-    return { ...base, mode: 'managed', peers: base.peers.map(withNetmap), self: x.self, control: x.control };
+    return {
+      ...base, mode: 'managed', peers: base.peers.map(withNetmap), self: x.self, control: x.control,
+      ...(x.routing ? { routing: x.routing } : {}),
+      ...(x.relays ? { relays: x.relays } : {}), ...(x.magicsock ? { magicsock: x.magicsock } : {}),
+    };
   }
   return {
     mode: 'managed',
@@ -48,5 +59,6 @@ export function buildManagedStatus(x: ManagedStatusInput): AgentStatus {
     io: { tun: noIo(), udp: noIo() },
     self: x.self,
     control: x.control,
+    ...(x.routing ? { routing: x.routing } : {}),
   };
 }

@@ -42,7 +42,8 @@ const sameCidrs = (a: Cidr[], b: Cidr[]): boolean =>
 export class NetmapApplier {
   private readonly appliedEndpoint = new Map<string, string | undefined>();
 
-  constructor(private readonly device: Device) {}
+  /** `extraAllowedIps`: routes a peer carries besides its overlay addresses (accepted subnet routes, exit node). */
+  constructor(private readonly device: Device, private readonly extraAllowedIps: (p: NetmapPeer) => Cidr[] = () => []) {}
 
   /** Makes the device's peers exactly `peers` (a full netmap). */
   applyAll(peers: Iterable<NetmapPeer>): ApplyCounts {
@@ -83,7 +84,7 @@ export class NetmapApplier {
     let allowed: Cidr[];
     let publicKey: Uint8Array;
     try {
-      allowed = overlayCidrs(p);
+      allowed = [...overlayCidrs(p), ...this.extraAllowedIps(p)];
       publicKey = decodeKey(p.nodeKey);
     } catch {
       counts.skipped++;

@@ -5,7 +5,7 @@
 //   node.key           WireGuard private key, base64 (as `wg genkey` prints it)
 //   disco.key          NaCl box secret key, base64 (path discovery, see the NAT traversal issue)
 //   registration.json  coordinator URL and server key, hostname asked for, SelfNode as assigned
-//   prefs.json         whether the user wants the node up, the UDP port last used
+//   prefs.json         whether the user wants the node up, the UDP port last used, routing prefs
 //   netmap.json        the last full netmap with every delta since folded in
 import nacl from 'tweetnacl';
 import { chmod, mkdir, readdir, readFile, stat, unlink } from 'node:fs/promises';
@@ -14,6 +14,7 @@ import { z } from 'zod';
 import { Key32, Netmap, SelfNode } from '../../proto/control/schemas.js';
 import { decodeKey, encodeKey, generatePrivateKey, publicKeyFromPrivate } from '../../proto/wireguard/keys.js';
 import { isAtomicLeftover, writeFileAtomic } from './atomic-file.js';
+import { RoutingPrefs } from './routing-prefs.js';
 
 export const Registration = z.object({
   coordinatorUrl: z.string().url(),
@@ -29,6 +30,8 @@ export const Prefs = z.object({
   wantUp: z.boolean(),
   /** The UDP port last bound, reused so peers holding an old netmap still reach us. */
   listenPort: z.number().int().min(0).max(65535).nullable(),
+  /** Subnet routes / exit node offered and used (absent: all off). */
+  routing: RoutingPrefs.optional(),
 });
 export type Prefs = z.infer<typeof Prefs>;
 

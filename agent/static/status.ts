@@ -1,6 +1,7 @@
 // What `pinhole status --json` returns. The per-peer fields are the contract in design.md
 // (name, overlay ip, path, endpoint, relay region, latency, rx/tx bytes, last handshake).
 import type { DropCounters, HandshakeCounters } from '../wireguard/counters.js';
+import type { RoutingStatusJson } from '../daemon/node-routing.js';
 
 export interface PeerStatusJson {
   name: string | null;
@@ -71,5 +72,11 @@ export interface AgentStatus {
   io: { tun: IoCountersJson; udp: IoCountersJson };
   /** Managed mode only. */
   self?: ManagedSelfJson;
+  /** Managed mode: routes offered and used, the packet filter's and the userspace NAT's counters. */
+  routing?: RoutingStatusJson;
+  /** Managed mode: the relay map as this node sees it (connected, home, latency). */
+  relays?: { name: string; url: string; connected: boolean; home: boolean; latencyMs: number | null; framesIn: number; framesOut: number; sendDrops: number }[];
+  /** Managed mode: disco and relay counters of the magic socket. */
+  magicsock?: Record<string, number>;
   control?: ControlStatusJson;
 }

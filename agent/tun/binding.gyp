@@ -12,7 +12,8 @@
         "src/tun.c",
         "src/udp.c",
         "src/udp_recv.c",
-        "src/udp_send.c"
+        "src/udp_send.c",
+        "src/icmp.c"
       ],
       "defines": ["NAPI_VERSION=8", "_GNU_SOURCE"],
       "cflags": ["-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter", "-fvisibility=hidden"],

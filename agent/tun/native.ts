@@ -63,6 +63,16 @@ export interface NativeUdp extends NativeIoHandle {
   send(packet: Uint8Array, addr: Uint8Array): boolean;
 }
 
+/** An ICMP echo socket (agent/tun/src/icmp.c): ping socket, or raw where that is not permitted. */
+export interface NativeIcmp extends NativeIoHandle {
+  readonly kind: 'dgram' | 'raw';
+  readonly family: 4 | 6;
+  /** Echo identifier the kernel gave a ping socket (it replaces ours on send); 0 for raw. */
+  readonly ident: number;
+  /** Sends one ICMP message (from its type byte) to a packed address; false if not sent. */
+  send(message: Uint8Array, addr: Uint8Array): boolean;
+}
+
 /** A busy-poll group (agent/tun/src/busy_poll.c). */
 export interface NativeBusyPoll {
   counters(): { windows: number; hotWakes: number; hotMicros: number; contended: number; spinning: boolean };
@@ -77,6 +87,7 @@ export interface NativeAddon {
    */
   Udp: new (family: 0 | 4 | 6, bind: Uint8Array | null, port: number, bufferBytes: number, flags: number) => NativeUdp;
   BusyPoll: new (budgetMicros: number, smallBatch: number) => NativeBusyPoll;
+  Icmp: new (family: 4 | 6, bufferBytes: number) => NativeIcmp;
 }
 
 /** Udp constructor flags (agent/tun/src/udp.h). */

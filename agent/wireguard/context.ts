@@ -21,6 +21,19 @@ export interface PacketTun {
   writeBatch(slab: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, count: number): number;
 }
 
+/**
+ * Decrypted packets pass through here before the TUN (packet filter, exit node / subnet router
+ * NAT). True: the hook consumed or dropped the packet; false: it goes to the TUN as usual.
+ */
+export interface InboundPacketHook {
+  intercept(buf: Buffer, off: number, len: number, now: number): boolean;
+}
+
+/** Packets from the TUN to a peer are shown here first (the packet filter tracks the flows this node opens). */
+export interface OutboundPacketHook {
+  observe(buf: Buffer, off: number, len: number, now: number): void;
+}
+
 export interface IndexEntry {
   peer: Peer;
   /** Absent while the index names an initiation in flight. */
@@ -38,6 +51,10 @@ export interface DeviceContext {
   readonly handshakes: HandshakeCounters;
   bind: PacketBind | undefined;
   tun: PacketTun | undefined;
+  /** null: every decrypted packet goes to the TUN (no filter, no routes served). */
+  inboundHook: InboundPacketHook | null;
+  /** null: nothing watches outbound packets. */
+  outboundHook: OutboundPacketHook | null;
   /** Current time in ms; one read per batch on the hot path. */
   now(): number;
   /** A fresh random 32-bit index not in use. */

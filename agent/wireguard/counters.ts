@@ -27,12 +27,14 @@ export interface DropCounters {
   handshakeRejected: number;
   /** The UDP socket or TUN device refused a packet (buffers full). */
   ioDropped: number;
+  /** Decrypted packet the access policy's packet filter refused (no rule and no known flow). */
+  filtered: number;
 }
 
 export function newDropCounters(): DropCounters {
   return {
     noRoute: 0, noEndpoint: 0, stagedOverflow: 0, malformed: 0, unknownIndex: 0, badTag: 0, replay: 0,
-    expiredKey: 0, badInnerPacket: 0, allowedIpsMismatch: 0, badMac1: 0, handshakeRejected: 0, ioDropped: 0,
+    expiredKey: 0, badInnerPacket: 0, allowedIpsMismatch: 0, badMac1: 0, handshakeRejected: 0, ioDropped: 0, filtered: 0,
   };
 }
 

@@ -8,7 +8,7 @@ import { CookieChecker } from '../../proto/wireguard/macs.js';
 import { messageType } from '../../proto/wireguard/messages.js';
 import { publicKeyFromPrivate } from '../../proto/wireguard/keys.js';
 import { formatCidr, maskCidr, type Cidr } from '../../proto/ip/address.js';
-import type { DeviceContext, IndexEntry, PacketBind, PacketTun } from './context.js';
+import type { DeviceContext, InboundPacketHook, IndexEntry, OutboundPacketHook, PacketBind, PacketTun } from './context.js';
 import { newDropCounters, newHandshakeCounters } from './counters.js';
 import { decodePackedAddr, formatEndpoint } from '../tun/packed-addr.js';
 import { sendInitiation, receiveHandshake } from './handshakes.js';
@@ -52,10 +52,16 @@ export class Device implements DeviceContext {
   bind: PacketBind | undefined;
   tun: PacketTun | undefined;
   onOtherPacket: OtherPacketHandler | undefined;
+  /** Packet filter / exit node NAT on decrypted packets, and flow tracking on outbound ones (see context.ts). */
+  inboundHook: InboundPacketHook | null = null;
+  outboundHook: OutboundPacketHook | null = null;
   readonly mtu: number;
 
   private sender: TransportSender | undefined;
   private receiver: TransportReceiver | undefined;
+  private udpLayout: SlabLayout | undefined;
+  /** Packets that came through a relay, gathered into a slab of their own and run as one batch. */
+  private relayed: { layout: SlabLayout; receiver: TransportReceiver; lengths: Uint32Array; addrs: Uint8Array; count: number; flushQueued: boolean } | undefined;
   private ticker: NodeJS.Timeout | undefined;
   private readonly underLoadThreshold: number;
   private handshakeWindowStart = 0;
@@ -80,6 +86,7 @@ export class Device implements DeviceContext {
     this.bind = bind;
     this.sender = new TransportSender(this, tunSlab, this.mtu);
     this.receiver = new TransportReceiver(this, udpSlab);
+    this.udpLayout = udpSlab;
     this.ticker ??= setInterval(() => this.tick(), TIMER_TICK_MS);
     // Peers with a persistent keepalive and an endpoint connect at once, like wireguard-go.
     const now = this.now();
@@ -125,6 +132,46 @@ export class Device implements DeviceContext {
   receiveUdpBatch(layout: SlabLayout, lengths: Uint32Array, addrs: Uint8Array, count: number): void {
     const receiver = this.receiver;
     if (receiver === undefined) return;
+    this.receiveBatch(receiver, layout, lengths, addrs, count);
+  }
+
+  /**
+   * A WireGuard datagram that came through a relay, from the peer the 20-byte `addr` names. It is
+   * copied into the relay slab; everything received in the same turn of the event loop (one
+   * WebSocket message carries many) is decrypted and written to the TUN as one batch.
+   */
+  receiveRelayed(packet: Uint8Array, addr: Uint8Array): void {
+    const udp = this.udpLayout;
+    if (udp === undefined) return;
+    let r = this.relayed;
+    if (r === undefined) {
+      const slots = 64;
+      const layout: SlabLayout = { slab: Buffer.alloc(udp.slotSize * slots), slotSize: udp.slotSize, headroom: udp.headroom, slots };
+      r = { layout, receiver: new TransportReceiver(this, layout), lengths: new Uint32Array(slots), addrs: new Uint8Array(slots * 20), count: 0, flushQueued: false };
+      this.relayed = r;
+    }
+    if (packet.length > udp.slotSize - udp.headroom) { this.drops.malformed++; return; }
+    const i = r.count++;
+    r.layout.slab.set(packet, i * r.layout.slotSize + r.layout.headroom);
+    r.lengths[i] = packet.length;
+    r.addrs.set(addr, i * 20);
+    if (r.count === r.layout.slots) this.flushRelayed();
+    else if (!r.flushQueued) {
+      r.flushQueued = true;
+      queueMicrotask(() => this.flushRelayed());
+    }
+  }
+
+  private flushRelayed(): void {
+    const r = this.relayed;
+    if (r === undefined) return;
+    r.flushQueued = false;
+    const n = r.count;
+    r.count = 0;
+    if (n > 0) this.receiveBatch(r.receiver, r.layout, r.lengths, r.addrs, n);
+  }
+
+  private receiveBatch(receiver: TransportReceiver, layout: SlabLayout, lengths: Uint32Array, addrs: Uint8Array, count: number): void {
     const { slab, slotSize, headroom } = layout;
     const now = this.now();
     for (let i = 0; i < count; i++) {
@@ -174,6 +221,23 @@ export class Device implements DeviceContext {
     this.sender?.sendPackets(peer, [], now);
   }
 
+  // --- packets from the host side (the userspace NAT of an exit node / subnet router) ----------
+
+  /**
+   * Sends a packet made on this host (not read from the TUN) into the tunnel: the peer is chosen by
+   * its destination through the allowed IPs, like a TUN packet. False if no peer owns it.
+   */
+  sendFromHost(packet: Uint8Array): boolean {
+    const sender = this.sender;
+    if (sender === undefined) return false;
+    const version = packet.length > 0 ? packet[0]! >>> 4 : 0;
+    const peer = version === 4 && packet.length >= 20 ? this.allowedIps.lookupV4(packet, 16)
+      : version === 6 && packet.length >= 40 ? this.allowedIps.lookupV6(packet, 24) : undefined;
+    if (peer === undefined) { this.drops.noRoute++; return false; }
+    sender.queueHostPacket(peer, packet, this.now());
+    return true;
+  }
+
   underLoad(now: number): boolean {
     return now < this.underLoadUntil;
   }
@@ -199,7 +263,7 @@ export class Device implements DeviceContext {
       peers: [...this.peers.values()].map((p) => ({
         publicKey: p.publicKeyBase64,
         name: p.name,
-        endpoint: p.endpoint ? formatEndpoint(decodePackedAddr(p.endpoint)) : null,
+        endpoint: p.endpoint && (p.endpoint[0] === 4 || p.endpoint[0] === 6) ? formatEndpoint(decodePackedAddr(p.endpoint)) : null,
         allowedIps: p.allowedIps.map(formatCidr),
         lastHandshake: p.lastHandshakeCompletedAt ? new Date(p.lastHandshakeCompletedAt).toISOString() : null,
         rxBytes: p.rxBytes,

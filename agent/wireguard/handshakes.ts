@@ -81,7 +81,8 @@ function receiveInitiation(ctx: DeviceContext, msg: Uint8Array, addrs: Uint8Arra
   ctx.indices.set(index, { peer, keypair });
   peer.setEndpointFrom(addrs, addrOff);
   peer.cookieJar.stamp(message, RESPONSE_MAC1_OFFSET, now);
-  ctx.bind?.send(message, peer.endpoint!);
+  // Answer where the initiation came from (with roaming that is also the endpoint now).
+  ctx.bind?.send(message, addrs.subarray(addrOff, addrOff + 20));
   ctx.handshakes.responsesSent++;
   ctx.handshakes.completed++;
   peer.lastHandshakeCompletedAt = now;

@@ -26,6 +26,12 @@ export class Peer {
   /** Where to send, in the 20-byte address format; learned from authenticated packets (roaming). */
   endpoint: Uint8Array | undefined;
   persistentKeepaliveSeconds: number;
+  /**
+   * Static mode (true): follow the source of authenticated packets, as WireGuard does. Managed
+   * mode (false): the magic socket's path selection owns the endpoint; packets only fill it in
+   * while it is unset.
+   */
+  roaming = true;
 
   previous: Keypair | undefined;
   current: Keypair | undefined;
@@ -64,6 +70,7 @@ export class Peer {
   }
 
   setEndpointFrom(buf: Uint8Array, off: number): void {
+    if (!this.roaming && this.endpoint !== undefined) return;
     this.endpoint = copyBytes(buf, off, ADDR_LEN);
   }
 

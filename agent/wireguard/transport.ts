@@ -28,6 +28,26 @@ export function paddedLength(len: number, mtu: number): number {
   return len + (padded - last);
 }
 
+/** The slab host-made packets are encrypted into, and the batch they leave in. */
+interface HostBatch {
+  layout: SlabLayout;
+  views: SlotViews;
+  offsets: Uint32Array;
+  lengths: Uint32Array;
+  addrs: Uint8Array;
+  count: number;
+  queued: boolean;
+}
+
+function newHostBatch(slotSize: number): HostBatch {
+  const slots = 64;
+  const layout: SlabLayout = { slab: Buffer.alloc(slotSize * slots), slotSize, headroom: TRANSPORT_HEADER_LEN, slots };
+  return {
+    layout, views: new SlotViews(layout.slab, slotSize, TRANSPORT_HEADER_LEN, slots),
+    offsets: new Uint32Array(slots), lengths: new Uint32Array(slots), addrs: new Uint8Array(slots * ADDR_LEN), count: 0, queued: false,
+  };
+}
+
 export class TransportSender {
   private readonly offsets: Uint32Array;
   private readonly lengths: Uint32Array;
@@ -53,12 +73,14 @@ export class TransportSender {
     const ctx = this.ctx;
     const { slab, slotSize, headroom } = this.layout;
     const now = ctx.now();
+    const observer = ctx.outboundHook;
     let n = 0;
     for (let i = 0; i < count; i++) {
       const off = i * slotSize + headroom;
       const len = lengths[i]!;
       const peer = this.route(slab, off, len);
       if (peer === undefined) { ctx.drops.noRoute++; continue; }
+      if (observer !== null) observer.observe(slab, off, len, now);
       const kp = this.sendingKeypair(peer, now);
       if (kp === undefined) {
         if (!peer.stage(slab, off, len)) ctx.drops.stagedOverflow++;
@@ -94,6 +116,54 @@ export class TransportSender {
       if (++n === slots) { this.flush(slab, n); n = 0; }
     }
     if (n > 0) this.flush(slab, n);
+  }
+
+  // --- packets made on this host for a peer (an exit node's NAT answering), batched per turn ---
+
+  private host: HostBatch | undefined;
+
+  /**
+   * Encrypts a packet made on this host (not read from the TUN) for `peer`. Everything queued in
+   * one turn of the event loop leaves in one batch. Without a session the packet is staged and a
+   * handshake started, as for TUN packets.
+   */
+  queueHostPacket(peer: Peer, packet: Uint8Array, now: number): void {
+    const ctx = this.ctx;
+    const kp = this.sendingKeypair(peer, now);
+    if (kp === undefined) {
+      if (!peer.stage(packet, 0, packet.length)) ctx.drops.stagedOverflow++;
+      ctx.requestHandshake(peer, now);
+      return;
+    }
+    if (peer.endpoint === undefined) { ctx.drops.noEndpoint++; return; }
+    const h = (this.host ??= newHostBatch(this.scratch.slotSize));
+    const { slab, slotSize, headroom } = h.layout;
+    if (packet.length > slotSize - headroom - TAG_LEN - 16) { ctx.drops.ioDropped++; return; }
+    const i = h.count++;
+    const off = i * slotSize + headroom;
+    slab.set(packet, off);
+    h.offsets[i] = off - TRANSPORT_HEADER_LEN;
+    h.lengths[i] = this.seal(kp, slab, h.views, i, off, packet.length, now, peer);
+    h.addrs.set(peer.endpoint, i * ADDR_LEN);
+    if (h.count === h.layout.slots) this.flushHost();
+    else if (!h.queued) {
+      h.queued = true;
+      queueMicrotask(this.flushHostLater);
+    }
+  }
+
+  private readonly flushHostLater = (): void => {
+    if (this.host) this.host.queued = false;
+    this.flushHost();
+  };
+
+  private flushHost(): void {
+    const h = this.host;
+    if (h === undefined || h.count === 0) return;
+    const n = h.count;
+    h.count = 0;
+    const sent = this.ctx.bind?.sendBatch(h.layout.slab, h.offsets, h.lengths, h.addrs, n) ?? 0;
+    if (sent < n) this.ctx.drops.ioDropped += n - sent;
   }
 
   private flush(slab: Buffer, n: number): void {
@@ -190,7 +260,7 @@ export class TransportReceiver {
 
     const peer = entry.peer;
     if (kp === peer.next) this.promote(peer, kp, now);
-    if (peer.endpoint === undefined || !packedAddrEquals(addrs, slot * ADDR_LEN, peer.endpoint, 0)) {
+    if (peer.endpoint === undefined || (peer.roaming && !packedAddrEquals(addrs, slot * ADDR_LEN, peer.endpoint, 0))) {
       peer.setEndpointFrom(addrs, slot * ADDR_LEN);
     }
     peer.rxBytes += len;
@@ -211,6 +281,9 @@ export class TransportReceiver {
     const owner = version === 4 ? ctx.allowedIps.lookupV4(slab, p + 12) : ctx.allowedIps.lookupV6(slab, p + 8);
     if (owner !== peer) { ctx.drops.allowedIpsMismatch++; return peer; }
     if (peer.keepaliveDueAt === 0) peer.keepaliveDueAt = now + t.KEEPALIVE_TIMEOUT;
+    // Packet filter, and the NAT of an exit node / subnet router: one branch when neither is on.
+    const hook = ctx.inboundHook;
+    if (hook !== null && hook.intercept(slab, p, ipLen, now)) return peer;
     this.tunOffsets[this.pending] = p;
     this.tunLengths[this.pending] = ipLen;
     this.pending++;

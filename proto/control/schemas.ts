@@ -44,6 +44,11 @@ export const SelfNode = z.object({
   ipv6: z.string(),
   keyExpiresAt: z.string().nullable(),
   tags: z.array(z.string()),
+  /**
+   * Approved routes this node serves (a subnet router's prefixes; 0.0.0.0/0 and ::/0 for an
+   * approved exit node): packets from peers for these destinations go to its userspace NAT.
+   */
+  routes: z.array(CidrText).optional(),
 });
 export type SelfNode = z.infer<typeof SelfNode>;
 
@@ -90,7 +95,16 @@ export const FilterRule = z.object({
 });
 export type FilterRule = z.infer<typeof FilterRule>;
 
-export const RelayInfo = z.object({ name: z.string(), url: z.string() });
+/**
+ * A relay and its STUN servers ("host:port" / "[ipv6]:port"; empty in netmaps saved before the
+ * field existed, hence the default).
+ */
+export const RelayInfo = z.object({
+  name: z.string(),
+  url: z.string(),
+  stun: z.array(z.string().max(300)).max(16).default([]),
+});
+export type RelayInfo = z.infer<typeof RelayInfo>;
 
 export const Netmap = z.object({
   type: z.literal('netmap'),

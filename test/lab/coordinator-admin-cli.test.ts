@@ -99,7 +99,7 @@ describe('pinhole admin', () => {
     assert.deepEqual(JSON.parse(await ok(['policy', 'get', '--json'])).policy, policy);
     const bad = join(coord.dir, 'bad.json');
     await writeFile(bad, JSON.stringify({ acls: [{ action: 'accept', src: ['tag:nope'], dst: ['*:*'] }] }));
-    await fails(['policy', 'set', bad], /^pinhole: policy: acls\.0\.src\.0: tag:nope is not declared under "tags"$/);
+    await fails(['policy', 'set', bad], /^pinhole: \S*bad\.json:1: acls\.0\.src\.0: tag:nope is not declared under "tags"$/);
     await writeFile(bad, '{oops');
     await fails(['policy', 'set', bad], /not valid JSON/);
     await fails(['policy', 'set', join(coord.dir, 'missing.json')], /cannot read .*ENOENT/);

@@ -34,7 +34,7 @@ describe('coordinator netmap stream', () => {
     const sa = await open(a);
     await sa.waitFor('netmap', () => sa.netmap !== null);
     assert.deepEqual(sa.netmap!.self, selfA);
-    assert.deepEqual(sa.netmap!.relays, [{ name: 'home', url: 'http://127.0.0.1:1' }]);
+    assert.deepEqual(sa.netmap!.relays, [{ name: 'home', url: 'http://127.0.0.1:1', stun: ['127.0.0.1:3478'] }]);
     assert.equal(sa.netmap!.packetFilter, null);
     assert.deepEqual([...sa.peers.keys()], [selfB.id]);
     assert.equal(sa.peers.get(selfB.id)!.online, false);

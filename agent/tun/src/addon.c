@@ -1,8 +1,9 @@
-// Module entry: exports the native classes { Tun, Udp, BusyPoll }.
+// Module entry: exports the native classes { Tun, Udp, BusyPoll, Icmp }.
 #include <node_api.h>
 
 #include "busy_poll.h"
 #include "errors.h"
+#include "icmp.h"
 #include "tun.h"
 #include "udp.h"
 
@@ -16,6 +17,9 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_value busy_poll = ph_busy_poll_define(env);
   if (!busy_poll) return NULL;
   PH_NAPI(env, napi_set_named_property(env, exports, "BusyPoll", busy_poll));
+  napi_value icmp = ph_icmp_define(env);
+  if (!icmp) return NULL;
+  PH_NAPI(env, napi_set_named_property(env, exports, "Icmp", icmp));
   return exports;
 }
 

@@ -1,0 +1,312 @@
+// Subnet routes, exit nodes and the access policy on one managed node, kept in step with its
+// routing prefs and its netmap:
+//   - serving: the netmap's self record lists the approved routes this node serves; packets for
+//     them go to the userspace NAT (exit-service.ts);
+//   - filtering: the netmap's packetFilter becomes the device's stateful packet filter;
+//   - using: with --accept-routes, peers' approved subnet routes join their allowed IPs and the
+//     kernel's routing; with --exit-node, the default route goes into the TUN and 0.0.0.0/0, ::/0
+//     into that peer's allowed IPs, while the control plane, relays and peer endpoints stay
+//     outside the tunnel (route-plan.ts).
+// Everything installed goes again when the tunnel goes down, when the daemon exits and when the
+// prefs change.
+import type { Logger } from 'pino';
+import { maskCidr, parseCidr, type Cidr } from '../../proto/ip/address.js';
+import type { FilterRule, Peer as NetmapPeer, SelfNode } from '../../proto/control/schemas.js';
+import { decodePackedAddr } from '../tun/packed-addr.js';
+import type { Device } from '../wireguard/device.js';
+import { PacketFilter, type PacketFilterStatus } from '../filter/packet-filter.js';
+import { BypassResolver, hostOf } from '../routing/bypass.js';
+import { connectedPrefixes } from '../routing/lan-prefixes.js';
+import { planRoutes, type KernelRoutePlan } from '../routing/route-plan.js';
+import { RouteInstaller, type InstalledRoutes } from '../routing/route-installer.js';
+import { ExitService, type NatEngine } from './exit-service.js';
+import { FlowTracker, InboundGate } from './inbound-gate.js';
+import type { NetmapView } from './netmap-view.js';
+import {
+  findPeer, withAdvertised, withClientFlags, type AdvertiseFlags, type ClientRoutingFlags, type RoutingPrefs,
+} from './routing-prefs.js';
+
+/** How often the kernel routes are checked against the peers' current endpoints (exit node / accepted routes). */
+const KERNEL_REFRESH_MS = 5_000;
+const ANY4 = parseCidr('0.0.0.0/0');
+const ANY6 = parseCidr('::/0');
+
+export interface NodeRoutingOptions {
+  prefs: RoutingPrefs;
+  save(prefs: RoutingPrefs): Promise<void>;
+  log: Logger;
+  /** The coordinator's URL (kept outside the tunnel). */
+  coordinatorUrl(): string | null;
+  /** The userspace NAT of an exit node / subnet router; `emit` sends its answers into the tunnel. */
+  createNat(emit: (packet: Uint8Array) => void): NatEngine;
+}
+
+export interface RoutingStatusJson {
+  advertisedRoutes: string[];
+  advertiseExitNode: boolean;
+  /** Approved routes this node serves (its NAT takes traffic for them). */
+  servedRoutes: string[];
+  acceptRoutes: boolean;
+  /** Peers' subnet routes in use. */
+  acceptedRoutes: string[];
+  exitNode: { name: string; state: 'active' | 'unavailable' } | null;
+  exitNodeAllowLanAccess: boolean;
+  kernel: InstalledRoutes | null;
+  filter: PacketFilterStatus | null;
+  nat: { served: number; toNat: number; nat: unknown } | null;
+}
+
+interface LiveRouting {
+  device: Device;
+  tunName: string;
+  /** Re-applies every netmap peer to the device (their allowed IPs changed). */
+  reapplyPeers: () => void;
+  installer: RouteInstaller;
+  exit: ExitService | null;
+  timer: NodeJS.Timeout;
+}
+
+export class NodeRouting {
+  private prefs: RoutingPrefs;
+  private view: NetmapView | null = null;
+  private live: LiveRouting | null = null;
+  private filter: PacketFilter | null = null;
+  private filterSource: FilterRule[] | null = null;
+  private exitPeer: NetmapPeer | null = null;
+  private allowedKey = '';
+  private readonly resolver = new BypassResolver();
+  /** Kernel route changes run one at a time; `kernelDirty` asks for one more pass. */
+  private kernelRun: Promise<void> = Promise.resolve();
+  private kernelBusy = false;
+  private kernelDirty = false;
+
+  constructor(private readonly opts: NodeRoutingOptions) {
+    this.prefs = opts.prefs;
+  }
+
+  get current(): RoutingPrefs {
+    return this.prefs;
+  }
+
+  /** What goes into the registration request. */
+  advertised(): { advertiseRoutes: string[]; advertiseExitNode: boolean } {
+    return { advertiseRoutes: this.prefs.advertiseRoutes, advertiseExitNode: this.prefs.advertiseExitNode };
+  }
+
+  /** The prefs `up`'s advertise flags would give (throws RoutingPrefsError); not saved yet. */
+  previewAdvertised(flags: AdvertiseFlags): RoutingPrefs {
+    return withAdvertised(this.prefs, flags);
+  }
+
+  /** Saves prefs that the coordinator accepted in a registration. */
+  async commitAdvertised(next: RoutingPrefs): Promise<void> {
+    await this.setPrefs(next);
+  }
+
+  /** `up`'s client flags: checked against the netmap (exit node), saved, applied. */
+  async setClientFlags(flags: ClientRoutingFlags, self: SelfNode | null): Promise<RoutingPrefs> {
+    const next = withClientFlags(this.prefs, flags, this.view ? this.view.peers.values() : null, self?.name ?? null);
+    await this.setPrefs(next);
+    return next;
+  }
+
+  /** The extra allowed IPs of a peer: its accepted subnet routes, and the default routes of the exit node. */
+  allowedIpsFor(p: NetmapPeer): Cidr[] {
+    const out: Cidr[] = [];
+    if (this.prefs.acceptRoutes) {
+      for (const r of p.routes) {
+        const c = subnetRoute(r);
+        if (c) out.push(c);
+      }
+    }
+    if (this.exitPeer !== null && this.exitPeer.id === p.id && p.exitNode) out.push(ANY4, ANY6);
+    return out;
+  }
+
+  /** The tunnel is up: serve, filter and route on this device. */
+  attach(device: Device, tunName: string, reapplyPeers: () => void, view: NetmapView | null): void {
+    this.detach();
+    const installer = new RouteInstaller(tunName, (msg) => this.opts.log.warn(`routing: ${msg}`));
+    const timer = setInterval(() => { if (this.usesKernelRoutes()) this.scheduleKernel(); }, KERNEL_REFRESH_MS);
+    timer.unref();
+    this.live = { device, tunName, reapplyPeers, installer, exit: null, timer };
+    this.allowedKey = '';
+    // Whatever a killed daemon left behind goes before anything new goes in.
+    this.kernelRun = this.kernelRun.then(() => installer.sweep()).catch((err: Error) => this.opts.log.warn(`routing: sweep: ${err.message}`));
+    this.netmapChanged(view);
+  }
+
+  /** The tunnel went down: hooks off, NAT closed, kernel routes removed (in the background; close() waits). */
+  detach(): void {
+    const live = this.live;
+    if (!live) return;
+    this.live = null;
+    clearInterval(live.timer);
+    live.device.inboundHook = null;
+    live.device.outboundHook = null;
+    live.exit?.close();
+    this.filter = null;
+    this.filterSource = null;
+    this.kernelRun = this.kernelRun.then(() => live.installer.clear()).catch((err: Error) => this.opts.log.warn(`routing: removing routes: ${err.message}`));
+  }
+
+  /** Daemon exit: everything out, and wait for it. */
+  async close(): Promise<void> {
+    this.detach();
+    await this.kernelRun;
+  }
+
+  /** The netmap (or the node's own record in it) changed. */
+  netmapChanged(view: NetmapView | null): void {
+    this.view = view;
+    const spec = this.prefs.exitNode;
+    const found = spec !== null && view ? findPeer(spec, view.peers.values()) : undefined;
+    this.exitPeer = found?.exitNode ? found : null;
+    const live = this.live;
+    if (!live) return;
+    this.applyFilter(view?.packetFilter ?? null);
+    this.applyServing(live, view?.self ?? null);
+    const gateNeeded = this.filter !== null || live.exit !== null;
+    live.device.inboundHook = gateNeeded ? new InboundGate(live.device.drops, this.filter, live.exit) : null;
+    live.device.outboundHook = this.filter ? new FlowTracker(this.filter) : null;
+    const key = this.allowedIpsKey();
+    if (key !== this.allowedKey) {
+      this.allowedKey = key;
+      live.reapplyPeers();
+    }
+    this.scheduleKernel();
+  }
+
+  status(): RoutingStatusJson {
+    const exitSpec = this.prefs.exitNode;
+    return {
+      advertisedRoutes: this.prefs.advertiseRoutes,
+      advertiseExitNode: this.prefs.advertiseExitNode,
+      servedRoutes: this.view?.self.routes ?? [],
+      acceptRoutes: this.prefs.acceptRoutes,
+      acceptedRoutes: this.acceptedRoutes(),
+      exitNode: exitSpec === null ? null : { name: this.exitPeer?.name ?? exitSpec, state: this.exitPeer ? 'active' : 'unavailable' },
+      exitNodeAllowLanAccess: this.prefs.exitNodeAllowLanAccess,
+      kernel: this.live?.installer.status() ?? null,
+      filter: this.filter?.status(performance.timeOrigin + performance.now()) ?? null,
+      nat: this.live?.exit?.status() ?? null,
+    };
+  }
+
+  // --- internals ----------------------------------------------------------------------------
+
+  private async setPrefs(next: RoutingPrefs): Promise<void> {
+    await this.opts.save(next);
+    this.prefs = next;
+    this.netmapChanged(this.view);
+  }
+
+  private applyFilter(rules: FilterRule[] | null): void {
+    if (rules === this.filterSource) return;
+    this.filterSource = rules;
+    if (rules === null) this.filter = null;
+    else if (this.filter) this.filter.setRules(rules);
+    else this.filter = new PacketFilter(rules);
+  }
+
+  private applyServing(live: LiveRouting, self: SelfNode | null): void {
+    const serves = self !== null && (self.routes?.length ?? 0) > 0;
+    if (serves && !live.exit) {
+      const device = live.device;
+      try {
+        live.exit = new ExitService(this.opts.createNat((packet) => { device.sendFromHost(packet); }));
+        this.opts.log.info(`serving ${self.routes!.join(', ')} through the userspace NAT`);
+      } catch (err) {
+        this.opts.log.error(`cannot serve ${self.routes!.join(', ')}: ${(err as Error).message}`);
+        return;
+      }
+    }
+    if (live.exit && (!self || !live.exit.update(self))) {
+      live.exit.close();
+      live.exit = null;
+      this.opts.log.info('no longer serving any route');
+    }
+  }
+
+  private acceptedRoutes(): string[] {
+    if (!this.prefs.acceptRoutes || !this.view) return [];
+    const out = new Set<string>();
+    for (const p of this.view.peers.values()) for (const r of p.routes) if (subnetRoute(r)) out.add(r);
+    return [...out].sort();
+  }
+
+  private allowedIpsKey(): string {
+    if (!this.view) return '';
+    const parts: string[] = [];
+    for (const p of this.view.peers.values()) {
+      const extra = this.allowedIpsFor(p);
+      if (extra.length > 0) parts.push(`${p.nodeKey}=${extra.map((c) => `${Buffer.from(c.bytes).toString('hex')}/${c.bits}`).join(',')}`);
+    }
+    return parts.sort().join(' ');
+  }
+
+  private usesKernelRoutes(): boolean {
+    return this.prefs.exitNode !== null || (this.prefs.acceptRoutes && this.acceptedRoutes().length > 0);
+  }
+
+  /** Brings the kernel in line with the prefs and the netmap, one pass at a time. */
+  private scheduleKernel(): void {
+    this.kernelDirty = true;
+    if (this.kernelBusy) return;
+    this.kernelBusy = true;
+    this.kernelRun = this.kernelRun.then(async () => {
+      while (this.kernelDirty) {
+        this.kernelDirty = false;
+        const live = this.live;
+        if (!live) break;
+        const plan = await this.kernelPlan(live);
+        if (this.live !== live) break; // went down meanwhile: detach() clears up
+        await live.installer.apply(plan);
+      }
+    }).catch((err: Error) => this.opts.log.warn(`routing: ${err.message}`)).finally(() => { this.kernelBusy = false; });
+  }
+
+  private async kernelPlan(live: LiveRouting): Promise<KernelRoutePlan> {
+    const exitWanted = this.prefs.exitNode !== null;
+    const allowLan = exitWanted && this.prefs.exitNodeAllowLanAccess;
+    return planRoutes({
+      subnetRoutes: this.acceptedRoutes(),
+      exitNode: exitWanted,
+      allowLanAccess: allowLan,
+      lanPrefixes: allowLan ? await connectedPrefixes(live.tunName) : [],
+      bypass: this.resolver.addresses(this.bypassHosts(live), () => this.scheduleKernel()),
+    });
+  }
+
+  /** Hosts the tunnel itself talks to: coordinator, relays, STUN servers, peer endpoints. */
+  private bypassHosts(live: LiveRouting): Set<string> {
+    const hosts = new Set<string>();
+    const add = (text: string | null | undefined): void => {
+      const h = text ? hostOf(text) : null;
+      if (h) hosts.add(h);
+    };
+    add(this.opts.coordinatorUrl());
+    for (const r of this.view?.relays ?? []) {
+      add(r.url);
+      for (const s of (r as { stun?: string[] }).stun ?? []) add(s);
+    }
+    for (const p of this.view?.peers.values() ?? []) for (const e of p.endpoints) add(e);
+    for (const p of live.device.peers.values()) {
+      if (!p.endpoint) continue;
+      try {
+        hosts.add(decodePackedAddr(p.endpoint).address);
+      } catch { /* a relay path, not an address */ }
+    }
+    return hosts;
+  }
+}
+
+/** A peer route usable as a subnet route (not the exit routes), masked; null otherwise. */
+function subnetRoute(r: string): Cidr | null {
+  try {
+    const c = maskCidr(parseCidr(r));
+    return c.bits > 0 ? c : null;
+  } catch {
+    return null;
+  }
+}

@@ -1,0 +1,23 @@
+// What the magic socket counts (shown under `magicsock` in status --json).
+export function newMagicCounters() {
+  return {
+    pingsSent: 0,
+    pingsReceived: 0,
+    pongsReceived: 0,
+    /** Pongs that match no ping we sent (late, forged, or from another address). */
+    pongsUnmatched: 0,
+    callMeMaybeSent: 0,
+    callMeMaybeReceived: 0,
+    /** Disco packets that failed to open or decode. */
+    discoBadPacket: 0,
+    /** Disco packets from a disco key (or relay sender) that is not a peer of ours. */
+    discoUnknownSender: 0,
+    /** Relay packets from a node that is not a peer of ours. */
+    relayUnknownSender: 0,
+    /** Packets for a relayed peer with no relay to send them through. */
+    relayNoRoute: 0,
+    /** Datagrams that are neither WireGuard, disco nor STUN. */
+    unknownDropped: 0,
+  };
+}
+export type MagicCounters = ReturnType<typeof newMagicCounters>;

@@ -1,0 +1,111 @@
+// Where peers can reach this node: the local interface addresses with the WireGuard port, plus
+// the server-reflexive address(es) STUN servers see for that same socket (the NAT's mapping).
+// Re-discovered on an interval and as soon as the local addresses change (a new network).
+import type { Logger } from 'pino';
+import { tryParseAddress, parseEndpoint } from '../../proto/ip/address.js';
+import type { StunClient } from '../netcheck/stun-client.js';
+import { localEndpoints } from '../control/local-endpoints.js';
+
+export const RESTUN_INTERVAL_MS = 20_000;
+const LOCAL_CHECK_MS = 3000;
+export const DEFAULT_STUN_PORT = 3478;
+
+export interface EndpointDiscoveryOptions {
+  stun: StunClient;
+  port: () => number;
+  /** Interfaces whose addresses are not endpoints (the overlay TUN). */
+  exclude: string[];
+  /** "ip:port" STUN servers to ask (from the relay map). */
+  servers: () => string[];
+  onChange: (endpoints: string[]) => void;
+  log: Logger;
+}
+
+/** The STUN servers of a relay: the ones the coordinator lists, else port 3478 on the relay's host. */
+export function relayStunServers(relay: { url: string; stun?: string[] }): string[] {
+  if (relay.stun && relay.stun.length > 0) return relay.stun;
+  try {
+    const host = new URL(relay.url).hostname.replace(/^\[|\]$/g, '');
+    return tryParseAddress(host) ? [host.includes(':') ? `[${host}]:${DEFAULT_STUN_PORT}` : `${host}:${DEFAULT_STUN_PORT}`] : [];
+  } catch {
+    return [];
+  }
+}
+
+export class EndpointDiscovery {
+  private local: string[] = [];
+  private reflexive: string[] = [];
+  private current: string[] = [];
+  private timers: NodeJS.Timeout[] = [];
+  private running: Promise<void> | null = null;
+  lastStunAt: string | null = null;
+  lastStunError: string | null = null;
+
+  constructor(private readonly opts: EndpointDiscoveryOptions) {}
+
+  get endpoints(): string[] {
+    return this.current;
+  }
+
+  get reflexiveEndpoints(): string[] {
+    return this.reflexive;
+  }
+
+  start(): void {
+    this.local = localEndpoints(this.opts.port(), this.opts.exclude);
+    this.publish();
+    void this.discover();
+    const restun = setInterval(() => void this.discover(), RESTUN_INTERVAL_MS);
+    const watch = setInterval(() => {
+      const now = localEndpoints(this.opts.port(), this.opts.exclude);
+      if (now.join() === this.local.join()) return;
+      this.opts.log.info(`local addresses changed (${now.join(', ') || 'none'}): discovering endpoints again`);
+      this.local = now;
+      this.publish();
+      void this.discover();
+    }, LOCAL_CHECK_MS);
+    restun.unref();
+    watch.unref();
+    this.timers.push(restun, watch);
+  }
+
+  stop(): void {
+    for (const t of this.timers) clearInterval(t);
+    this.timers = [];
+  }
+
+  /** Asks every STUN server for our mapping (at most one run at a time). */
+  discover(): Promise<void> {
+    if (this.running) return this.running;
+    this.running = this.run().finally(() => { this.running = null; });
+    return this.running;
+  }
+
+  private async run(): Promise<void> {
+    const servers = this.opts.servers();
+    if (servers.length === 0) return;
+    const results = await Promise.all(servers.map(async (s) => {
+      try {
+        const e = parseEndpoint(s);
+        const r = await this.opts.stun.request({ address: e.host, port: e.port }, { timeoutMs: 2500 });
+        return r.mapped.family === 4 ? `${r.mapped.address}:${r.mapped.port}` : `[${r.mapped.address}]:${r.mapped.port}`;
+      } catch (err) {
+        this.lastStunError = `${s}: ${(err as Error).message}`;
+        return null;
+      }
+    }));
+    const found = [...new Set(results.filter((r): r is string => r !== null))];
+    this.lastStunAt = new Date().toISOString();
+    if (found.length > 0) this.lastStunError = null;
+    // Keep the last mapping when a round fails entirely (a lost STUN packet is not a new network).
+    if (found.length > 0 || this.local.length === 0) this.reflexive = found;
+    this.publish();
+  }
+
+  private publish(): void {
+    const next = [...new Set([...this.local, ...this.reflexive])].slice(0, 32);
+    if (next.join() === this.current.join()) return;
+    this.current = next;
+    this.opts.onChange(next);
+  }
+}

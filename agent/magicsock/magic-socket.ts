@@ -1,0 +1,445 @@
+// The magic socket: the agent's one UDP socket plus its relays, as one transport for WireGuard.
+// It demultiplexes WireGuard, disco and STUN on the socket; runs disco (ping/pong/call-me-maybe)
+// to find direct paths; and points each WireGuard peer at the best path: a direct UDP endpoint
+// confirmed by a recent pong, or else the peer's relay, which carries traffic from the first
+// packet while probing goes on (see peer-path.ts for the rules).
+import { randomBytes } from 'node:crypto';
+import type { Logger } from 'pino';
+import { isDecodeError } from '../../proto/errors.js';
+import {
+  encodeDiscoPayload, isDiscoPacket, openDisco, sealDisco, DISCO_KEY_LEN, DISCO_MAGIC, type DiscoMessage,
+} from '../../proto/disco/messages.js';
+import { messageType } from '../../proto/wireguard/messages.js';
+import { isStunMessage } from '../../proto/stun/message.js';
+import { encodeBindingRequest } from '../../proto/stun/binding.js';
+import type { Device } from '../wireguard/device.js';
+import type { BatchUdpSocket } from '../tun/udp-socket.js';
+import { decodePackedAddr, encodePackedAddr, packedAddrEquals } from '../tun/packed-addr.js';
+import { StunClient } from '../netcheck/stun-client.js';
+import { MagicBind } from './magic-bind.js';
+import { NO_DISCO_ENDPOINT, discoToPacked, packedText, packedToDisco } from './path-addr.js';
+import { DiscoPeer } from './disco-peer.js';
+import { EndpointDiscovery, relayStunServers } from './endpoint-discovery.js';
+import { RelaySet, type RelayEntry, type RelayStatusJson } from './relay-set.js';
+import type { Candidate, PathKind } from './peer-path.js';
+import { newMagicCounters, type MagicCounters } from './counters.js';
+
+const TICK_MS = 250;
+const PING_TIMEOUT_MS = 5000;
+const CALL_ME_MAYBE_GAP_MS = 1000;
+
+export interface MagicSocketOptions {
+  device: Device;
+  udp: BatchUdpSocket;
+  tunName: string;
+  nodePrivate: Uint8Array;
+  nodeKey: Uint8Array;
+  discoSecret: Uint8Array;
+  discoPublic: Uint8Array;
+  log: Logger;
+  /** Our endpoints or home relay changed: report them to the coordinator. */
+  onReportChange: () => void;
+  /** Never go direct: every peer with a relay is reached through it (benchmarks, debugging; PINHOLE_FORCE_RELAY=1). */
+  forceRelay?: boolean;
+}
+
+export interface PeerSpec {
+  nodeKey: string;
+  discoKey: string;
+  name: string;
+  endpoints: string[];
+  homeRelay: string | null;
+}
+
+export interface PeerPathStatus {
+  path: PathKind;
+  endpoint: string | null;
+  relay: string | null;
+  latencyMs: number | null;
+}
+
+export interface PingResult {
+  path: 'direct' | 'relay';
+  /** "ip:port" for a direct reply, the relay's name for a relayed one. */
+  via: string;
+  latencyMs: number;
+}
+
+interface PendingPing {
+  peer: DiscoPeer;
+  /** The candidate pinged, or null for a ping through the relay. */
+  target: Candidate | null;
+  relay: string | null;
+  sentAt: number;
+  waiter?: (r: PingResult | null) => void;
+}
+
+export class MagicSocket {
+  readonly bind: MagicBind;
+  readonly stun: StunClient;
+  readonly relays: RelaySet;
+  readonly discovery: EndpointDiscovery;
+  readonly counters: MagicCounters = newMagicCounters();
+  private readonly byNodeKey = new Map<string, DiscoPeer>();
+  private readonly byDiscoKey = new Map<string, DiscoPeer>();
+  private readonly byId = new Map<number, DiscoPeer>();
+  private readonly pending = new Map<string, PendingPing>();
+  private readonly hairpins = new Map<string, () => void>();
+  private nextId = 1;
+  private ticker: NodeJS.Timeout | undefined;
+  private lastRelaySrc: Uint8Array | null = null;
+  private lastRelayPeer: DiscoPeer | null = null;
+  private readonly log: Logger;
+
+  constructor(private readonly opts: MagicSocketOptions) {
+    this.log = opts.log;
+    const { device, udp } = opts;
+    this.bind = new MagicBind(udp, (id, packet) => this.sendViaRelay(id, packet));
+    this.stun = new StunClient({ send: (packet, port, address) => { udp.sendTo(packet, { address, port }); } });
+    this.relays = new RelaySet({
+      nodePrivateKey: opts.nodePrivate, log: opts.log,
+      onRecv: (relay, src, data) => this.onRelayPacket(relay, src, data),
+      onHomeChange: () => { this.opts.onReportChange(); for (const p of this.byId.values()) this.applyPath(p, this.now()); },
+    });
+    this.discovery = new EndpointDiscovery({
+      stun: this.stun, port: () => udp.port, exclude: [opts.tunName], log: opts.log,
+      servers: () => [...new Set(this.relays.relays().flatMap((r) => relayStunServers(r)))],
+      onChange: () => this.opts.onReportChange(),
+    });
+    device.bind = this.bind;
+    device.onOtherPacket = (packet, addrs, off) => this.onUdpOther(packet, addrs, off);
+  }
+
+  start(): void {
+    this.discovery.start();
+    this.ticker = setInterval(() => this.tick(), TICK_MS);
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.ticker);
+    this.discovery.stop();
+    this.stun.close();
+    for (const p of this.pending.values()) p.waiter?.(null);
+    this.pending.clear();
+    await this.relays.close();
+  }
+
+  get endpoints(): string[] {
+    return this.discovery.endpoints;
+  }
+
+  get homeRelay(): string | null {
+    return this.relays.homeRelay;
+  }
+
+  setRelays(list: RelayEntry[]): void {
+    const had = this.relays.relays().length;
+    this.relays.setRelays(list);
+    if (had === 0 && list.length > 0) void this.discovery.discover();
+  }
+
+  relayStatus(): RelayStatusJson[] {
+    return this.relays.status();
+  }
+
+  /** Makes the disco peers match the WireGuard peers the netmap produced. */
+  syncPeers(specs: Iterable<PeerSpec>): void {
+    const now = this.now();
+    const seen = new Set<string>();
+    for (const s of specs) {
+      const wg = this.opts.device.peers.get(s.nodeKey);
+      if (!wg) continue;
+      seen.add(s.nodeKey);
+      let p = this.byNodeKey.get(s.nodeKey);
+      const discoKey = Buffer.from(s.discoKey, 'base64');
+      if (discoKey.length !== DISCO_KEY_LEN) continue;
+      if (p && p.wg !== wg) { this.forget(p); p = undefined; }
+      if (!p) {
+        p = new DiscoPeer(this.nextId++, Buffer.from(s.nodeKey, 'base64'), s.nodeKey, discoKey, this.opts.discoSecret, wg, s.name);
+        this.byNodeKey.set(s.nodeKey, p);
+        this.byId.set(p.id, p);
+        this.byDiscoKey.set(p.discoKeyB64, p);
+        wg.roaming = false;
+      } else if (p.discoKeyB64 !== s.discoKey) {
+        this.byDiscoKey.delete(p.discoKeyB64);
+        p.setDiscoKey(discoKey, this.opts.discoSecret);
+        this.byDiscoKey.set(p.discoKeyB64, p);
+      }
+      p.name = s.name;
+      p.homeRelay = s.homeRelay;
+      const eps: { text: string; packed: Uint8Array }[] = [];
+      for (const text of s.endpoints) {
+        try {
+          const packed = packedFromText(text);
+          if (packed) eps.push({ text: packedText(packed), packed });
+        } catch { /* not an endpoint we can use */ }
+      }
+      p.path.setNetmapEndpoints(eps, now);
+      this.applyPath(p, now);
+    }
+    for (const p of [...this.byNodeKey.values()]) if (!seen.has(p.nodeKeyB64)) this.forget(p);
+  }
+
+  peerStatus(nodeKey: string): PeerPathStatus | null {
+    const p = this.byNodeKey.get(nodeKey);
+    if (!p) return null;
+    const now = this.now();
+    const best = p.path.direct(now);
+    if (best) return { path: 'direct', endpoint: best.text, relay: p.homeRelay, latencyMs: round(best.latencyMs) };
+    const relay = this.relayFor(p);
+    if (relay && p.wg.endpoint && p.wg.endpoint[0] === p.relayAddr[0]) {
+      return { path: 'relay', endpoint: firstText(p), relay, latencyMs: round(p.path.relayLatencyMs) };
+    }
+    return { path: p.wg.endpoint ? 'direct' : 'none', endpoint: p.wg.endpoint ? packedText(p.wg.endpoint) : null, relay: p.homeRelay, latencyMs: null };
+  }
+
+  /** A disco ping over the peer's current path; null on timeout. Also starts path discovery. */
+  ping(nodeKey: string, timeoutMs = 2000): Promise<PingResult | null> {
+    const p = this.byNodeKey.get(nodeKey);
+    if (!p) return Promise.resolve(null);
+    const now = this.now();
+    p.path.lastActiveAt = now;
+    const best = p.path.direct(now);
+    if (!best && p.path.probeDue(now)) this.probe(p, now);
+    return new Promise((resolve) => {
+      let done = false;
+      const finish = (r: PingResult | null): void => { if (!done) { done = true; clearTimeout(timer); resolve(r); } };
+      const timer = setTimeout(() => finish(null), timeoutMs);
+      if (!this.sendPing(p, best, now, finish)) finish(null);
+    });
+  }
+
+  /** For netcheck: a probe from this socket to address:port; true if it comes back to us. */
+  hairpin(address: string, port: number, timeoutMs: number): Promise<boolean> {
+    const { transactionId, bytes } = encodeBindingRequest();
+    const key = Buffer.from(transactionId).toString('hex');
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => { this.hairpins.delete(key); resolve(false); }, timeoutMs);
+      this.hairpins.set(key, () => { clearTimeout(timer); this.hairpins.delete(key); resolve(true); });
+      if (!this.opts.udp.sendTo(bytes, { address, port })) { clearTimeout(timer); this.hairpins.delete(key); resolve(false); }
+    });
+  }
+
+  // --- receive ------------------------------------------------------------------------------
+
+  private onUdpOther(packet: Uint8Array, addrs: Uint8Array, off: number): void {
+    if (isDiscoPacket(packet)) {
+      this.onDisco(Uint8Array.from(packet), Uint8Array.prototype.slice.call(addrs, off, off + 20), null, null);
+      return;
+    }
+    if (isStunMessage(packet)) {
+      if (this.hairpins.size > 0 && (packet[0]! & 0x01) === 0 && (packet[1]! & 0x10) === 0) {
+        const done = this.hairpins.get(Buffer.from(packet.subarray(8, 20)).toString('hex'));
+        if (done) { done(); return; }
+      }
+      const from = decodePackedAddr(addrs, off);
+      this.stun.handlePacket(packet, from);
+      return;
+    }
+    this.counters.unknownDropped++;
+  }
+
+  private onRelayPacket(relay: string, src: Uint8Array, data: Uint8Array): void {
+    let p: DiscoPeer | undefined | null = this.lastRelayPeer;
+    if (!p || !this.lastRelaySrc || !bytesEqual(this.lastRelaySrc, src)) {
+      p = this.byNodeKey.get(Buffer.from(src).toString('base64'));
+      this.lastRelaySrc = Uint8Array.from(src);
+      this.lastRelayPeer = p ?? null;
+    }
+    if (!p) { this.counters.relayUnknownSender++; return; }
+    if (messageType(data) !== 0) {
+      p.path.lastActiveAt = this.now();
+      this.opts.device.receiveRelayed(data, p.relayAddr);
+      return;
+    }
+    if (isDiscoPacket(data)) { this.onDisco(data, null, relay, p); return; }
+    this.counters.unknownDropped++;
+  }
+
+  private onDisco(packet: Uint8Array, fromUdp: Uint8Array | null, relay: string | null, relayPeer: DiscoPeer | null): void {
+    const sender = Buffer.from(packet.subarray(DISCO_MAGIC.length, DISCO_MAGIC.length + DISCO_KEY_LEN)).toString('base64');
+    const p = this.byDiscoKey.get(sender);
+    if (!p || (relayPeer && relayPeer !== p)) { this.counters.discoUnknownSender++; return; }
+    let msg: DiscoMessage;
+    try {
+      msg = openDisco(packet, p.sharedKey);
+    } catch (err) {
+      if (!isDecodeError(err)) throw err;
+      this.counters.discoBadPacket++;
+      return;
+    }
+    const now = this.now();
+    switch (msg.type) {
+      case 'ping': {
+        if (!bytesEqual(msg.nodeKey, p.nodeKey)) { this.counters.discoBadPacket++; return; }
+        this.counters.pingsReceived++;
+        p.path.lastActiveAt = now;
+        const pong = encodeDiscoPayload({ type: 'pong', txid: msg.txid, src: fromUdp ? packedToDisco(fromUdp) : NO_DISCO_ENDPOINT });
+        this.sendDisco(p, pong, fromUdp, relay);
+        if (fromUdp && !this.opts.forceRelay) {
+          // A path the peer found to us: try it back at once (this is what opens both NATs).
+          const c = p.path.addPacked(fromUdp, 'ping', now);
+          if (!p.path.direct(now) && now - c.lastPingAt >= 200) this.sendPing(p, c, now);
+        }
+        return;
+      }
+      case 'pong': {
+        const key = Buffer.from(msg.txid).toString('hex');
+        const pend = this.pending.get(key);
+        if (!pend || pend.peer !== p) { this.counters.pongsUnmatched++; return; }
+        if (pend.target && (!fromUdp || !packedAddrEquals(fromUdp, 0, pend.target.packed, 0))) { this.counters.pongsUnmatched++; return; }
+        this.pending.delete(key);
+        this.counters.pongsReceived++;
+        const latency = now - pend.sentAt;
+        if (pend.target) {
+          if (p.path.onPong(pend.target, latency, now)) this.log.info(`${p.name}: direct path ${pend.target.text} (${latency.toFixed(1)} ms)`);
+          this.applyPath(p, now);
+          pend.waiter?.({ path: 'direct', via: pend.target.text, latencyMs: latency });
+        } else {
+          p.path.relayLatencyMs = latency;
+          pend.waiter?.({ path: 'relay', via: pend.relay ?? '?', latencyMs: latency });
+        }
+        return;
+      }
+      case 'call-me-maybe': {
+        this.counters.callMeMaybeReceived++;
+        p.path.lastActiveAt = now;
+        if (!p.path.direct(now)) p.path.resetProbes();
+        for (const e of this.opts.forceRelay ? [] : msg.endpoints) {
+          const packed = discoToPacked(e);
+          if (!packed) continue;
+          const c = p.path.addPacked(packed, 'call-me-maybe', now);
+          if (now - c.lastPingAt >= 200) this.sendPing(p, c, now);
+        }
+        return;
+      }
+    }
+  }
+
+  // --- send ---------------------------------------------------------------------------------
+
+  private sendViaRelay(peerId: number, packet: Uint8Array): boolean {
+    const p = this.byId.get(peerId);
+    const relay = p ? this.relayFor(p) : null;
+    if (!p || !relay) { this.counters.relayNoRoute++; return false; }
+    const now = this.now();
+    if (!p.path.active(now)) p.path.resetProbes();
+    p.path.lastActiveAt = now;
+    if (p.path.probeDue(now)) {
+      p.path.lastProbeAt = now; // one probe per burst of packets
+      setImmediate(() => this.probe(p, this.now()));
+    }
+    return this.relays.send(relay, p.nodeKey, packet);
+  }
+
+  /** Pings every candidate and asks the peer, through the relay, to ping ours (the punch). */
+  private probe(p: DiscoPeer, now: number, targets = p.path.probeTargets(now)): void {
+    if (!this.byId.has(p.id)) return;
+    if (!this.opts.forceRelay) for (const c of targets) this.sendPing(p, c, now);
+    const relay = this.relayFor(p);
+    if (relay && now - p.path.lastCallMeMaybeAt >= CALL_ME_MAYBE_GAP_MS) {
+      p.path.lastCallMeMaybeAt = now;
+      const endpoints = this.endpoints.map(packedFromText).filter((x): x is Uint8Array => x !== undefined).map((x) => packedToDisco(x));
+      this.sendDisco(p, encodeDiscoPayload({ type: 'call-me-maybe', endpoints }), null, relay);
+      this.counters.callMeMaybeSent++;
+      this.sendPing(p, null, now);
+    }
+  }
+
+  /** A disco ping to candidate `target` (or through the relay when null). */
+  private sendPing(p: DiscoPeer, target: Candidate | null, now: number, waiter?: (r: PingResult | null) => void): boolean {
+    const relay = target ? null : this.relayFor(p);
+    if (!target && !relay) return false;
+    const txid = randomBytes(12);
+    const key = txid.toString('hex');
+    this.pending.set(key, { peer: p, target, relay, sentAt: now, ...(waiter ? { waiter } : {}) });
+    if (target) target.lastPingAt = now;
+    this.counters.pingsSent++;
+    return this.sendDisco(p, encodeDiscoPayload({ type: 'ping', txid, nodeKey: this.opts.nodeKey }), target?.packed ?? null, relay);
+  }
+
+  private sendDisco(p: DiscoPeer, payload: Uint8Array, udpAddr: Uint8Array | null, relay: string | null): boolean {
+    const packet = sealDisco(payload, this.opts.discoPublic, p.sharedKey);
+    if (udpAddr) return this.opts.udp.send(packet, udpAddr);
+    if (relay) return this.relays.send(relay, p.nodeKey, packet, true);
+    return false;
+  }
+
+  // --- path ---------------------------------------------------------------------------------
+
+  private relayFor(p: DiscoPeer): string | null {
+    return p.homeRelay ?? this.relays.homeRelay;
+  }
+
+  /** Points the WireGuard peer at the path the selector wants. */
+  private applyPath(p: DiscoPeer, now: number): void {
+    const best = p.path.direct(now);
+    const relay = this.relayFor(p);
+    let want: Uint8Array | undefined;
+    if (best) want = best.packed;
+    else if (relay) want = p.relayAddr;
+    else want = p.path.candidates.values().next().value?.packed ?? p.wg.endpoint;
+    const cur = p.wg.endpoint;
+    if (want && (!cur || !packedAddrEquals(cur, 0, want, 0))) {
+      const wasRelay = cur !== undefined && cur[0] === p.relayAddr[0];
+      p.wg.endpoint = want;
+      if (!best && relay && !wasRelay) this.log.info(`${p.name}: path via relay ${relay}`);
+    }
+    p.relayInUse = best ? null : relay;
+  }
+
+  private tick(): void {
+    const now = this.now();
+    for (const p of this.byId.values()) {
+      const wg = p.wg;
+      if (wg.txPackets !== p.lastTx || wg.rxPackets !== p.lastRx) {
+        p.lastTx = wg.txPackets;
+        p.lastRx = wg.rxPackets;
+        p.path.lastActiveAt = now;
+      }
+      const hadDirect = p.path.best !== null;
+      const { heartbeat, probe } = p.path.due(now);
+      if (hadDirect && p.path.best === null) this.log.info(`${p.name}: direct path lost, back to the relay`);
+      if (heartbeat) this.sendPing(p, heartbeat, now);
+      if (probe !== null) this.probe(p, now, probe);
+      this.applyPath(p, now);
+    }
+    for (const [key, pend] of this.pending) {
+      if (now - pend.sentAt > PING_TIMEOUT_MS) {
+        this.pending.delete(key);
+        pend.waiter?.(null);
+      }
+    }
+  }
+
+  private forget(p: DiscoPeer): void {
+    this.byNodeKey.delete(p.nodeKeyB64);
+    this.byId.delete(p.id);
+    if (this.byDiscoKey.get(p.discoKeyB64) === p) this.byDiscoKey.delete(p.discoKeyB64);
+    if (this.lastRelayPeer === p) { this.lastRelayPeer = null; this.lastRelaySrc = null; }
+  }
+
+  private now(): number {
+    return performance.timeOrigin + performance.now();
+  }
+}
+
+function packedFromText(text: string): Uint8Array | undefined {
+  const m = /^\[?([0-9a-fA-F:.]+)\]?:(\d{1,5})$/.exec(text);
+  if (!m) return undefined;
+  try { return encodePackedAddr({ address: m[1]!, port: Number(m[2]) }); } catch { return undefined; }
+}
+
+function firstText(p: DiscoPeer): string | null {
+  return p.path.candidates.values().next().value?.text ?? null;
+}
+
+function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+function round(ms: number | null): number | null {
+  return ms === null ? null : Math.round(ms * 100) / 100;
+}

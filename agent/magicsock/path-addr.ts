@@ -1,0 +1,57 @@
+// Addresses the WireGuard device sends to, as the magic socket reads them. A peer's endpoint is
+// either a real UDP address (the 20-byte packed form) or a "relay address": the same 20 bytes
+// with family RELAY_FAMILY and the peer's magic-socket id, meaning "through the peer's relay".
+// The device never looks inside; the bind routes on the first byte.
+import { PACKED_ADDR_SIZE, decodePackedAddr, encodePackedAddr, formatEndpoint } from '../tun/packed-addr.js';
+import type { DiscoEndpoint } from '../../proto/disco/messages.js';
+
+/**
+ * Relay address layout (20 bytes):
+ *
+ *   offset 0  family = 0xfe | 1..3 zero | 4..7 peer id u32be | 8..19 zero
+ */
+export const RELAY_FAMILY = 0xfe;
+
+export function relayAddr(peerId: number): Uint8Array {
+  const out = new Uint8Array(PACKED_ADDR_SIZE);
+  out[0] = RELAY_FAMILY;
+  new DataView(out.buffer).setUint32(4, peerId >>> 0);
+  return out;
+}
+
+export function isRelayAddr(addrs: Uint8Array, off = 0): boolean {
+  return addrs[off] === RELAY_FAMILY;
+}
+
+export function relayAddrPeerId(addrs: Uint8Array, off = 0): number {
+  return ((addrs[off + 4]! << 24) | (addrs[off + 5]! << 16) | (addrs[off + 6]! << 8) | addrs[off + 7]!) >>> 0;
+}
+
+/** "ip:port" of a packed UDP address (slow path: status, logs). */
+export function packedText(addr: Uint8Array, off = 0): string {
+  return formatEndpoint(decodePackedAddr(addr, off));
+}
+
+/** Packed UDP address → disco's 16-byte address + port. */
+export function packedToDisco(addr: Uint8Array, off = 0): DiscoEndpoint {
+  const address = new Uint8Array(16);
+  if (addr[off] === 4) {
+    address[10] = 0xff;
+    address[11] = 0xff;
+    address.set(addr.subarray(off + 4, off + 8), 12);
+  } else if (addr[off] === 6) {
+    address.set(addr.subarray(off + 4, off + 20));
+  }
+  return { address, port: (addr[off + 2]! << 8) | addr[off + 3]! };
+}
+
+/** Disco endpoint → packed UDP address; undefined for the all-zero "no address". */
+export function discoToPacked(e: DiscoEndpoint): Uint8Array | undefined {
+  const a = e.address;
+  if (a.every((b) => b === 0) || e.port === 0) return undefined;
+  const v4 = a.subarray(0, 10).every((b) => b === 0) && a[10] === 0xff && a[11] === 0xff;
+  const text = v4 ? `${a[12]}.${a[13]}.${a[14]}.${a[15]}` : [...Array(8).keys()].map((i) => ((a[i * 2]! << 8) | a[i * 2 + 1]!).toString(16)).join(':');
+  return encodePackedAddr({ address: text, port: e.port });
+}
+
+export const NO_DISCO_ENDPOINT: DiscoEndpoint = { address: new Uint8Array(16), port: 0 };

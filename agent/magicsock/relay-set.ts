@@ -1,0 +1,197 @@
+// The relays an agent talks to: one client per relay in the netmap's relay map, connected on
+// demand; the home relay (lowest measured latency) stays connected so peers can reach us. Packets
+// sent while a relay is still connecting wait in a short queue instead of being lost, so the
+// first packets to a peer are not delayed by a handshake retry.
+import type { Logger } from 'pino';
+import { createRelayClient, type RelayClient } from '../relay/relay-client.js';
+
+export interface RelayEntry {
+  name: string;
+  url: string;
+  stun: string[];
+}
+
+export interface RelaySetOptions {
+  nodePrivateKey: Uint8Array;
+  log: Logger;
+  /** A packet from node `src` through relay `relay`. */
+  onRecv: (relay: string, src: Uint8Array, data: Uint8Array) => void;
+  /** The home relay changed (report it to the coordinator). */
+  onHomeChange: (name: string | null) => void;
+}
+
+export interface RelayStatusJson {
+  name: string;
+  url: string;
+  connected: boolean;
+  home: boolean;
+  latencyMs: number | null;
+  framesIn: number;
+  framesOut: number;
+  sendDrops: number;
+}
+
+/** Re-measure relay latencies this often; a new home needs to be clearly better (hysteresis). */
+const HOME_CHECK_MS = 60_000;
+const HOME_SWITCH_RATIO = 0.7;
+/** Non-home relays unused this long are disconnected. */
+const IDLE_CLOSE_MS = 120_000;
+const PENDING_MAX = 128;
+const PENDING_MAX_AGE_MS = 3000;
+
+interface Slot {
+  entry: RelayEntry;
+  client: RelayClient;
+  lastUsed: number;
+  pending: { dst: Uint8Array; data: Uint8Array; priority: boolean; at: number }[];
+}
+
+export class RelaySet {
+  private entries = new Map<string, RelayEntry>();
+  private readonly slots = new Map<string, Slot>();
+  private readonly latency = new Map<string, number | null>();
+  private home: string | null = null;
+  private timer: NodeJS.Timeout | undefined;
+  private measuring: Promise<void> | null = null;
+  private closed = false;
+
+  constructor(private readonly opts: RelaySetOptions) {}
+
+  get homeRelay(): string | null {
+    return this.home;
+  }
+
+  relays(): RelayEntry[] {
+    return [...this.entries.values()];
+  }
+
+  /** The netmap's relay map. A removed relay is disconnected; a new one is measured. */
+  setRelays(list: RelayEntry[]): void {
+    const next = new Map(list.map((r) => [r.name, r]));
+    const same = next.size === this.entries.size && [...next].every(([n, r]) => {
+      const o = this.entries.get(n);
+      return o && o.url === r.url && o.stun.join() === r.stun.join();
+    });
+    if (same) return;
+    this.entries = next;
+    for (const [name, slot] of this.slots) {
+      const e = next.get(name);
+      if (!e || e.url !== slot.entry.url) this.drop(name);
+    }
+    if (this.home && !next.has(this.home)) this.setHome(null);
+    void this.chooseHome();
+    if (!this.timer && !this.closed) {
+      this.timer = setInterval(() => { void this.chooseHome(); this.closeIdle(); }, HOME_CHECK_MS);
+      this.timer.unref();
+    }
+  }
+
+  /** Sends to `dst` through relay `name` (connecting if needed); false if dropped. */
+  send(name: string, dst: Uint8Array, data: Uint8Array, priority = false): boolean {
+    const slot = this.slot(name);
+    if (!slot) return false;
+    slot.lastUsed = Date.now();
+    if (slot.client.connected) {
+      slot.client.send(dst, data, { priority });
+      return true; // queued (a false from the client only asks for backpressure)
+    }
+    const now = Date.now();
+    while (slot.pending.length > 0 && (slot.pending.length >= PENDING_MAX || now - slot.pending[0]!.at > PENDING_MAX_AGE_MS)) slot.pending.shift();
+    slot.pending.push({ dst: Uint8Array.from(dst), data: Uint8Array.from(data), priority, at: now });
+    return true;
+  }
+
+  connected(name: string): boolean {
+    return this.slots.get(name)?.client.connected ?? false;
+  }
+
+  /** Round trip to relay `name` over its connection (connecting if needed). */
+  async latencyTo(name: string, signal?: AbortSignal): Promise<number> {
+    const slot = this.slot(name);
+    if (!slot) throw new Error(`unknown relay ${name}`);
+    await slot.client.ready(signal ?? AbortSignal.timeout(5000));
+    const ms = await slot.client.measureLatency({ samples: 3, timeoutMs: 2000, ...(signal ? { signal } : {}) });
+    this.latency.set(name, ms);
+    return ms;
+  }
+
+  status(): RelayStatusJson[] {
+    return [...this.entries.values()].map((e) => {
+      const c = this.slots.get(e.name)?.client;
+      return {
+        name: e.name, url: e.url, connected: c?.connected ?? false, home: e.name === this.home,
+        latencyMs: this.latency.get(e.name) ?? null,
+        framesIn: c?.stats.framesIn ?? 0, framesOut: c?.stats.framesOut ?? 0, sendDrops: c?.stats.sendDrops ?? 0,
+      };
+    });
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    clearInterval(this.timer);
+    this.timer = undefined;
+    await Promise.all([...this.slots.keys()].map((n) => this.drop(n)));
+  }
+
+  /** Measures every relay and makes the fastest the home relay (kept unless another is clearly faster). */
+  chooseHome(): Promise<void> {
+    if (this.measuring) return this.measuring;
+    this.measuring = (async () => {
+      const names = [...this.entries.keys()];
+      // Until measured, the first relay is home: peers need some relay to reach us right away.
+      if (this.home === null && names.length > 0) this.setHome(names[0]!);
+      const results = await Promise.all(names.map(async (n) => {
+        try { return { n, ms: await this.latencyTo(n) }; } catch { this.latency.set(n, null); return { n, ms: Infinity }; }
+      }));
+      if (this.closed) return;
+      const best = results.reduce<{ n: string; ms: number } | null>((b, r) => (r.ms < (b?.ms ?? Infinity) ? r : b), null);
+      if (!best) return;
+      const cur = this.home ? this.latency.get(this.home) ?? Infinity : Infinity;
+      if (this.home !== best.n && (best.ms < cur * HOME_SWITCH_RATIO || cur === Infinity)) this.setHome(best.n);
+      this.closeIdle();
+    })().finally(() => { this.measuring = null; });
+    return this.measuring;
+  }
+
+  private setHome(name: string | null): void {
+    if (this.home === name) return;
+    this.home = name;
+    if (name) this.slot(name);
+    this.opts.log.info(name ? `home relay: ${name}` : 'no home relay');
+    this.opts.onHomeChange(name);
+  }
+
+  private slot(name: string): Slot | undefined {
+    const existing = this.slots.get(name);
+    if (existing) return existing;
+    const entry = this.entries.get(name);
+    if (!entry || this.closed) return undefined;
+    const client = createRelayClient({ url: entry.url, nodePrivateKey: this.opts.nodePrivateKey, reconnect: { minDelayMs: 100, maxDelayMs: 5000 } });
+    const slot: Slot = { entry, client, lastUsed: Date.now(), pending: [] };
+    client.onRecv((src, data) => this.opts.onRecv(name, src, data));
+    client.on('connect', () => {
+      this.opts.log.info(`connected to relay ${name} (${entry.url})`);
+      const now = Date.now();
+      for (const p of slot.pending.splice(0)) if (now - p.at <= PENDING_MAX_AGE_MS) client.send(p.dst, p.data, { priority: p.priority });
+    });
+    client.on('disconnect', (d) => {
+      this.opts.log.warn(`relay ${name} connection ended (${d.notice ?? d.code}${d.message ? ` ${d.message}` : ''})${d.willReconnect ? ', reconnecting' : ''}`);
+    });
+    this.slots.set(name, slot);
+    return slot;
+  }
+
+  private closeIdle(): void {
+    const now = Date.now();
+    for (const [name, slot] of this.slots) {
+      if (name !== this.home && now - slot.lastUsed > IDLE_CLOSE_MS) void this.drop(name);
+    }
+  }
+
+  private async drop(name: string): Promise<void> {
+    const slot = this.slots.get(name);
+    if (!slot) return;
+    this.slots.delete(name);
+    await slot.client.close().catch(() => undefined);
+  }
+}

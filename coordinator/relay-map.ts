@@ -1,0 +1,48 @@
+// The relay map every node gets in its netmap, from `--relay NAME=URL` and `--relay-stun
+// NAME=HOST:PORT` (both repeatable). A relay given no STUN server gets one at its URL's host on
+// port 3478, where `pinhole relay --stun` usually listens.
+import type { RelayInfo } from '../proto/control/schemas.js';
+import { formatEndpoint, parseEndpoint } from '../proto/ip/address.js';
+
+export const DEFAULT_STUN_PORT = 3478;
+
+export class RelayMapError extends Error {
+  override readonly name = 'RelayMapError';
+}
+
+function splitNamed(flag: string, text: string, example: string): { name: string; value: string } {
+  const eq = text.indexOf('=');
+  const name = text.slice(0, eq);
+  if (eq <= 0 || !/^[a-z0-9-]{1,64}$/i.test(name)) throw new RelayMapError(`${flag}: expected ${example}, got ${JSON.stringify(text)}`);
+  return { name, value: text.slice(eq + 1) };
+}
+
+/** `--relay` values ("NAME=URL") and `--relay-stun` values ("NAME=HOST:PORT") → the relay map. */
+export function buildRelayMap(relayFlags: readonly string[], stunFlags: readonly string[] = []): RelayInfo[] {
+  const relays: RelayInfo[] = [];
+  for (const text of relayFlags) {
+    const { name, value: url } = splitNamed('--relay', text, 'NAME=URL (e.g. home=ws://203.0.113.10:8443/relay)');
+    if (!URL.canParse(url)) throw new RelayMapError(`--relay: expected NAME=URL (e.g. home=ws://203.0.113.10:8443/relay), got ${JSON.stringify(text)}`);
+    if (relays.some((r) => r.name === name)) throw new RelayMapError(`--relay: relay ${name} is given twice`);
+    relays.push({ name, url, stun: [] });
+  }
+  for (const text of stunFlags) {
+    const { name, value } = splitNamed('--relay-stun', text, 'NAME=HOST:PORT (e.g. home=203.0.113.10:3478)');
+    const relay = relays.find((r) => r.name === name);
+    if (!relay) throw new RelayMapError(`--relay-stun: no --relay named ${name}`);
+    let server: string;
+    try {
+      server = formatEndpoint(parseEndpoint(value));
+    } catch (err) {
+      throw new RelayMapError(`--relay-stun: ${(err as Error).message}`);
+    }
+    if (!relay.stun.includes(server)) relay.stun.push(server);
+  }
+  for (const relay of relays) {
+    if (relay.stun.length === 0) {
+      const host = new URL(relay.url).hostname; // IPv6 keeps its brackets: "[2001:db8::1]"
+      if (host) relay.stun.push(`${host}:${DEFAULT_STUN_PORT}`);
+    }
+  }
+  return relays;
+}

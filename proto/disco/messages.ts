@@ -1,0 +1,152 @@
+// Disco: the small messages agents exchange to find a direct path to each other. They share the
+// agent's one UDP socket with WireGuard and STUN (and travel through relays as ordinary packets),
+// so every disco packet starts with a magic prefix that neither of the others can start with.
+// Payloads are sealed with NaCl box (tweetnacl) under the two nodes' disco keys.
+import nacl from 'tweetnacl';
+import { DecodeError } from '../errors.js';
+
+/**
+ * A disco packet on the wire:
+ *
+ *   magic "PHdsc\x01" [6] | sender disco public key [32] | nonce [24] | box(payload) [payload + 16]
+ *
+ * The first byte 'P' (0x50) is not a WireGuard type (1–4), and STUN's first two bits are 00
+ * while 0x50's are 01, so the three never collide on one socket.
+ *
+ * Payload (the plaintext inside the box), integers big-endian:
+ *
+ *   type u8 | version u8 (0) | body
+ *   0x01 ping           txid [12] | sender node key [32]
+ *   0x02 pong           txid [12] | observed source: address [16] | port u16
+ *   0x03 call-me-maybe  endpoints: (address [16] | port u16) × n, n ≤ MAX_CALL_ENDPOINTS
+ *
+ * Addresses are 16 bytes; IPv4 is stored IPv4-mapped (::ffff:a.b.c.d). An all-zero address means
+ * "not seen over UDP" (a ping that came through a relay).
+ */
+export const DISCO_MAGIC = Uint8Array.from([0x50, 0x48, 0x64, 0x73, 0x63, 0x01]);
+export const DISCO_KEY_LEN = 32;
+export const DISCO_NONCE_LEN = 24;
+export const DISCO_HEADER_LEN = DISCO_MAGIC.length + DISCO_KEY_LEN + DISCO_NONCE_LEN;
+export const TXID_LEN = 12;
+export const MAX_CALL_ENDPOINTS = 32;
+const ENDPOINT_LEN = 18;
+/** NaCl box adds a 16-byte Poly1305 tag. */
+const BOX_OVERHEAD = 16;
+/** The largest payload we produce (a full call-me-maybe); anything longer is refused. */
+const MAX_PAYLOAD = 2 + MAX_CALL_ENDPOINTS * ENDPOINT_LEN;
+export const MAX_DISCO_PACKET = DISCO_HEADER_LEN + MAX_PAYLOAD + BOX_OVERHEAD;
+
+export const DISCO_TYPE = { PING: 0x01, PONG: 0x02, CALL_ME_MAYBE: 0x03 } as const;
+
+/** An endpoint as disco carries it: 16 address bytes (IPv4-mapped for IPv4) and a port. */
+export interface DiscoEndpoint {
+  address: Uint8Array;
+  port: number;
+}
+
+export type DiscoMessage =
+  | { type: 'ping'; txid: Uint8Array; nodeKey: Uint8Array }
+  | { type: 'pong'; txid: Uint8Array; src: DiscoEndpoint }
+  | { type: 'call-me-maybe'; endpoints: DiscoEndpoint[] };
+
+/** True if the datagram carries the disco magic (cheap: called for every non-WireGuard datagram). */
+export function isDiscoPacket(buf: Uint8Array, off = 0, len = buf.length - off): boolean {
+  if (len < DISCO_HEADER_LEN + BOX_OVERHEAD + 2) return false;
+  for (let i = 0; i < DISCO_MAGIC.length; i++) if (buf[off + i] !== DISCO_MAGIC[i]) return false;
+  return true;
+}
+
+/** The sender's disco public key (a copy), from a packet isDiscoPacket accepted. */
+export function discoSender(buf: Uint8Array): Uint8Array {
+  if (!isDiscoPacket(buf)) throw new DecodeError('short', 'not a disco packet');
+  return buf.slice(DISCO_MAGIC.length, DISCO_MAGIC.length + DISCO_KEY_LEN);
+}
+
+export function encodeDiscoPayload(msg: DiscoMessage): Uint8Array {
+  switch (msg.type) {
+    case 'ping': {
+      if (msg.txid.length !== TXID_LEN || msg.nodeKey.length !== 32) throw new RangeError('ping: txid is 12 bytes, node key 32');
+      const out = new Uint8Array(2 + TXID_LEN + 32);
+      out[0] = DISCO_TYPE.PING;
+      out.set(msg.txid, 2);
+      out.set(msg.nodeKey, 2 + TXID_LEN);
+      return out;
+    }
+    case 'pong': {
+      if (msg.txid.length !== TXID_LEN) throw new RangeError('pong: txid is 12 bytes');
+      const out = new Uint8Array(2 + TXID_LEN + ENDPOINT_LEN);
+      out[0] = DISCO_TYPE.PONG;
+      out.set(msg.txid, 2);
+      writeEndpoint(out, 2 + TXID_LEN, msg.src);
+      return out;
+    }
+    case 'call-me-maybe': {
+      const eps = msg.endpoints.slice(0, MAX_CALL_ENDPOINTS);
+      const out = new Uint8Array(2 + eps.length * ENDPOINT_LEN);
+      out[0] = DISCO_TYPE.CALL_ME_MAYBE;
+      eps.forEach((e, i) => writeEndpoint(out, 2 + i * ENDPOINT_LEN, e));
+      return out;
+    }
+  }
+}
+
+export function decodeDiscoPayload(p: Uint8Array): DiscoMessage {
+  if (p.length < 2) throw new DecodeError('short', 'disco payload shorter than its header');
+  if (p.length > MAX_PAYLOAD) throw new DecodeError('oversized', `disco payload of ${p.length} bytes`);
+  if (p[1] !== 0) throw new DecodeError('bad-type', `disco version ${p[1]}`);
+  const body = p.length - 2;
+  switch (p[0]) {
+    case DISCO_TYPE.PING:
+      if (body !== TXID_LEN + 32) throw new DecodeError('bad-length', `disco ping of ${p.length} bytes`);
+      return { type: 'ping', txid: p.slice(2, 2 + TXID_LEN), nodeKey: p.slice(2 + TXID_LEN) };
+    case DISCO_TYPE.PONG:
+      if (body !== TXID_LEN + ENDPOINT_LEN) throw new DecodeError('bad-length', `disco pong of ${p.length} bytes`);
+      return { type: 'pong', txid: p.slice(2, 2 + TXID_LEN), src: readEndpoint(p, 2 + TXID_LEN) };
+    case DISCO_TYPE.CALL_ME_MAYBE: {
+      if (body % ENDPOINT_LEN !== 0) throw new DecodeError('bad-length', `call-me-maybe of ${p.length} bytes`);
+      const endpoints: DiscoEndpoint[] = [];
+      for (let off = 2; off < p.length; off += ENDPOINT_LEN) endpoints.push(readEndpoint(p, off));
+      return { type: 'call-me-maybe', endpoints };
+    }
+    default:
+      throw new DecodeError('bad-type', `disco message type ${p[0]}`);
+  }
+}
+
+/** Seals a payload from us (our disco secret) to the peer (its disco public key, via the shared key). */
+export function sealDisco(payload: Uint8Array, senderPublic: Uint8Array, sharedKey: Uint8Array): Uint8Array {
+  const nonce = nacl.randomBytes(DISCO_NONCE_LEN);
+  const boxed = nacl.box.after(payload, nonce, sharedKey);
+  const out = new Uint8Array(DISCO_HEADER_LEN + boxed.length);
+  out.set(DISCO_MAGIC, 0);
+  out.set(senderPublic, DISCO_MAGIC.length);
+  out.set(nonce, DISCO_MAGIC.length + DISCO_KEY_LEN);
+  out.set(boxed, DISCO_HEADER_LEN);
+  return out;
+}
+
+/** Opens a packet with the shared key of (our secret, its sender); DecodeError if it fails to open. */
+export function openDisco(packet: Uint8Array, sharedKey: Uint8Array): DiscoMessage {
+  if (!isDiscoPacket(packet)) throw new DecodeError('short', 'not a disco packet');
+  if (packet.length > MAX_DISCO_PACKET) throw new DecodeError('oversized', `disco packet of ${packet.length} bytes`);
+  const nonce = packet.subarray(DISCO_MAGIC.length + DISCO_KEY_LEN, DISCO_HEADER_LEN);
+  const opened = nacl.box.open.after(packet.subarray(DISCO_HEADER_LEN), nonce, sharedKey);
+  if (!opened) throw new DecodeError('bad-box', 'disco packet failed to open');
+  return decodeDiscoPayload(opened);
+}
+
+/** The precomputed box key for (our disco secret, their disco public key). */
+export function discoSharedKey(theirPublic: Uint8Array, ourSecret: Uint8Array): Uint8Array {
+  return nacl.box.before(theirPublic, ourSecret);
+}
+
+function writeEndpoint(out: Uint8Array, off: number, e: DiscoEndpoint): void {
+  if (e.address.length !== 16 || !Number.isInteger(e.port) || e.port < 0 || e.port > 65535) throw new RangeError('disco endpoint: 16-byte address and a port');
+  out.set(e.address, off);
+  out[off + 16] = e.port >> 8;
+  out[off + 17] = e.port & 0xff;
+}
+
+function readEndpoint(p: Uint8Array, off: number): DiscoEndpoint {
+  return { address: p.slice(off, off + 16), port: (p[off + 16]! << 8) | p[off + 17]! };
+}

@@ -1,0 +1,222 @@
+// NAT traversal benchmark: TCP throughput over the direct path vs the relayed path between the
+// same two NATed sites, in one run, and the relay's CPU per Gbit/s. Each site has two agents: one
+// pair finds its direct path, the other runs with PINHOLE_FORCE_RELAY=1 and stays on the relay.
+// iperf3 alternates between the two pairs each round; the relay process's CPU time comes from
+// /proc/PID/stat before and after each run. Prints a table and writes
+// bench/results/traversal-bench-<date>.json.
+//
+//   node dist/scripts/bench-traversal.js [--seconds 5] [--rounds 3]     (root; see scripts/bench-traversal)
+import { execFileSync } from 'node:child_process';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { createLab, type Lab } from './natlab/index.js';
+import { REPO_ROOT } from './tunnels/paths.js';
+import { startMesh, waitFor, waitMeshReady, type Mesh, type MeshNode, type MeshSiteSpec } from './traversal/mesh-lab.js';
+import { addMeshNode } from './traversal/mesh-extra.js';
+import { pairPaths, pingSummary, type PathName } from './traversal/pair-checks.js';
+import { iperfTcp, median, processCpuSeconds } from './traversal/throughput.js';
+
+const SITES: MeshSiteSpec[] = [
+  { name: 'home', nat: 'port-restricted-cone' },
+  { name: 'office', nat: 'full-cone' },
+];
+const BAR_RELAYED_VS_DIRECT = 0.5;
+const PINGS = 20;
+
+type Kind = 'direct' | 'relay';
+
+interface Measurement {
+  path: Kind;
+  pair: string;
+  mbps: number | null;
+  retransmits: number | null;
+  rttAvgMs: number | null;
+  /** Relay process CPU seconds during the iperf run, per Gbit of payload moved. */
+  relayCpuSecPerGbit: number | null;
+  /** Relay process CPU during the run, in cores (1 = one core busy). */
+  relayCpu: number | null;
+  /** Frames the sender pushed into the relay during the run (≈ 0 on the direct path). */
+  relayFramesOut: number | null;
+  pathsAfter: { ab: PathName; ba: PathName } | null;
+  error?: string;
+}
+
+function usage(): never {
+  process.stderr.write('usage: bench-traversal [--seconds N] [--rounds N]\n');
+  process.exit(2);
+}
+
+function parseOptions(): { seconds: number; rounds: number } {
+  let values;
+  try {
+    ({ values } = parseArgs({ options: { seconds: { type: 'string' }, rounds: { type: 'string' }, help: { type: 'boolean', short: 'h' } } }));
+  } catch (err) {
+    process.stderr.write(`bench-traversal: ${(err as Error).message}\n`);
+    usage();
+  }
+  if (values.help) usage();
+  const seconds = Number(values.seconds ?? 5);
+  const rounds = Number(values.rounds ?? 3);
+  if (!Number.isInteger(seconds) || seconds < 1 || seconds > 600) usage();
+  if (!Number.isInteger(rounds) || rounds < 1 || rounds > 20) usage();
+  return { seconds, rounds };
+}
+
+async function relayFramesOut(node: MeshNode): Promise<number> {
+  const st = await node.agent.status();
+  return (st.relays ?? []).reduce((s, r) => s + r.framesOut, 0);
+}
+
+/** Pings until both sides report `want`. */
+async function settle(a: MeshNode, b: MeshNode, want: Kind): Promise<void> {
+  await waitFor(`${a.spec.name} x ${b.spec.name} on the ${want} path`, async () => {
+    await pingSummary(a, b, 1, 0.2, 1);
+    const p = await pairPaths(a, b);
+    return p.ab === want && p.ba === want;
+  }, 20_000, 200);
+}
+
+async function measure(path: Kind, [a, b]: [MeshNode, MeshNode], mesh: Mesh, seconds: number): Promise<Measurement> {
+  const pair = `${a.spec.name} -> ${b.spec.name}`;
+  const empty = { path, pair, mbps: null, retransmits: null, rttAvgMs: null, relayCpuSecPerGbit: null, relayCpu: null, relayFramesOut: null, pathsAfter: null };
+  try {
+    await settle(a, b, path);
+    const ping = await pingSummary(a, b, PINGS, 0.05, 1);
+    const pid = mesh.relay.proc.pid;
+    const frames0 = await relayFramesOut(a);
+    const cpu0 = processCpuSeconds(pid);
+    const t0 = performance.now();
+    const r = await iperfTcp(a.host, b.host, b.ip, seconds);
+    const cpu = processCpuSeconds(pid) - cpu0;
+    const wall = (performance.now() - t0) / 1000;
+    const frames = (await relayFramesOut(a)) - frames0;
+    const pathsAfter = await pairPaths(a, b);
+    const m: Measurement = {
+      path, pair, mbps: r.mbps, retransmits: r.retransmits, rttAvgMs: ping.avgMs,
+      relayCpuSecPerGbit: r.bytes > 0 ? cpu / ((r.bytes * 8) / 1e9) : null, relayCpu: cpu / wall, relayFramesOut: frames, pathsAfter,
+    };
+    if (pathsAfter.ab !== path || pathsAfter.ba !== path) m.error = `path changed during the run: ${JSON.stringify(pathsAfter)}`;
+    return m;
+  } catch (err) {
+    return { ...empty, error: (err as Error).message };
+  }
+}
+
+const fmt = (x: number | null, digits: number): string => (x === null ? '-' : x.toFixed(digits));
+
+function formatTable(rows: Measurement[]): string {
+  const head = ['path', 'pair', 'Mbit/s', 'ping avg ms', 'TCP retrans', 'relay CPU', 'relay CPU s/Gbit', 'relay frames'];
+  const body = rows.map((r) => [r.path, r.pair, fmt(r.mbps, 1), fmt(r.rttAvgMs, 3), fmt(r.retransmits, 0),
+    r.relayCpu === null ? '-' : `${(r.relayCpu * 100).toFixed(0)}%`, fmt(r.relayCpuSecPerGbit, 3), fmt(r.relayFramesOut, 0)]);
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((row) => row[i]!.length)));
+  const line = (cells: string[]): string => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
+  return [line(head), ...body.map(line)].join('\n');
+}
+
+function version(argv: string[], re: RegExp): string | null {
+  try {
+    const out = execFileSync(argv[0]!, argv.slice(1), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    return out.match(re)?.[1] ?? out.trim().split('\n')[0] ?? null;
+  } catch { return null; }
+}
+
+async function main(): Promise<number> {
+  const { seconds, rounds } = parseOptions();
+  const startedAt = new Date();
+  let lab: Lab | null = null;
+  let mesh: Mesh | null = null;
+  const extra: MeshNode[] = [];
+  let aborted = false;
+  const onSignal = (sig: NodeJS.Signals): void => {
+    if (aborted) return;
+    aborted = true;
+    process.stderr.write(`\nbench-traversal: ${sig}, tearing down\n`);
+    void lab?.destroy();
+    setTimeout(() => process.exit(130), 15_000).unref();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+
+  const perRound: { round: number; order: Kind[]; results: Measurement[] }[] = [];
+  try {
+    lab = await createLab({ name: 'btrav' });
+    mesh = await startMesh(lab, SITES);
+    const [home, office] = [mesh.node('home'), mesh.node('office')];
+    // the second pair, on the same two sites, never goes direct
+    for (const [site, name] of [[home.site, 'home-relayed'], [office.site, 'office-relayed']] as const) {
+      extra.push(await addMeshNode(mesh, site, name, { env: { PINHOLE_FORCE_RELAY: '1' } }));
+    }
+    await waitMeshReady(mesh, 60_000);
+    const pairs: Record<Kind, [MeshNode, MeshNode]> = { direct: [home, office], relay: [extra[0]!, extra[1]!] };
+    process.stdout.write(`bench-traversal: ${SITES.map((s) => `${s.name} (${s.nat})`).join(' and ')}, two agents per site; `
+      + `iperf3 -t ${seconds} over the direct pair and the relay-forced pair, ${rounds} alternating round(s)\n`);
+    for (let round = 1; round <= rounds && !aborted; round++) {
+      const order: Kind[] = round % 2 === 1 ? ['direct', 'relay'] : ['relay', 'direct'];
+      const results: Measurement[] = [];
+      for (const kind of order) {
+        const m = await measure(kind, pairs[kind], mesh, seconds);
+        process.stdout.write(`  round ${round}: ${kind.padEnd(6)} ${m.error && m.mbps === null ? `error: ${m.error}`
+          : `${fmt(m.mbps, 1)} Mbit/s, ping ${fmt(m.rttAvgMs, 3)} ms, relay CPU ${fmt(m.relayCpuSecPerGbit, 3)} s/Gbit${m.error ? ` (${m.error})` : ''}`}\n`);
+        results.push(m);
+      }
+      perRound.push({ round, order, results });
+    }
+  } finally {
+    for (const n of extra) await n.agent.stop().catch(() => undefined);
+    await mesh?.stop();
+    await lab?.destroy();
+  }
+  if (aborted) return 130;
+
+  const summary: Measurement[] = (['direct', 'relay'] as const).map((path) => {
+    const runs = perRound.map((r) => r.results.find((m) => m.path === path)!);
+    const errors = runs.filter((m) => m.error).map((m) => m.error!);
+    return {
+      path, pair: runs[0]!.pair,
+      mbps: median(runs.map((m) => m.mbps)),
+      retransmits: median(runs.map((m) => m.retransmits)),
+      rttAvgMs: median(runs.map((m) => m.rttAvgMs)),
+      relayCpuSecPerGbit: median(runs.map((m) => m.relayCpuSecPerGbit)),
+      relayCpu: median(runs.map((m) => m.relayCpu)),
+      relayFramesOut: median(runs.map((m) => m.relayFramesOut)),
+      pathsAfter: null,
+      ...(errors.length ? { error: errors.join('; ') } : {}),
+    };
+  });
+  const [direct, relay] = summary as [Measurement, Measurement];
+  const ratio = direct.mbps && relay.mbps !== null ? relay.mbps / direct.mbps : null;
+  const barMet = ratio !== null && ratio >= BAR_RELAYED_VS_DIRECT;
+
+  process.stdout.write(`\n${rounds > 1 ? `median of ${rounds} rounds\n` : ''}${formatTable(summary)}\n\n`);
+  process.stdout.write(`throughput relayed / direct: ${fmt(ratio, 2)} (bar >= ${BAR_RELAYED_VS_DIRECT}: ${barMet ? 'met' : 'NOT met'})\n`);
+  process.stdout.write(`relay CPU per Gbit/s moved: ${fmt(relay.relayCpuSecPerGbit, 3)} CPU-seconds per Gbit (= cores busy at 1 Gbit/s)\n`);
+  for (const m of summary) if (m.error) process.stdout.write(`${m.path}: ${m.error}\n`);
+
+  const report = {
+    benchmark: 'traversal',
+    startedAt: startedAt.toISOString(),
+    machine: { nproc: availableParallelism(), node: process.version, kernel: version(['uname', '-r'], /(.+)/), iperf3: version(['iperf3', '--version'], /iperf (\S+)/) },
+    settings: {
+      seconds, rounds, pings: PINGS, sites: SITES,
+      topology: 'two NATed sites with two agents each on the lab internet; relay and coordinator public hosts; the second pair runs with PINHOLE_FORCE_RELAY=1',
+      relayCpu: 'utime+stime of the pinhole relay process from /proc/PID/stat over each iperf3 run, per Gbit of TCP payload received',
+    },
+    rounds: perRound,
+    summary,
+    ratios: { throughputRelayedVsDirect: ratio, bar: BAR_RELAYED_VS_DIRECT, barMet },
+    relayCpuSecPerGbit: relay.relayCpuSecPerGbit,
+  };
+  const dir = join(REPO_ROOT, 'bench', 'results');
+  await mkdir(dir, { recursive: true });
+  const file = join(dir, `traversal-bench-${startedAt.toISOString().replace(/\.\d+Z$/, 'Z').replace(/:/g, '-')}.json`);
+  await writeFile(file, `${JSON.stringify(report, null, 2)}\n`);
+  process.stdout.write(`\nwrote ${file}\n`);
+  return summary.some((m) => m.error) ? 1 : 0;
+}
+
+main().then((code) => { process.exitCode = code; }, (err: unknown) => {
+  process.stderr.write(`bench-traversal: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exitCode = 1;
+});

@@ -1,0 +1,180 @@
+// A mesh in the NAT lab for traversal tests, the demo and benchmarks: a coordinator and a relay
+// (two addresses, so STUN can do RFC 5780) on the lab internet, and one managed agent per site,
+// each site behind the NAT behaviour asked for. Every process is real.
+import type { Host, Lab, NatBehaviour, NetemOptions, Site } from '../natlab/index.js';
+import { startCoordinator, type LabCoordinator } from '../tunnels/pinhole-coordinator.js';
+import { startManagedAgent, type ManagedAgent } from '../tunnels/pinhole-managed.js';
+import { startLabRelay, type LabRelay } from '../tunnels/pinhole-relay.js';
+import { runId } from '../tunnels/keys.js';
+import type { AgentStatus, PeerStatusJson } from '../../agent/static/status.js';
+
+export interface MeshSiteSpec {
+  /** Short unique name, also the node's hostname. */
+  name: string;
+  nat: NatBehaviour;
+  doubleNat?: boolean;
+  udpBlocked?: boolean;
+  netem?: NetemOptions;
+}
+
+export interface MeshNode {
+  spec: MeshSiteSpec;
+  site: Site;
+  host: Host;
+  agent: ManagedAgent;
+  ip: string;
+}
+
+export interface Mesh {
+  coord: LabCoordinator;
+  relay: LabRelay;
+  nodes: MeshNode[];
+  node(name: string): MeshNode;
+  stop(): Promise<void>;
+}
+
+export const RELAY_NAME = 'lab';
+
+export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | null | false>, ms = 30_000, everyMs = 100): Promise<T> {
+  const end = Date.now() + ms;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v !== undefined && v !== null && v !== false) return v;
+    } catch (err) { last = err; }
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+/** Builds the infrastructure and the sites, starts and joins every agent. Stops what it started on failure. */
+export async function startMesh(lab: Lab, specs: MeshSiteSpec[], opts: { agentEnv?: Record<string, string> } = {}): Promise<Mesh> {
+  const stoppers: Array<() => Promise<void>> = [];
+  const stop = async (): Promise<void> => {
+    for (const s of stoppers.reverse()) await s().catch(() => undefined);
+    stoppers.length = 0;
+  };
+  try {
+    const relayHost = await lab.addPublicHost('relay', { ips: 2 });
+    const relay = await startLabRelay(relayHost);
+    stoppers.push(() => relay.stop());
+    const coordHost = await lab.addPublicHost('coord');
+    const coord = await startCoordinator(coordHost, { extraArgs: relay.coordinatorArgs(RELAY_NAME) });
+    stoppers.push(() => coord.stop());
+    const key = await coord.createAuthKey({ reusable: true });
+    const id = runId();
+    const nodes: MeshNode[] = [];
+    for (const spec of specs) {
+      const site = await lab.addSite(spec.name, { nat: spec.nat, ...(spec.doubleNat ? { doubleNat: true } : {}), ...(spec.udpBlocked ? { udpBlocked: true } : {}), ...(spec.netem ? { netem: spec.netem } : {}) });
+      const host = await site.addHost('h');
+      const agent = await startManagedAgent(host, { tun: `pt${id}${nodes.length}`.slice(0, 15), ...(opts.agentEnv ? { env: opts.agentEnv } : {}) });
+      stoppers.push(() => agent.stop());
+      const r = await agent.cli(['up', '--coordinator', coord.url, '--auth-key', key, '--hostname', spec.name], 30_000);
+      if (r.code !== 0) throw new Error(`${spec.name}: pinhole up failed: ${r.stderr.trim()}`);
+      nodes.push({ spec, site, host, agent, ip: (await agent.status()).self!.ipv4! });
+    }
+    const mesh: Mesh = {
+      coord, relay, nodes,
+      node: (name) => {
+        const n = nodes.find((x) => x.spec.name === name);
+        if (!n) throw new Error(`no node ${name}`);
+        return n;
+      },
+      stop,
+    };
+    return mesh;
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+export function peerOf(st: AgentStatus, name: string): PeerStatusJson | undefined {
+  return st.peers.find((p) => p.name === name || p.name?.split('.')[0] === name);
+}
+
+/** Every node knows every other one, with its home relay. */
+export async function waitMeshReady(mesh: Mesh, ms = 40_000): Promise<void> {
+  const names = mesh.nodes.map((n) => n.spec.name);
+  await waitFor('every node to see every peer with a home relay', async () => {
+    const sts = await Promise.all(mesh.nodes.map((n) => n.agent.status()));
+    for (const [i, st] of sts.entries()) {
+      if (st.relays?.find((r) => r.home && r.connected) === undefined) return false;
+      for (const other of names) {
+        if (other === names[i]) continue;
+        const p = peerOf(st, other);
+        if (!p || p.relay === null) return false;
+      }
+    }
+    return true;
+  }, ms, 250);
+}
+
+export interface PairResult {
+  a: string;
+  b: string;
+  /** The path once settled. */
+  path: 'direct' | 'relay' | 'none';
+  expected: 'direct' | 'relay';
+  /** RTT of the very first ping (handshake included), ms; null if it got no reply. */
+  firstReplyMs: number | null;
+  /** From the first ping until both sides report a direct path, ms; null if never direct. */
+  timeToDirectMs: number | null;
+  /** Pings answered out of those sent while the path was settling. */
+  replies: number;
+  sent: number;
+}
+
+/** The classic table: direct unless UDP is blocked, or a symmetric NAT faces a symmetric or port-restricted one. */
+export function expectedPath(a: MeshSiteSpec, b: MeshSiteSpec): 'direct' | 'relay' {
+  if (a.udpBlocked || b.udpBlocked) return 'relay';
+  const kind = (s: MeshSiteSpec): string => (s.doubleNat ? (s.nat === 'symmetric' ? 'symmetric' : 'port-restricted-cone') : s.nat);
+  const [x, y] = [kind(a), kind(b)];
+  const hard = (k: string): boolean => k === 'symmetric' || k === 'port-restricted-cone';
+  if ((x === 'symmetric' && hard(y)) || (y === 'symmetric' && hard(x))) return 'relay';
+  return 'direct';
+}
+
+async function pingOnce(from: MeshNode, to: MeshNode, waitS: number): Promise<number | null> {
+  const r = await from.host.exec(['ping', '-n', '-c', '1', '-W', String(waitS), to.ip], { timeoutMs: (waitS + 5) * 1000 });
+  const m = /time=([\d.]+) ms/.exec(r.stdout);
+  return r.code === 0 && m ? Number(m[1]) : null;
+}
+
+/** First ping between two nodes, then pings until the path settles (direct, or `settleMs` passed). */
+export async function probePair(a: MeshNode, b: MeshNode, settleMs = 4000): Promise<PairResult> {
+  const expected = expectedPath(a.spec, b.spec);
+  const started = Date.now();
+  const firstReplyMs = await pingOnce(a, b, 3);
+  let sent = 1;
+  let replies = firstReplyMs === null ? 0 : 1;
+  let timeToDirectMs: number | null = null;
+  let path: PairResult['path'] = 'none';
+  const end = started + settleMs;
+  for (;;) {
+    const [sa, sb] = await Promise.all([a.agent.status(), b.agent.status()]);
+    const pa = peerOf(sa, b.spec.name)?.path ?? 'none';
+    const pb = peerOf(sb, a.spec.name)?.path ?? 'none';
+    path = pa === pb ? pa : pa === 'direct' || pb === 'direct' ? 'relay' : pa;
+    if (pa === 'direct' && pb === 'direct') { timeToDirectMs = Date.now() - started; break; }
+    if (Date.now() > end) break;
+    await new Promise((r) => setTimeout(r, 100));
+    sent++;
+    if ((await pingOnce(a, b, 1)) !== null) replies++;
+  }
+  return { a: a.spec.name, b: b.spec.name, path, expected, firstReplyMs, timeToDirectMs, replies, sent };
+}
+
+export function formatPairTable(rows: PairResult[]): string {
+  const head = ['pair', 'path', 'expected', 'first reply', 'time to direct', 'replies'];
+  const body = rows.map((r) => [
+    `${r.a} x ${r.b}`, r.path, r.expected,
+    r.firstReplyMs === null ? 'none' : `${r.firstReplyMs.toFixed(1)} ms`,
+    r.timeToDirectMs === null ? '-' : `${(r.timeToDirectMs / 1000).toFixed(2)} s`,
+    `${r.replies}/${r.sent}`,
+  ]);
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((row) => row[i]!.length)));
+  const line = (cells: string[]): string => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
+  return [line(head), ...body.map(line)].join('\n');
+}

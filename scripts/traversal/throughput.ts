@@ -1,0 +1,47 @@
+// Measuring a path: iperf3 TCP throughput between two lab hosts and a process's CPU time from
+// /proc (for relay CPU per Gbit/s).
+import { readFileSync } from 'node:fs';
+import type { Host } from '../natlab/index.js';
+
+const CLK_TCK = 100; // Linux USER_HZ
+
+export interface IperfResult {
+  /** Receiver's goodput, Mbit/s. */
+  mbps: number;
+  /** Payload bytes the receiver got. */
+  bytes: number;
+  seconds: number;
+  /** TCP retransmissions the sender counted. */
+  retransmits: number | null;
+}
+
+/** CPU seconds (user + system) process `pid` has used so far. */
+export function processCpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK; // utime, stime
+}
+
+/** iperf3 TCP from `client` to a server on `server` bound to `ip`, for `seconds`. */
+export async function iperfTcp(client: Host, server: Host, ip: string, seconds: number, port = 5201): Promise<IperfResult> {
+  const srv = server.spawn(['iperf3', '-s', '-1', '-B', ip, '-p', String(port), '--forceflush']);
+  try {
+    await srv.waitForOutput(/Server listening/, 10_000);
+    const r = await client.exec(['iperf3', '-c', ip, '-p', String(port), '-t', String(seconds), '-J', '--connect-timeout', '5000'],
+      { timeoutMs: (seconds + 30) * 1000 });
+    let report: { error?: string; end?: { sum_received?: { bits_per_second?: number; bytes?: number; seconds?: number }; sum_sent?: { retransmits?: number } } };
+    try { report = JSON.parse(r.stdout); } catch { throw new Error(`iperf3 printed no JSON (exit ${r.code}): ${r.stderr.trim()}`); }
+    const rx = report.end?.sum_received;
+    if (report.error || rx?.bits_per_second === undefined) throw new Error(`iperf3: ${report.error ?? 'no sum_received in report'}`);
+    return { mbps: rx.bits_per_second / 1e6, bytes: rx.bytes ?? 0, seconds: rx.seconds ?? seconds, retransmits: report.end?.sum_sent?.retransmits ?? null };
+  } finally {
+    await srv.kill('SIGTERM', 2000);
+  }
+}
+
+export function median(xs: ReadonlyArray<number | null>): number | null {
+  const v = xs.filter((x): x is number => x !== null).sort((p, q) => p - q);
+  if (v.length === 0) return null;
+  const m = Math.floor(v.length / 2);
+  return v.length % 2 ? v[m]! : (v[m - 1]! + v[m]!) / 2;
+}

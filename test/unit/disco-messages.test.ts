@@ -1,0 +1,89 @@
+// Disco messages: ping/pong/call-me-maybe round-trip through the box; a packet opens only with the
+// right key pair; the magic prefix never matches WireGuard or STUN; 100k hostile payloads and
+// 100k hostile packets make the decoders throw nothing but DecodeError.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import nacl from 'tweetnacl';
+import { DecodeError } from '../../proto/errors.js';
+import {
+  decodeDiscoPayload, discoSender, discoSharedKey, encodeDiscoPayload, isDiscoPacket, MAX_CALL_ENDPOINTS, openDisco, sealDisco,
+  type DiscoMessage,
+} from '../../proto/disco/messages.js';
+import { messageType } from '../../proto/wireguard/messages.js';
+import { isStunMessage } from '../../proto/stun/message.js';
+import { encodeBindingRequest } from '../../proto/stun/binding.js';
+
+const RUNS = 100_000;
+const a = nacl.box.keyPair();
+const b = nacl.box.keyPair();
+const ab = discoSharedKey(b.publicKey, a.secretKey);
+const ba = discoSharedKey(a.publicKey, b.secretKey);
+const v4 = (x: number[], port: number) => ({ address: Uint8Array.from([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, ...x]), port });
+
+function codeOf(f: () => unknown): string {
+  try { f(); } catch (err) { if (err instanceof DecodeError) return err.code; throw err; }
+  return 'ok';
+}
+
+test('ping, pong and call-me-maybe round-trip sealed by A and opened by B', () => {
+  const msgs: DiscoMessage[] = [
+    { type: 'ping', txid: new Uint8Array(12).fill(7), nodeKey: new Uint8Array(32).fill(9) },
+    { type: 'pong', txid: new Uint8Array(12).fill(1), src: v4([203, 0, 113, 5], 41641) },
+    { type: 'call-me-maybe', endpoints: [v4([198, 51, 100, 1], 1), v4([192, 0, 2, 9], 65535)] },
+    { type: 'call-me-maybe', endpoints: [] },
+  ];
+  for (const m of msgs) {
+    const packet = sealDisco(encodeDiscoPayload(m), a.publicKey, ab);
+    assert.ok(isDiscoPacket(packet));
+    assert.deepEqual(discoSender(packet), a.publicKey);
+    assert.deepEqual(openDisco(packet, ba), m);
+  }
+});
+
+test('a packet opens only with the key shared by its two ends', () => {
+  const c = nacl.box.keyPair();
+  const packet = sealDisco(encodeDiscoPayload({ type: 'call-me-maybe', endpoints: [] }), a.publicKey, ab);
+  assert.equal(codeOf(() => openDisco(packet, discoSharedKey(a.publicKey, c.secretKey))), 'bad-box');
+  const flipped = Uint8Array.from(packet);
+  flipped[flipped.length - 1]! ^= 1;
+  assert.equal(codeOf(() => openDisco(flipped, ba)), 'bad-box');
+});
+
+test('call-me-maybe carries at most MAX_CALL_ENDPOINTS endpoints', () => {
+  const many = Array.from({ length: 40 }, (_, i) => v4([198, 51, 100, i], 1000 + i));
+  const m = decodeDiscoPayload(encodeDiscoPayload({ type: 'call-me-maybe', endpoints: many }));
+  assert.equal(m.type, 'call-me-maybe');
+  assert.equal((m as { endpoints: unknown[] }).endpoints.length, MAX_CALL_ENDPOINTS);
+});
+
+test('disco, WireGuard and STUN are told apart on the one socket', () => {
+  const disco = sealDisco(encodeDiscoPayload({ type: 'call-me-maybe', endpoints: [] }), a.publicKey, ab);
+  assert.equal(messageType(disco), 0);
+  assert.equal(isStunMessage(disco), false);
+  const stun = encodeBindingRequest().bytes;
+  assert.equal(isDiscoPacket(stun), false);
+  for (let t = 1; t <= 4; t++) {
+    const wg = new Uint8Array(148);
+    wg[0] = t;
+    assert.equal(isDiscoPacket(wg), false);
+  }
+});
+
+test('100k random payloads: decodeDiscoPayload throws only DecodeError', () => {
+  fc.assert(fc.property(fc.uint8Array({ maxLength: 700 }), fc.integer({ min: 0, max: 5 }), (bytes, type) => {
+    const p = Uint8Array.from(bytes);
+    if (p.length > 0 && type > 0) p[0] = type;
+    if (p.length > 1 && type > 0) p[1] = 0;
+    codeOf(() => decodeDiscoPayload(p));
+  }), { numRuns: RUNS });
+});
+
+test('100k hostile packets with the magic prefix: openDisco throws only DecodeError', () => {
+  const valid = sealDisco(encodeDiscoPayload({ type: 'ping', txid: new Uint8Array(12), nodeKey: new Uint8Array(32) }), a.publicKey, ab);
+  fc.assert(fc.property(fc.uint8Array({ maxLength: 800 }), fc.nat(valid.length), fc.boolean(), (junk, cut, keepMagic) => {
+    const packet = keepMagic ? Uint8Array.from([...valid.subarray(0, cut), ...junk]) : Uint8Array.from(junk);
+    const same = packet.length === valid.length && packet.every((x, i) => x === valid[i]);
+    assert.equal(codeOf(() => openDisco(packet, ba)) === 'ok', same, 'only the untouched packet opens');
+  }), { numRuns: RUNS });
+});
