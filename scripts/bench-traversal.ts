@@ -6,17 +6,16 @@
 // bench/results/traversal-bench-<date>.json.
 //
 //   node dist/scripts/bench-traversal.js [--seconds 5] [--rounds 3]     (root; see scripts/bench-traversal)
-import { execFileSync } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { createLab, type Lab } from './natlab/index.js';
 import { REPO_ROOT } from './tunnels/paths.js';
 import { startMesh, waitFor, waitMeshReady, type Mesh, type MeshNode, type MeshSiteSpec } from './traversal/mesh-lab.js';
 import { addMeshNode } from './traversal/mesh-extra.js';
 import { pairPaths, pingSummary, type PathName } from './traversal/pair-checks.js';
 import { iperfTcp, median, processCpuSeconds } from './traversal/throughput.js';
+import { parseBenchOptions, toolVersion, type BenchOptions } from './bench-options.js';
 
 const SITES: MeshSiteSpec[] = [
   { name: 'home', nat: 'port-restricted-cone' },
@@ -37,36 +36,35 @@ interface Measurement {
   relayCpuSecPerGbit: number | null;
   /** Relay process CPU during the run, in cores (1 = one core busy). */
   relayCpu: number | null;
+  /** CPU of the sending and the receiving agent during the run, in cores (who was the bottleneck). */
+  senderCpu: number | null;
+  receiverCpu: number | null;
   /** Frames the sender pushed into the relay during the run (≈ 0 on the direct path). */
   relayFramesOut: number | null;
+  /** Frames dropped during the run: by the relay (full queues) and by the sender's relay client. */
+  relayQueueDrops: number | null;
+  clientSendDrops: number | null;
+  /** Time the relay held the sender back for its per-client rate limit, ms. */
+  rateLimitPausedMs: number | null;
   pathsAfter: { ab: PathName; ba: PathName } | null;
   error?: string;
 }
 
-function usage(): never {
-  process.stderr.write('usage: bench-traversal [--seconds N] [--rounds N]\n');
-  process.exit(2);
-}
+const parseOptions = (): BenchOptions => parseBenchOptions('bench-traversal', { seconds: 5, rounds: 3 });
 
-function parseOptions(): { seconds: number; rounds: number } {
-  let values;
-  try {
-    ({ values } = parseArgs({ options: { seconds: { type: 'string' }, rounds: { type: 'string' }, help: { type: 'boolean', short: 'h' } } }));
-  } catch (err) {
-    process.stderr.write(`bench-traversal: ${(err as Error).message}\n`);
-    usage();
-  }
-  if (values.help) usage();
-  const seconds = Number(values.seconds ?? 5);
-  const rounds = Number(values.rounds ?? 3);
-  if (!Number.isInteger(seconds) || seconds < 1 || seconds > 600) usage();
-  if (!Number.isInteger(rounds) || rounds < 1 || rounds > 20) usage();
-  return { seconds, rounds };
-}
-
-async function relayFramesOut(node: MeshNode): Promise<number> {
+/** The sender's relay client: frames sent and frames it dropped. */
+async function relayClientCounts(node: MeshNode): Promise<{ framesOut: number; sendDrops: number }> {
   const st = await node.agent.status();
-  return (st.relays ?? []).reduce((s, r) => s + r.framesOut, 0);
+  return { framesOut: (st.relays ?? []).reduce((s, r) => s + r.framesOut, 0), sendDrops: (st.relays ?? []).reduce((s, r) => s + r.sendDrops, 0) };
+}
+
+interface RelayHealth { counters: { drops: { queueOverflow: number; priorityOverflow: number }; rateLimitPausedMs: number } }
+
+/** The relay's own counters (GET /healthz, fetched inside the lab). */
+async function relayHealth(mesh: Mesh): Promise<RelayHealth['counters']> {
+  const url = mesh.relay.url.replace(/^ws:/, 'http:').replace(/\/relay$/, '/healthz');
+  const out = await mesh.relay.host.run(['curl', '-sf', '--max-time', '5', url]);
+  return (JSON.parse(out) as RelayHealth).counters;
 }
 
 /** Pings until both sides report `want`. */
@@ -80,22 +78,25 @@ async function settle(a: MeshNode, b: MeshNode, want: Kind): Promise<void> {
 
 async function measure(path: Kind, [a, b]: [MeshNode, MeshNode], mesh: Mesh, seconds: number): Promise<Measurement> {
   const pair = `${a.spec.name} -> ${b.spec.name}`;
-  const empty = { path, pair, mbps: null, retransmits: null, rttAvgMs: null, relayCpuSecPerGbit: null, relayCpu: null, relayFramesOut: null, pathsAfter: null };
+  const empty = { path, pair, mbps: null, retransmits: null, rttAvgMs: null, relayCpuSecPerGbit: null, relayCpu: null, senderCpu: null, receiverCpu: null, relayFramesOut: null, relayQueueDrops: null, clientSendDrops: null, rateLimitPausedMs: null, pathsAfter: null };
   try {
     await settle(a, b, path);
     const ping = await pingSummary(a, b, PINGS, 0.05, 1);
     const pid = mesh.relay.proc.pid;
-    const frames0 = await relayFramesOut(a);
-    const cpu0 = processCpuSeconds(pid);
+    const [client0, health0] = [await relayClientCounts(a), await relayHealth(mesh)];
+    const cpu0 = [pid, a.agent.proc.pid, b.agent.proc.pid].map(processCpuSeconds);
     const t0 = performance.now();
     const r = await iperfTcp(a.host, b.host, b.ip, seconds);
-    const cpu = processCpuSeconds(pid) - cpu0;
+    const [cpu, cpuA, cpuB] = [pid, a.agent.proc.pid, b.agent.proc.pid].map((p, i) => processCpuSeconds(p) - cpu0[i]!) as [number, number, number];
     const wall = (performance.now() - t0) / 1000;
-    const frames = (await relayFramesOut(a)) - frames0;
+    const [client1, health1] = [await relayClientCounts(a), await relayHealth(mesh)];
+    const queueDrops = (h: RelayHealth['counters']): number => h.drops.queueOverflow + h.drops.priorityOverflow;
     const pathsAfter = await pairPaths(a, b);
     const m: Measurement = {
       path, pair, mbps: r.mbps, retransmits: r.retransmits, rttAvgMs: ping.avgMs,
-      relayCpuSecPerGbit: r.bytes > 0 ? cpu / ((r.bytes * 8) / 1e9) : null, relayCpu: cpu / wall, relayFramesOut: frames, pathsAfter,
+      relayCpuSecPerGbit: r.bytes > 0 ? cpu / ((r.bytes * 8) / 1e9) : null, relayCpu: cpu / wall, senderCpu: cpuA / wall, receiverCpu: cpuB / wall, relayFramesOut: client1.framesOut - client0.framesOut,
+      relayQueueDrops: queueDrops(health1) - queueDrops(health0), clientSendDrops: client1.sendDrops - client0.sendDrops,
+      rateLimitPausedMs: health1.rateLimitPausedMs - health0.rateLimitPausedMs, pathsAfter,
     };
     if (pathsAfter.ab !== path || pathsAfter.ba !== path) m.error = `path changed during the run: ${JSON.stringify(pathsAfter)}`;
     return m;
@@ -107,20 +108,17 @@ async function measure(path: Kind, [a, b]: [MeshNode, MeshNode], mesh: Mesh, sec
 const fmt = (x: number | null, digits: number): string => (x === null ? '-' : x.toFixed(digits));
 
 function formatTable(rows: Measurement[]): string {
-  const head = ['path', 'pair', 'Mbit/s', 'ping avg ms', 'TCP retrans', 'relay CPU', 'relay CPU s/Gbit', 'relay frames'];
-  const body = rows.map((r) => [r.path, r.pair, fmt(r.mbps, 1), fmt(r.rttAvgMs, 3), fmt(r.retransmits, 0),
-    r.relayCpu === null ? '-' : `${(r.relayCpu * 100).toFixed(0)}%`, fmt(r.relayCpuSecPerGbit, 3), fmt(r.relayFramesOut, 0)]);
+  const pct = (x: number | null): string => (x === null ? '-' : `${(x * 100).toFixed(0)}%`);
+  const head = ['path', 'Mbit/s', 'ping avg ms', 'TCP retrans', 'relay CPU', 'relay CPU s/Gbit', 'relay frames', 'relay drops', 'client drops', 'sender CPU', 'receiver CPU'];
+  const body = rows.map((r) => [r.path, fmt(r.mbps, 1), fmt(r.rttAvgMs, 3), fmt(r.retransmits, 0),
+    pct(r.relayCpu), fmt(r.relayCpuSecPerGbit, 3), fmt(r.relayFramesOut, 0), fmt(r.relayQueueDrops, 0), fmt(r.clientSendDrops, 0),
+    pct(r.senderCpu), pct(r.receiverCpu)]);
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((row) => row[i]!.length)));
   const line = (cells: string[]): string => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
   return [line(head), ...body.map(line)].join('\n');
 }
 
-function version(argv: string[], re: RegExp): string | null {
-  try {
-    const out = execFileSync(argv[0]!, argv.slice(1), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-    return out.match(re)?.[1] ?? out.trim().split('\n')[0] ?? null;
-  } catch { return null; }
-}
+const version = toolVersion;
 
 async function main(): Promise<number> {
   const { seconds, rounds } = parseOptions();
@@ -180,7 +178,12 @@ async function main(): Promise<number> {
       rttAvgMs: median(runs.map((m) => m.rttAvgMs)),
       relayCpuSecPerGbit: median(runs.map((m) => m.relayCpuSecPerGbit)),
       relayCpu: median(runs.map((m) => m.relayCpu)),
+      senderCpu: median(runs.map((m) => m.senderCpu)),
+      receiverCpu: median(runs.map((m) => m.receiverCpu)),
       relayFramesOut: median(runs.map((m) => m.relayFramesOut)),
+      relayQueueDrops: median(runs.map((m) => m.relayQueueDrops)),
+      clientSendDrops: median(runs.map((m) => m.clientSendDrops)),
+      rateLimitPausedMs: median(runs.map((m) => m.rateLimitPausedMs)),
       pathsAfter: null,
       ...(errors.length ? { error: errors.join('; ') } : {}),
     };

@@ -4,11 +4,9 @@
 // measured in the same run and writes JSON to bench/results/.
 //
 //   node dist/scripts/bench-tunnel.js [--seconds 8] [--rounds 1]
-import { execFileSync } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { createLab, type Host, type Lab } from './natlab/index.js';
 import { NamespaceHost } from './natlab/host.js';
 import { addAddress, createVethPair } from './natlab/namespace.js';
@@ -17,6 +15,7 @@ import { REPO_ROOT } from './tunnels/paths.js';
 import { startStaticAgent } from './tunnels/pinhole-static.js';
 import { startWireguardGo } from './tunnels/wireguard-go.js';
 import { createNebulaCa, startNebula, type NebulaCa } from './tunnels/nebula.js';
+import { parseBenchOptions, toolVersion, type BenchOptions } from './bench-options.js';
 
 const MTU = 1420; // the same inner MTU for every tunnel (wireguard-go's default; Nebula's is 1300)
 const PINGS = 50;
@@ -41,26 +40,7 @@ class BenchAbortedError extends Error {
   override readonly name = 'BenchAbortedError';
 }
 
-function usage(): never {
-  process.stderr.write('usage: bench-tunnel [--seconds N] [--rounds N]\n');
-  process.exit(2);
-}
-
-function parseOptions(): { seconds: number; rounds: number } {
-  let values;
-  try {
-    ({ values } = parseArgs({ options: { seconds: { type: 'string' }, rounds: { type: 'string' }, help: { type: 'boolean', short: 'h' } } }));
-  } catch (err) {
-    process.stderr.write(`bench-tunnel: ${(err as Error).message}\n`);
-    usage();
-  }
-  if (values.help) usage();
-  const seconds = Number(values.seconds ?? 8);
-  const rounds = Number(values.rounds ?? 1);
-  if (!Number.isInteger(seconds) || seconds < 1 || seconds > 600) usage();
-  if (!Number.isInteger(rounds) || rounds < 1 || rounds > 20) usage();
-  return { seconds, rounds };
-}
+const parseOptions = (): BenchOptions => parseBenchOptions('bench-tunnel', { seconds: 8, rounds: 1 });
 
 /** Two namespaces of the lab joined by a single veth pair and nothing else. */
 async function vethPair(lab: Lab): Promise<{ a: Host; b: Host }> {
@@ -177,12 +157,7 @@ function formatTable(rows: Measurement[]): string {
   return lines.join('\n');
 }
 
-function version(argv: string[], re: RegExp): string | null {
-  try {
-    const out = execFileSync(argv[0]!, argv.slice(1), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-    return out.match(re)?.[1] ?? out.trim().split('\n')[0] ?? null;
-  } catch { return null; }
-}
+const version = toolVersion;
 
 async function main(): Promise<number> {
   const { seconds, rounds } = parseOptions();

@@ -4,7 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 debs=(iproute2 nftables iputils-ping iperf3 conntrack tcpdump procps
-      wireguard-go wireguard-tools nebula coturn
+      wireguard-go wireguard-tools nebula coturn curl
       python3)  # python3: natlab's link emulator (this kernel has no sch_netem)
 missing=()
 for p in "${debs[@]}"; do

@@ -1,6 +1,7 @@
 // Human-readable `pinhole status`, in the spirit of `wg show` (plus, for a managed node, who it
 // is and whether its coordinator is connected).
 import type { AgentStatus, ManagedSelfJson, PeerStatusJson } from '../static/status.js';
+import type { RoutingStatusJson } from '../daemon/node-routing.js';
 
 function bytes(n: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
@@ -27,6 +28,20 @@ function selfLines(s: ManagedSelfJson): string[] {
   return lines;
 }
 
+/** Routes offered and used, and the filter, when any of it is on. */
+function routingLines(r: RoutingStatusJson): string[] {
+  const lines: string[] = [];
+  const offered = [...r.advertisedRoutes, ...(r.advertiseExitNode ? ['0.0.0.0/0', '::/0'] : [])];
+  if (offered.length > 0) {
+    const pending = offered.filter((x) => !r.servedRoutes.includes(x));
+    lines.push(`  advertises: ${offered.join(', ')}${pending.length > 0 ? ` (awaiting approval: ${pending.join(', ')})` : ''}`);
+  }
+  if (r.acceptRoutes) lines.push(`  accepts routes: ${r.acceptedRoutes.join(', ') || 'none offered'}`);
+  if (r.exitNode) lines.push(`  exit node: ${r.exitNode.name} (${r.exitNode.state})${r.exitNodeAllowLanAccess ? ', LAN direct' : ''}`);
+  if (r.filter) lines.push(`  packet filter: ${r.filter.rules} rule(s), ${r.filter.flows} flow(s)`);
+  return lines;
+}
+
 function peerLines(p: PeerStatusJson, managed: boolean): string[] {
   const lines: string[] = [];
   if (managed) {
@@ -36,7 +51,9 @@ function peerLines(p: PeerStatusJson, managed: boolean): string[] {
   } else {
     lines.push(`peer: ${p.name ?? p.publicKey}${p.name ? ` (${p.publicKey})` : ''}`);
   }
-  lines.push(`  path: ${p.path}${p.endpoint ? ` via ${p.endpoint}` : ''}`);
+  const via = p.path === 'relay' ? (p.relay ? ` via relay ${p.relay}` : '') : p.endpoint ? ` via ${p.endpoint}` : '';
+  const latency = p.latencyMs !== null && p.latencyMs !== undefined ? `, ${p.latencyMs} ms` : '';
+  lines.push(`  path: ${p.path}${via}${latency}`);
   if (!managed) lines.push(`  allowed ips: ${p.allowedIps.join(', ')}`);
   lines.push(`  latest handshake: ${ago(p.lastHandshake)}`);
   lines.push(`  transfer: ${bytes(p.rxBytes)} received, ${bytes(p.txBytes)} sent`);
@@ -46,7 +63,7 @@ function peerLines(p: PeerStatusJson, managed: boolean): string[] {
 export function formatStatus(st: AgentStatus): string {
   const lines: string[] = [];
   const managed = st.mode === 'managed';
-  if (st.self) lines.push(...selfLines(st.self), '');
+  if (st.self) lines.push(...selfLines(st.self), ...(st.routing ? routingLines(st.routing) : []), '');
   const i = st.interface;
   lines.push(`interface: ${i.name} (${st.mode} mode)`);
   lines.push(`  public key: ${i.publicKey}`);

@@ -27,7 +27,7 @@ import { handshakeOnStart } from './handshake-on-start.js';
 import { buildManagedStatus } from './managed-status.js';
 import type { Prefs, Registration, StateDir } from './state-dir.js';
 import { NodeRouting, type RoutingStatusJson } from './node-routing.js';
-import { createUserspaceNat, loadUserspaceNat } from './nat-factory.js';
+import { createUserspaceNat } from './nat-factory.js';
 import { DEFAULT_ROUTING_PREFS, RoutingPrefsError, type AdvertiseFlags, type ClientRoutingFlags } from './routing-prefs.js';
 
 /** How long `up` waits for the coordinator's netmap before answering "up, not connected yet". */
@@ -114,7 +114,7 @@ export class ManagedAgent {
       prefs: prefs.routing ?? DEFAULT_ROUTING_PREFS, log: opts.log,
       save: (routing) => this.savePrefs({ ...this.prefs, routing }),
       coordinatorUrl: () => this.registration?.coordinatorUrl ?? null,
-      createNat: (emit) => createUserspaceNat(emit, opts.log),
+      createNat: (emit) => createUserspaceNat(emit, this.mtu, opts.log),
     });
     if (registration && netmap && netmap.self.id === registration.node.id && netmap.self.nodeKey === opts.state.keys.nodeKey) {
       this.view = new NetmapView(netmap);
@@ -123,7 +123,6 @@ export class ManagedAgent {
 
   static async load(opts: ManagedAgentOptions): Promise<ManagedAgent> {
     const { state } = opts;
-    await loadUserspaceNat().catch((err: Error) => opts.log.error(`userspace NAT unavailable (no exit node / subnet router service): ${err.message}`));
     const registration = await state.loadRegistration();
     const agent = new ManagedAgent(opts, registration?.node.nodeKey === state.keys.nodeKey ? registration : null, await state.loadPrefs(), await state.loadNetmap());
     for (const w of state.warnings) opts.log.warn(`state dir ${state.dir}: ${w}`);

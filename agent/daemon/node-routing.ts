@@ -252,18 +252,22 @@ export class NodeRouting {
   /** Brings the kernel in line with the prefs and the netmap, one pass at a time. */
   private scheduleKernel(): void {
     this.kernelDirty = true;
-    if (this.kernelBusy) return;
+    const live = this.live;
+    if (this.kernelBusy || !live) return;
     this.kernelBusy = true;
+    // A pass serves one tunnel: if it goes down (or a new one comes up) meanwhile, detach()'s
+    // clean-up and attach()'s sweep are queued behind this pass, and a new pass follows them.
     this.kernelRun = this.kernelRun.then(async () => {
-      while (this.kernelDirty) {
+      while (this.kernelDirty && this.live === live) {
         this.kernelDirty = false;
-        const live = this.live;
-        if (!live) break;
         const plan = await this.kernelPlan(live);
-        if (this.live !== live) break; // went down meanwhile: detach() clears up
+        if (this.live !== live) break;
         await live.installer.apply(plan);
       }
-    }).catch((err: Error) => this.opts.log.warn(`routing: ${err.message}`)).finally(() => { this.kernelBusy = false; });
+    }).catch((err: Error) => this.opts.log.warn(`routing: ${err.message}`)).finally(() => {
+      this.kernelBusy = false;
+      if (this.kernelDirty && this.live) this.scheduleKernel();
+    });
   }
 
   private async kernelPlan(live: LiveRouting): Promise<KernelRoutePlan> {

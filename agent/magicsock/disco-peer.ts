@@ -16,6 +16,7 @@ export class DiscoPeer {
   relayInUse: string | null = null;
   lastTx = 0;
   lastRx = 0;
+  lastSourceCheckAt = 0;
 
   constructor(
     readonly id: number,

@@ -21,7 +21,7 @@ import { NO_DISCO_ENDPOINT, discoToPacked, packedText, packedToDisco } from './p
 import { DiscoPeer } from './disco-peer.js';
 import { EndpointDiscovery, relayStunServers } from './endpoint-discovery.js';
 import { RelaySet, type RelayEntry, type RelayStatusJson } from './relay-set.js';
-import type { Candidate, PathKind } from './peer-path.js';
+import { MIN_PING_GAP_MS, type Candidate, type PathKind } from './peer-path.js';
 import { newMagicCounters, type MagicCounters } from './counters.js';
 
 const TICK_MS = 250;
@@ -108,6 +108,7 @@ export class MagicSocket {
     });
     device.bind = this.bind;
     device.onOtherPacket = (packet, addrs, off) => this.onUdpOther(packet, addrs, off);
+    device.onPeerSource = (peer, addrs, off) => this.onPeerSource(peer.publicKeyBase64, addrs, off);
   }
 
   start(): void {
@@ -239,6 +240,23 @@ export class MagicSocket {
     this.counters.unknownDropped++;
   }
 
+  /**
+   * WireGuard data from a peer arrived from an address that is not its path (its NAT rebound, or
+   * it roamed). Treat it like a ping from there: try that address, and re-check the current path.
+   */
+  private onPeerSource(nodeKey: string, addrs: Uint8Array, off: number): void {
+    if (addrs[off] !== 4 && addrs[off] !== 6) return; // through a relay: nothing to learn
+    const p = this.byNodeKey.get(nodeKey);
+    if (!p || this.opts.forceRelay) return;
+    const now = this.now();
+    if (now - p.lastSourceCheckAt < 1000) return;
+    p.lastSourceCheckAt = now;
+    const c = p.path.addPacked(Uint8Array.prototype.slice.call(addrs, off, off + 20), 'ping', now);
+    this.sendPing(p, c, now);
+    const best = p.path.best;
+    if (best && best !== c && now - best.lastPingAt >= MIN_PING_GAP_MS) this.sendPing(p, best, now);
+  }
+
   private onRelayPacket(relay: string, src: Uint8Array, data: Uint8Array): void {
     let p: DiscoPeer | undefined | null = this.lastRelayPeer;
     if (!p || !this.lastRelaySrc || !bytesEqual(this.lastRelaySrc, src)) {
@@ -277,9 +295,12 @@ export class MagicSocket {
         const pong = encodeDiscoPayload({ type: 'pong', txid: msg.txid, src: fromUdp ? packedToDisco(fromUdp) : NO_DISCO_ENDPOINT });
         this.sendDisco(p, pong, fromUdp, relay);
         if (fromUdp && !this.opts.forceRelay) {
+          const cur = p.path.best;
+          if (cur && !packedAddrEquals(fromUdp, 0, cur.packed, 0) && now - cur.lastPingAt >= MIN_PING_GAP_MS) this.sendPing(p, cur, now); // is our path still alive?
           // A path the peer found to us: try it back at once (this is what opens both NATs).
           const c = p.path.addPacked(fromUdp, 'ping', now);
-          if (!p.path.direct(now) && now - c.lastPingAt >= 200) this.sendPing(p, c, now);
+          const best = p.path.direct(now);
+          if (best !== c && now - c.lastPingAt >= 200) this.sendPing(p, c, now);
         }
         return;
       }

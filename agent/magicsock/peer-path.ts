@@ -29,6 +29,8 @@ export const LEARNED_TTL_MS = 60_000;
 export const ACTIVE_MS = 45_000;
 export const MAX_CANDIDATES = 32;
 export const MIN_PING_GAP_MS = 250;
+/** A heartbeat unanswered this long makes the chosen path suspect: another endpoint that answers replaces it at once. */
+export const SUSPECT_AFTER_MS = 400;
 
 export type CandidateSource = 'netmap' | 'call-me-maybe' | 'ping';
 
@@ -88,10 +90,19 @@ export class PeerPath {
     c.latencyMs = latencyMs;
     const best = this.best;
     if (best === c) return false;
-    if (best === null || !this.trusted(best, now)) return this.choose(c, now);
+    if (best === null || !this.trusted(best, now) || this.suspect(now)) return this.choose(c, now);
     const bestMs = best.latencyMs ?? Infinity;
     if (latencyMs < bestMs * SWITCH_LATENCY_RATIO && bestMs - latencyMs >= SWITCH_LATENCY_MIN_GAIN_MS) return this.choose(c, now);
     return false;
+  }
+
+  /**
+   * The chosen path's last heartbeat went unanswered for SUSPECT_AFTER_MS: its NAT mapping may be
+   * gone (conntrack flushed, rebinding). Pings from new addresses are then tried at once.
+   */
+  suspect(now: number): boolean {
+    const b = this.best;
+    return b !== null && b.lastPingAt > b.lastPongAt && now - b.lastPingAt >= SUSPECT_AFTER_MS;
   }
 
   trusted(c: Candidate, now: number): boolean {
@@ -100,6 +111,15 @@ export class PeerPath {
 
   /** The direct endpoint to use now, or null (relay). Drops a best path whose pongs stopped. */
   direct(now: number): Candidate | null {
+    if (this.suspect(now)) {
+      // Move to an endpoint that answered after the chosen one went quiet, if there is one.
+      const quietSince = this.best!.lastPingAt;
+      let alt: Candidate | null = null;
+      for (const c of this.candidates.values()) {
+        if (c !== this.best && c.lastPongAt > quietSince && (alt === null || (c.latencyMs ?? Infinity) < (alt.latencyMs ?? Infinity))) alt = c;
+      }
+      if (alt) this.choose(alt, now);
+    }
     if (this.best && !this.trusted(this.best, now)) {
       this.best = null;
       this.resetProbes();

@@ -8,15 +8,16 @@
 //     both FINs done and ours acknowledged ─► time-wait (answers retransmitted FINs), then gone
 //     client RST ─► host socket reset;  host error ─► RST to the client
 import net from 'node:net';
-import { UnreachableCode } from '../../proto/ip/icmp.js';
 import { IP_PROTO_TCP } from '../../proto/ip/ip-header.js';
-import { TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, seqAdd, seqDiff, seqGe, type TcpHeaderView } from '../../proto/ip/tcp.js';
+import { TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, seqAdd, seqGe, type TcpHeaderView } from '../../proto/ip/tcp.js';
 import type { FlowEntry } from './flow-table.js';
 import type { NatContext } from './nat-context.js';
 import type { PeerState } from './peer-table.js';
 import { emitTcpSegment, type TcpEndpoints } from './tcp-output.js';
 import { TcpReceiver } from './tcp-receiver.js';
 import { TcpSender, type TcpSegmentSink } from './tcp-sender.js';
+import { LazyTimer } from './lazy-timer.js';
+import { sendUnreachable, unreachableKindOf, type UnreachableKind } from './unreachable.js';
 
 export type TcpFlowState = 'connecting' | 'syn-received' | 'established' | 'time-wait' | 'closed';
 
@@ -25,16 +26,6 @@ const MAX_SYNACK_RETRIES = 5;
 /** Default MSS when the client sends no MSS option (RFC 9293 §3.7.1, RFC 8200 §5). */
 const DEFAULT_MSS_V4 = 536;
 const DEFAULT_MSS_V6 = 1220;
-
-/** Connect errors answered with ICMP unreachable instead of RST. */
-const UNREACHABLE: Record<string, 'network' | 'host' | 'adminProhibited'> = {
-  ENETUNREACH: 'network',
-  EHOSTUNREACH: 'host',
-  EHOSTDOWN: 'host',
-  ETIMEDOUT: 'host',
-  EACCES: 'adminProhibited',
-  EPERM: 'adminProhibited',
-};
 
 /** What a connection needs from the table that owns it. */
 export interface TcpFlowOwner {
@@ -71,10 +62,8 @@ export class TcpConnection implements FlowEntry, TcpEndpoints, TcpSegmentSink {
   private synAckSentAt = 0;
   private connectingCounted = true;
   private hostPaused = false;
-  // One Node timer, re-armed lazily: `deadline` moves freely, the timer only when it would be late.
-  private timer: NodeJS.Timeout | null = null;
-  private timerAt = 0;
-  private deadline = 0;
+  /** Connect timeout, SYN-ACK / data retransmission, persist probes, time-wait expiry. */
+  private readonly timer: LazyTimer;
 
   constructor(
     private readonly owner: TcpFlowOwner, readonly key: Uint8Array, readonly hash: number, readonly peer: PeerState,
@@ -92,10 +81,17 @@ export class TcpConnection implements FlowEntry, TcpEndpoints, TcpSegmentSink {
     this.sender = new TcpSender(this, counters.tcp);
     this.receiver = new TcpReceiver(limits.tcpReceiveWindow, this.ourMss);
     this.receiver.init(seqAdd(syn.seq, 1), syn.windowShift >= 0);
+    this.timer = new LazyTimer(owner.ctx.now, () => this.timeout());
   }
 
   now(): number {
     return this.owner.ctx.now();
+  }
+
+  /** The host socket while it can still take writes. */
+  private get sink(): net.Socket | null {
+    const s = this.socket;
+    return s && !s.destroyed && s.writable ? s : null;
   }
 
   /** Starts the host connection to `host` (the destination address as text). */
@@ -110,7 +106,7 @@ export class TcpConnection implements FlowEntry, TcpEndpoints, TcpSegmentSink {
     s.on('close', () => {
       if (this.socket === s) this.socket = null;
     });
-    this.setDeadline(this.owner.ctx.limits.tcpConnectTimeoutMs);
+    this.timer.set(this.owner.ctx.limits.tcpConnectTimeoutMs);
   }
 
   // --- host socket events ---
@@ -142,15 +138,14 @@ export class TcpConnection implements FlowEntry, TcpEndpoints, TcpSegmentSink {
 
   private onHostDrain(): void {
     if (this.state !== 'established') return;
-    if (this.receiver.windowCanOpen(this.socket)) this.sendAck();
+    if (this.receiver.windowCanOpen(this.sink)) this.sendAck();
   }
 
   private onHostError(err: NodeJS.ErrnoException): void {
     const { counters, writer } = this.owner.ctx;
     if (this.state === 'closed' || this.state === 'time-wait') return;
     if (this.state === 'connecting') {
-      const code = err.code ?? '';
-      const kind = UNREACHABLE[code];
+      const kind = unreachableKindOf(err.code);
       if (kind) {
         counters.tcp.unreachable++;
         this.sendUnreachable(kind);
@@ -165,11 +160,11 @@ export class TcpConnection implements FlowEntry, TcpEndpoints, TcpSegmentSink {
     this.reset();
   }
 
-  private sendUnreachable(kind: 'network' | 'host' | 'adminProhibited'): void {
-    const w = this.owner.ctx.writer;
-    const code = this.version === 4 ? UnreachableCode.v4[kind] : kind === 'adminProhibited' ? UnreachableCode.v6.adminProhibited : UnreachableCode.v6[kind];
-    const qLen = w.quoteOf(this.version, IP_PROTO_TCP, this.client, this.clientPort, this.remote, this.remotePort, this.irs);
-    w.unreachable(this.version, code, this.remote, this.client, w.quoteBuffer, 0, qLen);
+  private sendUnreachable(kind: UnreachableKind): void {
+    sendUnreachable(this.owner.ctx.writer, {
+      version: this.version, protocol: IP_PROTO_TCP, client: this.client, clientPort: this.clientPort,
+      remote: this.remote, remotePort: this.remotePort, seq: this.irs,
+    }, kind);
   }
 
   // --- segments from the client ---
@@ -189,7 +184,7 @@ export class TcpConnection implements FlowEntry, TcpEndpoints, TcpSegmentSink {
         return; // a retransmitted SYN waits for the host connect like the first
       case 'syn-received':
         if (flags & TCP_RST) {
-          if (this.inWindow(seg.seq, 0)) this.abortByClient();
+          if (this.receiver.acceptable(seg.seq, 0)) this.abortByClient();
           return;
         }
         if (flags & TCP_SYN) {
@@ -210,7 +205,7 @@ export class TcpConnection implements FlowEntry, TcpEndpoints, TcpSegmentSink {
         return;
       case 'time-wait':
         if (flags & TCP_RST) this.close(true);
-        else if (flags & TCP_FIN) this.sendAck(); // our last ACK was lost
+        else if (flags & TCP_FIN || seg.dataLength > 0) this.sendAck(); // our last ACK was lost
         return;
       case 'closed':
         return;
@@ -219,22 +214,11 @@ export class TcpConnection implements FlowEntry, TcpEndpoints, TcpSegmentSink {
 
   private establish(seg: TcpHeaderView): void {
     this.state = 'established';
-    this.setDeadline(0);
+    this.timer.set(0);
     this.sender.rto.backoff = 0;
     this.sender.init(this.iss, this.sendMss, this.clientShift >= 0 ? this.clientShift : 0);
     this.sender.initWindow(seg.window, seg.seq, seg.ack);
     if (this.synAckRetries === 0) this.sender.rto.sample(this.now() - this.synAckSentAt);
-  }
-
-  /** RFC 9293 §3.10.7.4 acceptability: does seq (with len sequence numbers) touch the window? */
-  private inWindow(seq: number, len: number): boolean {
-    const r = this.receiver;
-    const wnd = r.offered();
-    const start = seqDiff(seq, r.rcvNxt);
-    if (len === 0) return wnd === 0 ? start === 0 : start >= 0 && start < wnd;
-    if (wnd === 0) return false;
-    const end = start + len - 1;
-    return (start >= 0 && start < wnd) || (end >= 0 && end < wnd);
   }
 
   private synchronized(seg: TcpHeaderView, buf: Uint8Array): void {
@@ -242,7 +226,7 @@ export class TcpConnection implements FlowEntry, TcpEndpoints, TcpSegmentSink {
     const r = this.receiver;
     const flags = seg.flags;
     const segLen = seg.dataLength + (flags & TCP_FIN ? 1 : 0);
-    if (!this.inWindow(seg.seq, segLen)) {
+    if (!this.receiver.acceptable(seg.seq, segLen)) {
       if (!(flags & TCP_RST)) {
         counters.drop('tcp-out-of-window');
         this.scheduleAck(); // a keepalive or stale retransmission: tell the client where we are
@@ -273,36 +257,17 @@ export class TcpConnection implements FlowEntry, TcpEndpoints, TcpSegmentSink {
   }
 
   private receiveData(seg: TcpHeaderView, buf: Uint8Array): void {
-    const { counters, limits } = this.owner.ctx;
     const r = this.receiver;
-    let seq = seg.seq;
-    let off = seg.dataOffset;
-    let len = seg.dataLength;
-    const early = seqDiff(r.rcvNxt, seq);
-    if (early > 0) {
-      // Overlaps what we already have: keep the new tail only.
-      seq = r.rcvNxt;
-      off += early;
-      len -= early;
-    }
-    const room = r.offered() - seqDiff(seq, r.rcvNxt);
-    if (len > room) len = room;
-    if (len <= 0) {
-      this.sendAck();
-      return;
-    }
-    if (seq === r.rcvNxt) {
-      const hadHoles = r.holding;
-      r.deliver(buf, off, len, this.socket);
-      counters.tcp.bytesToHost += len;
-      const filled = hadHoles && r.drainHeld(this.socket);
+    const hadHoles = r.holding;
+    const taken = r.take(seg.seq, buf, seg.dataOffset, seg.dataLength, this.sink);
+    if (taken > 0) {
+      this.owner.ctx.counters.tcp.bytesToHost += taken;
       this.owner.markDirty(this);
-      if (hadHoles || filled || ++r.segmentsSinceAck >= limits.tcpAckEverySegments) this.sendAck();
+      // A filled hole is acknowledged at once (RFC 5681 §4.2), else every N segments or per turn.
+      if (hadHoles || ++r.segmentsSinceAck >= this.owner.ctx.limits.tcpAckEverySegments) this.sendAck();
       else this.ackPending = true;
     } else {
-      // Out of order: keep it and send a duplicate ACK at once (the client's fast retransmit).
-      r.hold(seq, buf, off, len);
-      this.sendAck();
+      this.sendAck(); // out of order or nothing new: a duplicate ACK at once (fast retransmit)
     }
   }
 
@@ -310,7 +275,7 @@ export class TcpConnection implements FlowEntry, TcpEndpoints, TcpSegmentSink {
     const r = this.receiver;
     r.rcvNxt = seqAdd(r.rcvNxt, 1);
     r.finReceived = true;
-    r.flush(this.socket);
+    r.flush(this.sink);
     this.socket?.end();
     this.sendAck();
   }
@@ -319,8 +284,9 @@ export class TcpConnection implements FlowEntry, TcpEndpoints, TcpSegmentSink {
 
   transmit(seq: number, offset: number, len: number, flags: number): void {
     const r = this.receiver;
-    const window = r.windowField(this.socket);
+    const window = r.windowField(this.sink);
     emitTcpSegment(this.owner.ctx.writer, this, seq, r.rcvNxt, flags, window, this.sender.queue, offset, len);
+    this.owner.ctx.counters.tcp.segmentsOut++;
     this.ackPending = false;
     r.segmentsSinceAck = 0;
   }
@@ -340,14 +306,14 @@ export class TcpConnection implements FlowEntry, TcpEndpoints, TcpSegmentSink {
     const shift = this.clientShift >= 0 ? r.shift : -1;
     emitTcpSegment(this.owner.ctx.writer, this, this.iss, r.rcvNxt, TCP_SYN | TCP_ACK, r.synWindowField(), null, 0, 0, this.ourMss, shift);
     this.synAckSentAt = this.now();
-    this.setDeadline(this.sender.rto.current());
+    this.timer.set(this.sender.rto.current());
   }
 
   /** End-of-turn work: hand buffered client bytes to the host socket, send a pending ACK. */
   flush(): void {
     this.dirty = false;
     if (this.state !== 'established') return;
-    this.receiver.flush(this.socket);
+    this.receiver.flush(this.sink);
     if (this.ackPending) this.sendAck();
   }
 
@@ -363,36 +329,8 @@ export class TcpConnection implements FlowEntry, TcpEndpoints, TcpSegmentSink {
 
   setRetransmitTimer(ms: number): void {
     this.maybeResumeHost(); // called after every ACK that freed queue space
-    this.setDeadline(ms);
+    this.timer.set(ms);
   }
-
-  private setDeadline(ms: number): void {
-    if (ms <= 0) {
-      this.deadline = 0;
-      return;
-    }
-    const now = this.now();
-    this.deadline = now + ms;
-    if (this.timer && this.timerAt <= this.deadline) return; // fires early, re-arms then
-    if (this.timer) clearTimeout(this.timer);
-    this.timerAt = this.deadline;
-    this.timer = setTimeout(this.onTimer, ms);
-    this.timer.unref();
-  }
-
-  private readonly onTimer = (): void => {
-    this.timer = null;
-    if (this.deadline === 0) return;
-    const left = this.deadline - this.now();
-    if (left > 1) {
-      this.timerAt = this.deadline;
-      this.timer = setTimeout(this.onTimer, left);
-      this.timer.unref();
-      return;
-    }
-    this.deadline = 0;
-    this.timeout();
-  };
 
   private timeout(): void {
     const { counters, limits } = this.owner.ctx;
@@ -430,7 +368,7 @@ export class TcpConnection implements FlowEntry, TcpEndpoints, TcpSegmentSink {
     this.state = 'time-wait';
     this.lingering = true;
     this.releaseBuffers();
-    this.setDeadline(ms);
+    this.timer.set(ms);
   }
 
   // --- teardown ---
@@ -481,9 +419,7 @@ export class TcpConnection implements FlowEntry, TcpEndpoints, TcpSegmentSink {
     if (!graceful) this.socket?.destroy();
     this.socket = null;
     this.releaseBuffers();
-    this.deadline = 0;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = null;
+    this.timer.dispose();
     this.owner.forget(this);
   }
 

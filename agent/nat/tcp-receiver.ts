@@ -9,6 +9,8 @@
 import { seqAdd, seqDiff, seqGt, seqLe } from '../../proto/ip/tcp.js';
 
 const CHUNK_BYTES = 64 * 1024;
+/** Buffer's memcpy, which also accepts a plain Uint8Array as the source. */
+const copyBytes = Buffer.prototype.copy as (this: Uint8Array, target: Uint8Array, targetStart: number, sourceStart: number, sourceEnd: number) => number;
 /** Out-of-order segments kept at most (beyond: dropped, the client retransmits). */
 const MAX_OUT_OF_ORDER = 1024;
 
@@ -89,8 +91,42 @@ export class TcpReceiver {
     return free - this.offered() >= Math.min(this.maxWindow / 2, 2 * this.mss);
   }
 
+  /** RFC 9293 §3.10.7.4 acceptability: does seq (with len sequence numbers) touch the window? */
+  acceptable(seq: number, len: number): boolean {
+    const wnd = this.offered();
+    const start = seqDiff(seq, this.rcvNxt);
+    if (len === 0) return wnd === 0 ? start === 0 : start >= 0 && start < wnd;
+    if (wnd === 0) return false;
+    const end = start + len - 1;
+    return (start >= 0 && start < wnd) || (end >= 0 && end < wnd);
+  }
+
+  /**
+   * Takes the payload of an acceptable segment: the part already received is cut, the part
+   * beyond the window too; in-order bytes are delivered (with any held segments they reach),
+   * later ones held. Returns the bytes delivered (0: held or nothing new).
+   */
+  take(seq: number, buf: Uint8Array, off: number, len: number, sink: HostSink | null): number {
+    const early = seqDiff(this.rcvNxt, seq);
+    if (early > 0) {
+      seq = this.rcvNxt;
+      off += early;
+      len -= early;
+    }
+    len = Math.min(len, this.offered() - seqDiff(seq, this.rcvNxt));
+    if (len <= 0) return 0;
+    if (seq !== this.rcvNxt) {
+      this.hold(seq, buf, off, len);
+      return 0;
+    }
+    const start = this.rcvNxt;
+    this.deliver(buf, off, len, sink);
+    if (this.held.length > 0) this.drainHeld(sink);
+    return seqDiff(this.rcvNxt, start);
+  }
+
   /** Appends in-order payload buf[off, off+len) (at RCV.NXT) and advances RCV.NXT. */
-  deliver(buf: Uint8Array, off: number, len: number, sink: HostSink | null): void {
+  private deliver(buf: Uint8Array, off: number, len: number, sink: HostSink | null): void {
     this.append(buf, off, len, sink);
     this.rcvNxt = seqAdd(this.rcvNxt, len);
   }
@@ -102,12 +138,12 @@ export class TcpReceiver {
       this.pendingStart = 0;
       this.pendingEnd = 0;
     }
-    this.chunk.set(buf.subarray(off, off + len), this.pendingEnd);
+    copyBytes.call(buf, this.chunk, this.pendingEnd, off, off + len); // no view allocated per segment
     this.pendingEnd += len;
   }
 
   /** Keeps a segment that starts beyond RCV.NXT (a copy); false when it was not kept. */
-  hold(seq: number, buf: Uint8Array, off: number, len: number): boolean {
+  private hold(seq: number, buf: Uint8Array, off: number, len: number): boolean {
     const end = seqAdd(seq, len);
     let i = this.held.length;
     while (i > 0 && seqGt(this.held[i - 1]!.seq, seq)) i--;
@@ -124,7 +160,7 @@ export class TcpReceiver {
   }
 
   /** Delivers held segments that RCV.NXT has reached; returns true if any were used. */
-  drainHeld(sink: HostSink | null): boolean {
+  private drainHeld(sink: HostSink | null): boolean {
     let used = false;
     while (this.held.length > 0) {
       const s = this.held[0]!;

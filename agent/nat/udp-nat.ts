@@ -4,22 +4,14 @@
 import dgram from 'node:dgram';
 import { formatAddress, tryParseAddress } from '../../proto/ip/address.js';
 import { transportChecksum } from '../../proto/ip/checksum.js';
-import { UnreachableCode } from '../../proto/ip/icmp.js';
 import { IP_PROTO_UDP, type IpHeaderView } from '../../proto/ip/ip-header.js';
 import { newUdpHeaderView, readUdpHeader } from '../../proto/ip/udp.js';
 import { FlowKey, FlowTable, type FlowEntry } from './flow-table.js';
 import type { NatContext } from './nat-context.js';
 import type { PeerState } from './peer-table.js';
+import { sendUnreachable, unreachableKindOf } from './unreachable.js';
 
 export type UdpFiltering = 'endpoint-independent' | 'address-and-port-dependent';
-
-/** Send errors that mean "no way there": answered with ICMP unreachable. */
-const UNREACHABLE_ERRORS: Record<string, keyof typeof UnreachableCode.v4> = {
-  ENETUNREACH: 'network',
-  EHOSTUNREACH: 'host',
-  EACCES: 'adminProhibited',
-  EPERM: 'adminProhibited',
-};
 
 class UdpMapping implements FlowEntry {
   nextInBucket: FlowEntry | null = null;
@@ -190,13 +182,13 @@ export class UdpNat {
   sendFailed(m: UdpMapping, err: Error & { code?: string; address?: string; port?: number }): void {
     this.ctx.counters.drop('udp-send-failed');
     if (m.closed) return;
-    const kind = err.code ? UNREACHABLE_ERRORS[err.code] : undefined;
+    const kind = unreachableKindOf(err.code);
     const remote = kind && err.address ? tryParseAddress(err.address) : null;
     if (kind && remote && remote.family === m.version && err.port) {
-      const code = m.version === 4 ? UnreachableCode.v4[kind] : kind === 'adminProhibited' ? UnreachableCode.v6.adminProhibited : UnreachableCode.v6[kind === 'network' ? 'network' : 'host'];
-      const w = this.ctx.writer;
-      const qLen = w.quoteOf(m.version, IP_PROTO_UDP, m.client, m.clientPort, remote.bytes, err.port, 0);
-      w.unreachable(m.version, code, remote.bytes, m.client, w.quoteBuffer, 0, qLen);
+      sendUnreachable(this.ctx.writer, {
+        version: m.version, protocol: IP_PROTO_UDP, client: m.client, clientPort: m.clientPort,
+        remote: remote.bytes, remotePort: err.port, seq: 0,
+      }, kind);
     }
   }
 

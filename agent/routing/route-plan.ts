@@ -84,7 +84,7 @@ export function planRoutes(x: RoutePlanInput): KernelRoutePlan {
     if (covered.some((c) => c.family === addr.family && cidrContains(c, addr.bytes))) bypass.add(a);
   }
   return {
-    table: [...table.values()].sort((a, b) => a.cidr.localeCompare(b.cidr)),
+    table: [...table.values()].sort((a, b) => familyOf(a.cidr) - familyOf(b.cidr) || (a.cidr < b.cidr ? -1 : a.cidr > b.cidr ? 1 : 0)),
     bypass: [...bypass].sort(),
   };
 }

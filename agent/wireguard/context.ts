@@ -53,6 +53,8 @@ export interface DeviceContext {
   tun: PacketTun | undefined;
   /** null: every decrypted packet goes to the TUN (no filter, no routes served). */
   inboundHook: InboundPacketHook | null;
+  /** Managed mode: an authenticated packet from `peer` came from another address than its endpoint. */
+  onPeerSource?: ((peer: Peer, addrs: Uint8Array, off: number) => void) | undefined;
   /** null: nothing watches outbound packets. */
   outboundHook: OutboundPacketHook | null;
   /** Current time in ms; one read per batch on the hot path. */

@@ -54,6 +54,7 @@ export class Device implements DeviceContext {
   onOtherPacket: OtherPacketHandler | undefined;
   /** Packet filter / exit node NAT on decrypted packets, and flow tracking on outbound ones (see context.ts). */
   inboundHook: InboundPacketHook | null = null;
+  onPeerSource: ((peer: Peer, addrs: Uint8Array, off: number) => void) | undefined;
   outboundHook: OutboundPacketHook | null = null;
   readonly mtu: number;
 

@@ -260,8 +260,12 @@ export class TransportReceiver {
 
     const peer = entry.peer;
     if (kp === peer.next) this.promote(peer, kp, now);
-    if (peer.endpoint === undefined || (peer.roaming && !packedAddrEquals(addrs, slot * ADDR_LEN, peer.endpoint, 0))) {
+    if (peer.endpoint === undefined) {
       peer.setEndpointFrom(addrs, slot * ADDR_LEN);
+    } else if (!packedAddrEquals(addrs, slot * ADDR_LEN, peer.endpoint, 0)) {
+      // Static mode roams like WireGuard; in managed mode the path selector hears of it.
+      if (peer.roaming) peer.setEndpointFrom(addrs, slot * ADDR_LEN);
+      else ctx.onPeerSource?.(peer, addrs, slot * ADDR_LEN);
     }
     peer.rxBytes += len;
     peer.rxPackets++;

@@ -34,6 +34,7 @@ export interface Mesh {
 }
 
 export const RELAY_NAME = 'lab';
+export const RELAY_PORT = 3340;
 
 export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | null | false>, ms = 30_000, everyMs = 100): Promise<T> {
   const end = Date.now() + ms;
@@ -57,11 +58,13 @@ export async function startMesh(lab: Lab, specs: MeshSiteSpec[], opts: { agentEn
   };
   try {
     const relayHost = await lab.addPublicHost('relay', { ips: 2 });
-    const relay = await startLabRelay(relayHost);
-    stoppers.push(() => relay.stop());
     const coordHost = await lab.addPublicHost('coord');
-    const coord = await startCoordinator(coordHost, { extraArgs: relay.coordinatorArgs(RELAY_NAME) });
+    // The coordinator publishes the relay (its STUN defaults to the relay host's first address,
+    // port 3478); the relay admits only nodes the coordinator knows.
+    const coord = await startCoordinator(coordHost, { extraArgs: ['--relay', `${RELAY_NAME}=ws://${relayHost.ip}:${RELAY_PORT}/relay`] });
     stoppers.push(() => coord.stop());
+    const relay = await startLabRelay(relayHost, { port: RELAY_PORT, coordinator: { url: coord.url, token: coord.token } });
+    stoppers.push(() => relay.stop());
     const key = await coord.createAuthKey({ reusable: true });
     const id = runId();
     const nodes: MeshNode[] = [];

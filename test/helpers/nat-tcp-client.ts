@@ -96,6 +96,8 @@ export class MiniTcpClient extends EventEmitter {
   private ackDue = false;
   private timer: NodeJS.Timeout | null = null;
   readonly advertisedWindows: number[] = [];
+  /** Out-of-order segments by sequence number. */
+  private readonly held = new Map<number, Buffer>();
 
   constructor(private readonly nat: NatLike, link: NatLink, opts: MiniTcpOptions) {
     super();
@@ -260,6 +262,9 @@ export class MiniTcpClient extends EventEmitter {
       if (this.peerWnd === 0 && this.out.length > 0) this.arm();
     }
     const len = t.data.length;
+    if (len > 0 && !this.paused && ((t.seq - this.rcvNxt) | 0) > 0 && this.held.size < 4096) {
+      this.held.set(t.seq, Buffer.from(t.data)); // out of order: kept, like a real receiver
+    }
     if (len > 0 || t.flags & FIN) {
       if (t.seq === this.rcvNxt && !this.paused && !this.finReceived) {
         if (len > 0) {
@@ -267,6 +272,12 @@ export class MiniTcpClient extends EventEmitter {
           this.receivedBytes += len;
           this.rcvNxt = (this.rcvNxt + len) >>> 0;
           this.emit('data', t.data);
+          for (let h = this.held.get(this.rcvNxt); h; h = this.held.get(this.rcvNxt)) {
+            this.held.delete(this.rcvNxt);
+            this.received.push(h);
+            this.receivedBytes += h.length;
+            this.rcvNxt = (this.rcvNxt + h.length) >>> 0;
+          }
         }
         if (t.flags & FIN) {
           this.rcvNxt = (this.rcvNxt + 1) >>> 0;
@@ -274,7 +285,8 @@ export class MiniTcpClient extends EventEmitter {
           this.emit('end');
         }
       }
-      this.ackDue = true;
+      if (t.seq !== this.rcvNxt || this.paused) this.send(ACK, this.sndNxt); // duplicate ACK at once
+      else this.ackDue = true;
     }
     this.pump();
   }

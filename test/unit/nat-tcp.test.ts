@@ -7,6 +7,7 @@ import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import net from 'node:net';
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { UserspaceNat, type UserspaceNatOptions } from '../../agent/nat/userspace-nat.js';
@@ -103,6 +104,28 @@ test('several MB both ways at once arrive intact (sha256), then both sides close
   assert.equal(link.badChecksums, 0);
   const biggest = Math.max(...link.emitted.map((p) => p.tcp?.data.length ?? 0));
   assert.equal(biggest, 1360, 'segments fill the client MSS');
+});
+
+test('TCP over IPv6: MSS leaves room for the 40-byte header, data intact both ways', async () => {
+  const { nat, link } = setup({ limits: { mtu: 1280 } });
+  const down = randomBytes(1 << 20);
+  const up = randomBytes(1 << 20);
+  const ex = exchange(down);
+  const srv = net.createServer({ allowHalfOpen: true }, ex.onConn);
+  srv.listen(0, '::1');
+  await once(srv, 'listening');
+  cleanups.push(() => srv.close());
+  const c = new MiniTcpClient(nat, link, { src: 'fd7a:115c:a1e0::2', sport: nextPort++, dst: '::1', dport: portOf(srv), mss: 1440 });
+  cleanups.push(() => c.close());
+  await c.connect();
+  assert.equal(c.synAck!.tcp!.mss, 1280 - 60);
+  assert.equal(c.synAck!.version, 6);
+  c.write(up);
+  c.end();
+  const [received, uploaded] = await Promise.all([c.ended(), ex.upload]);
+  assert.equal(sha(uploaded), sha(up));
+  assert.equal(sha(received), sha(down));
+  assert.ok(link.emitted.every((p) => p.checksumsOk && p.l4.length + 40 <= 1280));
 });
 
 test('lost segments both ways are retransmitted and the data is intact', async () => {
@@ -269,8 +292,16 @@ test('client RST resets the host connection; host reset sends RST to the client'
 
 test('segments outside the window are dropped, counted and answered with an ACK', async () => {
   const { nat, link } = setup();
-  const ex = exchange(Buffer.alloc(0));
-  const srv = await server(ex.onConn);
+  let done!: (b: Buffer) => void;
+  const upload = new Promise<Buffer>((r) => (done = r));
+  const srv = await server((s) => {
+    const got: Buffer[] = [];
+    s.on('data', (d) => got.push(d));
+    s.on('end', () => {
+      done(Buffer.concat(got));
+      s.end();
+    });
+  });
   const c = client(nat, link, portOf(srv));
   await c.connect();
   const before = link.emitted.length;
@@ -282,10 +313,10 @@ test('segments outside the window are dropped, counted and answered with an ACK'
   assert.equal(st.drops['tcp-out-of-window'], 2);
   assert.equal(st.drops['tcp-bad-ack'], 1);
   const acks = link.emitted.slice(before).filter((p) => p.tcp && p.tcp.flags === ACK);
-  assert.ok(acks.length >= 1 && acks.every((p) => p.tcp!.ack === c.rcvNxt), 'ACKs restate RCV.NXT');
+  assert.ok(acks.length >= 1 && acks.every((p) => p.tcp!.ack === c.sndNxt), `ACKs restate where the NAT is: ${acks.map((p) => p.tcp!.ack)} vs ${c.sndNxt}`);
   c.write(Buffer.from('still fine'));
   c.end();
-  assert.equal((await ex.upload).toString(), 'still fine');
+  assert.equal((await upload).toString(), 'still fine');
 });
 
 test('segments for unknown flows get RST; a SYN flood is rate limited with bounded state', async () => {
@@ -293,7 +324,7 @@ test('segments for unknown flows get RST; a SYN flood is rate limited with bound
   const c = client(nat, link, 9);
   c.raw(ACK, 1234, 5678, Buffer.from('x'));
   await sleep(20);
-  const rst = link.other.find((p) => p.tcp && p.tcp.flags & RST)!;
+  const rst = link.emitted.find((p) => p.tcp && p.tcp.flags & RST)!;
   assert.ok(rst, 'RST for a segment of no flow');
   assert.equal(rst.tcp!.seq, 5678);
   // 500 SYNs to 500 different loopback destinations (all refused): most are dropped.
@@ -314,3 +345,33 @@ async function waitFor(cond: () => boolean, what: string, ms = 10_000): Promise<
     await sleep(10);
   }
 }
+
+test('a host connect that times out is answered with ICMP host unreachable quoting the SYN', async () => {
+  const { nat, link } = setup({ limits: { tcpConnectTimeoutMs: 400 } });
+  // A listener that never accepts, its queue filled: further SYNs are dropped by the kernel.
+  const py = spawn('python3', ['-c', 'import socket,sys,time\ns=socket.socket()\ns.bind(("127.0.0.1",0))\ns.listen(0)\nprint(s.getsockname()[1],flush=True)\ntime.sleep(60)'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  cleanups.push(() => py.kill('SIGKILL'));
+  const [line] = (await once(py.stdout!, 'data')) as [Buffer];
+  const port = Number(line.toString().trim());
+  const fillers: net.Socket[] = [];
+  for (let i = 0; i < 3; i++) {
+    const f = net.connect(port, '127.0.0.1');
+    f.on('error', () => {});
+    fillers.push(f);
+    cleanups.push(() => f.destroy());
+  }
+  await sleep(200);
+  const c = client(nat, link, port);
+  const syn = c.connect().catch(() => {});
+  await waitFor(() => nat.status().tcp.unreachable === 1, 'connect timed out');
+  const icmp = link.emitted.find((p) => p.icmp)!;
+  assert.ok(icmp, 'an ICMP error was emitted');
+  assert.equal(icmp.checksumsOk, true);
+  assert.deepEqual([icmp.src, icmp.dst, icmp.icmp!.type, icmp.icmp!.code], ['127.0.0.1', CLIENT, 3, 1]);
+  const quote = icmp.l4.subarray(8);
+  assert.equal(quote.readUInt16BE(20), c.sport, 'quoted source port');
+  assert.equal(quote.readUInt32BE(24), c.iss, 'quoted sequence = the client ISN');
+  assert.equal(nat.status().tcp.flows, 0);
+  c.close();
+  void syn;
+});

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  HEARTBEAT_MS, LEARNED_TTL_MS, PeerPath, PONG_TRUST_MS, PROBE_INTERVAL_MS, QUICK_PROBE_MS, QUICK_PROBES,
+  HEARTBEAT_MS, LEARNED_TTL_MS, PeerPath, PONG_TRUST_MS, PROBE_INTERVAL_MS, QUICK_PROBE_MS, QUICK_PROBES, SUSPECT_AFTER_MS,
 } from '../../agent/magicsock/peer-path.js';
 import { encodePackedAddr } from '../../agent/tun/packed-addr.js';
 
@@ -80,4 +80,30 @@ test('learned candidates expire; netmap ones stay; a removed netmap endpoint goe
   p.setNetmapEndpoints([ep('198.51.100.2')], LEARNED_TTL_MS + 3);
   assert.equal(p.best, null, 'the chosen endpoint was withdrawn');
   assert.deepEqual([...p.candidates.keys()], ['198.51.100.2:41641']);
+});
+
+test('a chosen path whose heartbeat goes unanswered is replaced at once by an endpoint that answers', () => {
+  const p = new PeerPath();
+  p.setNetmapEndpoints([ep('198.51.100.1', 1000)], 0);
+  const old = p.candidates.get('198.51.100.1:1000')!;
+  p.onPong(old, 5, 1000);
+  old.lastPingAt = 2000; // heartbeat sent, no pong
+  const fresh = p.addPacked(encodePackedAddr({ address: '198.51.100.1', port: 2000 }), 'ping', 2100);
+  assert.equal(p.suspect(2100), false, 'not yet: the heartbeat is only 100 ms old');
+  assert.equal(p.onPong(fresh, 6, 2100), false, 'slower and the old path is not suspect');
+  assert.equal(p.suspect(2000 + SUSPECT_AFTER_MS), true);
+  assert.equal(p.onPong(fresh, 6, 2000 + SUSPECT_AFTER_MS), true, 'the old mapping is gone: switch without hysteresis');
+  assert.equal(p.direct(2000 + SUSPECT_AFTER_MS), fresh);
+});
+
+test('while the chosen path is suspect, an endpoint that answered since takes over on the next check', () => {
+  const p = new PeerPath();
+  p.setNetmapEndpoints([ep('198.51.100.1', 1000)], 0);
+  const old = p.candidates.get('198.51.100.1:1000')!;
+  p.onPong(old, 1, 1000);
+  old.lastPingAt = 2000;
+  const fresh = p.addPacked(encodePackedAddr({ address: '198.51.100.1', port: 2000 }), 'ping', 2000);
+  assert.equal(p.onPong(fresh, 9, 2010), false, 'answered first, but the old path is not suspect yet');
+  assert.equal(p.direct(2100), old);
+  assert.equal(p.direct(2000 + SUSPECT_AFTER_MS), fresh);
 });

@@ -1,0 +1,96 @@
+// `pinhole up`'s routing flags and what they turn into: advertised routes checked before they
+// leave the machine, an exit node that must be an approved peer, and the kernel route plan
+// (subnet routes, default routes, LAN throw routes, bypass addresses).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  DEFAULT_ROUTING_PREFS, parseAdvertisedRoutes, withAdvertised, withClientFlags, RoutingPrefsError,
+} from '../../agent/daemon/routing-prefs.js';
+import { planRoutes } from '../../agent/routing/route-plan.js';
+import { advertisableRoute } from '../../proto/control/routes.js';
+import { hostOf } from '../../agent/routing/bypass.js';
+import type { Peer } from '../../proto/control/schemas.js';
+
+const peer = (id: number, name: string, exitNode: boolean, routes: string[] = []): Peer => ({
+  id, name, nodeKey: `${'A'.repeat(42)}${'AEIM'[id % 4]}=`, discoKey: `${'B'.repeat(42)}A=`, ipv4: `100.64.0.${id}`, ipv6: `fd7a:1e57:9a3c::6440:${id}`,
+  endpoints: [], homeRelay: null, online: true, lastSeen: null, routes, exitNode, tags: [],
+});
+
+test('advertised routes: canonical prefixes only, never the exit route or the overlay', () => {
+  assert.deepEqual(parseAdvertisedRoutes(['198.18.5.0/24', ' 198.18.6.0/24', '', '198.18.5.0/24']), ['198.18.5.0/24', '198.18.6.0/24']);
+  const refused: [string, RegExp][] = [
+    ['198.18.5.1/24', /host bits set: did you mean 198\.18\.5\.0\/24\?/],
+    ['0.0.0.0/0', /exit route: use --advertise-exit-node/],
+    ['::/0', /exit route/],
+    ['100.64.0.0/16', /overlaps the overlay network 100\.64\.0\.0\/10/],
+    ['10.0.0.0/33', /not a CIDR/],
+    ['banana', /not a CIDR/],
+  ];
+  for (const [text, reason] of refused) {
+    assert.throws(() => parseAdvertisedRoutes([text]), (err: Error) => err instanceof RoutingPrefsError && reason.test(err.message) && err.message.startsWith('--advertise-routes: '), text);
+  }
+  // The coordinator masks instead of refusing host bits, but refuses the rest the same way.
+  assert.equal(advertisableRoute('198.18.5.1/24'), '198.18.5.0/24');
+  assert.throws(() => advertisableRoute('fd7a:1e57:9a3c::/64', { reserved: ['fd7a:1e57:9a3c::/48'] }), /overlaps the overlay/);
+});
+
+test('flags left out keep their value; "" clears', () => {
+  const a = withAdvertised(DEFAULT_ROUTING_PREFS, { advertiseRoutes: ['198.18.5.0/24'], advertiseExitNode: true });
+  assert.deepEqual(a.advertiseRoutes, ['198.18.5.0/24']);
+  assert.equal(a.advertiseExitNode, true);
+  const b = withAdvertised(a, {});
+  assert.deepEqual(b, a);
+  assert.deepEqual(withAdvertised(a, { advertiseRoutes: [''] }).advertiseRoutes, []);
+  const peers = [peer(2, 'exit', true)];
+  const c = withClientFlags(DEFAULT_ROUTING_PREFS, { acceptRoutes: true, exitNode: 'EXIT' }, peers, 'me');
+  assert.equal(c.exitNode, 'exit');
+  assert.equal(c.acceptRoutes, true);
+  assert.equal(withClientFlags(c, { exitNode: '' }, peers, 'me').exitNode, null);
+  assert.equal(withClientFlags(c, {}, peers, 'me').exitNode, 'exit');
+});
+
+test('the exit node must be a known, approved exit node, not this node, and not while being one', () => {
+  const peers = [peer(2, 'exit', true), peer(3, 'plain', false)];
+  const fails = (spec: string, reason: RegExp, prefs = DEFAULT_ROUTING_PREFS, list: Peer[] | null = peers): void => {
+    assert.throws(() => withClientFlags(prefs, { exitNode: spec }, list, 'me'), (err: Error) => err instanceof RoutingPrefsError && reason.test(err.message), spec);
+  };
+  fails('nobody', /--exit-node nobody: no peer by that name or address/);
+  fails('plain', /plain is not an approved exit node .*pinhole admin routes approve plain 0\.0\.0\.0\/0 ::\/0/);
+  fails('me', /that is this node/);
+  fails('exit', /no netmap from the coordinator yet/, DEFAULT_ROUTING_PREFS, null);
+  fails('exit', /this node is an exit node itself/, { ...DEFAULT_ROUTING_PREFS, advertiseExitNode: true });
+  assert.equal(withClientFlags(DEFAULT_ROUTING_PREFS, { exitNode: '100.64.0.2' }, peers, 'me').exitNode, 'exit', 'by overlay address');
+  assert.throws(() => withAdvertised({ ...DEFAULT_ROUTING_PREFS, exitNode: 'exit' }, { advertiseExitNode: true }), /uses an exit node/);
+});
+
+test('route plan: subnet routes; with an exit node the default routes, LAN throws and bypass rules', () => {
+  const subnetOnly = planRoutes({
+    subnetRoutes: ['198.18.5.0/24', '0.0.0.0/0'], exitNode: false, allowLanAccess: false, lanPrefixes: ['198.18.1.0/24'],
+    bypass: ['203.0.113.10', '198.18.5.7', 'not-an-ip'],
+  });
+  assert.deepEqual(subnetOnly.table, [{ cidr: '198.18.5.0/24', type: 'unicast' }]);
+  assert.deepEqual(subnetOnly.bypass, ['198.18.5.7'], 'only addresses a route would capture need a bypass');
+
+  const exit = planRoutes({
+    subnetRoutes: [], exitNode: true, allowLanAccess: true, lanPrefixes: ['198.18.1.0/24', 'fe80::/64', '0.0.0.0/0'],
+    bypass: ['203.0.113.10', '198.51.100.7', '2001:db8::1'],
+  });
+  assert.deepEqual(exit.table, [
+    { cidr: '0.0.0.0/0', type: 'unicast' },
+    { cidr: '198.18.1.0/24', type: 'throw' },
+    { cidr: '::/0', type: 'unicast' },
+    { cidr: 'fe80::/64', type: 'throw' },
+  ]);
+  assert.deepEqual(exit.bypass, ['198.51.100.7', '2001:db8::1', '203.0.113.10']);
+  const noLan = planRoutes({ subnetRoutes: [], exitNode: true, allowLanAccess: false, lanPrefixes: ['198.18.1.0/24'], bypass: [] });
+  assert.ok(!noLan.table.some((e) => e.type === 'throw'));
+  assert.deepEqual(planRoutes({ subnetRoutes: [], exitNode: false, allowLanAccess: true, lanPrefixes: ['198.18.1.0/24'], bypass: ['1.2.3.4'] }), { table: [], bypass: [] });
+});
+
+test('bypass hosts from endpoints and URLs', () => {
+  assert.equal(hostOf('203.0.113.5:41641'), '203.0.113.5');
+  assert.equal(hostOf('[2001:db8::1]:41641'), '2001:db8::1');
+  assert.equal(hostOf('http://coord.example:8080/'), 'coord.example');
+  assert.equal(hostOf('wss://[2001:db8::2]:443/relay'), '2001:db8::2');
+  assert.equal(hostOf('stun.example:3478'), 'stun.example');
+});
