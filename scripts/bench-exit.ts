@@ -16,7 +16,7 @@ import { REPO_ROOT } from './tunnels/paths.js';
 import { startCoordinator, type LabCoordinator } from './tunnels/pinhole-coordinator.js';
 import { startManagedAgent, type ManagedAgent } from './tunnels/pinhole-managed.js';
 import { startWireguardGo, type WireguardGo } from './tunnels/wireguard-go.js';
-import { parseBenchOptions, toolVersion, type BenchOptions } from './bench-options.js';
+import { fmt, median, parseBenchOptions, ratio, toolVersion, type BenchOptions } from './bench-options.js';
 import { iperfTcp } from './traversal/throughput.js';
 
 const IPERF_PORT = 5201;
@@ -85,15 +85,6 @@ async function startWgMasquerade(t: Topology, id: string): Promise<WireguardGo[]
   return [wc, we];
 }
 
-function median(xs: (number | null)[]): number | null {
-  const v = xs.filter((x): x is number => x !== null).sort((p, q) => p - q);
-  if (v.length === 0) return null;
-  const m = Math.floor(v.length / 2);
-  return v.length % 2 ? v[m]! : (v[m - 1]! + v[m]!) / 2;
-}
-
-const ratio = (x: number | null, y: number | null): number | null => (x !== null && y !== null && y > 0 ? x / y : null);
-const fmt = (x: number | null, d: number): string => (x === null ? '-' : x.toFixed(d));
 
 const version = toolVersion;
 

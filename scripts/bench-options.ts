@@ -31,3 +31,14 @@ export function toolVersion(argv: string[], re: RegExp): string | null {
     return out.match(re)?.[1] ?? out.trim().split('\n')[0] ?? null;
   } catch { return null; }
 }
+
+/** Median of the measured values (nulls are failed rounds and are left out). */
+export function median(xs: ReadonlyArray<number | null>): number | null {
+  const v = xs.filter((x): x is number => x !== null).sort((p, q) => p - q);
+  if (v.length === 0) return null;
+  const m = Math.floor(v.length / 2);
+  return v.length % 2 ? v[m]! : (v[m - 1]! + v[m]!) / 2;
+}
+
+export const ratio = (x: number | null, y: number | null): number | null => (x !== null && y !== null && y > 0 ? x / y : null);
+export const fmt = (x: number | null, digits: number): string => (x === null ? '-' : x.toFixed(digits));

@@ -14,8 +14,8 @@ import { REPO_ROOT } from './tunnels/paths.js';
 import { startMesh, waitFor, waitMeshReady, type Mesh, type MeshNode, type MeshSiteSpec } from './traversal/mesh-lab.js';
 import { addMeshNode } from './traversal/mesh-extra.js';
 import { pairPaths, pingSummary, type PathName } from './traversal/pair-checks.js';
-import { iperfTcp, median, processCpuSeconds } from './traversal/throughput.js';
-import { parseBenchOptions, toolVersion, type BenchOptions } from './bench-options.js';
+import { iperfTcp, processCpuSeconds } from './traversal/throughput.js';
+import { fmt, median, parseBenchOptions, toolVersion, type BenchOptions } from './bench-options.js';
 
 const SITES: MeshSiteSpec[] = [
   { name: 'home', nat: 'port-restricted-cone' },
@@ -105,7 +105,6 @@ async function measure(path: Kind, [a, b]: [MeshNode, MeshNode], mesh: Mesh, sec
   }
 }
 
-const fmt = (x: number | null, digits: number): string => (x === null ? '-' : x.toFixed(digits));
 
 function formatTable(rows: Measurement[]): string {
   const pct = (x: number | null): string => (x === null ? '-' : `${(x * 100).toFixed(0)}%`);

@@ -15,7 +15,7 @@ import { REPO_ROOT } from './tunnels/paths.js';
 import { startStaticAgent } from './tunnels/pinhole-static.js';
 import { startWireguardGo } from './tunnels/wireguard-go.js';
 import { createNebulaCa, startNebula, type NebulaCa } from './tunnels/nebula.js';
-import { parseBenchOptions, toolVersion, type BenchOptions } from './bench-options.js';
+import { fmt, median, parseBenchOptions, ratio, toolVersion, type BenchOptions } from './bench-options.js';
 
 const MTU = 1420; // the same inner MTU for every tunnel (wireguard-go's default; Nebula's is 1300)
 const PINGS = 50;
@@ -135,15 +135,6 @@ async function measure(path: PathName, hosts: { a: Host; b: Host }, ca: NebulaCa
   }
 }
 
-function median(xs: (number | null)[]): number | null {
-  const v = xs.filter((x): x is number => x !== null).sort((p, q) => p - q);
-  if (v.length === 0) return null;
-  const m = Math.floor(v.length / 2);
-  return v.length % 2 ? v[m]! : (v[m - 1]! + v[m]!) / 2;
-}
-
-const ratio = (x: number | null, y: number | null): number | null => (x !== null && y !== null && y > 0 ? x / y : null);
-const fmt = (x: number | null, digits: number): string => (x === null ? '-' : x.toFixed(digits));
 
 function formatTable(rows: Measurement[]): string {
   const wg = rows.find((r) => r.path === 'wireguard-go');

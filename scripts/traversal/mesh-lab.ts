@@ -6,6 +6,7 @@ import { startCoordinator, type LabCoordinator } from '../tunnels/pinhole-coordi
 import { startManagedAgent, type ManagedAgent } from '../tunnels/pinhole-managed.js';
 import { startLabRelay, type LabRelay } from '../tunnels/pinhole-relay.js';
 import { runId } from '../tunnels/keys.js';
+import { waitFor } from '../tunnels/wait-for.js';
 import type { AgentStatus, PeerStatusJson } from '../../agent/static/status.js';
 
 export interface MeshSiteSpec {
@@ -36,18 +37,7 @@ export interface Mesh {
 export const RELAY_NAME = 'lab';
 export const RELAY_PORT = 3340;
 
-export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | null | false>, ms = 30_000, everyMs = 100): Promise<T> {
-  const end = Date.now() + ms;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v !== undefined && v !== null && v !== false) return v;
-    } catch (err) { last = err; }
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-}
+export { waitFor };
 
 /** Builds the infrastructure and the sites, starts and joins every agent. Stops what it started on failure. */
 export async function startMesh(lab: Lab, specs: MeshSiteSpec[], opts: { agentEnv?: Record<string, string> } = {}): Promise<Mesh> {

@@ -38,10 +38,3 @@ export async function iperfTcp(client: Host, server: Host, ip: string, seconds: 
     await srv.kill('SIGTERM', 2000);
   }
 }
-
-export function median(xs: ReadonlyArray<number | null>): number | null {
-  const v = xs.filter((x): x is number => x !== null).sort((p, q) => p - q);
-  if (v.length === 0) return null;
-  const m = Math.floor(v.length / 2);
-  return v.length % 2 ? v[m]! : (v[m - 1]! + v[m]!) / 2;
-}

@@ -5,21 +5,12 @@ import type { Host, LabProcess } from '../../scripts/natlab/index.js';
 import { REPO_ROOT } from '../../scripts/tunnels/paths.js';
 import type { ManagedAgent } from '../../scripts/tunnels/pinhole-managed.js';
 import type { AgentStatus } from '../../agent/static/status.js';
+import { waitFor as waitForEvery } from '../../scripts/tunnels/wait-for.js';
 
 export const PROBE = join(REPO_ROOT, 'dist', 'scripts', 'tunnels', 'socket-probe.js');
 
-export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, ms = 30_000): Promise<T> {
-  const end = Date.now() + ms;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v !== undefined && v !== false) return v;
-    } catch (err) { last = err; }
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
+/** Polls every 250 ms (see scripts/tunnels/wait-for.ts). */
+export const waitFor = <T>(what: string, fn: () => Promise<T | undefined | false>, ms = 30_000): Promise<T> => waitForEvery(what, fn, ms, 250);
 
 /** An echo server (tcp/udp) in a host; `peers()` lists the source addresses it saw ("ip:port"). */
 export interface ProbeServer {

@@ -14,22 +14,12 @@ import { runId } from '../../scripts/tunnels/keys.js';
 import { sanitizeHostname } from '../../agent/daemon/hostname.js';
 import type { AgentStatus, PeerStatusJson } from '../../agent/static/status.js';
 import { ping } from '../helpers/transfer.js';
+import { waitFor as waitForEvery } from '../../scripts/tunnels/wait-for.js';
 
 const OVERLAY_V4 = /^100\.(6[4-9]|[7-9]\d|1[01]\d|12[0-7])\.\d{1,3}\.\d{1,3}$/;
 const OVERLAY_V6 = /^fd[0-9a-f]{2}:[0-9a-f:]+$/;
 
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, ms = 30_000): Promise<T> {
-  const end = Date.now() + ms;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v !== undefined && v !== false) return v;
-    } catch (err) { last = err; }
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
+const waitFor = <T>(what: string, fn: () => Promise<T | undefined | false>, ms = 30_000): Promise<T> => waitForEvery(what, fn, ms, 250);
 
 const exists = (p: string): Promise<boolean> => access(p).then(() => true, () => false);
 const oneLine = (s: string): boolean => s.trim().length > 0 && s.trim().split('\n').length === 1;
