@@ -93,7 +93,7 @@ export function peerOf(st: AgentStatus, name: string): PeerStatusJson | undefine
 }
 
 /** Every node knows every other one, with its home relay. */
-export async function waitMeshReady(mesh: Mesh, ms = 40_000): Promise<void> {
+export async function waitMeshReady(mesh: Mesh, ms = 90_000): Promise<void> {
   const names = mesh.nodes.map((n) => n.spec.name);
   await waitFor('every node to see every peer with a home relay', async () => {
     const sts = await Promise.all(mesh.nodes.map((n) => n.agent.status()));
