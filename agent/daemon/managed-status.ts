@@ -57,6 +57,7 @@ export function buildManagedStatus(x: ManagedStatusInput): AgentStatus {
     drops: newDropCounters(),
     handshakes: newHandshakeCounters(),
     io: { tun: noIo(), udp: noIo() },
+    dataPath: { native: false, nativeTx: 0, nativeRx: 0, leftToJsOut: 0, leftToJsIn: 0 },
     self: x.self,
     control: x.control,
     ...(x.routing ? { routing: x.routing } : {}),

@@ -6,6 +6,7 @@ import { TunDevice } from '../tun/tun-device.js';
 import { BatchUdpSocket } from '../tun/udp-socket.js';
 import { BusyPoll, busyPollMicrosFromEnv } from '../tun/busy-poll.js';
 import { setLinkUp } from '../tun/iface.js';
+import { loadNative } from '../tun/native.js';
 import type { PacketSlab } from '../tun/packet-slab.js';
 
 export const TUN_NAME = /^[A-Za-z0-9_=+.-]{1,15}$/;
@@ -54,6 +55,11 @@ export async function openTunnel(opts: TunnelOptions): Promise<Tunnel> {
   tun.onPackets = (count, rx) => device.receiveTunBatch(rx.lengths, count);
   udp.onPackets = (count, rx) => device.receiveUdpBatch(udpLayout, rx.lengths, rx.addrs, count);
   const [t, u] = [tun, udp];
+  // The common case of the data path runs in the addon (wireguard/fast-path.ts); PINHOLE_FASTPATH=0 keeps it all in JS.
+  if (process.env.PINHOLE_FASTPATH !== '0') {
+    const { FastPath } = loadNative();
+    device.attachFastPath((limits, m, now) => new FastPath(t.handle, u.handle, limits, m, now));
+  }
   t.onError = (err) => opts.onFatal(new Error(`TUN ${t.name} failed: ${err.message}`));
   u.onError = (err) => opts.onFatal(new Error(`UDP socket failed: ${err.message}`));
   let closed = false;

@@ -3,7 +3,7 @@ import type { Device } from '../wireguard/device.js';
 import type { TunDevice } from '../tun/tun-device.js';
 import type { BatchUdpSocket } from '../tun/udp-socket.js';
 import type { NativeCounters } from '../tun/native.js';
-import type { AgentStatus, IoCountersJson } from './status.js';
+import type { AgentStatus, DataPathJson, IoCountersJson } from './status.js';
 
 function io(c: NativeCounters): IoCountersJson {
   return {
@@ -11,6 +11,13 @@ function io(c: NativeCounters): IoCountersJson {
     rxErrors: c.rxErrors, txErrors: c.txErrors,
     meanRxBatch: c.rxBatches > 0 ? Math.round((c.rxPackets / c.rxBatches) * 10) / 10 : 0,
   };
+}
+
+/** Where packets were handled: the addon's native data path, or JS for everything (PINHOLE_FASTPATH=0). */
+function dataPath(device: Device): DataPathJson {
+  const c = device.fastPathCounters();
+  if (c === undefined) return { native: false, nativeTx: 0, nativeRx: 0, leftToJsOut: 0, leftToJsIn: 0 };
+  return { native: true, nativeTx: c.txPackets, nativeRx: c.rxPackets, leftToJsOut: c.leftOut, leftToJsIn: c.leftIn };
 }
 
 /** A single-address allowed IP (/32, /128) is the peer's overlay address. */
@@ -41,5 +48,6 @@ export function buildStatus(x: { device: Device; tun: TunDevice; udp: BatchUdpSo
     drops: d.drops,
     handshakes: d.handshakes,
     io: { tun: io(x.tun.counters()), udp: io(x.udp.counters()) },
+    dataPath: dataPath(x.device),
   };
 }

@@ -32,6 +32,18 @@ export interface IoCountersJson {
   meanRxBatch: number;
 }
 
+/** The native data path's share of the traffic (agent/wireguard/fast-path.ts). */
+export interface DataPathJson {
+  /** False when PINHOLE_FASTPATH=0 keeps every packet in JS. */
+  native: boolean;
+  /** Packets encrypted and sent / received and decrypted by the addon without entering JS. */
+  nativeTx: number;
+  nativeRx: number;
+  /** Packets the addon left to JS: no session yet, timers due, relay paths, hooks, handshakes, disco. */
+  leftToJsOut: number;
+  leftToJsIn: number;
+}
+
 /** Managed mode: who this node is to the coordinator, and the state of its connection. */
 export interface ManagedSelfJson {
   /** logged-out: no registration; down: registered, tunnel down; up: tunnel up (see `connected`). */
@@ -70,6 +82,7 @@ export interface AgentStatus {
   drops: DropCounters;
   handshakes: HandshakeCounters;
   io: { tun: IoCountersJson; udp: IoCountersJson };
+  dataPath: DataPathJson;
   /** Managed mode only. */
   self?: ManagedSelfJson;
   /** Managed mode: routes offered and used, the packet filter's and the userspace NAT's counters. */

@@ -8,6 +8,11 @@ export abstract class BatchHandle<N extends NativeIoHandle> {
 
   protected constructor(protected readonly native: N) {}
 
+  /** @internal the addon handle, for the native data path (agent/wireguard/fast-path.ts). */
+  get handle(): N {
+    return this.native;
+  }
+
   get closed(): boolean {
     return this.closedFlag;
   }

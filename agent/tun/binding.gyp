@@ -13,11 +13,15 @@
         "src/udp.c",
         "src/udp_recv.c",
         "src/udp_send.c",
-        "src/icmp.c"
+        "src/icmp.c",
+        "src/fastpath.c",
+        "src/fast_data.c",
+        "src/fast_routes.c"
       ],
       "defines": ["NAPI_VERSION=8", "_GNU_SOURCE"],
       "cflags": ["-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter", "-fvisibility=hidden"],
       "ldflags": ["-Wl,-z,nodelete"],
+      "libraries": ["-lsodium"],
       "configurations": {
         "Release": { "cflags!": ["-O3"], "cflags": ["-O2"] }
       }

@@ -79,6 +79,34 @@ export interface NativeBusyPoll {
   close(): void;
 }
 
+/** Counters of the native data path (agent/tun/src/fastpath.h). */
+export interface NativeFastPathCounters {
+  txPackets: number;
+  rxPackets: number;
+  /** Packets the native path left to JS (no session, timers due, hooks, handshakes...). */
+  leftOut: number;
+  leftIn: number;
+  badTag: number;
+  replay: number;
+  badInnerPacket: number;
+  allowedIpsMismatch: number;
+  ioDropped: number;
+}
+
+/** The native data path over one Tun + Udp pair (agent/tun/src/fastpath.c; driven by fast-path.ts). */
+export interface NativeFastPath {
+  setMode(outbound: boolean, inbound: boolean): void;
+  setPeer(slot: number, state: Float64Array, endpoint: Uint8Array | null, sendIndex: number): void;
+  removePeer(slot: number): void;
+  addKeypair(localIndex: number, remoteIndex: number, slot: number, sendKey: Uint8Array, receiveKey: Uint8Array,
+    initiator: boolean, createdMs: number, state: Uint8Array): void;
+  removeKeypair(localIndex: number): void;
+  /** v4: 9-byte entries (address, bits, slot u32 LE); v6: 21-byte entries. */
+  setRoutes(v4: Uint8Array, v6: Uint8Array): void;
+  counters(): NativeFastPathCounters;
+  close(): void;
+}
+
 export interface NativeAddon {
   Tun: new (name: string) => NativeTun;
   /**
@@ -88,6 +116,8 @@ export interface NativeAddon {
   Udp: new (family: 0 | 4 | 6, bind: Uint8Array | null, port: number, bufferBytes: number, flags: number) => NativeUdp;
   BusyPoll: new (budgetMicros: number, smallBatch: number) => NativeBusyPoll;
   Icmp: new (family: 4 | 6, bufferBytes: number) => NativeIcmp;
+  /** limits: REJECT_AFTER_TIME, REJECT_AFTER_MESSAGES, REKEY_AFTER_MESSAGES, REKEY_AFTER_TIME, KEEPALIVE_TIMEOUT, REKEY_TIMEOUT. */
+  FastPath: new (tun: NativeTun, udp: NativeUdp, limits: Float64Array, mtu: number, nowMs: number) => NativeFastPath;
 }
 
 /** Udp constructor flags (agent/tun/src/udp.h). */

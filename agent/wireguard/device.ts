@@ -14,6 +14,8 @@ import { decodePackedAddr, formatEndpoint } from '../tun/packed-addr.js';
 import { sendInitiation, receiveHandshake } from './handshakes.js';
 import { Peer } from './peer.js';
 import { tickPeer, TIMER_TICK_MS } from './timers.js';
+import { FastPathLink, TAKEN_BY_NATIVE, fastPathLimits } from './fast-path.js';
+import type { NativeFastPath, NativeFastPathCounters } from '../tun/native.js';
 import { TransportReceiver, TransportSender, type SlabLayout } from './transport.js';
 
 /** Handshake messages per second above which the device answers with cookies (wireguard-go: queue ≥ 1/8 full). */
@@ -52,10 +54,11 @@ export class Device implements DeviceContext {
   bind: PacketBind | undefined;
   tun: PacketTun | undefined;
   onOtherPacket: OtherPacketHandler | undefined;
-  /** Packet filter / exit node NAT on decrypted packets, and flow tracking on outbound ones (see context.ts). */
-  inboundHook: InboundPacketHook | null = null;
   onPeerSource: ((peer: Peer, addrs: Uint8Array, off: number) => void) | undefined;
-  outboundHook: OutboundPacketHook | null = null;
+  private _inboundHook: InboundPacketHook | null = null;
+  private _outboundHook: OutboundPacketHook | null = null;
+  /** The native data path, when the device runs over the addon's handles (fast-path.ts). */
+  private fast: FastPathLink | undefined;
   readonly mtu: number;
 
   private sender: TransportSender | undefined;
@@ -75,6 +78,31 @@ export class Device implements DeviceContext {
     this.mtu = opts.mtu;
     this.cookieChecker = new CookieChecker(this.identity, Date.now(), this.timers.COOKIE_REFRESH_TIME);
     this.underLoadThreshold = opts.underLoadThreshold ?? DEFAULT_UNDER_LOAD_THRESHOLD;
+    this.allowedIps.onChange = () => this.fast?.routesChanged();
+  }
+
+  /** Packet filter / exit node NAT on decrypted packets (see context.ts); the native path then leaves inbound packets to JS. */
+  get inboundHook(): InboundPacketHook | null { return this._inboundHook; }
+  set inboundHook(h: InboundPacketHook | null) { this._inboundHook = h; this.fast?.schedule(); }
+  /** Flow tracking on outbound packets; the native path then leaves outbound packets to JS. */
+  get outboundHook(): OutboundPacketHook | null { return this._outboundHook; }
+  set outboundHook(h: OutboundPacketHook | null) { this._outboundHook = h; this.fast?.schedule(); }
+
+  /**
+   * Runs the common case of the data path natively over the addon's TUN and UDP handles (see
+   * fast-path.ts); `create` makes the addon's FastPath over them. Call after attach().
+   */
+  attachFastPath(create: (limits: Float64Array, mtu: number, nowMs: number) => NativeFastPath): void {
+    if (this.fast !== undefined) return;
+    const native = create(fastPathLimits(this.timers), this.mtu, this.now());
+    this.fast = new FastPathLink(native, () => this.peers.values(), this.allowedIps,
+      () => ({ outbound: this._outboundHook === null, inbound: this._inboundHook === null }));
+    this.fast.sync();
+  }
+
+  /** Counters of the native data path, or undefined when it is not in use. */
+  fastPathCounters(): NativeFastPathCounters | undefined {
+    return this.fast?.counters();
   }
 
   get publicKeyBase64(): string {
@@ -99,6 +127,8 @@ export class Device implements DeviceContext {
   close(): void {
     if (this.ticker) clearInterval(this.ticker);
     this.ticker = undefined;
+    this.fast?.close();
+    this.fast = undefined;
     for (const peer of this.peers.values()) for (const kp of peer.keypairs()) kp.wipe();
   }
 
@@ -110,7 +140,9 @@ export class Device implements DeviceContext {
     });
     if (this.peers.has(peer.publicKeyBase64)) throw new Error(`duplicate peer ${peer.publicKeyBase64}`);
     this.peers.set(peer.publicKeyBase64, peer);
+    peer.onChange = () => this.fast?.schedule();
     for (const cidr of cfg.allowedIps) this.allowedIps.insert(maskCidr(cidr), peer);
+    this.fast?.schedule();
     return peer;
   }
 
@@ -121,6 +153,8 @@ export class Device implements DeviceContext {
     for (const [index, entry] of this.indices) if (entry.peer === peer) this.indices.delete(index);
     for (const kp of peer.keypairs()) kp.wipe();
     this.peers.delete(publicKeyBase64);
+    peer.onChange = undefined;
+    this.fast?.schedule();
     return true;
   }
 
@@ -178,6 +212,7 @@ export class Device implements DeviceContext {
     for (let i = 0; i < count; i++) {
       const off = i * slotSize + headroom;
       const len = lengths[i]!;
+      if (len === TAKEN_BY_NATIVE) continue;
       const type = messageType(slab, off, len);
       if (type === 4) {
         if (len >= 32) receiver.open(i, len, addrs, now);
@@ -256,10 +291,24 @@ export class Device implements DeviceContext {
     for (const peer of this.peers.values()) tickPeer(this, peer, now);
   }
 
+  /** JS's drop counters plus the native data path's. */
+  private dropsWithNative(): DeviceStatus['drops'] {
+    const drops = { ...this.drops };
+    const n = this.fast?.counters();
+    if (n) {
+      drops.badTag += n.badTag;
+      drops.replay += n.replay;
+      drops.badInnerPacket += n.badInnerPacket;
+      drops.allowedIpsMismatch += n.allowedIpsMismatch;
+      drops.ioDropped += n.ioDropped;
+    }
+    return drops;
+  }
+
   status(): DeviceStatus {
     return {
       publicKey: this.publicKeyBase64,
-      drops: { ...this.drops },
+      drops: this.dropsWithNative(),
       handshakes: { ...this.handshakes },
       peers: [...this.peers.values()].map((p) => ({
         publicKey: p.publicKeyBase64,

@@ -17,14 +17,27 @@ export interface PeerOptions {
   name?: string;
 }
 
+/** Slots of Peer.state, shared with the native data path (agent/tun/src/fastpath.h FP_PS_*). */
+const KEEPALIVE_DUE = 0, NEW_HANDSHAKE_DUE = 1, LAST_AUTH = 2, RX_BYTES = 3, TX_BYTES = 4, RX_PACKETS = 5, TX_PACKETS = 6;
+export const PEER_STATE_SLOTS = 7;
+
 export class Peer {
   readonly remote: RemoteIdentity;
   readonly cookieJar: CookieJar;
   readonly publicKeyBase64: string;
   name: string | undefined;
   allowedIps: Cidr[];
-  /** Where to send, in the 20-byte address format; learned from authenticated packets (roaming). */
-  endpoint: Uint8Array | undefined;
+  /**
+   * Called when what the native data path mirrors changes (endpoint, sessions); the device
+   * resynchronises it before the next batch (fast-path.ts).
+   */
+  onChange: (() => void) | undefined;
+  private _endpoint: Uint8Array | undefined;
+  private _previous: Keypair | undefined;
+  private _current: Keypair | undefined;
+  private _next: Keypair | undefined;
+  /** Timer timestamps and traffic counts, in memory the native data path updates too. */
+  readonly state = new Float64Array(PEER_STATE_SLOTS);
   persistentKeepaliveSeconds: number;
   /**
    * Static mode (true): follow the source of authenticated packets, as WireGuard does. Managed
@@ -33,10 +46,17 @@ export class Peer {
    */
   roaming = true;
 
-  previous: Keypair | undefined;
-  current: Keypair | undefined;
+  /** Where to send, in the 20-byte address format; learned from authenticated packets (roaming). */
+  get endpoint(): Uint8Array | undefined { return this._endpoint; }
+  set endpoint(v: Uint8Array | undefined) { this._endpoint = v; this.onChange?.(); }
+
+  get previous(): Keypair | undefined { return this._previous; }
+  set previous(v: Keypair | undefined) { this._previous = v; this.onChange?.(); }
+  get current(): Keypair | undefined { return this._current; }
+  set current(v: Keypair | undefined) { this._current = v; this.onChange?.(); }
   /** Responder's new keypair, promoted once the initiator proves it has it by sending data. */
-  next: Keypair | undefined;
+  get next(): Keypair | undefined { return this._next; }
+  set next(v: Keypair | undefined) { this._next = v; this.onChange?.(); }
 
   handshake: InitiatorState | undefined;
   /** Greatest TAI64N timestamp accepted from this peer (initiation replay protection). */
@@ -49,15 +69,22 @@ export class Peer {
   lastInitiationSentAt = 0;
   handshakeAttemptStartedAt = 0;
   retransmitDueAt = 0;
-  keepaliveDueAt = 0;
-  newHandshakeDueAt = 0;
-  lastAuthenticatedTraversalAt = 0;
   lastHandshakeCompletedAt = 0;
+  get keepaliveDueAt(): number { return this.state[KEEPALIVE_DUE]!; }
+  set keepaliveDueAt(v: number) { this.state[KEEPALIVE_DUE] = v; }
+  get newHandshakeDueAt(): number { return this.state[NEW_HANDSHAKE_DUE]!; }
+  set newHandshakeDueAt(v: number) { this.state[NEW_HANDSHAKE_DUE] = v; }
+  get lastAuthenticatedTraversalAt(): number { return this.state[LAST_AUTH]!; }
+  set lastAuthenticatedTraversalAt(v: number) { this.state[LAST_AUTH] = v; }
 
-  rxBytes = 0;
-  txBytes = 0;
-  rxPackets = 0;
-  txPackets = 0;
+  get rxBytes(): number { return this.state[RX_BYTES]!; }
+  set rxBytes(v: number) { this.state[RX_BYTES] = v; }
+  get txBytes(): number { return this.state[TX_BYTES]!; }
+  set txBytes(v: number) { this.state[TX_BYTES] = v; }
+  get rxPackets(): number { return this.state[RX_PACKETS]!; }
+  set rxPackets(v: number) { this.state[RX_PACKETS] = v; }
+  get txPackets(): number { return this.state[TX_PACKETS]!; }
+  set txPackets(v: number) { this.state[TX_PACKETS] = v; }
 
   constructor(opts: PeerOptions) {
     this.remote = opts.remote;
@@ -65,7 +92,7 @@ export class Peer {
     this.publicKeyBase64 = Buffer.from(opts.remote.publicKey).toString('base64');
     this.name = opts.name;
     this.allowedIps = opts.allowedIps;
-    this.endpoint = opts.endpoint ? Uint8Array.from(opts.endpoint) : undefined;
+    this._endpoint = opts.endpoint ? Uint8Array.from(opts.endpoint) : undefined;
     this.persistentKeepaliveSeconds = opts.persistentKeepaliveSeconds ?? 0;
   }
 

@@ -10,6 +10,7 @@ import type { DeviceContext } from './context.js';
 import { PACKED_ADDR_SIZE as ADDR_LEN, packedAddrEquals } from '../tun/packed-addr.js';
 import type { Peer } from './peer.js';
 import { SlotViews } from './slot-views.js';
+import { TAKEN_BY_NATIVE } from './fast-path.js';
 
 /** A slab of fixed-size slots; packet i starts at i*slotSize + headroom. */
 export interface SlabLayout {
@@ -78,6 +79,7 @@ export class TransportSender {
     for (let i = 0; i < count; i++) {
       const off = i * slotSize + headroom;
       const len = lengths[i]!;
+      if (len === TAKEN_BY_NATIVE) continue;
       const peer = this.route(slab, off, len);
       if (peer === undefined) { ctx.drops.noRoute++; continue; }
       if (observer !== null) observer.observe(slab, off, len, now);

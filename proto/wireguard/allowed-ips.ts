@@ -181,6 +181,9 @@ export class AllowedIps<T> {
   private readonly key4 = new Int32Array(1);
   private readonly key6 = new Int32Array(4);
 
+  /** Called after every change (a device mirrors the table into its native data path). */
+  onChange: (() => void) | undefined;
+
   /** Number of prefixes with an owner. */
   get size(): number {
     return this.v4.size + this.v6.size;
@@ -189,6 +192,7 @@ export class AllowedIps<T> {
   /** Gives `value` the prefix (host bits are masked off, like wg); replaces any previous owner. */
   insert(cidr: Cidr, value: T): void {
     this.trie(cidr.family).insert(cidrWords(cidr), cidr.bits, value);
+    this.onChange?.();
   }
 
   /** Removes exactly this prefix (host bits masked); false if it had no owner. */
@@ -197,6 +201,7 @@ export class AllowedIps<T> {
     const node = trie.find(cidrWords(cidr), cidr.bits);
     if (node === null || !node.hasValue) return false;
     trie.clearValue(node);
+    this.onChange?.();
     return true;
   }
 
@@ -205,6 +210,7 @@ export class AllowedIps<T> {
     for (const trie of [this.v4, this.v6]) {
       for (const node of [...trie.nodes()]) if (node.value === value) trie.clearValue(node);
     }
+    this.onChange?.();
   }
 
   clear(): void {
@@ -212,6 +218,7 @@ export class AllowedIps<T> {
       trie.root = null;
       trie.size = 0;
     }
+    this.onChange?.();
   }
 
   /** Owner of the IPv4 address at buf[offset..offset+4], or undefined (also if out of bounds). */

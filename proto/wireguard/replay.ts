@@ -26,11 +26,31 @@ export const REPLAY_WINDOW_SIZE = (RING_WORDS - 1) * WORD_BITS; // 8160
  */
 export const COUNTER_LIMIT = 2 ** 53;
 
+/** Bytes of the state a window can live in: f64 slot (unused by the window), f64 last, ring. */
+export const REPLAY_STATE_BYTES = 16 + RING_WORDS * 4;
+
 export class ReplayWindow {
   /** Bit (counter mod 8192) is set iff that counter was accepted while inside the window. */
-  private readonly ring = new Uint32Array(RING_WORDS);
-  /** Highest counter accepted so far (0 before any, which is harmless: counter 0 is unmarked). */
-  private last = 0;
+  private readonly ring: Uint32Array;
+  /** [1]: highest counter accepted so far (0 before any, which is harmless: counter 0 is unmarked). */
+  private readonly st: Float64Array;
+
+  /**
+   * `state`: where the window lives, REPLAY_STATE_BYTES from an 8-aligned offset of an
+   * ArrayBuffer (a keypair shares it with the native data path, agent/tun/src/fast_data.c).
+   */
+  constructor(state: ArrayBuffer = new ArrayBuffer(REPLAY_STATE_BYTES), offset = 0) {
+    this.st = new Float64Array(state, offset, 2);
+    this.ring = new Uint32Array(state, offset + 16, RING_WORDS);
+  }
+
+  private get last(): number {
+    return this.st[1]!;
+  }
+
+  private set last(v: number) {
+    this.st[1] = v;
+  }
 
   /** Forgets everything; used when a keypair's receive state starts afresh. */
   reset(): void {

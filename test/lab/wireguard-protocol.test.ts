@@ -7,8 +7,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLab, type Host, type Lab } from '../../scripts/natlab/index.js';
-import { startStaticAgent, type StaticAgent } from '../../scripts/tunnels/pinhole-static.js';
-import { newKeyPair, runId } from '../../scripts/tunnels/keys.js';
+import { runId } from '../../scripts/tunnels/keys.js';
+import { startStaticPair } from '../helpers/static-pair.js';
 import { REPO_ROOT } from '../../scripts/tunnels/paths.js';
 import { ping } from '../helpers/transfer.js';
 import { udpPayloads } from '../helpers/pcap.js';
@@ -16,21 +16,8 @@ import { udpPayloads } from '../helpers/pcap.js';
 const A_IP = '100.64.2.1';
 const B_IP = '100.64.2.2';
 
-async function startPair(a: Host, b: Host, id: string, port: number, env?: Record<string, string>) {
-  const ka = newKeyPair();
-  const kb = newKeyPair();
-  const agentB = await startStaticAgent(b, {
-    tun: `pb${id}${port % 100}`, privateKey: kb.privateKey, addresses: [`${B_IP}/32`], listenPort: port, env,
-    peers: [{ publicKey: ka.publicKey, allowedIps: [`${A_IP}/32`] }],
-  });
-  let agentA: StaticAgent;
-  try {
-    agentA = await startStaticAgent(a, {
-      tun: `pa${id}${port % 100}`, privateKey: ka.privateKey, addresses: [`${A_IP}/32`], listenPort: port, env,
-      peers: [{ publicKey: kb.publicKey, allowedIps: [`${B_IP}/32`], endpoint: `${b.ip}:${port}` }],
-    });
-  } catch (err) { await agentB.stop(); throw err; }
-  return { a: agentA, b: agentB, kb, stop: async () => { await agentA.stop(); await agentB.stop(); } };
+function startPair(a: Host, b: Host, id: string, port: number, env?: Record<string, string>) {
+  return startStaticPair(a, b, { tunA: `pa${id}${port % 100}`, tunB: `pb${id}${port % 100}`, ipA: A_IP, ipB: B_IP, port, envA: env, envB: env });
 }
 
 /** Sends raw datagrams from host `m` and reports how many answers came back within 1 s. */

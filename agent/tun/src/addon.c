@@ -1,8 +1,9 @@
-// Module entry: exports the native classes { Tun, Udp, BusyPoll, Icmp }.
+// Module entry: exports the native classes { Tun, Udp, BusyPoll, Icmp, FastPath }.
 #include <node_api.h>
 
 #include "busy_poll.h"
 #include "errors.h"
+#include "fastpath.h"
 #include "icmp.h"
 #include "tun.h"
 #include "udp.h"
@@ -20,6 +21,9 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_value icmp = ph_icmp_define(env);
   if (!icmp) return NULL;
   PH_NAPI(env, napi_set_named_property(env, exports, "Icmp", icmp));
+  napi_value fast = ph_fast_define(env);
+  if (!fast) return NULL;
+  PH_NAPI(env, napi_set_named_property(env, exports, "FastPath", fast));
   return exports;
 }
 

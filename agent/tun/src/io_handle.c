@@ -71,6 +71,10 @@ static void close_fd_and_poll(ph_io *io) {
     ph_busy_poll_leave(io->busy);
     io->busy = NULL;
   }
+  if (io->fast_detach) io->fast_detach(io->fast_ctx, io);
+  io->fast = NULL;
+  io->fast_detach = NULL;
+  io->fast_ctx = NULL;
 }
 
 // Environment teardown (process exit, worker termination) with the handle still open: close
@@ -148,10 +152,11 @@ static void schedule_flush(ph_io *io) {
   if (!io->closed && io->polling && has_pending(io)) uv_timer_start(&io->flush, on_flush, 0, 0);
 }
 
-// Delivers up to PH_MAX_BATCHES_PER_WAKE batches, one onPackets call each.
+// Delivers up to PH_MAX_BATCHES_PER_WAKE batches, one onPackets call each for what the native
+// fast path (if any) left. A batch the fast path took whole costs no N-API call at all: that
+// keeps a wake-up from idle off V8's and N-API's cold code (see docs/protocol.md, Latency).
 static void drain(ph_io *io) {
-  napi_handle_scope scope;
-  if (napi_open_handle_scope(io->env, &scope) != napi_ok) return;
+  napi_handle_scope scope = NULL;
   if (io->busy) ph_busy_poll_note_wake(io->busy);
   uint32_t delivered = 0;
   for (int b = 0; b < PH_MAX_BATCHES_PER_WAKE; b++) {
@@ -160,13 +165,16 @@ static void drain(ph_io *io) {
     if (n > 0) {
       io->c.rx_batches++;
       delivered += n;
-      napi_value count;
-      napi_create_uint32(io->env, n, &count);
-      call_js(io, io->on_packets_ref, 1, &count);
+      uint32_t left = io->fast ? io->fast(io->fast_ctx, io, n) : n;
+      if (left > 0 && (scope || napi_open_handle_scope(io->env, &scope) == napi_ok)) {
+        napi_value count;
+        napi_create_uint32(io->env, n, &count);
+        call_js(io, io->on_packets_ref, 1, &count);
+      }
     }
     if (io->closed || !io->polling) break;  // JS closed or paused us during the call
     if (io->fatal_errno) {
-      stop_with_error(io, io->fatal_errno);
+      if (scope || napi_open_handle_scope(io->env, &scope) == napi_ok) stop_with_error(io, io->fatal_errno);
       break;
     }
     if (drained && !has_pending(io)) break;
@@ -174,7 +182,7 @@ static void drain(ph_io *io) {
   // io->busy is NULL if JS closed us or left the group during the calls
   if (delivered > 0 && io->busy) ph_busy_poll_delivered(io->busy, delivered);
   schedule_flush(io);
-  napi_close_handle_scope(io->env, scope);
+  if (scope) napi_close_handle_scope(io->env, scope);
 }
 
 static void on_poll(uv_poll_t *h, int status, int events) {
@@ -234,6 +242,17 @@ napi_status ph_io_wrap(ph_io *io, napi_env env, napi_value js_this, int fd) {
   if (s != napi_ok) return s;
   if (napi_add_env_cleanup_hook(env, cleanup_hook, io) == napi_ok) io->cleanup_hook = 1;
   return napi_create_reference(env, js_this, 1, &io->self_ref);
+}
+
+ph_io *ph_io_from_value(napi_env env, napi_value v) {
+  bool tagged = false;
+  void *data = NULL;
+  if (napi_check_object_type_tag(env, v, &IO_TAG, &tagged) != napi_ok || !tagged ||
+      napi_unwrap(env, v, &data) != napi_ok || !data) {
+    ph_throw(env, "ERR_INVALID_ARG_TYPE", 0, "expected a native Tun or Udp handle");
+    return NULL;
+  }
+  return data;
 }
 
 ph_io *ph_io_this(napi_env env, napi_callback_info info, size_t *argc, napi_value *argv,

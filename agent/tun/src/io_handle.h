@@ -62,6 +62,12 @@ struct ph_io {
   ph_busy_poll *busy;  // group kept hot after our deliveries (setBusyPoll), NULL if none
   napi_ref busy_ref;   // keeps the group's JS object alive while we are open
 
+  // Native data path (fastpath.c), NULL if none: handles what it can of a batch before JS
+  // sees it, setting the length of each packet it took to FP_TAKEN (fastpath.h); returns how many are left for JS.
+  uint32_t (*fast)(void *ctx, ph_io *io, uint32_t n);
+  void *fast_ctx;
+  void (*fast_detach)(void *ctx, ph_io *io);  // called once when the io closes
+
   ph_read_batch_fn read_batch;
   ph_has_pending_fn has_pending;  // NULL: never any
   // Called after the receiver changed (UDP rebuilds its recvmmsg vectors); false = threw.
@@ -77,6 +83,9 @@ napi_status ph_io_wrap(ph_io *io, napi_env env, napi_value js_this, int fd);
 // Fetches the ph_io behind `this` and the arguments; throws if closed and require_open.
 ph_io *ph_io_this(napi_env env, napi_callback_info info, size_t *argc, napi_value *argv,
                   bool require_open);
+
+// The ph_io behind a JS Tun/Udp object; throws and returns NULL for anything else.
+ph_io *ph_io_from_value(napi_env env, napi_value v);
 
 void ph_io_record_errno(ph_io *io, int err);
 

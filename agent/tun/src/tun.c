@@ -131,6 +131,27 @@ static napi_value tun_construct(napi_env env, napi_callback_info info) {
   return self;
 }
 
+uint32_t ph_tun_write_packets(ph_io *io, uint8_t *slab, const uint32_t *offsets, const uint32_t *lengths,
+                              uint32_t count) {
+  uint32_t written = 0;
+  for (uint32_t i = 0; i < count; i++) {
+    ssize_t r;
+    do r = write(io->fd, slab + offsets[i], lengths[i]);
+    while (r < 0 && errno == EINTR);
+    if (r >= 0) {
+      written++;
+      io->c.tx_packets++;
+      io->c.tx_bytes += lengths[i];
+    } else if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) {
+      io->c.tx_drops++;
+    } else {
+      io->c.tx_errors++;  // e.g. EINVAL: not an IPv4/IPv6 packet
+      ph_io_record_errno(io, errno);
+    }
+  }
+  return written;
+}
+
 // writeBatch(slab, offsets: Uint32Array, lengths: Uint32Array, count) -> packets written
 static napi_value tun_write_batch(napi_env env, napi_callback_info info) {
   size_t argc = 4;
@@ -155,22 +176,7 @@ static napi_value tun_write_batch(napi_env env, napi_callback_info info) {
       return NULL;
     }
   }
-  uint32_t written = 0;
-  for (uint32_t i = 0; i < count; i++) {
-    ssize_t r;
-    do r = write(io->fd, slab + offsets[i], lengths[i]);
-    while (r < 0 && errno == EINTR);
-    if (r >= 0) {
-      written++;
-      io->c.tx_packets++;
-      io->c.tx_bytes += lengths[i];
-    } else if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) {
-      io->c.tx_drops++;
-    } else {
-      io->c.tx_errors++;  // e.g. EINVAL: not an IPv4/IPv6 packet
-      ph_io_record_errno(io, errno);
-    }
-  }
+  uint32_t written = ph_tun_write_packets(io, slab, offsets, lengths, count);
   napi_value result;
   PH_NAPI(env, napi_create_uint32(env, written, &result));
   return result;

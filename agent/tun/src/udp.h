@@ -54,6 +54,11 @@ void ph_udp_free_rx(ph_udp *u);
 // Defines the native `Udp` class.
 napi_value ph_udp_define(napi_env env);
 
+// Sends count packets (slab + offsets[i], lengths[i]) to addrs[i*20]; returns how many left.
+// Packets are not bounds-checked: the caller owns the slab layout (used by sendBatch and fastpath.c).
+uint32_t ph_udp_send_packets(ph_udp *u, uint8_t *slab, const uint32_t *offsets, const uint32_t *lengths,
+                             const uint8_t *addrs, uint32_t count);
+
 // sendBatch(slab, offsets, lengths, addrs, count) -> packets sent (udp_send.c)
 napi_value ph_udp_send_batch(napi_env env, napi_callback_info info);
 // send(buf, addr20) -> true when sent, false when dropped or failed (counted)

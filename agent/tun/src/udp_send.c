@@ -145,12 +145,29 @@ static void finish_gso(ph_udp *u, uint32_t n_msg) {
   }
 }
 
+uint32_t ph_udp_send_packets(ph_udp *u, uint8_t *slab, const uint32_t *offsets, const uint32_t *lengths,
+                             const uint8_t *addrs, uint32_t count) {
+  ph_io *io = &u->io;
+  uint32_t sent = 0, i = 0;
+  int congested = 0;
+  while (i < count && !congested) {
+    uint32_t n_msg = 0, n_pkt = 0;
+    for (; i < count && n_pkt < PH_UDP_TX_CHUNK; i++) {
+      if (add_packet(u, &n_msg, n_pkt, slab + offsets[i], lengths[i], addrs + (size_t)i * PH_ADDR20_SIZE)) n_pkt++;
+    }
+    if (!n_msg) continue;
+    if (u->gso) finish_gso(u, n_msg);
+    sent += send_chunk(u, n_msg, &congested);
+  }
+  if (congested) io->c.tx_drops += count - i;  // UDP semantics: the rest of the batch is lost
+  return sent;
+}
+
 napi_value ph_udp_send_batch(napi_env env, napi_callback_info info) {
   size_t argc = 5;
   napi_value a[5];
   ph_udp *u = (ph_udp *)ph_io_this(env, info, &argc, a, true);
   if (!u) return NULL;
-  ph_io *io = &u->io;
   uint8_t *slab, *addrs;
   size_t slab_len, n_off, n_len, addrs_len;
   uint32_t *offsets, *lengths, count;
@@ -170,18 +187,7 @@ napi_value ph_udp_send_batch(napi_env env, napi_callback_info info) {
       return NULL;
     }
   }
-  uint32_t sent = 0, i = 0;
-  int congested = 0;
-  while (i < count && !congested) {
-    uint32_t n_msg = 0, n_pkt = 0;
-    for (; i < count && n_pkt < PH_UDP_TX_CHUNK; i++) {
-      if (add_packet(u, &n_msg, n_pkt, slab + offsets[i], lengths[i], addrs + (size_t)i * PH_ADDR20_SIZE)) n_pkt++;
-    }
-    if (!n_msg) continue;
-    if (u->gso) finish_gso(u, n_msg);
-    sent += send_chunk(u, n_msg, &congested);
-  }
-  if (congested) io->c.tx_drops += count - i;  // UDP semantics: the rest of the batch is lost
+  uint32_t sent = ph_udp_send_packets(u, slab, offsets, lengths, addrs, count);
   napi_value result;
   PH_NAPI(env, napi_create_uint32(env, sent, &result));
   return result;

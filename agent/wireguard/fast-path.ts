@@ -1,0 +1,145 @@
+// Keeps the native data path (agent/tun/src/fastpath.h) in step with the device. The addon runs
+// the common case of both directions inside its poll callbacks, so an idle tunnel woken by one
+// packet answers without entering JavaScript; everything else stays in transport.ts. The device
+// decides, this mirrors: per peer its endpoint and current session, the keypairs a packet may
+// arrive under (current and previous; a responder's "next" is promoted by JS), the allowed IPs,
+// and whether packet hooks (filter, NAT) are on. Counters, replay windows and timer timestamps
+// are not copied: both sides use the same typed arrays (Keypair.state, Peer.state).
+import type { AllowedIps } from '../../proto/wireguard/allowed-ips.js';
+import type { WireGuardTimers } from '../../proto/wireguard/constants.js';
+import type { Keypair } from '../../proto/wireguard/keypair.js';
+import type { NativeFastPath, NativeFastPathCounters } from '../tun/native.js';
+import type { Peer } from './peer.js';
+
+/** Length the native path gives a packet of a batch it took (FP_TAKEN): JS skips it. */
+export const TAKEN_BY_NATIVE = 0xffffffff;
+
+interface Mirrored {
+  slot: number;
+  endpoint: Uint8Array | undefined;
+  current: Keypair | undefined;
+  previous: Keypair | undefined;
+}
+
+/** The limits the native path checks, in the order new FastPath() takes them. */
+export function fastPathLimits(t: WireGuardTimers): Float64Array {
+  return Float64Array.of(t.REJECT_AFTER_TIME, t.REJECT_AFTER_MESSAGES, t.REKEY_AFTER_MESSAGES, t.REKEY_AFTER_TIME,
+    t.KEEPALIVE_TIMEOUT, t.REKEY_TIMEOUT);
+}
+
+export class FastPathLink {
+  private readonly mirrored = new Map<Peer, Mirrored>();
+  private readonly keypairs = new Map<number, Keypair>();
+  private readonly freeSlots: number[] = [];
+  private nextSlot = 0;
+  private routesDirty = true;
+  private mode = '';
+  private queued = false;
+  private closed = false;
+
+  constructor(
+    private readonly native: NativeFastPath,
+    private readonly peers: () => Iterable<Peer>,
+    private readonly allowedIps: AllowedIps<Peer>,
+    /** Directions the native path may take: false while a hook must see every packet. */
+    private readonly directions: () => { outbound: boolean; inbound: boolean },
+  ) {}
+
+  /** Something changed: resynchronise once the current JS turn is over, before the next batch. */
+  readonly schedule = (): void => {
+    if (this.queued || this.closed) return;
+    this.queued = true;
+    queueMicrotask(this.syncNow);
+  };
+
+  routesChanged(): void {
+    this.routesDirty = true;
+    this.schedule();
+  }
+
+  private readonly syncNow = (): void => {
+    this.queued = false;
+    if (!this.closed) this.sync();
+  };
+
+  sync(): void {
+    const native = this.native;
+    const { outbound, inbound } = this.directions();
+    const mode = `${outbound}${inbound}`;
+    if (mode !== this.mode) {
+      native.setMode(outbound, inbound);
+      this.mode = mode;
+    }
+    const live = new Set<Peer>();
+    for (const peer of this.peers()) {
+      live.add(peer);
+      let m = this.mirrored.get(peer);
+      if (m === undefined) {
+        m = { slot: this.freeSlots.pop() ?? this.nextSlot++, endpoint: undefined, current: undefined, previous: undefined };
+        this.mirrored.set(peer, m);
+        this.routesDirty = true;
+        this.push(peer, m);
+      } else if (m.endpoint !== peer.endpoint || m.current !== peer.current || m.previous !== peer.previous) {
+        this.push(peer, m);
+      }
+    }
+    for (const [peer, m] of this.mirrored) {
+      if (live.has(peer)) continue;
+      native.removePeer(m.slot);
+      for (const [index, kp] of this.keypairs) if (kp === m.current || kp === m.previous) this.keypairs.delete(index);
+      this.mirrored.delete(peer);
+      this.freeSlots.push(m.slot);
+      this.routesDirty = true;
+    }
+    if (this.routesDirty) this.pushRoutes();
+  }
+
+  private push(peer: Peer, m: Mirrored): void {
+    const native = this.native;
+    const want = [peer.current, peer.previous].filter((k): k is Keypair => k !== undefined);
+    for (const kp of [m.current, m.previous]) {
+      if (kp !== undefined && !want.includes(kp) && this.keypairs.get(kp.localIndex) === kp) {
+        native.removeKeypair(kp.localIndex);
+        this.keypairs.delete(kp.localIndex);
+      }
+    }
+    for (const kp of want) {
+      if (this.keypairs.get(kp.localIndex) === kp) continue;
+      native.addKeypair(kp.localIndex, kp.remoteIndex, m.slot, kp.sendKey, kp.receiveKey, kp.isInitiator, kp.created, kp.state);
+      this.keypairs.set(kp.localIndex, kp);
+    }
+    native.setPeer(m.slot, peer.state, peer.endpoint ?? null, peer.current?.localIndex ?? 0);
+    m.endpoint = peer.endpoint;
+    m.current = peer.current;
+    m.previous = peer.previous;
+  }
+
+  private pushRoutes(): void {
+    const entries = this.allowedIps.entries();
+    const v4 = entries.filter((e) => e.cidr.family === 4);
+    const v6 = entries.filter((e) => e.cidr.family === 6);
+    const pack = (list: typeof entries, len: number): Uint8Array => {
+      const out = new Uint8Array(list.length * (len + 5));
+      const view = new DataView(out.buffer);
+      list.forEach((e, i) => {
+        const o = i * (len + 5);
+        out.set(e.cidr.bytes, o);
+        out[o + len] = e.cidr.bits;
+        view.setUint32(o + len + 1, this.mirrored.get(e.value)?.slot ?? 0xffffffff, true);
+      });
+      return out;
+    };
+    this.native.setRoutes(pack(v4, 4), pack(v6, 16));
+    this.routesDirty = false;
+  }
+
+  counters(): NativeFastPathCounters {
+    return this.native.counters();
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.native.close();
+  }
+}

@@ -1,0 +1,100 @@
+// FastPathLink: what the device pushes to the native data path as sessions, endpoints, allowed
+// IPs and hooks change. The native side is a recorder here; test/lab/native-datapath.test.ts runs
+// the real addon.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Device } from '../../agent/wireguard/device.js';
+import type { NativeFastPath } from '../../agent/tun/native.js';
+import { Keypair } from '../../proto/wireguard/keypair.js';
+import { generatePrivateKey, publicKeyFromPrivate } from '../../proto/wireguard/keys.js';
+import { parseCidr } from '../../proto/ip/address.js';
+import { encodePackedAddr } from '../../agent/tun/packed-addr.js';
+
+type Call = [string, ...unknown[]];
+
+function recorder(): { native: NativeFastPath; calls: Call[] } {
+  const calls: Call[] = [];
+  const native: NativeFastPath = {
+    setMode: (o, i) => { calls.push(['setMode', o, i]); },
+    setPeer: (slot, _state, endpoint, sendIndex) => { calls.push(['setPeer', slot, endpoint === null ? null : endpoint[0], sendIndex]); },
+    removePeer: (slot) => { calls.push(['removePeer', slot]); },
+    addKeypair: (local, _remote, slot) => { calls.push(['addKeypair', local, slot]); },
+    removeKeypair: (local) => { calls.push(['removeKeypair', local]); },
+    setRoutes: (v4, v6) => { calls.push(['setRoutes', v4.length / 9, v6.length / 21, v4[4], v4[5]]); },
+    counters: () => ({ txPackets: 0, rxPackets: 0, leftOut: 0, leftIn: 0, badTag: 0, replay: 0, badInnerPacket: 0, allowedIpsMismatch: 0, ioDropped: 0 }),
+    close: () => { calls.push(['close']); },
+  };
+  return { native, calls };
+}
+
+const keypair = (index: number) => new Keypair({ sendKey: new Uint8Array(32).fill(1), receiveKey: new Uint8Array(32).fill(2) }, index, index + 1000, true, Date.now());
+const tick = () => new Promise<void>((r) => queueMicrotask(r));
+
+test('sessions, endpoints, routes and hooks reach the native path in the next microtask', async () => {
+  const device = new Device({ privateKey: generatePrivateKey(), mtu: 1420 });
+  const { native, calls } = recorder();
+  let limits: Float64Array | undefined;
+  device.attachFastPath((l) => { limits = l; return native; });
+  assert.deepEqual([...limits!], [180_000, Number.MAX_SAFE_INTEGER - 2 ** 13, 2 ** 60, 120_000, 10_000, 5_000]);
+  assert.deepEqual(calls, [['setMode', true, true], ['setRoutes', 0, 0, undefined, undefined]]);
+  calls.length = 0;
+
+  const peer = device.addPeer({ publicKey: publicKeyFromPrivate(generatePrivateKey()), allowedIps: [parseCidr('100.64.0.2/32')] });
+  await tick();
+  // A new peer gets slot 0 (no session, no endpoint yet) and its allowed IP names that slot.
+  assert.deepEqual(calls, [['setPeer', 0, null, 0], ['setRoutes', 1, 0, 32, 0]]);
+  calls.length = 0;
+
+  const k1 = keypair(7);
+  peer.current = k1;
+  peer.endpoint = encodePackedAddr({ address: '192.0.2.1', port: 51820 });
+  await tick();
+  assert.deepEqual(calls, [['addKeypair', 7, 0], ['setPeer', 0, 4, 7]], 'one sync for both changes');
+  calls.length = 0;
+
+  // Rotation: the old session stays receivable as previous, then goes.
+  const k2 = keypair(8);
+  peer.previous = k1;
+  peer.current = k2;
+  await tick();
+  assert.deepEqual(calls, [['addKeypair', 8, 0], ['setPeer', 0, 4, 8]]);
+  calls.length = 0;
+  peer.previous = undefined;
+  await tick();
+  assert.deepEqual(calls, [['removeKeypair', 7], ['setPeer', 0, 4, 8]]);
+  calls.length = 0;
+
+  // A responder's next keypair stays with JS until promoted.
+  peer.next = keypair(9);
+  await tick();
+  assert.deepEqual(calls, [], 'nothing to push for a next keypair');
+
+  // Hooks turn a direction off.
+  device.inboundHook = { intercept: () => false };
+  await tick();
+  assert.deepEqual(calls, [['setMode', true, false]]);
+  calls.length = 0;
+
+  device.removePeer(peer.publicKeyBase64);
+  await tick();
+  assert.deepEqual(calls, [['removePeer', 0], ['setRoutes', 0, 0, undefined, undefined]]);
+  calls.length = 0;
+
+  device.close();
+  assert.deepEqual(calls, [['close']]);
+  peer.current = keypair(10);
+  await tick();
+  assert.deepEqual(calls, [['close']], 'nothing is pushed after close');
+});
+
+test('a keypair shares its send counter and replay window with the native path through Keypair.state', () => {
+  const k = keypair(1);
+  k.sendCounter = 41;
+  k.sendCounter++;
+  const f64 = new Float64Array(k.state.buffer, 0, 2);
+  assert.equal(f64[0], 42, 'the send counter lives at byte 0');
+  assert.ok(k.replay.accept(5));
+  assert.equal(f64[1], 5, 'the highest accepted counter at byte 8');
+  assert.equal(new Uint32Array(k.state.buffer, 16, 256)[0], 1 << 5, 'the ring from byte 16');
+  assert.equal(k.state.byteLength, 16 + 1024);
+});
