@@ -23,8 +23,10 @@ const PING_INTERVAL_S = 0.05;
 const IPERF_PORT = 5201;
 const UNDERLAY = { a: '198.18.0.1', b: '198.18.0.2' };
 
-type PathName = 'raw veth' | 'pinhole' | 'wireguard-go' | 'nebula';
-const PATHS: PathName[] = ['raw veth', 'pinhole', 'wireguard-go', 'nebula'];
+// 'pinhole js' is the same agent with PINHOLE_FASTPATH=0: every packet through JavaScript, for
+// the native data path's share of the result (docs/protocol.md, Latency).
+type PathName = 'raw veth' | 'pinhole' | 'pinhole js' | 'wireguard-go' | 'nebula';
+const PATHS: PathName[] = ['raw veth', 'pinhole', 'pinhole js', 'wireguard-go', 'nebula'];
 
 interface Measurement {
   path: PathName; mbps: number | null; rttAvgMs: number | null; pingLossPct: number | null;
@@ -61,11 +63,12 @@ async function vethPair(lab: Lab): Promise<{ a: Host; b: Host }> {
 /** Starts one path; every process it starts lives in a or b, so lab.destroy() also ends them. */
 async function startPath(path: PathName, a: Host, b: Host, ca: NebulaCa, id: string): Promise<RunningPath> {
   if (path === 'raw veth') return { serverIp: UNDERLAY.b, stop: async () => {} };
-  if (path === 'pinhole') {
+  if (path === 'pinhole' || path === 'pinhole js') {
+    const env = path === 'pinhole js' ? { PINHOLE_FASTPATH: '0' } : undefined;
     const [ka, kb] = [newKeyPair(), newKeyPair()];
-    const pa = await startStaticAgent(a, { tun: `ph${id}a`, privateKey: ka.privateKey, addresses: ['100.64.1.1/24'], listenPort: 51820, mtu: MTU,
+    const pa = await startStaticAgent(a, { env, tun: `ph${id}a`, privateKey: ka.privateKey, addresses: ['100.64.1.1/24'], listenPort: 51820, mtu: MTU,
       peers: [{ publicKey: kb.publicKey, allowedIps: ['100.64.1.2/32'], endpoint: `${UNDERLAY.b}:51820` }] });
-    const pb = await startStaticAgent(b, { tun: `ph${id}b`, privateKey: kb.privateKey, addresses: ['100.64.1.2/24'], listenPort: 51820, mtu: MTU,
+    const pb = await startStaticAgent(b, { env, tun: `ph${id}b`, privateKey: kb.privateKey, addresses: ['100.64.1.2/24'], listenPort: 51820, mtu: MTU,
       peers: [{ publicKey: ka.publicKey, allowedIps: ['100.64.1.1/32'], endpoint: `${UNDERLAY.a}:51820` }] }).catch(async (e) => { await pa.stop(); throw e; });
     return { serverIp: '100.64.1.2', stop: async () => { await Promise.all([pa.stop(), pb.stop()]); } };
   }
@@ -210,12 +213,16 @@ async function main(): Promise<number> {
     throughputPinholeVsWireguardGo: ratio(get('pinhole').mbps, get('wireguard-go').mbps),
     throughputPinholeVsNebula: ratio(get('pinhole').mbps, get('nebula').mbps),
     rttPinholeVsWireguardGo: ratio(get('pinhole').rttAvgMs, get('wireguard-go').rttAvgMs),
+    rttPinholeJsVsWireguardGo: ratio(get('pinhole js').rttAvgMs, get('wireguard-go').rttAvgMs),
+    throughputPinholeJsVsWireguardGo: ratio(get('pinhole js').mbps, get('wireguard-go').mbps),
   };
 
   process.stdout.write(`\n${rounds > 1 ? `median of ${rounds} rounds\n` : ''}${formatTable(summary)}\n\n`);
   process.stdout.write(`throughput pinhole / wireguard-go: ${fmt(ratios.throughputPinholeVsWireguardGo, 2)}\n`);
   process.stdout.write(`throughput pinhole / nebula:       ${fmt(ratios.throughputPinholeVsNebula, 2)}\n`);
   process.stdout.write(`ping RTT   pinhole / wireguard-go: ${fmt(ratios.rttPinholeVsWireguardGo, 2)}\n`);
+  process.stdout.write(`with every packet in JS (PINHOLE_FASTPATH=0): throughput ${fmt(ratios.throughputPinholeJsVsWireguardGo, 2)}, `
+    + `ping RTT ${fmt(ratios.rttPinholeJsVsWireguardGo, 2)} × wireguard-go\n`);
 
   const report = {
     benchmark: 'tunnel',
