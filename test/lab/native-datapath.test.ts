@@ -98,6 +98,42 @@ describe('native data path', { timeout: 240_000 }, () => {
     }
   });
 
+  test('hostile datagrams from the peer\'s own address are dropped and counted, and the tunnel lives on', async () => {
+    const port = 52105;
+    const pair = await startPair(a, b, `${id}5`, port);
+    const dir = await mkdtemp(join(tmpdir(), 'pinhole-ndp-'));
+    try {
+      assert.ok((await ping(a, B_IP, 1)).ok);
+      const pcap = join(dir, 'cap.pcap');
+      const cap = b.spawn(['tcpdump', '-i', 'eth0', '-U', '-c', '1', '-w', pcap, `udp dst port ${port} and udp[8] = 4`]);
+      await new Promise((r) => setTimeout(r, 800));
+      assert.ok((await ping(a, B_IP, 1)).ok);
+      await cap.wait(10_000);
+      const real = (await udpPayloads(pcap)).find((p) => p[0] === 4)!;
+      assert.ok(real, 'captured a data packet');
+      const before = await pair.b.status();
+      // 1000 transport messages under the live receiver index with random 32-bit counters, lengths and
+      // bodies, and 1000 datagrams of random bytes (any type), all from A's own ip:port.
+      const rnd = (n: number) => Buffer.from(Array.from({ length: n }, () => Math.floor(Math.random() * 256)));
+      const forged: Buffer[] = [];
+      for (let i = 0; i < 1000; i++) {
+        const f = Buffer.concat([real.subarray(0, 8), rnd(4), Buffer.alloc(4), rnd(16 + Math.floor(Math.random() * 200))]);
+        forged.push(f);
+        forged.push(rnd(Math.floor(Math.random() * 300)));
+      }
+      for (let i = 0; i < forged.length; i += 250) await sendSpoofed(a, a.ip, port, b.ip, port, forged.slice(i, i + 250));
+      await new Promise((r) => setTimeout(r, 500));
+      const st = await pair.b.status();
+      assert.equal(st.drops.badTag - before.drops.badTag, 1000, `forged transport messages counted as bad tags: ${JSON.stringify(st.drops)}`);
+      assert.equal(st.drops.malformed - before.drops.malformed, 1000, 'the random datagrams were left to JS and counted there');
+      assert.equal(st.peers[0]!.endpoint, `${a.ip}:${port}`, 'the endpoint did not move');
+      assert.ok((await ping(a, B_IP, 3)).ok, 'the tunnel still works');
+    } finally {
+      await pair.stop();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   test('an inner source outside the peer\'s allowed IPs is dropped natively', async () => {
     const pair = await startPair(a, b, `${id}3`, 52103);
     try {

@@ -196,16 +196,7 @@ static napi_value icmp_send(napi_env env, napi_callback_info info) {
     ssize_t r;
     do r = sendto(io->fd, msg, msg_len, 0, &sa.sa, sl);
     while (r < 0 && errno == EINTR);
-    if (r >= 0) {
-      ok = true;
-      io->c.tx_packets++;
-      io->c.tx_bytes += msg_len;
-    } else if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) {
-      io->c.tx_drops++;
-    } else {
-      io->c.tx_errors++;
-      ph_io_record_errno(io, errno);
-    }
+    ok = ph_io_count_tx(io, r, msg_len);
   }
   napi_value result;
   PH_NAPI(env, napi_get_boolean(env, ok, &result));

@@ -16,6 +16,21 @@ static const napi_type_tag IO_TAG = {0x70696e686f6c6549ULL, 0x6f48616e646c6531UL
 
 void ph_io_record_errno(ph_io *io, int err) { io->c.last_errno = err; }
 
+bool ph_io_count_tx(ph_io *io, long r, size_t len) {
+  if (r >= 0) {
+    io->c.tx_packets++;
+    io->c.tx_bytes += len;
+    return true;
+  }
+  if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) {
+    io->c.tx_drops++;
+  } else {
+    io->c.tx_errors++;  // e.g. EINVAL: a TUN write that is not an IPv4/IPv6 packet
+    ph_io_record_errno(io, errno);
+  }
+  return false;
+}
+
 static void maybe_free(ph_io *io) {
   if (io->finalized && io->uv_closed) io->free_self(io);
 }

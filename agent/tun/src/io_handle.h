@@ -89,6 +89,10 @@ ph_io *ph_io_from_value(napi_env env, napi_value v);
 
 void ph_io_record_errno(ph_io *io, int err);
 
+// Counts the outcome of one write()/sendto() of len bytes that returned r (errno set when r < 0):
+// sent, dropped (EAGAIN/ENOBUFS: the kernel queue is full) or failed. True when sent.
+bool ph_io_count_tx(ph_io *io, long r, size_t len);
+
 // Methods shared by both classes (setReceiver, setBusyPoll, pause, resume, ref, unref, close,
 // counters). Writes up to 9 descriptors to out; returns how many.
 size_t ph_io_methods(napi_property_descriptor *out);

@@ -138,16 +138,7 @@ uint32_t ph_tun_write_packets(ph_io *io, uint8_t *slab, const uint32_t *offsets,
     ssize_t r;
     do r = write(io->fd, slab + offsets[i], lengths[i]);
     while (r < 0 && errno == EINTR);
-    if (r >= 0) {
-      written++;
-      io->c.tx_packets++;
-      io->c.tx_bytes += lengths[i];
-    } else if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) {
-      io->c.tx_drops++;
-    } else {
-      io->c.tx_errors++;  // e.g. EINVAL: not an IPv4/IPv6 packet
-      ph_io_record_errno(io, errno);
-    }
+    if (ph_io_count_tx(io, r, lengths[i])) written++;
   }
   return written;
 }
