@@ -120,6 +120,9 @@ describe('control plane: coordinator + managed agents on a shared segment', { ti
       assert.equal(p.online, true);
     }
     for (const [k, v] of Object.entries(s.drops)) assert.equal(typeof v, 'number', k);
+    // No policy, no routes served: the pings on direct paths ran in the native data path.
+    assert.equal(s.dataPath.native, true);
+    assert.ok(s.dataPath.nativeTx > 0 && s.dataPath.nativeRx > 0, `native data path used: ${JSON.stringify(s.dataPath)}`);
     assert.equal(s.control!.malformed, 0);
     assert.deepEqual(s.control!.endpoints, [`${hosts.alpha!.ip}:${s.interface.listenPort}`]);
 
