@@ -7,6 +7,9 @@ import { LinkEmulator, type NetemOptions } from './netem.js';
 export const INTERNET_PREFIXES = ['203.0.113', '198.51.100', '192.0.2'] as const;
 export type InternetPrefix = (typeof INTERNET_PREFIXES)[number];
 
+/** The internet bridge's own MAC (locally administered), fixed so that adding ports never changes it. */
+export const BRIDGE_MAC = '02:70:68:00:00:01';
+
 /** A veth from some namespace to the internet bridge: `inner` in that namespace, `port` on the bridge. */
 export interface InternetLink {
   ns: string;
@@ -33,7 +36,10 @@ export class Internet {
   /** Creates the namespace and the bridge with the gateway addresses. */
   async create(): Promise<void> {
     await createNamespace(this.ns, { forwarding: true });
-    await ipIn(this.ns, ['link', 'add', this.bridge, 'type', 'bridge']);
+    // A fixed MAC: a bridge left to pick its own takes the lowest MAC of its ports, so adding a
+    // site could change the gateway's MAC under every host's ARP entry, and traffic through the
+    // gateway (the coordinator's replies to a site, say) vanished until ARP refreshed, 30-60 s.
+    await ipIn(this.ns, ['link', 'add', this.bridge, 'address', BRIDGE_MAC, 'type', 'bridge']);
     await ipIn(this.ns, ['link', 'set', this.bridge, 'up']);
     for (const p of INTERNET_PREFIXES) await addAddress(this.ns, this.bridge, `${p}.1/24`);
   }

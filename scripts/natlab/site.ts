@@ -95,7 +95,9 @@ export class Site {
       // only needed when the home router does not NAT, harmless otherwise
       await addRoute(this.cgn.ns, this.lan, { via: this.cgnInside(2) });
     }
-    await ipIn(this.router.ns, ['link', 'add', LAN, 'type', 'bridge']);
+    // A fixed MAC, as for the internet bridge: adding a host must not change the gateway's MAC.
+    const mac = `02:70:68:01:${(this.index >> 8).toString(16).padStart(2, '0')}:${(this.index & 0xff).toString(16).padStart(2, '0')}`;
+    await ipIn(this.router.ns, ['link', 'add', LAN, 'address', mac, 'type', 'bridge']);
     await ipIn(this.router.ns, ['link', 'set', LAN, 'up']);
     await addAddress(this.router.ns, LAN, `${this.gateway}/24`);
     for (const f of this.opts.forwards ?? []) this.forwards.push(this.resolve(f));

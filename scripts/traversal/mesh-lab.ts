@@ -63,12 +63,7 @@ export async function startMesh(lab: Lab, specs: MeshSiteSpec[], opts: { agentEn
       const host = await site.addHost('h');
       const agent = await startManagedAgent(host, { tun: `pt${id}${nodes.length}`.slice(0, 15), ...(opts.agentEnv ? { env: opts.agentEnv } : {}) });
       stoppers.push(() => agent.stop());
-      // A fresh site's first connection has once (1 run in ~6) gone unanswered for 9 s; like a
-      // user, try `up` again before calling it a failure (the cause is noted in issue #4).
-      let r = await agent.cli(['up', '--coordinator', coord.url, '--auth-key', key, '--hostname', spec.name], 30_000);
-      for (let attempt = 1; r.code !== 0 && /cannot reach the coordinator/.test(r.stderr) && attempt < 3; attempt++) {
-        r = await agent.cli(['up', '--coordinator', coord.url, '--auth-key', key, '--hostname', spec.name], 30_000);
-      }
+      const r = await agent.cli(['up', '--coordinator', coord.url, '--auth-key', key, '--hostname', spec.name], 30_000);
       if (r.code !== 0) throw new Error(`${spec.name}: pinhole up failed: ${r.stderr.trim()}`);
       nodes.push({ spec, site, host, agent, ip: (await agent.status()).self!.ipv4! });
     }
@@ -93,7 +88,7 @@ export function peerOf(st: AgentStatus, name: string): PeerStatusJson | undefine
 }
 
 /** Every node knows every other one, with its home relay. */
-export async function waitMeshReady(mesh: Mesh, ms = 90_000): Promise<void> {
+export async function waitMeshReady(mesh: Mesh, ms = 60_000): Promise<void> {
   const names = mesh.nodes.map((n) => n.spec.name);
   await waitFor('every node to see every peer with a home relay', async () => {
     const sts = await Promise.all(mesh.nodes.map((n) => n.agent.status()));

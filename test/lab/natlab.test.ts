@@ -128,6 +128,26 @@ describe('site shapes', () => {
     await echoServer.waitForOutput(`listening ${ECHO_PORT}`);
   });
 
+  it('gateway MACs stay put while sites and hosts are added (a bridge would take its lowest port MAC)', async () => {
+    const mac = async (ns: string, dev: string) => (await lab.internet.host.run(['ip', '-n', ns, '-br', 'link', 'show', dev])).trim().split(/\s+/)[2];
+    const inet0 = await mac(lab.inetNs, lab.internet.bridge);
+    const site = await lab.addSite('macs', { nat: 'none' });
+    await site.addHost('m1');
+    const lan0 = await mac(site.router.ns, 'lan0');
+    // Ports with the lowest possible MAC: a bridge that picks its own address would take it.
+    const run = (ns: string, ...argv: string[]) => lab.internet.host.run(['ip', '-n', ns, ...argv]);
+    for (const [ns, br] of [[lab.inetNs, lab.internet.bridge], [site.router.ns, 'lan0']] as const) {
+      await run(ns, 'link', 'add', 'lowmac0', 'address', '00:00:00:00:00:01', 'type', 'veth', 'peer', 'name', 'lowmac1');
+      await run(ns, 'link', 'set', 'lowmac0', 'master', br);
+      await run(ns, 'link', 'set', 'lowmac0', 'up');
+    }
+    await lab.addSite('macs2', { nat: 'full-cone' });
+    await site.addHost('m2');
+    assert.equal(await mac(lab.inetNs, lab.internet.bridge), inet0, 'the internet gateway kept its MAC');
+    assert.equal(await mac(site.router.ns, 'lan0'), lan0, 'the site gateway kept its MAC');
+    assert.match(inet0!, /^02:70:68:/);
+  });
+
   it('double NAT: the host reaches the internet and appears as the CGN address', async () => {
     const site = await lab.addSite('double', { nat: 'port-restricted-cone', doubleNat: true });
     const h = await site.addHost('h1');
