@@ -3,7 +3,7 @@
 // how its control connection is doing. While the node is down, the peers come from the netmap.
 import type { Peer as NetmapPeer } from '../../proto/control/schemas.js';
 import { newDropCounters, newHandshakeCounters } from '../wireguard/counters.js';
-import { buildStatus } from '../static/status-build.js';
+import { buildStatus, dataPath } from '../static/status-build.js';
 import type { AgentStatus, ControlStatusJson, IoCountersJson, ManagedSelfJson, PeerStatusJson } from '../static/status.js';
 import type { Tunnel } from './tunnel.js';
 
@@ -57,7 +57,7 @@ export function buildManagedStatus(x: ManagedStatusInput): AgentStatus {
     drops: newDropCounters(),
     handshakes: newHandshakeCounters(),
     io: { tun: noIo(), udp: noIo() },
-    dataPath: { native: false, nativeTx: 0, nativeRx: 0, leftToJsOut: 0, leftToJsIn: 0 },
+    dataPath: dataPath(undefined),
     self: x.self,
     control: x.control,
     ...(x.routing ? { routing: x.routing } : {}),

@@ -14,8 +14,8 @@ function io(c: NativeCounters): IoCountersJson {
 }
 
 /** Where packets were handled: the addon's native data path, or JS for everything (PINHOLE_FASTPATH=0). */
-function dataPath(device: Device): DataPathJson {
-  const c = device.fastPathCounters();
+export function dataPath(device: Device | undefined): DataPathJson {
+  const c = device?.fastPathCounters();
   if (c === undefined) return { native: false, nativeTx: 0, nativeRx: 0, leftToJsOut: 0, leftToJsIn: 0 };
   return { native: true, nativeTx: c.txPackets, nativeRx: c.rxPackets, leftToJsOut: c.leftOut, leftToJsIn: c.leftIn };
 }

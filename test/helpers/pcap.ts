@@ -1,5 +1,8 @@
 // Reads UDP payloads out of a classic pcap file written by tcpdump on an Ethernet interface.
-import { readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Host } from '../../scripts/natlab/index.js';
 
 export async function udpPayloads(path: string): Promise<Buffer[]> {
   const f = await readFile(path);
@@ -19,4 +22,22 @@ export async function udpPayloads(path: string): Promise<Buffer[]> {
     out.push(Buffer.from(frame.subarray(udp + 8, udp + 8 + len)));
   }
   return out;
+}
+
+/**
+ * Captures `count` WireGuard transport messages (type 4) arriving at `on` on UDP `port`, while
+ * `trigger` makes traffic; returns their payloads. The pcap file lives in a temp dir removed here.
+ */
+export async function captureTransportMessages(on: Host, port: number, count: number, trigger: () => Promise<void>): Promise<Buffer[]> {
+  const dir = await mkdtemp(join(tmpdir(), 'pinhole-pcap-'));
+  try {
+    const pcap = join(dir, 'cap.pcap');
+    const cap = on.spawn(['tcpdump', '-i', 'eth0', '-U', '-c', String(count), '-w', pcap, `udp dst port ${port} and udp[8] = 4`]);
+    await new Promise((r) => setTimeout(r, 800));
+    await trigger();
+    await cap.wait(10_000);
+    return (await udpPayloads(pcap)).filter((p) => p[0] === 4);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 }

@@ -92,7 +92,9 @@ static void finalize(napi_env env, void *data, void *hint) {
   free(f);
 }
 
-static ph_fast *fast_this(napi_env env, napi_callback_info info, size_t *argc, napi_value *argv) {
+// The FastPath behind `this` (and the arguments). Throws unless it is one, and, when
+// require_open, unless it is still open.
+static ph_fast *fast_this(napi_env env, napi_callback_info info, size_t *argc, napi_value *argv, bool require_open) {
   napi_value self;
   void *data = NULL;
   bool tagged = false;
@@ -104,7 +106,7 @@ static ph_fast *fast_this(napi_env env, napi_callback_info info, size_t *argc, n
     return NULL;
   }
   ph_fast *f = data;
-  if (f->closed) {
+  if (require_open && f->closed) {
     ph_throw(env, "ERR_CLOSED", 0, "FastPath is closed");
     return NULL;
   }
@@ -119,7 +121,8 @@ static bool arg_double(napi_env env, napi_value v, const char *what, double *out
   return true;
 }
 
-static bool arg_f64array(napi_env env, napi_value v, const char *what, size_t min, double **out, napi_ref *ref) {
+// A Float64Array of at least `min` elements; throws otherwise.
+static bool arg_f64array(napi_env env, napi_value v, const char *what, size_t min, double **out) {
   bool is = false;
   napi_typedarray_type type;
   size_t len;
@@ -128,10 +131,6 @@ static bool arg_f64array(napi_env env, napi_value v, const char *what, size_t mi
       napi_get_typedarray_info(env, v, &type, &len, &data, NULL, NULL) != napi_ok || type != napi_float64_array ||
       len < min) {
     ph_throw(env, "ERR_INVALID_ARG_TYPE", 0, "%s must be a Float64Array of at least %zu", what, min);
-    return false;
-  }
-  if (napi_create_reference(env, v, 1, ref) != napi_ok) {
-    ph_throw_napi_failure(env, "napi_create_reference");
     return false;
   }
   *out = data;
@@ -153,15 +152,8 @@ static napi_value m_construct(napi_env env, napi_callback_info info) {
     ph_throw(env, "ERR_INVALID_STATE", 0, "FastPath needs an open Tun and an open Udp handle without one");
     return NULL;
   }
-  bool is = false;
-  napi_typedarray_type type;
-  size_t n;
-  void *lim;
-  if (napi_is_typedarray(env, a[2], &is) != napi_ok || !is ||
-      napi_get_typedarray_info(env, a[2], &type, &n, &lim, NULL, NULL) != napi_ok || type != napi_float64_array || n < 6) {
-    ph_throw(env, "ERR_INVALID_ARG_TYPE", 0, "limits must be a Float64Array of 6");
-    return NULL;
-  }
+  double *l;
+  if (!arg_f64array(env, a[2], "limits", 6, &l)) return NULL;
   uint32_t mtu;
   double now;
   if (!ph_arg_u32(env, a[3], "mtu", &mtu) || !arg_double(env, a[4], "nowMs", &now)) return NULL;
@@ -175,7 +167,6 @@ static napi_value m_construct(napi_env env, napi_callback_info info) {
     return NULL;
   }
   f->env = env;
-  const double *l = lim;
   f->reject_after_time = l[0];
   f->reject_after_messages = l[1];
   f->rekey_after_messages = l[2];
@@ -214,7 +205,7 @@ static napi_value m_construct(napi_env env, napi_callback_info info) {
 static napi_value m_set_mode(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value a[2];
-  ph_fast *f = fast_this(env, info, &argc, a);
+  ph_fast *f = fast_this(env, info, &argc, a, true);
   if (!f) return NULL;
   bool out = false, in = false;
   PH_NAPI(env, napi_get_value_bool(env, a[0], &out));
@@ -228,7 +219,7 @@ static napi_value m_set_mode(napi_env env, napi_callback_info info) {
 static napi_value m_set_peer(napi_env env, napi_callback_info info) {
   size_t argc = 4;
   napi_value a[4];
-  ph_fast *f = fast_this(env, info, &argc, a);
+  ph_fast *f = fast_this(env, info, &argc, a, true);
   if (!f) return NULL;
   uint32_t slot, send_index;
   if (!ph_arg_u32(env, a[0], "slot", &slot) || !ph_arg_u32(env, a[3], "sendIndex", &send_index)) return NULL;
@@ -257,7 +248,8 @@ static napi_value m_set_peer(napi_env env, napi_callback_info info) {
   fp_peer *pe = &f->peers[slot];
   double *st;
   napi_ref ref = NULL;
-  if (!arg_f64array(env, a[1], "state", FP_PS_COUNT, &st, &ref)) return NULL;
+  if (!arg_f64array(env, a[1], "state", FP_PS_COUNT, &st)) return NULL;
+  PH_NAPI(env, napi_create_reference(env, a[1], 1, &ref));
   delete_ref(env, &pe->st_ref);
   pe->st = st;
   pe->st_ref = ref;
@@ -275,7 +267,7 @@ static napi_value m_set_peer(napi_env env, napi_callback_info info) {
 static napi_value m_remove_peer(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value a[1];
-  ph_fast *f = fast_this(env, info, &argc, a);
+  ph_fast *f = fast_this(env, info, &argc, a, true);
   if (!f) return NULL;
   uint32_t slot;
   if (!ph_arg_u32(env, a[0], "slot", &slot)) return NULL;
@@ -297,7 +289,7 @@ static napi_value m_remove_peer(napi_env env, napi_callback_info info) {
 static napi_value m_add_keypair(napi_env env, napi_callback_info info) {
   size_t argc = 8;
   napi_value a[8];
-  ph_fast *f = fast_this(env, info, &argc, a);
+  ph_fast *f = fast_this(env, info, &argc, a, true);
   if (!f) return NULL;
   uint32_t local, remote, slot;
   uint8_t *sk, *rk, *st;
@@ -342,7 +334,7 @@ static napi_value m_add_keypair(napi_env env, napi_callback_info info) {
 static napi_value m_remove_keypair(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value a[1];
-  ph_fast *f = fast_this(env, info, &argc, a);
+  ph_fast *f = fast_this(env, info, &argc, a, true);
   if (!f) return NULL;
   uint32_t local;
   if (!ph_arg_u32(env, a[0], "localIndex", &local)) return NULL;
@@ -354,7 +346,7 @@ static napi_value m_remove_keypair(napi_env env, napi_callback_info info) {
 static napi_value m_set_routes(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value a[2];
-  ph_fast *f = fast_this(env, info, &argc, a);
+  ph_fast *f = fast_this(env, info, &argc, a, true);
   if (!f) return NULL;
   uint8_t *v4, *v6;
   size_t n4, n6;
@@ -374,7 +366,7 @@ static napi_value m_set_routes(napi_env env, napi_callback_info info) {
 }
 
 static napi_value m_counters(napi_env env, napi_callback_info info) {
-  ph_fast *f = fast_this(env, info, NULL, NULL);
+  ph_fast *f = fast_this(env, info, NULL, NULL, true);
   if (!f) return NULL;
   napi_value o, v;
   PH_NAPI(env, napi_create_object(env, &o));
@@ -395,14 +387,8 @@ static napi_value m_counters(napi_env env, napi_callback_info info) {
 }
 
 static napi_value m_close(napi_env env, napi_callback_info info) {
-  napi_value self;
-  void *data = NULL;
-  size_t zero = 0;
-  bool tagged = false;
-  PH_NAPI(env, napi_get_cb_info(env, info, &zero, NULL, &self, NULL));
-  if (napi_check_object_type_tag(env, self, &FAST_TAG, &tagged) == napi_ok && tagged &&
-      napi_unwrap(env, self, &data) == napi_ok && data)
-    fast_close(data, env);
+  ph_fast *f = fast_this(env, info, NULL, NULL, false);
+  if (f) fast_close(f, env);
   return NULL;
 }
 

@@ -259,30 +259,32 @@ napi_status ph_io_wrap(ph_io *io, napi_env env, napi_value js_this, int fd) {
   return napi_create_reference(env, js_this, 1, &io->self_ref);
 }
 
-ph_io *ph_io_from_value(napi_env env, napi_value v) {
+// The ph_io wrapped by v, or NULL (no exception) if v is not a Tun/Udp/Icmp object.
+static ph_io *unwrap_io(napi_env env, napi_value v) {
   bool tagged = false;
   void *data = NULL;
   if (napi_check_object_type_tag(env, v, &IO_TAG, &tagged) != napi_ok || !tagged ||
-      napi_unwrap(env, v, &data) != napi_ok || !data) {
-    ph_throw(env, "ERR_INVALID_ARG_TYPE", 0, "expected a native Tun or Udp handle");
+      napi_unwrap(env, v, &data) != napi_ok)
     return NULL;
-  }
   return data;
+}
+
+ph_io *ph_io_from_value(napi_env env, napi_value v) {
+  ph_io *io = unwrap_io(env, v);
+  if (!io) ph_throw(env, "ERR_INVALID_ARG_TYPE", 0, "expected a native Tun or Udp handle");
+  return io;
 }
 
 ph_io *ph_io_this(napi_env env, napi_callback_info info, size_t *argc, napi_value *argv,
                   bool require_open) {
   napi_value self;
-  void *data = NULL;
   size_t zero = 0;
-  bool tagged = false;
   if (napi_get_cb_info(env, info, argc ? argc : &zero, argv, &self, NULL) != napi_ok) return NULL;
-  if (napi_check_object_type_tag(env, self, &IO_TAG, &tagged) != napi_ok || !tagged ||
-      napi_unwrap(env, self, &data) != napi_ok || !data) {
+  ph_io *io = unwrap_io(env, self);
+  if (!io) {
     ph_throw(env, "ERR_INVALID_THIS", 0, "not a native pinhole handle");
     return NULL;
   }
-  ph_io *io = data;
   if (require_open && io->closed) {
     ph_throw(env, "ERR_CLOSED", 0, "%s is closed", io->resource_name);
     return NULL;
