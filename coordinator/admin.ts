@@ -1,5 +1,6 @@
-// The admin API, behind `Authorization: Bearer TOKEN` (the token from --admin-token-file,
-// compared in constant time). Without a token file it answers 403 to everything.
+// The admin API, inside the control channel only, behind `Authorization: Bearer TOKEN` (the token
+// from --admin-token-file, compared in constant time). Without a token file it answers 403 to
+// everything; so does it to a relay's channel (a relay's key may only look up members).
 //   POST   /api/v1/admin/authkeys            AuthKeyCreate → 201 AuthKeyCreated (the secret, once)
 //   GET    /api/v1/admin/authkeys            → {authKeys}
 //   DELETE /api/v1/admin/authkeys/:id        revoke → AuthKeyInfo
@@ -13,16 +14,24 @@
 //   DELETE /api/v1/admin/policy              → PolicyReply (no policy: everyone sees everyone)
 //   GET    /api/v1/admin/stats               → CoordinatorStats
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { AuthKeyCreate, RoutesApprove, type CoordinatorStats, type NodeInfo, type RouteInfo } from '../proto/control/schemas.js';
+import { AuthKeyCreate, RoutesApprove, type CoordinatorKeyState, type CoordinatorStats, type NodeInfo, type RouteInfo } from '../proto/control/schemas.js';
 import { formatCidr, maskCidr, parseCidr } from '../proto/ip/address.js';
 import type { AccessPolicy } from './access-policy.js';
 import type { AuthKeys } from './authkeys.js';
 import { BadRequestError, ForbiddenError, UnauthorizedError } from './errors.js';
-import { parseId, parseWith, type ApiRequest, type Route } from './http.js';
+import { parseId, parseWith, requireCaller, type ApiRequest, type Route } from './http.js';
 import { peerOf } from './peer-records.js';
 import { EXIT_ROUTES, type NodeRecord, type NodeRegistry } from './registry.js';
+import type { ServerKeys } from './server-keys.js';
+
+/** The admin API's bodies (a policy of a thousand rules); read only after the token checked. */
+export const ADMIN_BODY_LIMIT = 1024 * 1024;
 
 export interface AdminDeps {
+  /** True for the static key of a relay this coordinator knows (relay-authorization.ts). */
+  isRelayKey: (key: string) => boolean;
+  /** Key rotation (server-keys.ts). */
+  keys: ServerKeys;
   /** SHA-256 of the admin token; null: admin API disabled. */
   tokenHash: Buffer | null;
   authKeys: AuthKeys;
@@ -59,14 +68,22 @@ function routeList(registry: NodeRegistry): RouteInfo[] {
 
 export function adminRoutes(deps: AdminDeps): Route[] {
   const guard = (req: ApiRequest): void => {
+    const caller = requireCaller(req);
+    if (deps.isRelayKey(caller.key)) throw new ForbiddenError('a relay\'s credential may only look up members');
     if (!deps.tokenHash) throw new ForbiddenError('admin API disabled: start the coordinator with --admin-token-file FILE');
     const header = req.headers.authorization;
     const m = typeof header === 'string' ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
     if (!m) throw new UnauthorizedError('missing admin token (Authorization: Bearer TOKEN)');
     if (!timingSafeEqual(hashAdminToken(m[1]!), deps.tokenHash)) throw new UnauthorizedError('bad admin token');
+    caller.authenticated();
   };
   const admin = (method: Route['method'], path: string, handle: Route['handle']): Route => ({
-    method, path: new RegExp(`^/api/v1/admin/${path}$`), guard, handle,
+    method, path: new RegExp(`^/api/v1/admin/${path}$`), guard, handle, bodyLimit: ADMIN_BODY_LIMIT,
+  });
+  const keyState = (): CoordinatorKeyState => ({
+    current: { key: deps.keys.current.text, fingerprint: deps.keys.current.fingerprint },
+    next: deps.keys.next ? { key: deps.keys.next.text, fingerprint: deps.keys.next.fingerprint } : null,
+    authKeyFingerprint: deps.keys.authKeyFingerprint(),
   });
   const { authKeys, registry, policy } = deps;
   const node = (req: ApiRequest): number => parseId(req.params[0], 'node');
@@ -98,5 +115,14 @@ export function adminRoutes(deps: AdminDeps): Route[] {
     }),
     admin('DELETE', 'policy', async () => ({ body: await policy.set(null) })),
     admin('GET', 'stats', async () => ({ body: deps.stats() })),
+    admin('GET', 'coordinator-key', async () => ({ body: keyState() })),
+    admin('POST', 'coordinator-key/rotate', async () => {
+      await deps.keys.rotate();
+      return { body: keyState() };
+    }),
+    admin('POST', 'coordinator-key/finish', async () => {
+      await deps.keys.finish();
+      return { body: keyState() };
+    }),
   ];
 }

@@ -1,12 +1,14 @@
 // Auth keys: what an admin hands out so a new node may join. The text form is
-// phk_<prefix>_<secret>: the prefix (12 hex) finds the row, the secret (64 hex, 256 random bits)
-// is checked against its SHA-256. Only the hash is stored; the secret is shown once, at creation.
+// phk_<prefix>_<secret>_<fingerprint>: the prefix (12 hex) finds the row, the secret (64 hex,
+// 256 random bits) is checked against its SHA-256, the fingerprint names this coordinator's key
+// so the agent can authenticate it before sending the secret (proto/control/coordinator-key.ts).
+// Only the hash is stored; the secret is shown once, at creation.
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { formatAuthKey, parseAuthKey, type AuthKeyParts } from '../proto/control/coordinator-key.js';
 import type { AuthKeyCreate, AuthKeyInfo } from '../proto/control/schemas.js';
 import { NotFoundError, RequestRefusedError } from './errors.js';
 import type { AuthKeyRow, ControlStore } from './store/interface.js';
 
-const KEY_FORMAT = /^phk_([0-9a-f]{12})_([0-9a-f]{64})$/;
 
 /** Why a presented key was turned down: 401 for keys we cannot match, 403 for keys no longer usable. */
 export class AuthKeyRefusedError extends RequestRefusedError {
@@ -47,7 +49,12 @@ export class AuthKeys {
   private readonly inFlight = new Set<number>();
   private lastId: number;
 
-  constructor(private readonly store: ControlStore, rows: AuthKeyRow[], lastId: number, private readonly now: () => number = Date.now) {
+  constructor(
+    private readonly store: ControlStore, rows: AuthKeyRow[], lastId: number,
+    /** The fingerprint new keys carry (the coordinator key's, the next one's during a rotation). */
+    private readonly fingerprint: () => string,
+    private readonly now: () => number = Date.now,
+  ) {
     for (const r of rows) {
       this.byId.set(r.id, r);
       this.byPrefix.set(r.prefix, r);
@@ -80,7 +87,7 @@ export class AuthKeys {
       throw err;
     }
     this.byId.set(row.id, row);
-    return { ...authKeyInfo(row), key: `phk_${prefix}_${secret}` };
+    return { ...authKeyInfo(row), key: formatAuthKey(prefix, secret, this.fingerprint()) };
   }
 
   list(): AuthKeyInfo[] {
@@ -103,10 +110,14 @@ export class AuthKeys {
    * nothing changes in memory or on disk until the caller commits the use.
    */
   beginUse(text: string): AuthKeyUse {
-    const m = KEY_FORMAT.exec(text);
-    if (!m) throw new AuthKeyRefusedError(401, 'malformed auth key (expected phk_<prefix>_<secret>)');
-    const row = this.byPrefix.get(m[1]!);
-    const presented = hashSecret(m[2]!);
+    let parts: AuthKeyParts;
+    try {
+      parts = parseAuthKey(text);
+    } catch (err) {
+      throw new AuthKeyRefusedError(401, (err as Error).message);
+    }
+    const row = this.byPrefix.get(parts.prefix);
+    const presented = hashSecret(parts.secret);
     // Same work whether or not the prefix exists, so timing does not tell prefixes apart.
     const expected = row && this.byId.has(row.id) ? Buffer.from(row.secretHash, 'hex') : Buffer.alloc(32);
     if (!timingSafeEqual(presented, expected) || !row || !this.byId.has(row.id)) {

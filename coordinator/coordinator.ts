@@ -3,16 +3,17 @@
 // as a process through main.ts too.
 import type { AddressInfo } from 'node:net';
 import type { RelayInfo } from '../proto/control/schemas.js';
-import { decodeKey, encodeKey, generatePrivateKey, publicKeyFromPrivate } from '../proto/wireguard/keys.js';
 import { AccessPolicy } from './access-policy.js';
+import { AddressRateLimiter } from './address-limits.js';
 import { adminRoutes, hashAdminToken } from './admin.js';
 import { AuthKeys } from './authkeys.js';
-import { Challenges } from './challenges.js';
+import { ControlChannels, DEFAULT_CONTROL_LIMITS, type ControlLimits } from './control-channels.js';
 import type { Logger } from './log.js';
 import { NetmapHub } from './netmap.js';
 import { NodeRegistry } from './registry.js';
 import { relayAuthorizationRoutes } from './relay-authorization.js';
-import { createHttpServer } from './server.js';
+import { createChannelServer, createPublicServer, nodeRoutes, type TlsFiles } from './server.js';
+import { ServerKeys } from './server-keys.js';
 import { SqliteStore } from './store/sqlite.js';
 import { StreamServer } from './stream.js';
 
@@ -29,14 +30,21 @@ export interface CoordinatorOptions {
   ephemeralTimeoutMs: number;
   keepaliveMs: number;
   flushMs: number;
-  challengeTtlMs: number;
   /** How often endpoints and last-seen times are written (they are not acknowledged to anyone). */
   livenessFlushMs?: number;
+  /** Limits on unauthenticated callers (defaults: DEFAULT_CONTROL_LIMITS). */
+  limits?: Partial<ControlLimits>;
+  /** Registrations per second per source address (burst: 10 s worth). */
+  registerPerSecond?: number;
+  /** Serve HTTPS with the operator's certificate instead of HTTP. */
+  tls?: TlsFiles | null;
   log: Logger;
 }
 
 export interface Coordinator {
   url: string;
+  /** The fingerprint of the current coordinator key (what auth keys carry). */
+  fingerprint: string;
   host: string;
   port: number;
   close(): Promise<void>;
@@ -48,39 +56,47 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
   const { log } = opts;
   const store = await SqliteStore.open(opts.dbPath);
   const snap = await store.load();
-  let serverPrivateKey: Uint8Array;
-  if (snap.serverPrivateKey) {
-    serverPrivateKey = decodeKey(snap.serverPrivateKey);
-  } else {
-    serverPrivateKey = generatePrivateKey();
-    await store.saveServerKey(encodeKey(serverPrivateKey));
-    log.info('generated the coordinator key');
-  }
-  const serverKey = encodeKey(publicKeyFromPrivate(serverPrivateKey));
+  const { keys, generated } = await ServerKeys.open(store, snap.serverPrivateKey, snap.nextServerPrivateKey);
+  if (generated) log.info('generated the coordinator key');
 
-  const authKeys = new AuthKeys(store, snap.authKeys, snap.lastAuthKeyId);
+  const authKeys = new AuthKeys(store, snap.authKeys, snap.lastAuthKeyId, () => keys.authKeyFingerprint());
   const registry = new NodeRegistry(store, snap.nodes, snap.lastNodeId, {
     nodeKeyExpiryMs: opts.nodeKeyExpiryMs, ephemeralTimeoutMs: opts.ephemeralTimeoutMs, log,
   });
   const netmap = new NetmapHub(registry, { flushMs: opts.flushMs, relays: opts.relays, log });
   const policy = new AccessPolicy(store, registry, netmap, snap.policy);
-  const challenges = new Challenges(opts.challengeTtlMs);
-  const streams = new StreamServer({ registry, netmap, serverPrivateKey, serverKey, keepaliveMs: opts.keepaliveMs, log });
+  const relayKeys = new Set(opts.relays.flatMap((r) => (r.key ? [r.key] : [])));
+  const isRelayKey = (key: string): boolean => relayKeys.has(key);
+  const streams = new StreamServer({ registry, netmap, keepaliveMs: opts.keepaliveMs, log });
   const tokenHash = opts.adminToken === null ? null : hashAdminToken(opts.adminToken);
-  const server = createHttpServer({
-    serverKey, challenges, streams, log,
-    registration: { registry, authKeys, challenges, serverPrivateKey },
-    adminRoutes: [...relayAuthorizationRoutes({ tokenHash, registry }), ...adminRoutes({
-      tokenHash, authKeys, registry, policy,
+  const registerPerSecond = opts.registerPerSecond ?? 5;
+  const registration = {
+    registry, authKeys,
+    registerRate: new AddressRateLimiter({ perSecond: registerPerSecond, burst: registerPerSecond * 10 }),
+    refusals: { registerRate: 0, wrongNodeKey: 0 },
+  };
+  let channels: ControlChannels;
+  const inner = createChannelServer([
+    ...nodeRoutes(registration),
+    ...relayAuthorizationRoutes({ isRelayKey, registry }),
+    ...adminRoutes({
+      tokenHash, authKeys, registry, policy, isRelayKey, keys,
       stats: () => ({
         nodes: registry.size,
         onlineNodes: [...registry.all()].filter((n) => n.online).length,
         streams: streams.streamCount,
         netmap: { ...netmap.stats },
         stream: { ...streams.stats },
+        control: { ...channels.stats, ...registration.refusals, unauthenticated: channels.unauthenticatedCount },
       }),
-    })],
+    }),
+  ], streams, log);
+  channels = new ControlChannels({
+    keys, inner, log,
+    limits: { ...DEFAULT_CONTROL_LIMITS, ...opts.limits },
+    isKnownKey: (key) => isRelayKey(key) || registry.getByKey(key) !== undefined,
   });
+  const server = createPublicServer(keys, channels, log, opts.tls ?? null);
 
   const sweep = setInterval(() => registry.sweepExpiry(), EXPIRY_SWEEP_MS);
   const liveness = setInterval(() => {
@@ -112,7 +128,8 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
 
   let closing: Promise<void> | null = null;
   return {
-    url: `http://${host}:${addr.port}`,
+    url: `${opts.tls ? 'https' : 'http'}://${host}:${addr.port}`,
+    fingerprint: keys.current.fingerprint,
     host: addr.address,
     port: addr.port,
     close: () => {

@@ -3,6 +3,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { z } from 'zod';
 import { describeZodError } from '../proto/control/schemas.js';
+import { callerOf, type ChannelCaller } from './control-channels.js';
 import { BadRequestError, RequestRefusedError } from './errors.js';
 import type { Logger } from './log.js';
 
@@ -11,6 +12,8 @@ export interface ApiRequest {
   /** Captures of the route's pattern (path parameters). */
   params: string[];
   headers: IncomingMessage['headers'];
+  /** Who is calling, for requests inside a control channel (null on the public port). */
+  caller: ChannelCaller | null;
   /** The JSON body; an empty body reads as {}. */
   body(): Promise<unknown>;
 }
@@ -25,7 +28,18 @@ export interface Route {
   path: RegExp;
   /** Runs before the body is read (the admin token check). */
   guard?: (req: ApiRequest) => void;
+  /** Largest body this route reads (default: SMALL_BODY_LIMIT); checked after the guard. */
+  bodyLimit?: number;
   handle(req: ApiRequest): Promise<ApiReply>;
+}
+
+/** What an unauthenticated request may send (a registration is well under 4 KiB). */
+export const SMALL_BODY_LIMIT = 16 * 1024;
+
+/** The caller of a request inside a control channel; 401 outside one. */
+export function requireCaller(req: ApiRequest): ChannelCaller {
+  if (!req.caller) throw new RequestRefusedError(401, 'this API is served only inside the control channel');
+  return req.caller;
 }
 
 export class PayloadTooLargeError extends RequestRefusedError {
@@ -85,7 +99,7 @@ export function sendJson(res: ServerResponse, status: number, body: unknown): vo
 }
 
 /** Finds the route, runs it, and answers; refusals become 4xx, anything else a logged 500. */
-export async function dispatch(routes: Route[], req: IncomingMessage, res: ServerResponse, bodyLimit: number, log: Logger): Promise<void> {
+export async function dispatch(routes: Route[], req: IncomingMessage, res: ServerResponse, log: Logger): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://coordinator');
   const path = url.pathname;
   let pathMatched = false;
@@ -99,7 +113,8 @@ export async function dispatch(routes: Route[], req: IncomingMessage, res: Serve
         method: req.method,
         params: m.slice(1),
         headers: req.headers,
-        body: () => readJsonBody(req, bodyLimit),
+        caller: callerOf(req.socket),
+        body: () => readJsonBody(req, route.bodyLimit ?? SMALL_BODY_LIMIT),
       };
       route.guard?.(apiReq);
       const reply = await route.handle(apiReq);

@@ -1,9 +1,10 @@
 // `pinhole coordinator --listen HOST:PORT --db PATH [--admin-token-file F] [--relay NAME=URL ...]
-//  [--relay-stun NAME=HOST:PORT ...]`
-// Prints one line on stdout once it listens ("pinhole coordinator listening on http://HOST:PORT"),
-// logs on stderr, and shuts down cleanly on SIGINT/SIGTERM.
-import { readFileSync, statSync } from 'node:fs';
-import { Command, CommanderError, Option } from 'commander';
+//  [--relay-stun NAME=HOST:PORT ...] [--tls-cert F --tls-key F] [limits]`
+// Prints two lines on stdout once it listens ("pinhole coordinator listening on http://HOST:PORT",
+// then "pinhole coordinator key FINGERPRINT"), logs on stderr, shuts down cleanly on SIGINT/SIGTERM.
+import { mkdirSync, readFileSync, statSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { Command, CommanderError } from 'commander';
 import { parseDuration } from '../proto/control/duration.js';
 import { startCoordinator, type CoordinatorOptions } from './coordinator.js';
 import { createLogger } from './log.js';
@@ -50,9 +51,30 @@ function readAdminToken(file: string): string {
   return token;
 }
 
+function readTls(cert: string | undefined, key: string | undefined): { cert: Buffer; key: Buffer } | null {
+  if (cert === undefined && key === undefined) return null;
+  if (cert === undefined || key === undefined) throw new UsageError('--tls-cert and --tls-key go together');
+  const read = (flag: string, file: string): Buffer => {
+    try {
+      return readFileSync(file);
+    } catch (err) {
+      throw new UsageError(`${flag}: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+  };
+  return { cert: read('--tls-cert', cert), key: read('--tls-key', key) };
+}
+
+function positive(flag: string, text: string): number {
+  const n = Number(text);
+  if (!Number.isFinite(n) || n <= 0) throw new UsageError(`${flag}: expected a positive number, got ${JSON.stringify(text)}`);
+  return n;
+}
+
 interface Flags {
   listen: string; db: string; adminTokenFile?: string; relay: string[]; relayStun: string[];
-  nodeKeyExpiry: string; ephemeralTimeout: string; streamKeepalive: string; flushInterval: string; challengeTtl: string;
+  tlsCert?: string; tlsKey?: string; maxHandshakeRate: string; maxRegisterRate: string;
+  maxUnauthenticated: string; maxUnauthenticatedPerAddress: string;
+  nodeKeyExpiry: string; ephemeralTimeout: string; streamKeepalive: string; flushInterval: string;
 }
 
 async function run(flags: Flags): Promise<void> {
@@ -62,17 +84,25 @@ async function run(flags: Flags): Promise<void> {
   if (flags.adminTokenFile !== undefined && (statSync(flags.adminTokenFile).mode & 0o077) !== 0) {
     log.warn({ file: flags.adminTokenFile }, 'the admin token file is readable by other users');
   }
+  // The database's folder is created (0700) on a fresh machine, as the README's first command expects.
+  mkdirSync(dirname(flags.db), { recursive: true, mode: 0o700 });
   const opts: CoordinatorOptions = {
     host, port, dbPath: flags.db, adminToken, log,
+    tls: readTls(flags.tlsCert, flags.tlsKey),
+    registerPerSecond: positive('--max-register-rate', flags.maxRegisterRate),
+    limits: {
+      handshakesPerSecond: positive('--max-handshake-rate', flags.maxHandshakeRate),
+      maxUnauthenticated: Math.floor(positive('--max-unauthenticated', flags.maxUnauthenticated)),
+      maxUnauthenticatedPerAddress: Math.floor(positive('--max-unauthenticated-per-address', flags.maxUnauthenticatedPerAddress)),
+    },
     relays: relayMap(flags.relay, flags.relayStun),
     nodeKeyExpiryMs: durationFlag('--node-key-expiry', flags.nodeKeyExpiry, true),
     ephemeralTimeoutMs: durationFlag('--ephemeral-timeout', flags.ephemeralTimeout)!,
     keepaliveMs: Math.max(100, durationFlag('--stream-keepalive', flags.streamKeepalive)!),
     flushMs: Math.max(1, durationFlag('--flush-interval', flags.flushInterval)!),
-    challengeTtlMs: Math.max(1, durationFlag('--challenge-ttl', flags.challengeTtl)!),
   };
   const coordinator = await startCoordinator(opts);
-  process.stdout.write(`pinhole coordinator listening on ${coordinator.url}\n`);
+  process.stdout.write(`pinhole coordinator listening on ${coordinator.url}\npinhole coordinator key ${coordinator.fingerprint}\n`);
   const stop = (signal: string): void => {
     log.info({ signal }, 'shutting down');
     coordinator.close().then(() => process.exit(0), (err: Error) => {
@@ -98,7 +128,12 @@ function buildProgram(): Command {
     .option('--ephemeral-timeout <duration>', 'delete an ephemeral node this long after it goes offline', '5m')
     .option('--stream-keepalive <duration>', 'WebSocket ping interval; a stream silent this long is dropped', '30s')
     .option('--flush-interval <duration>', 'gather netmap changes this long before sending deltas', '50ms')
-    .addOption(new Option('--challenge-ttl <duration>', 'lifetime of a registration challenge').default('60s').hideHelp())
+    .option('--tls-cert <file>', 'serve HTTPS with this certificate (PEM) instead of HTTP; the control channel is Noise-encrypted either way')
+    .option('--tls-key <file>', 'the certificate\'s private key (PEM)')
+    .option('--max-handshake-rate <n>', 'control-channel handshakes per second per source address (burst: 10 s worth)', '20')
+    .option('--max-register-rate <n>', 'registrations per second per source address (burst: 10 s worth)', '5')
+    .option('--max-unauthenticated <n>', 'control channels that have not yet authenticated, in all', '4096')
+    .option('--max-unauthenticated-per-address <n>', 'control channels that have not yet authenticated, per source address', '64')
     .action(run);
   return program;
 }

@@ -1,25 +1,37 @@
-// POST /api/v1/register, in the order that keeps refusals free of side effects:
-//   1. the body parses (400);  2. the auth key is good, or the node is known and unexpired
-//   (401/403);  3. the challenge is ours and unused, and the proof holds (401);  4. the node is
-//   created or updated in one transaction, and only then acknowledged.
-// Nothing is stored, and no auth-key use counted, before step 4.
-// POST /api/v1/deregister (logout) proves possession the same way, then deletes the node.
-import { checkProof, deregistrationFields, registrationFields } from '../proto/control/proof.js';
+// POST /api/v1/register (inside the control channel), in the order that keeps refusals free of
+// side effects:
+//   1. the caller's address is within its registration rate (429);  2. the body parses (400);
+//   3. the node key is the channel's own static key — the Noise handshake proved the caller holds
+//   it, and the channel's AEAD covers every field of the request (401);  4. the auth key is good,
+//   or the node is known and unexpired (401/403);  5. the node is created or updated in one
+//   transaction, and only then acknowledged.
+// Nothing is stored, and no auth-key use counted, before step 5.
+// POST /api/v1/deregister (logout) is accepted only for the channel's own node key.
+import type { AddressRateLimiter } from './address-limits.js';
+import type { ChannelCaller } from './control-channels.js';
 import { DeregisterRequest, RegisterRequest, describeZodError, type DeregisterResponse, type RegisterResponse } from '../proto/control/schemas.js';
 import { advertisableRoute } from '../proto/control/routes.js';
-import { decodeKey } from '../proto/wireguard/keys.js';
 import { IPV6_PREFIX } from './addresses.js';
 import type { AuthKeys, AuthKeyUse } from './authkeys.js';
-import type { Challenges } from './challenges.js';
-import { BadRequestError, ForbiddenError, NotFoundError, UnauthorizedError } from './errors.js';
+import { BadRequestError, ForbiddenError, NotFoundError, RequestRefusedError, UnauthorizedError } from './errors.js';
 import { selfOf } from './peer-records.js';
 import type { NodeRegistry } from './registry.js';
 
 export interface RegistrationDeps {
   registry: NodeRegistry;
   authKeys: AuthKeys;
-  challenges: Challenges;
-  serverPrivateKey: Uint8Array;
+  /** Registrations per source address. */
+  registerRate: AddressRateLimiter;
+  /** Counted refusals (stats). */
+  refusals: { registerRate: number; wrongNodeKey: number };
+}
+
+/** The request must be about the channel's own key: that is what the handshake proved. */
+function requireOwnKey(nodeKey: string, caller: ChannelCaller, deps: RegistrationDeps): void {
+  if (nodeKey !== caller.key) {
+    deps.refusals.wrongNodeKey++;
+    throw new UnauthorizedError('nodeKey is not the key this control channel was opened with');
+  }
 }
 
 /**
@@ -38,12 +50,17 @@ function canonicalRoutes(routes: string[]): string[] {
   return [...out];
 }
 
-export async function register(body: unknown, deps: RegistrationDeps): Promise<RegisterResponse> {
+export async function register(body: unknown, caller: ChannelCaller, deps: RegistrationDeps): Promise<RegisterResponse> {
+  const wait = deps.registerRate.take(caller.address);
+  if (wait > 0) {
+    deps.refusals.registerRate++;
+    throw new RequestRefusedError(429, `too many registrations from ${caller.address}: retry in ${Math.ceil(wait / 1000)} s`);
+  }
   const parsed = RegisterRequest.safeParse(body);
   if (!parsed.success) throw new BadRequestError(describeZodError(parsed.error));
   const req = parsed.data;
+  requireOwnKey(req.nodeKey, caller, deps);
   const advertisedRoutes = canonicalRoutes(req.advertiseRoutes);
-  const nodePublic = decodeKey(req.nodeKey);
 
   const known = deps.registry.getByKey(req.nodeKey);
   let use: AuthKeyUse | null = null;
@@ -55,10 +72,6 @@ export async function register(body: unknown, deps: RegistrationDeps): Promise<R
     throw new ForbiddenError('node key expired: re-authenticate with an auth key');
   }
   try {
-    if (!deps.challenges.consume(req.challenge)) throw new UnauthorizedError('unknown, used or expired challenge: fetch a new one from /api/v1/server');
-    if (!checkProof(deps.serverPrivateKey, nodePublic, req.challenge, registrationFields(req), req.proof)) {
-      throw new UnauthorizedError('proof of possession of the node key failed');
-    }
     const { node } = await deps.registry.register({
       nodeKey: req.nodeKey,
       discoKey: req.discoKey,
@@ -68,21 +81,19 @@ export async function register(body: unknown, deps: RegistrationDeps): Promise<R
       authKey: use?.key ?? null,
     });
     use?.commit();
+    caller.authenticated();
     return { node: selfOf(node) };
   } finally {
     use?.release(); // no-op after commit
   }
 }
 
-/** A node deleting itself: the challenge and proof first, so nobody can probe which keys exist. */
-export async function deregister(body: unknown, deps: RegistrationDeps): Promise<DeregisterResponse> {
+/** A node deleting itself: only its own key, so nobody can probe which keys exist. */
+export async function deregister(body: unknown, caller: ChannelCaller, deps: RegistrationDeps): Promise<DeregisterResponse> {
   const parsed = DeregisterRequest.safeParse(body);
   if (!parsed.success) throw new BadRequestError(describeZodError(parsed.error));
   const req = parsed.data;
-  if (!deps.challenges.consume(req.challenge)) throw new UnauthorizedError('unknown, used or expired challenge: fetch a new one from /api/v1/server');
-  if (!checkProof(deps.serverPrivateKey, decodeKey(req.nodeKey), req.challenge, deregistrationFields(req.nodeKey), req.proof)) {
-    throw new UnauthorizedError('proof of possession of the node key failed');
-  }
+  requireOwnKey(req.nodeKey, caller, deps);
   const node = deps.registry.getByKey(req.nodeKey);
   if (!node) throw new NotFoundError('unknown node key: nothing to deregister');
   await deps.registry.delete(node.id);

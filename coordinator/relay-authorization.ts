@@ -1,19 +1,19 @@
-// The question a relay started with --coordinator asks before it admits a node (relay/authorizer.ts):
+// The question a relay started with --coordinator asks before it admits a node (relay/authorizer.ts),
+// inside a control channel opened with the relay's own static key — its only credential:
 //   GET /api/v1/relay/nodes/{node key, unpadded base64url (43 chars)}
-//   Authorization: Bearer ADMIN_TOKEN  (the relay's --coordinator-token-file holds the same token)
 //   → 200 {id, name}  registered and its key not expired
 //   → 404             unknown, deleted or expired: the relay refuses it
-//   → 400 malformed key, 401 missing/bad token, 403 the coordinator has no admin token
-import { timingSafeEqual } from 'node:crypto';
+//   → 400 malformed key, 403 the channel's key is not a relay this coordinator publishes
+// The same key gets 403 on every admin route (admin.ts): a relay can learn whether a key is a
+// member, and nothing else.
 import { encodeKey } from '../proto/wireguard/keys.js';
-import { hashAdminToken } from './admin.js';
-import { BadRequestError, ForbiddenError, NotFoundError, UnauthorizedError } from './errors.js';
-import type { ApiRequest, Route } from './http.js';
+import { BadRequestError, ForbiddenError, NotFoundError } from './errors.js';
+import { requireCaller, type ApiRequest, type Route } from './http.js';
 import type { NodeRegistry } from './registry.js';
 
 export interface RelayAuthorizationDeps {
-  /** SHA-256 of the admin token; null: answer 403. */
-  tokenHash: Buffer | null;
+  /** True for the static key (base64) of a relay in the relay map. */
+  isRelayKey: (key: string) => boolean;
   registry: NodeRegistry;
 }
 
@@ -22,11 +22,9 @@ const NODE_KEY_BASE64URL = /^[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]$/;
 
 export function relayAuthorizationRoutes(deps: RelayAuthorizationDeps): Route[] {
   const guard = (req: ApiRequest): void => {
-    if (!deps.tokenHash) throw new ForbiddenError('relay authorization disabled: start the coordinator with --admin-token-file FILE');
-    const header = req.headers.authorization;
-    const m = typeof header === 'string' ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
-    if (!m) throw new UnauthorizedError('missing token (Authorization: Bearer TOKEN)');
-    if (!timingSafeEqual(hashAdminToken(m[1]!), deps.tokenHash)) throw new UnauthorizedError('bad token');
+    const caller = requireCaller(req);
+    if (!deps.isRelayKey(caller.key)) throw new ForbiddenError('only a relay in this coordinator\'s relay map (--relay-key) may look up members');
+    caller.authenticated();
   };
   return [{
     method: 'GET',

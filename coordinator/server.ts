@@ -1,69 +1,118 @@
-// HTTP routing: the node-facing API (server info, registration), the admin API, and the upgrade
-// to the netmap stream.
-//   GET  /api/v1/server     → ServerInfo {serverKey, challenge, challengeExpiresAt}
-//   POST /api/v1/register   RegisterRequest → RegisterResponse
-//   POST /api/v1/deregister DeregisterRequest → DeregisterResponse (logout)
-//   GET  /api/v1/stream     WebSocket (stream.ts)
-//   /api/v1/admin/...       admin.ts
-import { createServer, type Server } from 'node:http';
+// The coordinator's one port (HTTP, or HTTPS with an operator's certificate) and what runs inside
+// each control channel.
+//   public:  GET  /api/v1/server     → ServerInfo {serverKey, nextServerKey?} (public keys only)
+//            POST /api/v1/control    Upgrade: pinhole-control-v1 → a control channel (control-channels.ts)
+//   inside a control channel (HTTP/1.1 over Noise):
+//            POST /api/v1/register   RegisterRequest → RegisterResponse
+//            POST /api/v1/deregister DeregisterRequest → DeregisterResponse (logout)
+//            GET  /api/v1/stream     WebSocket (stream.ts)
+//            /api/v1/admin/...       admin.ts;  /api/v1/relay/...  relay-authorization.ts
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { Duplex } from 'node:stream';
 import type { ServerInfo } from '../proto/control/schemas.js';
-import type { Challenges } from './challenges.js';
-import { dispatch, type Route } from './http.js';
+import { CONTROL_PATH } from '../proto/control/noise-upgrade.js';
+import { AddressCounter } from './address-limits.js';
+import type { ControlChannels } from './control-channels.js';
+import { dispatch, requireCaller, type Route } from './http.js';
 import type { Logger } from './log.js';
 import { deregister, register, type RegistrationDeps } from './registration.js';
+import type { ServerKeys } from './server-keys.js';
 import { STREAM_PATH, type StreamServer } from './stream.js';
 
-/** Large enough for a policy with a thousand rules; everything else is far smaller. */
-const BODY_LIMIT = 1024 * 1024;
+export interface TlsFiles { cert: Buffer; key: Buffer }
 
-export interface HttpServerDeps {
-  serverKey: string;
-  challenges: Challenges;
-  registration: RegistrationDeps;
-  adminRoutes: Route[];
-  streams: StreamServer;
-  log: Logger;
-}
+/** Timeouts of the public port: a slow client cannot hold a connection open for long. */
+export const PUBLIC_TIMEOUTS = { headersMs: 10_000, requestMs: 20_000, keepAliveMs: 5_000 };
 
-export function nodeRoutes(deps: HttpServerDeps): Route[] {
+export function nodeRoutes(deps: RegistrationDeps): Route[] {
   return [
-    {
-      method: 'GET',
-      path: /^\/api\/v1\/server$/,
-      handle: async () => {
-        const { challenge, expiresAt } = deps.challenges.issue();
-        const body: ServerInfo = { serverKey: deps.serverKey, challenge, challengeExpiresAt: new Date(expiresAt).toISOString() };
-        return { body };
-      },
-    },
     {
       method: 'POST',
       path: /^\/api\/v1\/register$/,
-      handle: async (req) => ({ body: await register(await req.body(), deps.registration) }),
+      handle: async (req) => ({ body: await register(await req.body(), requireCaller(req), deps) }),
     },
     {
       method: 'POST',
       path: /^\/api\/v1\/deregister$/,
-      handle: async (req) => ({ body: await deregister(await req.body(), deps.registration) }),
+      handle: async (req) => ({ body: await deregister(await req.body(), requireCaller(req), deps) }),
     },
   ];
 }
 
-export function createHttpServer(deps: HttpServerDeps): Server {
-  const routes = [...nodeRoutes(deps), ...deps.adminRoutes];
-  const server = createServer((req, res) => {
-    void dispatch(routes, req, res, BODY_LIMIT, deps.log);
-  });
-  server.on('upgrade', (req, socket, head) => {
+function publicRoutes(keys: ServerKeys): Route[] {
+  return [{
+    method: 'GET',
+    path: /^\/api\/v1\/server$/,
+    handle: async () => {
+      const body: ServerInfo = { serverKey: keys.current.text, ...(keys.next ? { nextServerKey: keys.next.text } : {}) };
+      return { body };
+    },
+  }];
+}
+
+function badRequest(socket: Duplex): void {
+  if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
+}
+
+/** The server every control channel is handed to: it never listens on a port itself. */
+export function createChannelServer(routes: Route[], streams: StreamServer, log: Logger): Server {
+  const inner = createServer((req, res) => { void dispatch(routes, req, res, log); });
+  inner.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const path = new URL(req.url ?? '/', 'http://coordinator').pathname;
     if (path !== STREAM_PATH) {
       socket.end('HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
       return;
     }
-    deps.streams.handleUpgrade(req, socket, head);
+    streams.handleUpgrade(req, socket, head);
   });
-  server.on('clientError', (_err, socket) => {
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
+  inner.on('clientError', (_err, socket) => badRequest(socket));
+  return inner;
+}
+
+/** Connections that have not yet upgraded to a channel, per source address (slow clients). */
+export const MAX_PENDING_PER_ADDRESS = 256;
+
+export function createPublicServer(keys: ServerKeys, channels: ControlChannels, log: Logger, tls: TlsFiles | null): Server {
+  const pending = new AddressCounter(Number.MAX_SAFE_INTEGER, MAX_PENDING_PER_ADDRESS);
+  const counted = new WeakMap<object, string>();
+  const release = (socket: object): void => {
+    const address = counted.get(socket);
+    if (address === undefined) return;
+    counted.delete(socket);
+    pending.release(address);
+  };
+  const routes = publicRoutes(keys);
+  const handler = (req: IncomingMessage, res: import('node:http').ServerResponse): void => {
+    const path = new URL(req.url ?? '/', 'http://coordinator').pathname;
+    if (path.startsWith('/api/v1/') && path !== '/api/v1/server') {
+      res.writeHead(426, { 'content-type': 'application/json', upgrade: 'pinhole-control-v1', connection: 'close' });
+      res.end(JSON.stringify({ error: `${path} is served only inside the encrypted control channel (POST ${CONTROL_PATH} with Upgrade); use the pinhole CLI` }));
+      return;
+    }
+    void dispatch(routes, req, res, log);
+  };
+  const opts = { headersTimeout: PUBLIC_TIMEOUTS.headersMs, requestTimeout: PUBLIC_TIMEOUTS.requestMs, keepAliveTimeout: PUBLIC_TIMEOUTS.keepAliveMs, maxHeaderSize: 8192 };
+  const server = tls ? createHttpsServer({ ...opts, cert: tls.cert, key: tls.key }, handler) : createServer(opts, handler);
+  server.on(tls ? 'secureConnection' : 'connection', (socket: Duplex & { remoteAddress?: string }) => {
+    const address = socket.remoteAddress ?? 'unknown';
+    if (pending.acquire(address) !== 'ok') {
+      channels.stats.pendingCap++;
+      socket.destroy();
+      return;
+    }
+    counted.set(socket, address);
+    socket.once('close', () => release(socket));
   });
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex & { remoteAddress?: string }, head: Buffer) => {
+    release(socket);
+    const path = new URL(req.url ?? '/', 'http://coordinator').pathname;
+    if (path !== CONTROL_PATH) {
+      socket.end('HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
+      return;
+    }
+    channels.handleUpgrade(req, socket, head);
+  });
+  server.on('clientError', (_err, socket) => badRequest(socket));
   return server;
 }

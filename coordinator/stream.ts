@@ -1,21 +1,19 @@
-// The netmap stream: one WebSocket per node (GET /api/v1/stream, upgraded).
-//   server → {type:'challenge', challenge, serverKey}
-//   client → {type:'hello', nodeKey, challenge, proof, capabilities?}   proof over streamFields(nodeKey)
+// The netmap stream: one WebSocket per node (GET /api/v1/stream, upgraded), inside a control
+// channel whose Noise static key is the node key (control-channels.ts) — that is the proof.
+//   client → {type:'hello', nodeKey, capabilities?}   nodeKey must be the channel's key
 //   server → {type:'netmap', ...} once, then {type:'delta', ...} as things change (with
 //            capabilities: ['peer-patches'], live changes come as patches instead of whole records)
 //   client → {type:'endpoints', endpoints, homeRelay} whenever they change; {type:'ping', t} → pong
 // Keepalives both ways: the client pings at the application level, the server sends WebSocket
 // pings every keepalive interval and drops a connection that stayed silent for a whole interval
 // (the node then goes offline, which its peers hear about).
-import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
-import { checkProof, streamFields } from '../proto/control/proof.js';
 import { ClientStreamMessage, STREAM_CAPABILITIES, describeZodError } from '../proto/control/schemas.js';
 import { parseEndpoint } from '../proto/ip/address.js';
-import { decodeKey } from '../proto/wireguard/keys.js';
+import { callerOf, type ChannelCaller } from './control-channels.js';
 import type { Logger } from './log.js';
 import type { NetmapHub, NetmapSink } from './netmap.js';
 import type { NodeRegistry } from './registry.js';
@@ -35,8 +33,6 @@ export const CloseCode = {
 export interface StreamServerOptions {
   registry: NodeRegistry;
   netmap: NetmapHub;
-  serverPrivateKey: Uint8Array;
-  serverKey: string;
   keepaliveMs: number;
   helloTimeoutMs?: number;
   log: Logger;
@@ -65,7 +61,7 @@ class NodeStream implements NetmapSink {
 
 interface Connection {
   ws: WebSocket;
-  challenge: string;
+  caller: ChannelCaller | null;
   stream: NodeStream | null;
   alive: boolean;
 }
@@ -92,7 +88,8 @@ export class StreamServer {
   get streamCount(): number { return this.streams.size; }
 
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws));
+    const caller = callerOf(socket);
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, caller));
   }
 
   close(): void {
@@ -101,10 +98,9 @@ export class StreamServer {
     this.wss.close();
   }
 
-  private accept(ws: WebSocket): void {
-    const conn: Connection = { ws, challenge: randomBytes(24).toString('base64url'), stream: null, alive: true };
+  private accept(ws: WebSocket, caller: ChannelCaller | null): void {
+    const conn: Connection = { ws, caller, stream: null, alive: true };
     this.connections.add(conn);
-    ws.send(JSON.stringify({ type: 'challenge', challenge: conn.challenge, serverKey: this.opts.serverKey }));
     const helloTimer = setTimeout(() => {
       this.stats.timedOut++;
       this.refuse(conn, CloseCode.protocolError, 'no hello in time');
@@ -165,16 +161,13 @@ export class StreamServer {
     }
   }
 
-  private hello(conn: Connection, hello: { nodeKey: string; challenge: string; proof: string; capabilities?: string[] }): void {
+  private hello(conn: Connection, hello: { nodeKey: string; capabilities?: string[] }): void {
     const { registry } = this.opts;
-    const a = Buffer.from(hello.challenge);
-    const b = Buffer.from(conn.challenge);
-    if (a.length !== b.length || !timingSafeEqual(a, b)) return this.refuse(conn, CloseCode.unauthorized, 'hello does not answer this stream\'s challenge');
+    if (!conn.caller || conn.caller.key !== hello.nodeKey) {
+      return this.refuse(conn, CloseCode.unauthorized, 'hello names a node key other than the control channel\'s');
+    }
     const node = registry.getByKey(hello.nodeKey);
     if (!node) return this.refuse(conn, CloseCode.unauthorized, 'unknown node key: register first');
-    if (!checkProof(this.opts.serverPrivateKey, decodeKey(hello.nodeKey), conn.challenge, streamFields(hello.nodeKey), hello.proof)) {
-      return this.refuse(conn, CloseCode.unauthorized, 'proof of possession of the node key failed');
-    }
     if (registry.isExpired(node)) return this.refuse(conn, CloseCode.forbidden, 'node key expired: re-authenticate with an auth key');
     const stream = new NodeStream(conn.ws, node.id, hello.capabilities?.includes(STREAM_CAPABILITIES.peerPatches) ?? false);
     conn.stream = stream;
@@ -182,6 +175,7 @@ export class StreamServer {
     this.streams.set(node.id, stream);
     if (old) old.ws.close(CloseCode.replaced, 'replaced by a newer stream');
     this.stats.accepted++;
+    conn.caller.authenticated();
     registry.setOnline(node.id, true);
     this.opts.netmap.attach(stream);
   }

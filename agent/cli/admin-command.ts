@@ -1,17 +1,25 @@
-// `pinhole admin --coordinator URL --token T ...`: the coordinator's admin API from a shell.
+// `pinhole admin --coordinator URL [--coordinator-key FP] (--token-file F | --token T) ...`: the
+// coordinator's admin API from a shell, inside a control channel to the pinned coordinator key
+// (agent/control/control-channel.ts) under a throwaway static key; the token never leaves it.
 //   authkey create [--reusable] [--ephemeral] [--expiry DURATION] [--tag TAG]... | authkey list
 //   | authkey revoke ID | nodes list | nodes delete N | nodes expire N | routes list
 //   | routes approve NODE CIDR... | policy get | policy set FILE
 // Every subcommand takes --json. N and NODE are a node id or name. The token may also come from
-// PINHOLE_ADMIN_TOKEN. Failures throw one-line errors; the caller prints them and exits non-zero.
+// PINHOLE_ADMIN_TOKEN or --token-file, the key from PINHOLE_COORDINATOR_KEY, --coordinator-key-file
+// or the URL's fragment (#FINGERPRINT). Failures throw one-line errors; the caller prints them.
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { generatePrivateKey } from '../../proto/wireguard/keys.js';
+import { CoordinatorKeyState } from '../../proto/control/schemas.js';
+import { controlCall, CoordinatorRefusedError } from '../control/control-channel.js';
+import { keyToPin } from '../control/register.js';
 import { Command, Option } from 'commander';
 import type { z } from 'zod';
 import { parseDuration } from '../../proto/control/duration.js';
 import { PolicyReply } from '../../proto/control/policy.js';
 import { checkPolicyText } from './policy-file.js';
 import {
-  AuthKeyCreated, AuthKeyInfo, AuthKeyList, NodeInfo, NodeList, RouteList, describeZodError,
+  AuthKeyCreated, AuthKeyInfo, AuthKeyList, NodeInfo, NodeList, RouteList,
   type AuthKeyInfo as AuthKey, type NodeInfo as Node,
 } from '../../proto/control/schemas.js';
 
@@ -19,47 +27,42 @@ export class AdminRequestError extends Error {
   override readonly name = 'AdminRequestError';
 }
 
-const REQUEST_TIMEOUT_MS = 15_000;
+interface AdminTarget { coordinator: string; coordinatorKey: string; token: string }
 
-interface AdminTarget { coordinator: string; token: string }
-
-function target(cmd: Command): AdminTarget {
-  const o = cmd.optsWithGlobals() as { coordinator?: string; token?: string };
-  if (!o.coordinator) throw new AdminRequestError('admin: --coordinator URL is required');
-  if (!URL.canParse(o.coordinator)) throw new AdminRequestError(`admin: --coordinator: not a URL: ${o.coordinator}`);
-  if (!o.token) throw new AdminRequestError('admin: no token: pass --token T or set PINHOLE_ADMIN_TOKEN');
-  return { coordinator: o.coordinator.replace(/\/+$/, ''), token: o.token };
+function readSecretFile(flag: string, file: string): string {
+  try {
+    return readFileSync(file, 'utf8').trim();
+  } catch (err) {
+    throw new AdminRequestError(`${flag}: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
 }
 
-/** One admin API call; the reply is checked against its schema. */
+function target(cmd: Command): AdminTarget {
+  const o = cmd.optsWithGlobals() as { coordinator?: string; token?: string; tokenFile?: string; coordinatorKey?: string; coordinatorKeyFile?: string };
+  if (!o.coordinator) throw new AdminRequestError('admin: --coordinator URL is required');
+  if (!URL.canParse(o.coordinator)) throw new AdminRequestError(`admin: --coordinator: not a URL: ${o.coordinator}`);
+  const u = new URL(o.coordinator);
+  const fromUrl = u.hash.replace(/^#/, '');
+  u.hash = '';
+  const key = o.coordinatorKey ?? (o.coordinatorKeyFile ? readSecretFile('--coordinator-key-file', o.coordinatorKeyFile) : undefined) ?? (fromUrl || undefined);
+  if (!key) {
+    throw new AdminRequestError('admin: no coordinator key to pin: pass --coordinator-key FINGERPRINT (the coordinator prints "pinhole coordinator key FINGERPRINT" at start)');
+  }
+  const token = o.tokenFile ? readSecretFile('--token-file', o.tokenFile) : o.token;
+  if (!token) throw new AdminRequestError('admin: no token: pass --token-file F, set PINHOLE_ADMIN_TOKEN, or --token T');
+  return { coordinator: u.toString().replace(/\/+$/, ''), coordinatorKey: key, token };
+}
+
+/** One admin API call inside a fresh control channel; the reply is checked against its schema. */
 async function call<S extends z.ZodType>(t: AdminTarget, method: string, path: string, schema: S, body?: unknown): Promise<z.infer<S>> {
-  let res: Response;
   try {
-    res = await fetch(`${t.coordinator}/api/v1/admin/${path}`, {
-      method,
-      headers: { authorization: `Bearer ${t.token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-      body: body === undefined ? undefined : JSON.stringify(body),
-      signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
-    });
+    const serverKey = await keyToPin({ coordinatorUrl: t.coordinator, coordinatorKey: t.coordinatorKey });
+    return await controlCall({ url: t.coordinator, serverKey, staticPrivate: generatePrivateKey() },
+      method, `/api/v1/admin/${path}`, schema as z.ZodType<z.infer<S>>, body, { headers: { authorization: `Bearer ${t.token}` } });
   } catch (err) {
-    const c = (err as { cause?: { code?: string; message?: string } }).cause;
-    const cause = c?.code ?? c?.message ?? (err as Error).message;
-    throw new AdminRequestError(`cannot reach the coordinator at ${t.coordinator}: ${cause}`);
+    if (err instanceof CoordinatorRefusedError) throw new AdminRequestError(err.reason);
+    throw new AdminRequestError((err as Error).message.split('\n')[0]!);
   }
-  const text = await res.text();
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    throw new AdminRequestError(`coordinator answered ${res.status} without JSON`);
-  }
-  if (!res.ok) {
-    const reason = (json as { error?: unknown })?.error;
-    throw new AdminRequestError(typeof reason === 'string' ? reason : `coordinator answered ${res.status}`);
-  }
-  const parsed = schema.safeParse(json);
-  if (!parsed.success) throw new AdminRequestError(`unexpected reply from the coordinator: ${describeZodError(parsed.error)}`);
-  return parsed.data;
 }
 
 /** A node id, or the id of the node with that name. */
@@ -126,8 +129,26 @@ function leaf(parent: Command, spec: string, description: string, action: Action
 export function registerAdminCommand(program: Command): void {
   const admin = program.command('admin')
     .description('manage a coordinator: auth keys, nodes, routes, policy')
-    .option('--coordinator <url>', 'coordinator URL, e.g. http://127.0.0.1:8080')
-    .addOption(new Option('--token <token>', 'admin API token').env('PINHOLE_ADMIN_TOKEN'));
+    .option('--coordinator <url>', 'coordinator URL, e.g. http://127.0.0.1:8080 (a #FINGERPRINT suffix pins its key)')
+    .addOption(new Option('--coordinator-key <fingerprint>', 'the coordinator key to pin: its fingerprint or base64 key').env('PINHOLE_COORDINATOR_KEY'))
+    .option('--coordinator-key-file <file>', 'file holding the coordinator key fingerprint')
+    .option('--token-file <file>', 'file holding the admin token (keeps it off the command line)')
+    .addOption(new Option('--token <token>', 'admin API token (prefer --token-file or PINHOLE_ADMIN_TOKEN)').env('PINHOLE_ADMIN_TOKEN'));
+
+  const key = admin.command('coordinator-key').description('rotate the coordinator\'s key (docs/security.md)');
+  const keyLine = (k: CoordinatorKeyState): string => `current ${k.current.fingerprint}${k.next ? `, next ${k.next.fingerprint} (rotation running; new auth keys name it)` : ''}`;
+  leaf(key, 'show', 'show the current (and next) coordinator key', async (t, _a, o) => {
+    const k = await call(t, 'GET', 'coordinator-key', CoordinatorKeyState);
+    if (o.json) json(k); else out(keyLine(k));
+  });
+  leaf(key, 'rotate', 'start a rotation: a next key, announced to every agent inside its channel', async (t, _a, o) => {
+    const k = await call(t, 'POST', 'coordinator-key/rotate', CoordinatorKeyState);
+    if (o.json) json(k); else out(keyLine(k));
+  });
+  leaf(key, 'finish', 'end the rotation: the next key becomes the only key', async (t, _a, o) => {
+    const k = await call(t, 'POST', 'coordinator-key/finish', CoordinatorKeyState);
+    if (o.json) json(k); else out(`${keyLine(k)}; pin it in admin commands: --coordinator-key ${k.current.fingerprint}`);
+  });
 
   const authkey = admin.command('authkey').description('create, list and revoke auth keys');
   leaf(authkey, 'create', 'create an auth key (its secret is shown once)', async (t, _args, o) => {

@@ -1,4 +1,5 @@
 // The commands that drive a managed node through its agent's local API: up, down, logout, ip.
+import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { localApiCall } from '../localapi/client.js';
 import { LOCAL_PATHS, type LocalRegisterBody } from '../daemon/local-routes.js';
@@ -23,6 +24,8 @@ export class UsageError extends Error {
 interface UpFlags {
   coordinator?: string;
   authKey?: string;
+  authKeyFile?: string;
+  coordinatorKey?: string;
   hostname?: string;
   advertiseRoutes?: string;
   advertiseExitNode?: boolean;
@@ -82,7 +85,9 @@ export function registerNodeCommands(program: Command): void {
   program.command('up')
     .description('register this node with a coordinator (once) and bring its tunnel up')
     .option('--coordinator <url>', 'coordinator URL, e.g. http://203.0.113.10:8080 (default: the one registered with)')
-    .option('--auth-key <key>', 'auth key from `pinhole admin authkey create` (not needed once registered)')
+    .option('--auth-key <key>', 'auth key from `pinhole admin authkey create` (not needed once registered; prefer --auth-key-file)')
+    .option('--auth-key-file <file>', 'file holding the auth key (keeps it off the command line)')
+    .option('--coordinator-key <fingerprint>', 'the coordinator key to pin, when the auth key does not name it')
     .option('--hostname <name>', "name to register under (default: this machine's hostname)")
     .option('--advertise-routes <cidrs>', 'offer these subnets to peers, e.g. 198.18.5.0/24,198.18.6.0/24 ("" stops); pending until approved')
     .option('--advertise-exit-node', "offer this node as an exit node (peers' default route); pending until approved")
@@ -94,6 +99,14 @@ export function registerNodeCommands(program: Command): void {
     .option('--no-exit-node-allow-lan-access', 'with --exit-node, send LAN traffic through the exit node too')
     .action(async (opts: UpFlags, cmd: Command) => {
       const socket = socketOf(cmd);
+      if (opts.authKeyFile !== undefined) {
+        if (opts.authKey !== undefined) throw new UsageError('--auth-key and --auth-key-file: give one');
+        try {
+          opts.authKey = readFileSync(opts.authKeyFile, 'utf8').trim();
+        } catch (err) {
+          throw new UsageError(`--auth-key-file: cannot read ${opts.authKeyFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+        }
+      }
       const before = await managedStatus(socket);
       const url = opts.coordinator !== undefined ? coordinatorFlag(opts.coordinator) : before.self.coordinator;
       if (!url) throw new NotManagedError('this node is not registered yet: pinhole up --coordinator URL --auth-key KEY');
@@ -102,10 +115,11 @@ export function registerNodeCommands(program: Command): void {
         if (!h.success) throw new UsageError(`--hostname: ${h.error.issues[0]?.message ?? 'invalid'}`);
       }
       const routing = routingFlags(opts);
-      out(`registering with ${url}…`);
+      out(before.self.state === 'logged-out' || opts.authKey !== undefined ? `registering with ${url}…` : `connecting to ${url}…`);
       const body: LocalRegisterBody = {
         ...(opts.coordinator !== undefined ? { coordinatorUrl: opts.coordinator } : {}),
         ...(opts.authKey !== undefined ? { authKey: opts.authKey } : {}),
+        ...(opts.coordinatorKey !== undefined ? { coordinatorKey: opts.coordinatorKey } : {}),
         ...(opts.hostname !== undefined ? { hostname: opts.hostname } : {}),
         ...(opts.authKey === undefined && opts.coordinator === undefined && before.self.state !== 'logged-out' ? { allowOffline: true } : {}),
         ...routing.advertise,

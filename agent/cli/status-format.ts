@@ -21,7 +21,8 @@ function selfLines(s: ManagedSelfJson): string[] {
   if (s.state === 'logged-out') return ['node: not registered (pinhole up --coordinator URL --auth-key KEY)', `  node key: ${s.nodeKey}`];
   const lines = [
     `node: ${s.name} (${s.ipv4}, ${s.ipv6}) — ${s.state}`,
-    `  coordinator: ${s.coordinator} (${s.connected ? 'connected' : 'not connected'})`,
+    `  coordinator: ${s.coordinator} (${s.coordinatorKeyMismatch ? 'KEY MISMATCH: not the coordinator this node registered with' : s.connected ? 'connected' : 'not connected'})`
+      + (s.coordinatorKey ? `, key ${s.coordinatorKey}` : ''),
     `  node key: ${s.nodeKey}`,
   ];
   if (s.lastError) lines.push(`  last error: ${s.lastError}`);

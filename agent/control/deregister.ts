@@ -1,19 +1,14 @@
-// Logout: tells the coordinator to delete this node, proving possession of the node key the same
-// way registration does. (POST /api/v1/deregister {nodeKey, challenge, proof}; the proof covers
-// the fields ['deregister', nodeKey].)
+// Logout: tells the coordinator to delete this node, inside a control channel opened with the
+// node key (POST /api/v1/deregister {nodeKey}; the coordinator accepts only the channel's own key).
 import { z } from 'zod';
-import { makeProof } from '../../proto/control/proof.js';
 import { decodeKey } from '../../proto/wireguard/keys.js';
-import { coordinatorCall, fetchServerInfo } from './register.js';
+import { controlCall, type Connector } from './control-channel.js';
 
-export function deregistrationFields(nodeKey: string): string[] {
-  return ['deregister', nodeKey];
-}
-
-export async function deregisterNode(opts: { coordinatorUrl: string; nodePrivate: Uint8Array; nodeKey: string; signal?: AbortSignal }): Promise<void> {
-  const info = await fetchServerInfo(opts.coordinatorUrl, opts.signal);
-  const proof = makeProof(opts.nodePrivate, decodeKey(info.serverKey), info.challenge, deregistrationFields(opts.nodeKey));
-  await coordinatorCall(opts.coordinatorUrl, 'POST', '/api/v1/deregister', z.unknown(), {
-    nodeKey: opts.nodeKey, challenge: info.challenge, proof,
-  }, opts.signal);
+export async function deregisterNode(opts: {
+  coordinatorUrl: string; serverKey: string; nodePrivate: Uint8Array; nodeKey: string; connect?: Connector; signal?: AbortSignal;
+}): Promise<void> {
+  await controlCall({
+    url: opts.coordinatorUrl, serverKey: decodeKey(opts.serverKey), staticPrivate: opts.nodePrivate,
+    ...(opts.connect ? { connect: opts.connect } : {}), ...(opts.signal ? { signal: opts.signal } : {}),
+  }, 'POST', '/api/v1/deregister', z.unknown(), { nodeKey: opts.nodeKey });
 }

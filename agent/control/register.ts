@@ -1,35 +1,25 @@
-// Registration over HTTP: fetch the coordinator's key and a fresh challenge, then register the
-// node's public keys with a proof that this node holds the node private key (proof.ts).
-import { makeProof, registrationFields } from '../../proto/control/proof.js';
+// Registration: inside a control channel opened with the node key as the Noise static key (so the
+// handshake is the proof of possession), POST /api/v1/register with the node's keys, hostname and
+// offers. The coordinator key is pinned before anything is sent: from the registration on file, or
+// for a first contact from the fingerprint the auth key (or --coordinator-key) carries.
+import { isFingerprint, keyFingerprint, parseAuthKey } from '../../proto/control/coordinator-key.js';
+import { RegisterResponse, type RegisterRequest, type SelfNode } from '../../proto/control/schemas.js';
+import { decodeKey, encodeKey } from '../../proto/wireguard/keys.js';
 import {
-  ErrorReply, RegisterResponse, ServerInfo, describeZodError, type RegisterRequest, type SelfNode,
-} from '../../proto/control/schemas.js';
-import { decodeKey } from '../../proto/wireguard/keys.js';
-import type { z } from 'zod';
-import { apiUrl } from './coordinator-url.js';
+  CoordinatorKeyMismatchError, CoordinatorProtocolError, controlCall, resolvePinnedKey, type Connector,
+} from './control-channel.js';
 
-/** How long one HTTP exchange with the coordinator may take. */
-export const HTTP_TIMEOUT_MS = 8_000;
+export {
+  CoordinatorKeyMismatchError, CoordinatorProtocolError, CoordinatorRefusedError, CoordinatorUnreachableError,
+} from './control-channel.js';
 
-export class CoordinatorUnreachableError extends Error {
-  override readonly name = 'CoordinatorUnreachableError';
-}
-
-/** The coordinator answered with a refusal; `reason` is its one-line explanation. */
-export class CoordinatorRefusedError extends Error {
-  override readonly name = 'CoordinatorRefusedError';
-  constructor(readonly status: number, readonly reason: string) {
-    super(reason);
-  }
-}
-
-/** The coordinator answered 2xx with something that is not what the protocol says. */
-export class CoordinatorProtocolError extends Error {
-  override readonly name = 'CoordinatorProtocolError';
-}
-
-/** The whole of one registration (two requests) must fit the local API's 10 s patience. */
+/** The whole of one registration must fit the local API's 10 s patience. */
 export const REGISTRATION_DEADLINE_MS = 9_000;
+
+/** Nothing names the coordinator's key: the auth key predates fingerprints and no --coordinator-key. */
+export class CoordinatorKeyUnknownError extends Error {
+  override readonly name = 'CoordinatorKeyUnknownError';
+}
 
 export interface RegisterOptions {
   coordinatorUrl: string;
@@ -38,70 +28,78 @@ export interface RegisterOptions {
   discoKey: string;
   hostname: string;
   authKey?: string;
+  /** The key on file for this coordinator (a re-registration), base64. */
+  pinnedKey?: string;
+  /** A fingerprint or a base64 key the user gave (--coordinator-key). */
+  coordinatorKey?: string;
   /** Subnet routes and exit node this node offers (pending until approved on the coordinator). */
   advertiseRoutes?: string[];
   advertiseExitNode?: boolean;
+  connect?: Connector;
   signal?: AbortSignal;
 }
 
 export interface Registered {
   node: SelfNode;
+  /** The coordinator key the registration went through (to pin), base64. */
   serverKey: string;
 }
 
-/** JSON request with a timeout; refusals become CoordinatorRefusedError with the server's reason. */
-export async function coordinatorCall<T>(
-  base: string, method: 'GET' | 'POST', path: string, schema: z.ZodType<T>, body?: unknown, signal?: AbortSignal,
-): Promise<T> {
-  const timeout = AbortSignal.timeout(HTTP_TIMEOUT_MS);
-  const url = apiUrl(base, path);
-  let res: Response;
-  let text: string;
-  try {
-    res = await fetch(url, {
-      method,
-      headers: body === undefined ? {} : { 'content-type': 'application/json' },
-      body: body === undefined ? undefined : JSON.stringify(body),
-      signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
-    });
-    text = await res.text();
-  } catch (err) {
-    const e = err as Error & { cause?: { code?: string; message?: string } };
-    const why = timeout.aborted || signal?.aborted ? 'no answer in time' : (e.cause?.code ?? e.cause?.message ?? e.message);
-    throw new CoordinatorUnreachableError(`cannot reach the coordinator at ${base}: ${why}`);
+/**
+ * The key to open the channel with: the pinned one; else a full key given by the user; else the
+ * one the coordinator publishes whose fingerprint matches the user's or the auth key's.
+ */
+export async function keyToPin(opts: Pick<RegisterOptions, 'coordinatorUrl' | 'authKey' | 'pinnedKey' | 'coordinatorKey' | 'signal'>): Promise<Uint8Array> {
+  if (opts.pinnedKey) return decodeKey(opts.pinnedKey);
+  const given = opts.coordinatorKey?.trim();
+  if (given && !isFingerprint(given)) {
+    try {
+      return decodeKey(given);
+    } catch {
+      throw new CoordinatorKeyUnknownError('--coordinator-key: expected a 32-hex-digit fingerprint or a base64 key');
+    }
   }
-  let json: unknown;
-  try {
-    json = text ? JSON.parse(text) : undefined;
-  } catch {
-    json = undefined;
+  let fingerprint = given ?? null;
+  if (opts.authKey !== undefined) {
+    let fromAuthKey: string | null = null;
+    try {
+      fromAuthKey = parseAuthKey(opts.authKey).fingerprint;
+    } catch {
+      // a malformed auth key is the coordinator's to refuse, once the channel is authenticated
+    }
+    if (fingerprint && fromAuthKey && fromAuthKey !== fingerprint) {
+      throw new CoordinatorKeyMismatchError(`the auth key names coordinator key ${fromAuthKey}, --coordinator-key names ${fingerprint}`);
+    }
+    fingerprint ??= fromAuthKey;
   }
-  if (!res.ok) {
-    const e = ErrorReply.safeParse(json);
-    const reason = e.success ? e.data.error.split('\n')[0]! : `HTTP ${res.status} ${res.statusText}`.trim();
-    throw new CoordinatorRefusedError(res.status, reason);
+  if (!fingerprint) {
+    throw new CoordinatorKeyUnknownError('this auth key does not name the coordinator\'s key: pass --coordinator-key FINGERPRINT (printed by the coordinator at start) or create a new auth key');
   }
-  const r = schema.safeParse(json);
-  if (!r.success) throw new CoordinatorProtocolError(`unexpected reply from ${method} ${path}: ${describeZodError(r.error)}`);
-  return r.data;
-}
-
-export async function fetchServerInfo(base: string, signal?: AbortSignal): Promise<ServerInfo> {
-  return coordinatorCall(base, 'GET', '/api/v1/server', ServerInfo, undefined, signal);
+  return resolvePinnedKey(opts.coordinatorUrl, fingerprint, opts.signal);
 }
 
 export async function registerNode(opts: RegisterOptions): Promise<Registered> {
-  const info = await fetchServerInfo(opts.coordinatorUrl, opts.signal);
-  const ids = { nodeKey: opts.nodeKey, discoKey: opts.discoKey, hostname: opts.hostname };
+  const serverKey = await keyToPin(opts);
   const req: RegisterRequest = {
-    ...ids,
+    nodeKey: opts.nodeKey,
+    discoKey: opts.discoKey,
+    hostname: opts.hostname,
     ...(opts.authKey !== undefined ? { authKey: opts.authKey } : {}),
-    challenge: info.challenge,
-    proof: makeProof(opts.nodePrivate, decodeKey(info.serverKey), info.challenge, registrationFields(ids)),
     advertiseRoutes: opts.advertiseRoutes ?? [],
     advertiseExitNode: opts.advertiseExitNode ?? false,
   };
-  const reply = await coordinatorCall(opts.coordinatorUrl, 'POST', '/api/v1/register', RegisterResponse, req, opts.signal);
+  let pin = encodeKey(serverKey);
+  const reply = await controlCall({
+    url: opts.coordinatorUrl, serverKey, staticPrivate: opts.nodePrivate,
+    // A rotation's next key arrives inside the channel the current key authenticated: pin it.
+    onWelcome: (w) => { if (w.nextKey) pin = w.nextKey; },
+    ...(opts.connect ? { connect: opts.connect } : {}), ...(opts.signal ? { signal: opts.signal } : {}),
+  }, 'POST', '/api/v1/register', RegisterResponse, req);
   if (reply.node.nodeKey !== opts.nodeKey) throw new CoordinatorProtocolError('the coordinator registered a different node key');
-  return { node: reply.node, serverKey: info.serverKey };
+  return { node: reply.node, serverKey: pin };
+}
+
+/** "key 1a2b…" for messages. */
+export function describeKey(key: string): string {
+  return keyFingerprint(decodeKey(key));
 }

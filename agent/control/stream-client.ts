@@ -1,14 +1,14 @@
-// The agent's long-lived control connection: one WebSocket to /api/v1/stream. The server speaks
-// first with a challenge; the client answers hello (proof over streamFields(nodeKey)); the server
-// then sends a full netmap and deltas. Every inbound message is parsed with the zod schemas —
+// The agent's long-lived control connection: one WebSocket to /api/v1/stream inside a control
+// channel opened with the node key to the pinned coordinator key (control-channel.ts). The client
+// says hello; the server then sends a full netmap and deltas. Every inbound message is parsed with the zod schemas —
 // anything else is dropped and counted. A lost connection is retried with jittered backoff, and
 // the full map of the new connection replaces the old one (resume).
 import WebSocket from 'ws';
-import { makeProof, streamFields } from '../../proto/control/proof.js';
+import type { NoiseChannel } from '../../proto/control/noise-channel.js';
 import { STREAM_CAPABILITIES, ServerStreamMessage, type ClientStreamMessage, type Netmap, type NetmapDelta } from '../../proto/control/schemas.js';
 import { decodeKey } from '../../proto/wireguard/keys.js';
 import { Backoff, type BackoffOptions } from './backoff.js';
-import { streamUrl } from './coordinator-url.js';
+import { CoordinatorKeyMismatchError, openControlChannel, type Connector } from './control-channel.js';
 
 /** Client ping interval; the server answers each with a pong. */
 export const KEEPALIVE_INTERVAL_MS = 15_000;
@@ -26,8 +26,14 @@ export interface StreamLog {
 
 export interface ControlStreamOptions {
   coordinatorUrl: string;
+  /** The pinned coordinator key (base64), asked on every connect (a rotation changes it). */
+  serverKey: () => string;
   nodePrivate: Uint8Array;
   nodeKey: string;
+  /** A rotation's next key, learnt inside a channel the pinned key authenticated: pin it. */
+  onNextKey?: (key: string) => void;
+  /** Opens the TCP connection (the agent marks its own sockets). */
+  connect?: Connector;
   /** The endpoints to report now; asked on every (re)connect and by refreshEndpoints(). */
   endpoints: () => string[];
   /** The home relay to report with the endpoints (null: none). */
@@ -59,6 +65,8 @@ export interface ControlStreamStatus extends ControlStreamCounters {
   connected: boolean;
   connectedSince: string | null;
   lastError: string | null;
+  /** The last attempt met a server that does not hold the pinned key. */
+  keyMismatch: boolean;
 }
 
 const quiet: StreamLog = { debug() {}, info() {}, warn() {}, error() {} };
@@ -76,6 +84,8 @@ export class ControlStream {
   private reportedEndpoints = '';
   private connectedSince: string | null = null;
   private lastError: string | null = null;
+  private keyMismatch = false;
+  private opening: AbortController | undefined;
   readonly counters: ControlStreamCounters = { attempts: 0, netmaps: 0, deltas: 0, malformed: 0 };
 
   constructor(private readonly opts: ControlStreamOptions) {
@@ -88,7 +98,7 @@ export class ControlStream {
   }
 
   status(): ControlStreamStatus {
-    return { ...this.counters, connected: this.connected, connectedSince: this.connectedSince, lastError: this.lastError };
+    return { ...this.counters, connected: this.connected, connectedSince: this.connectedSince, lastError: this.lastError, keyMismatch: this.keyMismatch };
   }
 
   start(): void {
@@ -103,6 +113,8 @@ export class ControlStream {
     this.running = false;
     clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
+    this.opening?.abort();
+    this.opening = undefined;
     const ws = this.ws;
     this.ws = undefined;
     this.endConnection(false);
@@ -129,12 +141,44 @@ export class ControlStream {
     this.gotNetmap = false;
     this.reportedEndpoints = '';
     this.lastInboundAt = Date.now();
-    const ws = new WebSocket(streamUrl(this.opts.coordinatorUrl), {
+    const opening = new AbortController();
+    this.opening = opening;
+    openControlChannel({
+      url: this.opts.coordinatorUrl, serverKey: decodeKey(this.opts.serverKey()), staticPrivate: this.opts.nodePrivate,
+      signal: opening.signal, ...(this.opts.connect ? { connect: this.opts.connect } : {}),
+      onWelcome: (w) => { if (w.nextKey) this.notify(() => this.opts.onNextKey?.(w.nextKey!)); },
+    }).then(({ channel }) => {
+      if (this.opening !== opening) {
+        channel.destroy();
+        return;
+      }
+      this.opening = undefined;
+      this.keyMismatch = false;
+      this.openStream(channel);
+    }, (err: Error) => {
+      if (this.opening !== opening) return;
+      this.opening = undefined;
+      const mismatch = err instanceof CoordinatorKeyMismatchError;
+      if (mismatch && !this.keyMismatch) this.log.error(`${err.message}; keeping the tunnels on the last netmap`);
+      this.keyMismatch = mismatch;
+      this.lastError = err.message.split('\n')[0]!;
+      this.closed(`control channel failed: ${this.lastError}`);
+    });
+  }
+
+  private openStream(channel: NoiseChannel): void {
+    const ws = new WebSocket('ws://coordinator/api/v1/stream', {
       handshakeTimeout: 10_000, maxPayload: MAX_MESSAGE_BYTES, perMessageDeflate: false,
+      createConnection: () => channel as never,
     });
     this.ws = ws;
     ws.on('open', () => {
       this.log.debug('control stream open');
+      const lastSeq = this.opts.lastSeq?.();
+      this.helloSent = this.send({
+        type: 'hello', nodeKey: this.opts.nodeKey, capabilities: [STREAM_CAPABILITIES.peerPatches],
+        ...(lastSeq !== undefined ? { lastSeq } : {}),
+      });
       const every = this.opts.keepaliveMs ?? KEEPALIVE_INTERVAL_MS;
       this.keepaliveTimer = setInterval(() => this.keepalive(ws), every);
     });
@@ -197,24 +241,6 @@ export class ControlStream {
     if (!r.success) { this.drop(`schema: ${r.error.issues[0]?.path.join('.') ?? ''} ${r.error.issues[0]?.message ?? ''}`); return; }
     const msg = r.data;
     switch (msg.type) {
-      case 'challenge': {
-        if (this.helloSent) { this.drop('second challenge'); return; }
-        if (msg.challenge.length < 16 || msg.challenge.length > 128) { this.drop('challenge of a bad size'); return; }
-        let proof: string;
-        try {
-          proof = makeProof(this.opts.nodePrivate, decodeKey(msg.serverKey), msg.challenge, streamFields(this.opts.nodeKey));
-        } catch {
-          this.drop('unusable server key');
-          return;
-        }
-        const lastSeq = this.opts.lastSeq?.();
-        this.helloSent = this.send({
-          type: 'hello', nodeKey: this.opts.nodeKey, challenge: msg.challenge, proof,
-          capabilities: [STREAM_CAPABILITIES.peerPatches],
-          ...(lastSeq !== undefined ? { lastSeq } : {}),
-        });
-        return;
-      }
       case 'netmap': {
         if (!this.helloSent) { this.drop('netmap before hello'); return; }
         if (msg.self.nodeKey !== this.opts.nodeKey) { this.drop('netmap for another node key'); return; }

@@ -19,6 +19,7 @@ export const LOCAL_PATHS = {
 export const LocalRegisterBody = z.object({
   coordinatorUrl: z.string().max(2000).optional(),
   authKey: z.string().max(200).optional(),
+  coordinatorKey: z.string().max(100).optional(),
   hostname: z.string().max(200).optional(),
   /** Plain `up` of a registered node: if the coordinator is unreachable, come up on what is on file. */
   allowOffline: z.boolean().optional(),

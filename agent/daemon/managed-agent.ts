@@ -9,7 +9,8 @@ import { UdpBindError } from '../tun/udp-socket.js';
 import { DEFAULT_TUN_MTU } from '../tun/tun-device.js';
 import { LocalApiError } from '../localapi/server.js';
 import {
-  CoordinatorProtocolError, CoordinatorRefusedError, CoordinatorUnreachableError, REGISTRATION_DEADLINE_MS, registerNode,
+  CoordinatorKeyMismatchError, CoordinatorKeyUnknownError, CoordinatorProtocolError, CoordinatorRefusedError,
+  CoordinatorUnreachableError, REGISTRATION_DEADLINE_MS, describeKey, registerNode,
 } from '../control/register.js';
 import { deregisterNode } from '../control/deregister.js';
 import { CoordinatorUrlError, normalizeCoordinatorUrl } from '../control/coordinator-url.js';
@@ -51,6 +52,8 @@ export interface ManagedAgentOptions {
 export interface RegisterRequestLocal extends AdvertiseFlags {
   coordinatorUrl?: string;
   authKey?: string;
+  /** A fingerprint or key for the coordinator (when the auth key carries none). */
+  coordinatorKey?: string;
   hostname?: string;
   allowOffline?: boolean;
 }
@@ -166,6 +169,9 @@ export class ManagedAgent {
         registered = await registerNode({
           coordinatorUrl: url, nodePrivate: keys.nodePrivate, nodeKey: keys.nodeKey, discoKey: keys.discoKey,
           hostname, ...(req.authKey !== undefined ? { authKey: req.authKey } : {}),
+          // The key on file stays pinned for this coordinator; a new one is pinned from the auth key.
+          ...(sameCoordinator ? { pinnedKey: reg!.serverKey } : {}),
+          ...(req.coordinatorKey !== undefined ? { coordinatorKey: req.coordinatorKey } : {}),
           advertiseRoutes: routing.advertiseRoutes, advertiseExitNode: routing.advertiseExitNode,
           signal: AbortSignal.timeout(REGISTRATION_DEADLINE_MS),
         });
@@ -174,6 +180,7 @@ export class ManagedAgent {
           this.log.warn(`${err.message}; keeping the registration on file`);
           return { node: this.currentSelf()!, coordinatorUrl: url, offline: true };
         }
+        if (err instanceof CoordinatorKeyMismatchError) this.log.error(err.message);
         throw toLocalApiError(err);
       }
       const sameNode = sameCoordinator && reg!.node.id === registered.node.id;
@@ -234,7 +241,7 @@ export class ManagedAgent {
       let reason: string | null = null;
       try {
         await deregisterNode({
-          coordinatorUrl: reg.coordinatorUrl, nodePrivate: keys.nodePrivate, nodeKey: keys.nodeKey, signal: AbortSignal.timeout(REGISTRATION_DEADLINE_MS),
+          coordinatorUrl: reg.coordinatorUrl, serverKey: reg.serverKey, nodePrivate: keys.nodePrivate, nodeKey: keys.nodeKey, signal: AbortSignal.timeout(REGISTRATION_DEADLINE_MS),
         });
       } catch (err) {
         reason = (err as Error).message;
@@ -263,6 +270,7 @@ export class ManagedAgent {
         state: !reg ? 'logged-out' : this.live ? 'up' : 'down',
         id: self?.id ?? null, name: self?.name ?? null, ipv4: self?.ipv4 ?? null, ipv6: self?.ipv6 ?? null,
         nodeKey: keys.nodeKey, discoKey: keys.discoKey, coordinator: reg?.coordinatorUrl ?? null,
+        coordinatorKey: reg ? describeKey(reg.serverKey) : null, coordinatorKeyMismatch: cs?.keyMismatch ?? false,
         connected: cs?.connected ?? false, keyExpiresAt: self?.keyExpiresAt ?? null,
         netmapSeq: this.view?.seq ?? null, lastError: cs?.lastError ?? this.lastError,
       },
@@ -400,6 +408,8 @@ export class ManagedAgent {
     const { keys } = this.opts.state;
     this.stream = new ControlStream({
       coordinatorUrl: reg.coordinatorUrl, nodePrivate: keys.nodePrivate, nodeKey: keys.nodeKey,
+      serverKey: () => this.registration?.serverKey ?? reg.serverKey,
+      onNextKey: (next) => this.pinNextKey(next),
       endpoints: () => this.endpoints(),
       homeRelay: () => this.live?.magic.homeRelay ?? null,
       onNetmap: (n) => this.onNetmap(n),
@@ -413,6 +423,17 @@ export class ManagedAgent {
     this.endpointTimer = setInterval(() => this.stream?.refreshEndpoints(), ENDPOINT_CHECK_MS);
     this.endpointTimer.unref();
     return true;
+  }
+
+  /** A key rotation: the next key came inside a channel the pinned key authenticated. */
+  private pinNextKey(next: string): void {
+    const reg = this.registration;
+    if (!reg || reg.serverKey === next) return;
+    this.registration = { ...reg, serverKey: next };
+    this.opts.state.saveRegistration(this.registration).then(
+      () => this.log.info(`coordinator key rotation: now pinning ${describeKey(next)} (was ${describeKey(reg.serverKey)})`),
+      (err: Error) => this.log.error(`saving the rotated coordinator key failed: ${err.message}`),
+    );
   }
 
   private stopControl(): void {
@@ -540,5 +561,7 @@ function toLocalApiError(err: unknown): Error {
     return new LocalApiError(status, `the coordinator refused: ${err.reason}`);
   }
   if (err instanceof CoordinatorUnreachableError || err instanceof CoordinatorProtocolError) return new LocalApiError(502, err.message);
+  if (err instanceof CoordinatorKeyMismatchError) return new LocalApiError(502, err.message);
+  if (err instanceof CoordinatorKeyUnknownError) return new LocalApiError(400, err.message);
   return err as Error;
 }

@@ -55,6 +55,10 @@ export interface ManagedSelfJson {
   nodeKey: string;
   discoKey: string;
   coordinator: string | null;
+  /** Fingerprint of the pinned coordinator key. */
+  coordinatorKey?: string | null;
+  /** The coordinator answering at `coordinator` does not hold the pinned key (tunnels keep the last netmap). */
+  coordinatorKeyMismatch?: boolean;
   /** The control stream is up and has delivered a netmap. */
   connected: boolean;
   keyExpiresAt: string | null;

@@ -64,6 +64,8 @@ export interface LivenessRow {
 
 export interface StoreSnapshot {
   serverPrivateKey: string | null;
+  /** During a key rotation: the key that replaces it. */
+  nextServerPrivateKey: string | null;
   nodes: NodeRow[];
   authKeys: AuthKeyRow[];
   policy: PolicyRow;
@@ -74,7 +76,8 @@ export interface StoreSnapshot {
 
 export interface ControlStore {
   load(): Promise<StoreSnapshot>;
-  saveServerKey(privateKey: string): Promise<void>;
+  /** The coordinator's static key(s), replacing what was stored. */
+  saveServerKeys(current: string, next: string | null): Promise<void>;
   insertAuthKey(key: AuthKeyRow): Promise<void>;
   revokeAuthKey(id: number, at: number): Promise<void>;
   /**

@@ -211,6 +211,7 @@ export class SqliteStore implements ControlStore {
     const seq = (table: string): number => seqs.find((s) => s.name === table)?.seq ?? 0;
     return {
       serverPrivateKey: meta.find((m) => m.key === 'server_private_key')?.value ?? null,
+      nextServerPrivateKey: meta.find((m) => m.key === 'next_server_private_key')?.value ?? null,
       nodes: nodes.map(nodeFromDb),
       authKeys: keys.map(authKeyFromDb),
       policy: { json: policy[0]?.json ?? null, updatedAt: policy[0]?.updated_at ?? null },
@@ -219,8 +220,12 @@ export class SqliteStore implements ControlStore {
     };
   }
 
-  saveServerKey(privateKey: string): Promise<void> {
-    return this.transaction(() => this.run("INSERT INTO meta (key, value) VALUES ('server_private_key', ?)", [privateKey]));
+  saveServerKeys(current: string, next: string | null): Promise<void> {
+    return this.transaction(async () => {
+      await this.run("INSERT OR REPLACE INTO meta (key, value) VALUES ('server_private_key', ?)", [current]);
+      if (next === null) await this.run("DELETE FROM meta WHERE key = 'next_server_private_key'");
+      else await this.run("INSERT OR REPLACE INTO meta (key, value) VALUES ('next_server_private_key', ?)", [next]);
+    });
   }
 
   insertAuthKey(k: AuthKeyRow): Promise<void> {

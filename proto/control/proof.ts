@@ -1,6 +1,7 @@
 // Proof that a node holds the private half of its node key, without ever sending it: a MAC over
 // the challenge and the request's identity fields, keyed by HASH(DH(node private, server public)).
-// The coordinator recomputes it with DH(server private, node public).
+// The relay recomputes it with DH(relay private, node public) (proto/relay/auth.ts). The control
+// plane no longer uses it: its channel's Noise handshake proves the node key (noise-ik.ts).
 import { dh, equalConstantTime, hash, mac } from '../wireguard/noise-crypto.js';
 
 const LABEL = new TextEncoder().encode('pinhole control proof v1');
@@ -30,19 +31,4 @@ export function checkProof(serverPrivate: Uint8Array, nodePublic: Uint8Array, ch
   const expected = mac(key, transcript(challenge, fields));
   const got = Buffer.from(proof, 'base64');
   return got.length === expected.length && equalConstantTime(expected, got);
-}
-
-/** The fields a registration proof covers. */
-export function registrationFields(r: { nodeKey: string; discoKey: string; hostname: string }): string[] {
-  return ['register', r.nodeKey, r.discoKey, r.hostname];
-}
-
-/** The fields a stream hello proof covers. */
-export function streamFields(nodeKey: string): string[] {
-  return ['stream', nodeKey];
-}
-
-/** The fields a deregistration (logout) proof covers. */
-export function deregistrationFields(nodeKey: string): string[] {
-  return ['deregister', nodeKey];
 }

@@ -11,13 +11,15 @@ export const Hostname = z.string().min(1).max(63).regex(/^[a-z0-9]([a-z0-9-]*[a-
 export const Tag = z.string().max(64).regex(/^tag:[a-z0-9-]+$/i, 'a tag like tag:server');
 export const NodeId = z.number().int().positive();
 
-/** GET /api/v1/server → what a node needs to prove it holds its node key. */
+/**
+ * GET /api/v1/server (in the clear: public) → the coordinator's static key(s). A caller uses it
+ * only to find the key matching a fingerprint it already holds (docs/security.md).
+ */
 export const ServerInfo = z.object({
-  /** The coordinator's X25519 public key: proofs are MACs under DH(node, server). */
+  /** The coordinator's X25519 static key: the control channel's Noise responder key. */
   serverKey: Key32,
-  /** Single-use, short-lived challenge to put in the next proof. */
-  challenge: z.string().min(16).max(128),
-  challengeExpiresAt: z.string(),
+  /** During a key rotation: the key replacing it. */
+  nextServerKey: Key32.optional(),
 });
 export type ServerInfo = z.infer<typeof ServerInfo>;
 
@@ -28,9 +30,6 @@ export const RegisterRequest = z.object({
   nodeKey: Key32,
   discoKey: Key32,
   hostname: Hostname,
-  challenge: z.string().min(16).max(128),
-  /** base64 MAC proving possession of the node private key (see proof.ts). */
-  proof: z.string().max(64),
   advertiseRoutes: z.array(CidrText).max(64).default([]),
   advertiseExitNode: z.boolean().default(false),
 }).strict();
@@ -58,9 +57,6 @@ export type RegisterResponse = z.infer<typeof RegisterResponse>;
 /** POST /api/v1/deregister (logout): the node deletes itself, proving it holds its node key. */
 export const DeregisterRequest = z.object({
   nodeKey: Key32,
-  challenge: z.string().min(16).max(128),
-  /** base64 MAC over deregistrationFields(nodeKey) (see proof.ts). */
-  proof: z.string().max(64),
 }).strict();
 export type DeregisterRequest = z.infer<typeof DeregisterRequest>;
 
@@ -103,6 +99,8 @@ export const RelayInfo = z.object({
   name: z.string(),
   url: z.string(),
   stun: z.array(z.string().max(300)).max(16).default([]),
+  /** The relay's static key: the agent refuses a relay that does not prove it holds it. */
+  key: Key32.optional(),
 });
 export type RelayInfo = z.infer<typeof RelayInfo>;
 
@@ -146,10 +144,10 @@ export const NetmapDelta = z.object({
 });
 export type NetmapDelta = z.infer<typeof NetmapDelta>;
 
-// Stream (WebSocket /api/v1/stream). Server speaks first with a challenge.
-export const StreamChallenge = z.object({ type: z.literal('challenge'), challenge: z.string(), serverKey: Key32 });
+// Stream (WebSocket /api/v1/stream, inside the control channel, whose static key is the node key).
+// The client speaks first with hello.
 export const StreamHello = z.object({
-  type: z.literal('hello'), nodeKey: Key32, challenge: z.string().max(128), proof: z.string().max(64),
+  type: z.literal('hello'), nodeKey: Key32,
   /** Last seq the agent holds; informational (the server always starts with a full map). */
   lastSeq: z.number().int().nonnegative().optional(),
   /** Optional protocol features the agent understands (STREAM_CAPABILITIES); unknown ones are ignored. */
@@ -169,7 +167,7 @@ export const StreamError = z.object({ type: z.literal('error'), reason: z.string
 
 export const ClientStreamMessage = z.discriminatedUnion('type', [StreamHello, StreamEndpoints, StreamPing]);
 export type ClientStreamMessage = z.infer<typeof ClientStreamMessage>;
-export const ServerStreamMessage = z.discriminatedUnion('type', [StreamChallenge, Netmap, NetmapDelta, StreamPong, StreamError]);
+export const ServerStreamMessage = z.discriminatedUnion('type', [Netmap, NetmapDelta, StreamPong, StreamError]);
 export type ServerStreamMessage = z.infer<typeof ServerStreamMessage>;
 
 // Admin API (Authorization: Bearer TOKEN).
@@ -251,5 +249,17 @@ export const CoordinatorStats = z.object({
   netmap: z.record(z.string(), z.number()),
   /** Streams accepted, refused at hello, messages dropped as malformed, hellos that never came. */
   stream: z.record(z.string(), z.number()),
+  /** Control channels: opened, refused (bad handshake, key mismatch, rate, caps), registrations throttled. */
+  control: z.record(z.string(), z.number()).optional(),
 });
 export type CoordinatorStats = z.infer<typeof CoordinatorStats>;
+
+/** GET/POST /api/v1/admin/coordinator-key[/rotate|/finish]: the coordinator's keys during a rotation. */
+const KeyWithFingerprint = z.object({ key: Key32, fingerprint: z.string() });
+export const CoordinatorKeyState = z.object({
+  current: KeyWithFingerprint,
+  next: KeyWithFingerprint.nullable(),
+  /** The fingerprint auth keys created now carry. */
+  authKeyFingerprint: z.string(),
+});
+export type CoordinatorKeyState = z.infer<typeof CoordinatorKeyState>;
