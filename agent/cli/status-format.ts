@@ -72,7 +72,9 @@ function peerLines(p: PeerStatusJson, managed: boolean): string[] {
 export function formatStatus(st: AgentStatus): string {
   const lines: string[] = [];
   const managed = st.mode === 'managed';
-  if (st.self) lines.push(...selfLines(st.self), ...(st.routing ? routingLines(st.routing) : []), ...(st.relays ? relayLines(st.relays) : []), '');
+  if (st.self) lines.push(...selfLines(st.self), ...(st.routing ? routingLines(st.routing) : []));
+  if (st.relays && st.relays.length > 0) lines.push(...relayLines(st.relays));
+  if (st.self || (st.relays && st.relays.length > 0)) lines.push('');
   const i = st.interface;
   lines.push(`interface: ${i.name} (${st.mode} mode)`);
   lines.push(`  public key: ${i.publicKey}`);
