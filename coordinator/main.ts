@@ -1,4 +1,4 @@
-// `pinhole coordinator --listen HOST:PORT --db PATH [--admin-token-file F] [--relay NAME=URL ...]
+// `pinhole coordinator --listen HOST:PORT --db PATH [--admin-token-file F] [--relay NAME=URL --relay-key NAME=KEY ...]
 //  [--relay-stun NAME=HOST:PORT ...] [--tls-cert F --tls-key F] [limits]`
 // Prints two lines on stdout once it listens ("pinhole coordinator listening on http://HOST:PORT",
 // then "pinhole coordinator key FINGERPRINT"), logs on stderr, shuts down cleanly on SIGINT/SIGTERM.
@@ -30,9 +30,9 @@ function durationFlag(flag: string, text: string, allowNever = false): number | 
   }
 }
 
-function relayMap(relays: string[], stun: string[]): CoordinatorOptions['relays'] {
+function relayMap(relays: string[], stun: string[], keys: string[]): CoordinatorOptions['relays'] {
   try {
-    return buildRelayMap(relays, stun);
+    return buildRelayMap(relays, stun, keys);
   } catch (err) {
     if (err instanceof RelayMapError) throw new UsageError(err.message);
     throw err;
@@ -71,7 +71,7 @@ function positive(flag: string, text: string): number {
 }
 
 interface Flags {
-  listen: string; db: string; adminTokenFile?: string; relay: string[]; relayStun: string[];
+  listen: string; db: string; adminTokenFile?: string; relay: string[]; relayStun: string[]; relayKey: string[];
   tlsCert?: string; tlsKey?: string; maxHandshakeRate: string; maxRegisterRate: string;
   maxUnauthenticated: string; maxUnauthenticatedPerAddress: string;
   nodeKeyExpiry: string; ephemeralTimeout: string; streamKeepalive: string; flushInterval: string;
@@ -95,7 +95,7 @@ async function run(flags: Flags): Promise<void> {
       maxUnauthenticated: Math.floor(positive('--max-unauthenticated', flags.maxUnauthenticated)),
       maxUnauthenticatedPerAddress: Math.floor(positive('--max-unauthenticated-per-address', flags.maxUnauthenticatedPerAddress)),
     },
-    relays: relayMap(flags.relay, flags.relayStun),
+    relays: relayMap(flags.relay, flags.relayStun, flags.relayKey),
     nodeKeyExpiryMs: durationFlag('--node-key-expiry', flags.nodeKeyExpiry, true),
     ephemeralTimeoutMs: durationFlag('--ephemeral-timeout', flags.ephemeralTimeout)!,
     keepaliveMs: Math.max(100, durationFlag('--stream-keepalive', flags.streamKeepalive)!),
@@ -122,6 +122,8 @@ function buildProgram(): Command {
     .requiredOption('--db <path>', 'SQLite database file (created with mode 0600)')
     .option('--admin-token-file <file>', 'file holding the admin API bearer token (without it the admin API is disabled)')
     .option('--relay <name=url>', 'a relay to tell nodes about (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option('--relay-key <name=key>', 'the static key of relay NAME, as `pinhole relay` prints it (required for every --relay)',
+      (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--relay-stun <name=host:port>', 'a STUN server of relay NAME (repeatable; default: the relay URL\'s host, port 3478)',
       (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--node-key-expiry <duration>', 'node key lifetime after authenticating, or "never"', '180d')

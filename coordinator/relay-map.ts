@@ -1,8 +1,10 @@
-// The relay map every node gets in its netmap, from `--relay NAME=URL` and `--relay-stun
-// NAME=HOST:PORT` (both repeatable). A relay given no STUN server gets one at its URL's host on
-// port 3478, where `pinhole relay --stun` usually listens.
+// The relay map every node gets in its netmap, from `--relay NAME=URL`, `--relay-key NAME=KEY` and
+// `--relay-stun NAME=HOST:PORT` (all repeatable). Every relay needs its key (agents refuse a relay
+// that does not prove it); a relay given no STUN server gets one at its URL's host on port 3478,
+// where `pinhole relay --stun` usually listens.
 import type { RelayInfo } from '../proto/control/schemas.js';
 import { formatEndpoint, parseEndpoint } from '../proto/ip/address.js';
+import { decodeKey, encodeKey } from '../proto/wireguard/keys.js';
 
 export const DEFAULT_STUN_PORT = 3478;
 
@@ -17,14 +19,28 @@ function splitNamed(flag: string, text: string, example: string): { name: string
   return { name, value: text.slice(eq + 1) };
 }
 
-/** `--relay` values ("NAME=URL") and `--relay-stun` values ("NAME=HOST:PORT") → the relay map. */
-export function buildRelayMap(relayFlags: readonly string[], stunFlags: readonly string[] = []): RelayInfo[] {
+/**
+ * `--relay` values ("NAME=URL"), `--relay-stun` values ("NAME=HOST:PORT") and `--relay-key` values
+ * ("NAME=KEY") → the relay map.
+ */
+export function buildRelayMap(relayFlags: readonly string[], stunFlags: readonly string[] = [], keyFlags: readonly string[] = []): RelayInfo[] {
   const relays: RelayInfo[] = [];
   for (const text of relayFlags) {
     const { name, value: url } = splitNamed('--relay', text, 'NAME=URL (e.g. home=ws://203.0.113.10:8443/relay)');
     if (!URL.canParse(url)) throw new RelayMapError(`--relay: expected NAME=URL (e.g. home=ws://203.0.113.10:8443/relay), got ${JSON.stringify(text)}`);
     if (relays.some((r) => r.name === name)) throw new RelayMapError(`--relay: relay ${name} is given twice`);
-    relays.push({ name, url, stun: [] });
+    relays.push({ name, url, stun: [], key: '' });
+  }
+  for (const text of keyFlags) {
+    const { name, value } = splitNamed('--relay-key', text, 'NAME=KEY (the key `pinhole relay` prints on start)');
+    const relay = relays.find((r) => r.name === name);
+    if (!relay) throw new RelayMapError(`--relay-key: no --relay named ${name}`);
+    if (relay.key) throw new RelayMapError(`--relay-key: relay ${name} is given two keys`);
+    try {
+      relay.key = encodeKey(decodeKey(value.trim()));
+    } catch {
+      throw new RelayMapError(`--relay-key: ${name}: not a key (44 base64 characters, as \`pinhole relay\` prints on its "pinhole relay key" line)`);
+    }
   }
   for (const text of stunFlags) {
     const { name, value } = splitNamed('--relay-stun', text, 'NAME=HOST:PORT (e.g. home=203.0.113.10:3478)');
@@ -43,6 +59,10 @@ export function buildRelayMap(relayFlags: readonly string[], stunFlags: readonly
       const host = new URL(relay.url).hostname; // IPv6 keeps its brackets: "[2001:db8::1]"
       if (host) relay.stun.push(`${host}:${DEFAULT_STUN_PORT}`);
     }
+  }
+  const keyless = relays.find((r) => !r.key);
+  if (keyless) {
+    throw new RelayMapError(`--relay ${keyless.name}: no --relay-key ${keyless.name}=KEY (start the relay with --key-file F: it prints "pinhole relay key KEY"; or \`pinhole pubkey < F\`)`);
   }
   return relays;
 }

@@ -1,13 +1,14 @@
 // One client connection on the relay: the handshake (server-key + challenge → client-info with
-// proof → authorizer → server-info), then frames in (rate-limited) and frames out (two-lane queue,
-// batched into WebSocket messages, bounded by what the socket has not yet taken).
+// node proof → authorizer → server-info with relay proof), then frames in (rate-limited) and frames
+// out (two-lane queue, batched into WebSocket messages, bounded by what the socket has not yet
+// taken, and charged to the relay-wide queue budget).
 import { randomBytes } from 'node:crypto';
 import type { WebSocket } from 'ws';
 import { isDecodeError } from '../proto/errors.js';
-import { checkRelayProof } from '../proto/relay/auth.js';
+import { checkNodeProof, makeRelayProof, relayHandshakeKey, type RelayHandshake } from '../proto/relay/auth.js';
 import { RelayFrameReader } from '../proto/relay/frame-reader.js';
 import {
-  CHALLENGE_LEN, encodeRelayFrame, FRAME, NODE_KEY_LEN, NOTICE, PING_LEN, RELAY_PROTOCOL_VERSION,
+  CHALLENGE_LEN, encodeRelayFrame, FRAME, MAX_PRIORITY_PACKET, NODE_KEY_LEN, NOTICE, PING_LEN, RELAY_PROTOCOL_VERSION,
   SEND_FLAG_PRIORITY, SEND_HEADER_LEN, decodeRelayFrame, type NoticeName,
 } from '../proto/relay/frames.js';
 import type { AuthorizationResult, NodeAuthorizer } from './authorizer.js';
@@ -20,14 +21,24 @@ export interface SessionConfig {
   keepaliveMs: number;
   idleTimeoutMs: number;
   handshakeTimeoutMs: number;
+  /** A client with bytes waiting that takes none of them for this long is closed. */
+  writeTimeoutMs: number;
   rateBytesPerSec: number;
   rateBurstBytes: number;
   queue: SendQueueLimits;
 }
 
+/** Bytes queued for (or handed to the sockets of) all clients together, against one cap. */
+export interface QueueBudget {
+  readonly capBytes: number;
+  usedBytes: number;
+  peakBytes: number;
+}
+
 /** What a session needs from the server around it. */
 export interface SessionHost {
   readonly counters: RelayCounters;
+  readonly budget: QueueBudget;
   readonly logger: Logger;
   readonly relayPrivateKey: Uint8Array;
   readonly relayPublicKey: Uint8Array;
@@ -45,8 +56,8 @@ export interface SessionHost {
 const INFLIGHT_LIMIT = 512 * 1024;
 /** Frames are packed into WebSocket messages of up to this size. */
 const BATCH_BYTES = 64 * 1024;
-/** Frames a client may send between client-info and its authorization (legit clients send none). */
-const MAX_EARLY_FRAMES = 1024;
+/** Frames a client may send between client-info and server-info (clients wait for the relay's proof: none). */
+const MAX_EARLY_FRAMES = 16;
 /** After the close handshake is started, the socket is destroyed this much later regardless. */
 const CLOSE_GRACE_MS = 2000;
 /** peer-gone(not-here) for one key at most this often per client. */
@@ -67,6 +78,10 @@ export class ClientSession {
   lastDst: ClientSession | null = null;
   readonly lastDstKey = new Uint8Array(NODE_KEY_LEN);
 
+  /** Bytes this session holds in its queue and in its socket, charged to the host's budget. */
+  private held = 0;
+  private lastWriteProgressAt = performance.now();
+  private relayProof: Uint8Array | null = null;
   private readonly createdAt = performance.now();
   private lastReadAt = performance.now();
   private lastKeepaliveAt = performance.now();
@@ -99,7 +114,11 @@ export class ClientSession {
     if ((this.state === 'handshake' || this.state === 'authorizing') && now - this.createdAt > cfg.handshakeTimeoutMs + (this.state === 'authorizing' ? 5000 : 0)) {
       this.refuse('unauthenticated', 'no client-info in time');
     } else if (this.state === 'open') {
-      if (!this.paused && now - this.lastReadAt > cfg.idleTimeoutMs) {
+      if (this.held > 0 && now - this.lastWriteProgressAt > cfg.writeTimeoutMs) {
+        this.host.counters.writeTimeouts++;
+        this.host.logger.info({ remote: this.remote, node: Buffer.from(this.nodeKey).toString('base64'), queuedBytes: this.held }, 'relay client not reading: closed');
+        this.close('write-timeout', `nothing read for ${cfg.writeTimeoutMs} ms`);
+      } else if (!this.paused && now - this.lastReadAt > cfg.idleTimeoutMs) {
         this.host.counters.idleTimeouts++;
         this.close('idle-timeout', `nothing received for ${cfg.idleTimeoutMs} ms`);
       } else if (now - this.lastKeepaliveAt >= cfg.keepaliveMs) {
@@ -115,7 +134,10 @@ export class ClientSession {
     // A forwarded frame is a view into the sender's receive buffer. If it has to wait behind
     // others, give it its own copy: a queued 100-byte view must not keep a 1 MiB buffer alive.
     if (this.queue.length > 0 && frame.byteLength * 2 < frame.buffer.byteLength) frame = Buffer.from(frame);
+    if (this.held === 0) this.lastWriteProgressAt = performance.now();
+    const before = this.queue.bytes;
     const dropped = this.queue.push(frame, priority);
+    this.charge(this.queue.bytes - before);
     if (dropped > 0) {
       if (priority) this.host.counters.drops.priorityOverflow += dropped;
       else this.host.counters.drops.queueOverflow += dropped;
@@ -125,6 +147,26 @@ export class ClientSession {
       setImmediate(() => this.flush());
     }
     return true;
+  }
+
+  /** Bytes waiting for this client (queue and socket). */
+  get queuedBytes(): number {
+    return this.held;
+  }
+
+  private charge(delta: number): void {
+    this.held += delta;
+    const b = this.host.budget;
+    b.usedBytes += delta;
+    if (b.usedBytes > b.peakBytes) b.peakBytes = b.usedBytes;
+  }
+
+  /** Gives back everything this session held (it is gone; its socket's buffer goes with it). */
+  private releaseAll(): void {
+    this.host.counters.drops.clientGone += this.queue.length;
+    this.queue.clear();
+    this.host.budget.usedBytes -= this.held;
+    this.held = 0;
   }
 
   /** Tells this client that `dst` is not connected here (at most once a second per key). */
@@ -143,8 +185,7 @@ export class ClientSession {
   close(notice: NoticeName | null, message = ''): void {
     if (this.state === 'closed') return;
     this.state = 'closed';
-    this.host.counters.drops.clientGone += this.queue.length;
-    this.queue.clear();
+    this.releaseAll();
     this.early = [];
     try {
       // A paused socket (authorization, rate limit) would never read the client's close frame.
@@ -168,8 +209,7 @@ export class ClientSession {
     if (this.state === 'closed') return;
     if (this.state === 'handshake') this.host.counters.refused.unauthenticated++;
     this.state = 'closed';
-    this.host.counters.drops.clientGone += this.queue.length;
-    this.queue.clear();
+    this.releaseAll();
     this.host.unregister(this);
   }
 
@@ -227,6 +267,8 @@ export class ClientSession {
 
   private onHandshakeFrame(type: number, payload: Uint8Array): void {
     if (type !== FRAME.CLIENT_INFO) return this.refuse('unauthenticated', `expected client-info, got frame type ${type}`);
+    // The version first: an older client's client-info has another length.
+    if (payload.length > 0 && payload[0] !== RELAY_PROTOCOL_VERSION) return this.refuse('unauthenticated', `protocol version ${payload[0]} is not ${RELAY_PROTOCOL_VERSION}`);
     let info;
     try {
       info = decodeRelayFrame(type, payload);
@@ -235,13 +277,15 @@ export class ClientSession {
       return this.refuse('unauthenticated', `malformed client-info: ${err.message}`);
     }
     if (info.type !== 'client-info') return;
-    if (info.version !== RELAY_PROTOCOL_VERSION) return this.refuse('unauthenticated', `protocol version ${info.version} is not ${RELAY_PROTOCOL_VERSION}`);
     const h = this.host;
-    if (!checkRelayProof(h.relayPrivateKey, h.relayPublicKey, info.nodeKey, this.challenge, info.proof)) {
+    const hs: RelayHandshake = { nodeKey: info.nodeKey, relayKey: h.relayPublicKey, challenge: this.challenge, clientNonce: info.clientNonce };
+    const k = relayHandshakeKey(h.relayPrivateKey, info.nodeKey, hs);
+    if (!k || !checkNodeProof(k, hs, info.proof)) {
       h.counters.refused.badProof++;
       h.logger.info({ remote: this.remote }, 'relay client refused: bad proof');
       return this.close('unauthenticated', 'proof of the node key did not verify');
     }
+    this.relayProof = makeRelayProof(k, hs);
     this.nodeKey = Uint8Array.from(info.nodeKey);
     this.id = Buffer.from(this.nodeKey).toString('hex');
     this.state = 'authorizing';
@@ -264,7 +308,7 @@ export class ClientSession {
     const cfg = h.config;
     this.enqueue(encodeRelayFrame({
       type: 'server-info', keepaliveMs: cfg.keepaliveMs, idleTimeoutMs: cfg.idleTimeoutMs,
-      rateBytesPerSec: cfg.rateBytesPerSec, rateBurstBytes: cfg.rateBurstBytes,
+      rateBytesPerSec: cfg.rateBytesPerSec, rateBurstBytes: cfg.rateBurstBytes, relayProof: this.relayProof!,
     }), true);
     const early = this.early;
     this.early = [];
@@ -284,7 +328,13 @@ export class ClientSession {
           c.drops.badFrame++;
           return;
         }
-        this.host.forward(this, frame, payload.subarray(1, SEND_HEADER_LEN), flags !== 0);
+        let priority = flags !== 0;
+        // The priority lane is for disco-sized control messages, not for jumping the data queue.
+        if (priority && payload.length - SEND_HEADER_LEN > MAX_PRIORITY_PACKET) {
+          c.priorityDemoted++;
+          priority = false;
+        }
+        this.host.forward(this, frame, payload.subarray(1, SEND_HEADER_LEN), priority);
         return;
       }
       case FRAME.KEEPALIVE:
@@ -322,7 +372,9 @@ export class ClientSession {
       this.inflight += total;
       this.ws.send(batch, { binary: true }, (err) => {
         this.inflight -= total;
-        if (err) return;
+        if (err || this.state === 'closed') return; // releaseAll() already gave the bytes back
+        this.charge(-total);
+        this.lastWriteProgressAt = performance.now();
         c.framesOut += frames;
         c.bytesOut += total;
         if (this.queue.length > 0 && !this.flushScheduled) {

@@ -14,6 +14,8 @@ export function createRelayCounters() {
       notAuthorized: 0,
       /** The authorizer could not be asked. */
       authorizerUnavailable: 0,
+      /** TCP connections closed at once: their address already had --max-conns-per-ip open. */
+      perAddress: 0,
     },
     /** Frames read from clients / written to clients (all types). */
     framesIn: 0,
@@ -33,7 +35,13 @@ export function createRelayCounters() {
       badFrame: 0,
       /** Frames still queued for a client when it went away. */
       clientGone: 0,
+      /** Frames refused because every client's queues together held --global-queue-bytes. */
+      globalBudget: 0,
     },
+    /** Priority frames over MAX_PRIORITY_PACKET bytes, moved to the data lane. */
+    priorityDemoted: 0,
+    /** Clients closed for reading nothing of what waited for them within --write-timeout. */
+    writeTimeouts: 0,
     /** Clients disconnected for announcing a frame over the size limit. */
     oversized: 0,
     /** Connections closed because the same node key connected again. */

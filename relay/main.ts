@@ -1,11 +1,14 @@
-// `pinhole relay --listen HOST:PORT --stun HOST:PORT [--stun HOST2:PORT2] [--coordinator URL] ...`
-// Runs in the foreground; prints one "listening" line on stdout once both listeners are up, logs
-// (pino) on stderr; SIGINT/SIGTERM stop it cleanly.
+// `pinhole relay --listen HOST:PORT --stun HOST:PORT [--stun HOST2:PORT2] (--coordinator URL
+// --key-file F | --open) ...`
+// Runs in the foreground; prints a "listening" line and a "key" line on stdout once both listeners
+// are up, logs (pino) on stderr; SIGINT/SIGTERM stop it cleanly.
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { tryParseAddress } from '../proto/ip/address.js';
 import type { StunEndpoint } from '../proto/stun/attributes.js';
+import { encodeKey } from '../proto/wireguard/keys.js';
 import { createCoordinatorAuthorizer } from './authorizer.js';
+import { loadOrCreateRelayKey, RelayKeyFileError } from './key-file.js';
 import { createLogger } from './log.js';
 import { startRelayServer } from './server.js';
 
@@ -48,6 +51,8 @@ interface RelayCliOptions {
   stun: string[];
   coordinator?: string;
   coordinatorTokenFile?: string;
+  open?: boolean;
+  keyFile?: string;
   rateLimit: string;
   rateBurst: string;
   queueFrames: string;
@@ -55,6 +60,9 @@ interface RelayCliOptions {
   keepalive: string;
   idleTimeout: string;
   handshakeTimeout: string;
+  writeTimeout: string;
+  globalQueueBytes: string;
+  maxConnsPerIp: string;
 }
 
 function buildProgram(): Command {
@@ -68,6 +76,8 @@ function buildProgram(): Command {
       .argParser((v: string, prev: string[] | undefined) => [...(prev ?? []), v]).makeOptionMandatory())
     .option('--coordinator <url>', 'only nodes this coordinator knows may connect (GET /api/v1/relay/nodes/:key)')
     .option('--coordinator-token-file <file>', 'bearer token for the coordinator lookups')
+    .option('--open', 'no --coordinator: every node that proves its key may connect (for labs)')
+    .option('--key-file <file>', 'the relay\'s static key (created with mode 0600 if missing); its public half goes to the coordinator\'s --relay-key')
     .option('--rate-limit <bytes/s>', 'per-client receive rate, 0 = unlimited (suffixes k M G Ki Mi Gi)', '128Mi')
     .option('--rate-burst <bytes>', 'per-client burst', '4Mi')
     .option('--queue-frames <n>', 'per-client queue of data frames (oldest dropped when full)', '1024')
@@ -75,6 +85,9 @@ function buildProgram(): Command {
     .option('--keepalive <duration>', 'keepalive interval, e.g. 30s', '30s')
     .option('--idle-timeout <duration>', 'close clients silent for this long', '75s')
     .option('--handshake-timeout <duration>', 'time a new client has to prove its node key', '10s')
+    .option('--write-timeout <duration>', 'close a client that reads none of what waits for it for this long', '30s')
+    .option('--global-queue-bytes <bytes>', 'all clients\' queues together; frames over it are dropped', '256Mi')
+    .option('--max-conns-per-ip <n>', 'open connections per source address', '64')
     .action(async (o: RelayCliOptions) => {
       await runRelay(o);
     });
@@ -85,6 +98,18 @@ async function runRelay(o: RelayCliOptions): Promise<void> {
   const listen = parseListenAddress(o.listen, '--listen');
   if (o.stun.length > 2) throw new UsageError('--stun: give one or two addresses');
   const stun = o.stun.map((s) => parseListenAddress(s, '--stun'));
+  if (!o.coordinator && !o.open) {
+    throw new UsageError('refusing to start an open relay: give --coordinator URL (only its nodes may connect) or --open (any node, for labs)');
+  }
+  if (o.coordinator && o.open) throw new UsageError('--open and --coordinator exclude each other');
+  if (o.coordinator && !o.keyFile) throw new UsageError('--key-file is required with --coordinator: the coordinator publishes this relay\'s key (--relay-key), so it must not change');
+  let key;
+  try {
+    key = o.keyFile ? loadOrCreateRelayKey(o.keyFile) : null;
+  } catch (err) {
+    if (err instanceof RelayKeyFileError) throw new UsageError(err.message);
+    throw new UsageError(`--key-file: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
   const logger = createLogger('relay');
   let authorizer;
   if (o.coordinator) {
@@ -111,6 +136,7 @@ async function runRelay(o: RelayCliOptions): Promise<void> {
       listen,
       stun,
       ...(authorizer ? { authorizer } : {}),
+      ...(key ? { privateKey: key.privateKey } : {}),
       rateBytesPerSec: parseBytes(o.rateLimit, '--rate-limit'),
       rateBurstBytes: parseBytes(o.rateBurst, '--rate-burst'),
       queueFrames: positiveInt(o.queueFrames, '--queue-frames'),
@@ -118,6 +144,9 @@ async function runRelay(o: RelayCliOptions): Promise<void> {
       keepaliveMs,
       idleTimeoutMs,
       handshakeTimeoutMs: parseDuration(o.handshakeTimeout, '--handshake-timeout'),
+      writeTimeoutMs: parseDuration(o.writeTimeout, '--write-timeout'),
+      globalQueueBytes: parseBytes(o.globalQueueBytes, '--global-queue-bytes'),
+      maxConnsPerIp: positiveInt(o.maxConnsPerIp, '--max-conns-per-ip'),
       logger,
     });
   } catch (err) {
@@ -128,8 +157,14 @@ async function runRelay(o: RelayCliOptions): Promise<void> {
     throw err;
   }
   const stunText = server.stun ? server.stun.addresses.map((a) => (a.address.includes(':') ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`)).join(',') : '';
-  process.stdout.write(`pinhole relay: listening ${server.url} stun=${stunText} key=${Buffer.from(server.publicKey).toString('base64')}\n`);
-  logger.info({ url: server.url, stun: server.stun?.addresses, otherAddress: server.stun?.otherAddress }, 'relay listening');
+  const publicKey = encodeKey(server.publicKey);
+  process.stdout.write(`pinhole relay: listening ${server.url} stun=${stunText} key=${publicKey}\n`);
+  // The line an operator copies into the coordinator's --relay-key NAME=KEY.
+  process.stdout.write(`pinhole relay key ${publicKey}\n`);
+  logger.info({
+    url: server.url, stun: server.stun?.addresses, otherAddress: server.stun?.otherAddress, key: publicKey,
+    keyFile: o.keyFile ?? null, keyCreated: key?.created ?? false, open: !!o.open,
+  }, 'relay listening');
 
   await new Promise<void>((resolve) => {
     const stop = (sig: string) => {

@@ -1,14 +1,16 @@
 // The relay: an HTTP listener that upgrades /relay to a WebSocket per client and serves
 // GET /healthz, a routing table from node key to client session, forwarding, peer-gone
-// bookkeeping, and the STUN responder beside it.
+// bookkeeping, the relay-wide queue budget and per-address connection cap, and the STUN
+// responder beside it.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { sendFrameToRecvInPlace, encodeRelayFrame, MAX_FRAME_PAYLOAD, NODE_KEY_LEN } from '../proto/relay/frames.js';
 import type { StunEndpoint } from '../proto/stun/attributes.js';
+import { publicKeyFromPrivate } from '../proto/wireguard/keys.js';
 import { dhGenerate } from '../proto/wireguard/noise-crypto.js';
 import { allowAllNodes, type NodeAuthorizer } from './authorizer.js';
-import { ClientSession, type SessionConfig, type SessionHost } from './client-session.js';
+import { ClientSession, type QueueBudget, type SessionConfig, type SessionHost } from './client-session.js';
 import { createRelayCounters, type RelayCounters } from './counters.js';
 import { silentLogger, type Logger } from './log.js';
 import { startStunResponder, type StunResponder } from './stun-responder.js';
@@ -21,6 +23,8 @@ export interface RelayServerOptions {
   /** Zero, one or two STUN addresses (two = RFC 5780). */
   stun?: readonly StunEndpoint[];
   authorizer?: NodeAuthorizer;
+  /** The relay's static X25519 private key (clamped); default a fresh one. */
+  privateKey?: Uint8Array;
   /** Per-client receive rate in bytes/s (0 = unlimited); default 128 MiB/s (~1 Gbit/s). */
   rateBytesPerSec?: number;
   /** Default 4 MiB. */
@@ -34,8 +38,14 @@ export interface RelayServerOptions {
   keepaliveMs?: number;
   /** A client that sends nothing for this long is closed; default 75 s. */
   idleTimeoutMs?: number;
-  /** Time to present a valid client-info; default 10 s. */
+  /** Time to present a valid client-info; default 10 s. Also the HTTP header timeout. */
   handshakeTimeoutMs?: number;
+  /** A client that takes none of the bytes waiting for it for this long is closed; default 30 s. */
+  writeTimeoutMs?: number;
+  /** All clients' queues together (bytes queued + handed to sockets); default 256 MiB. */
+  globalQueueBytes?: number;
+  /** Open TCP connections per source address; default 64. */
+  maxConnsPerIp?: number;
   logger?: Logger;
 }
 
@@ -54,11 +64,12 @@ const MiB = 1024 * 1024;
 export async function startRelayServer(opts: RelayServerOptions): Promise<RelayServer> {
   const logger = opts.logger ?? silentLogger();
   const counters = createRelayCounters();
-  const keys = dhGenerate();
+  const keys = opts.privateKey ? { privateKey: opts.privateKey, publicKey: publicKeyFromPrivate(opts.privateKey) } : dhGenerate();
   const config: SessionConfig = {
     keepaliveMs: opts.keepaliveMs ?? 30_000,
     idleTimeoutMs: opts.idleTimeoutMs ?? 75_000,
     handshakeTimeoutMs: opts.handshakeTimeoutMs ?? 10_000,
+    writeTimeoutMs: opts.writeTimeoutMs ?? 30_000,
     rateBytesPerSec: opts.rateBytesPerSec ?? 128 * MiB,
     rateBurstBytes: opts.rateBurstBytes ?? 4 * MiB,
     queue: {
@@ -68,12 +79,16 @@ export async function startRelayServer(opts: RelayServerOptions): Promise<RelayS
       maxPriorityBytes: opts.priorityQueueBytes ?? 256 * 1024,
     },
   };
+  const budget: QueueBudget = { capBytes: opts.globalQueueBytes ?? 256 * MiB, usedBytes: 0, peakBytes: 0 };
+  const maxConnsPerIp = opts.maxConnsPerIp ?? 64;
+  const connsPerIp = new Map<string, number>();
   const sessions = new Set<ClientSession>();
   const routes = new Map<string, ClientSession>();
   const startedAt = Date.now();
 
   const host: SessionHost = {
     counters,
+    budget,
     logger,
     relayPrivateKey: keys.privateKey,
     relayPublicKey: keys.publicKey,
@@ -136,6 +151,12 @@ export async function startRelayServer(opts: RelayServerOptions): Promise<RelayS
         from.sentTo.add(to);
         to.senders.add(from);
       }
+      // One budget for everyone: a crowd of receivers that never read cannot grow the relay
+      // past it (and each of them is closed at its write timeout, giving its share back).
+      if (budget.usedBytes + frame.length > budget.capBytes) {
+        counters.drops.globalBudget++;
+        return;
+      }
       counters.packetsForwarded++;
       to.enqueue(sendFrameToRecvInPlace(frame, from.nodeKey), priority);
     },
@@ -150,6 +171,8 @@ export async function startRelayServer(opts: RelayServerOptions): Promise<RelayS
     relayKey: Buffer.from(keys.publicKey).toString('base64'),
     stun: stun ? { addresses: stun.addresses, otherAddress: stun.otherAddress } : null,
     counters,
+    queue: { usedBytes: budget.usedBytes, peakBytes: budget.peakBytes, capBytes: budget.capBytes },
+    connections: { addresses: connsPerIp.size, maxPerAddress: maxConnsPerIp },
   });
 
   const http: Server = createServer((req: IncomingMessage, res: ServerResponse) => {
@@ -176,6 +199,25 @@ export async function startRelayServer(opts: RelayServerOptions): Promise<RelayS
     });
   });
   http.on('clientError', (_err, socket) => socket.destroy());
+  // Counted at the TCP level, so half-open upgrades and slow headers count too.
+  http.on('connection', (socket) => {
+    const ip = socket.remoteAddress ?? '?';
+    const n = connsPerIp.get(ip) ?? 0;
+    if (n >= maxConnsPerIp) {
+      counters.refused.perAddress++;
+      if (counters.refused.perAddress % 1000 === 1) logger.info({ remote: ip, max: maxConnsPerIp }, 'relay connection refused: too many from this address');
+      socket.destroy();
+      return;
+    }
+    connsPerIp.set(ip, n + 1);
+    socket.once('close', () => {
+      const left = (connsPerIp.get(ip) ?? 1) - 1;
+      if (left <= 0) connsPerIp.delete(ip);
+      else connsPerIp.set(ip, left);
+    });
+  });
+  http.headersTimeout = config.handshakeTimeoutMs;
+  http.requestTimeout = config.handshakeTimeoutMs;
 
   await new Promise<void>((resolve, reject) => {
     http.once('error', reject);

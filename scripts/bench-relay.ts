@@ -46,15 +46,15 @@ function cpuSeconds(pid: number): number {
 
 const selfCpu = () => { const u = process.cpuUsage(); return (u.user + u.system) / 1e6; };
 
-async function startRelay(): Promise<{ proc: ChildProcess; url: string }> {
-  const proc = spawn(process.execPath, [PINHOLE_BIN, 'relay', '--listen', '127.0.0.1:0', '--stun', '127.0.0.1:0', '--rate-limit', '0'], {
+async function startRelay(): Promise<{ proc: ChildProcess; url: string; key: Uint8Array }> {
+  const proc = spawn(process.execPath, [PINHOLE_BIN, 'relay', '--open', '--listen', '127.0.0.1:0', '--stun', '127.0.0.1:0', '--rate-limit', '0'], {
     stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, PINHOLE_LOG_LEVEL: 'warn' },
   });
   let out = '';
   for await (const chunk of proc.stdout!) {
     out += String(chunk);
-    const m = /listening (ws:\/\/\S+)/.exec(out);
-    if (m) return { proc, url: m[1]! };
+    const m = /listening (ws:\/\/\S+).*\npinhole relay key (\S+)\n/.exec(out);
+    if (m) return { proc, url: m[1]!, key: new Uint8Array(Buffer.from(m[2]!, 'base64')) };
   }
   throw new Error(`relay did not start: ${out}`);
 }
@@ -150,11 +150,11 @@ async function main(): Promise<void> {
   const sizes = values.sizes!.split(',').map(Number);
   if (!(seconds > 0) || sizes.some((s) => !(s > 0 && s <= 65_000))) throw new Error('usage: bench-relay [--seconds N] [--sizes 64,1400]');
 
-  const { proc, url } = await startRelay();
+  const { proc, url, key } = await startRelay();
   const runs: Run[] = [];
   try {
-    const a = createRelayClient({ url, nodePrivateKey: generatePrivateKey(), reconnect: false });
-    const b = createRelayClient({ url, nodePrivateKey: generatePrivateKey(), reconnect: false });
+    const a = createRelayClient({ url, relayKey: key, nodePrivateKey: generatePrivateKey(), reconnect: false });
+    const b = createRelayClient({ url, relayKey: key, nodePrivateKey: generatePrivateKey(), reconnect: false });
     await Promise.all([a.ready(), b.ready()]);
     for (const size of sizes) {
       for (const run of [await measureRelay(proc.pid!, a, b, size, seconds), await measurePipe(size, seconds)]) {

@@ -59,8 +59,8 @@ async function run(lab: Lab, started: Started): Promise<boolean> {
   heading(2, 'Relay (DERP-style over WebSocket, plus STUN on both addresses)');
   const relay = await startLabRelay(relayHost);
   started.relay = relay;
-  say(`  $ pinhole relay --listen ${relay.url.replace(/^ws:\/\/|\/relay$/g, '')} ${relay.stun.map((s) => `--stun ${s}`).join(' ')}`);
-  say(`  relay started: ${relay.url} (pid ${relay.proc.pid})`);
+  say(`  $ pinhole relay --open --key-file relay.key --listen ${relay.url.replace(/^ws:\/\/|\/relay$/g, '')} ${relay.stun.map((s) => `--stun ${s}`).join(' ')}`);
+  say(`  relay started: ${relay.url} (pid ${relay.proc.pid}), key ${relay.key.publicKey}`);
 
   heading(3, 'Coordinator, publishing the relay');
   const coord = await startCoordinator(coordHost, { extraArgs: relay.coordinatorArgs(RELAY_NAME) });

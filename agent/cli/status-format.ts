@@ -43,6 +43,15 @@ function routingLines(r: RoutingStatusJson): string[] {
   return lines;
 }
 
+/** One line per relay: how this node uses it, or why it refuses it. */
+function relayLines(relays: NonNullable<AgentStatus['relays']>): string[] {
+  return relays.map((r) => {
+    if (r.refused) return `  relay ${r.name}: refused (${r.refused})`;
+    const state = [r.connected ? 'connected' : 'not connected', ...(r.home ? ['home'] : []), ...(r.latencyMs !== null ? [`${Math.round(r.latencyMs)} ms`] : [])];
+    return `  relay ${r.name}: ${state.join(', ')}`;
+  });
+}
+
 function peerLines(p: PeerStatusJson, managed: boolean): string[] {
   const lines: string[] = [];
   if (managed) {
@@ -64,7 +73,9 @@ function peerLines(p: PeerStatusJson, managed: boolean): string[] {
 export function formatStatus(st: AgentStatus): string {
   const lines: string[] = [];
   const managed = st.mode === 'managed';
-  if (st.self) lines.push(...selfLines(st.self), ...(st.routing ? routingLines(st.routing) : []), '');
+  if (st.self) lines.push(...selfLines(st.self), ...(st.routing ? routingLines(st.routing) : []));
+  if (st.relays && st.relays.length > 0) lines.push(...relayLines(st.relays));
+  if (st.self || (st.relays && st.relays.length > 0)) lines.push('');
   const i = st.interface;
   lines.push(`interface: ${i.name} (${st.mode} mode)`);
   lines.push(`  public key: ${i.publicKey}`);

@@ -389,7 +389,10 @@ export class MagicSocket {
   // --- path ---------------------------------------------------------------------------------
 
   private relayFor(p: DiscoPeer): string | null {
-    return p.homeRelay ?? this.relays.homeRelay;
+    const theirs = p.homeRelay;
+    // Their home relay is refused here (wrong key): ours is the relay left where they may find us.
+    if (theirs && this.relays.usable(theirs)) return theirs;
+    return this.relays.homeRelay;
   }
 
   /** Points the WireGuard peer at the path the selector wants. */

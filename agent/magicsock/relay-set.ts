@@ -1,14 +1,19 @@
 // The relays an agent talks to: one client per relay in the netmap's relay map, connected on
 // demand; the home relay (lowest measured latency) stays connected so peers can reach us. Packets
 // sent while a relay is still connecting wait in a short queue instead of being lost, so the
-// first packets to a peer are not delayed by a handshake retry.
+// first packets to a peer are not delayed by a handshake retry. A relay that fails to prove the
+// key the netmap published (or has none published) is refused: nothing goes to it, it is never
+// home, and status says why.
 import type { Logger } from 'pino';
+import { decodeKey } from '../../proto/wireguard/keys.js';
 import { createRelayClient, type RelayClient } from '../relay/relay-client.js';
 
 export interface RelayEntry {
   name: string;
   url: string;
   stun: string[];
+  /** The relay's static key (base64) from the netmap; '' = none published. */
+  key: string;
 }
 
 export interface RelaySetOptions {
@@ -29,6 +34,8 @@ export interface RelayStatusJson {
   framesIn: number;
   framesOut: number;
   sendDrops: number;
+  /** Why this agent refuses the relay ("key mismatch: …"), or null. */
+  refused: string | null;
 }
 
 /** Re-measure relay latencies this often; a new home needs to be clearly better (hysteresis). */
@@ -70,13 +77,13 @@ export class RelaySet {
     const next = new Map(list.map((r) => [r.name, r]));
     const same = next.size === this.entries.size && [...next].every(([n, r]) => {
       const o = this.entries.get(n);
-      return o && o.url === r.url && o.stun.join() === r.stun.join();
+      return o && o.url === r.url && o.key === r.key && o.stun.join() === r.stun.join();
     });
     if (same) return;
     this.entries = next;
     for (const [name, slot] of this.slots) {
       const e = next.get(name);
-      if (!e || e.url !== slot.entry.url) this.drop(name);
+      if (!e || e.url !== slot.entry.url || e.key !== slot.entry.key) void this.drop(name);
     }
     if (this.home && !next.has(this.home)) this.setHome(null);
     void this.chooseHome();
@@ -88,6 +95,7 @@ export class RelaySet {
 
   /** Sends to `dst` through relay `name` (connecting if needed); false if dropped. */
   send(name: string, dst: Uint8Array, data: Uint8Array, priority = false): boolean {
+    if (!this.usable(name)) return false;
     const slot = this.slot(name);
     if (!slot) return false;
     slot.lastUsed = Date.now();
@@ -99,6 +107,20 @@ export class RelaySet {
     while (slot.pending.length > 0 && (slot.pending.length >= PENDING_MAX || now - slot.pending[0]!.at > PENDING_MAX_AGE_MS)) slot.pending.shift();
     slot.pending.push({ dst: Uint8Array.from(dst), data: Uint8Array.from(data), priority, at: now });
     return true;
+  }
+
+  /** False for a relay we refuse (no key published, or it failed to prove it) or do not know. */
+  usable(name: string): boolean {
+    return this.entries.has(name) && this.refusalOf(name) === null;
+  }
+
+  /** Why relay `name` is refused, or null. */
+  refusalOf(name: string): string | null {
+    const e = this.entries.get(name);
+    if (!e) return null;
+    if (!validKey(e.key)) return 'no key published for this relay';
+    const c = this.slots.get(name)?.client;
+    return c && !c.connected && c.refusal ? c.refusal.message : null;
   }
 
   connected(name: string): boolean {
@@ -122,6 +144,7 @@ export class RelaySet {
         name: e.name, url: e.url, connected: c?.connected ?? false, home: e.name === this.home,
         latencyMs: this.latency.get(e.name) ?? null,
         framesIn: c?.stats.framesIn ?? 0, framesOut: c?.stats.framesOut ?? 0, sendDrops: c?.stats.sendDrops ?? 0,
+        refused: this.refusalOf(e.name),
       };
     });
   }
@@ -138,14 +161,18 @@ export class RelaySet {
     if (this.measuring) return this.measuring;
     this.measuring = (async () => {
       const names = [...this.entries.keys()];
-      // Until measured, the first relay is home: peers need some relay to reach us right away.
-      if (this.home === null && names.length > 0) this.setHome(names[0]!);
+      // Until measured, the first usable relay is home: peers need some relay to reach us right away.
+      const first = names.find((n) => this.usable(n));
+      if ((this.home === null || !this.usable(this.home)) && first !== undefined) this.setHome(first);
       const results = await Promise.all(names.map(async (n) => {
         try { return { n, ms: await this.latencyTo(n) }; } catch { this.latency.set(n, null); return { n, ms: Infinity }; }
       }));
       if (this.closed) return;
       const best = results.reduce<{ n: string; ms: number } | null>((b, r) => (r.ms < (b?.ms ?? Infinity) ? r : b), null);
-      if (!best) return;
+      if (!best) {
+        if (this.home !== null && !this.usable(this.home)) this.setHome(names.find((n) => this.usable(n)) ?? null);
+        return;
+      }
       const cur = this.home ? this.latency.get(this.home) ?? Infinity : Infinity;
       if (this.home !== best.n && (best.ms < cur * HOME_SWITCH_RATIO || cur === Infinity)) this.setHome(best.n);
       this.closeIdle();
@@ -165,8 +192,10 @@ export class RelaySet {
     const existing = this.slots.get(name);
     if (existing) return existing;
     const entry = this.entries.get(name);
-    if (!entry || this.closed) return undefined;
-    const client = createRelayClient({ url: entry.url, nodePrivateKey: this.opts.nodePrivateKey, reconnect: { minDelayMs: 100, maxDelayMs: 5000 } });
+    if (!entry || this.closed || !validKey(entry.key)) return undefined;
+    const client = createRelayClient({
+      url: entry.url, nodePrivateKey: this.opts.nodePrivateKey, relayKey: decodeKey(entry.key), reconnect: { minDelayMs: 100, maxDelayMs: 5000 },
+    });
     const slot: Slot = { entry, client, lastUsed: Date.now(), pending: [] };
     client.onRecv((src, data) => this.opts.onRecv(name, src, data));
     client.on('connect', () => {
@@ -175,6 +204,12 @@ export class RelaySet {
       for (const p of slot.pending.splice(0)) if (now - p.at <= PENDING_MAX_AGE_MS) client.send(p.dst, p.data, { priority: p.priority });
     });
     client.on('disconnect', (d) => {
+      if (d.refused) {
+        slot.pending.length = 0;
+        this.opts.log.warn(`relay ${name} (${entry.url}) refused: ${d.refused.message}; using other relays and direct paths`);
+        if (name === this.home) void this.chooseHome();
+        return;
+      }
       this.opts.log.warn(`relay ${name} connection ended (${d.notice ?? d.code}${d.message ? ` ${d.message}` : ''})${d.willReconnect ? ', reconnecting' : ''}`);
     });
     this.slots.set(name, slot);
@@ -193,5 +228,14 @@ export class RelaySet {
     if (!slot) return;
     this.slots.delete(name);
     await slot.client.close().catch(() => undefined);
+  }
+}
+
+function validKey(text: string): boolean {
+  try {
+    decodeKey(text);
+    return true;
+  } catch {
+    return false;
   }
 }

@@ -1,23 +1,27 @@
-// The agent's side of a relay: one WebSocket to one relay, authenticated with the node key,
-// carrying WireGuard and disco packets addressed by node public key. Reconnects by itself with
-// jittered exponential backoff; ping() measures the round trip for home-relay selection.
+// The agent's side of a relay: one WebSocket to one relay, authenticated both ways (the node key
+// to the relay, the relay's static key — the one the netmap published — to us), carrying WireGuard
+// and disco packets addressed by node public key. Nothing is sent to a relay that presents another
+// key, and no packet before the relay proved its key. Reconnects by itself with jittered
+// exponential backoff; ping() measures the round trip for home-relay selection.
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import WebSocket from 'ws';
 import { isDecodeError } from '../../proto/errors.js';
-import { makeRelayProof } from '../../proto/relay/auth.js';
+import { checkRelayProof, makeNodeProof, relayHandshakeKey, type RelayHandshake } from '../../proto/relay/auth.js';
 import { RelayFrameReader } from '../../proto/relay/frame-reader.js';
 import {
-  decodeRelayFrame, encodeRelayFrame, FRAME_HEADER_LEN, MAX_PACKET_LEN, noticeName, PING_LEN,
+  CLIENT_NONCE_LEN, decodeRelayFrame, encodeRelayFrame, FRAME_HEADER_LEN, MAX_PACKET_LEN, noticeName, PING_LEN,
   RELAY_PROTOCOL_VERSION, SEND_HEADER_LEN, writeSendFrame, type NoticeName, type PeerGoneReason,
 } from '../../proto/relay/frames.js';
-import { publicKeyFromPrivate } from '../../proto/wireguard/keys.js';
+import { encodeKey, publicKeyFromPrivate } from '../../proto/wireguard/keys.js';
 
 export interface RelayClientOptions {
   /** ws://host:port/relay (wss:// works the same). */
   url: string;
   /** The node's X25519 private key: the relay learns the public half and a proof, never this. */
   nodePrivateKey: Uint8Array;
+  /** The relay's static public key as the netmap published it: any other key is refused. */
+  relayKey: Uint8Array;
   /** Aborting closes the client for good. */
   signal?: AbortSignal;
   /** Backoff between reconnects: doubles from minDelayMs up to maxDelayMs, each delay drawn from [d/2, d]. false = never reconnect. Default 250 ms → 30 s. */
@@ -44,9 +48,22 @@ export interface RelayServerInfo {
   rateBurstBytes: number;
 }
 
+/** Why we refused a relay (and sent it nothing, or nothing past client-info). */
+export type RelayRefusalReason = 'key-mismatch' | 'bad-relay-proof' | 'protocol-version';
+
+export interface RelayRefusal {
+  reason: RelayRefusalReason;
+  /** One line for logs and status, e.g. "key mismatch: relay presented AAA…, the netmap has BBB…". */
+  message: string;
+  /** Date.now() of the refusal. */
+  at: number;
+}
+
 export interface RelayDisconnect {
   /** The relay's notice before it closed us, if any (e.g. 'not-authorized', 'replaced'). */
   notice: NoticeName | 'unknown' | null;
+  /** Set when we closed because the relay failed to prove the key the netmap published. */
+  refused: RelayRefusal | null;
   message: string;
   /** WebSocket close code, or 0 when the connection failed before opening. */
   code: number;
@@ -85,6 +102,15 @@ export class RelayNotConnectedError extends Error {
 export class RelayPingTimeoutError extends Error {
   override readonly name = 'RelayPingTimeoutError';
 }
+export class RelayRefusedError extends Error {
+  override readonly name = 'RelayRefusedError';
+  constructor(readonly refusal: RelayRefusal) {
+    super(refusal.message);
+  }
+}
+
+/** Delay before trying a refused relay again (it may be fixed; the netmap may change its key). */
+const REFUSED_RETRY_MS = 30_000;
 
 const BATCH_BYTES = 64 * 1024;
 
@@ -101,6 +127,8 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   /** Round trip of the last successful ping, ms. */
   latencyMs: number | null = null;
   serverInfo: RelayServerInfo | null = null;
+  /** The last refusal, until the relay next proves its key. */
+  refusal: RelayRefusal | null = null;
 
   private ws: WebSocket | null = null;
   private authenticated = false;
@@ -111,6 +139,8 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   private connectTimer: NodeJS.Timeout | null = null;
   private lastRecvAt = 0;
   private lastNotice: { name: NoticeName | 'unknown'; message: string } | null = null;
+  /** The refusal that ended the current connection attempt (reported once, at its teardown). */
+  private pendingRefusal: RelayRefusal | null = null;
   private batch: Buffer | null = null;
   private batchLen = 0;
   private flushScheduled = false;
@@ -136,10 +166,11 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     return this.authenticated;
   }
 
-  /** Resolves once connected (at once if already); rejects when closed or aborted. */
+  /** Resolves once connected (at once if already); rejects when closed, aborted or the relay is refused. */
   ready(signal?: AbortSignal): Promise<void> {
     if (this.authenticated) return Promise.resolve();
     if (this.closed) return Promise.reject(new RelayClosedError('relay client is closed'));
+    if (this.refusal) return Promise.reject(new RelayRefusedError(this.refusal));
     return new Promise((resolve, reject) => {
       const cleanup = () => {
         this.off('connect', onConnect);
@@ -148,6 +179,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
       };
       const onConnect = () => { cleanup(); resolve(); };
       const onDisconnect = (d: RelayDisconnect) => {
+        if (d.refused) { cleanup(); reject(new RelayRefusedError(d.refused)); return; }
         if (!d.willReconnect) { cleanup(); reject(new RelayClosedError(`relay connection ended: ${d.notice ?? d.code} ${d.message}`.trim())); }
       };
       const onAbort = () => { cleanup(); reject(signal!.reason instanceof Error ? signal!.reason : new RelayClosedError('aborted')); };
@@ -266,6 +298,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
 
   private open(): void {
     this.lastNotice = null;
+    this.pendingRefusal = null;
     const ws = new WebSocket(this.opts.url, {
       perMessageDeflate: false,
       maxPayload: 64 * 1024 * 1024,
@@ -275,8 +308,13 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     ws.binaryType = 'nodebuffer';
     this.ws = ws;
     const reader = new RelayFrameReader();
-    let relayKey: Uint8Array | null = null;
+    let handshake: { hs: RelayHandshake; key: Uint8Array } | null = null;
     this.connectTimer = setTimeout(() => ws.terminate(), this.opts.connectTimeoutMs ?? 10_000);
+    const refuse = (reason: RelayRefusalReason, message: string): void => {
+      this.refusal = { reason, message, at: Date.now() };
+      this.pendingRefusal = this.refusal;
+      ws.terminate();
+    };
 
     const onFrame = (type: number, payload: Uint8Array): void => {
       this.stats.framesIn++;
@@ -288,32 +326,43 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
         this.stats.badFrames++;
         return;
       }
+      // Until the relay proved its key, only the handshake and its notice mean anything.
+      if (!this.authenticated && f.type !== 'server-key' && f.type !== 'server-info' && f.type !== 'notice') return;
       switch (f.type) {
         case 'recv':
           this.stats.bytesIn += f.data.length;
           this.emit('recv', f.src, f.data);
           return;
         case 'server-key': {
-          if (relayKey) return;
-          relayKey = Uint8Array.from(f.serverKey);
-          let proof: Uint8Array;
-          try {
-            proof = makeRelayProof(this.opts.nodePrivateKey, this.nodeKey, relayKey, f.challenge);
-          } catch {
-            ws.terminate(); // a low-order relay key: not a relay we can prove ourselves to
-            return;
+          if (handshake) return;
+          if (f.version !== RELAY_PROTOCOL_VERSION) return refuse('protocol-version', `relay speaks protocol version ${f.version}, this agent ${RELAY_PROTOCOL_VERSION}`);
+          if (!sameKey(f.serverKey, this.opts.relayKey)) {
+            return refuse('key-mismatch', `key mismatch: relay presented ${encodeKey(f.serverKey)}, the netmap has ${encodeKey(this.opts.relayKey)}`);
           }
-          ws.send(encodeRelayFrame({ type: 'client-info', version: RELAY_PROTOCOL_VERSION, nodeKey: this.nodeKey, proof }));
+          const hs: RelayHandshake = {
+            nodeKey: this.nodeKey, relayKey: this.opts.relayKey, challenge: Uint8Array.from(f.challenge), clientNonce: new Uint8Array(randomBytes(CLIENT_NONCE_LEN)),
+          };
+          const key = relayHandshakeKey(this.opts.nodePrivateKey, this.opts.relayKey, hs);
+          if (!key) return refuse('bad-relay-proof', 'the relay key is a low-order point'); // no relay can prove it
+          handshake = { hs, key };
+          ws.send(encodeRelayFrame({ type: 'client-info', version: RELAY_PROTOCOL_VERSION, nodeKey: this.nodeKey, clientNonce: hs.clientNonce, proof: makeNodeProof(key, hs) }));
           return;
         }
         case 'server-info': {
-          if (!relayKey || this.authenticated) return;
+          if (!handshake || this.authenticated) return;
+          if (!checkRelayProof(handshake.key, handshake.hs, f.relayProof)) {
+            return refuse('bad-relay-proof', `the relay did not prove it holds ${encodeKey(this.opts.relayKey)}`);
+          }
           if (this.connectTimer) clearTimeout(this.connectTimer);
           this.connectTimer = null;
           this.authenticated = true;
+          this.refusal = null;
           this.attempt = 0;
           this.stats.connects++;
-          this.serverInfo = { relayKey, keepaliveMs: f.keepaliveMs, idleTimeoutMs: f.idleTimeoutMs, rateBytesPerSec: f.rateBytesPerSec, rateBurstBytes: f.rateBurstBytes };
+          this.serverInfo = {
+            relayKey: Uint8Array.from(this.opts.relayKey), keepaliveMs: f.keepaliveMs, idleTimeoutMs: f.idleTimeoutMs,
+            rateBytesPerSec: f.rateBytesPerSec, rateBurstBytes: f.rateBurstBytes,
+          };
           this.startKeepalive(f.keepaliveMs, f.idleTimeoutMs);
           this.emit('connect', this.serverInfo);
           return;
@@ -411,28 +460,36 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     this.batchLen = 0;
     for (const p of [...this.pings.values()]) p.reject(new RelayNotConnectedError('relay connection lost'));
     const willReconnect = !this.closed && this.opts.reconnect !== false;
-    // Failed attempts while reconnecting are silent; losing a connection, a refusal the relay
-    // explained (e.g. not-authorized), or closing for good is not.
-    if (wasUp || !willReconnect || this.lastNotice) this.emit('disconnect', { notice: this.lastNotice?.name ?? null, message, code, willReconnect });
+    const refused = this.pendingRefusal;
+    this.pendingRefusal = null;
+    // Failed attempts while reconnecting are silent; losing a connection, a refusal either side
+    // explained (e.g. not-authorized, key-mismatch), or closing for good is not.
+    if (wasUp || !willReconnect || this.lastNotice || refused) {
+      this.emit('disconnect', { notice: this.lastNotice?.name ?? null, refused, message: refused?.message ?? message, code, willReconnect });
+    }
     if (this.wantDrain) {
       this.wantDrain = false;
       this.emit('drain');
     }
-    if (willReconnect) this.scheduleReconnect();
+    if (willReconnect) this.scheduleReconnect(refused ? REFUSED_RETRY_MS : undefined);
   }
 
-  private scheduleReconnect(): void {
+  private scheduleReconnect(floorMs = 0): void {
     const r = this.opts.reconnect || {};
     const min = r.minDelayMs ?? 250;
     const max = r.maxDelayMs ?? 30_000;
     const ceiling = Math.min(max, min * 2 ** Math.min(this.attempt, 20));
     this.attempt++;
-    const delay = ceiling / 2 + Math.random() * (ceiling / 2);
+    const delay = Math.max(floorMs, ceiling / 2 + Math.random() * (ceiling / 2));
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = null;
       if (!this.closed) this.open();
     }, delay);
   }
+}
+
+function sameKey(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && Buffer.compare(Buffer.from(a.buffer, a.byteOffset, a.length), Buffer.from(b.buffer, b.byteOffset, b.length)) === 0;
 }
 
 /** Starts a client (connecting in the background); await client.ready() for the first connection. */

@@ -92,7 +92,8 @@ export interface AgentStatus {
   /** Managed mode: routes offered and used, the packet filter's and the userspace NAT's counters. */
   routing?: RoutingStatusJson;
   /** Managed mode: the relay map as this node sees it (connected, home, latency). */
-  relays?: { name: string; url: string; connected: boolean; home: boolean; latencyMs: number | null; framesIn: number; framesOut: number; sendDrops: number }[];
+  /** refused: why this agent will not use the relay (e.g. "key mismatch: …"), else null. */
+  relays?: { name: string; url: string; connected: boolean; home: boolean; latencyMs: number | null; framesIn: number; framesOut: number; sendDrops: number; refused: string | null }[];
   /** Managed mode: disco and relay counters of the magic socket. */
   magicsock?: Record<string, number>;
   control?: ControlStatusJson;

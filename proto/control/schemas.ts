@@ -92,15 +92,17 @@ export const FilterRule = z.object({
 export type FilterRule = z.infer<typeof FilterRule>;
 
 /**
- * A relay and its STUN servers ("host:port" / "[ipv6]:port"; empty in netmaps saved before the
- * field existed, hence the default).
+ * A relay, its STUN servers ("host:port" / "[ipv6]:port") and its static key (base64 X25519
+ * public key, which the agent requires the relay to prove before it sends anything). Both are
+ * empty in netmaps saved before the fields existed, hence the defaults; an agent does not use a
+ * relay without a key.
  */
 export const RelayInfo = z.object({
   name: z.string(),
   url: z.string(),
   stun: z.array(z.string().max(300)).max(16).default([]),
-  /** The relay's static key: the agent refuses a relay that does not prove it holds it. */
-  key: Key32.optional(),
+  /** The relay's static key (base64): the agent refuses a relay that does not prove it holds it ('' in netmaps saved before keys). */
+  key: z.string().max(64).default(''),
 });
 export type RelayInfo = z.infer<typeof RelayInfo>;
 

@@ -10,9 +10,10 @@ import { DecodeError } from '../errors.js';
  *
  * Payloads by type (keys are 32-byte X25519 node public keys, integers big-endian):
  *
- *   0x01 server-key   relay → client   version u8 | relay public key [32] | challenge [32]
- *   0x02 client-info  client → relay   version u8 | node public key [32] | proof [16]
+ *   0x01 server-key   relay → client   version u8 | relay public key [32] | relay challenge [32]
+ *   0x02 client-info  client → relay   version u8 | node public key [32] | client nonce [32] | node proof [16]
  *   0x03 server-info  relay → client   keepalive ms u32 | idle timeout ms u32 | rate bytes/s u32 (0 = none) | burst bytes u32
+ *                                      | relay proof [16]
  *   0x04 send         client → relay   flags u8 | dst node key [32] | packet
  *   0x05 recv         relay → client   src node key [32] | packet
  *   0x06 keepalive    both ways        (empty)
@@ -22,8 +23,18 @@ import { DecodeError } from '../errors.js';
  *   0x0a notice       relay → client   code u8 | UTF-8 text (≤ 1024 bytes); sent before the relay closes
  *
  * send flags: bit 0 = priority. Clients set it on disco frames (ping/pong/call-me-maybe): the relay
- * queues them ahead of data and never drops them to make room for data. Other bits are zero.
- * The proof in client-info is MAC(HASH(label || DH(node, relay)), challenge || fields), see auth.ts.
+ * queues them ahead of data and never drops them to make room for data; a priority packet over
+ * MAX_PRIORITY_PACKET bytes is demoted to the data lane (and counted). Other bits are zero.
+ *
+ * Handshake (version 2), both sides proving their static key with one shared secret
+ * K = HASH(label || DH(node, relay)) (BLAKE2s, keyed BLAKE2s-128 as MAC; auth.ts):
+ *   1. relay → server-key: its key and a fresh challenge. The client compares the key with the one
+ *      the netmap published and closes on a mismatch, before sending anything.
+ *   2. client → client-info: node key, a fresh client nonce, node proof = MAC(K, "client" ||
+ *      challenge || nonce || node key || relay key).
+ *   3. relay → server-info: relay proof = MAC(K, "server" || challenge || nonce || node key ||
+ *      relay key). Only the holder of the relay's private key can compute K for this node; the
+ *      client sends no data frame before this proof verified.
  */
 export const FRAME = {
   SERVER_KEY: 0x01,
@@ -38,13 +49,18 @@ export const FRAME = {
   NOTICE: 0x0a,
 } as const;
 
-export const RELAY_PROTOCOL_VERSION = 1;
+export const RELAY_PROTOCOL_VERSION = 2;
 export const FRAME_HEADER_LEN = 5;
 /** Largest payload accepted; a frame announcing more is DecodeError('oversized') at its header. */
 export const MAX_FRAME_PAYLOAD = 64 * 1024;
 export const NODE_KEY_LEN = 32;
 export const CHALLENGE_LEN = 32;
 export const PROOF_LEN = 16;
+export const CLIENT_NONCE_LEN = 32;
+export const SERVER_INFO_LEN = 16 + PROOF_LEN;
+export const CLIENT_INFO_LEN = 1 + NODE_KEY_LEN + CLIENT_NONCE_LEN + PROOF_LEN;
+/** Largest packet the relay keeps in the priority lane (disco messages are ~100-300 bytes). */
+export const MAX_PRIORITY_PACKET = 1024;
 export const PING_LEN = 8;
 export const SEND_HEADER_LEN = 1 + NODE_KEY_LEN;
 export const RECV_HEADER_LEN = NODE_KEY_LEN;
@@ -66,6 +82,8 @@ export const NOTICE = {
   'idle-timeout': 6,
   'shutting-down': 7,
   'authorizer-unavailable': 8,
+  /** The client did not read what the relay had for it within the write timeout. */
+  'write-timeout': 9,
 } as const;
 export type NoticeName = keyof typeof NOTICE;
 
@@ -76,8 +94,8 @@ export function noticeName(code: number): NoticeName | 'unknown' {
 
 export type RelayFrame =
   | { type: 'server-key'; version: number; serverKey: Uint8Array; challenge: Uint8Array }
-  | { type: 'client-info'; version: number; nodeKey: Uint8Array; proof: Uint8Array }
-  | { type: 'server-info'; keepaliveMs: number; idleTimeoutMs: number; rateBytesPerSec: number; rateBurstBytes: number }
+  | { type: 'client-info'; version: number; nodeKey: Uint8Array; clientNonce: Uint8Array; proof: Uint8Array }
+  | { type: 'server-info'; keepaliveMs: number; idleTimeoutMs: number; rateBytesPerSec: number; rateBurstBytes: number; relayProof: Uint8Array }
   | { type: 'send'; priority: boolean; dst: Uint8Array; data: Uint8Array }
   | { type: 'recv'; src: Uint8Array; data: Uint8Array }
   | { type: 'keepalive' }
@@ -122,20 +140,24 @@ export function encodeRelayFrame(f: RelayFrame): Uint8Array {
     }
     case 'client-info': {
       checkLen(f.nodeKey, NODE_KEY_LEN, 'node key');
+      checkLen(f.clientNonce, CLIENT_NONCE_LEN, 'client nonce');
       checkLen(f.proof, PROOF_LEN, 'proof');
-      const out = frameOf(FRAME.CLIENT_INFO, 1 + NODE_KEY_LEN + PROOF_LEN);
+      const out = frameOf(FRAME.CLIENT_INFO, CLIENT_INFO_LEN);
       out[5] = f.version;
       out.set(f.nodeKey, 6);
-      out.set(f.proof, 6 + NODE_KEY_LEN);
+      out.set(f.clientNonce, 6 + NODE_KEY_LEN);
+      out.set(f.proof, 6 + NODE_KEY_LEN + CLIENT_NONCE_LEN);
       return out;
     }
     case 'server-info': {
-      const out = frameOf(FRAME.SERVER_INFO, 16);
+      checkLen(f.relayProof, PROOF_LEN, 'relay proof');
+      const out = frameOf(FRAME.SERVER_INFO, SERVER_INFO_LEN);
       const v = new DataView(out.buffer);
       v.setUint32(5, f.keepaliveMs);
       v.setUint32(9, f.idleTimeoutMs);
       v.setUint32(13, f.rateBytesPerSec);
       v.setUint32(17, f.rateBurstBytes);
+      out.set(f.relayProof, 21);
       return out;
     }
     case 'send': {
@@ -223,12 +245,15 @@ export function decodeRelayFrame(type: number, payload: Uint8Array): RelayFrame 
       need(1 + NODE_KEY_LEN + CHALLENGE_LEN, 'server-key');
       return { type: 'server-key', version: payload[0]!, serverKey: payload.subarray(1, 33), challenge: payload.subarray(33, 65) };
     case FRAME.CLIENT_INFO:
-      need(1 + NODE_KEY_LEN + PROOF_LEN, 'client-info');
-      return { type: 'client-info', version: payload[0]!, nodeKey: payload.subarray(1, 33), proof: payload.subarray(33, 49) };
+      need(CLIENT_INFO_LEN, 'client-info');
+      return { type: 'client-info', version: payload[0]!, nodeKey: payload.subarray(1, 33), clientNonce: payload.subarray(33, 65), proof: payload.subarray(65, 81) };
     case FRAME.SERVER_INFO: {
-      need(16, 'server-info');
+      need(SERVER_INFO_LEN, 'server-info');
       const v = new DataView(payload.buffer, payload.byteOffset, 16);
-      return { type: 'server-info', keepaliveMs: v.getUint32(0), idleTimeoutMs: v.getUint32(4), rateBytesPerSec: v.getUint32(8), rateBurstBytes: v.getUint32(12) };
+      return {
+        type: 'server-info', keepaliveMs: v.getUint32(0), idleTimeoutMs: v.getUint32(4), rateBytesPerSec: v.getUint32(8), rateBurstBytes: v.getUint32(12),
+        relayProof: payload.subarray(16, 16 + PROOF_LEN),
+      };
     }
     case FRAME.SEND: {
       if (len < SEND_HEADER_LEN) throw new DecodeError('bad-length', `relay send: ${len} bytes`);

@@ -4,7 +4,7 @@
 import type { Host, Lab, NatBehaviour, NetemOptions, Site } from '../natlab/index.js';
 import { startCoordinator, type LabCoordinator } from '../tunnels/pinhole-coordinator.js';
 import { startManagedAgent, type ManagedAgent } from '../tunnels/pinhole-managed.js';
-import { startLabRelay, type LabRelay } from '../tunnels/pinhole-relay.js';
+import { newLabRelayKey, relayCoordinatorArgs, startLabRelay, type LabRelay } from '../tunnels/pinhole-relay.js';
 import { runId } from '../tunnels/keys.js';
 import { waitFor } from '../tunnels/wait-for.js';
 import type { AgentStatus, PeerStatusJson } from '../../agent/static/status.js';
@@ -51,9 +51,10 @@ export async function startMesh(lab: Lab, specs: MeshSiteSpec[], opts: { agentEn
     const coordHost = await lab.addPublicHost('coord');
     // The coordinator publishes the relay (its STUN defaults to the relay host's first address,
     // port 3478); the relay admits only nodes the coordinator knows.
-    const coord = await startCoordinator(coordHost, { extraArgs: ['--relay', `${RELAY_NAME}=ws://${relayHost.ip}:${RELAY_PORT}/relay`] });
+    const relayKey = newLabRelayKey();
+    const coord = await startCoordinator(coordHost, { extraArgs: relayCoordinatorArgs(RELAY_NAME, `ws://${relayHost.ip}:${RELAY_PORT}/relay`, relayKey) });
     stoppers.push(() => coord.stop());
-    const relay = await startLabRelay(relayHost, { port: RELAY_PORT, coordinator: { url: coord.url, token: coord.token } });
+    const relay = await startLabRelay(relayHost, { port: RELAY_PORT, coordinator: { url: coord.url, token: coord.token }, key: relayKey });
     stoppers.push(() => relay.stop());
     const key = await coord.createAuthKey({ reusable: true });
     const id = runId();

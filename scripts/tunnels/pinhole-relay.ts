@@ -1,17 +1,34 @@
 // Starts `pinhole relay` (a real process) in a lab host: the relay on HOST_IP:port and a STUN
 // responder on every address of the host (two addresses give RFC 5780 behaviour discovery).
-// restart() stops it and starts it again on the same addresses (for relay-restart tests).
+// restart() stops it and starts it again on the same addresses and key (for relay-restart tests).
+// The relay's key is made here, before it starts, so a coordinator can publish it first.
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { encodeKey, generatePrivateKey, publicKeyFromPrivate } from '../../proto/wireguard/keys.js';
 import type { Host, LabProcess } from '../natlab/index.js';
 import { PINHOLE_BIN } from './paths.js';
 
 export interface LabRelaySpec {
   port?: number;
   stunPort?: number;
-  /** --coordinator URL (only nodes the coordinator knows may connect) and its admin token. */
+  /** --coordinator URL (only nodes the coordinator knows may connect) and its admin token; without it the relay runs --open. */
   coordinator?: { url: string; token: string };
+  /** The relay's static key (default: a new one). */
+  key?: LabRelayKey;
+}
+
+/** A relay key pair in base64, as `--key-file` and `--relay-key` take them. */
+export interface LabRelayKey { privateKey: string; publicKey: string }
+
+export function newLabRelayKey(): LabRelayKey {
+  const priv = generatePrivateKey();
+  return { privateKey: encodeKey(priv), publicKey: encodeKey(publicKeyFromPrivate(priv)) };
+}
+
+/** The coordinator flags that publish a relay at `url` with `key` as NAME. */
+export function relayCoordinatorArgs(name: string, url: string, key: LabRelayKey): string[] {
+  return ['--relay', `${name}=${url}`, '--relay-key', `${name}=${key.publicKey}`];
 }
 
 export interface LabRelay {
@@ -21,7 +38,8 @@ export interface LabRelay {
   /** "ip:port" of each STUN socket, primary first. */
   readonly stun: string[];
   readonly proc: LabProcess;
-  /** The coordinator flags that publish this relay as NAME. */
+  readonly key: LabRelayKey;
+  /** The coordinator flags that publish this relay (URL and key) as NAME. */
   coordinatorArgs(name: string): string[];
   restart(downMs?: number): Promise<void>;
   stop(): Promise<void>;
@@ -32,7 +50,11 @@ export async function startLabRelay(host: Host, spec: LabRelaySpec = {}): Promis
   const port = spec.port ?? 3340;
   const stunPort = spec.stunPort ?? 3478;
   const stun = host.ips.map((ip) => `${ip}:${stunPort}`);
-  const argv = ['node', PINHOLE_BIN, 'relay', '--listen', `${host.ip}:${port}`, ...stun.flatMap((s) => ['--stun', s])];
+  const key = spec.key ?? newLabRelayKey();
+  const keyFile = join(dir, 'relay.key');
+  await writeFile(keyFile, `${key.privateKey}\n`, { mode: 0o600 });
+  const argv = ['node', PINHOLE_BIN, 'relay', '--listen', `${host.ip}:${port}`, ...stun.flatMap((s) => ['--stun', s]), '--key-file', keyFile];
+  if (!spec.coordinator) argv.push('--open');
   if (spec.coordinator) {
     const tokenFile = join(dir, 'coordinator.token');
     await writeFile(tokenFile, `${spec.coordinator.token}\n`, { mode: 0o600 });
@@ -50,9 +72,9 @@ export async function startLabRelay(host: Host, spec: LabRelaySpec = {}): Promis
   };
   await start();
   return {
-    host, url: `ws://${host.ip}:${port}/relay`, stun,
+    host, url: `ws://${host.ip}:${port}/relay`, stun, key,
     get proc() { return proc; },
-    coordinatorArgs: (name) => ['--relay', `${name}=ws://${host.ip}:${port}/relay`],
+    coordinatorArgs: (name) => relayCoordinatorArgs(name, `ws://${host.ip}:${port}/relay`, key),
     restart: async (downMs = 500) => {
       if (proc.running) await proc.kill('SIGTERM', 3000);
       await new Promise((r) => setTimeout(r, downMs));

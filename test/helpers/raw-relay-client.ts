@@ -1,7 +1,8 @@
 // A relay client written straight on ws + proto/relay, for the cases the real client never
 // produces: no client-info, a wrong proof, an oversized frame, a reader that stops reading.
 import WebSocket from 'ws';
-import { makeRelayProof } from '../../proto/relay/auth.js';
+import { randomBytes } from 'node:crypto';
+import { checkRelayProof, makeNodeProof, relayHandshakeKey, type RelayHandshake } from '../../proto/relay/auth.js';
 import { RelayFrameReader } from '../../proto/relay/frame-reader.js';
 import { decodeRelayFrame, encodeRelayFrame, RELAY_PROTOCOL_VERSION, type RelayFrame } from '../../proto/relay/frames.js';
 import { dhGenerate } from '../../proto/wireguard/noise-crypto.js';
@@ -27,8 +28,8 @@ export class RawRelayClient {
     ws.on('error', () => undefined);
   }
 
-  static async connect(url: string): Promise<RawRelayClient> {
-    const ws = new WebSocket(url, { perMessageDeflate: false });
+  static async connect(url: string, opts: { localAddress?: string } = {}): Promise<RawRelayClient> {
+    const ws = new WebSocket(url, { perMessageDeflate: false, ...(opts.localAddress ? { localAddress: opts.localAddress } : {}) });
     const c = new RawRelayClient(ws);
     await new Promise<void>((resolve, reject) => {
       ws.once('open', () => resolve());
@@ -53,12 +54,22 @@ export class RawRelayClient {
     }
   }
 
-  /** Answers the challenge with a correct proof and waits for server-info. */
-  async authenticate(): Promise<void> {
+  /**
+   * Answers the challenge with a correct proof (made with `privateKey`, claiming `nodeKey`: both
+   * this client's own by default), waits for server-info, and returns whether its relay proof
+   * verified for the key the relay presented.
+   */
+  async authenticate(opts: { privateKey?: Uint8Array; nodeKey?: Uint8Array; wait?: boolean } = {}): Promise<boolean> {
     const sk = await this.next('server-key');
-    const proof = makeRelayProof(this.keys.privateKey, this.keys.publicKey, sk.serverKey, sk.challenge);
-    this.sendFrame({ type: 'client-info', version: RELAY_PROTOCOL_VERSION, nodeKey: this.keys.publicKey, proof });
-    await this.next('server-info');
+    const hs: RelayHandshake = {
+      nodeKey: opts.nodeKey ?? this.keys.publicKey, relayKey: Uint8Array.from(sk.serverKey), challenge: Uint8Array.from(sk.challenge),
+      clientNonce: new Uint8Array(randomBytes(32)),
+    };
+    const k = relayHandshakeKey(opts.privateKey ?? this.keys.privateKey, hs.relayKey, hs)!;
+    this.sendFrame({ type: 'client-info', version: RELAY_PROTOCOL_VERSION, nodeKey: hs.nodeKey, clientNonce: hs.clientNonce, proof: makeNodeProof(k, hs) });
+    if (opts.wait === false) return false;
+    const info = await this.next('server-info');
+    return checkRelayProof(k, hs, info.relayProof);
   }
 
   sendFrame(f: RelayFrame): void {

@@ -1,5 +1,6 @@
 // `pinhole relay` as a real child process for tests and benchmarks: start it, learn its URL and
-// STUN addresses from its "listening" line, read /healthz, stop it by pid.
+// STUN addresses from its "listening" line and its key from its "key" line, read /healthz, stop
+// it by pid.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { PINHOLE_BIN } from '../../scripts/tunnels/paths.js';
 
@@ -8,6 +9,9 @@ export interface RelayProcess {
   pid: number;
   url: string;
   httpPort: number;
+  /** The relay's public key as it printed it (base64), and its bytes. */
+  key: string;
+  keyBytes: Uint8Array;
   /** ip:port of every STUN socket, primary first. */
   stun: Array<{ address: string; port: number }>;
   /** Everything the process wrote to stdout and stderr so far. */
@@ -23,13 +27,15 @@ export interface RelayHealth {
   counters: {
     clients: number;
     clientsAccepted: number;
-    refused: { unauthenticated: number; badProof: number; notAuthorized: number; authorizerUnavailable: number };
+    refused: { unauthenticated: number; badProof: number; notAuthorized: number; authorizerUnavailable: number; perAddress: number };
     framesIn: number;
     framesOut: number;
     bytesIn: number;
     bytesOut: number;
     packetsForwarded: number;
-    drops: { unknownDestination: number; queueOverflow: number; priorityOverflow: number; badFrame: number; clientGone: number };
+    drops: { unknownDestination: number; queueOverflow: number; priorityOverflow: number; badFrame: number; clientGone: number; globalBudget: number };
+    priorityDemoted: number;
+    writeTimeouts: number;
     oversized: number;
     replaced: number;
     idleTimeouts: number;
@@ -37,9 +43,12 @@ export interface RelayHealth {
     rateLimitPauses: number;
     stun: { requests: number; successSent: number; errorsSent: number; changeRequests: number; notStun: number; malformed: number; ignored: number };
   };
+  /** Bytes queued for all clients now, the most ever, and the cap (--global-queue-bytes). */
+  queue: { usedBytes: number; peakBytes: number; capBytes: number };
+  connections: { addresses: number; maxPerAddress: number };
 }
 
-/** Starts `node bin/pinhole relay ARGS` and resolves once it prints its listening line. */
+/** Starts `node bin/pinhole relay ARGS` and resolves once it prints its listening and key lines. */
 export async function startRelayProcess(args: string[], opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<RelayProcess> {
   const proc = spawn(process.execPath, [PINHOLE_BIN, 'relay', ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -52,7 +61,7 @@ export async function startRelayProcess(args: string[], opts: { timeoutMs?: numb
   const m = await new Promise<RegExpMatchArray>((resolve, reject) => {
     const timer = setTimeout(() => { proc.kill('SIGKILL'); reject(new Error(`relay did not start: ${out}`)); }, opts.timeoutMs ?? 10_000);
     const check = () => {
-      const found = out.match(/listening (ws:\/\/[^\s]+:(\d+)\/relay) stun=(\S*)/);
+      const found = out.match(/listening (ws:\/\/[^\s]+:(\d+)\/relay) stun=(\S*).*\n(?:.*\n)*?pinhole relay key (\S+)\n/);
       if (found) {
         clearTimeout(timer);
         proc.stdout!.off('data', check);
@@ -72,6 +81,8 @@ export async function startRelayProcess(args: string[], opts: { timeoutMs?: numb
     pid: proc.pid!,
     url: m[1]!,
     httpPort,
+    key: m[4]!,
+    keyBytes: new Uint8Array(Buffer.from(m[4]!, 'base64')),
     stun,
     output: () => out,
     async healthz() {

@@ -5,7 +5,9 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CoordinatorProcess } from '../helpers/coordinator-process.js';
 import { SimulatedNode, type StreamClient } from '../helpers/coordinator-node.js';
-import { generatePrivateKey } from '../../proto/wireguard/keys.js';
+import { encodeKey, generatePrivateKey, publicKeyFromPrivate } from '../../proto/wireguard/keys.js';
+
+const RELAY_KEY = encodeKey(publicKeyFromPrivate(generatePrivateKey()));
 
 describe('coordinator netmap stream', () => {
   let coord: CoordinatorProcess;
@@ -18,7 +20,7 @@ describe('coordinator netmap stream', () => {
   };
 
   before(async () => {
-    coord = await CoordinatorProcess.start({ flags: ['--stream-keepalive', '400ms', '--relay', 'home=http://127.0.0.1:1'] });
+    coord = await CoordinatorProcess.start({ flags: ['--stream-keepalive', '400ms', '--relay', 'home=http://127.0.0.1:1', '--relay-key', `home=${RELAY_KEY}`] });
     key = await coord.createAuthKey({ reusable: true });
   });
   after(async () => {
@@ -34,7 +36,7 @@ describe('coordinator netmap stream', () => {
     const sa = await open(a);
     await sa.waitFor('netmap', () => sa.netmap !== null);
     assert.deepEqual(sa.netmap!.self, selfA);
-    assert.deepEqual(sa.netmap!.relays, [{ name: 'home', url: 'http://127.0.0.1:1', stun: ['127.0.0.1:3478'] }]);
+    assert.deepEqual(sa.netmap!.relays, [{ name: 'home', url: 'http://127.0.0.1:1', stun: ['127.0.0.1:3478'], key: RELAY_KEY }]);
     assert.equal(sa.netmap!.packetFilter, null);
     assert.deepEqual([...sa.peers.keys()], [selfB.id]);
     assert.equal(sa.peers.get(selfB.id)!.online, false);

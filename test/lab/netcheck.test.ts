@@ -6,12 +6,14 @@
 // filtering must be the same for every behaviour.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   createLab, discoverNat, EXPECTED_CLASSIFICATION, startCoturn,
   type Host, type Lab, type LabProcess, type NatBehaviour, type NatDiscovery, type PublicHost, type Site, type StunServer,
 } from '../../scripts/natlab/index.js';
 import { startCoordinator, type LabCoordinator } from '../../scripts/tunnels/pinhole-coordinator.js';
+import { newLabRelayKey, relayCoordinatorArgs } from '../../scripts/tunnels/pinhole-relay.js';
 import { startManagedAgent, type ManagedAgent } from '../../scripts/tunnels/pinhole-managed.js';
 import { runId } from '../../scripts/tunnels/keys.js';
 import { PINHOLE_BIN } from '../../scripts/tunnels/paths.js';
@@ -43,9 +45,11 @@ describe('pinhole netcheck against coturn\'s turnutils_natdiscovery, per NAT beh
     relayHost = await lab.addPublicHost('relay', { ips: 2 });
     const coturnHost = await lab.addPublicHost('coturn', { ips: 2 });
     const [ip1, ip2] = relayHost.ips;
-    coord = await startCoordinator(coordHost, { extraArgs: ['--relay', `lab=ws://${ip1}:8443/relay`, '--relay-stun', `lab=${ip1}:3478`] });
+    const relayKey = newLabRelayKey();
+    coord = await startCoordinator(coordHost, { extraArgs: [...relayCoordinatorArgs('lab', `ws://${ip1}:8443/relay`, relayKey), '--relay-stun', `lab=${ip1}:3478`] });
+    await writeFile(join(coord.dir, 'relay.key'), `${relayKey.privateKey}\n`, { mode: 0o600 });
     relay = relayHost.spawn(['node', PINHOLE_BIN, 'relay', '--listen', `${ip1}:8443`, '--stun', `${ip1}:3478`, '--stun', `${ip2}:3478`,
-      '--coordinator', coord.url, '--coordinator-token-file', join(coord.dir, 'admin.token')], { env: { PINHOLE_LOG_LEVEL: 'warn' } });
+      '--coordinator', coord.url, '--coordinator-token-file', join(coord.dir, 'admin.token'), '--key-file', join(coord.dir, 'relay.key')], { env: { PINHOLE_LOG_LEVEL: 'warn' } });
     await relay.waitForOutput(/listening ws:\/\/\S+ stun=\S+/);
     coturn = await startCoturn(coturnHost);
     const authKey = await coord.createAuthKey({ reusable: true });

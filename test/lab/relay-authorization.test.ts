@@ -4,6 +4,9 @@
 // itself answers 200/404/400/401 as relay/authorizer.ts expects (deleted and expired nodes: 404).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createRelayClient, type RelayClient, type RelayDisconnect } from '../../agent/relay/relay-client.js';
 import { decodeKey } from '../../proto/wireguard/keys.js';
 import { CoordinatorProcess } from '../helpers/coordinator-process.js';
@@ -23,18 +26,22 @@ describe('relay authorization by the coordinator', { timeout: 120_000 }, () => {
   let coord: CoordinatorProcess;
   let relay: RelayProcess;
   let authKey: string;
+  let keyDir: string | undefined;
   const clients: RelayClient[] = [];
 
   before(async () => {
     coord = await CoordinatorProcess.start();
     authKey = await coord.createAuthKey({ reusable: true });
-    relay = await startRelayProcess(['--listen', '127.0.0.1:0', '--stun', '127.0.0.1:0', '--coordinator', coord.url, '--coordinator-token-file', coord.tokenFile]);
+    keyDir = await mkdtemp(join(tmpdir(), 'pinhole-relay-auth-'));
+    relay = await startRelayProcess(['--listen', '127.0.0.1:0', '--stun', '127.0.0.1:0', '--coordinator', coord.url, '--coordinator-token-file', coord.tokenFile,
+      '--key-file', join(keyDir, 'relay.key')]);
   });
 
   after(async () => {
     await Promise.all(clients.map((c) => c.close()));
     await relay?.stop('SIGKILL');
     await coord?.destroy();
+    if (keyDir) await rm(keyDir, { recursive: true, force: true });
   });
 
   test('registered nodes connect and exchange packets through the relay; an unknown key is refused', async () => {
@@ -42,8 +49,8 @@ describe('relay authorization by the coordinator', { timeout: 120_000 }, () => {
     const b = new SimulatedNode();
     await a.join(coord.url, { authKey, hostname: 'a' });
     await b.join(coord.url, { authKey, hostname: 'b' });
-    const ca = createRelayClient({ url: relay.url, nodePrivateKey: a.privateKey, reconnect: false });
-    const cb = createRelayClient({ url: relay.url, nodePrivateKey: b.privateKey, reconnect: false });
+    const ca = createRelayClient({ url: relay.url, relayKey: relay.keyBytes, nodePrivateKey: a.privateKey, reconnect: false });
+    const cb = createRelayClient({ url: relay.url, relayKey: relay.keyBytes, nodePrivateKey: b.privateKey, reconnect: false });
     clients.push(ca, cb);
     await Promise.all([ca.ready(), cb.ready()]);
     const got = new Promise<Buffer>((resolve) => cb.onRecv((_src, d) => resolve(Buffer.from(d))));
@@ -51,7 +58,7 @@ describe('relay authorization by the coordinator', { timeout: 120_000 }, () => {
     assert.equal((await got).toString(), 'through the relay');
 
     const stranger = new SimulatedNode(); // never registered
-    const cs = createRelayClient({ url: relay.url, nodePrivateKey: stranger.privateKey, reconnect: false });
+    const cs = createRelayClient({ url: relay.url, relayKey: relay.keyBytes, nodePrivateKey: stranger.privateKey, reconnect: false });
     clients.push(cs);
     const refused = await nextDisconnect(cs);
     assert.equal(refused.notice, 'not-authorized');

@@ -17,9 +17,8 @@ import { PINHOLE_BIN } from '../../scripts/tunnels/paths.js';
 import { join } from 'node:path';
 import { StunClient } from '../../agent/netcheck/stun-client.js';
 import { createRelayClient, type RelayClient, type RelayDisconnect } from '../../agent/relay/relay-client.js';
-import { FRAME, NOTICE, type RelayFrame } from '../../proto/relay/frames.js';
+import { FRAME, NOTICE, RELAY_PROTOCOL_VERSION, type RelayFrame } from '../../proto/relay/frames.js';
 import { generatePrivateKey } from '../../proto/wireguard/keys.js';
-import { makeRelayProof } from '../../proto/relay/auth.js';
 import { RawRelayClient } from '../helpers/raw-relay-client.js';
 import { eventually, startRelayProcess, type RelayProcess } from '../helpers/relay-process.js';
 
@@ -27,9 +26,10 @@ const clients: RelayClient[] = [];
 const raws: RawRelayClient[] = [];
 const relays: RelayProcess[] = [];
 
-function client(url: string, opts: { reconnect?: false; connectTimeoutMs?: number; masking?: 'random' | 'none' } = {}): RelayClient {
+function client(r: RelayProcess, opts: { reconnect?: false; connectTimeoutMs?: number; masking?: 'random' | 'none' } = {}): RelayClient {
   const c = createRelayClient({
-    url,
+    url: r.url,
+    relayKey: r.keyBytes,
     ...(opts.masking ? { masking: opts.masking } : {}),
     nodePrivateKey: generatePrivateKey(),
     reconnect: opts.reconnect ?? { minDelayMs: 50, maxDelayMs: 400 },
@@ -126,9 +126,9 @@ describe('relay process: forwarding, refusals, liveness, STUN', () => {
   let b: RelayClient;
 
   before(async () => {
-    r = await relay(['--listen', '127.0.0.1:0', '--stun', '127.0.0.1:0', '--keepalive', '300ms', '--idle-timeout', '1500ms', '--handshake-timeout', '1s', '--rate-limit', '0']);
-    a = client(r.url);
-    b = client(r.url, { masking: 'random' }); // both WebSocket masking modes in every exchange
+    r = await relay(['--open', '--listen', '127.0.0.1:0', '--stun', '127.0.0.1:0', '--keepalive', '300ms', '--idle-timeout', '1500ms', '--handshake-timeout', '1s', '--rate-limit', '0']);
+    a = client(r);
+    b = client(r, { masking: 'random' }); // both WebSocket masking modes in every exchange
     await Promise.all([a.ready(), b.ready()]);
   });
 
@@ -174,14 +174,12 @@ describe('relay process: forwarding, refusals, liveness, STUN', () => {
     const before = (await r.healthz()).counters.refused.badProof;
     const forger = await raw(r.url);
     await forger.next('server-key');
-    forger.sendFrame({ type: 'client-info', version: 1, nodeKey: forger.keys.publicKey, proof: randomBytes(16) });
+    forger.sendFrame({ type: 'client-info', version: RELAY_PROTOCOL_VERSION, nodeKey: forger.keys.publicKey, clientNonce: randomBytes(32), proof: randomBytes(16) });
     assert.equal((await forger.next('notice')).code, NOTICE.unauthenticated);
     assert.equal((await forger.closed).code, 4000 + NOTICE.unauthenticated);
     // Claims b's key with a proof made from its own private key.
     const thief = await raw(r.url);
-    const sk = await thief.next('server-key');
-    const proof = makeRelayProof(thief.keys.privateKey, b.nodeKey, sk.serverKey, sk.challenge);
-    thief.sendFrame({ type: 'client-info', version: 1, nodeKey: b.nodeKey, proof });
+    await thief.authenticate({ nodeKey: b.nodeKey, wait: false });
     assert.equal((await thief.closed).code, 4000 + NOTICE.unauthenticated);
     assert.equal((await r.healthz()).counters.refused.badProof - before, 2);
     assert.ok(b.connected, 'b keeps its connection');
@@ -236,7 +234,7 @@ describe('relay process: forwarding, refusals, liveness, STUN', () => {
   });
 
   test('when a client disconnects, those that sent to it get peer-gone(disconnected)', async () => {
-    const c = client(r.url);
+    const c = client(r);
     await c.ready();
     assert.equal((await transfer(a, c, Buffer.from('hi c'))).toString(), 'hi c');
     const bHeard: Uint8Array[] = [];
@@ -266,7 +264,7 @@ describe('relay process: forwarding, refusals, liveness, STUN', () => {
 
   test('aborting a client\'s signal closes it for good', async () => {
     const ac = new AbortController();
-    const c = createRelayClient({ url: r.url, nodePrivateKey: generatePrivateKey(), signal: ac.signal });
+    const c = createRelayClient({ url: r.url, relayKey: r.keyBytes, nodePrivateKey: generatePrivateKey(), signal: ac.signal });
     clients.push(c);
     await c.ready();
     const gone = nextPeerGone(a, c.nodeKey);
@@ -337,11 +335,11 @@ describe('relay process: forwarding, refusals, liveness, STUN', () => {
 
 describe('relay process: a receiver that stops reading', () => {
   test('its queue drops the oldest data frames and keeps every priority frame', async (t) => {
-    const r = await relay(['--listen', '127.0.0.1:0', '--stun', '127.0.0.1:0', '--queue-frames', '64', '--queue-bytes', '64Mi', '--rate-limit', '0']);
+    const r = await relay(['--open', '--listen', '127.0.0.1:0', '--stun', '127.0.0.1:0', '--queue-frames', '64', '--queue-bytes', '64Mi', '--rate-limit', '0', '--write-timeout', '2m']);
     const receiver = await raw(r.url);
     await receiver.authenticate();
     receiver.ws.pause(); // stop reading: the kernel buffers fill, then the relay's queue
-    const sender = client(r.url);
+    const sender = client(r);
     await sender.ready();
     const N = 1000;
     const PRIORITY_EVERY = 50;
@@ -384,9 +382,9 @@ describe('relay process: a receiver that stops reading', () => {
 describe('relay process: per-client rate limit', () => {
   test('a sender is held to --rate-limit bytes/s', async (t) => {
     const LIMIT = 1_000_000;
-    const r = await relay(['--listen', '127.0.0.1:0', '--stun', '127.0.0.1:0', '--rate-limit', String(LIMIT), '--rate-burst', '64Ki']);
-    const s = client(r.url);
-    const d = client(r.url);
+    const r = await relay(['--open', '--listen', '127.0.0.1:0', '--stun', '127.0.0.1:0', '--rate-limit', String(LIMIT), '--rate-burst', '64Ki']);
+    const s = client(r);
+    const d = client(r);
     await Promise.all([s.ready(), d.ready()]);
     assert.equal(s.serverInfo!.rateBytesPerSec, LIMIT);
     const data = randomBytes(3_000_000);
@@ -432,17 +430,18 @@ describe('relay process: --coordinator authorization', () => {
     const tokenFile = join(dir, 'token');
     await writeFile(tokenFile, `${TOKEN}\n`, { mode: 0o600 });
     const port = (coordinator.address() as AddressInfo).port;
-    const r = await relay(['--listen', '127.0.0.1:0', '--stun', '127.0.0.1:0', '--coordinator', `http://127.0.0.1:${port}`, '--coordinator-token-file', tokenFile]);
+    const r = await relay(['--listen', '127.0.0.1:0', '--stun', '127.0.0.1:0', '--coordinator', `http://127.0.0.1:${port}`, '--coordinator-token-file', tokenFile,
+      '--key-file', join(dir, 'relay.key')]);
 
-    const k1 = client(r.url);
-    const k2 = client(r.url);
-    const k3 = client(r.url, { reconnect: false });
+    const k1 = client(r);
+    const k2 = client(r);
+    const k3 = client(r, { reconnect: false });
     for (const c of [k1, k2, k3]) known.add(Buffer.from(c.nodeKey).toString('base64url'));
     await Promise.all([k1.ready(), k2.ready()]);
     assert.ok(requests.some((q) => q.path === `/api/v1/relay/nodes/${Buffer.from(k1.nodeKey).toString('base64url')}` && q.auth === `Bearer ${TOKEN}`));
     assert.equal((await transfer(k1, k2, Buffer.from('authorized'))).toString(), 'authorized');
 
-    const stranger = client(r.url, { reconnect: false });
+    const stranger = client(r, { reconnect: false });
     const refused = await nextDisconnect(stranger);
     assert.equal(refused.notice, 'not-authorized');
     assert.equal(refused.willReconnect, false);
@@ -452,7 +451,7 @@ describe('relay process: --coordinator authorization', () => {
     // Coordinator gone: k3 is known but was never looked up, so the relay cannot tell.
     await k3.close();
     await new Promise<void>((res) => { coordinator.close(() => res()); coordinator.closeAllConnections(); });
-    const k3again = createRelayClient({ url: r.url, nodePrivateKey: generatePrivateKey(), reconnect: false });
+    const k3again = createRelayClient({ url: r.url, relayKey: r.keyBytes, nodePrivateKey: generatePrivateKey(), reconnect: false });
     clients.push(k3again);
     known.add(Buffer.from(k3again.nodeKey).toString('base64url'));
     const tUnavailable = Date.now();
@@ -465,17 +464,21 @@ describe('relay process: --coordinator authorization', () => {
 });
 
 describe('relay process: restart and a frozen relay', () => {
-  test('clients reconnect by themselves after the relay is killed and restarted, and after it freezes', async () => {
-    const args = (listen: string, stun: string) => ['--listen', listen, '--stun', stun, '--keepalive', '200ms', '--idle-timeout', '1s'];
+  test('clients reconnect by themselves after the relay is killed and restarted (same --key-file, same key), and after it freezes', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'pinhole-relay-'));
+    after(() => rm(dir, { recursive: true, force: true }));
+    const keyFile = join(dir, 'relay.key');
+    const args = (listen: string, stun: string) => ['--open', '--key-file', keyFile, '--listen', listen, '--stun', stun, '--keepalive', '200ms', '--idle-timeout', '1s'];
     const first = await relay(args('127.0.0.1:0', '127.0.0.1:0'));
-    const a = client(first.url, { connectTimeoutMs: 3000 });
-    const b = client(first.url, { connectTimeoutMs: 3000 });
+    const a = client(first, { connectTimeoutMs: 3000 });
+    const b = client(first, { connectTimeoutMs: 3000 });
     await Promise.all([a.ready(), b.ready()]);
 
     const lost = Promise.all([nextDisconnect(a), nextDisconnect(b)]);
     await first.stop('SIGKILL');
     for (const d of await lost) assert.equal(d.willReconnect, true);
     const second = await relay(args(`127.0.0.1:${first.httpPort}`, `127.0.0.1:${first.stun[0]!.port}`));
+    assert.equal(second.key, first.key, 'the key file kept the relay\'s key');
     await Promise.all([a.ready(), b.ready()]);
     assert.equal(a.stats.connects, 2);
     assert.equal((await transfer(a, b, Buffer.from('after restart'))).toString(), 'after restart');
@@ -516,7 +519,7 @@ describe('relay command line', () => {
     await new Promise<void>((res) => busy.listen(0, '127.0.0.1', () => res()));
     try {
       const port = (busy.address() as AddressInfo).port;
-      const r = await run(['--listen', `127.0.0.1:${port}`, '--stun', '127.0.0.1:0']);
+      const r = await run(['--open', '--listen', `127.0.0.1:${port}`, '--stun', '127.0.0.1:0']);
       assert.notEqual(r.code, 0);
       assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
       assert.match(r.stderr, new RegExp(`^pinhole: cannot listen on 127\\.0\\.0\\.1:${port}: address in use`));

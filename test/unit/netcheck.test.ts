@@ -33,10 +33,10 @@ before(async () => {
   plainA = await startStunResponder({ addresses: [{ address: '127.0.0.1', port: 0 }], counters: createRelayCounters().stun, logger: silentLogger() });
   plainB = await startStunResponder({ addresses: [{ address: '127.0.0.3', port: 0 }], counters: createRelayCounters().stun, logger: silentLogger() });
   relay = await startRelayServer({ listen: { address: '127.0.0.1', port: 0 }, logger: silentLogger() });
-  near = createRelayClient({ url: relay.url, nodePrivateKey: generatePrivateKey() });
+  near = createRelayClient({ url: relay.url, nodePrivateKey: generatePrivateKey(), relayKey: relay.publicKey });
   await near.ready();
   // A relay that is not there: the client never connects, its ping fails at once.
-  down = createRelayClient({ url: 'ws://127.0.0.1:9/relay', nodePrivateKey: generatePrivateKey(), reconnect: false });
+  down = createRelayClient({ url: 'ws://127.0.0.1:9/relay', nodePrivateKey: generatePrivateKey(), relayKey: relay.publicKey, reconnect: false });
 });
 
 after(async () => {
