@@ -9,6 +9,7 @@ import { STREAM_CAPABILITIES, ServerStreamMessage, type ClientStreamMessage, typ
 import { decodeKey } from '../../proto/wireguard/keys.js';
 import { Backoff, type BackoffOptions } from './backoff.js';
 import { streamUrl } from './coordinator-url.js';
+import { markedWsOptions } from '../routing/marked-socket.js';
 
 /** Client ping interval; the server answers each with a pong. */
 export const KEEPALIVE_INTERVAL_MS = 15_000;
@@ -44,6 +45,8 @@ export interface ControlStreamOptions {
   backoff?: BackoffOptions;
   keepaliveMs?: number;
   idleTimeoutMs?: number;
+  /** SO_MARK on the connection, so it stays out of an exit node's default route (socket-mark.ts). */
+  socketMark?: number;
 }
 
 export interface ControlStreamCounters {
@@ -129,8 +132,10 @@ export class ControlStream {
     this.gotNetmap = false;
     this.reportedEndpoints = '';
     this.lastInboundAt = Date.now();
-    const ws = new WebSocket(streamUrl(this.opts.coordinatorUrl), {
+    const url = streamUrl(this.opts.coordinatorUrl);
+    const ws = new WebSocket(url, {
       handshakeTimeout: 10_000, maxPayload: MAX_MESSAGE_BYTES, perMessageDeflate: false,
+      ...(this.opts.socketMark ? markedWsOptions(url, this.opts.socketMark) : {}),
     });
     this.ws = ws;
     ws.on('open', () => {
