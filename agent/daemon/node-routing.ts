@@ -15,6 +15,7 @@ import type { FilterRule, Peer as NetmapPeer, SelfNode } from '../../proto/contr
 import type { Device } from '../wireguard/device.js';
 import { PacketFilter, type PacketFilterStatus } from '../filter/packet-filter.js';
 import { connectedPrefixes } from '../routing/lan-prefixes.js';
+import { strictReversePathInterfaces } from '../routing/rp-filter.js';
 import { planRoutes, type KernelRoutePlan } from '../routing/route-plan.js';
 import { RouteInstaller, type InstalledRoutes } from '../routing/route-installer.js';
 import type { SocketMark } from '../routing/socket-mark.js';
@@ -63,6 +64,8 @@ interface LiveRouting {
   installer: RouteInstaller;
   exit: ExitService | null;
   timer: NodeJS.Timeout;
+  /** rp_filter was checked once the default routes went in (one warning per tunnel). */
+  rpChecked: boolean;
 }
 
 export class NodeRouting {
@@ -127,7 +130,7 @@ export class NodeRouting {
     const installer = new RouteInstaller(tunName, this.opts.socketMark, (msg) => this.opts.log.warn(`routing: ${msg}`));
     const timer = setInterval(() => { if (this.usesKernelRoutes()) this.scheduleKernel(); }, KERNEL_REFRESH_MS);
     timer.unref();
-    this.live = { device, tunName, reapplyPeers, installer, exit: null, timer };
+    this.live = { device, tunName, reapplyPeers, installer, exit: null, timer, rpChecked: false };
     this.allowedKey = '';
     // Whatever a killed daemon left behind goes before anything new goes in.
     this.kernelRun = this.kernelRun.then(() => installer.sweep()).catch((err: Error) => this.opts.log.warn(`routing: sweep: ${err.message}`));
@@ -261,6 +264,13 @@ export class NodeRouting {
         const plan = await this.kernelPlan(live);
         if (this.live !== live) break;
         await live.installer.apply(plan);
+        if (!live.rpChecked && plan.table.some((e) => e.cidr === '0.0.0.0/0')) {
+          live.rpChecked = true;
+          const strict = await strictReversePathInterfaces(live.tunName);
+          if (strict.length > 0) {
+            this.opts.log.warn(`rp_filter is strict (1) on ${strict.join(', ')}: replies to the agent's own sockets will be dropped while the exit node is in use; set net.ipv4.conf.all.rp_filter and those interfaces to 2 (loose)`);
+          }
+        }
       }
     }).catch((err: Error) => this.opts.log.warn(`routing: ${err.message}`)).finally(() => {
       this.kernelBusy = false;

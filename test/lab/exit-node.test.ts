@@ -155,7 +155,10 @@ describe('exit node: a client behind NAT reaches the internet through a peer', {
     try {
       const [, sha] = (await srv.waitForOutput(/^listening ([0-9a-f]{64})$/m, 10_000))!;
       const r = await client.exec(['node', PROBE, 'http-get', `http://${wwwIp}:8000/`, '20000'], { timeoutMs: 30_000 });
-      assert.equal(r.stdout.trim(), `got 65536 ${sha}`, r.stderr);
+      if (r.stdout.trim() !== `got 65536 ${sha}`) {
+        const diag = [srv.stdout, await client.run(['ss', '-tnie']), JSON.stringify((await laptop.status()).peers), JSON.stringify((await exit.status()).routing?.nat)];
+        assert.fail(`http-get: ${r.stdout.trim()} ${r.stderr}\n${diag.join('\n')}`);
+      }
       const from = [...srv.stdout.matchAll(/^peer (?:::ffff:)?(\S+):\d+$/gm)].map((m) => m[1]);
       assert.ok(from.length > 0 && from.every((ip) => ip === exitHost.ip), `the web server saw ${from.join(' ')}, not only ${exitHost.ip}`);
     } finally {
@@ -181,10 +184,12 @@ describe('exit node: a client behind NAT reaches the internet through a peer', {
     assert.match(ours.join('\n'), MARK_RULE);
     assert.match(ours.join('\n'), /^5270:\s+from all lookup 5270/m);
     await probeUntilOk(client, 'udp', wwwIp, 7001);
-    // The coordinator sees the new control connection from the home NAT, not from the exit node.
+    // The coordinator sees the new control connection from the home NAT; the one connection from
+    // the exit node's address is the exit node's own (through it, the laptop's would be a second).
     const conns = await coord.host.run(['ss', '-tnH', 'state', 'established', 'sport', '=', ':8080']);
-    assert.match(conns, new RegExp(`\\s${esc(home.wanIp)}:\\d+\\s*$`, 'm'), conns);
-    assert.doesNotMatch(conns, new RegExp(`\\s${esc(exitHost.ip)}:\\d+\\s*$`, 'm'), conns);
+    const from = (ip: string): number => conns.split('\n').filter((l) => new RegExp(`\\s${esc(ip)}:\\d+\\s*$`).test(l)).length;
+    assert.equal(from(home.wanIp), 1, conns);
+    assert.equal(from(exitHost.ip), 1, conns);
   });
 
   test('HTTP download through the exit node arrives intact', async () => {
