@@ -10,10 +10,10 @@ export function deregistrationFields(nodeKey: string): string[] {
   return ['deregister', nodeKey];
 }
 
-export async function deregisterNode(opts: { coordinatorUrl: string; nodePrivate: Uint8Array; nodeKey: string; signal?: AbortSignal }): Promise<void> {
-  const info = await fetchServerInfo(opts.coordinatorUrl, opts.signal);
+export async function deregisterNode(opts: { coordinatorUrl: string; nodePrivate: Uint8Array; nodeKey: string; signal?: AbortSignal; socketMark?: number }): Promise<void> {
+  const info = await fetchServerInfo(opts.coordinatorUrl, opts.signal, opts.socketMark);
   const proof = makeProof(opts.nodePrivate, decodeKey(info.serverKey), info.challenge, deregistrationFields(opts.nodeKey));
   await coordinatorCall(opts.coordinatorUrl, 'POST', '/api/v1/deregister', z.unknown(), {
     nodeKey: opts.nodeKey, challenge: info.challenge, proof,
-  }, opts.signal);
+  }, opts.signal, opts.socketMark);
 }

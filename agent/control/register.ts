@@ -7,6 +7,7 @@ import {
 import { decodeKey } from '../../proto/wireguard/keys.js';
 import type { z } from 'zod';
 import { apiUrl } from './coordinator-url.js';
+import { markedHttpRequest } from '../routing/marked-socket.js';
 
 /** How long one HTTP exchange with the coordinator may take. */
 export const HTTP_TIMEOUT_MS = 8_000;
@@ -42,6 +43,8 @@ export interface RegisterOptions {
   advertiseRoutes?: string[];
   advertiseExitNode?: boolean;
   signal?: AbortSignal;
+  /** SO_MARK on the connections, so they stay out of an exit node's default route (socket-mark.ts). */
+  socketMark?: number;
 }
 
 export interface Registered {
@@ -51,20 +54,27 @@ export interface Registered {
 
 /** JSON request with a timeout; refusals become CoordinatorRefusedError with the server's reason. */
 export async function coordinatorCall<T>(
-  base: string, method: 'GET' | 'POST', path: string, schema: z.ZodType<T>, body?: unknown, signal?: AbortSignal,
+  base: string, method: 'GET' | 'POST', path: string, schema: z.ZodType<T>, body?: unknown, signal?: AbortSignal, socketMark?: number,
 ): Promise<T> {
   const timeout = AbortSignal.timeout(HTTP_TIMEOUT_MS);
   const url = apiUrl(base, path);
-  let res: Response;
+  let res: { ok: boolean; status: number; statusText: string };
   let text: string;
   try {
-    res = await fetch(url, {
+    const headers: Record<string, string> = body === undefined ? {} : { 'content-type': 'application/json' };
+    const init = {
       method,
-      headers: body === undefined ? {} : { 'content-type': 'application/json' },
+      headers,
       body: body === undefined ? undefined : JSON.stringify(body),
       signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
-    });
-    text = await res.text();
+    };
+    if (socketMark) {
+      ({ text, ...res } = await markedHttpRequest(url, init, socketMark));
+    } else {
+      const r = await fetch(url, init);
+      res = r;
+      text = await r.text();
+    }
   } catch (err) {
     const e = err as Error & { cause?: { code?: string; message?: string } };
     const why = timeout.aborted || signal?.aborted ? 'no answer in time' : (e.cause?.code ?? e.cause?.message ?? e.message);
@@ -86,12 +96,12 @@ export async function coordinatorCall<T>(
   return r.data;
 }
 
-export async function fetchServerInfo(base: string, signal?: AbortSignal): Promise<ServerInfo> {
-  return coordinatorCall(base, 'GET', '/api/v1/server', ServerInfo, undefined, signal);
+export async function fetchServerInfo(base: string, signal?: AbortSignal, socketMark?: number): Promise<ServerInfo> {
+  return coordinatorCall(base, 'GET', '/api/v1/server', ServerInfo, undefined, signal, socketMark);
 }
 
 export async function registerNode(opts: RegisterOptions): Promise<Registered> {
-  const info = await fetchServerInfo(opts.coordinatorUrl, opts.signal);
+  const info = await fetchServerInfo(opts.coordinatorUrl, opts.signal, opts.socketMark);
   const ids = { nodeKey: opts.nodeKey, discoKey: opts.discoKey, hostname: opts.hostname };
   const req: RegisterRequest = {
     ...ids,
@@ -101,7 +111,7 @@ export async function registerNode(opts: RegisterOptions): Promise<Registered> {
     advertiseRoutes: opts.advertiseRoutes ?? [],
     advertiseExitNode: opts.advertiseExitNode ?? false,
   };
-  const reply = await coordinatorCall(opts.coordinatorUrl, 'POST', '/api/v1/register', RegisterResponse, req, opts.signal);
+  const reply = await coordinatorCall(opts.coordinatorUrl, 'POST', '/api/v1/register', RegisterResponse, req, opts.signal, opts.socketMark);
   if (reply.node.nodeKey !== opts.nodeKey) throw new CoordinatorProtocolError('the coordinator registered a different node key');
   return { node: reply.node, serverKey: info.serverKey };
 }

@@ -170,7 +170,7 @@ export class ManagedAgent {
           coordinatorUrl: url, nodePrivate: keys.nodePrivate, nodeKey: keys.nodeKey, discoKey: keys.discoKey,
           hostname, ...(req.authKey !== undefined ? { authKey: req.authKey } : {}),
           advertiseRoutes: routing.advertiseRoutes, advertiseExitNode: routing.advertiseExitNode,
-          signal: AbortSignal.timeout(REGISTRATION_DEADLINE_MS),
+          signal: AbortSignal.timeout(REGISTRATION_DEADLINE_MS), socketMark: this.opts.socketMark.value,
         });
       } catch (err) {
         if (err instanceof CoordinatorUnreachableError && req.allowOffline && sameCoordinator && req.hostname === undefined) {
@@ -238,6 +238,7 @@ export class ManagedAgent {
       try {
         await deregisterNode({
           coordinatorUrl: reg.coordinatorUrl, nodePrivate: keys.nodePrivate, nodeKey: keys.nodeKey, signal: AbortSignal.timeout(REGISTRATION_DEADLINE_MS),
+          socketMark: this.opts.socketMark.value,
         });
       } catch (err) {
         reason = (err as Error).message;

@@ -3,8 +3,11 @@
 // connect, because net.Socket cannot set SO_MARK and the SYN leaves inside connect().
 //   openMarkedSocket: an IP literal, synchronously (a connecting net.Socket);
 //   connectMarked:    a host name or IP, resolved, resolved again once connected;
-//   markedWsOptions:  `ws` options whose connections are marked (relay client, control stream).
+//   markedWsOptions:  `ws` options whose connections are marked (relay client, control stream);
+//   markedHttpRequest: one HTTP(S) request over a marked connection (registration, logout).
 import { closeSync } from 'node:fs';
+import { request as httpRequest, type RequestOptions } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { lookup } from 'node:dns/promises';
 import { isIP, Socket, type createConnection } from 'node:net';
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
@@ -58,20 +61,58 @@ export async function connectMarked(host: string, port: number, mark: number, si
 type OnCreate = (err: Error | null, socket?: Socket) => void;
 
 /**
- * Options for `new WebSocket(url, {...})` whose connection is marked; wss:// is wrapped in TLS as
- * ws would. Node's http client accepts createConnection(options, oncreate) answering later, which
- * leaves time to resolve the host name before the marked socket is made.
+ * Options for `new WebSocket(url, {...})` (or node:http's request) whose connection is marked;
+ * wss:// and https:// are wrapped in TLS as ws would. Node's http client accepts
+ * createConnection(options, oncreate) answering later, which leaves time to resolve the host name
+ * before the marked socket is made.
  */
 export function markedWsOptions(url: string, mark: number): { createConnection: typeof createConnection } {
+  // ws types createConnection as net.createConnection; the http client also takes the callback form.
+  return { createConnection: markedCreateConnection(url, mark) as unknown as typeof createConnection };
+}
+
+function markedCreateConnection(url: string, mark: number) {
   const secure = /^(wss|https):/i.test(url);
-  const create = (options: ConnectionOptions & { host?: string; port?: number | string }, oncreate: OnCreate): undefined => {
+  return (options: ConnectionOptions & { host?: string | null; port?: number | string | null }, oncreate: OnCreate): undefined => {
     const host = options.host ?? 'localhost';
     resolveHost(host).then((address) => {
       const raw = openMarkedSocket(address, Number(options.port), mark);
-      return secure ? tlsConnect({ ...options, socket: raw, servername: isIP(host) ? undefined : host }) : raw;
+      return secure ? tlsConnect({ ...options, host, socket: raw, servername: isIP(host) ? undefined : host }) : raw;
     }).then((s) => oncreate(null, s), (err: Error) => oncreate(err));
     return undefined;
   };
-  // ws types createConnection as net.createConnection; the http client also takes the callback form.
-  return { createConnection: create as unknown as typeof createConnection };
+}
+
+export interface MarkedHttpReply {
+  ok: boolean;
+  status: number;
+  statusText: string;
+  text: string;
+}
+
+/** One request (the reply body read as UTF-8 text, at most maxBytes) over a marked connection. */
+export function markedHttpRequest(
+  url: string, init: { method: string; headers: Record<string, string>; body?: string; signal?: AbortSignal },
+  mark: number, maxBytes = 8 << 20,
+): Promise<MarkedHttpReply> {
+  const request = /^https:/i.test(url) ? httpsRequest : httpRequest;
+  return new Promise((resolve, reject) => {
+    const createConnection = markedCreateConnection(url, mark) as unknown as RequestOptions['createConnection'];
+    const req = request(url, { method: init.method, headers: init.headers, signal: init.signal, createConnection }, (res) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      res.on('data', (c: Buffer) => {
+        size += c.length;
+        if (size > maxBytes) req.destroy(new MarkedConnectError(`reply larger than ${maxBytes} bytes`));
+        else chunks.push(c);
+      });
+      res.on('end', () => {
+        const status = res.statusCode ?? 0;
+        resolve({ ok: status >= 200 && status < 300, status, statusText: res.statusMessage ?? '', text: Buffer.concat(chunks).toString('utf8') });
+      });
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(init.body);
+  });
 }

@@ -1,16 +1,17 @@
 // The agent's own sockets carry the socket mark from their first packet: the batch UDP socket,
 // TCP connections made by connectMarked (by name and by address) and WebSocket connections made
-// through markedWsOptions. The kernel's view (ss, getsockopt SO_MARK) is what is checked. Needs
+// through markedWsOptions, HTTP requests made by markedHttpRequest. The kernel's view (ss, getsockopt SO_MARK) is what is checked. Needs
 // root (SO_MARK wants CAP_NET_ADMIN). Traffic only on 127.0.0.1.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createServer, type Server, type Socket } from 'node:net';
+import { createServer as createHttpServer } from 'node:http';
 import { promisify } from 'node:util';
 import WebSocket, { WebSocketServer } from 'ws';
 import { BatchUdpSocket } from '../../agent/tun/udp-socket.js';
 import { loadNative } from '../../agent/tun/native.js';
-import { connectMarked, markedWsOptions, openMarkedSocket } from '../../agent/routing/marked-socket.js';
+import { connectMarked, markedHttpRequest, markedWsOptions, openMarkedSocket } from '../../agent/routing/marked-socket.js';
 import { DEFAULT_SOCKET_MARK } from '../../agent/routing/socket-mark.js';
 
 const MARK = DEFAULT_SOCKET_MARK.value;
@@ -78,6 +79,27 @@ test('markedWsOptions: a WebSocket to a host name is marked and works', async ()
   // A name that does not resolve fails the WebSocket, not the process.
   const bad = new WebSocket('ws://no-such-host.invalid:1/', markedWsOptions('ws://no-such-host.invalid:1/', MARK));
   await new Promise<void>((resolve) => bad.once('error', () => resolve()));
+});
+
+test('markedHttpRequest: a POST to a host name over a marked connection; refusals are errors', async () => {
+  const marks: string[] = [];
+  const http = createHttpServer((req, res) => {
+    void ss(['-t', 'src', `127.0.0.1:${req.socket.remotePort}`]).then((out) => {
+      marks.push(out);
+      let body = '';
+      req.on('data', (c) => { body += c; }).on('end', () => res.writeHead(201, 'Made').end(`${req.method} ${body}`));
+    });
+  });
+  await new Promise<void>((r) => http.listen(0, '127.0.0.1', r));
+  const hp = (http.address() as { port: number }).port;
+  try {
+    const r = await markedHttpRequest(`http://localhost:${hp}/x`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'hi' }, MARK);
+    assert.deepEqual(r, { ok: true, status: 201, statusText: 'Made', text: 'POST hi' });
+    assert.ok(marked(marks[0] ?? ''), `the client end of the connection is marked: ${marks[0]}`);
+  } finally {
+    http.close();
+  }
+  await assert.rejects(markedHttpRequest(`http://127.0.0.1:${hp}/`, { method: 'GET', headers: {} }, MARK), { code: 'ECONNREFUSED' });
 });
 
 test('the batch UDP socket carries the mark; unmarked by default', async () => {
