@@ -1,6 +1,6 @@
 // `pinhole ...` for everything that runs on a node: the agent daemon and the commands that talk
 // to it. (coordinator and relay are dispatched by bin/pinhole to their own folders.)
-import { Command, CommanderError } from 'commander';
+import { Command, CommanderError, Option } from 'commander';
 import { decodeKey, encodeKey, generatePrivateKey, publicKeyFromPrivate } from '../../proto/wireguard/keys.js';
 import { randomBytes } from 'node:crypto';
 import { DEFAULT_SOCKET, localApiCall } from '../localapi/client.js';
@@ -10,6 +10,7 @@ import { registerAdminCommand } from './admin-command.js';
 import { registerNetcheckCommand } from './netcheck-command.js';
 import { registerPingCommand } from './ping-command.js';
 import type { AgentStatus } from '../static/status.js';
+import { DEFAULT_SOCKET_MARK, formatSocketMark, parseSocketMark, SocketMarkError } from '../routing/socket-mark.js';
 
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
@@ -30,12 +31,21 @@ function buildProgram(): Command {
     .option('--tun <name>', 'TUN device name (default: pinhole0, or the config file name, e.g. wg0 for wg0.conf)')
     .option('--state-dir <dir>', 'control-plane mode: where the node key and last netmap live')
     .option('--port <n>', 'UDP port to listen on (overrides ListenPort)')
-    .action(async (opts: { config?: string; tun?: string; stateDir?: string; port?: string }, cmd: Command) => {
+    .addOption(new Option('--socket-mark <value[/mask]>', 'firewall mark on the agent\'s own sockets, routed around an exit node')
+      .default(formatSocketMark(DEFAULT_SOCKET_MARK)).env('PINHOLE_SOCKET_MARK'))
+    .action(async (opts: { config?: string; tun?: string; stateDir?: string; port?: string; socketMark: string }, cmd: Command) => {
       const socket = (cmd.optsWithGlobals() as { socket: string }).socket;
       if (opts.config && opts.stateDir) throw new UsageError('use either --config FILE.conf (static) or --state-dir DIR (managed), not both');
       if (opts.stateDir) {
         const { runManagedAgent } = await import('../daemon/run-managed.js');
-        await runManagedAgent({ stateDir: opts.stateDir, socketPath: socket, tunName: opts.tun, port: parsePort(opts.port) });
+        let socketMark;
+        try {
+          socketMark = parseSocketMark(opts.socketMark);
+        } catch (err) {
+          if (err instanceof SocketMarkError) throw new UsageError(err.message);
+          throw err;
+        }
+        await runManagedAgent({ stateDir: opts.stateDir, socketPath: socket, tunName: opts.tun, port: parsePort(opts.port), socketMark });
         return;
       }
       if (!opts.config) throw new UsageError('pinhole agent needs --state-dir DIR (managed by a coordinator) or --config FILE.conf (static)');

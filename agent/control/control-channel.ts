@@ -3,6 +3,7 @@
 // only inside a channel whose server key was pinned before the first byte was sent.
 import { request as httpRequest } from 'node:http';
 import { connect as netConnect, type Socket } from 'node:net';
+import { connectMarked, markedHttpRequest } from '../routing/marked-socket.js';
 import { connect as tlsConnect } from 'node:tls';
 import type { z } from 'zod';
 import { keyFingerprint } from '../../proto/control/coordinator-key.js';
@@ -39,8 +40,24 @@ export class CoordinatorProtocolError extends Error {
 
 export { CoordinatorKeyMismatchError };
 
-/** A connection maker: plain TCP by default; the agent passes one that marks its sockets. */
-export type Connector = (host: string, port: number) => Socket;
+/** Opens a connected TCP socket: plain by default; the agent's marks its sockets (SO_MARK). */
+export type Connector = (host: string, port: number, signal: AbortSignal) => Promise<Socket>;
+
+/** The agent's own connections carry its socket mark, so an exit node's routes never take them. */
+export function markedConnector(mark: number | undefined): Connector | undefined {
+  return mark ? (host, port, signal) => connectMarked(host, port, mark, signal) : undefined;
+}
+
+function plainConnect(host: string, port: number, signal: AbortSignal): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const conn = netConnect({ host, port });
+    const onAbort = (): void => { conn.destroy(); reject(new Error('no answer in time')); };
+    if (signal.aborted) return onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    conn.once('connect', () => { signal.removeEventListener('abort', onAbort); resolve(conn); });
+    conn.once('error', (err) => { signal.removeEventListener('abort', onAbort); reject(err); });
+  });
+}
 
 export interface ChannelTarget {
   /** Normalised coordinator URL (http:// or https://). */
@@ -68,26 +85,24 @@ export async function openControlChannel(t: ChannelTarget): Promise<{ channel: N
   const host = u.hostname.replace(/^\[|\]$/g, '');
   const timeout = AbortSignal.timeout(CHANNEL_TIMEOUT_MS);
   const signal = t.signal ? AbortSignal.any([t.signal, timeout]) : timeout;
-  const conn: Socket = tls
-    ? tlsConnect({ host, port, servername: /^[\d.:]+$/.test(host) ? undefined : host, socket: t.connect?.(host, port) })
-    : (t.connect ?? ((h, p) => netConnect({ host: h, port: p })))(host, port);
-  conn.setNoDelay(true);
+  let conn: Socket;
   try {
-    await new Promise<void>((resolve, reject) => {
-      const ready = tls ? 'secureConnect' : 'connect';
-      const onAbort = (): void => reject(new CoordinatorUnreachableError(`cannot reach the coordinator at ${t.url}: no answer in time`));
-      if (signal.aborted) return onAbort();
-      signal.addEventListener('abort', onAbort, { once: true });
-      conn.once(ready, () => { signal.removeEventListener('abort', onAbort); resolve(); });
-      conn.once('error', (err) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(new CoordinatorUnreachableError(`cannot reach the coordinator at ${t.url}: ${describeCause(err)}`));
+    const tcp = await (t.connect ?? plainConnect)(host, port, signal);
+    if (!tls) {
+      conn = tcp;
+    } else {
+      conn = tlsConnect({ socket: tcp, servername: /^[\d.:]+$/.test(host) ? undefined : host });
+      await new Promise<void>((resolve, reject) => {
+        const onAbort = (): void => { conn.destroy(); reject(new Error('no answer in time')); };
+        signal.addEventListener('abort', onAbort, { once: true });
+        conn.once('secureConnect', () => { signal.removeEventListener('abort', onAbort); resolve(); });
+        conn.once('error', (err) => { signal.removeEventListener('abort', onAbort); reject(err); });
       });
-    });
+    }
   } catch (err) {
-    conn.destroy();
-    throw err;
+    throw new CoordinatorUnreachableError(`cannot reach the coordinator at ${t.url}: ${signal.aborted ? 'no answer in time' : describeCause(err)}`);
   }
+  conn.setNoDelay(true);
   try {
     const opened = await upgradeToControlChannel(conn, {
       host: u.host, serverKey: t.serverKey, staticPrivate: t.staticPrivate, staticPublic: publicKeyFromPrivate(t.staticPrivate), signal,
@@ -178,15 +193,22 @@ export async function controlCall<T>(
  * The coordinator's public keys, asked in the clear (they are public): only ever used to find
  * the key whose fingerprint the caller already holds, never trusted by itself.
  */
-export async function fetchServerKeys(url: string, signal?: AbortSignal): Promise<ServerInfo> {
+export async function fetchServerKeys(url: string, signal?: AbortSignal, socketMark?: number): Promise<ServerInfo> {
   const timeout = AbortSignal.timeout(CHANNEL_TIMEOUT_MS);
-  let res: Response;
+  const init = { method: 'GET', headers: {}, signal: signal ? AbortSignal.any([signal, timeout]) : timeout };
+  let res: { ok: boolean; status: number };
+  let text: string;
   try {
-    res = await fetch(`${url}/api/v1/server`, { signal: signal ? AbortSignal.any([signal, timeout]) : timeout });
+    if (socketMark) {
+      ({ text, ...res } = await markedHttpRequest(`${url}/api/v1/server`, init, socketMark));
+    } else {
+      const r = await fetch(`${url}/api/v1/server`, init);
+      res = r;
+      text = await r.text().catch(() => '');
+    }
   } catch (err) {
     throw new CoordinatorUnreachableError(`cannot reach the coordinator at ${url}: ${timeout.aborted || signal?.aborted ? 'no answer in time' : describeCause(err)}`);
   }
-  const text = await res.text().catch(() => '');
   let json: unknown;
   try { json = JSON.parse(text); } catch { json = undefined; }
   const r = ServerInfo.safeParse(json);
@@ -198,8 +220,8 @@ export async function fetchServerKeys(url: string, signal?: AbortSignal): Promis
  * The key to pin for a coordinator known only by a fingerprint (from an auth key or
  * --coordinator-key): the one of its published keys with that fingerprint, or a mismatch.
  */
-export async function resolvePinnedKey(url: string, fingerprint: string, signal?: AbortSignal): Promise<Uint8Array> {
-  const info = await fetchServerKeys(url, signal);
+export async function resolvePinnedKey(url: string, fingerprint: string, signal?: AbortSignal, socketMark?: number): Promise<Uint8Array> {
+  const info = await fetchServerKeys(url, signal, socketMark);
   const offered = [info.serverKey, ...(info.nextServerKey ? [info.nextServerKey] : [])].map((k) => Buffer.from(k, 'base64'));
   const match = offered.find((k) => keyFingerprint(k) === fingerprint);
   if (!match) {

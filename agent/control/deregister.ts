@@ -2,13 +2,13 @@
 // node key (POST /api/v1/deregister {nodeKey}; the coordinator accepts only the channel's own key).
 import { z } from 'zod';
 import { decodeKey } from '../../proto/wireguard/keys.js';
-import { controlCall, type Connector } from './control-channel.js';
+import { controlCall, markedConnector } from './control-channel.js';
 
 export async function deregisterNode(opts: {
-  coordinatorUrl: string; serverKey: string; nodePrivate: Uint8Array; nodeKey: string; connect?: Connector; signal?: AbortSignal;
+  coordinatorUrl: string; serverKey: string; nodePrivate: Uint8Array; nodeKey: string; socketMark?: number; signal?: AbortSignal;
 }): Promise<void> {
   await controlCall({
     url: opts.coordinatorUrl, serverKey: decodeKey(opts.serverKey), staticPrivate: opts.nodePrivate,
-    ...(opts.connect ? { connect: opts.connect } : {}), ...(opts.signal ? { signal: opts.signal } : {}),
+    ...(opts.socketMark ? { connect: markedConnector(opts.socketMark)! } : {}), ...(opts.signal ? { signal: opts.signal } : {}),
   }, 'POST', '/api/v1/deregister', z.unknown(), { nodeKey: opts.nodeKey });
 }

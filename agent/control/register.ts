@@ -6,7 +6,7 @@ import { isFingerprint, keyFingerprint, parseAuthKey } from '../../proto/control
 import { RegisterResponse, type RegisterRequest, type SelfNode } from '../../proto/control/schemas.js';
 import { decodeKey, encodeKey } from '../../proto/wireguard/keys.js';
 import {
-  CoordinatorKeyMismatchError, CoordinatorProtocolError, controlCall, resolvePinnedKey, type Connector,
+  CoordinatorKeyMismatchError, CoordinatorProtocolError, controlCall, markedConnector, resolvePinnedKey,
 } from './control-channel.js';
 
 export {
@@ -35,7 +35,8 @@ export interface RegisterOptions {
   /** Subnet routes and exit node this node offers (pending until approved on the coordinator). */
   advertiseRoutes?: string[];
   advertiseExitNode?: boolean;
-  connect?: Connector;
+  /** SO_MARK on the connections, so they stay out of an exit node's default route (socket-mark.ts). */
+  socketMark?: number;
   signal?: AbortSignal;
 }
 
@@ -49,7 +50,7 @@ export interface Registered {
  * The key to open the channel with: the pinned one; else a full key given by the user; else the
  * one the coordinator publishes whose fingerprint matches the user's or the auth key's.
  */
-export async function keyToPin(opts: Pick<RegisterOptions, 'coordinatorUrl' | 'authKey' | 'pinnedKey' | 'coordinatorKey' | 'signal'>): Promise<Uint8Array> {
+export async function keyToPin(opts: Pick<RegisterOptions, 'coordinatorUrl' | 'authKey' | 'pinnedKey' | 'coordinatorKey' | 'signal' | 'socketMark'>): Promise<Uint8Array> {
   if (opts.pinnedKey) return decodeKey(opts.pinnedKey);
   const given = opts.coordinatorKey?.trim();
   if (given && !isFingerprint(given)) {
@@ -75,7 +76,7 @@ export async function keyToPin(opts: Pick<RegisterOptions, 'coordinatorUrl' | 'a
   if (!fingerprint) {
     throw new CoordinatorKeyUnknownError('this auth key does not name the coordinator\'s key: pass --coordinator-key FINGERPRINT (printed by the coordinator at start) or create a new auth key');
   }
-  return resolvePinnedKey(opts.coordinatorUrl, fingerprint, opts.signal);
+  return resolvePinnedKey(opts.coordinatorUrl, fingerprint, opts.signal, opts.socketMark);
 }
 
 export async function registerNode(opts: RegisterOptions): Promise<Registered> {
@@ -93,7 +94,7 @@ export async function registerNode(opts: RegisterOptions): Promise<Registered> {
     url: opts.coordinatorUrl, serverKey, staticPrivate: opts.nodePrivate,
     // A rotation's next key arrives inside the channel the current key authenticated: pin it.
     onWelcome: (w) => { if (w.nextKey) pin = w.nextKey; },
-    ...(opts.connect ? { connect: opts.connect } : {}), ...(opts.signal ? { signal: opts.signal } : {}),
+    ...(opts.socketMark ? { connect: markedConnector(opts.socketMark)! } : {}), ...(opts.signal ? { signal: opts.signal } : {}),
   }, 'POST', '/api/v1/register', RegisterResponse, req);
   if (reply.node.nodeKey !== opts.nodeKey) throw new CoordinatorProtocolError('the coordinator registered a different node key');
   return { node: reply.node, serverKey: pin };

@@ -8,7 +8,7 @@ import type { NoiseChannel } from '../../proto/control/noise-channel.js';
 import { STREAM_CAPABILITIES, ServerStreamMessage, type ClientStreamMessage, type Netmap, type NetmapDelta } from '../../proto/control/schemas.js';
 import { decodeKey } from '../../proto/wireguard/keys.js';
 import { Backoff, type BackoffOptions } from './backoff.js';
-import { CoordinatorKeyMismatchError, openControlChannel, type Connector } from './control-channel.js';
+import { CoordinatorKeyMismatchError, markedConnector, openControlChannel } from './control-channel.js';
 
 /** Client ping interval; the server answers each with a pong. */
 export const KEEPALIVE_INTERVAL_MS = 15_000;
@@ -32,8 +32,8 @@ export interface ControlStreamOptions {
   nodeKey: string;
   /** A rotation's next key, learnt inside a channel the pinned key authenticated: pin it. */
   onNextKey?: (key: string) => void;
-  /** Opens the TCP connection (the agent marks its own sockets). */
-  connect?: Connector;
+  /** SO_MARK on the connection, so it stays out of an exit node's default route (socket-mark.ts). */
+  socketMark?: number;
   /** The endpoints to report now; asked on every (re)connect and by refreshEndpoints(). */
   endpoints: () => string[];
   /** The home relay to report with the endpoints (null: none). */
@@ -145,7 +145,7 @@ export class ControlStream {
     this.opening = opening;
     openControlChannel({
       url: this.opts.coordinatorUrl, serverKey: decodeKey(this.opts.serverKey()), staticPrivate: this.opts.nodePrivate,
-      signal: opening.signal, ...(this.opts.connect ? { connect: this.opts.connect } : {}),
+      signal: opening.signal, ...(this.opts.socketMark ? { connect: markedConnector(this.opts.socketMark)! } : {}),
       onWelcome: (w) => { if (w.nextKey) this.notify(() => this.opts.onNextKey?.(w.nextKey!)); },
     }).then(({ channel }) => {
       if (this.opening !== opening) {

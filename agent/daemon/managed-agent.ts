@@ -29,6 +29,7 @@ import { buildManagedStatus } from './managed-status.js';
 import type { Prefs, Registration, StateDir } from './state-dir.js';
 import { NodeRouting, type RoutingStatusJson } from './node-routing.js';
 import { createUserspaceNat } from './nat-factory.js';
+import type { SocketMark } from '../routing/socket-mark.js';
 import { DEFAULT_ROUTING_PREFS, RoutingPrefsError, type AdvertiseFlags, type ClientRoutingFlags } from './routing-prefs.js';
 
 /** How long `up` waits for the coordinator's netmap before answering "up, not connected yet". */
@@ -47,6 +48,8 @@ export interface ManagedAgentOptions {
   mtu?: number;
   timers?: Partial<WireGuardTimers>;
   defaultHostname: string;
+  /** The mark on the agent's own sockets (UDP, relays, coordinator): kept out of an exit node's route. */
+  socketMark: SocketMark;
 }
 
 export interface RegisterRequestLocal extends AdvertiseFlags {
@@ -116,7 +119,7 @@ export class ManagedAgent {
     this.routing = new NodeRouting({
       prefs: prefs.routing ?? DEFAULT_ROUTING_PREFS, log: opts.log,
       save: (routing) => this.savePrefs({ ...this.prefs, routing }),
-      coordinatorUrl: () => this.registration?.coordinatorUrl ?? null,
+      socketMark: opts.socketMark,
       createNat: (emit) => createUserspaceNat(emit, this.mtu, opts.log),
     });
     if (registration && netmap && netmap.self.id === registration.node.id && netmap.self.nodeKey === opts.state.keys.nodeKey) {
@@ -173,7 +176,7 @@ export class ManagedAgent {
           ...(sameCoordinator ? { pinnedKey: reg!.serverKey } : {}),
           ...(req.coordinatorKey !== undefined ? { coordinatorKey: req.coordinatorKey } : {}),
           advertiseRoutes: routing.advertiseRoutes, advertiseExitNode: routing.advertiseExitNode,
-          signal: AbortSignal.timeout(REGISTRATION_DEADLINE_MS),
+          signal: AbortSignal.timeout(REGISTRATION_DEADLINE_MS), socketMark: this.opts.socketMark.value,
         });
       } catch (err) {
         if (err instanceof CoordinatorUnreachableError && req.allowOffline && sameCoordinator && req.hostname === undefined) {
@@ -242,6 +245,7 @@ export class ManagedAgent {
       try {
         await deregisterNode({
           coordinatorUrl: reg.coordinatorUrl, serverKey: reg.serverKey, nodePrivate: keys.nodePrivate, nodeKey: keys.nodeKey, signal: AbortSignal.timeout(REGISTRATION_DEADLINE_MS),
+          socketMark: this.opts.socketMark.value,
         });
       } catch (err) {
         reason = (err as Error).message;
@@ -317,12 +321,12 @@ export class ManagedAgent {
     const wanted = this.opts.port ?? this.prefs.listenPort ?? 0;
     let tunnel: Tunnel;
     try {
-      tunnel = await openTunnel({ device, tunName: this.opts.tunName, mtu: this.mtu, port: wanted, onFatal });
+      tunnel = await openTunnel({ device, tunName: this.opts.tunName, mtu: this.mtu, port: wanted, socketMark: this.opts.socketMark.value, onFatal });
     } catch (err) {
       // The port remembered from last time is taken: any port will do (peers learn it anew).
       if (!(err instanceof UdpBindError) || this.opts.port !== undefined || wanted === 0) throw err;
       this.log.warn(`UDP port ${wanted} is taken, using another one`);
-      tunnel = await openTunnel({ device, tunName: this.opts.tunName, mtu: this.mtu, port: 0, onFatal });
+      tunnel = await openTunnel({ device, tunName: this.opts.tunName, mtu: this.mtu, port: 0, socketMark: this.opts.socketMark.value, onFatal });
     }
     const overlay = new OverlayInterface(tunnel.tun.name);
     try {
@@ -337,6 +341,7 @@ export class ManagedAgent {
       discoSecret: keys.discoSecret, discoPublic: decodeKey(keys.discoKey), log: this.log,
       onReportChange: () => this.stream?.refreshEndpoints(),
       forceRelay: process.env.PINHOLE_FORCE_RELAY === '1',
+      socketMark: this.opts.socketMark.value,
     });
     const applier = new NetmapApplier(device, (p) => this.routing.allowedIpsFor(p));
     const peers = [...(this.view?.peers.values() ?? [])];
@@ -417,6 +422,7 @@ export class ManagedAgent {
       onConnectedChange: (c) => { if (!c) this.log.warn('lost the coordinator; tunnels keep running on the last netmap'); },
       lastSeq: () => this.view?.seq,
       log: this.log,
+      socketMark: this.opts.socketMark.value,
     });
     this.streamFor = key;
     this.stream.start();

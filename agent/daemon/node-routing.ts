@@ -5,20 +5,20 @@
 //   - filtering: the netmap's packetFilter becomes the device's stateful packet filter;
 //   - using: with --accept-routes, peers' approved subnet routes join their allowed IPs and the
 //     kernel's routing; with --exit-node, the default route goes into the TUN and 0.0.0.0/0, ::/0
-//     into that peer's allowed IPs, while the control plane, relays and peer endpoints stay
+//     into that peer's allowed IPs, while the agent's own sockets (marked, socket-mark.ts) stay
 //     outside the tunnel (route-plan.ts).
 // Everything installed goes again when the tunnel goes down, when the daemon exits and when the
 // prefs change.
 import type { Logger } from 'pino';
 import { maskCidr, parseCidr, type Cidr } from '../../proto/ip/address.js';
 import type { FilterRule, Peer as NetmapPeer, SelfNode } from '../../proto/control/schemas.js';
-import { decodePackedAddr } from '../tun/packed-addr.js';
 import type { Device } from '../wireguard/device.js';
 import { PacketFilter, type PacketFilterStatus } from '../filter/packet-filter.js';
-import { BypassResolver, hostOf } from '../routing/bypass.js';
 import { connectedPrefixes } from '../routing/lan-prefixes.js';
+import { strictReversePathInterfaces } from '../routing/rp-filter.js';
 import { planRoutes, type KernelRoutePlan } from '../routing/route-plan.js';
 import { RouteInstaller, type InstalledRoutes } from '../routing/route-installer.js';
+import type { SocketMark } from '../routing/socket-mark.js';
 import { ExitService, type NatEngine } from './exit-service.js';
 import { FlowTracker, InboundGate } from './inbound-gate.js';
 import type { NetmapView } from './netmap-view.js';
@@ -26,7 +26,7 @@ import {
   findPeer, withAdvertised, withClientFlags, type AdvertiseFlags, type ClientRoutingFlags, type RoutingPrefs,
 } from './routing-prefs.js';
 
-/** How often the kernel routes are checked against the peers' current endpoints (exit node / accepted routes). */
+/** How often the kernel routes are checked again (the LAN prefixes of allow-lan-access; a failed command). */
 const KERNEL_REFRESH_MS = 5_000;
 const ANY4 = parseCidr('0.0.0.0/0');
 const ANY6 = parseCidr('::/0');
@@ -35,8 +35,8 @@ export interface NodeRoutingOptions {
   prefs: RoutingPrefs;
   save(prefs: RoutingPrefs): Promise<void>;
   log: Logger;
-  /** The coordinator's URL (kept outside the tunnel). */
-  coordinatorUrl(): string | null;
+  /** The mark on the agent's own sockets: one rule sends it to the main table (route-installer.ts). */
+  socketMark: SocketMark;
   /** The userspace NAT of an exit node / subnet router; `emit` sends its answers into the tunnel. */
   createNat(emit: (packet: Uint8Array) => void): NatEngine;
 }
@@ -64,6 +64,8 @@ interface LiveRouting {
   installer: RouteInstaller;
   exit: ExitService | null;
   timer: NodeJS.Timeout;
+  /** rp_filter was checked once the default routes went in (one warning per tunnel). */
+  rpChecked: boolean;
 }
 
 export class NodeRouting {
@@ -74,7 +76,6 @@ export class NodeRouting {
   private filterSource: FilterRule[] | null = null;
   private exitPeer: NetmapPeer | null = null;
   private allowedKey = '';
-  private readonly resolver = new BypassResolver();
   /** Kernel route changes run one at a time; `kernelDirty` asks for one more pass. */
   private kernelRun: Promise<void> = Promise.resolve();
   private kernelBusy = false;
@@ -126,10 +127,10 @@ export class NodeRouting {
   /** The tunnel is up: serve, filter and route on this device. */
   attach(device: Device, tunName: string, reapplyPeers: () => void, view: NetmapView | null): void {
     this.detach();
-    const installer = new RouteInstaller(tunName, (msg) => this.opts.log.warn(`routing: ${msg}`));
+    const installer = new RouteInstaller(tunName, this.opts.socketMark, (msg) => this.opts.log.warn(`routing: ${msg}`));
     const timer = setInterval(() => { if (this.usesKernelRoutes()) this.scheduleKernel(); }, KERNEL_REFRESH_MS);
     timer.unref();
-    this.live = { device, tunName, reapplyPeers, installer, exit: null, timer };
+    this.live = { device, tunName, reapplyPeers, installer, exit: null, timer, rpChecked: false };
     this.allowedKey = '';
     // Whatever a killed daemon left behind goes before anything new goes in.
     this.kernelRun = this.kernelRun.then(() => installer.sweep()).catch((err: Error) => this.opts.log.warn(`routing: sweep: ${err.message}`));
@@ -263,6 +264,13 @@ export class NodeRouting {
         const plan = await this.kernelPlan(live);
         if (this.live !== live) break;
         await live.installer.apply(plan);
+        if (!live.rpChecked && plan.table.some((e) => e.cidr === '0.0.0.0/0')) {
+          live.rpChecked = true;
+          const strict = await strictReversePathInterfaces(live.tunName);
+          if (strict.length > 0) {
+            this.opts.log.warn(`rp_filter is strict (1) on ${strict.join(', ')}: replies to the agent's own sockets will be dropped while the exit node is in use; set net.ipv4.conf.all.rp_filter and those interfaces to 2 (loose)`);
+          }
+        }
       }
     }).catch((err: Error) => this.opts.log.warn(`routing: ${err.message}`)).finally(() => {
       this.kernelBusy = false;
@@ -278,30 +286,7 @@ export class NodeRouting {
       exitNode: exitWanted,
       allowLanAccess: allowLan,
       lanPrefixes: allowLan ? await connectedPrefixes(live.tunName) : [],
-      bypass: this.resolver.addresses(this.bypassHosts(live), () => this.scheduleKernel()),
     });
-  }
-
-  /** Hosts the tunnel itself talks to: coordinator, relays, STUN servers, peer endpoints. */
-  private bypassHosts(live: LiveRouting): Set<string> {
-    const hosts = new Set<string>();
-    const add = (text: string | null | undefined): void => {
-      const h = text ? hostOf(text) : null;
-      if (h) hosts.add(h);
-    };
-    add(this.opts.coordinatorUrl());
-    for (const r of this.view?.relays ?? []) {
-      add(r.url);
-      for (const s of (r as { stun?: string[] }).stun ?? []) add(s);
-    }
-    for (const p of this.view?.peers.values() ?? []) for (const e of p.endpoints) add(e);
-    for (const p of live.device.peers.values()) {
-      if (!p.endpoint) continue;
-      try {
-        hosts.add(decodePackedAddr(p.endpoint).address);
-      } catch { /* a relay path, not an address */ }
-    }
-    return hosts;
   }
 }
 

@@ -9,6 +9,7 @@ import { managedRoutes } from './local-routes.js';
 import { ManagedAgent } from './managed-agent.js';
 import { StateDir } from './state-dir.js';
 import { TUN_NAME } from './tunnel.js';
+import { DEFAULT_SOCKET_MARK, type SocketMark } from '../routing/socket-mark.js';
 
 export const DEFAULT_TUN = 'pinhole0';
 
@@ -17,6 +18,8 @@ export interface ManagedDaemonOptions {
   socketPath: string;
   tunName?: string;
   port?: number;
+  /** --socket-mark: the mark on the agent's own sockets (default DEFAULT_SOCKET_MARK). */
+  socketMark?: SocketMark;
 }
 
 export async function runManagedAgent(opts: ManagedDaemonOptions): Promise<void> {
@@ -26,6 +29,7 @@ export async function runManagedAgent(opts: ManagedDaemonOptions): Promise<void>
   const state = await StateDir.open(opts.stateDir);
   const agent = await ManagedAgent.load({
     state, log, tunName, port: opts.port, timers: timersFromEnv(process.env.PINHOLE_WG_TIMERS), defaultHostname: defaultHostname(),
+    socketMark: opts.socketMark ?? DEFAULT_SOCKET_MARK,
   });
   // The tunnel first: by the time the local API answers, a node that was up is up again.
   await agent.start();

@@ -17,6 +17,8 @@ export interface TunnelOptions {
   mtu: number;
   /** UDP port; 0 picks one. */
   port: number;
+  /** SO_MARK on the UDP socket (socket-mark.ts); 0 or absent: unmarked. */
+  socketMark?: number;
   /** The TUN or the socket failed for good (e.g. the interface was deleted underneath). */
   onFatal: (err: Error) => void;
 }
@@ -44,7 +46,7 @@ export async function openTunnel(opts: TunnelOptions): Promise<Tunnel> {
   try {
     tun = await TunDevice.open({ name: opts.tunName, mtu, batch: 64, headroom: 16, tailroom: 32, busyPoll });
     await setLinkUp(tun.name);
-    udp = BatchUdpSocket.open({ port: opts.port, batch: 64, maxDatagram: Math.max(1984, mtu + 128), busyPoll });
+    udp = BatchUdpSocket.open({ port: opts.port, batch: 64, maxDatagram: Math.max(1984, mtu + 128), busyPoll, mark: opts.socketMark });
   } catch (err) {
     tun?.close();
     busyPoll.close();

@@ -41,6 +41,8 @@ export interface MagicSocketOptions {
   onReportChange: () => void;
   /** Never go direct: every peer with a relay is reached through it (benchmarks, debugging; PINHOLE_FORCE_RELAY=1). */
   forceRelay?: boolean;
+  /** SO_MARK of the relay connections (socket-mark.ts); 0 or absent: unmarked. */
+  socketMark?: number;
 }
 
 export interface PeerSpec {
@@ -97,7 +99,7 @@ export class MagicSocket {
     this.bind = new MagicBind(udp, (id, packet) => this.sendViaRelay(id, packet));
     this.stun = new StunClient({ send: (packet, port, address) => { udp.sendTo(packet, { address, port }); } });
     this.relays = new RelaySet({
-      nodePrivateKey: opts.nodePrivate, log: opts.log,
+      nodePrivateKey: opts.nodePrivate, log: opts.log, socketMark: opts.socketMark,
       onRecv: (relay, src, data) => this.onRelayPacket(relay, src, data),
       onHomeChange: () => { this.opts.onReportChange(); for (const p of this.byId.values()) this.applyPath(p, this.now()); },
     });

@@ -19,6 +19,8 @@ export interface RelayEntry {
 export interface RelaySetOptions {
   nodePrivateKey: Uint8Array;
   log: Logger;
+  /** SO_MARK of the relay connections (socket-mark.ts); 0 or absent: unmarked. */
+  socketMark?: number;
   /** A packet from node `src` through relay `relay`. */
   onRecv: (relay: string, src: Uint8Array, data: Uint8Array) => void;
   /** The home relay changed (report it to the coordinator). */
@@ -194,7 +196,7 @@ export class RelaySet {
     const entry = this.entries.get(name);
     if (!entry || this.closed || !validKey(entry.key)) return undefined;
     const client = createRelayClient({
-      url: entry.url, nodePrivateKey: this.opts.nodePrivateKey, relayKey: decodeKey(entry.key), reconnect: { minDelayMs: 100, maxDelayMs: 5000 },
+      url: entry.url, nodePrivateKey: this.opts.nodePrivateKey, relayKey: decodeKey(entry.key), reconnect: { minDelayMs: 100, maxDelayMs: 5000 }, socketMark: this.opts.socketMark,
     });
     const slot: Slot = { entry, client, lastUsed: Date.now(), pending: [] };
     client.onRecv((src, data) => this.opts.onRecv(name, src, data));

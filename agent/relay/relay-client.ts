@@ -14,6 +14,7 @@ import {
   RELAY_PROTOCOL_VERSION, SEND_HEADER_LEN, writeSendFrame, type NoticeName, type PeerGoneReason,
 } from '../../proto/relay/frames.js';
 import { encodeKey, publicKeyFromPrivate } from '../../proto/wireguard/keys.js';
+import { markedWsOptions } from '../routing/marked-socket.js';
 
 export interface RelayClientOptions {
   /** ws://host:port/relay (wss:// works the same). */
@@ -37,6 +38,8 @@ export interface RelayClientOptions {
    * Default 'none'; 'random' for strict RFC 6455 behaviour through unknown proxies.
    */
   masking?: 'random' | 'none';
+  /** SO_MARK on the connection from its first packet, so it stays out of an exit node's default route (socket-mark.ts). */
+  socketMark?: number;
 }
 
 /** What the relay announced after accepting us. */
@@ -304,6 +307,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
       maxPayload: 64 * 1024 * 1024,
       handshakeTimeout: this.opts.connectTimeoutMs ?? 10_000,
       ...((this.opts.masking ?? 'none') === 'none' ? { generateMask: (mask: Buffer) => { mask.fill(0); } } : {}),
+      ...(this.opts.socketMark ? markedWsOptions(this.opts.url, this.opts.socketMark) : {}),
     });
     ws.binaryType = 'nodebuffer';
     this.ws = ws;

@@ -1,35 +1,39 @@
 // Applies a KernelRoutePlan (route-plan.ts) to this network namespace and takes it all back out:
 // only the difference from what is installed is touched, in an order that never opens a loop
-// (bypass rules before the default route, the lookup rule removed first). Leftovers of a daemon
-// that was killed are swept at start: our table is flushed and our rule priorities cleared.
+// (the socket-mark rule before any route into the tunnel, the lookup rule removed first).
+// Leftovers of a daemon that was killed are swept at start: our table is flushed and every rule
+// at our priorities cleared, whatever it matches.
 import { formatCidr, parseCidr } from '../../proto/ip/address.js';
 import { ipJson, runIpBatch } from './ip-batch.js';
-import { familyOf, PREF_BYPASS, PREF_LOOKUP, ROUTE_TABLE, type KernelRoutePlan, type RouteTableEntry } from './route-plan.js';
+import { familyOf, PREF_LOOKUP, PREF_MARK, ROUTE_TABLE, type KernelRoutePlan, type RouteTableEntry } from './route-plan.js';
+import { formatSocketMark, type SocketMark } from './socket-mark.js';
 
 export interface InstalledRoutes {
   table: number;
   routes: string[];
-  bypass: number;
+  /** The mark of the agent's own sockets, sent to the main table ("0x70680000/0xffff0000"). */
+  socketMark: string;
+  /** Address families whose mark and lookup rules are installed. */
+  rules: (4 | 6)[];
   lastError: string | null;
 }
 
-const hostPrefix = (addr: string): string => `${addr}/${familyOf(addr) === 4 ? 32 : 128}`;
-
 export class RouteInstaller {
   private table = new Map<string, RouteTableEntry>();
-  private bypass = new Set<string>();
-  private lookup = { 4: false, 6: false };
+  /** Per family: the mark rule and the lookup rule are in (they come and go together). */
+  private rules = { 4: false, 6: false };
   private lastError: string | null = null;
   /** A command failed last time: re-issue every wanted entry (routes replace, rules may exist). */
   private retry = false;
 
-  constructor(private readonly tunName: string, private readonly onError: (msg: string) => void) {}
+  constructor(private readonly tunName: string, private readonly mark: SocketMark, private readonly onError: (msg: string) => void) {}
 
   status(): InstalledRoutes {
     return {
       table: ROUTE_TABLE,
       routes: [...this.table.values()].map((e) => (e.type === 'throw' ? `throw ${e.cidr}` : e.cidr)),
-      bypass: this.bypass.size,
+      socketMark: formatSocketMark(this.mark),
+      rules: ([4, 6] as const).filter((f) => this.rules[f]),
       lastError: this.lastError,
     };
   }
@@ -38,52 +42,48 @@ export class RouteInstaller {
   async apply(plan: KernelRoutePlan): Promise<void> {
     const wanted = new Map(plan.table.map((e) => [`${e.type} ${e.cidr}`, e]));
     const have = new Map([...this.table.values()].map((e) => [`${e.type} ${e.cidr}`, e]));
-    const wantBypass = new Set(plan.bypass);
-    const wantLookup = { 4: plan.table.some((e) => familyOf(e.cidr) === 4), 6: plan.table.some((e) => familyOf(e.cidr) === 6) };
+    const wantRules = { 4: plan.table.some((e) => familyOf(e.cidr) === 4), 6: plan.table.some((e) => familyOf(e.cidr) === 6) };
     const retry = this.retry;
     this.retry = false;
     const present = (k: string): boolean => !retry && have.has(k);
-    const presentBypass = (a: string): boolean => !retry && this.bypass.has(a);
-    const presentLookup = (f: 4 | 6): boolean => !retry && this.lookup[f];
     for (const family of [4, 6] as const) {
       const inFamily = (t: string): boolean => familyOf(t) === family;
+      const adding = wantRules[family] && (retry || !this.rules[family]);
+      const removing = this.rules[family] && !wantRules[family];
       const lines: string[] = [];
-      // Going away first: the lookup rule (if no longer wanted), then routes, then bypass rules.
-      if (this.lookup[family] && !wantLookup[family]) lines.push(this.lookupRule('del'));
+      // Going away first: the lookup rule, then routes; the mark rule last.
+      if (removing) lines.push(this.lookupRule('del'));
       for (const [k, e] of have) if (!wanted.has(k) && inFamily(e.cidr)) lines.push(this.routeLine('del', e));
-      // Coming in: bypass rules before any default route, the lookup rule last.
-      for (const a of wantBypass) if (!presentBypass(a) && inFamily(a)) lines.push(this.bypassRule('add', a));
+      // Coming in: the mark rule before any route into the tunnel, the lookup rule last.
+      if (adding) lines.push(this.markRule('add'));
       for (const [k, e] of wanted) if (!present(k) && inFamily(e.cidr)) lines.push(this.routeLine('replace', e));
-      if (!presentLookup(family) && wantLookup[family]) lines.push(this.lookupRule('add'));
-      for (const a of this.bypass) if (!wantBypass.has(a) && inFamily(a)) lines.push(this.bypassRule('del', a));
+      if (adding) lines.push(this.lookupRule('add'));
+      if (removing) lines.push(this.markRule('del'));
       await this.run(family, lines);
     }
-    this.table = new Map(plan.table.map((e) => [`${e.type} ${e.cidr}`, e]));
-    this.bypass = wantBypass;
-    this.lookup = wantLookup;
+    this.table = wanted;
+    this.rules = wantRules;
   }
 
   /** Removes everything this installer put in. */
   async clear(): Promise<void> {
-    await this.apply({ table: [], bypass: [] });
+    await this.apply({ table: [] });
   }
 
-  /** Removes what an earlier run of the agent may have left: our table's routes and our rule priorities. */
+  /** Removes what an earlier run of the agent may have left: our table's routes and every rule at our priorities. */
   async sweep(): Promise<void> {
     for (const family of [4, 6] as const) {
       const lines = [`route flush table ${ROUTE_TABLE}`];
       for (const r of await ipJson([`-${family}`, 'rule', 'show'])) {
         const pref = r.priority;
-        if (typeof pref !== 'number' || pref < PREF_BYPASS || pref > PREF_LOOKUP) continue;
-        const to = typeof r.dst === 'string' ? ` to ${r.dst}${typeof r.dstlen === 'number' ? `/${r.dstlen}` : ''}` : '';
-        lines.push(`rule del pref ${pref}${to} table ${String(r.table)}`);
+        if (typeof pref !== 'number' || pref < PREF_MARK || pref > PREF_LOOKUP) continue;
+        lines.push(`rule del pref ${pref}${ruleSelector(r)} table ${String(r.table)}`);
       }
       // A family the kernel lacks (IPv6 disabled) fails here; nothing of ours can be there anyway.
       await runIpBatch(family, lines).catch(() => undefined);
     }
     this.table.clear();
-    this.bypass.clear();
-    this.lookup = { 4: false, 6: false };
+    this.rules = { 4: false, 6: false };
   }
 
   private routeLine(op: 'replace' | 'del', e: RouteTableEntry): string {
@@ -91,8 +91,8 @@ export class RouteInstaller {
     return e.type === 'throw' ? `route ${op} throw ${cidr} table ${ROUTE_TABLE}` : `route ${op} ${cidr} dev ${this.tunName} table ${ROUTE_TABLE}`;
   }
 
-  private bypassRule(op: 'add' | 'del', addr: string): string {
-    return `rule ${op} pref ${PREF_BYPASS} to ${formatCidr(parseCidr(hostPrefix(addr)))} lookup main`;
+  private markRule(op: 'add' | 'del'): string {
+    return `rule ${op} pref ${PREF_MARK} fwmark ${formatSocketMark(this.mark)} lookup main`;
   }
 
   private lookupRule(op: 'add' | 'del'): string {
@@ -111,4 +111,12 @@ export class RouteInstaller {
       this.onError(errors.join('; '));
     }
   }
+}
+
+/** The selectors of a rule from `ip -j rule show` that `ip rule del` needs to name that very rule. */
+function ruleSelector(r: Record<string, unknown>): string {
+  let out = '';
+  if (typeof r.dst === 'string' && r.dst !== 'all') out += ` to ${r.dst}${typeof r.dstlen === 'number' ? `/${r.dstlen}` : ''}`;
+  if (typeof r.fwmark === 'string') out += ` fwmark ${r.fwmark}${typeof r.fwmask === 'string' ? `/${r.fwmask}` : ''}`;
+  return out;
 }

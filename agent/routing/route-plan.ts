@@ -1,18 +1,20 @@
 // What the kernel's routing should look like for a client's routing preferences: a pure function
-// of the accepted subnet routes, the exit node choice, the local LAN and the addresses that must
-// stay outside the tunnel. route-installer.ts turns the difference into `ip` commands.
+// of the accepted subnet routes, the exit node choice and the local LAN. route-installer.ts turns
+// the difference into `ip` commands.
 //
 // Everything lives in one routing table of ours (ROUTE_TABLE) consulted by one rule per family
 // (PREF_LOOKUP) before the main table:
 //   - accepted subnet routes, and with an exit node 0.0.0.0/0 and ::/0, into the TUN;
 //   - with --exit-node-allow-lan-access, "throw" routes for the directly connected LAN prefixes,
 //     so those lookups fall through to the main table (the LAN stays direct);
-//   - "bypass" rules (PREF_BYPASS) in front, sending the coordinator, relays, STUN servers and
-//     peers' endpoints to the main table: the tunnel's own packets never enter the tunnel.
-import { cidrContains, formatCidr, maskCidr, parseAddress, parseCidr, type Cidr } from '../../proto/ip/address.js';
+//   - one rule in front (PREF_MARK) sending packets with the agent's socket mark to the main
+//     table: the tunnel's own packets (UDP socket, relay and coordinator connections) never enter
+//     the tunnel. It names no address, so nothing a peer reports can add a way around the tunnel.
+import { formatCidr, maskCidr, parseCidr, type Cidr } from '../../proto/ip/address.js';
 
 export const ROUTE_TABLE = 5270;
-export const PREF_BYPASS = 5210;
+/** The fwmark rule (socket-mark.ts); the range PREF_MARK..PREF_LOOKUP is ours (swept at start). */
+export const PREF_MARK = 5210;
 export const PREF_LOOKUP = 5270;
 
 export interface RouteTableEntry {
@@ -23,8 +25,6 @@ export interface RouteTableEntry {
 
 export interface KernelRoutePlan {
   table: RouteTableEntry[];
-  /** Addresses (no prefix) that are looked up in the main table before ours. */
-  bypass: string[];
 }
 
 export interface RoutePlanInput {
@@ -35,8 +35,6 @@ export interface RoutePlanInput {
   allowLanAccess: boolean;
   /** Directly connected prefixes of the main table (for allowLanAccess). */
   lanPrefixes: readonly string[];
-  /** Addresses the tunnel itself talks to. */
-  bypass: readonly string[];
 }
 
 const EXIT = ['0.0.0.0/0', '::/0'];
@@ -51,19 +49,14 @@ function tryCidr(text: string): Cidr | null {
 
 export function planRoutes(x: RoutePlanInput): KernelRoutePlan {
   const table = new Map<string, RouteTableEntry>();
-  const covered: Cidr[] = [];
   for (const r of x.subnetRoutes) {
     const c = tryCidr(r);
     if (!c || c.bits === 0) continue;
     const cidr = formatCidr(c);
     table.set(cidr, { cidr, type: 'unicast' });
-    covered.push(c);
   }
   if (x.exitNode) {
-    for (const cidr of EXIT) {
-      table.set(cidr, { cidr, type: 'unicast' });
-      covered.push(parseCidr(cidr));
-    }
+    for (const cidr of EXIT) table.set(cidr, { cidr, type: 'unicast' });
     if (x.allowLanAccess) {
       for (const l of x.lanPrefixes) {
         const c = tryCidr(l);
@@ -73,19 +66,8 @@ export function planRoutes(x: RoutePlanInput): KernelRoutePlan {
       }
     }
   }
-  const bypass = new Set<string>();
-  for (const a of x.bypass) {
-    let addr;
-    try {
-      addr = parseAddress(a);
-    } catch {
-      continue;
-    }
-    if (covered.some((c) => c.family === addr.family && cidrContains(c, addr.bytes))) bypass.add(a);
-  }
   return {
     table: [...table.values()].sort((a, b) => familyOf(a.cidr) - familyOf(b.cidr) || (a.cidr < b.cidr ? -1 : a.cidr > b.cidr ? 1 : 0)),
-    bypass: [...bypass].sort(),
   };
 }
 

@@ -13,6 +13,7 @@
         "src/udp.c",
         "src/udp_recv.c",
         "src/udp_send.c",
+        "src/sockmark.c",
         "src/icmp.c",
         "src/fastpath.c",
         "src/fast_data.c",

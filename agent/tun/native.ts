@@ -111,12 +111,16 @@ export interface NativeAddon {
   Tun: new (name: string) => NativeTun;
   /**
    * family 0 = dual-stack IPv6 with IPv4 fallback; bind = packed address or null (wildcard);
-   * flags = UDP_NO_GSO | UDP_NO_GRO.
+   * flags = UDP_NO_GSO | UDP_NO_GRO; mark = SO_MARK on every packet sent (0: none; needs CAP_NET_ADMIN).
    */
-  Udp: new (family: 0 | 4 | 6, bind: Uint8Array | null, port: number, bufferBytes: number, flags: number) => NativeUdp;
+  Udp: new (family: 0 | 4 | 6, bind: Uint8Array | null, port: number, bufferBytes: number, flags: number, mark?: number) => NativeUdp;
   BusyPoll: new (budgetMicros: number, smallBatch: number) => NativeBusyPoll;
   Icmp: new (family: 4 | 6, bufferBytes: number) => NativeIcmp;
   /** limits: REJECT_AFTER_TIME, REJECT_AFTER_MESSAGES, REKEY_AFTER_MESSAGES, REKEY_AFTER_TIME, KEEPALIVE_TIMEOUT, REKEY_TIMEOUT. */
+  /** An unconnected non-blocking TCP socket (fd) with SO_MARK set; family 6 is dual-stack (sockmark.c). */
+  markedTcpSocket(family: 4 | 6, mark: number): number;
+  /** The SO_MARK of a socket fd. */
+  socketMark(fd: number): number;
   FastPath: new (tun: NativeTun, udp: NativeUdp, limits: Float64Array, mtu: number, nowMs: number) => NativeFastPath;
 }
 

@@ -39,6 +39,8 @@ export interface BatchUdpSocketOptions {
   gso?: boolean;
   /** Let the kernel coalesce received datagrams (UDP GRO); split again here (default true). */
   gro?: boolean;
+  /** SO_MARK on every datagram sent (socket-mark.ts); default none. Needs CAP_NET_ADMIN. */
+  mark?: number;
   /** Keep the event loop polling for a while after each small batch (busy-poll.ts). */
   busyPoll?: BusyPoll;
   onPackets?: PacketsHandler;
@@ -84,7 +86,7 @@ export class BatchUdpSocket extends BatchHandle<NativeUdp> {
     let native: NativeUdp;
     try {
       const flags = (options.gso === false ? UDP_NO_GSO : 0) | (options.gro === false ? UDP_NO_GRO : 0);
-      native = new (loadNative().Udp)(family, bind, port, options.bufferBytes ?? DEFAULT_SOCKET_BUFFER, flags);
+      native = new (loadNative().Udp)(family, bind, port, options.bufferBytes ?? DEFAULT_SOCKET_BUFFER, flags, options.mark ?? 0);
     } catch (err) {
       const e = err as Error & { code?: string };
       if (e.name === 'NativeAddonMissingError') throw e;

@@ -51,5 +51,9 @@ describe('exit node reached through the relay', { timeout: 300_000 }, () => {
     const st = await client.agent.status();
     assert.equal(peerOf(st, 'exitn')?.path, 'relay');
     assert.ok((st.relays ?? []).some((x) => x.framesOut > 0));
+    // The agent's TCP connections (relay, coordinator) carry the socket mark: that is what keeps
+    // them out of the default route into the tunnel they themselves carry.
+    const tcp = (await client.host.run(['ss', '-tneH', 'state', 'established'])).trim().split('\n').filter(Boolean);
+    assert.ok(tcp.length >= 2 && tcp.every((l) => /fwmark:0x70680000\b/.test(l)), tcp.join('\n'));
   });
 });

@@ -3,18 +3,30 @@
 // "internet" server (192.0.2.x) sees the exit node's address; an HTTP download arrives intact
 // (sha256), iperf3 TCP and UDP run, a UDP request gets its answer, ping works. The exit node
 // does it all in its userspace NAT: its namespace has no nftables ruleset and forwarding off.
-// The coordinator and the exit node's endpoint stay outside the tunnel; --exit-node-allow-lan-
-// access keeps the LAN direct; `down` takes every route and rule away.
+// The agent's own sockets (UDP, coordinator) carry the socket mark and one fwmark rule keeps them
+// outside the tunnel; no address ever becomes a rule, so a member that reports a web server as its
+// "endpoint" does not steer the client around its exit node. A daemon killed with -9 leaves rules
+// that the next start sweeps; --exit-node-allow-lan-access keeps the LAN direct; `down` takes
+// every route and rule away.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createLab, type Host, type Lab, type Site } from '../../scripts/natlab/index.js';
 import { startCoordinator, type LabCoordinator } from '../../scripts/tunnels/pinhole-coordinator.js';
 import { startManagedAgent, type ManagedAgent } from '../../scripts/tunnels/pinhole-managed.js';
 import { runId } from '../../scripts/tunnels/keys.js';
+import { REPO_ROOT } from '../../scripts/tunnels/paths.js';
+import { join } from 'node:path';
+import type { LabProcess } from '../../scripts/natlab/index.js';
+import { DEFAULT_SOCKET_MARK, formatSocketMark } from '../../agent/routing/socket-mark.js';
 import { ping } from '../helpers/transfer.js';
 import { PROBE, probe, probeUntilOk, startProbeServer, up, waitFor, type ProbeServer } from '../helpers/routing-lab.js';
 
 const DOWNLOAD_BYTES = 4 * 1024 * 1024;
+const LIAR = join(REPO_ROOT, 'dist', 'test', 'helpers', 'lying-member.js');
+const MARK = formatSocketMark(DEFAULT_SOCKET_MARK);
+const MARK_VALUE = MARK.split('/')[0]!;
+const MARK_RULE = new RegExp(`^5210:\\s+from all fwmark ${MARK} lookup main\\s*$`, 'm');
+const esc = (ip: string): string => ip.replace(/\./g, '\\.');
 
 describe('exit node: a client behind NAT reaches the internet through a peer', { timeout: 600_000 }, () => {
   const id = runId();
@@ -28,6 +40,9 @@ describe('exit node: a client behind NAT reaches the internet through a peer', {
   let exit: ManagedAgent;
   let laptop: ManagedAgent;
   let wwwIp: string;
+  let malloryHost: Host;
+  let liar: LabProcess | undefined;
+  let authKey: string;
   const servers: ProbeServer[] = [];
   const tun = `ex${id}c`;
 
@@ -43,12 +58,13 @@ describe('exit node: a client behind NAT reaches the internet through a peer', {
     www = await lab.addPublicHost('www', { ips: 2 });
     wwwIp = www.ips[1]!; // 192.0.2.x: "a server on the internet"
     exitHost = await lab.addPublicHost('exit');
+    malloryHost = await lab.addPublicHost('mallory');
     home = await lab.addSite('home', { nat: 'symmetric' });
     client = await home.addHost('laptop');
     lanHost = await home.addHost('printer');
     exit = await startManagedAgent(exitHost, { tun: `ex${id}e` });
     laptop = await startManagedAgent(client, { tun });
-    const key = await coord.createAuthKey({ reusable: true });
+    const key = authKey = await coord.createAuthKey({ reusable: true });
     await up(exit, ['--coordinator', coord.url, '--auth-key', key, '--hostname', 'exit', '--advertise-exit-node']);
     await up(laptop, ['--coordinator', coord.url, '--auth-key', key, '--hostname', 'laptop']);
     await waitFor('both to see each other', async () => (await laptop.status()).peers.length === 1 && (await exit.status()).peers.length === 1);
@@ -57,6 +73,7 @@ describe('exit node: a client behind NAT reaches the internet through a peer', {
   });
 
   after(async () => {
+    if (liar?.running) await liar.kill('SIGKILL', 100);
     for (const s of servers) await s.stop().catch(() => undefined);
     for (const a of [laptop, exit]) await a?.stop().catch(() => undefined);
     await coord?.stop().catch(() => undefined);
@@ -78,7 +95,7 @@ describe('exit node: a client behind NAT reaches the internet through a peer', {
     assert.equal((await laptop.status()).routing?.exitNode, null, 'nothing was applied');
   });
 
-  test('approved, it carries the client\'s traffic; the control plane and the exit endpoint stay outside', async () => {
+  test('approved, it carries the client\'s traffic; the agent\'s own marked sockets stay outside', async () => {
     const approve = await coord.adminCli(['routes', 'approve', 'exit', '0.0.0.0/0', '::/0']);
     assert.equal(approve.code, 0, approve.stderr);
     // The approval reaches the client's netmap by a delta; until then `up` refuses as above.
@@ -88,15 +105,24 @@ describe('exit node: a client behind NAT reaches the internet through a peer', {
     });
     assert.match(out, /^exit node: exit \(active\)$/m);
     await waitFor('exit to serve the default routes', async () => (await exit.status()).routing?.servedRoutes.includes('0.0.0.0/0'));
-    // Kernel state on the client: our rule and table, bypass rules for the coordinator and the exit node.
+    // Kernel state on the client: our table and lookup rule, one fwmark rule, no rule naming an address.
     await waitFor('routes installed', async () => (await routeDev(client, wwwIp)) === tun);
     const rules = await client.run(['ip', 'rule', 'show']);
     assert.match(rules, /^5270:\s+from all lookup 5270/m);
-    assert.match(rules, new RegExp(`^5210:\\s+from all to ${coord.host.ip.replace(/\./g, '\\.')} lookup main`, 'm'));
-    assert.match(rules, new RegExp(`^5210:\\s+from all to ${exitHost.ip.replace(/\./g, '\\.')} lookup main`, 'm'));
-    assert.equal(await routeDev(client, coord.host.ip), 'eth0');
-    assert.equal(await routeDev(client, exitHost.ip), 'eth0');
+    assert.match(rules, MARK_RULE);
+    assert.match(await client.run(['ip', '-6', 'rule', 'show']), MARK_RULE);
+    assert.doesNotMatch(rules, /^52\d\d:.* to /m, 'no per-address rule');
+    assert.equal(await routeDev(client, coord.host.ip), tun, 'unmarked traffic to the coordinator\'s host goes through the exit node');
+    for (const ip of [coord.host.ip, exitHost.ip]) {
+      const r = await client.run(['ip', 'route', 'get', ip, 'mark', MARK_VALUE]);
+      assert.match(r, /\bdev eth0\b/, `marked packets to ${ip} stay outside: ${r}`);
+    }
     assert.equal(await routeDev(client, lanHost.ip), tun, 'without allow-lan-access the LAN goes through the exit node too');
+    // The agent's UDP socket and its control connection carry the mark (ss shows it to root).
+    const udp = await client.run(['ss', '-uaneH']);
+    assert.match(udp, new RegExp(`fwmark:${MARK_VALUE}\\b`), udp);
+    const tcp = await client.run(['ss', '-tneH', 'dst', coord.host.ip]);
+    assert.match(tcp, new RegExp(`fwmark:${MARK_VALUE}\\b`), tcp);
 
     // UDP request/response: the server sees the exit node, not the client's NAT.
     await probeUntilOk(client, 'udp', wwwIp, 7001);
@@ -112,6 +138,58 @@ describe('exit node: a client behind NAT reaches the internet through a peer', {
     const s = await laptop.status();
     assert.equal(s.self!.connected, true);
     assert.equal(s.routing!.exitNode!.state, 'active');
+  });
+
+  test('a member reporting a web server as its endpoint does not steer the client around its exit node', async () => {
+    // mallory, a registered member, says the web server's address is its endpoint.
+    liar = malloryHost.spawn(['node', LIAR, coord.url, authKey, 'mallory', `${wwwIp}:8000`]);
+    await liar.waitForOutput(/^reported$/m, 20_000);
+    await waitFor('laptop to learn mallory\'s endpoint', async () =>
+      (await laptop.status()).peers.some((p) => p.name?.split('.')[0] === 'mallory'));
+    await new Promise((r) => setTimeout(r, 1500)); // a kernel pass follows every netmap change
+    const rules = await client.run(['ip', 'rule', 'show']);
+    assert.doesNotMatch(rules, new RegExp(`\\b${esc(wwwIp)}\\b`), `no rule names the reported address:\n${rules}`);
+    assert.equal(await routeDev(client, wwwIp), tun);
+    // TCP and UDP to that server still leave through the exit node.
+    const srv = www.spawn(['node', PROBE, 'serve-http', wwwIp, '8000', '65536']);
+    try {
+      const [, sha] = (await srv.waitForOutput(/^listening ([0-9a-f]{64})$/m, 10_000))!;
+      const r = await client.exec(['node', PROBE, 'http-get', `http://${wwwIp}:8000/`, '20000'], { timeoutMs: 30_000 });
+      if (r.stdout.trim() !== `got 65536 ${sha}`) {
+        const diag = [srv.stdout, await client.run(['ss', '-tnie']), JSON.stringify((await laptop.status()).peers), JSON.stringify((await exit.status()).routing?.nat)];
+        assert.fail(`http-get: ${r.stdout.trim()} ${r.stderr}\n${diag.join('\n')}`);
+      }
+      const from = [...srv.stdout.matchAll(/^peer (?:::ffff:)?(\S+):\d+$/gm)].map((m) => m[1]);
+      assert.ok(from.length > 0 && from.every((ip) => ip === exitHost.ip), `the web server saw ${from.join(' ')}, not only ${exitHost.ip}`);
+    } finally {
+      await srv.kill('SIGKILL', 100);
+    }
+    const before = servers[0]!.peers().length;
+    await probeUntilOk(client, 'udp', wwwIp, 7001);
+    const seen = servers[0]!.peers().slice(before);
+    assert.ok(seen.length > 0 && seen.every((p) => p.startsWith(`${exitHost.ip}:`)), `udp sources: ${seen.join(' ')}`);
+  });
+
+  test('a daemon killed with -9: the next start sweeps stale rules and reconnects with marked sockets', async () => {
+    // Leftovers at our priorities (an old per-address rule, a rule with another mark) go in the sweep.
+    await client.run(['ip', 'rule', 'add', 'pref', '5210', 'to', wwwIp, 'lookup', 'main']);
+    await client.run(['ip', 'rule', 'add', 'pref', '5230', 'fwmark', '0x1234', 'lookup', 'main']);
+    await laptop.restart({ hard: true });
+    await waitFor('laptop back on its exit node', async () => {
+      const s = await laptop.status();
+      return s.self?.connected === true && s.routing?.exitNode?.state === 'active' && (await routeDev(client, wwwIp)) === tun;
+    });
+    const ours = (await client.run(['ip', 'rule', 'show'])).split('\n').filter((l) => /^52\d\d:/.test(l));
+    assert.equal(ours.length, 2, ours.join('\n'));
+    assert.match(ours.join('\n'), MARK_RULE);
+    assert.match(ours.join('\n'), /^5270:\s+from all lookup 5270/m);
+    await probeUntilOk(client, 'udp', wwwIp, 7001);
+    // The coordinator sees the new control connection from the home NAT; the one connection from
+    // the exit node's address is the exit node's own (through it, the laptop's would be a second).
+    const conns = await coord.host.run(['ss', '-tnH', 'state', 'established', 'sport', '=', ':8080']);
+    const from = (ip: string): number => conns.split('\n').filter((l) => new RegExp(`\\s${esc(ip)}:\\d+\\s*$`).test(l)).length;
+    assert.equal(from(home.wanIp), 1, conns);
+    assert.equal(from(exitHost.ip), 1, conns);
   });
 
   test('HTTP download through the exit node arrives intact', async () => {
@@ -173,7 +251,8 @@ describe('exit node: a client behind NAT reaches the internet through a peer', {
     // Back up: the exit node is remembered.
     await up(laptop, []);
     await waitFor('exit routes back', async () => (await routeDev(client, wwwIp)) === tun);
-    await up(laptop, ['--exit-node', '']);
+    // `up` registers again while the exit node is in use: over a marked connection, straight to the coordinator.
+    assert.doesNotMatch(await up(laptop, ['--exit-node', '']), /coordinator is unreachable/);
     await waitFor('exit routes gone', async () => (await routeDev(client, wwwIp)) === 'eth0');
     assert.doesNotMatch(await client.run(['ip', 'rule', 'show']), /^52[0-9]{2}:/m);
     // Direct again: the server now sees the home NAT's address.

@@ -1,6 +1,7 @@
 // `pinhole up`'s routing flags and what they turn into: advertised routes checked before they
 // leave the machine, an exit node that must be an approved peer, and the kernel route plan
-// (subnet routes, default routes, LAN throw routes, bypass addresses).
+// (subnet routes, default routes, LAN throw routes) and the socket mark that keeps the agent's own
+// traffic out of it.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
@@ -8,7 +9,7 @@ import {
 } from '../../agent/daemon/routing-prefs.js';
 import { planRoutes } from '../../agent/routing/route-plan.js';
 import { advertisableRoute } from '../../proto/control/routes.js';
-import { hostOf } from '../../agent/routing/bypass.js';
+import { DEFAULT_SOCKET_MARK, formatSocketMark, parseSocketMark } from '../../agent/routing/socket-mark.js';
 import type { Peer } from '../../proto/control/schemas.js';
 
 const peer = (id: number, name: string, exitNode: boolean, routes: string[] = []): Peer => ({
@@ -63,17 +64,14 @@ test('the exit node must be a known, approved exit node, not this node, and not 
   assert.throws(() => withAdvertised({ ...DEFAULT_ROUTING_PREFS, exitNode: 'exit' }, { advertiseExitNode: true }), /uses an exit node/);
 });
 
-test('route plan: subnet routes; with an exit node the default routes, LAN throws and bypass rules', () => {
+test('route plan: subnet routes; with an exit node the default routes and LAN throws; no per-address rules', () => {
   const subnetOnly = planRoutes({
     subnetRoutes: ['198.18.5.0/24', '0.0.0.0/0'], exitNode: false, allowLanAccess: false, lanPrefixes: ['198.18.1.0/24'],
-    bypass: ['203.0.113.10', '198.18.5.7', 'not-an-ip'],
   });
-  assert.deepEqual(subnetOnly.table, [{ cidr: '198.18.5.0/24', type: 'unicast' }]);
-  assert.deepEqual(subnetOnly.bypass, ['198.18.5.7'], 'only addresses a route would capture need a bypass');
+  assert.deepEqual(subnetOnly, { table: [{ cidr: '198.18.5.0/24', type: 'unicast' }] });
 
   const exit = planRoutes({
     subnetRoutes: [], exitNode: true, allowLanAccess: true, lanPrefixes: ['198.18.1.0/24', 'fe80::/64', '0.0.0.0/0'],
-    bypass: ['203.0.113.10', '198.51.100.7', '2001:db8::1'],
   });
   assert.deepEqual(exit.table, [
     { cidr: '0.0.0.0/0', type: 'unicast' },
@@ -81,16 +79,16 @@ test('route plan: subnet routes; with an exit node the default routes, LAN throw
     { cidr: '::/0', type: 'unicast' },
     { cidr: 'fe80::/64', type: 'throw' },
   ]);
-  assert.deepEqual(exit.bypass, ['198.51.100.7', '2001:db8::1', '203.0.113.10']);
-  const noLan = planRoutes({ subnetRoutes: [], exitNode: true, allowLanAccess: false, lanPrefixes: ['198.18.1.0/24'], bypass: [] });
+  const noLan = planRoutes({ subnetRoutes: [], exitNode: true, allowLanAccess: false, lanPrefixes: ['198.18.1.0/24'] });
   assert.ok(!noLan.table.some((e) => e.type === 'throw'));
-  assert.deepEqual(planRoutes({ subnetRoutes: [], exitNode: false, allowLanAccess: true, lanPrefixes: ['198.18.1.0/24'], bypass: ['1.2.3.4'] }), { table: [], bypass: [] });
+  assert.deepEqual(planRoutes({ subnetRoutes: [], exitNode: false, allowLanAccess: true, lanPrefixes: ['198.18.1.0/24'] }), { table: [] });
 });
 
-test('bypass hosts from endpoints and URLs', () => {
-  assert.equal(hostOf('203.0.113.5:41641'), '203.0.113.5');
-  assert.equal(hostOf('[2001:db8::1]:41641'), '2001:db8::1');
-  assert.equal(hostOf('http://coord.example:8080/'), 'coord.example');
-  assert.equal(hostOf('wss://[2001:db8::2]:443/relay'), '2001:db8::2');
-  assert.equal(hostOf('stun.example:3478'), 'stun.example');
+test('socket mark: VALUE or VALUE/MASK, never 0, no bits outside the mask', () => {
+  assert.equal(formatSocketMark(DEFAULT_SOCKET_MARK), '0x70680000/0xffff0000');
+  assert.deepEqual(parseSocketMark('0x70680000/0xffff0000'), DEFAULT_SOCKET_MARK);
+  assert.deepEqual(parseSocketMark('51820'), { value: 51820, mask: 0xffffffff });
+  assert.deepEqual(parseSocketMark('0X80000/0xFF0000'), { value: 0x80000, mask: 0xff0000 });
+  for (const bad of ['', '0', '0x0/0xffff0000', '0x1/0', '0x70680001/0xffff0000', '0x100000000', 'mark', '1/2/3', '-1', '4294967296'])
+    assert.throws(() => parseSocketMark(bad), { name: 'SocketMarkError' }, bad);
 });

@@ -1,10 +1,12 @@
-// Module entry: exports the native classes { Tun, Udp, BusyPoll, Icmp, FastPath }.
+// Module entry: exports the native classes { Tun, Udp, BusyPoll, Icmp, FastPath } and the
+// socket-mark functions { markedTcpSocket, socketMark }.
 #include <node_api.h>
 
 #include "busy_poll.h"
 #include "errors.h"
 #include "fastpath.h"
 #include "icmp.h"
+#include "sockmark.h"
 #include "tun.h"
 #include "udp.h"
 
@@ -24,6 +26,7 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_value fast = ph_fast_define(env);
   if (!fast) return NULL;
   PH_NAPI(env, napi_set_named_property(env, exports, "FastPath", fast));
+  PH_NAPI(env, ph_sockmark_define(env, exports));
   return exports;
 }
 

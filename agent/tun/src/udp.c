@@ -11,6 +11,7 @@
 
 #include "errors.h"
 #include "napi_args.h"
+#include "sockmark.h"
 
 static void udp_free(ph_io *io) {
   ph_udp_free_rx((ph_udp *)io);
@@ -39,19 +40,21 @@ static void describe(const uint8_t a[PH_ADDR20_SIZE], int family, uint16_t port,
   snprintf(out, n, strchr(ip, ':') ? "[%s]:%u" : "%s:%u", ip, port);
 }
 
-// new Udp(family: 0|4|6, bind: Uint8Array(20) | null, port, bufferBytes, flags)
+// new Udp(family: 0|4|6, bind: Uint8Array(20) | null, port, bufferBytes, flags, mark?)
 //   family 0 = dual-stack IPv6 socket, falling back to IPv4 where IPv6 is unavailable.
 //   flags: PH_UDP_NO_GSO | PH_UDP_NO_GRO
+//   mark: SO_MARK for every packet sent (0 or absent: none), set before the first one leaves.
 static napi_value udp_construct(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
-  napi_value a[5], self;
+  size_t argc = 6;
+  napi_value a[6], self;
   PH_NAPI(env, napi_get_cb_info(env, info, &argc, a, &self, NULL));
-  uint32_t fam_arg, port, bufsize, flags;
+  uint32_t fam_arg, port, bufsize, flags, mark = 0;
   uint8_t *bind_addr = NULL;
   size_t bind_len = 0;
   if (!ph_arg_u32(env, a[0], "family", &fam_arg) || !ph_arg_u32(env, a[2], "port", &port) ||
       !ph_arg_u32(env, a[3], "bufferBytes", &bufsize) || !ph_arg_u32(env, a[4], "flags", &flags))
     return NULL;
+  if (argc >= 6 && !ph_arg_is_nullish(env, a[5]) && !ph_arg_u32(env, a[5], "mark", &mark)) return NULL;
   if (!ph_arg_is_nullish(env, a[1]) && !ph_arg_bytes(env, a[1], "bind", &bind_addr, &bind_len)) return NULL;
   if ((fam_arg != 0 && fam_arg != 4 && fam_arg != 6) || port > 65535 || (bind_addr && bind_len < PH_ADDR20_SIZE) ||
       (bind_addr && bind_addr[0] != 4 && bind_addr[0] != 6) || bufsize > (1u << 30)) {
@@ -74,6 +77,12 @@ static napi_value udp_construct(napi_env env, napi_callback_info info) {
     int v6only = fam_arg == 6 ? 1 : 0;
     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof v6only);
     v4mapped = !v6only;
+  }
+  if (ph_set_mark(fd, mark) < 0) {
+    int err = errno;
+    close(fd);
+    ph_throw_mark_error(env, err, mark);
+    return NULL;
   }
   set_buffer(fd, SO_RCVBUFFORCE, SO_RCVBUF, (int)bufsize);
   set_buffer(fd, SO_SNDBUFFORCE, SO_SNDBUF, (int)bufsize);
