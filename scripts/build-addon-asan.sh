@@ -14,6 +14,7 @@ if [ -f /usr/include/node/node_api.h ]; then export npm_config_nodedir=/usr; fi
 export CFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -g"
 export LDFLAGS="-fsanitize=address,undefined"
 gyp=node_modules/.bin/node-gyp
-[ -f "$out/build/Makefile" ] || "$gyp" configure --directory "$out" >/dev/null
-"$gyp" build --directory "$out" >/dev/null
+log="$out/build.log"
+{ [ -f "$out/build/Makefile" ] || "$gyp" configure --directory "$out"; } >"$log" 2>&1 || { cat "$log" >&2; exit 1; }
+"$gyp" build --directory "$out" >>"$log" 2>&1 || { cat "$log" >&2; exit 1; }
 echo "$PWD/$out/build/Release/pinhole_native.node"
