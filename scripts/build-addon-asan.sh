@@ -9,7 +9,8 @@ mkdir -p "$out"
 # A copy of the sources (times kept, so make rebuilds only what changed); removed files go too.
 rm -rf "$out/src.new" && cp -rp agent/tun/src "$out/src.new"
 if [ -d "$out/src" ] && diff -rq "$out/src" "$out/src.new" >/dev/null; then rm -rf "$out/src.new"; else rm -rf "$out/src" && mv "$out/src.new" "$out/src"; fi
-cmp -s agent/tun/binding.gyp "$out/binding.gyp" || cp -p agent/tun/binding.gyp "$out/binding.gyp"
+# A changed binding.gyp (new sources) needs a fresh configure.
+if ! cmp -s agent/tun/binding.gyp "$out/binding.gyp"; then cp -p agent/tun/binding.gyp "$out/binding.gyp"; rm -rf "$out/build"; fi
 if [ -f /usr/include/node/node_api.h ]; then export npm_config_nodedir=/usr; fi
 export CFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -g"
 export LDFLAGS="-fsanitize=address,undefined"
