@@ -62,6 +62,10 @@ export function createRelayCounters() {
       malformed: 0,
       /** STUN responses/indications or other methods: not for a server. */
       ignored: 0,
+      /** Requests with RESPONSE-PORT, answered 420 (we answer only to the source). */
+      responsePortRefused: 0,
+      /** Requests smaller than their answer would be: not answered (no amplification). */
+      tooSmall: 0,
       sendErrors: 0,
     },
   };

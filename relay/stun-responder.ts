@@ -1,6 +1,11 @@
 // The relay's STUN server (RFC 8489 Binding). Given two addresses it is an RFC 5780 server: four
 // sockets (2 IPs x 2 ports), OTHER-ADDRESS in every answer, and CHANGE-REQUEST answered from the
 // socket with the other IP and/or port — what a client needs to tell NAT mapping and filtering.
+//
+// Not a reflector: it answers only to the request's source address and port (RESPONSE-PORT is
+// refused with 420, as RFC 5780 §6.1 allows), and never with more bytes than the request had —
+// optional attributes are left out to fit, and a request too small for the answer gets none
+// (pinhole's clients pad their requests: PADDED_REQUEST_LEN). Both are counted.
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { isDecodeError } from '../proto/errors.js';
 import { tryParseAddress } from '../proto/ip/address.js';
@@ -105,18 +110,20 @@ export async function startStunResponder(opts: StunResponderOptions): Promise<St
     }
     c.requests++;
     const source = { address: rinfo.address.split('%')[0]!, port: rinfo.port };
-    const base = { transactionId: req.transactionId, software };
+    const base = { transactionId: req.transactionId };
     if (req.method !== METHOD_BINDING) {
-      c.errorsSent++;
-      reply(slot, encodeBindingError({ ...base, code: 400, reason: 'Bad Request: only Binding is supported' }), source);
+      sendFitted(slot, msg.length, (sw) => encodeBindingError({ ...base, ...sw, code: 400, reason: 'Bad Request: only Binding is supported' }), source, 'error');
       return;
     }
     const change = req.changeRequest && (req.changeRequest.changeIp || req.changeRequest.changePort);
     const unknown = [...req.unknownRequired];
     if (change && !rfc5780) unknown.push(ATTR.CHANGE_REQUEST);
+    if (req.responsePort !== undefined) {
+      c.responsePortRefused++; // an answer to another port would let anyone aim us at a third party
+      unknown.push(ATTR.RESPONSE_PORT);
+    }
     if (unknown.length > 0) {
-      c.errorsSent++;
-      reply(slot, encodeBindingError({ ...base, code: 420, reason: 'Unknown Attribute', unknownAttributes: unknown }), source);
+      sendFitted(slot, msg.length, (sw) => encodeBindingError({ ...base, ...sw, code: 420, reason: 'Unknown Attribute', unknownAttributes: unknown }), source, 'error');
       return;
     }
     let out = slot;
@@ -127,13 +134,25 @@ export async function startStunResponder(opts: StunResponderOptions): Promise<St
       out = grid[ip]![port]!;
     }
     const other = rfc5780 ? grid[1 - slot.ip]![1 - slot.port]!.local : undefined;
-    const bytes = encodeBindingSuccess({
+    sendFitted(out, msg.length, (sw) => encodeBindingSuccess({
       ...base,
+      ...sw,
       mapped: source,
       ...(rfc5780 ? { responseOrigin: out.local, otherAddress: other! } : {}),
-    });
-    c.successSent++;
-    reply(out, bytes, req.responsePort !== undefined ? { address: source.address, port: req.responsePort } : source);
+    }), source, 'success');
+  }
+
+  /** Sends the answer, without SOFTWARE if that makes it fit, only if it is no larger than the request. */
+  function sendFitted(from: Slot, requestLen: number, build: (sw: { software?: string }) => Uint8Array, to: StunEndpoint, kind: 'success' | 'error'): void {
+    let bytes = build({ software });
+    if (bytes.length > requestLen) bytes = build({ software: undefined });
+    if (bytes.length > requestLen) {
+      c.tooSmall++;
+      return;
+    }
+    if (kind === 'success') c.successSent++;
+    else c.errorsSent++;
+    reply(from, bytes, to);
   }
 
   for (const row of grid) {

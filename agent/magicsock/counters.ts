@@ -16,6 +16,14 @@ export function newMagicCounters() {
     relayUnknownSender: 0,
     /** Packets for a relayed peer with no relay to send them through. */
     relayNoRoute: 0,
+    /** Disco packets whose sent-at was seen before from that sender (a replay). */
+    discoReplayed: 0,
+    /** Disco packets whose sent-at is too far from our clock or too far behind the sender's newest. */
+    discoStale: 0,
+    /** Pongs not sent: a ping from an unconfirmed address over the per-address or global limit. */
+    pongsRateLimited: 0,
+    /** Peer-supplied endpoints (netmap, call-me-maybe) we refuse to probe: loopback, link-local, ours, overlay... */
+    candidatesRefused: 0,
     /** Datagrams that are neither WireGuard, disco nor STUN. */
     unknownDropped: 0,
   };

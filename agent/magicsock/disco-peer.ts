@@ -1,12 +1,15 @@
 // What the magic socket knows of one peer: identity (node key, disco key and the box key shared
 // with it), its relay, its path state, and the WireGuard peer the path is applied to.
 import { discoSharedKey } from '../../proto/disco/messages.js';
+import { DiscoReplayWindow } from '../../proto/disco/replay-window.js';
 import type { Peer } from '../wireguard/peer.js';
 import { relayAddr } from './path-addr.js';
 import { PeerPath } from './peer-path.js';
 
 export class DiscoPeer {
   readonly path = new PeerPath();
+  /** Sent-at values seen from this peer's disco key (replaced with the key). */
+  replay = new DiscoReplayWindow();
   readonly relayAddr: Uint8Array;
   sharedKey: Uint8Array;
   discoKeyB64: string;
@@ -36,5 +39,6 @@ export class DiscoPeer {
   setDiscoKey(discoKey: Uint8Array, discoSecret: Uint8Array): void {
     this.discoKeyB64 = Buffer.from(discoKey).toString('base64');
     this.sharedKey = discoSharedKey(discoKey, discoSecret);
+    this.replay = new DiscoReplayWindow();
   }
 }

@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { isDecodeError } from '../../proto/errors.js';
 import {
-  encodeDiscoPayload, isDiscoPacket, openDisco, sealDisco, DISCO_KEY_LEN, DISCO_MAGIC, type DiscoMessage,
+  encodeDiscoPayload, isDiscoPacket, openDisco, sealDisco, DiscoClock, DISCO_KEY_LEN, DISCO_MAGIC, type DiscoEnvelope, type DiscoMessage,
 } from '../../proto/disco/messages.js';
 import { messageType } from '../../proto/wireguard/messages.js';
 import { isStunMessage } from '../../proto/stun/message.js';
@@ -23,10 +23,14 @@ import { EndpointDiscovery, relayStunServers } from './endpoint-discovery.js';
 import { RelaySet, type RelayEntry, type RelayStatusJson } from './relay-set.js';
 import { MIN_PING_GAP_MS, type Candidate, type PathKind } from './peer-path.js';
 import { newMagicCounters, type MagicCounters } from './counters.js';
+import { candidateRefusal, readLocalAddresses, type LocalAddressSet } from './candidate-filter.js';
+import { PongLimiter } from './pong-limiter.js';
 
 const TICK_MS = 250;
 const PING_TIMEOUT_MS = 5000;
 const CALL_ME_MAYBE_GAP_MS = 1000;
+/** How often our own interface addresses are re-read for the candidate filter. */
+const LOCAL_ADDRS_REFRESH_MS = 10_000;
 
 export interface MagicSocketOptions {
   device: Device;
@@ -92,6 +96,10 @@ export class MagicSocket {
   private lastRelaySrc: Uint8Array | null = null;
   private lastRelayPeer: DiscoPeer | null = null;
   private readonly log: Logger;
+  private readonly discoClock = new DiscoClock();
+  private readonly pongLimiter = new PongLimiter();
+  private localAddrs: LocalAddressSet = { own: new Set(), broadcast: new Set() };
+  private localAddrsAt = -Infinity;
 
   constructor(private readonly opts: MagicSocketOptions) {
     this.log = opts.log;
@@ -174,7 +182,7 @@ export class MagicSocket {
       for (const text of s.endpoints) {
         try {
           const packed = packedFromText(text);
-          if (packed) eps.push({ text: packedText(packed), packed });
+          if (packed && this.probeable(p, packed, 'netmap', now)) eps.push({ text: packedText(packed), packed });
         } catch { /* not an endpoint we can use */ }
       }
       p.path.setNetmapEndpoints(eps, now);
@@ -280,21 +288,33 @@ export class MagicSocket {
     const sender = Buffer.from(packet.subarray(DISCO_MAGIC.length, DISCO_MAGIC.length + DISCO_KEY_LEN)).toString('base64');
     const p = this.byDiscoKey.get(sender);
     if (!p || (relayPeer && relayPeer !== p)) { this.counters.discoUnknownSender++; return; }
-    let msg: DiscoMessage;
+    let env: DiscoEnvelope;
     try {
-      msg = openDisco(packet, p.sharedKey);
+      env = openDisco(packet, p.sharedKey);
     } catch (err) {
       if (!isDecodeError(err)) throw err;
       this.counters.discoBadPacket++;
       return;
     }
     const now = this.now();
+    // Only the sender can set sent-at (it is inside the box): a captured packet sent again is refused here.
+    const verdict = p.replay.accept(env.sentAt, now);
+    if (verdict !== 'ok') {
+      if (verdict === 'replayed') this.counters.discoReplayed++;
+      else this.counters.discoStale++;
+      return;
+    }
+    const msg: DiscoMessage = env.msg;
     switch (msg.type) {
       case 'ping': {
         if (!bytesEqual(msg.nodeKey, p.nodeKey)) { this.counters.discoBadPacket++; return; }
         this.counters.pingsReceived++;
         p.path.lastActiveAt = now;
-        const pong = encodeDiscoPayload({ type: 'pong', txid: msg.txid, src: fromUdp ? packedToDisco(fromUdp) : NO_DISCO_ENDPOINT });
+        if (fromUdp && !this.pongAllowed(p, fromUdp, now)) {
+          this.counters.pongsRateLimited++;
+          return;
+        }
+        const pong = this.payload({ type: 'pong', txid: msg.txid, src: fromUdp ? packedToDisco(fromUdp) : NO_DISCO_ENDPOINT });
         this.sendDisco(p, pong, fromUdp, relay);
         if (fromUdp && !this.opts.forceRelay) {
           const cur = p.path.best;
@@ -330,7 +350,7 @@ export class MagicSocket {
         if (!p.path.direct(now)) p.path.resetProbes();
         for (const e of this.opts.forceRelay ? [] : msg.endpoints) {
           const packed = discoToPacked(e);
-          if (!packed) continue;
+          if (!packed || !this.probeable(p, packed, 'call-me-maybe', now)) continue;
           const c = p.path.addPacked(packed, 'call-me-maybe', now);
           if (now - c.lastPingAt >= 200) this.sendPing(p, c, now);
         }
@@ -363,7 +383,7 @@ export class MagicSocket {
     if (relay && now - p.path.lastCallMeMaybeAt >= CALL_ME_MAYBE_GAP_MS) {
       p.path.lastCallMeMaybeAt = now;
       const endpoints = this.endpoints.map(packedFromText).filter((x): x is Uint8Array => x !== undefined).map((x) => packedToDisco(x));
-      this.sendDisco(p, encodeDiscoPayload({ type: 'call-me-maybe', endpoints }), null, relay);
+      this.sendDisco(p, this.payload({ type: 'call-me-maybe', endpoints }), null, relay);
       this.counters.callMeMaybeSent++;
       this.sendPing(p, null, now);
     }
@@ -378,7 +398,31 @@ export class MagicSocket {
     this.pending.set(key, { peer: p, target, relay, sentAt: now, ...(waiter ? { waiter } : {}) });
     if (target) target.lastPingAt = now;
     this.counters.pingsSent++;
-    return this.sendDisco(p, encodeDiscoPayload({ type: 'ping', txid, nodeKey: this.opts.nodeKey }), target?.packed ?? null, relay);
+    return this.sendDisco(p, this.payload({ type: 'ping', txid, nodeKey: this.opts.nodeKey }), target?.packed ?? null, relay);
+  }
+
+  private payload(msg: DiscoMessage): Uint8Array {
+    return encodeDiscoPayload(msg, this.discoClock.next());
+  }
+
+  /** A pong to `to` goes out at once if `to` is the peer's confirmed path, else within the pong limits. */
+  private pongAllowed(p: DiscoPeer, to: Uint8Array, now: number): boolean {
+    const best = p.path.direct(now);
+    if (best && packedAddrEquals(best.packed, 0, to, 0)) return true;
+    return this.pongLimiter.allow(Buffer.from(to).toString('hex'), now);
+  }
+
+  /** False (and counted) for a peer-supplied endpoint we must not probe: see candidate-filter.ts. */
+  private probeable(p: DiscoPeer, packed: Uint8Array, source: string, now: number): boolean {
+    if (now - this.localAddrsAt >= LOCAL_ADDRS_REFRESH_MS) {
+      this.localAddrs = readLocalAddresses();
+      this.localAddrsAt = now;
+    }
+    const why = candidateRefusal(packed, this.localAddrs);
+    if (why === null) return true;
+    this.counters.candidatesRefused++;
+    this.log.debug(`${p.name}: ${source} endpoint ${packedText(packed)} refused (${why})`);
+    return false;
   }
 
   private sendDisco(p: DiscoPeer, payload: Uint8Array, udpAddr: Uint8Array | null, relay: string | null): boolean {

@@ -3,7 +3,7 @@
 // offered every received datagram (handlePacket), matching responses by transaction id.
 import { isDecodeError } from '../../proto/errors.js';
 import type { StunAddress } from '../../proto/stun/attributes.js';
-import { encodeBindingRequest } from '../../proto/stun/binding.js';
+import { encodeBindingRequest, PADDED_REQUEST_LEN } from '../../proto/stun/binding.js';
 import { decodeStunMessage, isStunMessage, METHOD_BINDING } from '../../proto/stun/message.js';
 
 export type StunSend = (packet: Uint8Array, port: number, address: string) => void | Promise<void>;
@@ -124,6 +124,7 @@ export class StunClient {
   request(server: StunServerAddress, o: StunRequestOptions = {}): Promise<StunBindingResult> {
     if (this.closed) return Promise.reject(new StunClientClosedError('STUN client is closed'));
     const { transactionId, bytes } = encodeBindingRequest({
+      padTo: PADDED_REQUEST_LEN, // servers that answer no larger than asked (pinhole's relay) can then answer in full
       ...(o.changeIp ? { changeIp: true } : {}),
       ...(o.changePort ? { changePort: true } : {}),
       ...(o.responsePort !== undefined ? { responsePort: o.responsePort } : {}),

@@ -135,8 +135,15 @@ export class NativeAddonMissingError extends Error {
 
 const ADDON_FILE = join('build', 'Release', 'pinhole_native.node');
 
+/**
+ * Another build of the addon to load instead (the sanitizer build: scripts/build-addon-asan.sh).
+ * Read once, here, when this module loads; nothing else reads it.
+ */
+const ADDON_PATH_OVERRIDE = process.env['PINHOLE_ADDON_PATH'] || undefined;
+
 /** Candidate locations: next to the source file, or from dist/agent/tun back to agent/tun. */
 function addonCandidates(): string[] {
+  if (ADDON_PATH_OVERRIDE) return [ADDON_PATH_OVERRIDE];
   const here = dirname(fileURLToPath(import.meta.url));
   return [join(here, ADDON_FILE), join(here, '..', '..', '..', 'agent', 'tun', ADDON_FILE)];
 }
@@ -146,7 +153,7 @@ let cached: NativeAddon | undefined;
 export function loadNative(): NativeAddon {
   if (cached) return cached;
   const path = addonCandidates().find((p) => existsSync(p));
-  if (!path) throw new NativeAddonMissingError('native addon not built: run npm run build');
+  if (!path) throw new NativeAddonMissingError(ADDON_PATH_OVERRIDE ? `PINHOLE_ADDON_PATH ${ADDON_PATH_OVERRIDE} does not exist` : 'native addon not built: run npm run build');
   const require = createRequire(import.meta.url);
   try {
     cached = require(path) as NativeAddon;

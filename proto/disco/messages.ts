@@ -15,13 +15,19 @@ import { DecodeError } from '../errors.js';
  *
  * Payload (the plaintext inside the box), integers big-endian:
  *
- *   type u8 | version u8 (0) | body
+ *   type u8 | version u8 (1) | sent-at u64 | body
  *   0x01 ping           txid [12] | sender node key [32]
  *   0x02 pong           txid [12] | observed source: address [16] | port u16
  *   0x03 call-me-maybe  endpoints: (address [16] | port u16) × n, n ≤ MAX_CALL_ENDPOINTS
  *
  * Addresses are 16 bytes; IPv4 is stored IPv4-mapped (::ffff:a.b.c.d). An all-zero address means
  * "not seen over UDP" (a ping that came through a relay).
+ *
+ * sent-at (version 1): the sender's clock in microseconds since the Unix epoch, strictly increasing
+ * per sender (DiscoClock). It sits inside the box, so only the sender can set it; the receiver
+ * keeps a per-sender window (replay-window.ts) and refuses a value it has seen, one far behind the
+ * newest, or one far from its own clock: a captured packet re-sent from a spoofed source is refused.
+ * Version 0 packets (no sent-at) are refused as 'bad-type'.
  */
 export const DISCO_MAGIC = Uint8Array.from([0x50, 0x48, 0x64, 0x73, 0x63, 0x01]);
 export const DISCO_KEY_LEN = 32;
@@ -30,13 +36,16 @@ export const DISCO_HEADER_LEN = DISCO_MAGIC.length + DISCO_KEY_LEN + DISCO_NONCE
 export const TXID_LEN = 12;
 export const MAX_CALL_ENDPOINTS = 32;
 const ENDPOINT_LEN = 18;
+/** type u8 | version u8 | sent-at u64. */
+const PAYLOAD_HEADER_LEN = 10;
 /** NaCl box adds a 16-byte Poly1305 tag. */
 const BOX_OVERHEAD = 16;
 /** The largest payload we produce (a full call-me-maybe); anything longer is refused. */
-const MAX_PAYLOAD = 2 + MAX_CALL_ENDPOINTS * ENDPOINT_LEN;
+const MAX_PAYLOAD = PAYLOAD_HEADER_LEN + MAX_CALL_ENDPOINTS * ENDPOINT_LEN;
 export const MAX_DISCO_PACKET = DISCO_HEADER_LEN + MAX_PAYLOAD + BOX_OVERHEAD;
 
 export const DISCO_TYPE = { PING: 0x01, PONG: 0x02, CALL_ME_MAYBE: 0x03 } as const;
+export const DISCO_VERSION = 1;
 
 /** An endpoint as disco carries it: 16 address bytes (IPv4-mapped for IPv4) and a port. */
 export interface DiscoEndpoint {
@@ -49,9 +58,32 @@ export type DiscoMessage =
   | { type: 'pong'; txid: Uint8Array; src: DiscoEndpoint }
   | { type: 'call-me-maybe'; endpoints: DiscoEndpoint[] };
 
+/** A decoded payload: the message and its sender's sent-at (microseconds, see the header comment). */
+export interface DiscoEnvelope {
+  sentAt: number;
+  msg: DiscoMessage;
+}
+
+/** The largest sent-at we write or accept: integers above 2^53 would lose precision in a number. */
+const MAX_SENT_AT = Number.MAX_SAFE_INTEGER;
+
+/**
+ * A sender's sent-at source: microseconds since the epoch, strictly increasing even when two
+ * messages fall in one microsecond or the wall clock steps back a little.
+ */
+export class DiscoClock {
+  private last = 0;
+  constructor(private readonly nowMs: () => number = Date.now) {}
+  next(): number {
+    const t = Math.floor(this.nowMs() * 1000);
+    this.last = t > this.last ? t : this.last + 1;
+    return this.last;
+  }
+}
+
 /** True if the datagram carries the disco magic (cheap: called for every non-WireGuard datagram). */
 export function isDiscoPacket(buf: Uint8Array, off = 0, len = buf.length - off): boolean {
-  if (len < DISCO_HEADER_LEN + BOX_OVERHEAD + 2) return false;
+  if (len < DISCO_HEADER_LEN + BOX_OVERHEAD + 2) return false; // (version 0 was 2 bytes shorter: still disco, refused on open)
   for (let i = 0; i < DISCO_MAGIC.length; i++) if (buf[off + i] !== DISCO_MAGIC[i]) return false;
   return true;
 }
@@ -62,51 +94,64 @@ export function discoSender(buf: Uint8Array): Uint8Array {
   return buf.slice(DISCO_MAGIC.length, DISCO_MAGIC.length + DISCO_KEY_LEN);
 }
 
-export function encodeDiscoPayload(msg: DiscoMessage): Uint8Array {
+export function encodeDiscoPayload(msg: DiscoMessage, sentAt: number): Uint8Array {
+  if (!Number.isSafeInteger(sentAt) || sentAt < 0) throw new RangeError('disco sent-at: a non-negative safe integer');
+  const out = encodeBody(msg);
+  out[1] = DISCO_VERSION;
+  new DataView(out.buffer, out.byteOffset, out.byteLength).setBigUint64(2, BigInt(sentAt));
+  return out;
+}
+
+function encodeBody(msg: DiscoMessage): Uint8Array {
+  const H = PAYLOAD_HEADER_LEN;
   switch (msg.type) {
     case 'ping': {
       if (msg.txid.length !== TXID_LEN || msg.nodeKey.length !== 32) throw new RangeError('ping: txid is 12 bytes, node key 32');
-      const out = new Uint8Array(2 + TXID_LEN + 32);
+      const out = new Uint8Array(H + TXID_LEN + 32);
       out[0] = DISCO_TYPE.PING;
-      out.set(msg.txid, 2);
-      out.set(msg.nodeKey, 2 + TXID_LEN);
+      out.set(msg.txid, H);
+      out.set(msg.nodeKey, H + TXID_LEN);
       return out;
     }
     case 'pong': {
       if (msg.txid.length !== TXID_LEN) throw new RangeError('pong: txid is 12 bytes');
-      const out = new Uint8Array(2 + TXID_LEN + ENDPOINT_LEN);
+      const out = new Uint8Array(H + TXID_LEN + ENDPOINT_LEN);
       out[0] = DISCO_TYPE.PONG;
-      out.set(msg.txid, 2);
-      writeEndpoint(out, 2 + TXID_LEN, msg.src);
+      out.set(msg.txid, H);
+      writeEndpoint(out, H + TXID_LEN, msg.src);
       return out;
     }
     case 'call-me-maybe': {
       const eps = msg.endpoints.slice(0, MAX_CALL_ENDPOINTS);
-      const out = new Uint8Array(2 + eps.length * ENDPOINT_LEN);
+      const out = new Uint8Array(H + eps.length * ENDPOINT_LEN);
       out[0] = DISCO_TYPE.CALL_ME_MAYBE;
-      eps.forEach((e, i) => writeEndpoint(out, 2 + i * ENDPOINT_LEN, e));
+      eps.forEach((e, i) => writeEndpoint(out, H + i * ENDPOINT_LEN, e));
       return out;
     }
   }
 }
 
-export function decodeDiscoPayload(p: Uint8Array): DiscoMessage {
+export function decodeDiscoPayload(p: Uint8Array): DiscoEnvelope {
+  const H = PAYLOAD_HEADER_LEN;
   if (p.length < 2) throw new DecodeError('short', 'disco payload shorter than its header');
   if (p.length > MAX_PAYLOAD) throw new DecodeError('oversized', `disco payload of ${p.length} bytes`);
-  if (p[1] !== 0) throw new DecodeError('bad-type', `disco version ${p[1]}`);
-  const body = p.length - 2;
+  if (p[1] !== DISCO_VERSION) throw new DecodeError('bad-type', `disco version ${p[1]}`);
+  if (p.length < H) throw new DecodeError('short', 'disco payload shorter than its header');
+  const sentAt = Number(new DataView(p.buffer, p.byteOffset, p.byteLength).getBigUint64(2));
+  if (sentAt > MAX_SENT_AT) throw new DecodeError('bad-value', 'disco sent-at beyond 2^53');
+  const body = p.length - H;
   switch (p[0]) {
     case DISCO_TYPE.PING:
       if (body !== TXID_LEN + 32) throw new DecodeError('bad-length', `disco ping of ${p.length} bytes`);
-      return { type: 'ping', txid: p.slice(2, 2 + TXID_LEN), nodeKey: p.slice(2 + TXID_LEN) };
+      return { sentAt, msg: { type: 'ping', txid: p.slice(H, H + TXID_LEN), nodeKey: p.slice(H + TXID_LEN) } };
     case DISCO_TYPE.PONG:
       if (body !== TXID_LEN + ENDPOINT_LEN) throw new DecodeError('bad-length', `disco pong of ${p.length} bytes`);
-      return { type: 'pong', txid: p.slice(2, 2 + TXID_LEN), src: readEndpoint(p, 2 + TXID_LEN) };
+      return { sentAt, msg: { type: 'pong', txid: p.slice(H, H + TXID_LEN), src: readEndpoint(p, H + TXID_LEN) } };
     case DISCO_TYPE.CALL_ME_MAYBE: {
       if (body % ENDPOINT_LEN !== 0) throw new DecodeError('bad-length', `call-me-maybe of ${p.length} bytes`);
       const endpoints: DiscoEndpoint[] = [];
-      for (let off = 2; off < p.length; off += ENDPOINT_LEN) endpoints.push(readEndpoint(p, off));
-      return { type: 'call-me-maybe', endpoints };
+      for (let off = H; off < p.length; off += ENDPOINT_LEN) endpoints.push(readEndpoint(p, off));
+      return { sentAt, msg: { type: 'call-me-maybe', endpoints } };
     }
     default:
       throw new DecodeError('bad-type', `disco message type ${p[0]}`);
@@ -126,7 +171,7 @@ export function sealDisco(payload: Uint8Array, senderPublic: Uint8Array, sharedK
 }
 
 /** Opens a packet with the shared key of (our secret, its sender); DecodeError if it fails to open. */
-export function openDisco(packet: Uint8Array, sharedKey: Uint8Array): DiscoMessage {
+export function openDisco(packet: Uint8Array, sharedKey: Uint8Array): DiscoEnvelope {
   if (!isDiscoPacket(packet)) throw new DecodeError('short', 'not a disco packet');
   if (packet.length > MAX_DISCO_PACKET) throw new DecodeError('oversized', `disco packet of ${packet.length} bytes`);
   const nonce = packet.subarray(DISCO_MAGIC.length + DISCO_KEY_LEN, DISCO_HEADER_LEN);

@@ -12,11 +12,32 @@ export interface BindingRequestOptions {
   responsePort?: number;
   software?: string;
   fingerprint?: boolean;
+  /**
+   * Make the request at least this many bytes (at most REQUEST_PAD_MAX), by filling SOFTWARE with
+   * spaces: SOFTWARE is comprehension-optional, so every server accepts it, unlike RFC 5780's PADDING.
+   * Servers that answer no larger than they were asked (pinhole's relay) need it; see PADDED_REQUEST_LEN.
+   */
+  padTo?: number;
 }
+
+/**
+ * What pinhole pads its Binding requests to: the largest answer pinhole's responder gives (IPv6
+ * XOR-MAPPED-ADDRESS, RESPONSE-ORIGIN and OTHER-ADDRESS, SOFTWARE, FINGERPRINT: 120 bytes) fits.
+ */
+export const PADDED_REQUEST_LEN = 128;
+/** SOFTWARE holds fewer than 128 characters (RFC 8489 §14.14). */
+const SOFTWARE_MAX_CHARS = 127;
+const PAD_SOFTWARE = 'pinhole';
 
 /** A Binding request: header, optional CHANGE-REQUEST / RESPONSE-PORT / SOFTWARE, FINGERPRINT. */
 export function encodeBindingRequest(opts: BindingRequestOptions = {}): { transactionId: Uint8Array; bytes: Uint8Array } {
   const transactionId = opts.transactionId ?? newTransactionId();
+  if (opts.padTo !== undefined) {
+    const bare = encodeBindingRequest({ ...opts, transactionId, padTo: undefined, software: undefined }).bytes.length;
+    const base = opts.software ?? PAD_SOFTWARE;
+    const want = Math.min(SOFTWARE_MAX_CHARS, Math.max(base.length, opts.padTo - bare - 4));
+    return encodeBindingRequest({ ...opts, transactionId, padTo: undefined, software: base.padEnd(want, ' ') });
+  }
   const bytes = encodeStunMessage({
     method: METHOD_BINDING,
     class: 'request',

@@ -70,11 +70,14 @@ export async function startCoturn(host: Host, opts: { port?: number; timeoutMs?:
   return { host, ips, port, proc, stop: async () => { await proc.kill(); } };
 }
 
-/** Runs `turnutils_natdiscovery -m -f` on host against server and parses its verdicts. */
+/**
+ * Runs `turnutils_natdiscovery -m -f -P` on host against server and parses its verdicts. -P pads
+ * each request (PADDING, 1500 bytes): pinhole's responder answers no larger than it was asked.
+ */
 export async function discoverNat(host: Host, server: string | StunServer, opts: { timeoutMs?: number } = {}): Promise<NatDiscovery> {
   const ip = typeof server === 'string' ? server : server.ips[0];
   const port = typeof server === 'string' ? 3478 : server.port;
-  const r = await host.exec(['turnutils_natdiscovery', '-m', '-f', '-p', String(port), ip], { timeoutMs: opts.timeoutMs ?? 30_000 });
+  const r = await host.exec(['turnutils_natdiscovery', '-m', '-f', '-P', '-p', String(port), ip], { timeoutMs: opts.timeoutMs ?? 30_000 });
   return parseNatDiscovery(r.stdout + r.stderr);
 }
 

@@ -3,12 +3,17 @@
 // Every pair connects; pairs go direct except symmetric × {symmetric, port-restricted} and the
 // UDP-blocked site, which stay on the relay. The first reply comes through the relay within
 // 0.5 s and relay → direct takes ≤ 2 s. Also: `pinhole ping` shows the path, status --json shows
-// path/endpoint/relay/latency, and junk disco packets are counted, not fatal.
+// path/endpoint/relay/latency, junk disco packets are counted, not fatal, and disco packets
+// captured on the wire and re-sent from another address are refused as replays, unanswered.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createLab, type Lab } from '../../scripts/natlab/index.js';
 import { formatPairTable, peerOf, waitFor, type PairResult } from '../../scripts/traversal/mesh-lab.js';
 import { runMatrix, type MatrixRun } from '../../scripts/traversal/matrix.js';
+import { udpPayloads } from '../helpers/pcap.js';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 describe('NAT traversal matrix', { timeout: 600_000 }, () => {
   let lab: Lab;
@@ -102,6 +107,46 @@ describe('NAT traversal matrix', { timeout: 600_000 }, () => {
     }, 10_000);
     assert.ok(st.magicsock!.discoBadPacket! >= 150);
     assert.equal(target.agent.proc.running, true);
+    const again = await target.agent.cli(['ping', 'open2', '-c', '1']);
+    assert.equal(again.code, 0, again.stderr);
+  });
+
+  test('disco packets captured on the wire and re-sent from another address are refused as replays, and not answered', async () => {
+    const m = run!.mesh;
+    const target = m.node('open1');
+    const port = (await target.agent.status()).interface.listenPort;
+    // Capture real disco packets (pings and pongs from its peers, sealed by them) arriving at open1.
+    const dir = await mkdtemp(join(tmpdir(), 'pinhole-disco-'));
+    let captured: Buffer[];
+    try {
+      const pcap = join(dir, 'cap.pcap');
+      const cap = target.host.spawn(['tcpdump', '-i', 'eth0', '-U', '-c', '4', '-w', pcap, `udp dst port ${port} and udp[8:4] = 0x50486473`]);
+      await new Promise((r) => setTimeout(r, 800));
+      await target.agent.cli(['ping', 'open2', '-c', '3']);
+      await cap.wait(10_000);
+      captured = (await udpPayloads(pcap)).filter((p) => p.subarray(0, 6).equals(Buffer.from('PHdsc\x01', 'latin1')));
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+    assert.ok(captured.length >= 2, `captured ${captured.length} disco packets`);
+    const st0 = await target.agent.status();
+    // Re-send them from a host on the lab internet (another source address), and listen for answers.
+    const script = `
+      const s = require('node:dgram').createSocket('udp4');
+      let got = 0;
+      s.on('message', () => { got++; });
+      s.bind(0, () => {
+        for (const h of ${JSON.stringify(captured.map((p) => p.toString('hex')))}) s.send(Buffer.from(h, 'hex'), ${port}, ${JSON.stringify(target.host.ip)});
+        setTimeout(() => { console.log(got); s.close(); }, 1500);
+      });`;
+    const r = await m.coord.host.exec(['node', '-e', script]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout.trim(), '0', 'nothing was sent back to the replaying address');
+    const st = await target.agent.status();
+    const c0 = st0.magicsock!;
+    const c = st.magicsock!;
+    assert.equal(c.discoReplayed! - c0.discoReplayed!, captured.length, `every replay refused and counted: ${JSON.stringify(c)}`);
+    assert.equal(c.discoBadPacket, c0.discoBadPacket, 'the replays opened fine: they were refused for being replays');
     const again = await target.agent.cli(['ping', 'open2', '-c', '1']);
     assert.equal(again.code, 0, again.stderr);
   });

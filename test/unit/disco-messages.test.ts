@@ -7,7 +7,7 @@ import fc from 'fast-check';
 import nacl from 'tweetnacl';
 import { DecodeError } from '../../proto/errors.js';
 import {
-  decodeDiscoPayload, discoSender, discoSharedKey, encodeDiscoPayload, isDiscoPacket, MAX_CALL_ENDPOINTS, openDisco, sealDisco,
+  decodeDiscoPayload, DiscoClock, discoSender, discoSharedKey, encodeDiscoPayload, isDiscoPacket, MAX_CALL_ENDPOINTS, openDisco, sealDisco,
   type DiscoMessage,
 } from '../../proto/disco/messages.js';
 import { messageType } from '../../proto/wireguard/messages.js';
@@ -34,16 +34,17 @@ test('ping, pong and call-me-maybe round-trip sealed by A and opened by B', () =
     { type: 'call-me-maybe', endpoints: [] },
   ];
   for (const m of msgs) {
-    const packet = sealDisco(encodeDiscoPayload(m), a.publicKey, ab);
+    const sentAt = 1_765_000_000_000_000 + m.type.length;
+    const packet = sealDisco(encodeDiscoPayload(m, sentAt), a.publicKey, ab);
     assert.ok(isDiscoPacket(packet));
     assert.deepEqual(discoSender(packet), a.publicKey);
-    assert.deepEqual(openDisco(packet, ba), m);
+    assert.deepEqual(openDisco(packet, ba), { sentAt, msg: m });
   }
 });
 
 test('a packet opens only with the key shared by its two ends', () => {
   const c = nacl.box.keyPair();
-  const packet = sealDisco(encodeDiscoPayload({ type: 'call-me-maybe', endpoints: [] }), a.publicKey, ab);
+  const packet = sealDisco(encodeDiscoPayload({ type: 'call-me-maybe', endpoints: [] }, 1), a.publicKey, ab);
   assert.equal(codeOf(() => openDisco(packet, discoSharedKey(a.publicKey, c.secretKey))), 'bad-box');
   const flipped = Uint8Array.from(packet);
   flipped[flipped.length - 1]! ^= 1;
@@ -52,13 +53,13 @@ test('a packet opens only with the key shared by its two ends', () => {
 
 test('call-me-maybe carries at most MAX_CALL_ENDPOINTS endpoints', () => {
   const many = Array.from({ length: 40 }, (_, i) => v4([198, 51, 100, i], 1000 + i));
-  const m = decodeDiscoPayload(encodeDiscoPayload({ type: 'call-me-maybe', endpoints: many }));
+  const m = decodeDiscoPayload(encodeDiscoPayload({ type: 'call-me-maybe', endpoints: many }, 1)).msg;
   assert.equal(m.type, 'call-me-maybe');
   assert.equal((m as { endpoints: unknown[] }).endpoints.length, MAX_CALL_ENDPOINTS);
 });
 
 test('disco, WireGuard and STUN are told apart on the one socket', () => {
-  const disco = sealDisco(encodeDiscoPayload({ type: 'call-me-maybe', endpoints: [] }), a.publicKey, ab);
+  const disco = sealDisco(encodeDiscoPayload({ type: 'call-me-maybe', endpoints: [] }, 1), a.publicKey, ab);
   assert.equal(messageType(disco), 0);
   assert.equal(isStunMessage(disco), false);
   const stun = encodeBindingRequest().bytes;
@@ -74,16 +75,39 @@ test('100k random payloads: decodeDiscoPayload throws only DecodeError', () => {
   fc.assert(fc.property(fc.uint8Array({ maxLength: 700 }), fc.integer({ min: 0, max: 5 }), (bytes, type) => {
     const p = Uint8Array.from(bytes);
     if (p.length > 0 && type > 0) p[0] = type;
-    if (p.length > 1 && type > 0) p[1] = 0;
+    if (p.length > 1 && type > 0) p[1] = 1;
     codeOf(() => decodeDiscoPayload(p));
   }), { numRuns: RUNS });
 });
 
 test('100k hostile packets with the magic prefix: openDisco throws only DecodeError', () => {
-  const valid = sealDisco(encodeDiscoPayload({ type: 'ping', txid: new Uint8Array(12), nodeKey: new Uint8Array(32) }), a.publicKey, ab);
+  const valid = sealDisco(encodeDiscoPayload({ type: 'ping', txid: new Uint8Array(12), nodeKey: new Uint8Array(32) }, 7), a.publicKey, ab);
   fc.assert(fc.property(fc.uint8Array({ maxLength: 800 }), fc.nat(valid.length), fc.boolean(), (junk, cut, keepMagic) => {
     const packet = keepMagic ? Uint8Array.from([...valid.subarray(0, cut), ...junk]) : Uint8Array.from(junk);
     const same = packet.length === valid.length && packet.every((x, i) => x === valid[i]);
     assert.equal(codeOf(() => openDisco(packet, ba)) === 'ok', same, 'only the untouched packet opens');
   }), { numRuns: RUNS });
+});
+
+test('version 0 payloads (no sent-at) are refused; sent-at round-trips up to 2^53 - 1 and not beyond', () => {
+  const v1 = encodeDiscoPayload({ type: 'call-me-maybe', endpoints: [] }, Number.MAX_SAFE_INTEGER);
+  assert.equal(decodeDiscoPayload(v1).sentAt, Number.MAX_SAFE_INTEGER);
+  const v0 = Uint8Array.from([3, 0]);
+  assert.equal(codeOf(() => decodeDiscoPayload(v0)), 'bad-type');
+  const huge = Uint8Array.from(v1);
+  huge[2] = 0xff;
+  assert.equal(codeOf(() => decodeDiscoPayload(huge)), 'bad-value');
+  assert.throws(() => encodeDiscoPayload({ type: 'call-me-maybe', endpoints: [] }, -1), RangeError);
+});
+
+test('DiscoClock: microseconds, strictly increasing even when the wall clock stands still or steps back', () => {
+  let t = 1_000;
+  const clock = new DiscoClock(() => t);
+  const a1 = clock.next();
+  assert.equal(a1, 1_000_000);
+  assert.equal(clock.next(), 1_000_001);
+  t = 999;
+  assert.equal(clock.next(), 1_000_002);
+  t = 2_000;
+  assert.equal(clock.next(), 2_000_000);
 });

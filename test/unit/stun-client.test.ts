@@ -1,6 +1,6 @@
 // The agent's STUN client over real UDP sockets against the relay's STUN responder on loopback:
 // the mapped address is the socket's own, RFC 5780 CHANGE-REQUEST answers come from the other
-// IP/port, requests are retransmitted when lost, errors/timeouts/aborts are typed, and other
+// IP/port, RESPONSE-PORT is refused, requests are retransmitted when lost, errors/timeouts/aborts are typed, and other
 // traffic on the shared socket is left alone.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -69,16 +69,18 @@ test('an RFC 5780 server reports OTHER-ADDRESS and answers CHANGE-REQUEST from t
   assert.ok(counters.changeRequests >= 3);
 });
 
-test('RESPONSE-PORT sends the answer to another port of ours', async () => {
+test('RESPONSE-PORT is refused with 420 to the source; nothing goes to the other port', async () => {
   const second = createSocket('udp4');
   await new Promise<void>((r) => second.bind(0, '127.0.0.1', () => r()));
   try {
-    const got = new Promise<Buffer>((r) => second.once('message', (m) => r(m)));
-    const secondClient = new StunClient({ send: (p, port, address) => { sock.send(p, port, address); }, timeoutMs: 800 });
-    second.on('message', (m, rinfo) => secondClient.handlePacket(m, rinfo));
-    const r = await secondClient.request(rfc5780.addresses[0]!, { responsePort: second.address().port });
-    await got;
-    assert.equal(r.mapped.port, sock.address().port, 'mapped is still where the request came from');
+    let strays = 0;
+    second.on('message', () => { strays++; });
+    const before = counters.responsePortRefused;
+    await assert.rejects(client.request(rfc5780.addresses[0]!, { responsePort: second.address().port, timeoutMs: 800 }),
+      (err) => err instanceof StunErrorResponseError && err.code === 420);
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(strays, 0, 'the other port got nothing');
+    assert.equal(counters.responsePortRefused, before + 1);
   } finally {
     second.close();
   }

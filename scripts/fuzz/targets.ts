@@ -1,0 +1,19 @@
+// Every fuzz target, in the order a run visits them. Each is built fresh per run (its own keys,
+// sockets and state), so a run is reproducible from its seed.
+import type { FuzzTargetFactory } from './target.js';
+import { disco, relayFrames, stun, wireguardDevice, wireguardMessages, wireguardResponder } from './targets-wire.js';
+import { ipParsers, packetFilter, userspaceNat } from './targets-packets.js';
+import { controlJson } from './targets-control.js';
+
+export const FUZZ_TARGETS: ReadonlyArray<{ name: string; make: FuzzTargetFactory }> = [
+  { name: 'wireguard-messages', make: wireguardMessages },
+  { name: 'wireguard-responder', make: wireguardResponder },
+  { name: 'wireguard-device', make: wireguardDevice },
+  { name: 'disco', make: disco },
+  { name: 'stun', make: stun },
+  { name: 'relay-frames', make: relayFrames },
+  { name: 'control-json', make: controlJson },
+  { name: 'ip-parsers', make: ipParsers },
+  { name: 'packet-filter', make: packetFilter },
+  { name: 'userspace-nat', make: userspaceNat },
+];
