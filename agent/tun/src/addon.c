@@ -1,10 +1,12 @@
-// Module entry: exports the native classes { Tun, Udp, BusyPoll, Icmp, FastPath }.
+// Module entry: exports the native classes { Tun, Udp, BusyPoll, Icmp, FastPath } and the
+// functions { peerCred, groupId, groupName }.
 #include <node_api.h>
 
 #include "busy_poll.h"
 #include "errors.h"
 #include "fastpath.h"
 #include "icmp.h"
+#include "peercred.h"
 #include "tun.h"
 #include "udp.h"
 
@@ -24,6 +26,14 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_value fast = ph_fast_define(env);
   if (!fast) return NULL;
   PH_NAPI(env, napi_set_named_property(env, exports, "FastPath", fast));
+  static const struct { const char *name; napi_callback fn; } functions[] = {
+    {"peerCred", ph_peer_cred}, {"groupId", ph_group_id}, {"groupName", ph_group_name},
+  };
+  for (size_t i = 0; i < sizeof functions / sizeof functions[0]; i++) {
+    napi_value fn;
+    PH_NAPI(env, napi_create_function(env, functions[i].name, NAPI_AUTO_LENGTH, functions[i].fn, NULL, &fn));
+    PH_NAPI(env, napi_set_named_property(env, exports, functions[i].name, fn));
+  }
   return exports;
 }
 
