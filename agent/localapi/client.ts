@@ -49,8 +49,7 @@ export function localApiCall<T>(socketPath: string, method: string, path: string
 
 function whyUnreachable(socketPath: string, err: NodeJS.ErrnoException): string {
   switch (err.code) {
-    case 'ENOENT': return 'no such socket (is the agent running? see pinhole --socket PATH)';
-    case 'ECONNREFUSED': return 'nothing is listening (the agent is not running)';
+    case 'ENOENT': case 'ECONNREFUSED': return 'is the agent running?';
     case 'EACCES': return `permission denied: ${whoMayConnect(socketPath)}`;
     default: return err.message;
   }
