@@ -33,7 +33,10 @@ function buildProgram(): Command {
     .option('--port <n>', 'UDP port to listen on (overrides ListenPort)')
     .addOption(new Option('--socket-mark <value[/mask]>', 'firewall mark on the agent\'s own sockets, routed around an exit node')
       .default(formatSocketMark(DEFAULT_SOCKET_MARK)).env('PINHOLE_SOCKET_MARK'))
-    .action(async (opts: { config?: string; tun?: string; stateDir?: string; port?: string; socketMark: string }, cmd: Command) => {
+    
+    .option('--admin-group <group>', 'members may change state through the local API (up, down, logout, routes, exit node)')
+    .option('--operator-group <group>', 'members may read through the local API (status, ip, netcheck, ping); the socket gets this group')
+    .action(async (opts: AgentFlags, cmd: Command) => {
       const socket = (cmd.optsWithGlobals() as { socket: string }).socket;
       if (opts.config && opts.stateDir) throw new UsageError('use either --config FILE.conf (static) or --state-dir DIR (managed), not both');
       if (opts.stateDir) {
@@ -45,12 +48,12 @@ function buildProgram(): Command {
           if (err instanceof SocketMarkError) throw new UsageError(err.message);
           throw err;
         }
-        await runManagedAgent({ stateDir: opts.stateDir, socketPath: socket, tunName: opts.tun, port: parsePort(opts.port), socketMark });
+        await runManagedAgent({ stateDir: opts.stateDir, socketPath: socket, tunName: opts.tun, port: parsePort(opts.port), socketMark, ...accessGroups(opts) });
         return;
       }
       if (!opts.config) throw new UsageError('pinhole agent needs --state-dir DIR (managed by a coordinator) or --config FILE.conf (static)');
       const { runStaticAgent } = await import('../static/static-agent.js');
-      await runStaticAgent({ configPath: opts.config, tunName: opts.tun, socketPath: socket, port: parsePort(opts.port) });
+      await runStaticAgent({ configPath: opts.config, tunName: opts.tun, socketPath: socket, port: parsePort(opts.port), ...accessGroups(opts) });
     });
 
   program.command('genkey')
@@ -82,6 +85,15 @@ function buildProgram(): Command {
   registerPingCommand(program);
   registerAdminCommand(program);
   return program;
+}
+
+interface AgentFlags { config?: string; tun?: string; stateDir?: string; port?: string; adminGroup?: string; operatorGroup?: string; socketMark: string }
+
+function accessGroups(o: AgentFlags): { adminGroup?: string; operatorGroup?: string } {
+  return {
+    ...(o.adminGroup !== undefined ? { adminGroup: o.adminGroup } : {}),
+    ...(o.operatorGroup !== undefined ? { operatorGroup: o.operatorGroup } : {}),
+  };
 }
 
 class UsageError extends Error {

@@ -3,7 +3,7 @@
 import type { IncomingMessage } from 'node:http';
 import { z } from 'zod';
 import { describeZodError } from '../../proto/control/schemas.js';
-import { LocalApiError, type LocalApiRoute } from '../localapi/server.js';
+import { changeCall, LocalApiError, readCall, type LocalApiRoute } from '../localapi/server.js';
 import type { ManagedAgent } from './managed-agent.js';
 import { AdvertiseFlags, ClientRoutingFlags } from './routing-prefs.js';
 
@@ -50,26 +50,27 @@ export const LocalPingBody = z.object({
   timeoutMs: z.number().int().min(10).max(8000).default(2000),
 }).strict();
 
+/** Every call that alters prefs or state (register carries routes and the exit-node offer; up the exit node) is a change. */
 export function managedRoutes(agent: ManagedAgent): Record<string, LocalApiRoute> {
   return {
-    'POST /v0/ping': async (req) => {
+    'POST /v0/ping': readCall('ping', async (req) => {
       const r = LocalPingBody.safeParse(await readJson(req));
       if (!r.success) throw new LocalApiError(400, describeZodError(r.error));
       return agent.ping(r.data.peer, r.data.timeoutMs);
-    },
-    [`GET ${LOCAL_PATHS.status}`]: () => agent.status(),
-    [`POST ${LOCAL_PATHS.register}`]: async (req) => {
+    }),
+    [`GET ${LOCAL_PATHS.status}`]: readCall('status', () => agent.status()),
+    [`POST ${LOCAL_PATHS.register}`]: changeCall('up', async (req) => {
       const r = LocalRegisterBody.safeParse(await readJson(req));
       if (!r.success) throw new LocalApiError(400, describeZodError(r.error));
       return agent.register(r.data);
-    },
-    [`POST ${LOCAL_PATHS.up}`]: async (req) => {
+    }),
+    [`POST ${LOCAL_PATHS.up}`]: changeCall('up', async (req) => {
       const r = ClientRoutingFlags.safeParse(await readJson(req));
       if (!r.success) throw new LocalApiError(400, describeZodError(r.error));
       return agent.up(r.data);
-    },
-    [`POST ${LOCAL_PATHS.down}`]: () => agent.down(),
-    [`POST ${LOCAL_PATHS.logout}`]: () => agent.logout(),
-    [`GET ${LOCAL_PATHS.netcheck}`]: () => agent.netcheck(),
+    }),
+    [`POST ${LOCAL_PATHS.down}`]: changeCall('down', () => agent.down()),
+    [`POST ${LOCAL_PATHS.logout}`]: changeCall('logout', () => agent.logout()),
+    [`GET ${LOCAL_PATHS.netcheck}`]: readCall('netcheck', () => agent.netcheck()),
   };
 }

@@ -1,8 +1,9 @@
-// `pinhole agent --state-dir DIR --socket PATH [--tun NAME] [--port N]`: the managed daemon in
+// `pinhole agent --state-dir DIR --socket PATH [--tun NAME] [--port N] [--admin-group G] [--operator-group G]`: the managed daemon in
 // the foreground. Loads (or creates) its identity, serves the local API, and if it was up
 // before, brings the tunnel straight back from the last netmap.
 import { createLogger } from '../log.js';
-import { startLocalApi } from '../localapi/server.js';
+import { prepareLocalApi, refusalLogFields, startLocalApi } from '../localapi/server.js';
+import type { AccessGroupOptions } from '../localapi/credentials.js';
 import { timersFromEnv } from '../static/timer-overrides.js';
 import { defaultHostname } from './hostname.js';
 import { managedRoutes } from './local-routes.js';
@@ -13,7 +14,7 @@ import { DEFAULT_SOCKET_MARK, type SocketMark } from '../routing/socket-mark.js'
 
 export const DEFAULT_TUN = 'pinhole0';
 
-export interface ManagedDaemonOptions {
+export interface ManagedDaemonOptions extends AccessGroupOptions {
   stateDir: string;
   socketPath: string;
   tunName?: string;
@@ -26,6 +27,7 @@ export async function runManagedAgent(opts: ManagedDaemonOptions): Promise<void>
   const log = createLogger('agent');
   const tunName = opts.tunName ?? DEFAULT_TUN;
   if (!TUN_NAME.test(tunName)) throw new Error(`invalid TUN name "${tunName}": use --tun NAME (1-15 letters, digits, _=+.-)`);
+  const policy = await prepareLocalApi(opts.socketPath, opts);
   const state = await StateDir.open(opts.stateDir);
   const agent = await ManagedAgent.load({
     state, log, tunName, port: opts.port, timers: timersFromEnv(process.env.PINHOLE_WG_TIMERS), defaultHostname: defaultHostname(),
@@ -33,7 +35,9 @@ export async function runManagedAgent(opts: ManagedDaemonOptions): Promise<void>
   });
   // The tunnel first: by the time the local API answers, a node that was up is up again.
   await agent.start();
-  const api = await startLocalApi(opts.socketPath, managedRoutes(agent)).catch(async (err: Error) => {
+  const api = await startLocalApi(opts.socketPath, managedRoutes(agent), {
+    policy, onRefused: (cred, verb, reason) => log.warn(refusalLogFields(cred, verb), reason),
+  }).catch(async (err: Error) => {
     await agent.close();
     throw err;
   });

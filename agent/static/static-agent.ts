@@ -8,12 +8,13 @@ import { Device } from '../wireguard/device.js';
 import { encodePackedAddr } from '../tun/packed-addr.js';
 import { addAddress, addRoute } from '../tun/iface.js';
 import { openTunnel, TUN_NAME } from '../daemon/tunnel.js';
-import { startLocalApi } from '../localapi/server.js';
+import { prepareLocalApi, readCall, refusalLogFields, startLocalApi } from '../localapi/server.js';
+import type { AccessGroupOptions } from '../localapi/credentials.js';
 import { timersFromEnv } from './timer-overrides.js';
 import { buildStatus } from './status-build.js';
 import { createLogger } from '../log.js';
 
-export interface StaticAgentOptions {
+export interface StaticAgentOptions extends AccessGroupOptions {
   configPath: string;
   tunName?: string;
   socketPath: string;
@@ -27,6 +28,7 @@ async function resolveEndpoint(host: string, port: number): Promise<Uint8Array> 
 
 export async function runStaticAgent(opts: StaticAgentOptions): Promise<void> {
   const log = createLogger('agent');
+  const policy = await prepareLocalApi(opts.socketPath, opts);
   const cfg: WgQuickConfig = await loadWgQuickConfig(opts.configPath);
   for (const w of cfg.warnings) log.warn(w);
   const tunName = opts.tunName ?? basename(opts.configPath).replace(/\.conf$/, '');
@@ -67,7 +69,9 @@ export async function runStaticAgent(opts: StaticAgentOptions): Promise<void> {
     }
 
     const status = () => buildStatus({ device, tun, udp, mtu, addresses: cfg.interface.addresses.map(formatCidr) });
-    const api = await startLocalApi(opts.socketPath, { 'GET /v0/status': status });
+    const api = await startLocalApi(opts.socketPath, { 'GET /v0/status': readCall('status', status) }, {
+      policy, onRefused: (cred, verb, reason) => log.warn(refusalLogFields(cred, verb), reason),
+    });
     cleanup.push(() => api.close());
     log.info(`static tunnel ${tun.name} up: public key ${device.publicKeyBase64}, UDP port ${udp.port}, ${cfg.peers.length} peer(s), local API ${opts.socketPath}`);
 

@@ -17,7 +17,8 @@
         "src/icmp.c",
         "src/fastpath.c",
         "src/fast_data.c",
-        "src/fast_routes.c"
+        "src/fast_routes.c",
+        "src/peercred.c"
       ],
       "defines": ["NAPI_VERSION=8", "_GNU_SOURCE"],
       "cflags": ["-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter", "-fvisibility=hidden"],

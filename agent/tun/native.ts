@@ -107,6 +107,16 @@ export interface NativeFastPath {
   close(): void;
 }
 
+/** The kernel's record of a unix socket's peer, taken at connect() (agent/tun/src/peercred.c). */
+export interface NativePeerCred {
+  pid: number;
+  uid: number;
+  /** Effective gid. */
+  gid: number;
+  /** Supplementary groups (SO_PEERGROUPS); null on kernels before 4.13. */
+  groups: number[] | null;
+}
+
 export interface NativeAddon {
   Tun: new (name: string) => NativeTun;
   /**
@@ -122,6 +132,12 @@ export interface NativeAddon {
   /** The SO_MARK of a socket fd. */
   socketMark(fd: number): number;
   FastPath: new (tun: NativeTun, udp: NativeUdp, limits: Float64Array, mtu: number, nowMs: number) => NativeFastPath;
+  /** SO_PEERCRED + SO_PEERGROUPS of a connected unix socket's fd. */
+  peerCred(fd: number): NativePeerCred;
+  /** getgrnam_r: the gid of a group name, null if there is no such group. */
+  groupId(name: string): number | null;
+  /** getgrgid_r: the name of a gid, null if there is no such group. */
+  groupName(gid: number): string | null;
 }
 
 /** Udp constructor flags (agent/tun/src/udp.h). */

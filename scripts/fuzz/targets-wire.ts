@@ -181,9 +181,9 @@ export function stun(): FuzzTarget {
 export function relayFrames(): FuzzTarget {
   const key = new Uint8Array(32).fill(9);
   const frames: RelayFrame[] = [
-    { type: 'server-key', version: 1, serverKey: key, challenge: new Uint8Array(32) },
-    { type: 'client-info', version: 1, nodeKey: key, proof: new Uint8Array(16) },
-    { type: 'server-info', keepaliveMs: 30000, idleTimeoutMs: 60000, rateBytesPerSec: 1, rateBurstBytes: 2 },
+    { type: 'server-key', version: 2, serverKey: key, challenge: new Uint8Array(32) },
+    { type: 'client-info', version: 2, nodeKey: key, clientNonce: new Uint8Array(32).fill(3), proof: new Uint8Array(16) },
+    { type: 'server-info', keepaliveMs: 30000, idleTimeoutMs: 60000, rateBytesPerSec: 1, rateBurstBytes: 2, relayProof: new Uint8Array(16) },
     { type: 'send', priority: true, dst: key, data: new Uint8Array(100).fill(1) },
     { type: 'recv', src: key, data: new Uint8Array(40) },
     { type: 'keepalive' },

@@ -1,5 +1,5 @@
 // Module entry: exports the native classes { Tun, Udp, BusyPoll, Icmp, FastPath } and the
-// socket-mark functions { markedTcpSocket, socketMark }.
+// socket-mark functions { markedTcpSocket, socketMark } and { peerCred, groupId, groupName }.
 #include <node_api.h>
 
 #include "busy_poll.h"
@@ -7,6 +7,7 @@
 #include "fastpath.h"
 #include "icmp.h"
 #include "sockmark.h"
+#include "peercred.h"
 #include "tun.h"
 #include "udp.h"
 
@@ -27,6 +28,14 @@ static napi_value init(napi_env env, napi_value exports) {
   if (!fast) return NULL;
   PH_NAPI(env, napi_set_named_property(env, exports, "FastPath", fast));
   PH_NAPI(env, ph_sockmark_define(env, exports));
+  static const struct { const char *name; napi_callback fn; } functions[] = {
+    {"peerCred", ph_peer_cred}, {"groupId", ph_group_id}, {"groupName", ph_group_name},
+  };
+  for (size_t i = 0; i < sizeof functions / sizeof functions[0]; i++) {
+    napi_value fn;
+    PH_NAPI(env, napi_create_function(env, functions[i].name, NAPI_AUTO_LENGTH, functions[i].fn, NULL, &fn));
+    PH_NAPI(env, napi_set_named_property(env, exports, functions[i].name, fn));
+  }
   return exports;
 }
 
