@@ -1,8 +1,9 @@
 // Which nodes may use the relay. Without --coordinator every node that proves its key may; with it,
-// the coordinator decides, over one small HTTP endpoint:
+// the coordinator decides, over one small endpoint inside a control channel (Noise IK to the
+// pinned coordinator key, opened with the relay's own static key — its only credential; it can
+// do nothing else with it):
 //
-//   GET {coordinator}/api/v1/relay/nodes/{nodeKey as unpadded base64url}
-//   Authorization: Bearer {token}          (when the relay was given --coordinator-token-file)
+//   GET /api/v1/relay/nodes/{nodeKey as unpadded base64url}
 //   → 200 the node is registered and not expired/disabled (body ignored)
 //   → 404 (or 403, 410) unknown, deleted, expired or disabled: refused
 //   → anything else, or no answer within the timeout: "unavailable", also refused (fail closed)
@@ -18,11 +19,11 @@ export const allowAllNodes: NodeAuthorizer = {
   authorize: async () => 'allowed',
 };
 
+/** One lookup: the HTTP status the coordinator answered (the transport is coordinator-channel.ts). */
+export type MembershipLookup = (path: string, signal: AbortSignal) => Promise<number>;
+
 export interface CoordinatorAuthorizerOptions {
-  /** Base URL of the coordinator, e.g. http://203.0.113.5:8080 */
-  url: string;
-  /** Sent as a bearer token, if set. */
-  token?: string;
+  lookup: MembershipLookup;
   /** Per lookup; default 3 s. */
   timeoutMs?: number;
   /** How long an "allowed" answer is reused; default 30 s. */
@@ -38,7 +39,6 @@ export function nodeKeyPath(nodeKey: Uint8Array): string {
 }
 
 export function createCoordinatorAuthorizer(opts: CoordinatorAuthorizerOptions): NodeAuthorizer {
-  const base = opts.url.replace(/\/+$/, '');
   const timeoutMs = opts.timeoutMs ?? 3000;
   const cache = new Map<string, { result: AuthorizationResult; until: number }>();
   const inFlight = new Map<string, Promise<AuthorizationResult>>();
@@ -46,14 +46,10 @@ export function createCoordinatorAuthorizer(opts: CoordinatorAuthorizerOptions):
   async function lookup(path: string, signal?: AbortSignal): Promise<AuthorizationResult> {
     const timeout = AbortSignal.timeout(timeoutMs);
     try {
-      const res = await fetch(base + path, {
-        headers: opts.token ? { authorization: `Bearer ${opts.token}` } : {},
-        signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
-      });
-      await res.arrayBuffer().catch(() => undefined);
-      if (res.status === 200) return 'allowed';
-      if (res.status === 404 || res.status === 403 || res.status === 410) return 'denied';
-      opts.onError?.(new Error(`coordinator answered ${res.status} for ${path}`));
+      const status = await opts.lookup(path, signal ? AbortSignal.any([signal, timeout]) : timeout);
+      if (status === 200) return 'allowed';
+      if (status === 404 || status === 410) return 'denied';
+      opts.onError?.(new Error(`coordinator answered ${status} for ${path}${status === 403 ? ' (is this relay\'s key in the coordinator\'s --relay-key?)' : ''}`));
       return 'unavailable';
     } catch (err) {
       opts.onError?.(err);

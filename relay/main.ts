@@ -2,12 +2,12 @@
 // --key-file F | --open) ...`
 // Runs in the foreground; prints a "listening" line and a "key" line on stdout once both listeners
 // are up, logs (pino) on stderr; SIGINT/SIGTERM stop it cleanly.
-import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { tryParseAddress } from '../proto/ip/address.js';
 import type { StunEndpoint } from '../proto/stun/attributes.js';
 import { encodeKey } from '../proto/wireguard/keys.js';
 import { createCoordinatorAuthorizer } from './authorizer.js';
+import { coordinatorLookup, resolveCoordinatorKey } from './coordinator-channel.js';
 import { loadOrCreateRelayKey, RelayKeyFileError } from './key-file.js';
 import { createLogger } from './log.js';
 import { startRelayServer } from './server.js';
@@ -50,7 +50,7 @@ interface RelayCliOptions {
   listen: string;
   stun: string[];
   coordinator?: string;
-  coordinatorTokenFile?: string;
+  coordinatorKey?: string;
   open?: boolean;
   keyFile?: string;
   rateLimit: string;
@@ -74,8 +74,8 @@ function buildProgram(): Command {
     .requiredOption('--listen <host:port>', 'HTTP/WebSocket listener, e.g. 0.0.0.0:443 (port 0 = any)')
     .addOption(new Option('--stun <host:port>', 'STUN on UDP; give two addresses for RFC 5780 (CHANGE-REQUEST, OTHER-ADDRESS)')
       .argParser((v: string, prev: string[] | undefined) => [...(prev ?? []), v]).makeOptionMandatory())
-    .option('--coordinator <url>', 'only nodes this coordinator knows may connect (GET /api/v1/relay/nodes/:key)')
-    .option('--coordinator-token-file <file>', 'bearer token for the coordinator lookups')
+    .option('--coordinator <url>', 'only nodes this coordinator knows may connect (asked inside its encrypted control channel)')
+    .option('--coordinator-key <fingerprint>', 'the coordinator key to pin (printed by the coordinator at start); required with --coordinator')
     .option('--open', 'no --coordinator: every node that proves its key may connect (for labs)')
     .option('--key-file <file>', 'the relay\'s static key (created with mode 0600 if missing); its public half goes to the coordinator\'s --relay-key')
     .option('--rate-limit <bytes/s>', 'per-client receive rate, 0 = unlimited (suffixes k M G Ki Mi Gi)', '128Mi')
@@ -120,10 +120,15 @@ async function runRelay(o: RelayCliOptions): Promise<void> {
       throw new UsageError(`--coordinator: not a URL: ${JSON.stringify(o.coordinator)}`);
     }
     if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new UsageError('--coordinator: expected an http:// or https:// URL');
-    const token = o.coordinatorTokenFile ? readFileSync(o.coordinatorTokenFile, 'utf8').trim() : undefined;
+    if (!o.coordinatorKey) throw new UsageError('--coordinator-key FINGERPRINT is required with --coordinator (the coordinator prints it at start)');
+    let coordinatorKey: Uint8Array;
+    try {
+      coordinatorKey = await resolveCoordinatorKey(url.toString(), o.coordinatorKey);
+    } catch (err) {
+      throw new UsageError(`--coordinator-key: ${(err as Error).message.split('\n')[0]}`);
+    }
     authorizer = createCoordinatorAuthorizer({
-      url: url.toString(),
-      ...(token ? { token } : {}),
+      lookup: coordinatorLookup(url.toString(), coordinatorKey, key!.privateKey),
       onError: (err) => logger.warn({ err: err instanceof Error ? err.message : String(err) }, 'coordinator lookup failed'),
     });
   }

@@ -1,5 +1,5 @@
 // One worker process of the coordinator benchmark: a few thousand light simulated nodes that
-// speak the real protocol (real X25519 node keys, real proofs, real WebSockets), with no TUN and
+// speak the real protocol (real X25519 node keys, a Noise control channel each, real WebSockets in it), with no TUN and
 // no WireGuard. Driven by the parent (bench-coordinator.ts) over IPC.
 //
 // Receiving is kept cheap on purpose, so the figures measure the coordinator, not these clients:
@@ -9,8 +9,8 @@
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { WebSocket } from 'ws';
-import { makeProof, registrationFields, streamFields } from '../proto/control/proof.js';
 import { Netmap, STREAM_CAPABILITIES, ServerInfo } from '../proto/control/schemas.js';
+import { openChannel, requestOn } from '../test/helpers/control-client.js';
 import { decodeKey, encodeKey, generatePrivateKey, publicKeyFromPrivate } from '../proto/wireguard/keys.js';
 
 /** Wall-clock milliseconds with sub-millisecond resolution, comparable across processes. */
@@ -76,16 +76,17 @@ async function pool<T>(items: T[], concurrency: number, fn: (item: T) => Promise
   }));
 }
 
+let serverKey: Uint8Array | null = null;
+
+async function coordinatorKey(): Promise<Uint8Array> {
+  serverKey ??= decodeKey(ServerInfo.parse(await (await fetch(`${url}/api/v1/server`)).json()).serverKey);
+  return serverKey;
+}
+
 async function register(n: SimNode): Promise<void> {
-  const info = ServerInfo.parse(await (await fetch(`${url}/api/v1/server`)).json());
-  const fields = { nodeKey: n.nodeKey, discoKey: n.discoKey, hostname: `bench-${n.index}` };
-  const proof = makeProof(n.privateKey, decodeKey(info.serverKey), info.challenge, registrationFields(fields));
-  const res = await fetch(`${url}/api/v1/register`, {
-    method: 'POST', headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ ...fields, authKey, challenge: info.challenge, proof }),
-  });
-  const body = await res.text();
-  if (res.status !== 200) throw new Error(`register ${res.status}: ${body}`);
+  const { channel } = await openChannel(url, n.privateKey, await coordinatorKey());
+  const r = await requestOn(channel, 'POST', '/api/v1/register', { body: { nodeKey: n.nodeKey, discoKey: n.discoKey, hostname: `bench-${n.index}`, authKey } });
+  if (r.status !== 200) throw new Error(`register ${r.status}: ${JSON.stringify(r.body)}`);
 }
 
 /** Reads the i-th decimal number after `at`; returns [value, index after it]. */
@@ -120,24 +121,18 @@ function onDelta(n: SimNode, data: Buffer): void {
   }
 }
 
-function connect(n: SimNode): Promise<{ bytes: number; validated: boolean }> {
+async function connect(n: SimNode): Promise<{ bytes: number; validated: boolean }> {
+  const { channel } = await openChannel(url, n.privateKey, await coordinatorKey());
   return new Promise((resolve, reject) => {
     // skipUTF8Validation: ws's JavaScript UTF-8 check of every text frame would cost more than the rest of the client.
-    const ws = new WebSocket(`${url.replace(/^http/, 'ws')}/api/v1/stream`, { perMessageDeflate: false, skipUTF8Validation: true });
+    const ws = new WebSocket('ws://coordinator/api/v1/stream', { perMessageDeflate: false, skipUTF8Validation: true, createConnection: () => channel as never });
     n.ws = ws;
-    let challenged = false;
+    ws.on('open', () => ws.send(JSON.stringify({ type: 'hello', nodeKey: n.nodeKey, capabilities })));
     const fail = (err: Error): void => { if (!n.gotNetmap) reject(err); };
     ws.on('error', fail);
     ws.on('close', (code, reason) => fail(new Error(`stream closed ${code} ${reason.toString()}`)));
     ws.on('message', (data: Buffer) => {
       if (n.gotNetmap) return onDelta(n, data);
-      if (!challenged) {
-        challenged = true;
-        const ch = JSON.parse(data.toString()) as { challenge: string; serverKey: string };
-        const proof = makeProof(n.privateKey, decodeKey(ch.serverKey), ch.challenge, streamFields(n.nodeKey));
-        ws.send(JSON.stringify({ type: 'hello', nodeKey: n.nodeKey, challenge: ch.challenge, proof, capabilities }));
-        return;
-      }
       if (data.subarray(0, 25).toString() !== '{"type":"netmap","seq":0,') return fail(new Error(`expected a netmap, got ${data.subarray(0, 80).toString()}`));
       let validated = false;
       if (n.index % SAMPLE_EVERY === 0) {

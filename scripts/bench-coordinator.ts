@@ -13,6 +13,8 @@
 //        [--churn-seconds 60] [--churn-rate 100] [--changes 10] [--flush-interval 50ms] [--full-records]
 // The simulated nodes ask for peer patches (live changes as changed fields only) unless
 // --full-records is given, which measures streams that get whole peer records for every change.
+import { channelCall } from '../test/helpers/control-client.js';
+import { generatePrivateKey } from '../proto/wireguard/keys.js';
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -138,7 +140,9 @@ async function startCoordinator(dir: string, flushInterval: string): Promise<{ p
   // BENCH_COORDINATOR_CPU_PROF=DIR: write a V8 CPU profile of the coordinator there.
   const prof = process.env.BENCH_COORDINATOR_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_COORDINATOR_CPU_PROF] : [];
   const proc = spawn(process.execPath, [...prof, PINHOLE_BIN, 'coordinator', '--listen', '127.0.0.1:0', '--db', join(dir, 'bench.db'),
-    '--admin-token-file', tokenFile, '--flush-interval', flushInterval], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, PINHOLE_LOG_LEVEL: process.env.BENCH_COORDINATOR_LOG_LEVEL ?? 'warn' } });
+    '--admin-token-file', tokenFile, '--flush-interval', flushInterval,
+    // Every simulated node comes from 127.0.0.1: the per-address limits are for the internet, not this.
+    '--max-handshake-rate', '1000000', '--max-register-rate', '1000000', '--max-unauthenticated-per-address', '100000', '--max-unauthenticated', '100000'], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, PINHOLE_LOG_LEVEL: process.env.BENCH_COORDINATOR_LOG_LEVEL ?? 'warn' } });
   const url = await new Promise<string>((resolve, reject) => {
     let out = '';
     proc.stdout!.on('data', (d: Buffer) => {
@@ -170,8 +174,8 @@ async function runSize(n: number, o: Options): Promise<Record<string, unknown>> 
   const log = (msg: string): void => { process.stderr.write(`[N=${n}] ${msg}\n`); };
   const workers = Array.from({ length: Math.min(o.workers, n) }, (_, i) => new Worker(i));
   try {
-    const keyRes = await fetch(`${url}/api/v1/admin/authkeys`, { method: 'POST', headers: { authorization: `Bearer ${token}` }, body: JSON.stringify({ reusable: true }) });
-    const authKey = ((await keyRes.json()) as { key: string }).key;
+    const admin = { authorization: `Bearer ${token}` };
+    const authKey = (await channelCall(url, generatePrivateKey(), 'POST', '/api/v1/admin/authkeys', { body: { reusable: true }, headers: admin })).body.key as string;
     const per = Math.ceil(n / workers.length);
     const owner = (index: number): Worker => workers[Math.floor(index / per)]!;
     await Promise.all(workers.map((w) => w.request({ cmd: 'init', url, authKey, offset: w.index * per, count: Math.max(0, Math.min(per, n - w.index * per)), expectedPeers: n - 1, patches: o.patches })));
@@ -255,8 +259,7 @@ async function runSize(n: number, o: Options): Promise<Record<string, unknown>> 
       };
       log(`churn: ${sent} changes, p50 ${churn.p50} ms, p99 ${churn.p99} ms, delivered ${churn.deliveredPct!.toFixed(2)}%, CPU: coordinator ${churn.cpuPct!.toFixed(0)}%, simulated nodes ${churn.workersCpuPct!.toFixed(0)}%`);
     }
-    const statsRes = await fetch(`${url}/api/v1/admin/stats`, { headers: { authorization: `Bearer ${token}` } });
-    const coordinatorStats = await statsRes.json();
+    const coordinatorStats = (await channelCall(url, generatePrivateKey(), 'GET', '/api/v1/admin/stats', { headers: admin })).body;
     return {
       nodes: n, coordinatorStats,
       registrationsPerSecond: n / reg.seconds, registrationCpuSeconds: reg.cpu, registrationWorkersCpuSeconds: reg.workersCpu,

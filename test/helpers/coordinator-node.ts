@@ -1,42 +1,30 @@
-// A simulated node speaking the real control protocol (real keys, real proofs, a real WebSocket),
-// without TUN or WireGuard: registers, holds its netmap stream, and keeps the netmap it was sent
+// A simulated node speaking the real control protocol (real keys, a real Noise control channel
+// opened with its node key, a real WebSocket inside it), without TUN or WireGuard: registers, holds its netmap stream, and keeps the netmap it was sent
 // up to date from the deltas, validating every message against the wire schemas.
 import { WebSocket } from 'ws';
-import { deregistrationFields, makeProof, registrationFields, streamFields } from '../../proto/control/proof.js';
-import { ServerInfo, ServerStreamMessage, type FilterRule, type Netmap, type NetmapDelta, type Peer, type SelfNode } from '../../proto/control/schemas.js';
-import { decodeKey, encodeKey, generatePrivateKey, publicKeyFromPrivate } from '../../proto/wireguard/keys.js';
-import type { ApiResult } from './coordinator-process.js';
+import { ServerStreamMessage, type FilterRule, type Netmap, type NetmapDelta, type Peer, type SelfNode } from '../../proto/control/schemas.js';
+import { encodeKey, generatePrivateKey, publicKeyFromPrivate } from '../../proto/wireguard/keys.js';
+import { channelCall, openChannel, type ApiResult } from './control-client.js';
 
 export interface RegisterOptions {
   authKey?: string;
   hostname: string;
   advertiseRoutes?: string[];
   advertiseExitNode?: boolean;
-  /** Prove with this private key instead of the node's own (a forgery). */
+  /** Open the channel with this private key instead of the node's own (a forgery). */
   proveWith?: Uint8Array;
-  /** Use this challenge instead of fetching a fresh one. */
-  challenge?: string;
 }
 
 export class SimulatedNode {
   readonly privateKey = generatePrivateKey();
   readonly nodeKey = encodeKey(publicKeyFromPrivate(this.privateKey));
   readonly discoKey = encodeKey(publicKeyFromPrivate(generatePrivateKey()));
-  /** The challenge used by the last registration (to try replaying it). */
-  lastChallenge = '';
-
   async register(url: string, opts: RegisterOptions): Promise<ApiResult> {
-    const info = ServerInfo.parse(await (await fetch(`${url}/api/v1/server`)).json());
-    const challenge = opts.challenge ?? info.challenge;
-    this.lastChallenge = challenge;
-    const fields = { nodeKey: this.nodeKey, discoKey: this.discoKey, hostname: opts.hostname };
-    const proof = makeProof(opts.proveWith ?? this.privateKey, decodeKey(info.serverKey), challenge, registrationFields(fields));
-    const body: Record<string, unknown> = { ...fields, challenge, proof };
+    const body: Record<string, unknown> = { nodeKey: this.nodeKey, discoKey: this.discoKey, hostname: opts.hostname };
     if (opts.authKey !== undefined) body.authKey = opts.authKey;
     if (opts.advertiseRoutes) body.advertiseRoutes = opts.advertiseRoutes;
     if (opts.advertiseExitNode !== undefined) body.advertiseExitNode = opts.advertiseExitNode;
-    const res = await fetch(`${url}/api/v1/register`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
-    return { status: res.status, body: await res.json() };
+    return channelCall(url, opts.proveWith ?? this.privateKey, 'POST', '/api/v1/register', { body });
   }
 
   /** Registers and insists on success; returns the node as the coordinator sees itself. */
@@ -46,15 +34,9 @@ export class SimulatedNode {
     return r.body.node as SelfNode;
   }
 
-  /** Logout: the node deletes itself, proving it holds its key (`proveWith`: a forgery). */
+  /** Logout: the node deletes itself, in a channel opened with its key (`proveWith`: a forgery). */
   async deregister(url: string, opts: { proveWith?: Uint8Array } = {}): Promise<ApiResult> {
-    const info = ServerInfo.parse(await (await fetch(`${url}/api/v1/server`)).json());
-    const proof = makeProof(opts.proveWith ?? this.privateKey, decodeKey(info.serverKey), info.challenge, deregistrationFields(this.nodeKey));
-    const res = await fetch(`${url}/api/v1/deregister`, {
-      method: 'POST', headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ nodeKey: this.nodeKey, challenge: info.challenge, proof }),
-    });
-    return { status: res.status, body: await res.json() };
+    return channelCall(url, opts.proveWith ?? this.privateKey, 'POST', '/api/v1/deregister', { body: { nodeKey: this.nodeKey } });
   }
 
   connect(url: string, opts: StreamOptions = {}): Promise<StreamClient> {
@@ -63,8 +45,8 @@ export class SimulatedNode {
 }
 
 export interface StreamOptions {
+  /** Open the channel with this private key instead of the node's own (a forgery). */
   proveWith?: Uint8Array;
-  answerOtherChallenge?: boolean;
   /** Sent in hello, e.g. ['peer-patches']. */
   capabilities?: string[];
 }
@@ -84,9 +66,13 @@ export class StreamClient {
 
   private constructor(readonly ws: WebSocket) {}
 
-  static open(url: string, node: SimulatedNode, opts: StreamOptions): Promise<StreamClient> {
-    const ws = new WebSocket(`${url.replace(/^http/, 'ws')}/api/v1/stream`);
+  static async open(url: string, node: SimulatedNode, opts: StreamOptions): Promise<StreamClient> {
+    const { channel } = await openChannel(url, opts.proveWith ?? node.privateKey);
+    const ws = new WebSocket('ws://coordinator/api/v1/stream', { createConnection: () => channel as never });
     const client = new StreamClient(ws);
+    ws.on('open', () => {
+      ws.send(JSON.stringify({ type: 'hello', nodeKey: node.nodeKey, ...(opts.capabilities ? { capabilities: opts.capabilities } : {}) }));
+    });
     ws.on('message', (data) => {
       let parsed;
       try {
@@ -100,11 +86,7 @@ export class StreamClient {
         return;
       }
       const msg = parsed.data;
-      if (msg.type === 'challenge') {
-        const challenge = opts.answerOtherChallenge ? `${msg.challenge}x` : msg.challenge;
-        const proof = makeProof(opts.proveWith ?? node.privateKey, decodeKey(msg.serverKey), challenge, streamFields(node.nodeKey));
-        ws.send(JSON.stringify({ type: 'hello', nodeKey: node.nodeKey, challenge, proof, ...(opts.capabilities ? { capabilities: opts.capabilities } : {}) }));
-      } else if (msg.type === 'netmap') client.onNetmap(msg);
+      if (msg.type === 'netmap') client.onNetmap(msg);
       else if (msg.type === 'delta') client.onDelta(msg);
       else if (msg.type === 'pong') client.pongs.push(msg.t);
       else if (msg.type === 'error') client.errors.push(msg.reason);
@@ -164,6 +146,7 @@ export class StreamClient {
 
   /** Stops reading the socket: WebSocket pings go unanswered, as with a dead peer. */
   stopResponding(): void {
+    // The ws socket is the Noise channel; pausing it stops reading the TCP socket under it.
     (this.ws as unknown as { _socket: { pause(): void } })._socket.pause();
   }
 

@@ -8,6 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sqlite3 from 'sqlite3';
 import { PINHOLE_BIN } from '../../scripts/tunnels/paths.js';
+import { generatePrivateKey } from '../../proto/wireguard/keys.js';
+import { channelCall, type ApiResult } from './control-client.js';
 
 export interface CoordinatorProcessOptions {
   /** Extra flags, e.g. ['--node-key-expiry', '3s']. */
@@ -16,15 +18,16 @@ export interface CoordinatorProcessOptions {
   adminToken?: boolean;
 }
 
-export interface ApiResult<T = any> {
-  status: number;
-  body: T;
-}
+export type { ApiResult } from './control-client.js';
 
 export class CoordinatorProcess {
   readonly dbPath: string;
   readonly tokenFile: string;
   readonly token = randomBytes(24).toString('base64url');
+  /** The static key this helper's admin calls present (any key will do: the token authorizes). */
+  readonly adminStatic = generatePrivateKey();
+  /** The coordinator key's fingerprint, as it printed it. */
+  fingerprint = '';
   url = '';
   private child: ChildProcess | null = null;
   stderr = '';
@@ -57,8 +60,9 @@ export class CoordinatorProcess {
       const timer = setTimeout(() => reject(new Error(`coordinator did not start: ${this.stderr}`)), 15_000);
       child.stdout!.on('data', (d: Buffer) => {
         out += d.toString();
-        const m = /listening on (http:\/\/\S+)/.exec(out);
+        const m = /listening on (https?:\/\/\S+)\npinhole coordinator key ([0-9a-f]{32})/.exec(out);
         if (m) {
+          this.fingerprint = m[2]!;
           clearTimeout(timer);
           resolve(m[1]!);
         }
@@ -95,15 +99,19 @@ export class CoordinatorProcess {
     await rm(this.dir, { recursive: true, force: true });
   }
 
-  /** Any API call; `token` null: no Authorization header; a string: that token. */
+  /**
+   * Any API call: the public GET /api/v1/server in the clear, everything else inside a control
+   * channel under this helper's own throwaway static key. `token` null: no Authorization header.
+   */
   async call<T = any>(method: string, path: string, body?: unknown, token: string | null = this.token, rawBody?: string): Promise<ApiResult<T>> {
-    const headers: Record<string, string> = { 'content-type': 'application/json' };
+    if (path === '/api/v1/server') {
+      const res = await fetch(`${this.url}${path}`, { method });
+      const text = await res.text();
+      return { status: res.status, body: text ? JSON.parse(text) : null };
+    }
+    const headers: Record<string, string> = {};
     if (token !== null) headers.authorization = `Bearer ${token}`;
-    const res = await fetch(`${this.url}${path}`, {
-      method, headers, body: rawBody ?? (body === undefined ? undefined : JSON.stringify(body)),
-    });
-    const text = await res.text();
-    return { status: res.status, body: text ? JSON.parse(text) : null };
+    return channelCall(this.url, this.adminStatic, method, path, { headers, ...(rawBody !== undefined ? { rawBody } : body !== undefined ? { body } : {}) });
   }
 
   async createAuthKey(opts: { reusable?: boolean; ephemeral?: boolean; expirySeconds?: number; tags?: string[] } = {}): Promise<string> {

@@ -4,6 +4,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CoordinatorProcess } from '../helpers/coordinator-process.js';
+import { channelCall } from '../helpers/control-client.js';
 import { SimulatedNode } from '../helpers/coordinator-node.js';
 import { generatePrivateKey } from '../../proto/wireguard/keys.js';
 
@@ -58,13 +59,11 @@ describe('coordinator refusals', () => {
     assertRefused(await reg({ authKey: revoked }), 403, /auth key revoked/);
     assertRefused(await reg({ authKey: used }), 403, /already used/);
     assertRefused(await reg({}), 401, /auth key is required/);
-    assertRefused(await reg({ authKey: good, proveWith: generatePrivateKey() }), 401, /proof of possession/);
-    assertRefused(await reg({ authKey: good, challenge: 'A'.repeat(32) }), 401, /challenge/);
-    // A challenge is single use: the forged attempt above consumed its challenge already.
-    assertRefused(await reg({ authKey: good, challenge: node.lastChallenge }), 401, /challenge/);
+    // A channel opened with another key cannot register this node key (the handshake is the proof).
+    assertRefused(await reg({ authKey: good, proveWith: generatePrivateKey() }), 401, /not the key this control channel was opened with/);
 
-    const valid = { nodeKey: node.nodeKey, discoKey: node.discoKey, hostname: 'intruder', challenge: 'c'.repeat(32), proof: 'AAAA', authKey: good };
-    const post = (raw: string) => coord.call('POST', '/api/v1/register', undefined, null, raw);
+    const valid = { nodeKey: node.nodeKey, discoKey: node.discoKey, hostname: 'intruder', authKey: good };
+    const post = (raw: string) => channelCall(coord.url, node.privateKey, 'POST', '/api/v1/register', { rawBody: raw });
     assertRefused(await post('{"nodeKey": '), 400, /not valid JSON/);
     assertRefused(await post('[1,2]'), 400, /expected object/);
     assertRefused(await post(JSON.stringify({ ...valid, nodeKey: 'short' })), 400, /^nodeKey: a base64 32-byte key/);

@@ -3,13 +3,14 @@
 // both ways by node key, refusals (no proof, bad proof, unknown to the coordinator), oversized
 // frames, unknown destinations, peer-gone, idle timeout, queue overflow, rate limit, restart and a
 // frozen relay, and the STUN responder with garbage thrown at it.
+import { callerKeyOf, startScriptedControlServer, type ScriptedControlServer } from '../helpers/scripted-control-server.js';
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { createSocket } from 'node:dgram';
 import { once } from 'node:events';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer, type Server } from 'node:http';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { execFile } from 'node:child_process';
@@ -401,36 +402,33 @@ describe('relay process: per-client rate limit', () => {
 });
 
 describe('relay process: --coordinator authorization', () => {
-  let coordinator: Server;
+  let coordinator: ScriptedControlServer;
   let dir: string;
-  const TOKEN = 'relay-lookup-token-1234';
+  const coordinatorPrivate = generatePrivateKey();
   const known = new Set<string>();
-  const requests: Array<{ path: string; auth: string | undefined }> = [];
+  const requests: Array<{ path: string; caller: string }> = [];
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'pinhole-relay-'));
-    // The endpoint the coordinator engineer is asked for, implemented here as a real HTTP server.
-    coordinator = createServer((req, res) => {
-      requests.push({ path: req.url ?? '', auth: req.headers.authorization });
-      const m = /^\/api\/v1\/relay\/nodes\/([A-Za-z0-9_-]{43})$/.exec(req.url ?? '');
-      if (req.method !== 'GET' || !m) return void res.writeHead(400).end();
-      if (req.headers.authorization !== `Bearer ${TOKEN}`) return void res.writeHead(401).end();
-      if (!known.has(m[1]!)) return void res.writeHead(404, { 'content-type': 'application/json' }).end('{"error":"unknown node"}');
-      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ nodeKey: m[1] }));
+    // The coordinator's endpoint, scripted behind a real control channel (Noise, the relay's key as caller).
+    coordinator = await startScriptedControlServer(coordinatorPrivate, {
+      request: (req, res) => {
+        requests.push({ path: req.url ?? '', caller: callerKeyOf(req) });
+        const m = /^\/api\/v1\/relay\/nodes\/([A-Za-z0-9_-]{43})$/.exec(req.url ?? '');
+        if (req.method !== 'GET' || !m) return void res.writeHead(400).end();
+        if (!known.has(m[1]!)) return void res.writeHead(404, { 'content-type': 'application/json' }).end('{"error":"unknown node"}');
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ nodeKey: m[1] }));
+      },
     });
-    await new Promise<void>((res) => coordinator.listen(0, '127.0.0.1', () => res()));
   });
 
   after(async () => {
-    coordinator.close();
+    await coordinator.close();
     await rm(dir, { recursive: true, force: true });
   });
 
   test('only nodes the coordinator knows may connect; an unreachable coordinator refuses (fail closed)', async (t) => {
-    const tokenFile = join(dir, 'token');
-    await writeFile(tokenFile, `${TOKEN}\n`, { mode: 0o600 });
-    const port = (coordinator.address() as AddressInfo).port;
-    const r = await relay(['--listen', '127.0.0.1:0', '--stun', '127.0.0.1:0', '--coordinator', `http://127.0.0.1:${port}`, '--coordinator-token-file', tokenFile,
+    const r = await relay(['--listen', '127.0.0.1:0', '--stun', '127.0.0.1:0', '--coordinator', coordinator.url, '--coordinator-key', coordinator.serverKey,
       '--key-file', join(dir, 'relay.key')]);
 
     const k1 = client(r);
@@ -438,7 +436,8 @@ describe('relay process: --coordinator authorization', () => {
     const k3 = client(r, { reconnect: false });
     for (const c of [k1, k2, k3]) known.add(Buffer.from(c.nodeKey).toString('base64url'));
     await Promise.all([k1.ready(), k2.ready()]);
-    assert.ok(requests.some((q) => q.path === `/api/v1/relay/nodes/${Buffer.from(k1.nodeKey).toString('base64url')}` && q.auth === `Bearer ${TOKEN}`));
+    assert.ok(requests.some((q) => q.path === `/api/v1/relay/nodes/${Buffer.from(k1.nodeKey).toString('base64url')}` && q.caller === r.key),
+      'looked up inside a control channel opened with the relay\'s own key');
     assert.equal((await transfer(k1, k2, Buffer.from('authorized'))).toString(), 'authorized');
 
     const stranger = client(r, { reconnect: false });
@@ -450,7 +449,7 @@ describe('relay process: --coordinator authorization', () => {
 
     // Coordinator gone: k3 is known but was never looked up, so the relay cannot tell.
     await k3.close();
-    await new Promise<void>((res) => { coordinator.close(() => res()); coordinator.closeAllConnections(); });
+    await coordinator.close();
     const k3again = createRelayClient({ url: r.url, relayKey: r.keyBytes, nodePrivateKey: generatePrivateKey(), reconnect: false });
     clients.push(k3again);
     known.add(Buffer.from(k3again.nodeKey).toString('base64url'));

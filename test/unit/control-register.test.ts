@@ -1,81 +1,84 @@
-// Registration over HTTP against a scripted server on loopback: the request carries a proof the
-// server can check with its own key, a refusal comes back as the server's one-line reason, and a
-// reply that is not what the protocol says is an error, not a registration.
+// Registration inside the control channel against a scripted coordinator on loopback: the channel
+// is opened with the node key (the coordinator sees it as the caller), the coordinator key is pinned
+// from the auth key's fingerprint before anything secret is sent, a refusal comes back as the
+// server's one-line reason, and a reply that is not what the protocol says is an error.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer, type Server } from 'node:http';
+import { createServer } from 'node:http';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import {
-  CoordinatorProtocolError, CoordinatorRefusedError, CoordinatorUnreachableError, registerNode,
+  CoordinatorKeyMismatchError, CoordinatorKeyUnknownError, CoordinatorProtocolError, CoordinatorRefusedError,
+  CoordinatorUnreachableError, registerNode,
 } from '../../agent/control/register.js';
-import { normalizeCoordinatorUrl, streamUrl, CoordinatorUrlError } from '../../agent/control/coordinator-url.js';
-import { checkProof, registrationFields } from '../../proto/control/proof.js';
+import { normalizeCoordinatorUrl, CoordinatorUrlError } from '../../agent/control/coordinator-url.js';
+import { keyFingerprint } from '../../proto/control/coordinator-key.js';
 import { RegisterRequest } from '../../proto/control/schemas.js';
 import { decodeKey, encodeKey, generatePrivateKey, publicKeyFromPrivate } from '../../proto/wireguard/keys.js';
+import { callerKeyOf, startScriptedControlServer, type ScriptedControlServer } from '../helpers/scripted-control-server.js';
 
 const serverPriv = generatePrivateKey();
 const serverKey = encodeKey(publicKeyFromPrivate(serverPriv));
+const fp = keyFingerprint(publicKeyFromPrivate(serverPriv));
 const nodePriv = generatePrivateKey();
 const nodeKey = encodeKey(publicKeyFromPrivate(nodePriv));
 const discoKey = encodeKey(publicKeyFromPrivate(generatePrivateKey()));
-const CHALLENGE = 'c'.repeat(32);
+const AUTH = `phk_0123456789ab_${'f'.repeat(64)}_${fp}`;
 
-/** What the server does with POST /api/v1/register: 'check' verifies and accepts. */
+/** What the server does with POST /api/v1/register: 'check' verifies the caller and accepts. */
 let mode: 'check' | 'refuse' | 'garbage' | 'other-key' = 'check';
 let lastRequest: RegisterRequest | undefined;
-let server: Server;
-let base: string;
+let requests = 0;
+let server: ScriptedControlServer;
+let publicHits = 0;
 
 before(async () => {
-  server = createServer((req, res) => {
-    const reply = (status: number, body: unknown): void => {
-      res.writeHead(status, { 'content-type': 'application/json' });
-      res.end(JSON.stringify(body));
-    };
-    if (req.method === 'GET' && req.url === '/api/v1/server') {
-      return reply(200, { serverKey, challenge: CHALLENGE, challengeExpiresAt: new Date(Date.now() + 60_000).toISOString() });
-    }
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const r = RegisterRequest.parse(JSON.parse(Buffer.concat(chunks).toString()));
-      lastRequest = r;
-      if (mode === 'refuse') return reply(403, { error: 'auth key already used' });
-      if (mode === 'garbage') return reply(200, { hello: 'world' });
-      const ok = r.challenge === CHALLENGE && checkProof(serverPriv, decodeKey(r.nodeKey), r.challenge, registrationFields(r), r.proof);
-      if (!ok) return reply(401, { error: 'proof of possession of the node key failed' });
-      const key = mode === 'other-key' ? discoKey : r.nodeKey;
-      return reply(200, { node: { id: 7, name: r.hostname, nodeKey: key, ipv4: '100.64.0.7', ipv6: 'fd7a:115c:a1e0::7', keyExpiresAt: null, tags: [] } });
-    });
+  server = await startScriptedControlServer(serverPriv, {
+    request: (req, res) => {
+      const reply = (status: number, body: unknown): void => {
+        res.writeHead(status, { 'content-type': 'application/json' });
+        res.end(JSON.stringify(body));
+      };
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        requests++;
+        const r = RegisterRequest.parse(JSON.parse(Buffer.concat(chunks).toString()));
+        lastRequest = r;
+        if (mode === 'refuse') return reply(403, { error: 'auth key already used' });
+        if (mode === 'garbage') return reply(200, { hello: 'world' });
+        if (callerKeyOf(req) !== r.nodeKey) return reply(401, { error: 'nodeKey is not the channel key' });
+        const key = mode === 'other-key' ? discoKey : r.nodeKey;
+        return reply(200, { node: { id: 7, name: r.hostname, nodeKey: key, ipv4: '100.64.0.7', ipv6: 'fd7a:115c:a1e0::7', keyExpiresAt: null, tags: [] } });
+      });
+    },
   });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 });
-after(() => { server.close(); });
+after(() => server.close());
 
-const opts = (extra = {}) => ({ coordinatorUrl: base, nodePrivate: nodePriv, nodeKey, discoKey, hostname: 'alpha', ...extra });
+// The scripted server answers GET /api/v1/server on its public side with 404, so pin by a full key
+// where the test is not about the fingerprint look-up; a second server publishes keys for that.
+const opts = (extra = {}) => ({ coordinatorUrl: server.url, nodePrivate: nodePriv, nodeKey, discoKey, hostname: 'alpha', coordinatorKey: serverKey, ...extra });
 
-test('registration proves possession of the node key; the server checks it with its own private key', async () => {
+test('registration runs in a channel opened with the node key; the auth key travels inside it', async () => {
   mode = 'check';
-  const r = await registerNode(opts({ authKey: 'phk_0123456789ab_' + 'f'.repeat(64) }));
+  const r = await registerNode(opts({ authKey: AUTH }));
   assert.equal(r.serverKey, serverKey);
   assert.equal(r.node.id, 7);
-  assert.equal(r.node.ipv4, '100.64.0.7');
-  assert.equal(lastRequest!.authKey, 'phk_0123456789ab_' + 'f'.repeat(64));
+  assert.equal(lastRequest!.authKey, AUTH);
   assert.equal(lastRequest!.discoKey, discoKey);
+  assert.equal(server.callers.at(-1), nodeKey);
 });
 
-test('without an auth key the request carries none (re-registration of a known node)', async () => {
+test('without an auth key the request carries none (re-registration with the pinned key)', async () => {
   mode = 'check';
-  await registerNode(opts());
+  await registerNode(opts({ coordinatorKey: undefined, pinnedKey: serverKey }));
   assert.equal('authKey' in lastRequest!, false);
 });
 
 test('a refusal is the server\'s one-line reason with its status', async () => {
   mode = 'refuse';
-  await assert.rejects(registerNode(opts({ authKey: 'x' })), (e: Error) =>
+  await assert.rejects(registerNode(opts({ authKey: AUTH })), (e: Error) =>
     e instanceof CoordinatorRefusedError && e.status === 403 && e.reason === 'auth key already used');
 });
 
@@ -84,6 +87,34 @@ test('a 200 reply that is not a registration, or for another key, is a protocol 
   await assert.rejects(registerNode(opts()), CoordinatorProtocolError);
   mode = 'other-key';
   await assert.rejects(registerNode(opts()), /different node key/);
+});
+
+test('a server without the pinned key gets no request: key mismatch in one line', async () => {
+  mode = 'check';
+  const before = requests;
+  const other = encodeKey(publicKeyFromPrivate(generatePrivateKey()));
+  await assert.rejects(registerNode(opts({ authKey: AUTH, coordinatorKey: undefined, pinnedKey: other })), (e: Error) =>
+    e instanceof CoordinatorKeyMismatchError && /coordinator key mismatch/.test(e.message) && !e.message.includes('\n'));
+  assert.equal(requests, before, 'nothing reached the inner API');
+});
+
+test('the fingerprint in the auth key picks the published key; another fingerprint sends nothing', async () => {
+  const pub = createServer((_req, res) => {
+    publicHits++;
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ serverKey }));
+  }).listen(0, '127.0.0.1');
+  await once(pub, 'listening');
+  const url = `http://127.0.0.1:${(pub.address() as AddressInfo).port}`;
+  try {
+    const other = keyFingerprint(decodeKey(encodeKey(publicKeyFromPrivate(generatePrivateKey()))));
+    await assert.rejects(registerNode(opts({ coordinatorUrl: url, coordinatorKey: undefined, authKey: `phk_0123456789ab_${'f'.repeat(64)}_${other}` })), (e: Error) =>
+      e instanceof CoordinatorKeyMismatchError && e.message.includes(other) && e.message.includes(fp) && /nothing was sent/.test(e.message));
+    await assert.rejects(registerNode(opts({ coordinatorUrl: url, coordinatorKey: undefined, authKey: `phk_0123456789ab_${'f'.repeat(64)}` })), CoordinatorKeyUnknownError);
+    assert.equal(publicHits, 1, 'only the public key look-up for the fingerprinted key');
+  } finally {
+    pub.close();
+  }
 });
 
 test('nobody listening is "cannot reach the coordinator", in one line', async () => {
@@ -98,8 +129,6 @@ test('nobody listening is "cannot reach the coordinator", in one line', async ()
 test('coordinator URLs are normalised; only http(s) without query or credentials', () => {
   assert.equal(normalizeCoordinatorUrl('http://203.0.113.10:8080/'), 'http://203.0.113.10:8080');
   assert.equal(normalizeCoordinatorUrl('https://ctl.example/pinhole/'), 'https://ctl.example/pinhole');
-  assert.equal(streamUrl('https://ctl.example/pinhole'), 'wss://ctl.example/pinhole/api/v1/stream');
-  assert.equal(streamUrl('http://203.0.113.10:8080'), 'ws://203.0.113.10:8080/api/v1/stream');
   for (const bad of ['203.0.113.10:8080', 'ftp://x', 'http://u:p@x', 'http://x/?a=1', '']) {
     assert.throws(() => normalizeCoordinatorUrl(bad), CoordinatorUrlError, bad);
   }

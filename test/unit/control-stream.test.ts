@@ -1,16 +1,16 @@
-// The agent's control stream against a scripted WebSocket server on loopback that speaks the
-// protocol of proto/control (challenge → hello with a checked proof → netmap → deltas): malformed
+// The agent's control stream against a scripted coordinator on loopback: a real control channel
+// (Noise, the node key as the caller's static key) carrying a scripted WebSocket server that speaks
+// the protocol of proto/control (hello from the channel's own key → netmap → deltas): malformed
 // messages are dropped and counted, a lost connection is retried with backoff and the new full
 // map replaces the old one, a silent server is detected, stop() really stops.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import type { AddressInfo } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { ControlStream } from '../../agent/control/stream-client.js';
-import { checkProof, streamFields } from '../../proto/control/proof.js';
 import { ClientStreamMessage, type Netmap, type NetmapDelta } from '../../proto/control/schemas.js';
-import { decodeKey, encodeKey, generatePrivateKey, publicKeyFromPrivate } from '../../proto/wireguard/keys.js';
+import { encodeKey, generatePrivateKey, publicKeyFromPrivate } from '../../proto/wireguard/keys.js';
+import { callerKeyOf, startScriptedControlServer, type ScriptedControlServer } from '../helpers/scripted-control-server.js';
 
 const serverPriv = generatePrivateKey();
 const serverKey = encodeKey(publicKeyFromPrivate(serverPriv));
@@ -20,6 +20,7 @@ const nodeKey = encodeKey(publicKeyFromPrivate(nodePriv));
 interface Conn { ws: WebSocket; received: Array<{ type: string; [k: string]: unknown }>; helloOk: Promise<boolean> }
 
 let wss: WebSocketServer;
+let scripted: ScriptedControlServer;
 let url: string;
 const conns: Conn[] = [];
 let onConn: ((c: Conn) => void) | undefined;
@@ -27,11 +28,13 @@ let onConn: ((c: Conn) => void) | undefined;
 let answering = true;
 
 before(async () => {
-  wss = new WebSocketServer({ host: '127.0.0.1', port: 0, path: '/api/v1/stream' });
-  await once(wss, 'listening');
-  url = `http://127.0.0.1:${(wss.address() as AddressInfo).port}`;
-  wss.on('connection', (ws) => {
-    const challenge = `challenge-${Math.random().toString(36).slice(2)}-0123456789`;
+  wss = new WebSocketServer({ noServer: true });
+  scripted = await startScriptedControlServer(serverPriv, {
+    upgrade: (req, socket, head) => wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req)),
+  });
+  url = scripted.url;
+  wss.on('connection', (ws, req) => {
+    const callerKey = callerKeyOf(req);
     const received: Conn['received'] = [];
     let resolveHello!: (ok: boolean) => void;
     const conn: Conn = { ws, received, helloOk: new Promise((r) => { resolveHello = r; }) };
@@ -39,18 +42,18 @@ before(async () => {
       const msg = ClientStreamMessage.parse(JSON.parse(data.toString()));
       received.push(msg);
       if (msg.type === 'hello') {
-        resolveHello(msg.challenge === challenge && checkProof(serverPriv, decodeKey(msg.nodeKey), challenge, streamFields(msg.nodeKey), msg.proof));
+        resolveHello(msg.nodeKey === callerKey);
       }
       if (msg.type === 'ping' && answering) ws.send(JSON.stringify({ type: 'pong', t: msg.t }));
     });
     conns.push(conn);
-    ws.send(JSON.stringify({ type: 'challenge', challenge, serverKey }));
     onConn?.(conn);
   });
 });
 after(async () => {
   for (const c of wss.clients) c.terminate();
   await new Promise((r) => wss.close(r));
+  await scripted.close();
 });
 
 function netmap(seq: number, peerIds: number[]): Netmap {
@@ -81,7 +84,7 @@ async function until(cond: () => boolean, ms = 5000): Promise<void> {
 function client(extra: Partial<ConstructorParameters<typeof ControlStream>[0]> = {}) {
   const got = { netmaps: [] as Netmap[], deltas: [] as NetmapDelta[], states: [] as boolean[] };
   const stream = new ControlStream({
-    coordinatorUrl: url, nodePrivate: nodePriv, nodeKey,
+    coordinatorUrl: url, serverKey: () => serverKey, nodePrivate: nodePriv, nodeKey,
     endpoints: () => ['203.0.113.7:41641'],
     onNetmap: (n) => got.netmaps.push(n),
     onDelta: (d) => got.deltas.push(d),
@@ -92,13 +95,13 @@ function client(extra: Partial<ConstructorParameters<typeof ControlStream>[0]> =
   return { stream, got };
 }
 
-test('hello carries a valid proof; the netmap and deltas arrive; endpoints are reported', async () => {
+test('hello comes from the channel opened with the node key; the netmap and deltas arrive; endpoints are reported', async () => {
   const { stream, got } = client();
   const connP = nextConn();
   stream.start();
   try {
     const conn = await connP;
-    assert.equal(await conn.helloOk, true, 'proof checks out with the server key');
+    assert.equal(await conn.helloOk, true, 'hello names the channel\'s own key');
     conn.ws.send(JSON.stringify(netmap(5, [2, 3])));
     await until(() => got.netmaps.length === 1 && stream.connected);
     assert.deepEqual(got.states, [true]);
@@ -124,7 +127,7 @@ test('malformed messages are dropped and counted; the connection keeps working',
       JSON.stringify({ type: 'netmap', seq: -1 }),
       JSON.stringify({ type: 'surprise' }),
       JSON.stringify({ ...netmap(1, [2]), self: { ...netmap(1, []).self, nodeKey: serverKey } }), // someone else's map
-      JSON.stringify({ type: 'challenge', challenge: 'x'.repeat(20), serverKey }), // second challenge
+      JSON.stringify({ type: 'challenge', challenge: 'x'.repeat(20), serverKey }), // a message type that no longer exists
       JSON.stringify([1, 2, 3]),
     ];
     for (const b of bad) conn.ws.send(b);
@@ -197,6 +200,19 @@ test('a silent server is detected by the keepalive and replaced', async () => {
     assert.match(warnings.join('\n'), /control stream silent for 0\.\d s, reconnecting/);
     assert.equal(stream.status().lastError, null, 'cleared by the new netmap');
   } finally { answering = true; stream.stop(); }
+});
+
+test('a server without the pinned key is a key mismatch: reported, retried, nothing sent', async () => {
+  const other = encodeKey(publicKeyFromPrivate(generatePrivateKey()));
+  const { stream } = client({ serverKey: () => other });
+  const before = conns.length;
+  stream.start();
+  try {
+    await until(() => stream.status().attempts >= 2);
+    assert.equal(stream.status().keyMismatch, true);
+    assert.match(stream.status().lastError ?? '', /coordinator key mismatch/);
+    assert.equal(conns.length, before, 'no stream was opened');
+  } finally { stream.stop(); }
 });
 
 test('stop() closes the connection and no reconnect follows', async () => {
