@@ -54,7 +54,7 @@ export async function startMesh(lab: Lab, specs: MeshSiteSpec[], opts: { agentEn
     const relayKey = newLabRelayKey();
     const coord = await startCoordinator(coordHost, { extraArgs: relayCoordinatorArgs(RELAY_NAME, `ws://${relayHost.ip}:${RELAY_PORT}/relay`, relayKey) });
     stoppers.push(() => coord.stop());
-    const relay = await startLabRelay(relayHost, { port: RELAY_PORT, coordinator: { url: coord.url, token: coord.token }, key: relayKey });
+    const relay = await startLabRelay(relayHost, { port: RELAY_PORT, coordinator: { url: coord.url, fingerprint: coord.fingerprint }, key: relayKey });
     stoppers.push(() => relay.stop());
     const key = await coord.createAuthKey({ reusable: true });
     const id = runId();

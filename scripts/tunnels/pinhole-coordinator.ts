@@ -25,6 +25,8 @@ export interface LabCoordinator {
   readonly dir: string;
   readonly db: string;
   readonly token: string;
+  /** The coordinator key's fingerprint, as it printed it (what admin CLIs and relays pin). */
+  readonly fingerprint: string;
   /** The current process (replaced by start()). */
   readonly proc: LabProcess;
   /** Any HTTP request from inside the coordinator's namespace; with the admin token if `admin`. */
@@ -51,6 +53,7 @@ export async function startCoordinator(host: Host, spec: CoordinatorSpec = {}): 
   const argv = ['node', PINHOLE_BIN, 'coordinator', '--listen', `${host.ip}:${port}`, '--db', db, '--admin-token-file', tokenFile,
     ...(spec.ephemeralTimeout ? ['--ephemeral-timeout', spec.ephemeralTimeout] : []), ...(spec.extraArgs ?? [])];
   let proc!: LabProcess;
+  let fingerprint = '';
 
   const request = async (method: string, path: string, body?: unknown, admin = false): Promise<HttpReply> => {
     const r = await host.exec(['node', HTTP_TOOL, method, `${url}${path}`,
@@ -61,7 +64,8 @@ export async function startCoordinator(host: Host, spec: CoordinatorSpec = {}): 
   const start = async (): Promise<void> => {
     proc = host.spawn(argv, { env: { PINHOLE_LOG_LEVEL: 'info' }, logFile: join(dir, 'coordinator.log') });
     try {
-      await proc.waitForOutput(/listening on http:\/\/\S+/, 20_000);
+      const m = await proc.waitForOutput(/pinhole coordinator key ([0-9a-f]{32})/, 20_000);
+      fingerprint = m[1] ?? fingerprint;
     } catch (err) {
       await proc.kill('SIGKILL', 100);
       throw new Error(`coordinator did not start on ${url}: ${(err as Error).message}`);
@@ -69,6 +73,7 @@ export async function startCoordinator(host: Host, spec: CoordinatorSpec = {}): 
   };
   const c: LabCoordinator = {
     host, url, dir, db, token,
+    get fingerprint() { return fingerprint; },
     get proc() { return proc; },
     request,
     createAuthKey: async (opts = {}) => {
@@ -77,7 +82,7 @@ export async function startCoordinator(host: Host, spec: CoordinatorSpec = {}): 
       return AuthKeyCreated.parse(r.body).key;
     },
     adminCli: async (args) => {
-      const r = await host.exec(['node', PINHOLE_BIN, 'admin', '--coordinator', url, '--token', token, ...args]);
+      const r = await host.exec(['node', PINHOLE_BIN, 'admin', '--coordinator', url, '--coordinator-key', fingerprint, '--token-file', tokenFile, ...args]);
       return { code: r.code ?? 1, stdout: r.stdout, stderr: r.stderr };
     },
     nodes: async () => {

@@ -12,8 +12,8 @@ import { PINHOLE_BIN } from './paths.js';
 export interface LabRelaySpec {
   port?: number;
   stunPort?: number;
-  /** --coordinator URL (only nodes the coordinator knows may connect) and its admin token; without it the relay runs --open. */
-  coordinator?: { url: string; token: string };
+  /** --coordinator URL (only nodes the coordinator knows may connect) and its key's fingerprint; without it the relay runs --open. */
+  coordinator?: { url: string; fingerprint: string };
   /** The relay's static key (default: a new one). */
   key?: LabRelayKey;
 }
@@ -56,9 +56,7 @@ export async function startLabRelay(host: Host, spec: LabRelaySpec = {}): Promis
   const argv = ['node', PINHOLE_BIN, 'relay', '--listen', `${host.ip}:${port}`, ...stun.flatMap((s) => ['--stun', s]), '--key-file', keyFile];
   if (!spec.coordinator) argv.push('--open');
   if (spec.coordinator) {
-    const tokenFile = join(dir, 'coordinator.token');
-    await writeFile(tokenFile, `${spec.coordinator.token}\n`, { mode: 0o600 });
-    argv.push('--coordinator', spec.coordinator.url, '--coordinator-token-file', tokenFile);
+    argv.push('--coordinator', spec.coordinator.url, '--coordinator-key', spec.coordinator.fingerprint);
   }
   let proc!: LabProcess;
   const start = async (): Promise<void> => {

@@ -49,7 +49,7 @@ describe('pinhole netcheck against coturn\'s turnutils_natdiscovery, per NAT beh
     coord = await startCoordinator(coordHost, { extraArgs: [...relayCoordinatorArgs('lab', `ws://${ip1}:8443/relay`, relayKey), '--relay-stun', `lab=${ip1}:3478`] });
     await writeFile(join(coord.dir, 'relay.key'), `${relayKey.privateKey}\n`, { mode: 0o600 });
     relay = relayHost.spawn(['node', PINHOLE_BIN, 'relay', '--listen', `${ip1}:8443`, '--stun', `${ip1}:3478`, '--stun', `${ip2}:3478`,
-      '--coordinator', coord.url, '--coordinator-token-file', join(coord.dir, 'admin.token'), '--key-file', join(coord.dir, 'relay.key')], { env: { PINHOLE_LOG_LEVEL: 'warn' } });
+      '--coordinator', coord.url, '--coordinator-key', coord.fingerprint, '--key-file', join(coord.dir, 'relay.key')], { env: { PINHOLE_LOG_LEVEL: 'warn' } });
     await relay.waitForOutput(/listening ws:\/\/\S+ stun=\S+/);
     coturn = await startCoturn(coturnHost);
     const authKey = await coord.createAuthKey({ reusable: true });

@@ -1,14 +1,17 @@
 // A relay that asks the coordinator who may connect: real `pinhole coordinator` and `pinhole relay
-// --coordinator URL --coordinator-token-file F` processes on loopback. A node registered with the
-// coordinator connects and relays packets; an unknown key is refused; and the lookup endpoint
-// itself answers 200/404/400/401 as relay/authorizer.ts expects (deleted and expired nodes: 404).
+// --coordinator URL --coordinator-key FP --key-file F` processes on loopback. A node registered with
+// the coordinator connects and relays packets; an unknown key is refused; the lookup endpoint, asked
+// inside a control channel opened with the relay's key, answers 200/404/400 as relay/authorizer.ts
+// expects (deleted and expired nodes: 404); that credential gets 403 everywhere else.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createRelayClient, type RelayClient, type RelayDisconnect } from '../../agent/relay/relay-client.js';
-import { decodeKey } from '../../proto/wireguard/keys.js';
+import { decodeKey, generatePrivateKey } from '../../proto/wireguard/keys.js';
+import { newLabRelayKey, relayCoordinatorArgs } from '../../scripts/tunnels/pinhole-relay.js';
+import { channelCall } from '../helpers/control-client.js';
 import { CoordinatorProcess } from '../helpers/coordinator-process.js';
 import { SimulatedNode } from '../helpers/coordinator-node.js';
 import { startRelayProcess, type RelayProcess } from '../helpers/relay-process.js';
@@ -29,11 +32,16 @@ describe('relay authorization by the coordinator', { timeout: 120_000 }, () => {
   let keyDir: string | undefined;
   const clients: RelayClient[] = [];
 
+  const relayKey = newLabRelayKey();
+  const relayCall = (method: string, path: string) => channelCall(coord.url, decodeKey(relayKey.privateKey), method, path);
+
   before(async () => {
-    coord = await CoordinatorProcess.start();
+    // The coordinator publishes the relay's key (the relay URL is not used by these checks).
+    coord = await CoordinatorProcess.start({ flags: relayCoordinatorArgs('lab', 'ws://127.0.0.1:9/relay', relayKey) });
     authKey = await coord.createAuthKey({ reusable: true });
     keyDir = await mkdtemp(join(tmpdir(), 'pinhole-relay-auth-'));
-    relay = await startRelayProcess(['--listen', '127.0.0.1:0', '--stun', '127.0.0.1:0', '--coordinator', coord.url, '--coordinator-token-file', coord.tokenFile,
+    await writeFile(join(keyDir, 'relay.key'), `${relayKey.privateKey}\n`, { mode: 0o600 });
+    relay = await startRelayProcess(['--listen', '127.0.0.1:0', '--stun', '127.0.0.1:0', '--coordinator', coord.url, '--coordinator-key', coord.fingerprint,
       '--key-file', join(keyDir, 'relay.key')]);
   });
 
@@ -69,44 +77,46 @@ describe('relay authorization by the coordinator', { timeout: 120_000 }, () => {
     assert.ok(ca.connected && cb.connected, 'the authorized nodes stay connected');
   });
 
-  test('the lookup endpoint: 200 for a registered node, 404 unknown/deleted/expired, 400 malformed, 401 without or with a wrong token', async () => {
+  test('the lookup endpoint (relay credential): 200 for a registered node, 404 unknown/deleted/expired, 400 malformed', async () => {
     const n = new SimulatedNode();
     const self = await n.join(coord.url, { authKey, hostname: 'lookup' });
-    const ok = await coord.call('GET', lookupPath(n.nodeKey));
+    const ok = await relayCall('GET', lookupPath(n.nodeKey));
     assert.equal(ok.status, 200);
     assert.deepEqual(ok.body, { id: self.id, name: 'lookup' });
 
-    assert.equal((await coord.call('GET', lookupPath(new SimulatedNode().nodeKey))).status, 404);
-    assert.equal((await coord.call('GET', lookupPath(n.nodeKey), undefined, null)).status, 401);
-    assert.equal((await coord.call('GET', lookupPath(n.nodeKey), undefined, 'not-the-admin-token-at-all')).status, 401);
+    assert.equal((await relayCall('GET', lookupPath(new SimulatedNode().nodeKey))).status, 404);
     for (const bad of ['short', `${'A'.repeat(43)}x`, `${'A'.repeat(42)}B`, 'A'.repeat(44), `${'A'.repeat(42)}=`]) {
-      const r = await coord.call('GET', `/api/v1/relay/nodes/${bad}`);
+      const r = await relayCall('GET', `/api/v1/relay/nodes/${bad}`);
       assert.equal(r.status, 400, bad);
       assert.match(r.body.error, /unpadded base64url/);
     }
-    assert.equal((await coord.call('POST', lookupPath(n.nodeKey))).status, 405);
+    assert.equal((await relayCall('POST', lookupPath(n.nodeKey))).status, 405);
 
     const expired = await coord.call('POST', `/api/v1/admin/nodes/${self.id}/expire`);
     assert.equal(expired.status, 200);
-    const afterExpiry = await coord.call('GET', lookupPath(n.nodeKey));
+    const afterExpiry = await relayCall('GET', lookupPath(n.nodeKey));
     assert.equal(afterExpiry.status, 404);
     assert.match(afterExpiry.body.error, /expired/);
 
     const m = new SimulatedNode();
     const mSelf = await m.join(coord.url, { authKey, hostname: 'gone' });
-    assert.equal((await coord.call('GET', lookupPath(m.nodeKey))).status, 200);
+    assert.equal((await relayCall('GET', lookupPath(m.nodeKey))).status, 200);
     assert.equal((await coord.call('DELETE', `/api/v1/admin/nodes/${mSelf.id}`)).status, 200);
-    assert.equal((await coord.call('GET', lookupPath(m.nodeKey))).status, 404);
+    assert.equal((await relayCall('GET', lookupPath(m.nodeKey))).status, 404);
   });
 
-  test('without an admin token the coordinator refuses lookups (403)', async () => {
-    const bare = await CoordinatorProcess.start({ adminToken: false });
-    try {
-      const r = await bare.call('GET', lookupPath(new SimulatedNode().nodeKey));
-      assert.equal(r.status, 403);
-      assert.match(r.body.error, /--admin-token-file/);
-    } finally {
-      await bare.destroy();
+  test('least privilege: the relay credential gets 403 on every admin route; other keys get 403 on the lookup', async () => {
+    for (const [method, path] of [['GET', '/api/v1/admin/nodes'], ['POST', '/api/v1/admin/authkeys'], ['GET', '/api/v1/admin/policy'],
+      ['PUT', '/api/v1/admin/policy'], ['POST', '/api/v1/admin/nodes/1/routes'], ['GET', '/api/v1/admin/stats'], ['POST', '/api/v1/admin/coordinator-key/rotate']] as const) {
+      const r = await relayCall(method, path);
+      assert.equal(r.status, 403, `${method} ${path}`);
+      assert.match(r.body.error, /relay's credential may only look up members/);
     }
+    const n = new SimulatedNode();
+    await n.join(coord.url, { authKey, hostname: 'notarelay' });
+    // A member's own channel, or the admin's (token or not), cannot ask who else is a member.
+    assert.equal((await channelCall(coord.url, n.privateKey, 'GET', lookupPath(n.nodeKey))).status, 403);
+    assert.equal((await coord.call('GET', lookupPath(n.nodeKey))).status, 403);
+    assert.equal((await channelCall(coord.url, generatePrivateKey(), 'GET', lookupPath(n.nodeKey))).status, 403);
   });
 });
