@@ -43,7 +43,7 @@ export function coordinatorLookup(url: string, coordinatorKey: Uint8Array, relay
       host: u.host, serverKey: coordinatorKey, staticPrivate: relayPrivate, staticPublic: relayPublic, signal,
     });
     return new Promise<number>((resolve, reject) => {
-      const req = request({ method: 'GET', path, host: 'coordinator', agent: false, createConnection: () => channel as never, signal }, (res) => {
+      const req = request({ method: 'GET', path, host: 'coordinator', createConnection: () => channel as never, signal }, (res) => {
         res.resume();
         res.on('end', () => { channel.end(); resolve(res.statusCode ?? 0); });
       });

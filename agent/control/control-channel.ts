@@ -136,7 +136,7 @@ export function channelRequest<T>(
     const timeout = AbortSignal.timeout(REQUEST_TIMEOUT_MS);
     const signal = opts.signal ? AbortSignal.any([opts.signal, timeout]) : timeout;
     const req = httpRequest({
-      method, path, host: 'coordinator', agent: false, createConnection: () => channel as unknown as Socket, signal,
+      method, path, host: 'coordinator', createConnection: () => channel as unknown as Socket, signal,
       headers: {
         ...(opts.headers ?? {}),
         ...(text === undefined ? {} : { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(text)) }),

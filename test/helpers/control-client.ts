@@ -34,7 +34,7 @@ export function requestOn(channel: NoiseChannel, method: string, path: string, o
   const text = opts.rawBody ?? (opts.body === undefined ? undefined : JSON.stringify(opts.body));
   return new Promise((resolve, reject) => {
     const req = request({
-      method, path, host: 'coordinator', agent: false, createConnection: () => channel as never,
+      method, path, host: 'coordinator', createConnection: () => channel as never,
       headers: { ...(opts.headers ?? {}), ...(text === undefined ? {} : { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(text)) }) },
     }, (res) => {
       const chunks: Buffer[] = [];
