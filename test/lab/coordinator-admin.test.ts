@@ -1,6 +1,8 @@
 // The admin API: bearer-token gate (401 without or with a wrong token, 403 when no token file was
 // given), auth keys, nodes (delete, which peers hear about), routes (approve only what is
 // advertised), and malformed bodies refused with a reason while nothing changes.
+import { channelCall } from '../helpers/control-client.js';
+import { generatePrivateKey } from '../../proto/wireguard/keys.js';
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CoordinatorProcess } from '../helpers/coordinator-process.js';
@@ -38,8 +40,12 @@ describe('coordinator admin API', () => {
       assert.equal(r.status, 401);
       assert.equal(r.body.error, 'bad admin token');
     }
-    const basic = await fetch(`${coord.url}/api/v1/admin/nodes`, { headers: { authorization: `Basic ${coord.token}` } });
+    const basic = await channelCall(coord.url, generatePrivateKey(), 'GET', '/api/v1/admin/nodes', { headers: { authorization: `Basic ${coord.token}` } });
     assert.equal(basic.status, 401);
+    // Outside the control channel the API is not served at all, token or not (nothing in the clear).
+    const plain = await fetch(`${coord.url}/api/v1/admin/nodes`, { headers: { authorization: `Bearer ${coord.token}` } });
+    assert.equal(plain.status, 426);
+    assert.match(((await plain.json()) as { error: string }).error, /only inside the encrypted control channel/);
     assert.deepEqual(await coord.dump(), before);
   });
 
@@ -75,7 +81,7 @@ describe('coordinator admin API', () => {
   test('auth keys: create shows the secret once, list never does, revoke is final', async () => {
     const created = await coord.call('POST', '/api/v1/admin/authkeys', { reusable: true, ephemeral: true, expirySeconds: 3600, tags: ['tag:ci'] });
     assert.equal(created.status, 201);
-    assert.match(created.body.key, /^phk_[0-9a-f]{12}_[0-9a-f]{64}$/);
+    assert.match(created.body.key, /^phk_[0-9a-f]{12}_[0-9a-f]{64}_[0-9a-f]{32}$/);
     assert.ok(created.body.key.startsWith(created.body.prefix));
     const listed = (await coord.call('GET', '/api/v1/admin/authkeys')).body.authKeys.find((k: any) => k.id === created.body.id);
     assert.equal(listed.key, undefined);

@@ -1,6 +1,8 @@
 // Registration as a node meets it: an auth key and a proof get an identity (id, IPv4 from
 // 100.64.0.0/10, IPv6 from fd7a:1e57:9a3c::/48, a unique name); the same node key gets the same
 // identity back, before and after a restart; the database is private to its owner.
+import { keyFingerprint } from '../../proto/control/coordinator-key.js';
+import { decodeKey } from '../../proto/wireguard/keys.js';
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { stat } from 'node:fs/promises';
@@ -72,12 +74,12 @@ describe('coordinator registration', () => {
     }
   });
 
-  test('the server info carries a fresh challenge each time', async () => {
+  test('the public server info carries the coordinator key, whose fingerprint auth keys carry', async () => {
     const a = (await coord.call('GET', '/api/v1/server')).body;
-    const b = (await coord.call('GET', '/api/v1/server')).body;
-    assert.notEqual(a.challenge, b.challenge);
-    const ttl = Date.parse(a.challengeExpiresAt) - Date.now();
-    assert.ok(ttl > 30_000 && ttl <= 61_000, `challenge lifetime ${ttl} ms`);
+    assert.deepEqual(Object.keys(a), ['serverKey']);
+    const key = await coord.createAuthKey();
+    assert.equal(key.split('_')[3], keyFingerprint(decodeKey(a.serverKey)));
+    assert.equal(coord.fingerprint, keyFingerprint(decodeKey(a.serverKey)));
   });
 });
 
@@ -99,7 +101,7 @@ describe('coordinator deregistration (logout)', () => {
       const { generatePrivateKey } = await import('../../proto/wireguard/keys.js');
       const forged = await leaver.deregister(coord.url, { proveWith: generatePrivateKey() });
       assert.equal(forged.status, 401);
-      assert.match(forged.body.error, /proof of possession/);
+      assert.match(forged.body.error, /not the key this control channel was opened with/);
       const unknown = await new SimulatedNode().deregister(coord.url);
       assert.equal(unknown.status, 404);
       const malformed = await coord.call('POST', '/api/v1/deregister', { nodeKey: leaver.nodeKey }, null);

@@ -119,7 +119,9 @@ describe('coordinator netmap stream', () => {
 
   test('a message before hello is a protocol error', async () => {
     const { WebSocket } = await import('ws');
-    const ws = new WebSocket(`${coord.url.replace('http', 'ws')}/api/v1/stream`);
+    const { openChannel } = await import('../helpers/control-client.js');
+    const { channel } = await openChannel(coord.url, new SimulatedNode().privateKey);
+    const ws = new WebSocket('ws://coordinator/api/v1/stream', { createConnection: () => channel as never });
     const closed = new Promise<number>((resolve) => ws.on('close', (code) => resolve(code)));
     ws.on('open', () => ws.send(JSON.stringify({ type: 'ping', t: 1 })));
     assert.equal(await closed, 1008);
