@@ -16,7 +16,7 @@ const CLI = fileURLToPath(new URL('../helpers/coordinator-admin-cli.js', import.
 describe('pinhole admin', () => {
   let coord: CoordinatorProcess;
   const admin = (args: string[], env: Record<string, string> = {}, withTarget = true): Promise<{ code: number; stdout: string; stderr: string }> => {
-    const full = withTarget ? ['admin', '--coordinator', coord.url, '--token', coord.token, ...args] : ['admin', ...args];
+    const full = withTarget ? ['admin', '--coordinator', coord.url, '--coordinator-key', coord.fingerprint, '--token', coord.token, ...args] : ['admin', ...args];
     return new Promise((resolve) => {
       execFile(process.execPath, [CLI, ...full], { timeout: 20_000, env: { ...process.env, ...env } }, (err, stdout, stderr) => {
         resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
@@ -107,11 +107,11 @@ describe('pinhole admin', () => {
   });
 
   test('the token from PINHOLE_ADMIN_TOKEN; errors for a bad token, no token, no coordinator', async () => {
-    const viaEnv = await admin(['--coordinator', coord.url, 'nodes', 'list', '--json'], { PINHOLE_ADMIN_TOKEN: coord.token }, false);
+    const viaEnv = await admin(['--coordinator', coord.url, '--coordinator-key', coord.fingerprint, 'nodes', 'list', '--json'], { PINHOLE_ADMIN_TOKEN: coord.token }, false);
     assert.equal(viaEnv.code, 0, viaEnv.stderr);
     assert.ok(Array.isArray(JSON.parse(viaEnv.stdout)));
-    await fails(['--coordinator', coord.url, '--token', 'wrong-token', 'nodes', 'list'], /^pinhole: bad admin token$/, {}, false);
-    await fails(['--coordinator', coord.url, 'nodes', 'list'], /^pinhole: admin: no token/, { PINHOLE_ADMIN_TOKEN: '' }, false);
+    await fails(['--coordinator', coord.url, '--coordinator-key', coord.fingerprint, '--token', 'wrong-token', 'nodes', 'list'], /^pinhole: bad admin token$/, {}, false);
+    await fails(['--coordinator', coord.url, '--coordinator-key', coord.fingerprint, 'nodes', 'list'], /^pinhole: admin: no token/, { PINHOLE_ADMIN_TOKEN: '' }, false);
     const closedPort = await new Promise<number>((resolve) => {
       const srv = createServer().listen(0, '127.0.0.1', () => {
         const { port } = srv.address() as AddressInfo;
@@ -119,6 +119,6 @@ describe('pinhole admin', () => {
       });
     });
     const gone = `http://127.0.0.1:${closedPort}`;
-    await fails(['--coordinator', gone, '--token', 't', 'nodes', 'list'], new RegExp(`^pinhole: cannot reach the coordinator at ${gone}: ECONNREFUSED$`), {}, false);
+    await fails(['--coordinator', gone, '--coordinator-key', coord.fingerprint, '--token', 't', 'nodes', 'list'], new RegExp(`^pinhole: cannot reach the coordinator at ${gone}: ECONNREFUSED$`), {}, false);
   });
 });
