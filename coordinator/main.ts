@@ -85,7 +85,11 @@ async function run(flags: Flags): Promise<void> {
     log.warn({ file: flags.adminTokenFile }, 'the admin token file is readable by other users');
   }
   // The database's folder is created (0700) on a fresh machine, as the README's first command expects.
-  mkdirSync(dirname(flags.db), { recursive: true, mode: 0o700 });
+  try {
+    mkdirSync(dirname(flags.db), { recursive: true, mode: 0o700 });
+  } catch (err) {
+    throw new UsageError(`--db: cannot create the folder of ${flags.db}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
   const opts: CoordinatorOptions = {
     host, port, dbPath: flags.db, adminToken, log,
     tls: readTls(flags.tlsCert, flags.tlsKey),

@@ -42,7 +42,7 @@ describe('pinhole admin', () => {
   test('authkey create / list / revoke', async () => {
     const human = await ok(['authkey', 'create']);
     const [key, note] = human.trim().split('\n');
-    assert.match(key!, /^phk_[0-9a-f]{12}_[0-9a-f]{64}$/);
+    assert.match(key!, /^phk_[0-9a-f]{12}_[0-9a-f]{64}_[0-9a-f]{32}$/);
     assert.match(note!, /single-use.*shown only this once/);
     const created = AuthKeyCreated.parse(JSON.parse(await ok(['authkey', 'create', '--reusable', '--ephemeral', '--expiry', '1h', '--tag', 'tag:ci', '--tag', 'tag:web', '--json'])));
     assert.deepEqual([created.reusable, created.ephemeral, created.tags], [true, true, ['tag:ci', 'tag:web']]);

@@ -31,7 +31,7 @@ describe('pinhole coordinator flags', () => {
         [['--listen', '127.0.0.1:0', '--db', db, '--admin-token-file', join(dir, 'missing')], /--admin-token-file: cannot read .*ENOENT/],
         [['--listen', '127.0.0.1:0', '--db', db, '--admin-token-file', emptyToken], /must hold one token/],
         // A missing folder is created (0700); a path through a file cannot be.
-        [['--listen', '127.0.0.1:0', '--db', join(emptyToken, 'c.db')], /ENOTDIR/],
+        [['--listen', '127.0.0.1:0', '--db', join(emptyToken, 'c.db')], /--db: cannot create the folder of .*(ENOTDIR|EEXIST)/],
         [['--listen', '127.0.0.1:0', '--db', db, '--tls-cert', emptyToken], /--tls-cert and --tls-key go together/],
         [['--listen', '127.0.0.1:0', '--db', db, '--max-register-rate', '0'], /--max-register-rate: expected a positive number/],
         [['--db', db], /required option '--listen/],
