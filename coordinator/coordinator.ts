@@ -63,7 +63,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
     nodeKeyExpiryMs: opts.nodeKeyExpiryMs, ephemeralTimeoutMs: opts.ephemeralTimeoutMs, log,
   });
   const netmap = new NetmapHub(registry, { flushMs: opts.flushMs, relays: opts.relays, log });
-  const policy = new AccessPolicy(store, registry, netmap, snap.policy);
+  const policy = new AccessPolicy(store, registry, netmap, snap.policy, Date.now, (message) => log.warn(message));
   const challenges = new Challenges(opts.challengeTtlMs);
   const streams = new StreamServer({ registry, netmap, serverPrivateKey, serverKey, keepaliveMs: opts.keepaliveMs, log });
   const tokenHash = opts.adminToken === null ? null : hashAdminToken(opts.adminToken);
