@@ -1,7 +1,6 @@
 // The policy in force: kept in memory, written through with the routes it auto-approves (one
 // transaction), and handed to the netmap hub, which turns it into peer lists and packet filters.
-import { Policy, type PolicyReply } from '../proto/control/policy.js';
-import { describeZodError } from '../proto/control/schemas.js';
+import { Policy, PolicyShape, policyIssues, type PolicyIssue, type PolicyReply } from '../proto/control/policy.js';
 import { BadRequestError } from './errors.js';
 import type { NetmapHub } from './netmap.js';
 import { CompiledPolicy } from './policy.js';
@@ -11,6 +10,9 @@ import type { ControlStore, PolicyRow, RouteApprovalRow } from './store/interfac
 export class StoredPolicyInvalidError extends Error {
   override readonly name = 'StoredPolicyInvalidError';
 }
+
+/** Refusals name at most this many problems (a policy may have thousands of selectors). */
+const MAX_REPORTED_ISSUES = 20;
 
 export class AccessPolicy {
   private compiled: CompiledPolicy | null = null;
@@ -22,15 +24,33 @@ export class AccessPolicy {
     private readonly netmap: NetmapHub,
     stored: PolicyRow,
     private readonly now: () => number = Date.now,
+    warn: (message: string) => void = () => undefined,
   ) {
     this.updatedAt = stored.updatedAt;
     if (stored.json !== null) {
-      const parsed = Policy.safeParse(JSON.parse(stored.json));
-      if (!parsed.success) throw new StoredPolicyInvalidError(`the stored policy no longer validates: ${describeZodError(parsed.error)}`);
-      this.compiled = new CompiledPolicy(parsed.data);
+      const value: unknown = JSON.parse(stored.json);
+      const issues = policyIssues(value);
+      const fatal = issues.filter((i) => i.hostname === undefined);
+      if (fatal.length > 0) throw new StoredPolicyInvalidError(`the stored policy no longer validates: ${this.describe(fatal)}`);
+      // Set before hostnames were refused: those selectors now match nobody (CompiledPolicy).
+      if (issues.length > 0) {
+        warn(`the stored policy names hostnames (${[...new Set(issues.map((i) => i.hostname))].join(', ')}), which match no node now; set the policy again with user:, tag: or node: selectors`);
+      }
+      this.compiled = new CompiledPolicy(PolicyShape.parse(value));
     }
     registry.autoApprove = (node) => this.compiled?.autoApproved({ ...policyNodeOf(node), advertisedRoutes: node.advertisedRoutes, advertisedExitNode: node.advertisedExitNode }) ?? [];
     netmap.setPolicy(this.compiled);
+  }
+
+  /** One line for a refusal: "acls.0.src.0: reason; ...", a hostname's current node id added. */
+  private describe(issues: PolicyIssue[]): string {
+    const text = issues.slice(0, MAX_REPORTED_ISSUES).map((i) => {
+      const path = i.path.join('.');
+      const holder = i.hostname === undefined ? undefined : [...this.registry.all()].find((n) => n.name === i.hostname);
+      return `${path ? `${path}: ` : ''}${i.message}${holder ? ` (${i.hostname} is node:${holder.id})` : ''}`;
+    });
+    const more = issues.length - MAX_REPORTED_ISSUES;
+    return text.join('; ') + (more > 0 ? `; and ${more} more` : '');
   }
 
   reply(): PolicyReply {
@@ -41,9 +61,9 @@ export class AccessPolicy {
   async set(body: unknown | null): Promise<PolicyReply> {
     let compiled: CompiledPolicy | null = null;
     if (body !== null) {
-      const parsed = Policy.safeParse(body);
-      if (!parsed.success) throw new BadRequestError(`policy: ${describeZodError(parsed.error)}`);
-      compiled = new CompiledPolicy(parsed.data);
+      const issues = policyIssues(body);
+      if (issues.length > 0) throw new BadRequestError(`policy: ${this.describe(issues)}`);
+      compiled = new CompiledPolicy(Policy.parse(body));
     }
     const approvals: RouteApprovalRow[] = [];
     if (compiled) {

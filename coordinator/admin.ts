@@ -47,6 +47,7 @@ export function hashAdminToken(token: string): Buffer {
 function nodeInfo(n: NodeRecord): NodeInfo {
   return {
     ...peerOf(n),
+    user: n.user,
     createdAt: new Date(n.createdAt).toISOString(),
     keyExpiresAt: n.keyExpiresAt === null ? null : new Date(n.keyExpiresAt).toISOString(),
     ephemeral: n.ephemeral,

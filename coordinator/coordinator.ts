@@ -64,7 +64,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
     nodeKeyExpiryMs: opts.nodeKeyExpiryMs, ephemeralTimeoutMs: opts.ephemeralTimeoutMs, log,
   });
   const netmap = new NetmapHub(registry, { flushMs: opts.flushMs, relays: opts.relays, log });
-  const policy = new AccessPolicy(store, registry, netmap, snap.policy);
+  const policy = new AccessPolicy(store, registry, netmap, snap.policy, Date.now, (message) => log.warn(message));
   const relayKeys = new Set(opts.relays.flatMap((r) => (r.key ? [r.key] : [])));
   const isRelayKey = (key: string): boolean => relayKeys.has(key);
   const streams = new StreamServer({ registry, netmap, keepaliveMs: opts.keepaliveMs, log });

@@ -2,13 +2,17 @@
 // filter a node enforces, and the routes the policy approves by itself. Pure functions of the
 // policy and a node; visibility.ts keeps the per-node results up to date.
 import { cidrContains, maskCidr, parseAddress, parseCidr, formatCidr, type Cidr } from '../proto/ip/address.js';
+import { INTERNET_V4, INTERNET_V6 } from '../proto/ip/internet.js';
 import { parseDestination, parseSelector, protocolNumbers, type ParsedSelector, type Policy } from '../proto/control/policy.js';
 import type { FilterRule } from '../proto/control/schemas.js';
 
 /** What the policy looks at in a node. */
 export interface PolicyNode {
   id: number;
+  /** Shown only: selectors never match names (anyone can register any name). */
   name: string;
+  /** Owner from the auth key the node registered with (user:NAME). */
+  user: string | null;
   ipv4: string;
   ipv6: string;
   tags: string[];
@@ -21,6 +25,8 @@ interface Selector {
   text: string;
   /** For cidr selectors and host aliases. */
   cidr?: Cidr;
+  /** For node:ID. */
+  id?: number;
   /** For groups. */
   members?: Selector[];
 }
@@ -38,6 +44,7 @@ export interface CompiledAcl {
 
 const ANY_V4 = parseCidr('0.0.0.0/0');
 const ANY_V6 = parseCidr('::/0');
+const EXIT_ROUTE_TEXT = new Set(['0.0.0.0/0', '::/0']);
 
 function overlaps(a: Cidr, b: Cidr): boolean {
   if (a.family !== b.family) return false;
@@ -69,6 +76,8 @@ export class CompiledPolicy {
       if (p.kind === 'name' && hosts.has(p.text)) return { kind: 'cidr', text: p.text, cidr: hosts.get(p.text)! };
       if (p.kind === 'group') return { kind: 'group', text: p.text, members: (groups.get(p.text.toLowerCase()) ?? []).map(compile) };
       if (p.kind === 'tag') return { kind: 'tag', text: p.text.toLowerCase() };
+      if (p.kind === 'node') return { kind: 'node', text: p.text, id: Number(p.text.slice(5)) };
+      if (p.kind === 'user') return { kind: 'user', text: p.text.slice(5) };
       return { kind: p.kind, text: p.text };
     };
     this.acls = source.acls.map((acl) => ({
@@ -88,7 +97,12 @@ export class CompiledPolicy {
     switch (sel.kind) {
       case 'all': return true;
       case 'tag': return node.tags.includes(sel.text);
-      case 'name': return node.name === sel.text;
+      case 'user': return node.user === sel.text;
+      case 'node': return node.id === sel.id;
+      // A bare name that is not a hosts alias: refused when a policy is set; one stored before
+      // that rule matches nothing rather than whoever holds the name now.
+      case 'name': return false;
+      case 'internet': return node.routes.some((r) => EXIT_ROUTE_TEXT.has(r));
       case 'group': return sel.members!.some((m) => this.matches(m, node));
       case 'cidr': {
         const c = sel.cidr!;
@@ -142,6 +156,10 @@ export class CompiledPolicy {
       if (sel.kind === 'all') {
         add(ANY_V4, d.portsText);
         add(ANY_V6, d.portsText);
+      } else if (sel.kind === 'internet') {
+        // Public space only, through the exit routes this node serves: never its LANs.
+        if (node.routes.includes('0.0.0.0/0')) for (const c of INTERNET_V4) add(c, d.portsText);
+        if (node.routes.includes('::/0')) for (const c of INTERNET_V6) add(c, d.portsText);
       } else if (sel.kind === 'cidr') {
         for (const own of [hostCidr(node.ipv4), hostCidr(node.ipv6)]) if (overlaps(sel.cidr!, own)) add(own, d.portsText);
         for (const r of node.routes) {

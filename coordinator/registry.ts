@@ -54,7 +54,7 @@ export function isExitNode(n: NodeRow): boolean {
 
 /** What the access policy evaluates about a node. */
 export function policyNodeOf(n: NodeRow): PolicyNode {
-  return { id: n.id, name: n.name, ipv4: n.ipv4, ipv6: n.ipv6, tags: n.tags, routes: servedRoutes(n) };
+  return { id: n.id, name: n.name, user: n.user, ipv4: n.ipv4, ipv6: n.ipv6, tags: n.tags, routes: servedRoutes(n) };
 }
 
 export class NodeRegistry {
@@ -114,6 +114,8 @@ export class NodeRegistry {
       keyExpiresAt: key || !existing ? (this.opts.nodeKeyExpiryMs === null ? null : now + this.opts.nodeKeyExpiryMs) : existing.keyExpiresAt,
       ephemeral: key ? key.ephemeral : existing?.ephemeral ?? false,
       tags: key ? [...key.tags] : [...(existing?.tags ?? [])],
+      // The owner comes only from an admin-made key, never from anything the node says.
+      user: key ? key.user : existing?.user ?? null,
       authKeyId: key ? key.id : existing?.authKeyId ?? null,
       advertisedRoutes: input.advertisedRoutes,
       advertisedExitNode: input.advertisedExitNode,

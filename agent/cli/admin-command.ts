@@ -1,7 +1,7 @@
 // `pinhole admin --coordinator URL [--coordinator-key FP] (--token-file F | --token T) ...`: the
 // coordinator's admin API from a shell, inside a control channel to the pinned coordinator key
 // (agent/control/control-channel.ts) under a throwaway static key; the token never leaves it.
-//   authkey create [--reusable] [--ephemeral] [--expiry DURATION] [--tag TAG]... | authkey list
+//   authkey create [--reusable] [--ephemeral] [--expiry DURATION] [--tag TAG]... [--user NAME] | authkey list
 //   | authkey revoke ID | nodes list | nodes delete N | nodes expire N | routes list
 //   | routes approve NODE CIDR... | policy get | policy set FILE
 // Every subcommand takes --json. N and NODE are a node id or name. The token may also come from
@@ -91,8 +91,8 @@ function keyState(k: AuthKey): string {
 
 function formatNodes(nodes: Node[]): string {
   if (nodes.length === 0) return 'no nodes';
-  return table(['ID', 'NAME', 'IPV4', 'IPV6', 'STATUS', 'LAST SEEN', 'KEY EXPIRES', 'TAGS'], nodes.map((n) => [
-    String(n.id), n.name, n.ipv4, n.ipv6,
+  return table(['ID', 'NAME', 'USER', 'IPV4', 'IPV6', 'STATUS', 'LAST SEEN', 'KEY EXPIRES', 'TAGS'], nodes.map((n) => [
+    String(n.id), n.name, n.user ?? '-', n.ipv4, n.ipv6,
     n.keyExpiresAt !== null && Date.parse(n.keyExpiresAt) <= Date.now() ? 'expired' : n.online ? 'online' : 'offline',
     when(n.lastSeen), when(n.keyExpiresAt), list(n.tags),
   ]));
@@ -100,8 +100,8 @@ function formatNodes(nodes: Node[]): string {
 
 function formatKeys(keys: AuthKey[]): string {
   if (keys.length === 0) return 'no auth keys';
-  return table(['ID', 'PREFIX', 'USE', 'EPHEMERAL', 'TAGS', 'USED', 'EXPIRES', 'STATE'], keys.map((k) => [
-    String(k.id), k.prefix, k.reusable ? 'reusable' : 'single', k.ephemeral ? 'yes' : 'no', list(k.tags), String(k.usedCount), when(k.expiresAt), keyState(k),
+  return table(['ID', 'PREFIX', 'USE', 'EPHEMERAL', 'USER', 'TAGS', 'USED', 'EXPIRES', 'STATE'], keys.map((k) => [
+    String(k.id), k.prefix, k.reusable ? 'reusable' : 'single', k.ephemeral ? 'yes' : 'no', k.user ?? '-', list(k.tags), String(k.usedCount), when(k.expiresAt), keyState(k),
   ]));
 }
 
@@ -161,14 +161,16 @@ export function registerAdminCommand(program: Command): void {
     const k = await call(t, 'POST', 'authkeys', AuthKeyCreated, {
       reusable: Boolean(o.reusable), ephemeral: Boolean(o.ephemeral), tags: (o.tag as string[] | undefined) ?? [],
       ...(expiry === undefined ? {} : { expirySeconds: expiry }),
+      ...(o.user === undefined ? {} : { user: String(o.user) }),
     });
     if (o.json) return json(k);
     out(k.key);
-    out(`id ${k.id}, ${k.reusable ? 'reusable' : 'single-use'}${k.ephemeral ? ', ephemeral' : ''}, expires ${when(k.expiresAt)}, tags ${list(k.tags)}; the key is shown only this once`);
+    out(`id ${k.id}, ${k.reusable ? 'reusable' : 'single-use'}${k.ephemeral ? ', ephemeral' : ''}, expires ${when(k.expiresAt)}, ${k.user === null ? '' : `user ${k.user}, `}tags ${list(k.tags)}; the key is shown only this once`);
   }).option('--reusable', 'may register any number of nodes')
     .option('--ephemeral', 'nodes registered with it are deleted after going offline')
     .option('--expiry <duration>', 'key lifetime, e.g. 1h, 30d (default: never expires)')
-    .option('--tag <tag>', 'tag for the nodes it registers (repeatable)', (v: string, acc: string[] = []) => [...acc, v]);
+    .option('--tag <tag>', 'tag for the nodes it registers (repeatable)', (v: string, acc: string[] = []) => [...acc, v])
+    .option('--user <name>', 'owner of the nodes it registers (policy selector user:NAME)');
   leaf(authkey, 'list', 'list auth keys', async (t, _a, o) => {
     const { authKeys } = await call(t, 'GET', 'authkeys', AuthKeyList);
     if (o.json) json(authKeys);
@@ -227,7 +229,12 @@ export function registerAdminCommand(program: Command): void {
       throw new AdminRequestError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
     }
     const name = file === '-' ? 'stdin' : file!;
-    const checked = checkPolicyText(name, text);
+    let checked = checkPolicyText(name, text);
+    if (!checked.ok && checked.hostnames.length > 0) {
+      // Name the node each refused hostname belongs to now, so the fix is one copy away.
+      const nodes = await call(t, 'GET', 'nodes', NodeList).then((r) => r.nodes, () => []);
+      checked = checkPolicyText(name, text, new Map(nodes.map((n) => [n.name, n.id])));
+    }
     if (!checked.ok) {
       // One line per error, nothing sent: the policy in force stays as it is.
       for (const e of checked.errors.slice(0, -1)) process.stderr.write(`pinhole: ${e}\n`);

@@ -23,7 +23,7 @@ import { ExitService, type NatEngine } from './exit-service.js';
 import { FlowTracker, InboundGate } from './inbound-gate.js';
 import type { NetmapView } from './netmap-view.js';
 import {
-  findPeer, withAdvertised, withClientFlags, type AdvertiseFlags, type ClientRoutingFlags, type RoutingPrefs,
+  exitPeerOf, findPeer, withAdvertised, withClientFlags, type AdvertiseFlags, type ClientRoutingFlags, type RoutingPrefs,
 } from './routing-prefs.js';
 
 /** How often the kernel routes are checked again (the LAN prefixes of allow-lan-access; a failed command). */
@@ -49,7 +49,8 @@ export interface RoutingStatusJson {
   acceptRoutes: boolean;
   /** Peers' subnet routes in use. */
   acceptedRoutes: string[];
-  exitNode: { name: string; state: 'active' | 'unavailable' } | null;
+  /** The chosen exit node, by the node key it had when chosen; `name` is its current name if present. */
+  exitNode: { name: string; nodeKey: string | null; state: 'active' | 'unavailable' } | null;
   exitNodeAllowLanAccess: boolean;
   kernel: InstalledRoutes | null;
   filter: PacketFilterStatus | null;
@@ -160,8 +161,9 @@ export class NodeRouting {
   /** The netmap (or the node's own record in it) changed. */
   netmapChanged(view: NetmapView | null): void {
     this.view = view;
-    const spec = this.prefs.exitNode;
-    const found = spec !== null && view ? findPeer(spec, view.peers.values()) : undefined;
+    if (this.prefs.exitNode?.nodeKey === null && view) this.pinLegacyExitNode(view);
+    const choice = this.prefs.exitNode;
+    const found = choice !== null && view ? exitPeerOf(choice, view.peers.values()) : undefined;
     this.exitPeer = found?.exitNode ? found : null;
     const live = this.live;
     if (!live) return;
@@ -179,14 +181,14 @@ export class NodeRouting {
   }
 
   status(): RoutingStatusJson {
-    const exitSpec = this.prefs.exitNode;
+    const choice = this.prefs.exitNode;
     return {
       advertisedRoutes: this.prefs.advertiseRoutes,
       advertiseExitNode: this.prefs.advertiseExitNode,
       servedRoutes: this.view?.self.routes ?? [],
       acceptRoutes: this.prefs.acceptRoutes,
       acceptedRoutes: this.acceptedRoutes(),
-      exitNode: exitSpec === null ? null : { name: this.exitPeer?.name ?? exitSpec, state: this.exitPeer ? 'active' : 'unavailable' },
+      exitNode: choice === null ? null : { name: this.exitPeer?.name ?? choice.name, nodeKey: choice.nodeKey, state: this.exitPeer ? 'active' : 'unavailable' },
       exitNodeAllowLanAccess: this.prefs.exitNodeAllowLanAccess,
       kernel: this.live?.installer.status() ?? null,
       filter: this.filter?.status(performance.timeOrigin + performance.now()) ?? null,
@@ -200,6 +202,16 @@ export class NodeRouting {
     await this.opts.save(next);
     this.prefs = next;
     this.netmapChanged(this.view);
+  }
+
+  /** A name saved by an older version: pinned to the node key of the approved exit node holding it now. */
+  private pinLegacyExitNode(view: NetmapView): void {
+    const legacy = this.prefs.exitNode!;
+    const peer = findPeer(legacy.name, view.peers.values());
+    if (!peer?.exitNode) return;
+    this.prefs = { ...this.prefs, exitNode: { nodeKey: peer.nodeKey, name: peer.name } };
+    this.opts.log.info(`exit node ${legacy.name}: pinned to node key ${peer.nodeKey}`);
+    this.opts.save(this.prefs).catch((err: Error) => this.opts.log.warn(`routing: saving the exit node: ${err.message}`));
   }
 
   private applyFilter(rules: FilterRule[] | null): void {

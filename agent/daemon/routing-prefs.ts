@@ -1,16 +1,24 @@
 // The routing preferences `pinhole up` sets, persisted in prefs.json: what this node offers
 // (subnet routes, exit node) and what it uses (peers' subnet routes, an exit node). A flag left
-// out of `up` keeps its value; "" clears a list or the exit node.
+// out of `up` keeps its value; "" clears a list or the exit node. The exit node is remembered by
+// node key, not by name: names are first come, first served, and a node that later takes the
+// name of the one the user chose must not get this node's traffic.
 import { z } from 'zod';
-import { CidrText, type Peer } from '../../proto/control/schemas.js';
+import { CidrText, Key32, type Peer } from '../../proto/control/schemas.js';
 import { advertisableRoute, RouteRefusedError } from '../../proto/control/routes.js';
+
+/**
+ * The exit node `up --exit-node` chose: the peer's node key at that moment, and its name then (to
+ * show). nodeKey null: a name saved by an older version, pinned to a key at the first netmap.
+ */
+export const ExitNodeChoice = z.object({ nodeKey: Key32.nullable(), name: z.string().max(200) });
+export type ExitNodeChoice = z.infer<typeof ExitNodeChoice>;
 
 export const RoutingPrefs = z.object({
   advertiseRoutes: z.array(CidrText).max(64).default([]),
   advertiseExitNode: z.boolean().default(false),
   acceptRoutes: z.boolean().default(false),
-  /** As the user named it: node name, overlay IP or node key; resolved against each netmap. */
-  exitNode: z.string().max(200).nullable().default(null),
+  exitNode: z.union([ExitNodeChoice, z.string().max(200).transform((name): ExitNodeChoice => ({ nodeKey: null, name }))]).nullable().default(null),
   exitNodeAllowLanAccess: z.boolean().default(false),
 });
 export type RoutingPrefs = z.infer<typeof RoutingPrefs>;
@@ -97,8 +105,15 @@ export function withClientFlags(prefs: RoutingPrefs, flags: ClientRoutingFlags, 
       if (!peer.exitNode) {
         throw new RoutingPrefsError(`--exit-node ${spec}: ${peer.name} is not an approved exit node (it needs pinhole up --advertise-exit-node, then pinhole admin routes approve ${peer.name} 0.0.0.0/0 ::/0)`);
       }
-      next.exitNode = peer.name;
+      next.exitNode = { nodeKey: peer.nodeKey, name: peer.name };
     }
   }
   return next;
+}
+
+/** The peer an exit node choice means in this netmap: the one with its node key, whatever its name now. */
+export function exitPeerOf(choice: ExitNodeChoice, peers: Iterable<Peer>): Peer | undefined {
+  if (choice.nodeKey === null) return undefined;
+  for (const p of peers) if (p.nodeKey === choice.nodeKey) return p;
+  return undefined;
 }

@@ -18,6 +18,8 @@ export interface NodeRow {
   keyExpiresAt: number | null;
   ephemeral: boolean;
   tags: string[];
+  /** Owner, from the auth key it (re-)registered with; null: none. */
+  user: string | null;
   authKeyId: number | null;
   advertisedRoutes: string[];
   advertisedExitNode: boolean;
@@ -37,6 +39,8 @@ export interface AuthKeyRow {
   reusable: boolean;
   ephemeral: boolean;
   tags: string[];
+  /** Owner given to every node registered with it (`authkey create --user`); null: none. */
+  user: string | null;
   createdAt: number;
   expiresAt: number | null;
   usedCount: number;

@@ -56,6 +56,14 @@ export const MIGRATIONS: readonly Migration[] = [
       INSERT INTO policy (id, json, updated_at) VALUES (1, NULL, NULL);
     `,
   },
+  {
+    version: 2,
+    name: 'owner (user) of auth keys and nodes',
+    sql: `
+      ALTER TABLE auth_keys ADD COLUMN user_name TEXT;
+      ALTER TABLE nodes ADD COLUMN user_name TEXT;
+    `,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

@@ -19,19 +19,19 @@ type Params = (string | number | null)[];
 
 interface NodeDbRow {
   id: number; node_key: string; disco_key: string; hostname: string; name: string; ipv4: string; ipv6: string;
-  created_at: number; key_expires_at: number | null; ephemeral: number; tags: string; auth_key_id: number | null;
+  created_at: number; key_expires_at: number | null; ephemeral: number; tags: string; user_name: string | null; auth_key_id: number | null;
   advertised_routes: string; advertised_exit_node: number; approved_routes: string;
   endpoints: string; home_relay: string | null; last_seen: number | null;
 }
 
 interface AuthKeyDbRow {
   id: number; prefix: string; secret_hash: string; reusable: number; ephemeral: number; tags: string;
-  created_at: number; expires_at: number | null; used_count: number; revoked_at: number | null;
+  user_name: string | null; created_at: number; expires_at: number | null; used_count: number; revoked_at: number | null;
 }
 
 const NODE_COLUMNS = [
   'id', 'node_key', 'disco_key', 'hostname', 'name', 'ipv4', 'ipv6', 'created_at', 'key_expires_at', 'ephemeral',
-  'tags', 'auth_key_id', 'advertised_routes', 'advertised_exit_node', 'approved_routes', 'endpoints', 'home_relay', 'last_seen',
+  'tags', 'user_name', 'auth_key_id', 'advertised_routes', 'advertised_exit_node', 'approved_routes', 'endpoints', 'home_relay', 'last_seen',
 ];
 const LIVENESS_COLUMNS = new Set(['endpoints', 'home_relay', 'last_seen']);
 // A re-registration replaces what the node declared, never the liveness columns written meanwhile.
@@ -42,7 +42,7 @@ const UPSERT_NODE =
 function nodeParams(n: NodeRow): Params {
   return [
     n.id, n.nodeKey, n.discoKey, n.hostname, n.name, n.ipv4, n.ipv6, n.createdAt, n.keyExpiresAt, n.ephemeral ? 1 : 0,
-    JSON.stringify(n.tags), n.authKeyId, JSON.stringify(n.advertisedRoutes), n.advertisedExitNode ? 1 : 0,
+    JSON.stringify(n.tags), n.user, n.authKeyId, JSON.stringify(n.advertisedRoutes), n.advertisedExitNode ? 1 : 0,
     JSON.stringify(n.approvedRoutes), JSON.stringify(n.endpoints), n.homeRelay, n.lastSeen,
   ];
 }
@@ -51,7 +51,7 @@ function nodeFromDb(r: NodeDbRow): NodeRow {
   return {
     id: r.id, nodeKey: r.node_key, discoKey: r.disco_key, hostname: r.hostname, name: r.name, ipv4: r.ipv4, ipv6: r.ipv6,
     createdAt: r.created_at, keyExpiresAt: r.key_expires_at, ephemeral: r.ephemeral === 1, tags: JSON.parse(r.tags) as string[],
-    authKeyId: r.auth_key_id, advertisedRoutes: JSON.parse(r.advertised_routes) as string[],
+    user: r.user_name, authKeyId: r.auth_key_id, advertisedRoutes: JSON.parse(r.advertised_routes) as string[],
     advertisedExitNode: r.advertised_exit_node === 1, approvedRoutes: JSON.parse(r.approved_routes) as string[],
     endpoints: JSON.parse(r.endpoints) as string[], homeRelay: r.home_relay, lastSeen: r.last_seen,
   };
@@ -60,7 +60,7 @@ function nodeFromDb(r: NodeDbRow): NodeRow {
 function authKeyFromDb(r: AuthKeyDbRow): AuthKeyRow {
   return {
     id: r.id, prefix: r.prefix, secretHash: r.secret_hash, reusable: r.reusable === 1, ephemeral: r.ephemeral === 1,
-    tags: JSON.parse(r.tags) as string[], createdAt: r.created_at, expiresAt: r.expires_at, usedCount: r.used_count,
+    tags: JSON.parse(r.tags) as string[], user: r.user_name, createdAt: r.created_at, expiresAt: r.expires_at, usedCount: r.used_count,
     revokedAt: r.revoked_at,
   };
 }
@@ -230,8 +230,8 @@ export class SqliteStore implements ControlStore {
 
   insertAuthKey(k: AuthKeyRow): Promise<void> {
     return this.transaction(() => this.run(
-      'INSERT INTO auth_keys (id, prefix, secret_hash, reusable, ephemeral, tags, created_at, expires_at, used_count, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
-      [k.id, k.prefix, k.secretHash, k.reusable ? 1 : 0, k.ephemeral ? 1 : 0, JSON.stringify(k.tags), k.createdAt, k.expiresAt, k.usedCount, k.revokedAt],
+      'INSERT INTO auth_keys (id, prefix, secret_hash, reusable, ephemeral, tags, user_name, created_at, expires_at, used_count, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+      [k.id, k.prefix, k.secretHash, k.reusable ? 1 : 0, k.ephemeral ? 1 : 0, JSON.stringify(k.tags), k.user, k.createdAt, k.expiresAt, k.usedCount, k.revokedAt],
     ));
   }
 

@@ -10,6 +10,11 @@ export const CidrText = z.string().max(64).regex(/^[0-9a-fA-F:.]+\/\d{1,3}$/, 'a
 export const Hostname = z.string().min(1).max(63).regex(/^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/i, 'a hostname of letters, digits and "-"');
 export const Tag = z.string().max(64).regex(/^tag:[a-z0-9-]+$/i, 'a tag like tag:server');
 export const NodeId = z.number().int().positive();
+/**
+ * The owner an admin names when creating an auth key (`authkey create --user alice`): every node
+ * registered with the key belongs to that user, and `user:NAME` in a policy picks them.
+ */
+export const UserName = z.string().min(1).max(64).regex(/^[a-z0-9]([a-z0-9._@-]*[a-z0-9])?$/i, 'a user name of letters, digits and ".", "_", "@", "-"');
 
 /**
  * GET /api/v1/server (in the clear: public) → the coordinator's static key(s). A caller uses it
@@ -179,6 +184,8 @@ export const AuthKeyCreate = z.object({
   /** Seconds until the key expires; absent = never. */
   expirySeconds: z.number().int().positive().max(10 * 365 * 86400).optional(),
   tags: z.array(Tag).max(16).default([]),
+  /** The owner of the nodes it registers; absent = none. */
+  user: UserName.optional(),
 }).strict();
 export type AuthKeyCreate = z.infer<typeof AuthKeyCreate>;
 
@@ -188,6 +195,8 @@ export const AuthKeyInfo = z.object({
   reusable: z.boolean(),
   ephemeral: z.boolean(),
   tags: z.array(z.string()),
+  /** Owner of the nodes it registers (null: none; absent from coordinators older than the field). */
+  user: z.string().nullable().default(null),
   createdAt: z.string(),
   expiresAt: z.string().nullable(),
   usedCount: z.number().int(),
@@ -199,6 +208,8 @@ export type AuthKeyInfo = z.infer<typeof AuthKeyInfo>;
 export const AuthKeyCreated = AuthKeyInfo.extend({ key: z.string() });
 
 export const NodeInfo = Peer.extend({
+  /** Owner, from the auth key it registered with (null: none). */
+  user: z.string().nullable().default(null),
   createdAt: z.string(),
   keyExpiresAt: z.string().nullable(),
   ephemeral: z.boolean(),

@@ -31,7 +31,7 @@ export interface LabCoordinator {
   readonly proc: LabProcess;
   /** Any HTTP request from inside the coordinator's namespace; with the admin token if `admin`. */
   request(method: string, path: string, body?: unknown, admin?: boolean): Promise<HttpReply>;
-  createAuthKey(opts?: { reusable?: boolean; ephemeral?: boolean; expirySeconds?: number; tags?: string[] }): Promise<string>;
+  createAuthKey(opts?: { reusable?: boolean; ephemeral?: boolean; expirySeconds?: number; tags?: string[]; user?: string }): Promise<string>;
   /** `pinhole admin --coordinator URL --token T ARGS...` (the real admin CLI) inside the coordinator's namespace. */
   adminCli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }>;
   nodes(): Promise<NodeInfo[]>;

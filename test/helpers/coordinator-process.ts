@@ -114,7 +114,7 @@ export class CoordinatorProcess {
     return channelCall(this.url, this.adminStatic, method, path, { headers, ...(rawBody !== undefined ? { rawBody } : body !== undefined ? { body } : {}) });
   }
 
-  async createAuthKey(opts: { reusable?: boolean; ephemeral?: boolean; expirySeconds?: number; tags?: string[] } = {}): Promise<string> {
+  async createAuthKey(opts: { reusable?: boolean; ephemeral?: boolean; expirySeconds?: number; tags?: string[]; user?: string } = {}): Promise<string> {
     const r = await this.call('POST', '/api/v1/admin/authkeys', opts);
     if (r.status !== 201) throw new Error(`auth key creation failed: ${r.status} ${JSON.stringify(r.body)}`);
     return r.body.key as string;

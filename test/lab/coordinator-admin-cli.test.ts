@@ -50,8 +50,8 @@ describe('pinhole admin', () => {
 
     await new SimulatedNode().join(coord.url, { authKey: key!, hostname: 'cli-one' });
     const table = await ok(['authkey', 'list']);
-    assert.match(table.split('\n')[0]!, /^ID\s+PREFIX\s+USE\s+EPHEMERAL\s+TAGS\s+USED\s+EXPIRES\s+STATE$/);
-    assert.match(table, new RegExp(`${key!.slice(0, 16)}\\s+single\\s+no\\s+-\\s+1\\s+-\\s+used`));
+    assert.match(table.split('\n')[0]!, /^ID\s+PREFIX\s+USE\s+EPHEMERAL\s+USER\s+TAGS\s+USED\s+EXPIRES\s+STATE$/);
+    assert.match(table, new RegExp(`${key!.slice(0, 16)}\\s+single\\s+no\\s+-\\s+-\\s+1\\s+-\\s+used`));
     assert.ok(!table.includes(key!.slice(17)), 'no secret in the list');
     assert.match(await ok(['authkey', 'revoke', String(created.id)]), new RegExp(`revoked auth key ${created.id}`));
     const listed = (JSON.parse(await ok(['authkey', 'list', '--json'])) as unknown[]).map((k) => AuthKeyInfo.parse(k));
@@ -59,6 +59,18 @@ describe('pinhole admin', () => {
     await fails(['authkey', 'revoke', '999'], /^pinhole: no auth key with id 999$/);
     await fails(['authkey', 'create', '--expiry', 'soon'], /^pinhole: --expiry: not a duration/);
     await fails(['authkey', 'create', '--tag', 'server'], /^pinhole: tags\.0: a tag like tag:server/);
+    await fails(['authkey', 'create', '--user', 'bad name'], /^pinhole: user: a user name of letters/);
+  });
+
+  test('authkey create --user: the owner is on the key and on every node it registers', async () => {
+    const created = AuthKeyCreated.parse(JSON.parse(await ok(['authkey', 'create', '--reusable', '--user', 'Alice@Example.com', '--json'])));
+    assert.equal(created.user, 'alice@example.com');
+    assert.match(await ok(['authkey', 'create', '--user', 'bob']), /user bob, tags -; the key is shown only this once/);
+    assert.match(await ok(['authkey', 'list']), new RegExp(`${created.prefix}\\s+reusable\\s+no\\s+alice@example\\.com\\s+-\\s+0`));
+    const n = await new SimulatedNode().join(coord.url, { authKey: created.key, hostname: 'cli-owned' });
+    assert.match(await ok(['nodes', 'list']), new RegExp(`${n.id}\\s+cli-owned\\s+alice@example\\.com\\s+`));
+    const nodes = (JSON.parse(await ok(['nodes', 'list', '--json'])) as unknown[]).map((x) => NodeInfo.parse(x));
+    assert.equal(nodes.find((x) => x.id === n.id)!.user, 'alice@example.com');
   });
 
   test('nodes list / expire / delete, by name or id', async () => {
@@ -66,13 +78,13 @@ describe('pinhole admin', () => {
     const a = await new SimulatedNode().join(coord.url, { authKey: key, hostname: 'cli-a' });
     const b = await new SimulatedNode().join(coord.url, { authKey: key, hostname: 'cli-b' });
     const table = await ok(['nodes', 'list']);
-    assert.match(table.split('\n')[0]!, /^ID\s+NAME\s+IPV4\s+IPV6\s+STATUS\s+LAST SEEN\s+KEY EXPIRES\s+TAGS$/);
-    assert.match(table, new RegExp(`${a.id}\\s+cli-a\\s+${a.ipv4.replace(/\./g, '\\.')}\\s+${a.ipv6}\\s+offline`));
+    assert.match(table.split('\n')[0]!, /^ID\s+NAME\s+USER\s+IPV4\s+IPV6\s+STATUS\s+LAST SEEN\s+KEY EXPIRES\s+TAGS$/);
+    assert.match(table, new RegExp(`${a.id}\\s+cli-a\\s+-\\s+${a.ipv4.replace(/\./g, '\\.')}\\s+${a.ipv6}\\s+offline`));
     const nodes = (JSON.parse(await ok(['nodes', 'list', '--json'])) as unknown[]).map((n) => NodeInfo.parse(n));
     assert.ok(nodes.some((n) => n.id === b.id && n.ipv4 === b.ipv4));
 
     assert.match(await ok(['nodes', 'expire', 'cli-a']), /expired node \d+ \(cli-a\)/);
-    assert.match(await ok(['nodes', 'list']), /cli-a\s+\S+\s+\S+\s+expired/);
+    assert.match(await ok(['nodes', 'list']), /cli-a\s+-\s+\S+\s+\S+\s+expired/);
     const deleted = NodeInfo.parse(JSON.parse(await ok(['nodes', 'delete', String(b.id), '--json'])));
     assert.equal(deleted.name, 'cli-b');
     assert.ok(!(await ok(['nodes', 'list'])).includes('cli-b'));
@@ -100,6 +112,10 @@ describe('pinhole admin', () => {
     const bad = join(coord.dir, 'bad.json');
     await writeFile(bad, JSON.stringify({ acls: [{ action: 'accept', src: ['tag:nope'], dst: ['*:*'] }] }));
     await fails(['policy', 'set', bad], /^pinhole: \S*bad\.json:1: acls\.0\.src\.0: tag:nope is not declared under "tags"$/);
+    // A hostname: refused with the hint, naming the node that holds the name now; nothing sent.
+    const router = (await coord.call('GET', '/api/v1/admin/nodes')).body.nodes.find((n: { name: string }) => n.name === 'cli-router');
+    await writeFile(bad, JSON.stringify({ acls: [{ action: 'accept', src: ['cli-router'], dst: ['*:*'] }] }));
+    await fails(['policy', 'set', bad], new RegExp(`^pinhole: \\S*bad\\.json:1: acls\\.0\\.src\\.0: "cli-router" is a hostname; hostnames can be chosen by anyone — use user:NAME, tag:NAME or node:ID \\(cli-router is node:${router.id}\\)$`));
     await writeFile(bad, '{oops');
     await fails(['policy', 'set', bad], /not valid JSON/);
     await fails(['policy', 'set', join(coord.dir, 'missing.json')], /cannot read .*ENOENT/);

@@ -121,4 +121,57 @@ describe('coordinator access policy', () => {
     await streams.web!.waitFor('web filter null', () => streams.web!.packetFilter === null);
     for (const s of Object.values(streams)) assert.deepEqual(s.violations, []);
   });
+
+  test('policy identities: user: and node: follow the node through a rename; a squatter on the old name gets nothing', async () => {
+    const alice = new SimulatedNode();
+    const aliceSelf = await alice.join(coord.url, { authKey: await coord.createAuthKey({ user: 'Alice' }), hostname: 'alice-laptop', advertiseExitNode: true });
+    const local: StreamClient[] = [];
+    try {
+      // A bare hostname is refused, every one of them, each with the node that holds it now.
+      const named = { tags: { 'tag:web': [] }, acls: [{ action: 'accept', src: ['alice-laptop'], dst: ['web:22'] }] };
+      const refused = await coord.call('PUT', '/api/v1/admin/policy', named);
+      assert.equal(refused.status, 400);
+      const hint = 'is a hostname; hostnames can be chosen by anyone — use user:NAME, tag:NAME or node:ID';
+      assert.equal(refused.body.error, `policy: acls.0.src.0: "alice-laptop" ${hint} (alice-laptop is node:${aliceSelf.id}); acls.0.dst.0: "web" ${hint} (web is node:${selves.web!.id})`);
+      assert.equal((await coord.call('GET', '/api/v1/admin/policy')).body.policy, null);
+
+      const policy = {
+        tags: { 'tag:web': [] },
+        acls: [{ action: 'accept', src: ['user:alice'], dst: ['tag:web:22'] }, { action: 'accept', src: [`node:${selves.laptop!.id}`], dst: ['tag:web:23'] }],
+        autoApprovers: { exitNode: ['user:alice'] },
+      };
+      const set = await coord.call('PUT', '/api/v1/admin/policy', policy);
+      assert.equal(set.status, 200, JSON.stringify(set.body));
+      const srcOf = (port: string): string[] => (streams.web!.packetFilter ?? []).filter((r) => r.dst[0]!.ports === port).flatMap((r) => r.srcIps);
+      await streams.web!.waitFor('alice in web\'s filter', () => srcOf('22').includes(aliceSelf.ipv4));
+      assert.deepEqual(srcOf('23'), [selves.laptop!.ipv4, selves.laptop!.ipv6]);
+      const info = async (id: number): Promise<{ name: string; user: string | null; routes: string[] }> =>
+        (await coord.call('GET', '/api/v1/admin/nodes')).body.nodes.find((n: { id: number }) => n.id === id);
+      const a = await info(aliceSelf.id);
+      assert.deepEqual([a.name, a.user, a.routes], ['alice-laptop', 'alice', ['0.0.0.0/0', '::/0']], 'auto-approved as user:alice');
+
+      // Alice renames (same node key, no auth key): same id, same user, still in.
+      const renamed = await alice.join(coord.url, { hostname: 'alice-work', advertiseExitNode: true });
+      assert.deepEqual([renamed.id, renamed.name], [aliceSelf.id, 'alice-work']);
+      assert.equal((await info(aliceSelf.id)).user, 'alice');
+      // Mallory takes the free name: she gets it, and nothing that came with it.
+      const mallory = new SimulatedNode();
+      const mSelf = await mallory.join(coord.url, { authKey: await coord.createAuthKey({ user: 'mallory' }), hostname: 'alice-laptop', advertiseExitNode: true });
+      local.push(await mallory.connect(coord.url));
+      assert.equal(mSelf.name, 'alice-laptop');
+      const m = await info(mSelf.id);
+      assert.deepEqual([m.user, m.routes], ['mallory', []], 'not auto-approved as an exit node');
+      await local[0]!.waitFor('mallory\'s netmap', () => local[0]!.netmap !== null);
+      assert.equal(local[0]!.peers.size, 0, 'mallory sees nobody');
+      assert.ok(!streams.web!.peers.has(mSelf.id));
+      assert.ok(srcOf('22').includes(aliceSelf.ipv4) && !srcOf('22').includes(mSelf.ipv4));
+      // While a name is held, a newcomer asking for it gets a suffix.
+      const late = await new SimulatedNode().join(coord.url, { authKey: await coord.createAuthKey(), hostname: 'alice-work' });
+      assert.equal(late.name, 'alice-work-1');
+      for (const s of [...Object.values(streams), ...local]) assert.deepEqual(s.violations, []);
+    } finally {
+      for (const s of local) s.terminate();
+      await coord.call('DELETE', '/api/v1/admin/policy');
+    }
+  });
 });

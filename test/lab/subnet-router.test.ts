@@ -119,7 +119,8 @@ describe('subnet router: a client reaches a LAN behind a peer', { timeout: 600_0
   });
 
   test('the access policy applies to routed traffic: the router filters what reaches the LAN', async () => {
-    const policy = { acls: [{ action: 'accept', src: ['laptop'], dst: [`${lan}:7200`], proto: ['tcp'] }] };
+    const laptopId = (await laptop.status()).self!.id;
+    const policy = { acls: [{ action: 'accept', src: [`node:${laptopId}`], dst: [`${lan}:7200`], proto: ['tcp'] }] };
     const set = await coord.request('PUT', '/api/v1/admin/policy', policy, true);
     assert.equal(set.status, 200, JSON.stringify(set.body));
     await waitFor('the router to get its filter', async () => (await router.status()).routing!.filter?.rules === 1);

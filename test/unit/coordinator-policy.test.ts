@@ -3,14 +3,16 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { Policy, parseDestination, parsePorts, parseSelector } from '../../proto/control/policy.js';
+import { Policy, parseDestination, parsePorts, parseSelector, policyIssues } from '../../proto/control/policy.js';
+import { INTERNET_V4, INTERNET_V6, internetPrefixes, isInternetAddress, subtractPrefixes } from '../../proto/ip/internet.js';
+import { cidrContains, formatCidr, parseAddress, parseCidr } from '../../proto/ip/address.js';
 import { formatDuration, parseDuration } from '../../proto/control/duration.js';
 import { isDecodeError } from '../../proto/errors.js';
 import { describeZodError } from '../../proto/control/schemas.js';
 import { CompiledPolicy, type PolicyNode } from '../../coordinator/policy.js';
 
-const node = (id: number, name: string, tags: string[] = [], routes: string[] = []): PolicyNode => ({
-  id, name, ipv4: `100.64.0.${id}`, ipv6: `fd7a:1e57:9a3c::6440:${id.toString(16)}`, tags, routes,
+const node = (id: number, name: string, tags: string[] = [], routes: string[] = [], user: string | null = null): PolicyNode => ({
+  id, name, user, ipv4: `100.64.0.${id}`, ipv6: `fd7a:1e57:9a3c::6440:${id.toString(16)}`, tags, routes,
 });
 
 describe('durations', () => {
@@ -78,7 +80,7 @@ describe('policy syntax', () => {
 
 describe('compiled policy', () => {
   const policy = new CompiledPolicy(Policy.parse({
-    groups: { 'group:ops': ['tag:admin', 'alice'] },
+    groups: { 'group:ops': ['tag:admin', 'user:alice'] },
     tags: { 'tag:admin': [], 'tag:web': [], 'tag:router': [] },
     hosts: { office: '192.168.0.0/16' },
     acls: [
@@ -87,7 +89,7 @@ describe('compiled policy', () => {
     ],
     autoApprovers: { routes: { '192.168.0.0/16': ['tag:router'] }, exitNode: ['tag:router'] },
   }));
-  const alice = node(1, 'alice');
+  const alice = node(1, 'alice', [], [], 'alice');
   const admin = node(2, 'ops-box', ['tag:admin']);
   const web = node(3, 'web', ['tag:web']);
   const router = node(4, 'gw', ['tag:router'], ['192.168.5.0/24']);
@@ -111,5 +113,130 @@ describe('compiled policy', () => {
     const adv = { advertisedRoutes: ['192.168.5.0/24', '10.0.0.0/8'], advertisedExitNode: true };
     assert.deepEqual(policy.autoApproved({ ...router, ...adv }), ['192.168.5.0/24', '0.0.0.0/0', '::/0']);
     assert.deepEqual(policy.autoApproved({ ...web, ...adv }), []);
+  });
+});
+
+describe('identities a node cannot choose', () => {
+  test('user:, node: and autogroup:internet parse; malformed ones do not', () => {
+    assert.deepEqual(parseSelector('user:Alice@Example.com'), { kind: 'user', text: 'user:alice@example.com' });
+    assert.deepEqual(parseSelector('node:7'), { kind: 'node', text: 'node:7' });
+    assert.deepEqual(parseSelector('AutoGroup:Internet'), { kind: 'internet', text: 'autogroup:internet' });
+    assert.equal(parseDestination('user:alice:22')?.selector.text, 'user:alice');
+    assert.equal(parseDestination('autogroup:internet:*')?.selector.kind, 'internet');
+    for (const bad of ['user:', 'user:-x', 'user:a b', 'node:0', 'node:07', 'node:x', 'autogroup:lan', 'autogroup:']) assert.equal(parseSelector(bad), null, bad);
+  });
+
+  test('a bare hostname is refused wherever a selector goes, with the hint; hosts aliases are fine', () => {
+    const issues = policyIssues({
+      groups: { 'group:ops': ['alice-laptop'] },
+      tags: { 'tag:web': ['bob'] },
+      hosts: { office: '198.18.5.0/24' },
+      acls: [{ action: 'accept', src: ['alice-laptop', 'user:alice'], dst: ['office:*', 'web:80', 'carol'] }],
+      autoApprovers: { routes: { '198.18.0.0/15': ['gw'] }, exitNode: ['exit-box'] },
+    });
+    assert.deepEqual(issues.map((i) => [i.path.join('.'), i.hostname]), [
+      ['groups.group:ops.0', 'alice-laptop'],
+      ['tags.tag:web.0', 'bob'],
+      ['acls.0.src.0', 'alice-laptop'],
+      ['acls.0.dst.1', 'web'],
+      ['acls.0.dst.2', 'carol'],
+      ['autoApprovers.routes.198.18.0.0/15.0', 'gw'],
+      ['autoApprovers.exitNode.0', 'exit-box'],
+    ]);
+    assert.equal(issues[2]!.message, '"alice-laptop" is a hostname; hostnames can be chosen by anyone — use user:NAME, tag:NAME or node:ID');
+    const r = Policy.safeParse({ acls: [{ action: 'accept', src: ['alice-laptop'], dst: ['*:*'] }] });
+    assert.equal(r.success, false);
+    assert.match(describeZodError(r.error!), /^acls\.0\.src\.0: "alice-laptop" is a hostname/);
+  });
+
+  test('autogroup:internet is a destination only', () => {
+    const issues = policyIssues({
+      groups: { 'group:g': ['autogroup:internet'] },
+      acls: [{ action: 'accept', src: ['autogroup:internet'], dst: ['autogroup:internet:443'] }],
+      autoApprovers: { exitNode: ['autogroup:internet'] },
+    });
+    assert.deepEqual(issues.map((i) => i.path.join('.')), ['groups.group:g.0', 'acls.0.src.0', 'autoApprovers.exitNode.0']);
+    assert.ok(issues.every((i) => i.message === 'autogroup:internet is only a destination (acls dst)'));
+  });
+
+  test('shape errors and reference errors come out together, in one pass', () => {
+    const issues = policyIssues({ acls: [{ action: 'deny', src: ['alice-laptop'], dst: 'all' }, { action: 'accept', src: ['tag:x'], dst: ['*:*'] }], owners: {} });
+    const where = issues.map((i) => `${i.path.join('.')}${i.unknownKey ? `+${i.unknownKey}` : ''}`).sort();
+    assert.deepEqual(where, ['+owners', 'acls.0.action', 'acls.0.dst', 'acls.0.src.0', 'acls.1.src.0']);
+    // Junk of any shape never makes the reference pass throw.
+    fc.assert(fc.property(fc.jsonValue(), (v) => Array.isArray(policyIssues(v))));
+    fc.assert(fc.property(fc.record({ groups: fc.dictionary(fc.string(), fc.anything()), acls: fc.array(fc.anything()), autoApprovers: fc.anything() }, { requiredKeys: [] }), (v) => Array.isArray(policyIssues(v))));
+  });
+
+  const policy = new CompiledPolicy(Policy.parse({
+    groups: { 'group:ops': ['user:alice', 'node:9'] },
+    tags: { 'tag:web': [] },
+    acls: [
+      { action: 'accept', src: ['group:ops'], dst: ['tag:web:22'] },
+      { action: 'accept', src: ['user:bob'], dst: ['autogroup:internet:*'] },
+    ],
+    autoApprovers: { exitNode: ['user:alice'], routes: { '198.18.0.0/15': ['node:9'] } },
+  }));
+  const web = node(3, 'web', ['tag:web']);
+  const alice = node(5, 'alice-laptop', [], [], 'alice');
+
+  test('membership follows the user and the node id, never the name', () => {
+    assert.deepEqual(policy.roles(alice), { src: [0], dst: [] });
+    assert.deepEqual(policy.roles(node(9, 'anything')), { src: [0], dst: [] });
+    // A squatter with alice's name (after she renamed or left), and one with node 9's old name.
+    assert.deepEqual(policy.roles(node(12, 'alice-laptop', [], [], 'mallory')), { src: [], dst: [] });
+    assert.deepEqual(policy.roles(node(13, 'anything', [], [], null)), { src: [], dst: [] });
+    // Alice renamed: still in.
+    assert.deepEqual(policy.roles({ ...alice, name: 'alice-work' }), { src: [0], dst: [] });
+    const adv = { advertisedRoutes: ['198.18.5.0/24'], advertisedExitNode: true };
+    assert.deepEqual(policy.autoApproved({ ...alice, ...adv }), ['0.0.0.0/0', '::/0']);
+    assert.deepEqual(policy.autoApproved({ ...node(12, 'alice-laptop', [], [], 'mallory'), ...adv }), []);
+    assert.deepEqual(policy.autoApproved({ ...node(9, 'gw'), ...adv }), ['198.18.5.0/24']);
+    assert.deepEqual(policy.sourceAddresses(0, [alice, web]), [alice.ipv4, alice.ipv6]);
+  });
+
+  test('autogroup:internet picks exit nodes and compiles to public space, never their LANs', () => {
+    const exit = node(20, 'exit', [], ['0.0.0.0/0', '::/0', '198.18.7.0/24']);
+    const router = node(21, 'router', [], ['198.18.8.0/24']);
+    const bob = node(22, 'bob-laptop', [], [], 'bob');
+    assert.deepEqual(policy.roles(exit).dst, [1]);
+    assert.deepEqual(policy.roles(router).dst, [], 'a subnet router is not the internet');
+    assert.deepEqual(policy.roles(bob).src, [1]);
+    const rule = policy.ruleFor(1, exit, [bob.ipv4, bob.ipv6])!;
+    const cidrs = rule.dst.map((d) => d.cidr);
+    assert.deepEqual(cidrs, [...INTERNET_V4.map(formatCidr), '2000::/3']);
+    assert.ok(rule.dst.every((d) => d.ports === '*'));
+    const covered = (ip: string): boolean => {
+      const a = parseAddress(ip);
+      return cidrs.some((c) => { const p = parseCidr(c); return p.family === a.family && cidrContains(p, a.bytes); });
+    };
+    for (const ip of ['203.0.113.7', '198.51.100.1', '192.0.2.99', '8.8.8.8', '1.1.1.1', '2001:db8::1', '2a00:1450::1']) assert.ok(covered(ip), ip);
+    for (const ip of ['198.18.7.1', '198.19.255.1', '10.1.2.3', '172.16.0.1', '192.168.1.1', '100.64.0.20', '127.0.0.1', '169.254.169.254', '224.0.0.1', '255.255.255.255', '0.1.2.3', '192.0.0.9', 'fd7a:1e57:9a3c::6440:14', 'fe80::1', 'ff02::1', '::1', 'fd00:ec2::254']) {
+      assert.ok(!covered(ip), ip);
+    }
+    // An exit node that serves only IPv4 gets only the IPv4 part.
+    const v4only = policy.ruleFor(1, node(23, 'exit4', [], ['0.0.0.0/0']), [])!;
+    assert.ok(v4only.dst.every((d) => !d.cidr.includes(':')));
+  });
+});
+
+describe('public address space (autogroup:internet)', () => {
+  test('the prefix list and the address test agree, on any address', () => {
+    const inList = (bytes: Uint8Array): boolean => (bytes.length === 4 ? INTERNET_V4 : INTERNET_V6).some((c) => cidrContains(c, bytes));
+    fc.assert(fc.property(fc.uint8Array({ minLength: 4, maxLength: 4 }), (b) => inList(b) === isInternetAddress(b)), { numRuns: 20_000 });
+    fc.assert(fc.property(fc.uint8Array({ minLength: 16, maxLength: 16 }), (b) => inList(b) === isInternetAddress(b)), { numRuns: 5_000 });
+    assert.deepEqual(internetPrefixes(6), ['2000::/3']);
+    assert.ok(INTERNET_V4.length <= 80, `${INTERNET_V4.length} prefixes: the minimal split of 0.0.0.0/0 around 11 holes`);
+  });
+
+  test('subtracting prefixes leaves disjoint prefixes covering exactly the rest', () => {
+    const whole = parseCidr('0.0.0.0/0');
+    fc.assert(fc.property(fc.array(fc.tuple(fc.uint8Array({ minLength: 4, maxLength: 4 }), fc.integer({ min: 1, max: 32 })), { maxLength: 6 }), fc.uint8Array({ minLength: 4, maxLength: 4 }), (holes, probe) => {
+      const hs = holes.map(([b, bits]) => ({ family: 4 as const, bytes: b, bits }));
+      const rest = subtractPrefixes(whole, hs);
+      const inHole = hs.some((h) => cidrContains(h, probe));
+      const hits = rest.filter((c) => cidrContains(c, probe)).length;
+      return hits === (inHole ? 0 : 1);
+    }), { numRuns: 2_000 });
   });
 });

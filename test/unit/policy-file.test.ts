@@ -52,3 +52,28 @@ test('JSON syntax errors give line and column; the reader agrees with JSON.parse
     assert.deepEqual(parseJsonWithLines(good).value, JSON.parse(good));
   }
 });
+
+test('a bare hostname is refused with the hint and the node holding it now; every error in one pass', () => {
+  const text = [
+    '{',
+    '  "groups": { "group:ops": ["alice-laptop", "user:alice"] },',
+    '  "acls": [',
+    '    { "action": "accept", "src": ["group:ops"], "dst": ["web:22"] },',
+    '    { "action": "deny", "src": ["*"], "dst": ["*:*"] }',
+    '  ],',
+    '  "autoApprovers": { "exitNode": ["alice-laptop"] }',
+    '}',
+  ].join('\n');
+  const r = checkPolicyText('p.json', text, new Map([['alice-laptop', 7]]));
+  assert.ok(!r.ok);
+  assert.deepEqual(r.errors, [
+    'p.json:2: groups.group:ops.0: "alice-laptop" is a hostname; hostnames can be chosen by anyone — use user:NAME, tag:NAME or node:ID (alice-laptop is node:7)',
+    'p.json:4: acls.0.dst.0: "web" is a hostname; hostnames can be chosen by anyone — use user:NAME, tag:NAME or node:ID',
+    r.errors[2]!,
+    'p.json:7: autoApprovers.exitNode.0: "alice-laptop" is a hostname; hostnames can be chosen by anyone — use user:NAME, tag:NAME or node:ID (alice-laptop is node:7)',
+  ]);
+  assert.match(r.errors[2]!, /^p\.json:5: acls\.1\.action: /, 'the shape error did not hide the others');
+  assert.deepEqual(r.hostnames.sort(), ['alice-laptop', 'web']);
+  const without = checkPolicyText('p.json', text);
+  assert.ok(!without.ok && without.errors[0]!.endsWith('node:ID'));
+});

@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  DEFAULT_ROUTING_PREFS, parseAdvertisedRoutes, withAdvertised, withClientFlags, RoutingPrefsError,
+  DEFAULT_ROUTING_PREFS, RoutingPrefs, exitPeerOf, parseAdvertisedRoutes, withAdvertised, withClientFlags, RoutingPrefsError,
 } from '../../agent/daemon/routing-prefs.js';
 import { planRoutes } from '../../agent/routing/route-plan.js';
 import { advertisableRoute } from '../../proto/control/routes.js';
@@ -44,10 +44,10 @@ test('flags left out keep their value; "" clears', () => {
   assert.deepEqual(withAdvertised(a, { advertiseRoutes: [''] }).advertiseRoutes, []);
   const peers = [peer(2, 'exit', true)];
   const c = withClientFlags(DEFAULT_ROUTING_PREFS, { acceptRoutes: true, exitNode: 'EXIT' }, peers, 'me');
-  assert.equal(c.exitNode, 'exit');
+  assert.deepEqual(c.exitNode, { nodeKey: peers[0]!.nodeKey, name: 'exit' });
   assert.equal(c.acceptRoutes, true);
   assert.equal(withClientFlags(c, { exitNode: '' }, peers, 'me').exitNode, null);
-  assert.equal(withClientFlags(c, {}, peers, 'me').exitNode, 'exit');
+  assert.deepEqual(withClientFlags(c, {}, peers, 'me').exitNode, c.exitNode);
 });
 
 test('the exit node must be a known, approved exit node, not this node, and not while being one', () => {
@@ -60,8 +60,26 @@ test('the exit node must be a known, approved exit node, not this node, and not 
   fails('me', /that is this node/);
   fails('exit', /no netmap from the coordinator yet/, DEFAULT_ROUTING_PREFS, null);
   fails('exit', /this node is an exit node itself/, { ...DEFAULT_ROUTING_PREFS, advertiseExitNode: true });
-  assert.equal(withClientFlags(DEFAULT_ROUTING_PREFS, { exitNode: '100.64.0.2' }, peers, 'me').exitNode, 'exit', 'by overlay address');
-  assert.throws(() => withAdvertised({ ...DEFAULT_ROUTING_PREFS, exitNode: 'exit' }, { advertiseExitNode: true }), /uses an exit node/);
+  assert.equal(withClientFlags(DEFAULT_ROUTING_PREFS, { exitNode: '100.64.0.2' }, peers, 'me').exitNode?.name, 'exit', 'by overlay address');
+  assert.throws(() => withAdvertised({ ...DEFAULT_ROUTING_PREFS, exitNode: { nodeKey: peers[0]!.nodeKey, name: 'exit' } }, { advertiseExitNode: true }), /uses an exit node/);
+});
+
+test('the exit node is remembered by node key: a later node with its name is not it', () => {
+  const alice = peer(2, 'alice-laptop', true);
+  const prefs = withClientFlags(DEFAULT_ROUTING_PREFS, { exitNode: 'alice-laptop' }, [alice], 'me');
+  assert.deepEqual(prefs.exitNode, { nodeKey: alice.nodeKey, name: 'alice-laptop' });
+  // Alice renamed; a squatter (an approved exit node too) took her old name.
+  const squatter = peer(3, 'alice-laptop', true);
+  const renamed = { ...alice, name: 'alice-work' };
+  assert.notEqual(squatter.nodeKey, alice.nodeKey);
+  assert.equal(exitPeerOf(prefs.exitNode!, [squatter, renamed])?.id, 2);
+  // Alice left: nobody is the exit node (not the squatter).
+  assert.equal(exitPeerOf(prefs.exitNode!, [squatter]), undefined);
+  // Saved and read back; a name saved by an older version reads as an unpinned choice.
+  assert.deepEqual(RoutingPrefs.parse(JSON.parse(JSON.stringify(prefs))).exitNode, prefs.exitNode);
+  assert.deepEqual(RoutingPrefs.parse({ exitNode: 'gateway' }).exitNode, { nodeKey: null, name: 'gateway' });
+  assert.equal(exitPeerOf({ nodeKey: null, name: 'alice-laptop' }, [squatter]), undefined);
+  assert.equal(RoutingPrefs.safeParse({ exitNode: { nodeKey: 'not-a-key', name: 'x' } }).success, false);
 });
 
 test('route plan: subnet routes; with an exit node the default routes and LAN throws; no per-address rules', () => {
