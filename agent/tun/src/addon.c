@@ -1,4 +1,4 @@
-// Module entry: exports the native classes { Tun, Udp, BusyPoll, Icmp, FastPath }.
+// Module entry: exports the native classes { Tun, Udp, BusyPoll, Icmp, FastPath, checkDestinations }.
 #include <node_api.h>
 
 #include "busy_poll.h"
@@ -24,6 +24,9 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_value fast = ph_fast_define(env);
   if (!fast) return NULL;
   PH_NAPI(env, napi_set_named_property(env, exports, "FastPath", fast));
+  napi_value check = ph_fast_define_check(env);
+  if (!check) return NULL;
+  PH_NAPI(env, napi_set_named_property(env, exports, "checkDestinations", check));
   return exports;
 }
 
