@@ -165,6 +165,7 @@ describe('exit node: a client behind NAT reaches the internet through a peer', {
     assert.ok(after.policy.ownAddress - before.policy.ownAddress >= 2, JSON.stringify(after.policy));
     assert.ok(after.nat.drops['forbidden-destination']! - before.nat.drops['forbidden-destination']! >= 2, 'metadata: link-local');
     assert.ok(after.nat.unreachableSent - before.nat.unreachableSent >= 4, 'ICMP sent for the UDP probe and the pings');
+    assert.match((await exit.cli(['status'])).stdout, /refused as not the internet: ownAddress=\d+ connectedNetwork=\d+/);
     // The internet is still there.
     await probeUntilOk(client, 'udp', wwwIp, 7001);
 
