@@ -141,44 +141,6 @@ describe('exit node: a client behind NAT reaches the internet through a peer', {
     assert.equal(s.routing!.exitNode!.state, 'active');
   });
 
-  test('the internet only: own addresses, an unadvertised LAN and metadata are refused and counted; approved as a subnet route, the LAN is reachable', async () => {
-    const [, , intranetWeb, metadataWeb, ownWeb] = servers;
-    const natOf = async () => {
-      const r = (await exit.status()).routing!.nat!;
-      return { policy: r.exitPolicy.refused, nat: r.nat as { drops: Record<string, number>; unreachableSent: number } };
-    };
-    const before = await natOf();
-    // TCP: a RST from the exit node (the client sees "connection refused" at once).
-    assert.match(await probe(client, 'tcp', intranet.ip, 8080), /^fail ECONNREFUSED/);
-    assert.match(await probe(client, 'tcp', EXIT_OWN, 7003), /^fail ECONNREFUSED/);
-    assert.match(await probe(client, 'tcp', METADATA, 80), /^fail ECONNREFUSED/);
-    // UDP and ping: ICMP administratively prohibited ("Packet filtered" to ping).
-    assert.match(await probe(client, 'udp', intranet.ip, 8080, 1000), /^fail/);
-    for (const ip of [intranet.ip, EXIT_OWN, METADATA]) {
-      const p = await ping(client, ip, 1, 2);
-      assert.equal(p.ok, false);
-      assert.match(p.output, /Packet filtered/, p.output);
-    }
-    for (const srv of [intranetWeb!, metadataWeb!, ownWeb!]) assert.deepEqual(srv.peers(), [], 'no connection reached a refused server');
-    const after = await natOf();
-    assert.ok(after.policy.connectedNetwork - before.policy.connectedNetwork >= 3, JSON.stringify(after.policy));
-    assert.ok(after.policy.ownAddress - before.policy.ownAddress >= 2, JSON.stringify(after.policy));
-    assert.ok(after.nat.drops['forbidden-destination']! - before.nat.drops['forbidden-destination']! >= 2, 'metadata: link-local');
-    assert.ok(after.nat.unreachableSent - before.nat.unreachableSent >= 4, 'ICMP sent for the UDP probe and the pings');
-    assert.match((await exit.cli(['status'])).stdout, /refused as not the internet: ownAddress=\d+ connectedNetwork=\d+/);
-    // The internet is still there.
-    await probeUntilOk(client, 'udp', wwwIp, 7001);
-
-    // Advertised and approved as a subnet route, the LAN is reachable (the rest stays refused).
-    await up(exit, ['--advertise-exit-node', '--advertise-routes', office.lan]);
-    assert.equal((await coord.adminCli(['routes', 'approve', 'exit', office.lan])).code, 0);
-    await waitFor('exit to serve the LAN', async () => (await exit.status()).routing?.servedRoutes.includes(office.lan));
-    await probeUntilOk(client, 'tcp', intranet.ip, 8080);
-    assert.ok(intranetWeb!.peers().length > 0);
-    assert.match(await probe(client, 'tcp', EXIT_OWN, 7003), /^fail ECONNREFUSED/);
-    assert.equal((await exit.status()).routing!.servedRoutes.includes('0.0.0.0/0'), true, 'still an exit node');
-  });
-
   test('HTTP download through the exit node arrives intact', async () => {
     const srv = www.spawn(['node', PROBE, 'serve-http', wwwIp, '8000', String(DOWNLOAD_BYTES)]);
     try {
@@ -217,6 +179,44 @@ describe('exit node: a client behind NAT reaches the internet through a peer', {
     const nat = s.routing!.nat!.nat as { tcp: { opened?: number }; udp: { mappings: number }; packetsIn: number; packetsOut: number };
     assert.ok(s.routing!.nat!.toNat > 0);
     assert.ok(nat.packetsIn > 0 && nat.packetsOut > 0, JSON.stringify(nat).slice(0, 300));
+  });
+
+  test('the internet only: own addresses, an unadvertised LAN and metadata are refused and counted; approved as a subnet route, the LAN is reachable', async () => {
+    const [, , intranetWeb, metadataWeb, ownWeb] = servers;
+    const natOf = async () => {
+      const r = (await exit.status()).routing!.nat!;
+      return { policy: r.exitPolicy.refused, nat: r.nat as { drops: Record<string, number>; unreachableSent: number } };
+    };
+    const before = await natOf();
+    // TCP: a RST from the exit node (the client sees "connection refused" at once).
+    assert.match(await probe(client, 'tcp', intranet.ip, 8080), /^fail ECONNREFUSED/);
+    assert.match(await probe(client, 'tcp', EXIT_OWN, 7003), /^fail ECONNREFUSED/);
+    assert.match(await probe(client, 'tcp', METADATA, 80), /^fail ECONNREFUSED/);
+    // UDP and ping: ICMP administratively prohibited ("Packet filtered" to ping).
+    assert.match(await probe(client, 'udp', intranet.ip, 8080, 1000), /^fail/);
+    for (const ip of [intranet.ip, EXIT_OWN, METADATA]) {
+      const p = await ping(client, ip, 1, 2);
+      assert.equal(p.ok, false);
+      assert.match(p.output, /Packet filtered/, p.output);
+    }
+    for (const srv of [intranetWeb!, metadataWeb!, ownWeb!]) assert.deepEqual(srv.peers(), [], 'no connection reached a refused server');
+    const after = await natOf();
+    assert.ok(after.policy.connectedNetwork - before.policy.connectedNetwork >= 3, JSON.stringify(after.policy));
+    assert.ok(after.policy.ownAddress - before.policy.ownAddress >= 2, JSON.stringify(after.policy));
+    assert.ok(after.nat.drops['forbidden-destination']! - before.nat.drops['forbidden-destination']! >= 2, 'metadata: link-local');
+    assert.ok(after.nat.unreachableSent - before.nat.unreachableSent >= 4, 'ICMP sent for the UDP probe and the pings');
+    assert.match((await exit.cli(['status'])).stdout, /refused as not the internet: ownAddress=\d+ connectedNetwork=\d+/);
+    // The internet is still there.
+    await probeUntilOk(client, 'udp', wwwIp, 7001);
+
+    // Advertised and approved as a subnet route, the LAN is reachable (the rest stays refused).
+    await up(exit, ['--advertise-exit-node', '--advertise-routes', office.lan]);
+    assert.equal((await coord.adminCli(['routes', 'approve', 'exit', office.lan])).code, 0);
+    await waitFor('exit to serve the LAN', async () => (await exit.status()).routing?.servedRoutes.includes(office.lan));
+    await probeUntilOk(client, 'tcp', intranet.ip, 8080);
+    assert.ok(intranetWeb!.peers().length > 0);
+    assert.match(await probe(client, 'tcp', EXIT_OWN, 7003), /^fail ECONNREFUSED/);
+    assert.equal((await exit.status()).routing!.servedRoutes.includes('0.0.0.0/0'), true, 'still an exit node');
   });
 
   test('--exit-node-allow-lan-access keeps the LAN direct', async () => {
