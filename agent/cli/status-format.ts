@@ -40,6 +40,8 @@ function routingLines(r: RoutingStatusJson): string[] {
   if (r.acceptRoutes) lines.push(`  accepts routes: ${r.acceptedRoutes.join(', ') || 'none offered'}`);
   if (r.exitNode) lines.push(`  exit node: ${r.exitNode.name} (${r.exitNode.state})${r.exitNodeAllowLanAccess ? ', LAN direct' : ''}`);
   if (r.filter) lines.push(`  packet filter: ${r.filter.rules} rule(s), ${r.filter.flows} flow(s)`);
+  const refused = r.nat ? Object.entries(r.nat.exitPolicy.refused).filter(([, n]) => n > 0) : [];
+  if (refused.length > 0) lines.push(`  refused as not the internet: ${refused.map(([k, n]) => `${k}=${n}`).join(' ')}`);
   return lines;
 }
 

@@ -1,7 +1,8 @@
-// What the device does with a decrypted packet before the TUN (its inboundHook): the packet
-// filter first (dropped packets counted as drops.filtered), then, on a subnet router or exit
-// node, the NAT for destinations in the routes it serves. The device holds this object only
-// while there is a filter or a served route: otherwise its hook is null and costs one branch.
+// What the device does with a decrypted packet besides handing it to the TUN (its inboundHook):
+// for this node's own address, the packet filter (dropped packets counted as drops.filtered);
+// for another destination inside a route this node serves (subnet router, exit node), the filter
+// and then the NAT. Any other destination the device drops (drops.notForUs). The device holds
+// this object only while there is a filter or a served route: otherwise its hook is null.
 import type { InboundPacketHook, OutboundPacketHook } from '../wireguard/context.js';
 import type { DropCounters } from '../wireguard/counters.js';
 import type { PacketFilter } from '../filter/packet-filter.js';
@@ -20,8 +21,14 @@ export class InboundGate implements InboundPacketHook {
       this.drops.filtered++;
       return true;
     }
+    return false;
+  }
+
+  forward(buf: Buffer, off: number, len: number, now: number): boolean {
     const e = this.exit;
-    return e !== null && e.take(buf, off, len);
+    if (e === null || !e.serves(buf, off)) return false;
+    if (!this.intercept(buf, off, len, now)) e.take(buf, off, len);
+    return true;
   }
 }
 

@@ -22,7 +22,7 @@ import { decodeKey } from '../../proto/wireguard/keys.js';
 import type { AgentStatus } from '../static/status.js';
 import { NetmapApplier } from './netmap-apply.js';
 import { NetmapView, type DeltaChanges } from './netmap-view.js';
-import { OverlayInterface } from './overlay-interface.js';
+import { OverlayInterface, overlayAddresses } from './overlay-interface.js';
 import { openTunnel, type Tunnel } from './tunnel.js';
 import { handshakeOnStart } from './handshake-on-start.js';
 import { buildManagedStatus } from './managed-status.js';
@@ -120,7 +120,7 @@ export class ManagedAgent {
       prefs: prefs.routing ?? DEFAULT_ROUTING_PREFS, log: opts.log,
       save: (routing) => this.savePrefs({ ...this.prefs, routing }),
       socketMark: opts.socketMark,
-      createNat: (emit) => createUserspaceNat(emit, this.mtu, opts.log),
+      createNat: (emit, policy) => createUserspaceNat(emit, this.mtu, opts.log, policy),
     });
     if (registration && netmap && netmap.self.id === registration.node.id && netmap.self.nodeKey === opts.state.keys.nodeKey) {
       this.view = new NetmapView(netmap);
@@ -313,7 +313,9 @@ export class ManagedAgent {
   private async bringUp(): Promise<void> {
     const self = this.currentSelf();
     if (this.live || !self) return;
-    const device = new Device({ privateKey: this.opts.state.keys.nodePrivate, mtu: this.mtu, timers: this.opts.timers });
+    const device = new Device({
+      privateKey: this.opts.state.keys.nodePrivate, mtu: this.mtu, timers: this.opts.timers, localAddresses: overlayAddresses(self),
+    });
     const onFatal = (err: Error): void => {
       this.fail(`${err.message}; tunnel closed`);
       this.closeTunnel();
@@ -328,7 +330,7 @@ export class ManagedAgent {
       this.log.warn(`UDP port ${wanted} is taken, using another one`);
       tunnel = await openTunnel({ device, tunName: this.opts.tunName, mtu: this.mtu, port: 0, socketMark: this.opts.socketMark.value, onFatal });
     }
-    const overlay = new OverlayInterface(tunnel.tun.name);
+    const overlay = new OverlayInterface(tunnel.tun.name, (addresses) => device.setLocalAddresses(addresses));
     try {
       await overlay.apply(self);
     } catch (err) {

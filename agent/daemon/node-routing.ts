@@ -1,7 +1,8 @@
 // Subnet routes, exit nodes and the access policy on one managed node, kept in step with its
 // routing prefs and its netmap:
 //   - serving: the netmap's self record lists the approved routes this node serves; packets for
-//     them go to the userspace NAT (exit-service.ts);
+//     them go to the userspace NAT (exit-service.ts), behind the exit routes to the internet only
+//     (not this host's addresses or networks, nor the routes it accepts from peers);
 //   - filtering: the netmap's packetFilter becomes the device's stateful packet filter;
 //   - using: with --accept-routes, peers' approved subnet routes join their allowed IPs and the
 //     kernel's routing; with --exit-node, the default route goes into the TUN and 0.0.0.0/0, ::/0
@@ -19,7 +20,8 @@ import { strictReversePathInterfaces } from '../routing/rp-filter.js';
 import { planRoutes, type KernelRoutePlan } from '../routing/route-plan.js';
 import { RouteInstaller, type InstalledRoutes } from '../routing/route-installer.js';
 import type { SocketMark } from '../routing/socket-mark.js';
-import { ExitService, type NatEngine } from './exit-service.js';
+import { ExitService, type ExitServiceStatus, type NatEngine } from './exit-service.js';
+import type { DestinationPolicy } from '../nat/destination-policy.js';
 import { FlowTracker, InboundGate } from './inbound-gate.js';
 import type { NetmapView } from './netmap-view.js';
 import {
@@ -37,8 +39,8 @@ export interface NodeRoutingOptions {
   log: Logger;
   /** The mark on the agent's own sockets: one rule sends it to the main table (route-installer.ts). */
   socketMark: SocketMark;
-  /** The userspace NAT of an exit node / subnet router; `emit` sends its answers into the tunnel. */
-  createNat(emit: (packet: Uint8Array) => void): NatEngine;
+  /** The userspace NAT of an exit node / subnet router; `emit` sends its answers into the tunnel, `policy` refuses destinations. */
+  createNat(emit: (packet: Uint8Array) => void, policy: DestinationPolicy): NatEngine;
 }
 
 export interface RoutingStatusJson {
@@ -54,7 +56,7 @@ export interface RoutingStatusJson {
   exitNodeAllowLanAccess: boolean;
   kernel: InstalledRoutes | null;
   filter: PacketFilterStatus | null;
-  nat: { served: number; toNat: number; nat: unknown } | null;
+  nat: ExitServiceStatus | null;
 }
 
 interface LiveRouting {
@@ -129,7 +131,10 @@ export class NodeRouting {
   attach(device: Device, tunName: string, reapplyPeers: () => void, view: NetmapView | null): void {
     this.detach();
     const installer = new RouteInstaller(tunName, this.opts.socketMark, (msg) => this.opts.log.warn(`routing: ${msg}`));
-    const timer = setInterval(() => { if (this.usesKernelRoutes()) this.scheduleKernel(); }, KERNEL_REFRESH_MS);
+    const timer = setInterval(() => {
+      this.live?.exit?.refreshHost();
+      if (this.usesKernelRoutes()) this.scheduleKernel();
+    }, KERNEL_REFRESH_MS);
     timer.unref();
     this.live = { device, tunName, reapplyPeers, installer, exit: null, timer, rpChecked: false };
     this.allowedKey = '';
@@ -227,14 +232,15 @@ export class NodeRouting {
     if (serves && !live.exit) {
       const device = live.device;
       try {
-        live.exit = new ExitService(this.opts.createNat((packet) => { device.sendFromHost(packet); }));
+        live.exit = new ExitService((policy) => this.opts.createNat((packet) => { device.sendFromHost(packet); }, policy));
         this.opts.log.info(`serving ${self.routes!.join(', ')} through the userspace NAT`);
       } catch (err) {
         this.opts.log.error(`cannot serve ${self.routes!.join(', ')}: ${(err as Error).message}`);
         return;
       }
     }
-    if (live.exit && (!self || !live.exit.update(self))) {
+    const peerRoutes = this.acceptedRoutes().map(subnetRoute).filter((c): c is Cidr => c !== null);
+    if (live.exit && (!self || !live.exit.update(self, peerRoutes))) {
       live.exit.close();
       live.exit = null;
       this.opts.log.info('no longer serving any route');

@@ -9,6 +9,7 @@ export const DROP_REASONS = [
   'bad-extension-header',
   'unsupported-protocol', // not TCP, UDP or ICMP echo
   'forbidden-destination', // loopback, link-local, multicast, broadcast, unspecified
+  'refused-destination', // the destination policy refused it (an exit node's "internet only" rule)
   'malformed-tcp',
   'bad-tcp-checksum',
   'malformed-udp',

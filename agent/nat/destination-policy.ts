@@ -34,3 +34,9 @@ function isV4Mapped(buf: Uint8Array, off: number): boolean {
   for (let i = 0; i < 10; i++) if (buf[off + i] !== 0) return false;
   return buf[off + 10] === 0xff && buf[off + 11] === 0xff;
 }
+
+/** More destinations a NAT refuses, decided by its owner (an exit node's "internet only" rule, exit-policy.ts). */
+export interface DestinationPolicy {
+  /** True when the destination address at buf[off..] (IPv4 or IPv6 per version) must be refused. */
+  refuses(buf: Uint8Array, off: number, version: 4 | 6): boolean;
+}

@@ -61,6 +61,14 @@ export class TcpSplice implements TcpFlowOwner {
     if (!(seg.flags & TCP_RST)) this.resetUnknown(buf, ip, seg);
   }
 
+  /** A segment to a destination the NAT refuses: a RST the sender accepts (no flow, no socket). */
+  refuse(buf: Uint8Array, ip: IpHeaderView): void {
+    const seg = this.seg;
+    if (readTcpHeader(buf, ip.l4Offset, ip.l4Length, seg) < 0 ||
+      transportChecksum(buf, ip.offset, ip.version, IP_PROTO_TCP, ip.l4Offset, ip.l4Length) !== 0) return;
+    if (!(seg.flags & TCP_RST)) this.resetUnknown(buf, ip, seg);
+  }
+
   /** RFC 9293 §3.10.7.1: a segment for no connection gets a RST that the sender will accept. */
   private resetUnknown(buf: Uint8Array, ip: IpHeaderView, seg: TcpHeaderView): void {
     const ends = {

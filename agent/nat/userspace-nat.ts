@@ -8,12 +8,12 @@
 //   nat.status();            // counters and table sizes for `status --json`
 //   nat.close();
 import { performance } from 'node:perf_hooks';
-import { UnreachableCode } from '../../proto/ip/icmp.js';
+import { ICMPV4_ECHO_REQUEST, ICMPV6_ECHO_REQUEST, UnreachableCode } from '../../proto/ip/icmp.js';
 import {
   IP_PROTO_ICMP, IP_PROTO_ICMPV6, IP_PROTO_TCP, IP_PROTO_UDP, IpHeaderProblem, newIpHeaderView, readIpHeader,
 } from '../../proto/ip/ip-header.js';
 import { NatCounters, type DropCounters, type DropReason, type IcmpCounters, type TcpCounters, type UdpCounters } from './counters.js';
-import { isForbiddenDestination } from './destination-policy.js';
+import { isForbiddenDestination, type DestinationPolicy } from './destination-policy.js';
 import { IcmpEcho, type IcmpSocketState } from './icmp-echo.js';
 import type { NatContext, NatLog } from './nat-context.js';
 import { resolveNatLimits, type NatLimits } from './nat-limits.js';
@@ -51,6 +51,11 @@ export interface UserspaceNatOptions {
    * "administratively prohibited". Multicast, broadcast and unspecified are always refused.
    */
   allowLocalDestinations?: boolean;
+  /**
+   * Further destinations to refuse (an exit node's "internet only" rule, exit-policy.ts): counted
+   * as drops['refused-destination'] and answered like forbidden ones.
+   */
+  destinationPolicy?: DestinationPolicy;
 }
 
 export interface NatStatus {
@@ -87,6 +92,7 @@ export class UserspaceNat {
   private readonly udp: UdpNat;
   private readonly icmp: IcmpEcho;
   private readonly allowLocal: boolean;
+  private readonly policy: DestinationPolicy | null;
   private readonly sweeper: NodeJS.Timeout;
   private closed = false;
 
@@ -98,6 +104,7 @@ export class UserspaceNat {
     }
     const limits = resolveNatLimits(opts.limits);
     this.allowLocal = opts.allowLocalDestinations === true;
+    this.policy = opts.destinationPolicy ?? null;
     this.ctx = {
       limits,
       counters: this.counters,
@@ -139,7 +146,12 @@ export class UserspaceNat {
       }
       if (isForbiddenDestination(packet, ip.dstOffset, ip.version, this.allowLocal)) {
         c.drop('forbidden-destination');
-        if (!isIcmp) this.prohibited(packet);
+        this.refuse(packet, proto, isIcmp);
+        return;
+      }
+      if (this.policy !== null && this.policy.refuses(packet, ip.dstOffset, ip.version)) {
+        c.drop('refused-destination');
+        this.refuse(packet, proto, isIcmp);
         return;
       }
       if (proto === IP_PROTO_TCP) this.tcp.handle(packet, ip);
@@ -151,9 +163,20 @@ export class UserspaceNat {
     }
   }
 
-  /** ICMP "administratively prohibited" for a packet whose destination we refuse. */
-  private prohibited(packet: Uint8Array): void {
+  /**
+   * The answer to a packet whose destination we refuse: a RST for TCP, ICMP "administratively
+   * prohibited" for UDP and echo requests; nothing for other ICMP (never an error about an error).
+   */
+  private refuse(packet: Uint8Array, proto: number, isIcmp: boolean): void {
     const ip = this.ip;
+    if (proto === IP_PROTO_TCP) {
+      this.tcp.refuse(packet, ip);
+      return;
+    }
+    if (isIcmp) {
+      const type = ip.l4Length >= 8 ? packet[ip.l4Offset] : -1;
+      if (type !== (ip.version === 4 ? ICMPV4_ECHO_REQUEST : ICMPV6_ECHO_REQUEST)) return;
+    }
     const code = ip.version === 4 ? UnreachableCode.v4.adminProhibited : UnreachableCode.v6.adminProhibited;
     const src = packet.slice(ip.dstOffset, ip.dstOffset + ip.addrLength);
     const dst = packet.slice(ip.srcOffset, ip.srcOffset + ip.addrLength);

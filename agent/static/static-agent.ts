@@ -35,8 +35,10 @@ export async function runStaticAgent(opts: StaticAgentOptions): Promise<void> {
   if (!TUN_NAME.test(tunName)) throw new Error(`invalid TUN name "${tunName}": use --tun NAME (1-15 letters, digits, _=+.-)`);
   const mtu = cfg.interface.mtu ?? 1420;
 
+  // Peers' packets reach the TUN only for the Address entries (docs/security-datapath.md).
   const device = new Device({
     privateKey: cfg.interface.privateKey, mtu, timers: timersFromEnv(process.env.PINHOLE_WG_TIMERS),
+    localAddresses: cfg.interface.addresses,
   });
   for (const p of cfg.peers) {
     device.addPeer({

@@ -90,6 +90,8 @@ export interface NativeFastPathCounters {
   replay: number;
   badInnerPacket: number;
   allowedIpsMismatch: number;
+  /** Decrypted packets whose destination is not one of this node's addresses (setLocal). */
+  notForUs: number;
   ioDropped: number;
 }
 
@@ -103,6 +105,8 @@ export interface NativeFastPath {
   removeKeypair(localIndex: number): void;
   /** v4: 9-byte entries (address, bits, slot u32 LE); v6: 21-byte entries. */
   setRoutes(v4: Uint8Array, v6: Uint8Array): void;
+  /** This node's own addresses, packed as for setRoutes: the only destinations delivered to the TUN. */
+  setLocal(v4: Uint8Array, v6: Uint8Array): void;
   counters(): NativeFastPathCounters;
   close(): void;
 }
@@ -138,6 +142,11 @@ export interface NativeAddon {
   groupId(name: string): number | null;
   /** getgrgid_r: the name of a gid, null if there is no such group. */
   groupName(gid: number): string | null;
+  /**
+   * The native path's inbound destination verdicts for a batch against local tables packed as for
+   * setLocal: out[i] = 1 delivered, 0 not for us, 2 not an IP packet (for the differential test).
+   */
+  checkDestinations(v4: Uint8Array, v6: Uint8Array, slab: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, out: Uint8Array): void;
 }
 
 /** Udp constructor flags (agent/tun/src/udp.h). */

@@ -6,6 +6,7 @@ import type { LocalIdentity } from '../../proto/wireguard/handshake.js';
 import type { Keypair } from '../../proto/wireguard/keypair.js';
 import type { CookieChecker } from '../../proto/wireguard/macs.js';
 import type { DropCounters, HandshakeCounters } from './counters.js';
+import type { LocalAddresses } from './local-addresses.js';
 import type { Peer } from './peer.js';
 
 /** The UDP side, as the device sees it (the native batch socket implements it). */
@@ -23,10 +24,16 @@ export interface PacketTun {
 
 /**
  * Decrypted packets pass through here before the TUN (packet filter, exit node / subnet router
- * NAT). True: the hook consumed or dropped the packet; false: it goes to the TUN as usual.
+ * NAT).
  */
 export interface InboundPacketHook {
+  /** A packet for one of this node's addresses. True: consumed or dropped (counted); false: to the TUN. */
   intercept(buf: Buffer, off: number, len: number, now: number): boolean;
+  /**
+   * A packet for any other destination. True: a route this node serves took it (or the filter
+   * dropped it, counted); false: the device drops it as notForUs.
+   */
+  forward(buf: Buffer, off: number, len: number, now: number): boolean;
 }
 
 /** Packets from the TUN to a peer are shown here first (the packet filter tracks the flows this node opens). */
@@ -49,9 +56,11 @@ export interface DeviceContext {
   readonly cookieChecker: CookieChecker;
   readonly drops: DropCounters;
   readonly handshakes: HandshakeCounters;
+  /** This node's own addresses: the only destinations a peer's packet is delivered to the TUN for. */
+  readonly localAddresses: LocalAddresses;
   bind: PacketBind | undefined;
   tun: PacketTun | undefined;
-  /** null: every decrypted packet goes to the TUN (no filter, no routes served). */
+  /** null: decrypted packets for this node go to the TUN, the rest are dropped (no filter, no routes served). */
   inboundHook: InboundPacketHook | null;
   /** Managed mode: an authenticated packet from `peer` came from another address than its endpoint. */
   onPeerSource?: ((peer: Peer, addrs: Uint8Array, off: number) => void) | undefined;

@@ -21,6 +21,11 @@ export interface DropCounters {
   badInnerPacket: number;
   /** Decrypted packet whose source address is not in the sending peer's allowed IPs. */
   allowedIpsMismatch: number;
+  /**
+   * Decrypted packet whose destination is neither one of this node's addresses nor inside a
+   * route it serves: a peer trying to use this host as a router.
+   */
+  notForUs: number;
   /** Handshake message with a wrong mac1. */
   badMac1: number;
   /** Handshake message that failed to decrypt, was replayed, came from an unknown key, or was too frequent. */
@@ -34,7 +39,7 @@ export interface DropCounters {
 export function newDropCounters(): DropCounters {
   return {
     noRoute: 0, noEndpoint: 0, stagedOverflow: 0, malformed: 0, unknownIndex: 0, badTag: 0, replay: 0,
-    expiredKey: 0, badInnerPacket: 0, allowedIpsMismatch: 0, badMac1: 0, handshakeRejected: 0, ioDropped: 0, filtered: 0,
+    expiredKey: 0, badInnerPacket: 0, allowedIpsMismatch: 0, notForUs: 0, badMac1: 0, handshakeRejected: 0, ioDropped: 0, filtered: 0,
   };
 }
 

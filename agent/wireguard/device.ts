@@ -17,6 +17,7 @@ import { tickPeer, TIMER_TICK_MS } from './timers.js';
 import { FastPathLink, TAKEN_BY_NATIVE, fastPathLimits } from './fast-path.js';
 import type { NativeFastPath, NativeFastPathCounters } from '../tun/native.js';
 import { TransportReceiver, TransportSender, type SlabLayout } from './transport.js';
+import { LocalAddresses } from './local-addresses.js';
 
 /** Handshake messages per second above which the device answers with cookies (wireguard-go: queue ≥ 1/8 full). */
 export const DEFAULT_UNDER_LOAD_THRESHOLD = 128;
@@ -26,6 +27,11 @@ const UNDER_LOAD_AFTER_MS = 1000;
 export interface DeviceOptions {
   privateKey: Uint8Array;
   mtu: number;
+  /**
+   * This node's own addresses (host bits kept; taken as /32, /128): the only destinations a
+   * peer's packet is delivered to the TUN for (setLocalAddresses changes them).
+   */
+  localAddresses: Cidr[];
   timers?: Partial<WireGuardTimers>;
   underLoadThreshold?: number;
 }
@@ -51,6 +57,7 @@ export class Device implements DeviceContext {
   readonly cookieChecker: CookieChecker;
   readonly drops = newDropCounters();
   readonly handshakes = newHandshakeCounters();
+  readonly localAddresses: LocalAddresses;
   bind: PacketBind | undefined;
   tun: PacketTun | undefined;
   onOtherPacket: OtherPacketHandler | undefined;
@@ -79,6 +86,13 @@ export class Device implements DeviceContext {
     this.cookieChecker = new CookieChecker(this.identity, Date.now(), this.timers.COOKIE_REFRESH_TIME);
     this.underLoadThreshold = opts.underLoadThreshold ?? DEFAULT_UNDER_LOAD_THRESHOLD;
     this.allowedIps.onChange = () => this.fast?.routesChanged();
+    this.localAddresses = new LocalAddresses(opts.localAddresses);
+    this.localAddresses.onChange = () => this.fast?.localChanged();
+  }
+
+  /** This node's addresses changed (managed mode: the coordinator readdressed it). */
+  setLocalAddresses(addresses: Cidr[]): void {
+    this.localAddresses.set(addresses);
   }
 
   /** Packet filter / exit node NAT on decrypted packets (see context.ts); the native path then leaves inbound packets to JS. */
@@ -95,7 +109,7 @@ export class Device implements DeviceContext {
   attachFastPath(create: (limits: Float64Array, mtu: number, nowMs: number) => NativeFastPath): void {
     if (this.fast !== undefined) return;
     const native = create(fastPathLimits(this.timers), this.mtu, this.now());
-    this.fast = new FastPathLink(native, () => this.peers.values(), this.allowedIps,
+    this.fast = new FastPathLink(native, () => this.peers.values(), this.allowedIps, this.localAddresses,
       () => ({ outbound: this._outboundHook === null, inbound: this._inboundHook === null }));
     this.fast.sync();
   }
@@ -300,6 +314,7 @@ export class Device implements DeviceContext {
       drops.replay += n.replay;
       drops.badInnerPacket += n.badInnerPacket;
       drops.allowedIpsMismatch += n.allowedIpsMismatch;
+      drops.notForUs += n.notForUs;
       drops.ioDropped += n.ioDropped;
     }
     return drops;

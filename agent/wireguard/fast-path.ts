@@ -3,11 +3,13 @@
 // packet answers without entering JavaScript; everything else stays in transport.ts. The device
 // decides, this mirrors: per peer its endpoint and current session, the keypairs a packet may
 // arrive under (current and previous; a responder's "next" is promoted by JS), the allowed IPs,
-// and whether packet hooks (filter, NAT) are on. Counters, replay windows and timer timestamps
+// this node's own addresses (the only destinations it delivers to the TUN), and whether packet
+// hooks (filter, NAT) are on. Counters, replay windows and timer timestamps
 // are not copied: both sides use the same typed arrays (Keypair.state, Peer.state).
 import type { AllowedIps } from '../../proto/wireguard/allowed-ips.js';
 import type { WireGuardTimers } from '../../proto/wireguard/constants.js';
 import type { Keypair } from '../../proto/wireguard/keypair.js';
+import type { LocalAddresses } from './local-addresses.js';
 import type { NativeFastPath, NativeFastPathCounters } from '../tun/native.js';
 import type { Peer } from './peer.js';
 
@@ -33,6 +35,7 @@ export class FastPathLink {
   private readonly freeSlots: number[] = [];
   private nextSlot = 0;
   private routesDirty = true;
+  private localDirty = true;
   private mode = '';
   private queued = false;
   private closed = false;
@@ -41,6 +44,7 @@ export class FastPathLink {
     private readonly native: NativeFastPath,
     private readonly peers: () => Iterable<Peer>,
     private readonly allowedIps: AllowedIps<Peer>,
+    private readonly local: LocalAddresses,
     /** Directions the native path may take: false while a hook must see every packet. */
     private readonly directions: () => { outbound: boolean; inbound: boolean },
   ) {}
@@ -54,6 +58,11 @@ export class FastPathLink {
 
   routesChanged(): void {
     this.routesDirty = true;
+    this.schedule();
+  }
+
+  localChanged(): void {
+    this.localDirty = true;
     this.schedule();
   }
 
@@ -92,6 +101,11 @@ export class FastPathLink {
       this.routesDirty = true;
     }
     if (this.routesDirty) this.pushRoutes();
+    if (this.localDirty) {
+      const { v4, v6 } = this.local.packed();
+      native.setLocal(v4, v6);
+      this.localDirty = false;
+    }
   }
 
   private push(peer: Peer, m: Mirrored): void {

@@ -289,6 +289,11 @@ export class TransportReceiver {
     if (peer.keepaliveDueAt === 0) peer.keepaliveDueAt = now + t.KEEPALIVE_TIMEOUT;
     // Packet filter, and the NAT of an exit node / subnet router: one branch when neither is on.
     const hook = ctx.inboundHook;
+    // Only packets for this node reach the TUN: anything else the host would route on a peer's say-so.
+    if (!ctx.localAddresses.hasDestination(slab, p, ipLen)) {
+      if (hook === null || !hook.forward(slab, p, ipLen, now)) ctx.drops.notForUs++;
+      return peer;
+    }
     if (hook !== null && hook.intercept(slab, p, ipLen, now)) return peer;
     this.tunOffsets[this.pending] = p;
     this.tunLengths[this.pending] = ipLen;

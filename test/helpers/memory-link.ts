@@ -54,16 +54,16 @@ export function ipv4Packet(src: string, dst: string, payload: Buffer, protocol =
 export function makeWire(opts: { psk?: Uint8Array; timers?: DeviceOptions['timers']; underLoadThreshold?: { a?: number; b?: number } } = {}): Wire {
   const keyA = generatePrivateKey();
   const keyB = generatePrivateKey();
-  const mk = (key: Uint8Array, ip: string, underLoadThreshold?: number): Node => ({
-    device: new Device({ privateKey: key, mtu: 1420, timers: opts.timers, underLoadThreshold }),
+  const mk = (key: Uint8Array, ip: string, overlay: string, underLoadThreshold?: number): Node => ({
+    device: new Device({ privateKey: key, mtu: 1420, timers: opts.timers, underLoadThreshold, localAddresses: [parseCidr(`${overlay}/32`)] }),
     addr: encodePackedAddr({ address: ip, port: 51820 }),
     tunSlab: layout(16),
     udpSlab: layout(0),
     delivered: [],
     sent: [],
   });
-  const a = mk(keyA, '203.0.113.1', opts.underLoadThreshold?.a);
-  const b = mk(keyB, '203.0.113.2', opts.underLoadThreshold?.b);
+  const a = mk(keyA, '203.0.113.1', '100.64.0.1', opts.underLoadThreshold?.a);
+  const b = mk(keyB, '203.0.113.2', '100.64.0.2', opts.underLoadThreshold?.b);
   a.device.addPeer({ publicKey: publicKeyFromPrivate(keyB), presharedKey: opts.psk, allowedIps: [parseCidr('100.64.0.2/32')], endpoint: b.addr });
   b.device.addPeer({ publicKey: publicKeyFromPrivate(keyA), presharedKey: opts.psk, allowedIps: [parseCidr('100.64.0.1/32')], endpoint: a.addr });
 

@@ -21,7 +21,8 @@ function recorder(): { native: NativeFastPath; calls: Call[] } {
     addKeypair: (local, _remote, slot) => { calls.push(['addKeypair', local, slot]); },
     removeKeypair: (local) => { calls.push(['removeKeypair', local]); },
     setRoutes: (v4, v6) => { calls.push(['setRoutes', v4.length / 9, v6.length / 21, v4[4], v4[5]]); },
-    counters: () => ({ txPackets: 0, rxPackets: 0, leftOut: 0, leftIn: 0, badTag: 0, replay: 0, badInnerPacket: 0, allowedIpsMismatch: 0, ioDropped: 0 }),
+    setLocal: (v4, v6) => { calls.push(['setLocal', [...v4].join('.'), v6.length / 21]); },
+    counters: () => ({ txPackets: 0, rxPackets: 0, leftOut: 0, leftIn: 0, badTag: 0, replay: 0, badInnerPacket: 0, allowedIpsMismatch: 0, notForUs: 0, ioDropped: 0 }),
     close: () => { calls.push(['close']); },
   };
   return { native, calls };
@@ -30,13 +31,14 @@ function recorder(): { native: NativeFastPath; calls: Call[] } {
 const keypair = (index: number) => new Keypair({ sendKey: new Uint8Array(32).fill(1), receiveKey: new Uint8Array(32).fill(2) }, index, index + 1000, true, Date.now());
 const tick = () => new Promise<void>((r) => queueMicrotask(r));
 
-test('sessions, endpoints, routes and hooks reach the native path in the next microtask', async () => {
-  const device = new Device({ privateKey: generatePrivateKey(), mtu: 1420 });
+test('sessions, endpoints, routes, local addresses and hooks reach the native path in the next microtask', async () => {
+  const device = new Device({ privateKey: generatePrivateKey(), mtu: 1420, localAddresses: [parseCidr('100.64.0.1/10')] });
   const { native, calls } = recorder();
   let limits: Float64Array | undefined;
   device.attachFastPath((l) => { limits = l; return native; });
   assert.deepEqual([...limits!], [180_000, Number.MAX_SAFE_INTEGER - 2 ** 13, 2 ** 60, 120_000, 10_000, 5_000]);
-  assert.deepEqual(calls, [['setMode', true, true], ['setRoutes', 0, 0, undefined, undefined]]);
+  // The local address is a host (/32) whatever prefix length it came with; 0 = the slot, unused.
+  assert.deepEqual(calls, [['setMode', true, true], ['setRoutes', 0, 0, undefined, undefined], ['setLocal', '100.64.0.1.32.0.0.0.0', 0]]);
   calls.length = 0;
 
   const peer = device.addPeer({ publicKey: publicKeyFromPrivate(generatePrivateKey()), allowedIps: [parseCidr('100.64.0.2/32')] });
@@ -70,9 +72,16 @@ test('sessions, endpoints, routes and hooks reach the native path in the next mi
   assert.deepEqual(calls, [], 'nothing to push for a next keypair');
 
   // Hooks turn a direction off.
-  device.inboundHook = { intercept: () => false };
+  device.inboundHook = { intercept: () => false, forward: () => false };
   await tick();
   assert.deepEqual(calls, [['setMode', true, false]]);
+  calls.length = 0;
+
+  // Readdressing reaches the native path; the same set again pushes nothing.
+  device.setLocalAddresses([parseCidr('100.64.0.9/32'), parseCidr('fd7a:115c:a1e0::9/128')]);
+  device.setLocalAddresses([parseCidr('fd7a:115c:a1e0::9/64'), parseCidr('100.64.0.9/32')]);
+  await tick();
+  assert.deepEqual(calls, [['setLocal', '100.64.0.9.32.0.0.0.0', 1]]);
   calls.length = 0;
 
   device.removePeer(peer.publicKeyBase64);

@@ -72,8 +72,12 @@ test(`${ITERATIONS} garbled packets: no crash, valid output, bounded tables, sti
   let emitted = 0;
   let malformed = 0;
   let alive = 0;
+  // A destination policy that refuses about a quarter of the packets: the refusal answers (RST,
+  // ICMP prohibited) get garbled input too.
+  let refuseNext = (): boolean => false;
   const nat = new UserspaceNat({
     allowLocalDestinations: true,
+    destinationPolicy: { refuses: () => refuseNext() },
     limits,
     emit(packet) {
       emitted++;
@@ -99,6 +103,7 @@ test(`${ITERATIONS} garbled packets: no crash, valid output, bounded tables, sti
   const seed = (Date.now() ^ 0x5eed) >>> 0;
   const rnd = prng(seed);
   const int = (n: number) => Math.floor(rnd() * n);
+  refuseNext = () => int(4) === 0;
   const srcs = ['100.64.0.2', '100.64.0.3', '100.100.1.1', 'fd7a:115c:a1e0::2'];
   const seeds = (src: string): Buffer[] => {
     const v6 = src.includes(':');
@@ -149,11 +154,12 @@ test(`${ITERATIONS} garbled packets: no crash, valid output, bounded tables, sti
   assert.ok(st.icmp.pending <= limits.icmpTotal);
   assert.ok(st.peers <= limits.maxPeers);
   assert.ok(st.dropped > ITERATIONS / 4, 'most garbage was dropped and counted');
-  for (const reason of ['malformed-ip', 'bad-ip-checksum', 'fragment', 'malformed-tcp', 'bad-tcp-checksum', 'bad-udp-checksum'] as const) {
+  for (const reason of ['malformed-ip', 'bad-ip-checksum', 'fragment', 'malformed-tcp', 'bad-tcp-checksum', 'bad-udp-checksum', 'refused-destination'] as const) {
     assert.ok(st.drops[reason] > 0, `${reason} counted`);
   }
 
   // Still working: the mapping opened before the storm carries a clean exchange.
+  refuseNext = () => false;
   nat.handle(udpPacket('100.64.0.2', 999, '127.0.0.1', uport, Buffer.from('alive?')));
   await sleep(200);
   assert.equal(alive, 2, 'answered before and after the fuzzing');

@@ -23,7 +23,7 @@ function peer(id: number, over: Partial<Peer> = {}): Peer {
 }
 
 function device(): Device {
-  return new Device({ privateKey: generatePrivateKey(), mtu: 1420 });
+  return new Device({ privateKey: generatePrivateKey(), mtu: 1420, localAddresses: [] });
 }
 
 const endpointOf = (d: Device, key: string): string | null => {

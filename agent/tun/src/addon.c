@@ -1,5 +1,5 @@
-// Module entry: exports the native classes { Tun, Udp, BusyPoll, Icmp, FastPath } and the
-// socket-mark functions { markedTcpSocket, socketMark } and { peerCred, groupId, groupName }.
+// Module entry: exports the native classes { Tun, Udp, BusyPoll, Icmp, FastPath, checkDestinations },
+// the socket-mark functions { markedTcpSocket, socketMark } and { peerCred, groupId, groupName }.
 #include <node_api.h>
 
 #include "busy_poll.h"
@@ -36,6 +36,9 @@ static napi_value init(napi_env env, napi_value exports) {
     PH_NAPI(env, napi_create_function(env, functions[i].name, NAPI_AUTO_LENGTH, functions[i].fn, NULL, &fn));
     PH_NAPI(env, napi_set_named_property(env, exports, functions[i].name, fn));
   }
+  napi_value check = ph_fast_define_check(env);
+  if (!check) return NULL;
+  PH_NAPI(env, napi_set_named_property(env, exports, "checkDestinations", check));
   return exports;
 }
 

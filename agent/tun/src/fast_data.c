@@ -52,7 +52,7 @@ static int64_t route_ip(const ph_fast *f, const uint8_t *p, uint32_t len, bool s
 }
 
 // proto/ip/packet.ts ipPacketLength: the IP packet's own length, or <= 0 if implausible.
-static int64_t ip_packet_length(const uint8_t *p, uint32_t len) {
+int64_t ph_ip_packet_length(const uint8_t *p, uint32_t len) {
   if (len < 1) return -2;
   uint8_t v = p[0] >> 4;
   if (v == 4) {
@@ -151,7 +151,8 @@ uint32_t ph_fast_tun(void *ctx, ph_io *io, uint32_t n) {
 }
 
 // UDP → TUN. A transport message is taken when its index names a current or previous session
-// of a peer it came from the known endpoint of, and no timer action is due.
+// of a peer it came from the known endpoint of, and no timer action is due; its packet reaches
+// the TUN only from an allowed IP of that peer and to one of this node's own addresses.
 uint32_t ph_fast_udp(void *ctx, ph_io *io, uint32_t n) {
   ph_fast *f = ctx;
   if (!f->in_on || !f->tun || f->tun->closed || !io->addrs) return n;
@@ -197,7 +198,7 @@ uint32_t ph_fast_udp(void *ctx, ph_io *io, uint32_t n) {
     ps[FP_PS_LAST_AUTH] = now;
     f->c.rx_packets++;
     if (plain == 0) continue;  // keepalive
-    int64_t ip_len = ip_packet_length(ct, plain);
+    int64_t ip_len = ph_ip_packet_length(ct, plain);
     if (ip_len <= 0) {
       f->c.bad_inner++;
       continue;
@@ -207,6 +208,11 @@ uint32_t ph_fast_udp(void *ctx, ph_io *io, uint32_t n) {
       continue;
     }
     if (ps[FP_PS_KEEPALIVE_DUE] == 0) ps[FP_PS_KEEPALIVE_DUE] = now + f->keepalive_timeout;
+    // Only this node's own addresses: a peer must not steer packets through the host's routing.
+    if (!ph_fast_dst_local(&f->l4, &f->l6, ct, (uint32_t)ip_len)) {
+      f->c.not_for_us++;
+      continue;
+    }
     f->offs[q] = (uint32_t)(off + HEADER_LEN);
     f->lens[q] = (uint32_t)ip_len;
     q++;

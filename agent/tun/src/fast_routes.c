@@ -69,3 +69,10 @@ int64_t ph_fast_route(const fp_routes *r, const uint8_t *addr, uint32_t len) {
   }
   return -1;
 }
+
+bool ph_fast_dst_local(const fp_routes *l4, const fp_routes *l6, const uint8_t *p, uint32_t len) {
+  uint8_t v = p[0] >> 4;
+  if (v == 4 && len >= 20) return ph_fast_route(l4, p + 16, 4) >= 0;
+  if (v == 6 && len >= 40) return ph_fast_route(l6, p + 24, 16) >= 0;
+  return false;
+}

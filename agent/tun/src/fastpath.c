@@ -77,6 +77,8 @@ static void fast_close(ph_fast *f, napi_env env) {
   f->peer_cap = 0;
   ph_fast_free_routes(&f->r4);
   ph_fast_free_routes(&f->r6);
+  ph_fast_free_routes(&f->l4);
+  ph_fast_free_routes(&f->l6);
   if (env) {
     delete_ref(env, &f->tun_ref);
     delete_ref(env, &f->udp_ref);
@@ -342,27 +344,93 @@ static napi_value m_remove_keypair(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// Builds a v4 and a v6 table from packed entries (arguments a[0], a[1]); throws on a bad one.
+static bool arg_tables(napi_env env, napi_value *a, fp_routes *r4, fp_routes *r6) {
+  uint8_t *v4, *v6;
+  size_t n4, n6;
+  if (!ph_arg_bytes(env, a[0], "v4", &v4, &n4) || !ph_arg_bytes(env, a[1], "v6", &v6, &n6)) return false;
+  *r4 = (fp_routes){0};
+  *r6 = (fp_routes){0};
+  if (!ph_fast_set_routes(r4, v4, n4, 4) || !ph_fast_set_routes(r6, v6, n6, 16)) {
+    ph_fast_free_routes(r4);
+    ph_fast_free_routes(r6);
+    ph_throw(env, "ERR_OUT_OF_RANGE", 0, "malformed route table");
+    return false;
+  }
+  return true;
+}
+
 // setRoutes(v4: Uint8Array of 9-byte entries, v6: Uint8Array of 21-byte entries)
 static napi_value m_set_routes(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value a[2];
   ph_fast *f = fast_this(env, info, &argc, a, true);
   if (!f) return NULL;
-  uint8_t *v4, *v6;
-  size_t n4, n6;
-  if (!ph_arg_bytes(env, a[0], "v4", &v4, &n4) || !ph_arg_bytes(env, a[1], "v6", &v6, &n6)) return NULL;
-  fp_routes r4 = {0}, r6 = {0};
-  if (!ph_fast_set_routes(&r4, v4, n4, 4) || !ph_fast_set_routes(&r6, v6, n6, 16)) {
-    ph_fast_free_routes(&r4);
-    ph_fast_free_routes(&r6);
-    ph_throw(env, "ERR_OUT_OF_RANGE", 0, "malformed route table");
-    return NULL;
-  }
+  fp_routes r4, r6;
+  if (!arg_tables(env, a, &r4, &r6)) return NULL;
   ph_fast_free_routes(&f->r4);
   ph_fast_free_routes(&f->r6);
   f->r4 = r4;
   f->r6 = r6;
   return NULL;
+}
+
+// setLocal(v4, v6): this node's own addresses, packed as for setRoutes (slot ignored).
+static napi_value m_set_local(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value a[2];
+  ph_fast *f = fast_this(env, info, &argc, a, true);
+  if (!f) return NULL;
+  fp_routes l4, l6;
+  if (!arg_tables(env, a, &l4, &l6)) return NULL;
+  ph_fast_free_routes(&f->l4);
+  ph_fast_free_routes(&f->l6);
+  f->l4 = l4;
+  f->l6 = l6;
+  return NULL;
+}
+
+// checkDestinations(v4, v6, slab, offsets: Uint32Array, lengths: Uint32Array, out: Uint8Array):
+// for packet i (slab[offsets[i], +lengths[i])), out[i] = 1 if the fast path would deliver it to
+// the TUN by its destination, 0 if it drops it as not for us, 2 if it is not an IP packet.
+static napi_value m_check_destinations(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value a[6];
+  PH_NAPI(env, napi_get_cb_info(env, info, &argc, a, NULL, NULL));
+  uint8_t *slab, *offs, *lens, *out;
+  size_t slab_len, offs_len, lens_len, out_len;
+  if (argc < 6 || !ph_arg_bytes(env, a[2], "slab", &slab, &slab_len) || !ph_arg_bytes(env, a[3], "offsets", &offs, &offs_len) ||
+      !ph_arg_bytes(env, a[4], "lengths", &lens, &lens_len) || !ph_arg_bytes(env, a[5], "out", &out, &out_len)) {
+    if (argc < 6) ph_throw(env, "ERR_INVALID_ARG_TYPE", 0, "checkDestinations(v4, v6, slab, offsets, lengths, out)");
+    return NULL;
+  }
+  size_t n = out_len;
+  if (offs_len / 4 < n || lens_len / 4 < n) {
+    ph_throw(env, "ERR_OUT_OF_RANGE", 0, "offsets and lengths need one entry per out byte");
+    return NULL;
+  }
+  fp_routes l4, l6;
+  if (!arg_tables(env, a, &l4, &l6)) return NULL;
+  for (size_t i = 0; i < n; i++) {
+    uint32_t off, len;
+    memcpy(&off, offs + 4 * i, 4);
+    memcpy(&len, lens + 4 * i, 4);
+    if ((size_t)off > slab_len || (size_t)len > slab_len - off) {
+      out[i] = 2;
+      continue;
+    }
+    int64_t ip_len = ph_ip_packet_length(slab + off, len);
+    out[i] = ip_len <= 0 ? 2 : ph_fast_dst_local(&l4, &l6, slab + off, (uint32_t)ip_len) ? 1 : 0;
+  }
+  ph_fast_free_routes(&l4);
+  ph_fast_free_routes(&l6);
+  return NULL;
+}
+
+napi_value ph_fast_define_check(napi_env env) {
+  napi_value fn;
+  PH_NAPI(env, napi_create_function(env, "checkDestinations", NAPI_AUTO_LENGTH, m_check_destinations, NULL, &fn));
+  return fn;
 }
 
 static napi_value m_counters(napi_env env, napi_callback_info info) {
@@ -381,6 +449,7 @@ static napi_value m_counters(napi_env env, napi_callback_info info) {
   SET("replay", replay)
   SET("badInnerPacket", bad_inner)
   SET("allowedIpsMismatch", allowed_mismatch)
+  SET("notForUs", not_for_us)
   SET("ioDropped", io_dropped)
 #undef SET
   return o;
@@ -400,6 +469,7 @@ napi_value ph_fast_define(napi_env env) {
       {"addKeypair", NULL, m_add_keypair, NULL, NULL, NULL, napi_default, NULL},
       {"removeKeypair", NULL, m_remove_keypair, NULL, NULL, NULL, napi_default, NULL},
       {"setRoutes", NULL, m_set_routes, NULL, NULL, NULL, napi_default, NULL},
+      {"setLocal", NULL, m_set_local, NULL, NULL, NULL, napi_default, NULL},
       {"counters", NULL, m_counters, NULL, NULL, NULL, napi_default, NULL},
       {"close", NULL, m_close, NULL, NULL, NULL, napi_default, NULL},
   };

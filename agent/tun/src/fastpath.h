@@ -2,7 +2,8 @@
 // run inside the poll callbacks of the TUN and UDP handles, so a packet that needs nothing
 // special never enters JavaScript. JS (agent/wireguard/fast-path.ts) owns every decision and
 // mirrors here only what the data path reads: peers (endpoint, current keypair), keypairs by
-// local index (keys, created), the allowed IPs, and device-wide switches. Mutable state the two
+// local index (keys, created), the allowed IPs, this node's own addresses (the inbound
+// destination check, agent/wireguard/local-addresses.ts), and device-wide switches. Mutable state the two
 // sides share lives in JS-owned typed arrays both read and write (one thread, no locks): each
 // keypair's send counter and replay window, each peer's timer timestamps and byte counts.
 // Anything unusual (no session, handshake or rekey due, an endpoint that changed or is a relay,
@@ -79,11 +80,12 @@ typedef struct ph_fast {
   uint32_t peer_cap;
   fp_keypair *buckets[FP_KP_BUCKETS];
   fp_routes r4, r6;
+  fp_routes l4, l6;  // this node's own addresses: the only destinations delivered to the TUN
   uint32_t *offs, *lens;  // scratch for one outgoing batch
   uint8_t *addrs;
   uint32_t scratch;
   struct {
-    uint64_t tx_packets, rx_packets, left_out, left_in, bad_tag, replay, bad_inner, allowed_mismatch, io_dropped;
+    uint64_t tx_packets, rx_packets, left_out, left_in, bad_tag, replay, bad_inner, allowed_mismatch, not_for_us, io_dropped;
   } c;
 } ph_fast;
 
@@ -97,8 +99,16 @@ int64_t ph_fast_route(const fp_routes *r, const uint8_t *addr, uint32_t len);
 // written by fast-path.ts). Returns false on a malformed table (nothing changed).
 bool ph_fast_set_routes(fp_routes *r, const uint8_t *packed, size_t size, uint32_t addr_len);
 void ph_fast_free_routes(fp_routes *r);
+// The IP packet's own length from its header, or <= 0 if implausible (proto/ip/packet.ts ipPacketLength).
+int64_t ph_ip_packet_length(const uint8_t *p, uint32_t len);
+// True when the destination of the IP packet p (len already checked by ph_ip_packet_length) is
+// in the local tables (LocalAddresses.hasDestination in JS).
+bool ph_fast_dst_local(const fp_routes *l4, const fp_routes *l6, const uint8_t *p, uint32_t len);
 
 // Defines the native `FastPath` class.
 napi_value ph_fast_define(napi_env env);
+// Defines `checkDestinations`, the inbound destination verdicts of the code above for a batch
+// (the differential test against JS, test/unit/destination-check.test.ts).
+napi_value ph_fast_define_check(napi_env env);
 
 #endif
