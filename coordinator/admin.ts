@@ -32,6 +32,8 @@ export interface AdminDeps {
   isRelayKey: (key: string) => boolean;
   /** Key rotation (server-keys.ts). */
   keys: ServerKeys;
+  /** Closes the control channels opened with a key (so their callers reconnect and learn the next one). */
+  closeChannelsOn: (key: string) => number;
   /** SHA-256 of the admin token; null: admin API disabled. */
   tokenHash: Buffer | null;
   authKeys: AuthKeys;
@@ -119,10 +121,15 @@ export function adminRoutes(deps: AdminDeps): Route[] {
     admin('GET', 'coordinator-key', async () => ({ body: keyState() })),
     admin('POST', 'coordinator-key/rotate', async () => {
       await deps.keys.rotate();
+      // After this reply: every channel on the current key reopens and learns the next key.
+      const current = deps.keys.current.text;
+      setTimeout(() => deps.closeChannelsOn(current), 200).unref();
       return { body: keyState() };
     }),
     admin('POST', 'coordinator-key/finish', async () => {
+      const old = deps.keys.current.text;
       await deps.keys.finish();
+      setTimeout(() => deps.closeChannelsOn(old), 200).unref();
       return { body: keyState() };
     }),
   ];

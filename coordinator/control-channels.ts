@@ -66,6 +66,8 @@ export class ControlChannels {
   readonly stats = { opened: 0, badHandshake: 0, keyMismatch: 0, rateLimited: 0, unauthenticatedCap: 0, unauthenticatedTimeout: 0, pendingCap: 0 };
   private readonly handshakes: AddressRateLimiter;
   private readonly unauthenticated: AddressCounter;
+  /** Open channels and the coordinator key (base64) each was opened with. */
+  private readonly open = new Map<NoiseChannel, string>();
 
   constructor(private readonly opts: ControlChannelsOptions) {
     this.handshakes = new AddressRateLimiter({ perSecond: opts.limits.handshakesPerSecond, burst: opts.limits.handshakesPerSecond * 10 });
@@ -73,6 +75,20 @@ export class ControlChannels {
   }
 
   get unauthenticatedCount(): number { return this.unauthenticated.size; }
+
+  /**
+   * Closes every channel opened with `key` (base64): at a rotation's start, so every agent opens a
+   * new one and learns the next key in its welcome; at its end, so the stragglers move over.
+   */
+  closeChannelsOn(key: string): number {
+    let n = 0;
+    for (const [channel, used] of this.open) {
+      if (used !== key) continue;
+      channel.destroy();
+      n++;
+    }
+    return n;
+  }
 
   handleUpgrade(req: IncomingMessage, socket: Duplex & { remoteAddress?: string }, head: Buffer): void {
     const address = socket.remoteAddress ?? 'unknown';
@@ -134,7 +150,12 @@ export class ControlChannels {
       }, this.opts.limits.authenticateWithinMs);
       deadline.unref();
     }
-    channel.on('close', leave);
+    const usedKey = statics[pending.keyIndex]!.text;
+    this.open.set(channel, usedKey);
+    channel.on('close', () => {
+      this.open.delete(channel);
+      leave();
+    });
     callers.set(channel, { key, address, via, authenticated: leave });
     this.opts.inner.emit('connection', channel);
   }

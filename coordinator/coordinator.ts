@@ -81,6 +81,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
     ...relayAuthorizationRoutes({ isRelayKey, registry }),
     ...adminRoutes({
       tokenHash, authKeys, registry, policy, isRelayKey, keys,
+      closeChannelsOn: (key) => channels.closeChannelsOn(key),
       stats: () => ({
         nodes: registry.size,
         onlineNodes: [...registry.all()].filter((n) => n.online).length,

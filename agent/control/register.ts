@@ -65,8 +65,9 @@ export async function keyToPin(opts: Pick<RegisterOptions, 'coordinatorUrl' | 'a
     let fromAuthKey: string | null = null;
     try {
       fromAuthKey = parseAuthKey(opts.authKey).fingerprint;
-    } catch {
-      // a malformed auth key is the coordinator's to refuse, once the channel is authenticated
+    } catch (err) {
+      // Refused here, before anything is sent, unless the key to pin is known anyway.
+      if (!fingerprint) throw new CoordinatorKeyUnknownError((err as Error).message);
     }
     if (fingerprint && fromAuthKey && fromAuthKey !== fingerprint) {
       throw new CoordinatorKeyMismatchError(`the auth key names coordinator key ${fromAuthKey}, --coordinator-key names ${fingerprint}`);

@@ -18,11 +18,11 @@ export async function serverKeyOf(url: string): Promise<Uint8Array> {
   return decodeKey(info.serverKey);
 }
 
-export async function openChannel(url: string, staticPrivate: Uint8Array, serverKey?: Uint8Array): Promise<{ channel: NoiseChannel; welcome: ChannelWelcome }> {
+export async function openChannel(url: string, staticPrivate: Uint8Array, serverKey?: Uint8Array, localAddress?: string): Promise<{ channel: NoiseChannel; welcome: ChannelWelcome }> {
   const key = serverKey ?? await serverKeyOf(url);
   const u = new URL(url);
   const sock: Socket = await new Promise((resolve, reject) => {
-    const s = connect({ host: u.hostname, port: Number(u.port) });
+    const s = connect({ host: u.hostname, port: Number(u.port), ...(localAddress ? { localAddress } : {}) });
     s.once('connect', () => resolve(s));
     s.once('error', reject);
   });
@@ -53,7 +53,10 @@ export function requestOn(channel: NoiseChannel, method: string, path: string, o
 }
 
 /** Opens a channel with `staticPrivate`, makes one request. */
-export async function channelCall(url: string, staticPrivate: Uint8Array, method: string, path: string, opts: { body?: unknown; rawBody?: string; headers?: Record<string, string> } = {}): Promise<ApiResult> {
-  const { channel } = await openChannel(url, staticPrivate);
+export async function channelCall(
+  url: string, staticPrivate: Uint8Array, method: string, path: string,
+  opts: { body?: unknown; rawBody?: string; headers?: Record<string, string>; localAddress?: string } = {},
+): Promise<ApiResult> {
+  const { channel } = await openChannel(url, staticPrivate, undefined, opts.localAddress);
   return requestOn(channel, method, path, opts);
 }

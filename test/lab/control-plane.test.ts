@@ -254,7 +254,13 @@ describe('control plane: coordinator + managed agents on a shared segment', { ti
     const r = await z.cli(['up', '--coordinator', coord.url, '--auth-key', 'pinhole-auth-not-a-real-key', '--hostname', 'zeta']);
     assert.notEqual(r.code, 0);
     assert.ok(oneLine(r.stderr), r.stderr);
-    assert.match(r.stderr, /^pinhole: the coordinator refused: .+/);
+    assert.match(r.stderr, /^pinhole: malformed auth key \(expected phk_/, 'refused before anything is sent');
+    // A well-formed key naming this coordinator, with a secret it never issued: the coordinator refuses.
+    const forged = `${reusableKey.split('_').slice(0, 2).join('_')}_${'0'.repeat(64)}_${coord.fingerprint}`;
+    const r1 = await z.cli(['up', '--coordinator', coord.url, '--auth-key', forged, '--hostname', 'zeta']);
+    assert.notEqual(r1.code, 0);
+    assert.ok(oneLine(r1.stderr), r1.stderr);
+    assert.match(r1.stderr, /^pinhole: the coordinator refused: unknown auth key$/);
     const s = await st('zeta');
     assert.equal(s.self!.state, 'logged-out');
     assert.equal(s.self!.nodeKey, keyBefore);
