@@ -46,7 +46,7 @@ describe('a trusted control plane on a hostile network', { timeout: 300_000 }, (
   const admin = async (args: string[], fingerprint = coord.fingerprint) => adminHost.exec(['node', PINHOLE_BIN, 'admin', '--coordinator', coord.url,
     '--coordinator-key', fingerprint, '--token-file', join(coord.dir, 'admin.token'), ...args]);
   const dnat = (h: Host, on: boolean) => on
-    ? h.run(['nft', '-f', '-'], { input: `table ip trustdnat { chain out { type nat hook output priority -100; ip daddr ${coordHost.ip} tcp dport 8080 dnat to ${evilHost.ip}:8080; } }\n` })
+    ? h.run(['nft', '-f', '-'], { input: `table ip trustdnat {\n  chain out {\n    type nat hook output priority -100;\n    ip daddr ${coordHost.ip} tcp dport 8080 dnat to ${evilHost.ip}:8080\n  }\n}\n` })
     : h.run(['nft', 'delete', 'table', 'ip', 'trustdnat']);
 
   before(async () => {
