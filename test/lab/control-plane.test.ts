@@ -260,7 +260,7 @@ describe('control plane: coordinator + managed agents on a shared segment', { ti
     const r1 = await z.cli(['up', '--coordinator', coord.url, '--auth-key', forged, '--hostname', 'zeta']);
     assert.notEqual(r1.code, 0);
     assert.ok(oneLine(r1.stderr), r1.stderr);
-    assert.match(r1.stderr, /^pinhole: the coordinator refused: unknown auth key$/);
+    assert.match(r1.stderr, /^pinhole: the coordinator refused: unknown auth key\n$/);
     const s = await st('zeta');
     assert.equal(s.self!.state, 'logged-out');
     assert.equal(s.self!.nodeKey, keyBefore);
