@@ -51,6 +51,10 @@ function publicRoutes(keys: ServerKeys): Route[] {
   }];
 }
 
+function notFound(socket: Duplex): void {
+  socket.end('HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
+}
+
 function badRequest(socket: Duplex): void {
   if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
 }
@@ -60,10 +64,7 @@ export function createChannelServer(routes: Route[], streams: StreamServer, log:
   const inner = createServer((req, res) => { void dispatch(routes, req, res, log); });
   inner.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const path = new URL(req.url ?? '/', 'http://coordinator').pathname;
-    if (path !== STREAM_PATH) {
-      socket.end('HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
-      return;
-    }
+    if (path !== STREAM_PATH) return notFound(socket);
     streams.handleUpgrade(req, socket, head);
   });
   inner.on('clientError', (_err, socket) => badRequest(socket));
@@ -107,10 +108,7 @@ export function createPublicServer(keys: ServerKeys, channels: ControlChannels, 
   server.on('upgrade', (req: IncomingMessage, socket: Duplex & { remoteAddress?: string }, head: Buffer) => {
     release(socket);
     const path = new URL(req.url ?? '/', 'http://coordinator').pathname;
-    if (path !== CONTROL_PATH) {
-      socket.end('HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
-      return;
-    }
+    if (path !== CONTROL_PATH) return notFound(socket);
     channels.handleUpgrade(req, socket, head);
   });
   server.on('clientError', (_err, socket) => badRequest(socket));

@@ -25,13 +25,8 @@ export class CoordinatorUnreachableError extends Error {
   override readonly name = 'CoordinatorUnreachableError';
 }
 
-/** The coordinator answered with a refusal; `reason` is its one-line explanation. */
-export class CoordinatorRefusedError extends Error {
-  override readonly name = 'CoordinatorRefusedError';
-  constructor(readonly status: number, readonly reason: string) {
-    super(reason);
-  }
-}
+/** The coordinator answered with a refusal (status and one-line reason): the protocol's own error. */
+export { ControlRefusedError as CoordinatorRefusedError };
 
 /** The coordinator answered 2xx with something that is not what the protocol says. */
 export class CoordinatorProtocolError extends Error {
@@ -113,7 +108,7 @@ export async function openControlChannel(t: ChannelTarget): Promise<{ channel: N
     if (err instanceof CoordinatorKeyMismatchError) {
       throw new CoordinatorKeyMismatchError(`coordinator key mismatch: the server at ${t.url} does not hold the pinned key ${keyFingerprint(t.serverKey)} (${err.message})`);
     }
-    if (err instanceof ControlRefusedError) throw new CoordinatorRefusedError(err.status, err.reason);
+    if (err instanceof ControlRefusedError) throw err;
     if (err instanceof ControlProtocolError) {
       if (err.message === 'no answer in time') throw new CoordinatorUnreachableError(`cannot reach the coordinator at ${t.url}: no answer in time`);
       throw new CoordinatorProtocolError(`${t.url}: ${err.message}`);
@@ -165,7 +160,7 @@ export function channelRequest<T>(
         const status = res.statusCode ?? 0;
         if (status < 200 || status >= 300) {
           const e = ErrorReply.safeParse(json);
-          return reject(new CoordinatorRefusedError(status, e.success ? e.data.error.split('\n')[0]! : `HTTP ${status}`));
+          return reject(new ControlRefusedError(status, e.success ? e.data.error.split('\n')[0]! : `HTTP ${status}`));
         }
         const r = schema.safeParse(json);
         if (!r.success) return reject(new CoordinatorProtocolError(`unexpected reply from ${method} ${path}: ${describeZodError(r.error)}`));
