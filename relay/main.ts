@@ -6,6 +6,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { tryParseAddress } from '../proto/ip/address.js';
 import type { StunEndpoint } from '../proto/stun/attributes.js';
 import { encodeKey } from '../proto/wireguard/keys.js';
+import { readFileSync } from 'node:fs';
 import { createCoordinatorAuthorizer } from './authorizer.js';
 import { coordinatorLookup, resolveCoordinatorKey } from './coordinator-channel.js';
 import { loadOrCreateRelayKey, RelayKeyFileError } from './key-file.js';
@@ -51,6 +52,8 @@ interface RelayCliOptions {
   stun: string[];
   coordinator?: string;
   coordinatorKey?: string;
+  tlsCert?: string;
+  tlsKey?: string;
   open?: boolean;
   keyFile?: string;
   rateLimit: string;
@@ -77,6 +80,8 @@ function buildProgram(): Command {
     .option('--coordinator <url>', 'only nodes this coordinator knows may connect (asked inside its encrypted control channel)')
     .option('--coordinator-key <fingerprint>', 'the coordinator key to pin (printed by the coordinator at start); required with --coordinator')
     .option('--open', 'no --coordinator: every node that proves its key may connect (for labs)')
+    .option('--tls-cert <file>', 'serve wss:// with this certificate (PEM); relay frames carry only WireGuard ciphertext either way')
+    .option('--tls-key <file>', 'the certificate\'s private key (PEM)')
     .option('--key-file <file>', 'the relay\'s static key (created with mode 0600 if missing); its public half goes to the coordinator\'s --relay-key')
     .option('--rate-limit <bytes/s>', 'per-client receive rate, 0 = unlimited (suffixes k M G Ki Mi Gi)', '128Mi')
     .option('--rate-burst <bytes>', 'per-client burst', '4Mi')
@@ -110,6 +115,13 @@ async function runRelay(o: RelayCliOptions): Promise<void> {
     if (err instanceof RelayKeyFileError) throw new UsageError(err.message);
     throw new UsageError(`--key-file: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
+  if ((o.tlsCert === undefined) !== (o.tlsKey === undefined)) throw new UsageError('--tls-cert and --tls-key go together');
+  let tls: { cert: Buffer; key: Buffer } | undefined;
+  try {
+    tls = o.tlsCert && o.tlsKey ? { cert: readFileSync(o.tlsCert), key: readFileSync(o.tlsKey) } : undefined;
+  } catch (err) {
+    throw new UsageError(`--tls-cert/--tls-key: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
   const logger = createLogger('relay');
   let authorizer;
   if (o.coordinator) {
@@ -141,6 +153,7 @@ async function runRelay(o: RelayCliOptions): Promise<void> {
       listen,
       stun,
       ...(authorizer ? { authorizer } : {}),
+      ...(tls ? { tls } : {}),
       ...(key ? { privateKey: key.privateKey } : {}),
       rateBytesPerSec: parseBytes(o.rateLimit, '--rate-limit'),
       rateBurstBytes: parseBytes(o.rateBurst, '--rate-burst'),

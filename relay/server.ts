@@ -3,6 +3,7 @@
 // bookkeeping, the relay-wide queue budget and per-address connection cap, and the STUN
 // responder beside it.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { sendFrameToRecvInPlace, encodeRelayFrame, MAX_FRAME_PAYLOAD, NODE_KEY_LEN } from '../proto/relay/frames.js';
@@ -20,6 +21,8 @@ export const RELAY_PATH = '/relay';
 export interface RelayServerOptions {
   /** HTTP/WebSocket listener; port 0 picks one. */
   listen: StunEndpoint;
+  /** Serve HTTPS/WSS with an operator's certificate (PEM) instead of HTTP/WS. */
+  tls?: { cert: Buffer; key: Buffer };
   /** Zero, one or two STUN addresses (two = RFC 5780). */
   stun?: readonly StunEndpoint[];
   authorizer?: NodeAuthorizer;
@@ -175,7 +178,7 @@ export async function startRelayServer(opts: RelayServerOptions): Promise<RelayS
     connections: { addresses: connsPerIp.size, maxPerAddress: maxConnsPerIp },
   });
 
-  const http: Server = createServer((req: IncomingMessage, res: ServerResponse) => {
+  const handler = (req: IncomingMessage, res: ServerResponse): void => {
     const path = (req.url ?? '/').split('?')[0];
     if (req.method === 'GET' && path === '/healthz') {
       const body = JSON.stringify(health());
@@ -185,7 +188,8 @@ export async function startRelayServer(opts: RelayServerOptions): Promise<RelayS
     } else {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
     }
-  });
+  };
+  const http: Server = opts.tls ? createHttpsServer({ cert: opts.tls.cert, key: opts.tls.key }, handler) : createServer(handler);
   http.on('upgrade', (req: IncomingMessage, socket, head) => {
     const path = (req.url ?? '/').split('?')[0];
     socket.on('error', () => socket.destroy());
@@ -247,7 +251,7 @@ export async function startRelayServer(opts: RelayServerOptions): Promise<RelayS
   const hostText = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
 
   return {
-    url: `ws://${hostText}:${addr.port}${RELAY_PATH}`,
+    url: `${opts.tls ? 'wss' : 'ws'}://${hostText}:${addr.port}${RELAY_PATH}`,
     http: httpAddr,
     stun,
     publicKey: keys.publicKey,

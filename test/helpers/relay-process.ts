@@ -61,7 +61,7 @@ export async function startRelayProcess(args: string[], opts: { timeoutMs?: numb
   const m = await new Promise<RegExpMatchArray>((resolve, reject) => {
     const timer = setTimeout(() => { proc.kill('SIGKILL'); reject(new Error(`relay did not start: ${out}`)); }, opts.timeoutMs ?? 10_000);
     const check = () => {
-      const found = out.match(/listening (ws:\/\/[^\s]+:(\d+)\/relay) stun=(\S*).*\n(?:.*\n)*?pinhole relay key (\S+)\n/);
+      const found = out.match(/listening (wss?:\/\/[^\s]+:(\d+)\/relay) stun=(\S*).*\n(?:.*\n)*?pinhole relay key (\S+)\n/);
       if (found) {
         clearTimeout(timer);
         proc.stdout!.off('data', check);
