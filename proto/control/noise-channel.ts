@@ -102,6 +102,19 @@ export class NoiseChannel extends Duplex {
     else this.transport.once('drain', () => cb());
   }
 
+  /**
+   * Writes that queued up (a corked netmap is hundreds of small WebSocket fragments) go out as few
+   * full frames: one copy into one plaintext, sealed in frame-sized slices, one transport write.
+   */
+  override _writev(chunks: Array<{ chunk: Buffer }>, cb: (err?: Error | null) => void): void {
+    if (chunks.length === 1) return this._write(chunks[0]!.chunk, 'binary', cb);
+    const plain = Buffer.concat(chunks.map((c) => c.chunk));
+    const frames: Buffer[] = [];
+    for (let at = 0; at < plain.length; at += MAX_CONTROL_PLAINTEXT) frames.push(this.sender.seal(plain.subarray(at, at + MAX_CONTROL_PLAINTEXT)));
+    if (frames.length === 0) return cb();
+    this.transport.write(frames.length === 1 ? frames[0]! : Buffer.concat(frames), cb);
+  }
+
   override _final(cb: (err?: Error | null) => void): void {
     this.transport.end(cb);
   }

@@ -92,7 +92,7 @@ test('decoders throw only their own errors on 20,000 random and mutated inputs',
 test('the upgrade client: any server answer ends in a result or one of its three errors', async () => {
   const answers = [
     'HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n',
-    'HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\ncontent-length: 24\r\n\r\n{"error":"slow down now"}',
+    `HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\ncontent-length: ${'{"error":"slow down now"}'.length}\r\n\r\n{"error":"slow down now"}`,
     'HTTP/1.1 403 Forbidden\r\npinhole-control: key-mismatch\r\ncontent-type: application/json\r\ncontent-length: 14\r\n\r\n{"error":"no"}',
     'HTTP/1.1 101 Switching Protocols\r\nUpgrade: pinhole-control-v1\r\n\r\n\x00\x30' + 'A'.repeat(48),
     'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n',
