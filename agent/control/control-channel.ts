@@ -86,7 +86,7 @@ export async function openControlChannel(t: ChannelTarget): Promise<{ channel: N
     if (!tls) {
       conn = tcp;
     } else {
-      conn = tlsConnect({ socket: tcp, servername: /^[\d.:]+$/.test(host) ? undefined : host });
+      conn = tlsConnect({ socket: tcp, host, servername: /^[\d.:]+$/.test(host) ? undefined : host });
       await new Promise<void>((resolve, reject) => {
         const onAbort = (): void => { conn.destroy(); reject(new Error('no answer in time')); };
         signal.addEventListener('abort', onAbort, { once: true });
