@@ -72,6 +72,7 @@ done < <(find "$lib/node_modules" -name binding.gyp -not -path '*/node-addon-api
 while IFS= read -r pre; do
   find "$pre" -mindepth 1 -maxdepth 1 -type d ! -name "linux-$node_arch" -exec rm -rf {} +
 done < <(find "$lib/node_modules" -type d -name prebuilds)
+find "$lib/node_modules" -depth -type d -empty -delete
 
 # Units, flag files (conffiles), maintainer scripts, docs.
 cp packaging/systemd/*.service "$root/lib/systemd/system/"

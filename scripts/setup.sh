@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 debs=(iproute2 nftables iputils-ping iperf3 conntrack tcpdump procps
       wireguard-go wireguard-tools nebula coturn curl
       python3     # python3: natlab's link emulator (this kernel has no sch_netem)
-      libsodium-dev)  # the addon's native data path encrypts with libsodium
+      libsodium-dev   # the addon's native data path encrypts with libsodium
+      dpkg-dev systemd)  # scripts/package.sh: dpkg-shlibdeps; its test: systemd-analyze verify
 missing=()
 for p in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")

@@ -132,7 +132,7 @@ describe('Debian package: build, contents, units, dpkg -i, the installed binary 
       assert.ok(!/\/obj(\.target)?\//.test(path), `no compiler output: ${path}`);
       assert.ok(!path.startsWith('/usr/lib/pinhole/dist/test/') && !path.startsWith('/usr/lib/pinhole/dist/scripts/'), `no tests or lab scripts: ${path}`);
       assert.ok(!/\/node_modules\/(typescript|fast-check|@types)\//.test(path), `no devDependencies: ${path}`);
-      assert.ok(!/\/prebuilds\/(?!linux-)/.test(path), `no other platforms' prebuilds: ${path}`);
+      assert.ok(!/\/prebuilds\/(?!linux-)[^/]+/.test(path), `no other platforms' prebuilds: ${path}`);
     }
     for (const e of listing) {
       assert.equal(e.owner, 'root/root', `${e.path} owned by root`);
@@ -217,7 +217,7 @@ describe('Debian package: build, contents, units, dpkg -i, the installed binary 
     const relayArgs = [INSTALLED_BIN, 'relay', '--listen', `${ip}:443`, '--stun', `${ip}:3478`, '--open', '--key-file', join(relayDir, 'relay.key')];
     const refused = await hosts.coord!.exec([...asNobody('pinhole-coordinator.service'), ...relayArgs], { timeoutMs: 20_000 });
     assert.notEqual(refused.code, 0);
-    assert.match(refused.stderr + refused.stdout, /EACCES/);
+    assert.match(refused.stderr, /cannot listen on .*:443: permission denied/);
     const relay = hosts.coord!.spawn([...asNobody('pinhole-relay.service'), ...relayArgs], { logFile: join(work, 'relay.log') });
     procs.push(relay);
     const relayKey = (await relay.waitForOutput(/pinhole relay key (\S+)/, 30_000))[1]!;
