@@ -89,7 +89,9 @@ async function floodNeverReading(r: RelayProcess): Promise<{ peak: number; cap: 
 
 describe('relay memory limits', () => {
   test('receivers that never read: queued bytes stay under --global-queue-bytes (reference: per-client caps only)', async (t) => {
-    const perClient = ['--queue-bytes', '4Mi', '--queue-frames', '100000', '--write-timeout', '5m'];
+    // --max-pause 10ms: full queues pause their senders only briefly, then drop instead, so the
+    // flood reaches the global budget (with the default 1 s the pauses alone keep it under 8 MiB).
+    const perClient = ['--queue-bytes', '4Mi', '--queue-frames', '100000', '--write-timeout', '5m', '--max-pause', '10ms'];
     const capped = await relay([...perClient, '--global-queue-bytes', '8Mi']);
     const reference = await relay([...perClient, '--global-queue-bytes', '1Gi']);
     const c = await floodNeverReading(capped);

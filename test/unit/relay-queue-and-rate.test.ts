@@ -1,4 +1,5 @@
-// The relay's per-client send queue (two lanes, drop oldest, priority first) and token bucket.
+// The relay's per-client send queue (two lanes, high/low-water marks and hard cap on data, drop
+// oldest, priority first) and token bucket.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { SendQueue } from '../../relay/send-queue.js';
@@ -15,10 +16,30 @@ const drain = (q: SendQueue): number[] => {
   return out;
 };
 
-test('a full data lane drops its oldest frames and keeps the newest', () => {
+test('data lane: full at its limits, low at half, drops oldest only at twice the limits', () => {
   const q = new SendQueue({ maxFrames: 4, maxBytes: 1 << 20, maxPriorityFrames: 4, maxPriorityBytes: 1 << 20 });
   let dropped = 0;
-  for (let i = 1; i <= 10; i++) dropped += q.push(frame(i), false);
+  for (let i = 1; i <= 3; i++) dropped += q.push(frame(i), false);
+  assert.equal(q.dataFull, false);
+  dropped += q.push(frame(4), false);
+  assert.equal(q.dataFull, true, 'at the high-water mark: senders should wait');
+  assert.equal(q.dataLow, false);
+  for (let i = 5; i <= 8; i++) dropped += q.push(frame(i), false);
+  assert.equal(dropped, 0, 'room up to the hard cap for what paused senders had already read');
+  assert.equal(q.push(frame(9), false), 1);
+  q.push(frame(100), true);
+  assert.equal(q.dataFull, true, 'priority frames do not count against the data lane');
+  for (let i = 0; i < 6; i++) q.shift(); // the priority frame, then data 2..6
+  assert.equal(q.dataLow, false, 'three left of four');
+  assert.equal(q.shift()![0], 7);
+  assert.equal(q.dataLow, true, 'two left of four: the low-water mark');
+  assert.deepEqual(drain(q), [8, 9]);
+});
+
+test('an overrun data lane (atHighWater) drops its oldest frames at its limits and keeps the newest', () => {
+  const q = new SendQueue({ maxFrames: 4, maxBytes: 1 << 20, maxPriorityFrames: 4, maxPriorityBytes: 1 << 20 });
+  let dropped = 0;
+  for (let i = 1; i <= 10; i++) dropped += q.push(frame(i), false, true);
   assert.equal(dropped, 6);
   assert.deepEqual(drain(q), [7, 8, 9, 10]);
   assert.equal(q.length, 0);
@@ -29,15 +50,17 @@ test('priority frames go first and are never dropped to make room for data', () 
   const q = new SendQueue({ maxFrames: 3, maxBytes: 1 << 20, maxPriorityFrames: 8, maxPriorityBytes: 1 << 20 });
   q.push(frame(1), false);
   q.push(frame(100), true);
-  for (let i = 2; i <= 20; i++) q.push(frame(i), false);
+  for (let i = 2; i <= 20; i++) q.push(frame(i), false, true);
   q.push(frame(101), true);
   assert.deepEqual(drain(q), [100, 101, 18, 19, 20]);
 });
 
 test('the byte limit drops oldest too, but a single frame larger than it still goes', () => {
   const q = new SendQueue({ maxFrames: 100, maxBytes: 100, maxPriorityFrames: 2, maxPriorityBytes: 50 });
-  for (let i = 1; i <= 5; i++) q.push(frame(i, 30), false);
+  for (let i = 1; i <= 5; i++) q.push(frame(i, 30), false, true);
   assert.deepEqual(drain(q), [3, 4, 5]);
+  for (let i = 1; i <= 8; i++) q.push(frame(i, 30), false);
+  assert.deepEqual(drain(q), [3, 4, 5, 6, 7, 8], 'the hard cap (twice the limits) counts bytes too');
   q.push(frame(9, 500), false);
   assert.deepEqual(drain(q), [9]);
   // The priority lane is bounded as well (a client marking everything priority gets a small lane).
