@@ -2,7 +2,8 @@
 // own control frames) always drained first. The priority lane drops its oldest frames when full.
 // The data lane has a high-water mark (the limits) at which the session pauses the senders that
 // fill it, a low-water mark (half the limits) at which it resumes them, and a hard cap (twice the
-// limits: room for what a paused sender had already read) over which it drops its oldest frames.
+// limits plus one socket read: room for what a paused sender had already sent) over which it
+// drops its oldest frames.
 
 export interface SendQueueLimits {
   /** Data lane: at most this many frames... */
@@ -14,8 +15,13 @@ export interface SendQueueLimits {
   maxPriorityBytes: number;
 }
 
-/** The data lane's hard cap, as a multiple of its limits. */
+/**
+ * The data lane's hard cap: twice its limits plus what one socket read of a paused sender can
+ * still hold (the relay parses the chunk it has; one WebSocket message is at most ~1 MiB).
+ */
 const HARD_CAP_FACTOR = 2;
+const HARD_SLACK_FRAMES = 1024;
+const HARD_SLACK_BYTES = 1024 * 1024;
 
 /** A ring of frames with a byte total. */
 class Lane {
@@ -83,14 +89,14 @@ export class SendQueue {
 
   /**
    * Queues a frame; returns how many older frames of the same lane were dropped to fit it. A data
-   * frame is dropped at the hard cap (twice the limits), or at the limits themselves with
+   * frame is dropped at the hard cap (twice the limits plus slack), or at the limits themselves with
    * `atHighWater` (a destination whose senders may no longer be paused).
    */
   push(frame: Uint8Array, priority: boolean, atHighWater = false): number {
     const lane = priority ? this.priority : this.data;
-    const scale = priority || atHighWater ? 1 : HARD_CAP_FACTOR;
-    const maxFrames = (priority ? this.limits.maxPriorityFrames : this.limits.maxFrames) * scale;
-    const maxBytes = (priority ? this.limits.maxPriorityBytes : this.limits.maxBytes) * scale;
+    const hard = !priority && !atHighWater;
+    const maxFrames = priority ? this.limits.maxPriorityFrames : hard ? this.limits.maxFrames * HARD_CAP_FACTOR + HARD_SLACK_FRAMES : this.limits.maxFrames;
+    const maxBytes = priority ? this.limits.maxPriorityBytes : hard ? this.limits.maxBytes * HARD_CAP_FACTOR + HARD_SLACK_BYTES : this.limits.maxBytes;
     lane.push(frame);
     let dropped = 0;
     // The newest frame always stays, even if it alone exceeds the byte limit.

@@ -170,3 +170,50 @@ describe('relay connection and priority limits', () => {
     assert.equal(NOTICE['write-timeout'], 9);
   });
 });
+
+describe('relay backpressure', () => {
+  const recvCount = (c: RawRelayClient): number => c.frames.filter((f) => f.type === 'recv').length;
+  async function sendAll(s: RelayClient, dst: Uint8Array, n: number, size: number): Promise<void> {
+    const payload = Buffer.alloc(size, 3);
+    for (let i = 0; i < n; i++) if (!s.send(dst, payload)) await new Promise<void>((res) => s.once('drain', () => res()));
+  }
+
+  test('one flow into a receiver that stops reading for a while: the sender is held back, nothing is dropped', async (t) => {
+    const r = await relay(['--queue-frames', '64', '--max-pause', '10s']);
+    const rx = await raw(r);
+    await rx.authenticate();
+    const s = client(r);
+    await s.ready();
+    const base = (await r.healthz()).counters;
+    rx.ws.pause();
+    const FRAMES = 8000;
+    const sending = sendAll(s, rx.keys.publicKey, FRAMES, 1200); // 9.6 MB: more than the kernel buffers and the queue hold
+    await new Promise((res) => setTimeout(res, 1500));
+    rx.ws.resume();
+    await sending;
+    await eventually(async () => assert.equal(recvCount(rx), FRAMES), 20_000, 100);
+    const h = (await r.healthz()).counters;
+    t.diagnostic(`pauses ${h.backpressurePauses! - base.backpressurePauses!} for ${h.backpressurePausedMs! - base.backpressurePausedMs!} ms`);
+    assert.equal(h.drops.queueOverflow - base.drops.queueOverflow, 0, 'no frame dropped');
+    assert.equal(s.stats.sendDrops, 0, 'nor by the sender');
+    assert.ok(h.backpressurePauses! - base.backpressurePauses! >= 1, 'the relay paused the sender');
+    assert.equal(h.backpressureTimeouts! - base.backpressureTimeouts!, 0);
+  });
+
+  test('a receiver that never reads holds its sender back at most --max-pause: the sender\'s other peer still gets through', async () => {
+    const r = await relay(['--queue-frames', '64', '--max-pause', '300ms']);
+    const stuck = await raw(r);
+    await stuck.authenticate();
+    stuck.ws.pause();
+    const good = await raw(r);
+    await good.authenticate();
+    const s = client(r);
+    await s.ready();
+    await sendAll(s, stuck.keys.publicKey, 8000, 1200);
+    await sendAll(s, good.keys.publicKey, 20, 100);
+    await eventually(async () => assert.equal(recvCount(good), 20), 10_000, 100);
+    const h = (await r.healthz()).counters;
+    assert.ok(h.backpressureTimeouts! >= 1, 'the pause hit --max-pause');
+    assert.ok(h.drops.queueOverflow > 0, 'then the stuck receiver\'s queue dropped instead');
+  });
+});
