@@ -2,6 +2,14 @@
 // node proof → authorizer → server-info with relay proof), then frames in (rate-limited) and frames
 // out (two-lane queue, batched into WebSocket messages, bounded by what the socket has not yet
 // taken, and charged to the relay-wide queue budget).
+//
+// Backpressure: a data frame that fills its destination's data lane pauses the sender's socket
+// (TCP flow control carries it back to the sending agent) until the destination drains to its
+// low-water mark. Disco and control frames have their own lane and are never held behind data. A
+// pause is bounded: a sender held longer than maxPauseMs by one destination is resumed and that
+// destination is marked overrun, so it drops its oldest data frames (as every queue did before)
+// instead of pausing anyone, until it drains to its low-water mark. One slow receiver thus costs
+// the peers of a sender that also talks to it at most maxPauseMs per overrun episode.
 import { randomBytes } from 'node:crypto';
 import type { WebSocket } from 'ws';
 import { isDecodeError } from '../proto/errors.js';
@@ -26,6 +34,8 @@ export interface SessionConfig {
   rateBytesPerSec: number;
   rateBurstBytes: number;
   queue: SendQueueLimits;
+  /** A sender paused by a full destination longer than this is resumed and the destination drops instead. */
+  maxPauseMs: number;
 }
 
 /** Bytes queued for (or handed to the sockets of) all clients together, against one cap. */
@@ -91,7 +101,17 @@ export class ClientSession {
   private readonly challenge = new Uint8Array(randomBytes(CHALLENGE_LEN));
   private inflight = 0;
   private flushScheduled = false;
+  /** The socket is paused (rate limit, backpressure, or both). */
   private paused = false;
+  private rateLimited = false;
+  /** The destination whose full queue holds this sender's socket paused, since when, and the bound's timer. */
+  private blockedOn: ClientSession | null = null;
+  private blockedAt = 0;
+  private blockTimer: NodeJS.Timeout | null = null;
+  /** Senders paused by this session's full data lane. */
+  private readonly blocked = new Set<ClientSession>();
+  /** A sender's pause on this session hit maxPauseMs: drop instead of pausing until drained. */
+  private overrun = false;
   private early: Array<[number, Uint8Array, Uint8Array]> = [];
   private notHere = new Map<string, number>();
 
@@ -128,6 +148,15 @@ export class ClientSession {
     }
   }
 
+  /**
+   * Queues a data frame from `from` for this client, pausing `from` when it fills the data lane
+   * (see the top of this file).
+   */
+  enqueueData(frame: Uint8Array, from: ClientSession): void {
+    if (!this.enqueue(frame, false)) return;
+    if (this.queue.dataFull && !this.overrun && from !== this && from.state === 'open') from.blockOn(this);
+  }
+
   /** Queues a frame for this client; false if the session is not open. */
   enqueue(frame: Uint8Array, priority: boolean): boolean {
     if (this.state !== 'open') return false;
@@ -136,7 +165,7 @@ export class ClientSession {
     if (this.queue.length > 0 && frame.byteLength * 2 < frame.buffer.byteLength) frame = Buffer.from(frame);
     if (this.held === 0) this.lastWriteProgressAt = performance.now();
     const before = this.queue.bytes;
-    const dropped = this.queue.push(frame, priority);
+    const dropped = this.queue.push(frame, priority, this.overrun);
     this.charge(this.queue.bytes - before);
     if (dropped > 0) {
       if (priority) this.host.counters.drops.priorityOverflow += dropped;
@@ -161,8 +190,56 @@ export class ClientSession {
     if (b.usedBytes > b.peakBytes) b.peakBytes = b.usedBytes;
   }
 
+  /** Pauses this sender's socket until `dst` drains or maxPauseMs passes. */
+  private blockOn(dst: ClientSession): void {
+    if (this.blockedOn !== null) return;
+    this.blockedOn = dst;
+    this.blockedAt = performance.now();
+    dst.blocked.add(this);
+    this.host.counters.backpressurePauses++;
+    this.blockTimer = setTimeout(() => {
+      this.host.counters.backpressureTimeouts++;
+      dst.overrun = true;
+      this.unblock();
+    }, this.host.config.maxPauseMs);
+    this.updatePause();
+  }
+
+  /** Ends this sender's backpressure pause. */
+  private unblock(): void {
+    const dst = this.blockedOn;
+    if (dst === null) return;
+    if (this.blockTimer) clearTimeout(this.blockTimer);
+    this.blockTimer = null;
+    dst.blocked.delete(this);
+    this.blockedOn = null;
+    this.host.counters.backpressurePausedMs += Math.round(performance.now() - this.blockedAt);
+    this.updatePause();
+  }
+
+  /** This session's data lane drained (or it is gone): its paused senders go on. */
+  private releaseSenders(): void {
+    this.overrun = false;
+    for (const s of [...this.blocked]) s.unblock();
+  }
+
+  /** Pauses or resumes the socket for the rate limit and backpressure together. */
+  private updatePause(): void {
+    const want = this.rateLimited || this.blockedOn !== null;
+    if (want === this.paused || this.state === 'closed') return;
+    this.paused = want;
+    if (want) {
+      this.ws.pause();
+    } else {
+      this.lastReadAt = performance.now();
+      if (this.state === 'open') this.ws.resume();
+    }
+  }
+
   /** Gives back everything this session held (it is gone; its socket's buffer goes with it). */
   private releaseAll(): void {
+    this.unblock();
+    this.releaseSenders();
     this.host.counters.drops.clientGone += this.queue.length;
     this.queue.clear();
     this.host.budget.usedBytes -= this.held;
@@ -240,15 +317,14 @@ export class ClientSession {
   }
 
   private pauseFor(ms: number): void {
-    if (this.paused) return;
-    this.paused = true;
+    if (this.rateLimited) return;
+    this.rateLimited = true;
     this.host.counters.rateLimitPauses++;
     this.host.counters.rateLimitPausedMs += Math.round(ms);
-    this.ws.pause();
+    this.updatePause();
     setTimeout(() => {
-      this.paused = false;
-      this.lastReadAt = performance.now();
-      if (this.state === 'open') this.ws.resume();
+      this.rateLimited = false;
+      this.updatePause();
     }, Math.ceil(ms));
   }
 
@@ -377,6 +453,7 @@ export class ClientSession {
         this.lastWriteProgressAt = performance.now();
         c.framesOut += frames;
         c.bytesOut += total;
+        if ((this.blocked.size > 0 || this.overrun) && this.queue.dataLow) this.releaseSenders();
         if (this.queue.length > 0 && !this.flushScheduled) {
           this.flushScheduled = true;
           setImmediate(() => this.flush());

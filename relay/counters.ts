@@ -27,7 +27,7 @@ export function createRelayCounters() {
     drops: {
       /** send to a node key that is not connected. */
       unknownDestination: 0,
-      /** Oldest data frames dropped from a full per-client queue. */
+      /** Oldest data frames dropped from a per-client queue at its hard cap, or at its limits while overrun. */
       queueOverflow: 0,
       /** Oldest priority frames dropped from a full priority lane. */
       priorityOverflow: 0,
@@ -48,6 +48,11 @@ export function createRelayCounters() {
     replaced: 0,
     idleTimeouts: 0,
     peerGoneSent: 0,
+    /** Times a sender's socket was paused by a destination's full data lane, for how long in all (ms),
+     *  and how many of those pauses hit --max-pause (the destination then dropped instead). */
+    backpressurePauses: 0,
+    backpressurePausedMs: 0,
+    backpressureTimeouts: 0,
     /** Times a client's socket was paused by its rate limit, and for how long in all. */
     rateLimitPauses: 0,
     rateLimitPausedMs: 0,

@@ -60,6 +60,7 @@ interface RelayCliOptions {
   rateBurst: string;
   queueFrames: string;
   queueBytes: string;
+  maxPause: string;
   keepalive: string;
   idleTimeout: string;
   handshakeTimeout: string;
@@ -85,8 +86,9 @@ function buildProgram(): Command {
     .option('--key-file <file>', 'the relay\'s static key (created with mode 0600 if missing); its public half goes to the coordinator\'s --relay-key')
     .option('--rate-limit <bytes/s>', 'per-client receive rate, 0 = unlimited (suffixes k M G Ki Mi Gi)', '128Mi')
     .option('--rate-burst <bytes>', 'per-client burst', '4Mi')
-    .option('--queue-frames <n>', 'per-client queue of data frames (oldest dropped when full)', '1024')
-    .option('--queue-bytes <bytes>', 'per-client queue of data bytes', '4Mi')
+    .option('--queue-frames <n>', 'per-client queue of data frames: senders to a full queue are paused', '1024')
+    .option('--queue-bytes <bytes>', 'per-client queue of data bytes: senders to a full queue are paused', '4Mi')
+    .option('--max-pause <duration>', 'longest a full queue pauses a sender; then that queue drops its oldest frames instead', '1s')
     .option('--keepalive <duration>', 'keepalive interval, e.g. 30s', '30s')
     .option('--idle-timeout <duration>', 'close clients silent for this long', '75s')
     .option('--handshake-timeout <duration>', 'time a new client has to prove its node key', '10s')
@@ -159,6 +161,7 @@ async function runRelay(o: RelayCliOptions): Promise<void> {
       rateBurstBytes: parseBytes(o.rateBurst, '--rate-burst'),
       queueFrames: positiveInt(o.queueFrames, '--queue-frames'),
       queueBytes: parseBytes(o.queueBytes, '--queue-bytes'),
+      maxPauseMs: parseDuration(o.maxPause, '--max-pause'),
       keepaliveMs,
       idleTimeoutMs,
       handshakeTimeoutMs: parseDuration(o.handshakeTimeout, '--handshake-timeout'),

@@ -1,6 +1,9 @@
 // A client's outbound queue on the relay: two bounded lanes, priority (disco frames and the relay's
-// own control frames) always drained first. A full lane drops its oldest frames: for a VPN the
-// newest packet is the useful one, and TCP inside the tunnel retransmits what was lost.
+// own control frames) always drained first. The priority lane drops its oldest frames when full.
+// The data lane has a high-water mark (the limits) at which the session pauses the senders that
+// fill it, a low-water mark (half the limits) at which it resumes them, and a hard cap (twice the
+// limits plus one socket read: room for what a paused sender had already sent) over which it
+// drops its oldest frames.
 
 export interface SendQueueLimits {
   /** Data lane: at most this many frames... */
@@ -11,6 +14,14 @@ export interface SendQueueLimits {
   maxPriorityFrames: number;
   maxPriorityBytes: number;
 }
+
+/**
+ * The data lane's hard cap: twice its limits plus what one socket read of a paused sender can
+ * still hold (the relay parses the chunk it has; one WebSocket message is at most ~1 MiB).
+ */
+const HARD_CAP_FACTOR = 2;
+const HARD_SLACK_FRAMES = 1024;
+const HARD_SLACK_BYTES = 1024 * 1024;
 
 /** A ring of frames with a byte total. */
 class Lane {
@@ -64,7 +75,7 @@ export class SendQueue {
   private readonly priority: Lane;
 
   constructor(private readonly limits: SendQueueLimits) {
-    this.data = new Lane(limits.maxFrames + 1);
+    this.data = new Lane(Math.min(limits.maxFrames, 4096) + 1);
     this.priority = new Lane(limits.maxPriorityFrames + 1);
   }
 
@@ -76,11 +87,16 @@ export class SendQueue {
     return this.data.bytes + this.priority.bytes;
   }
 
-  /** Queues a frame; returns how many older frames of the same lane were dropped to fit it. */
-  push(frame: Uint8Array, priority: boolean): number {
+  /**
+   * Queues a frame; returns how many older frames of the same lane were dropped to fit it. A data
+   * frame is dropped at the hard cap (twice the limits plus slack), or at the limits themselves with
+   * `atHighWater` (a destination whose senders may no longer be paused).
+   */
+  push(frame: Uint8Array, priority: boolean, atHighWater = false): number {
     const lane = priority ? this.priority : this.data;
-    const maxFrames = priority ? this.limits.maxPriorityFrames : this.limits.maxFrames;
-    const maxBytes = priority ? this.limits.maxPriorityBytes : this.limits.maxBytes;
+    const hard = !priority && !atHighWater;
+    const maxFrames = priority ? this.limits.maxPriorityFrames : hard ? this.limits.maxFrames * HARD_CAP_FACTOR + HARD_SLACK_FRAMES : this.limits.maxFrames;
+    const maxBytes = priority ? this.limits.maxPriorityBytes : hard ? this.limits.maxBytes * HARD_CAP_FACTOR + HARD_SLACK_BYTES : this.limits.maxBytes;
     lane.push(frame);
     let dropped = 0;
     // The newest frame always stays, even if it alone exceeds the byte limit.
@@ -89,6 +105,16 @@ export class SendQueue {
       dropped++;
     }
     return dropped;
+  }
+
+  /** The data lane is at or over its limits: senders to it should wait. */
+  get dataFull(): boolean {
+    return this.data.length >= this.limits.maxFrames || this.data.bytes >= this.limits.maxBytes;
+  }
+
+  /** The data lane drained to half its limits or less: waiting senders may go on. */
+  get dataLow(): boolean {
+    return this.data.length <= this.limits.maxFrames / 2 && this.data.bytes <= this.limits.maxBytes / 2;
   }
 
   /** The next frame to send: priority lane first. */

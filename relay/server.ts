@@ -32,7 +32,10 @@ export interface RelayServerOptions {
   rateBytesPerSec?: number;
   /** Default 4 MiB. */
   rateBurstBytes?: number;
-  /** Per-client data lane: default 1024 frames / 4 MiB; priority lane: 256 frames / 256 KiB. */
+  /**
+   * Per-client data lane: default 1024 frames / 4 MiB (the high-water mark at which senders are
+   * paused; twice that is the hard cap); priority lane: 256 frames / 256 KiB.
+   */
   queueFrames?: number;
   queueBytes?: number;
   priorityQueueFrames?: number;
@@ -45,6 +48,8 @@ export interface RelayServerOptions {
   handshakeTimeoutMs?: number;
   /** A client that takes none of the bytes waiting for it for this long is closed; default 30 s. */
   writeTimeoutMs?: number;
+  /** A sender paused by a full destination this long is resumed and the destination drops instead; default 1 s. */
+  maxPauseMs?: number;
   /** All clients' queues together (bytes queued + handed to sockets); default 256 MiB. */
   globalQueueBytes?: number;
   /** Open TCP connections per source address; default 64. */
@@ -81,6 +86,7 @@ export async function startRelayServer(opts: RelayServerOptions): Promise<RelayS
       maxPriorityFrames: opts.priorityQueueFrames ?? 256,
       maxPriorityBytes: opts.priorityQueueBytes ?? 256 * 1024,
     },
+    maxPauseMs: opts.maxPauseMs ?? 1000,
   };
   const budget: QueueBudget = { capBytes: opts.globalQueueBytes ?? 256 * MiB, usedBytes: 0, peakBytes: 0 };
   const maxConnsPerIp = opts.maxConnsPerIp ?? 64;
@@ -161,7 +167,9 @@ export async function startRelayServer(opts: RelayServerOptions): Promise<RelayS
         return;
       }
       counters.packetsForwarded++;
-      to.enqueue(sendFrameToRecvInPlace(frame, from.nodeKey), priority);
+      const out = sendFrameToRecvInPlace(frame, from.nodeKey);
+      if (priority) to.enqueue(out, true);
+      else to.enqueueData(out, from);
     },
   };
 

@@ -2,6 +2,9 @@
 // per Gbit/s, two relay clients (agent/relay) in this process and `pinhole relay` as a real process.
 // The reference, measured in the same run: a bare Node TCP forwarder process (socket.pipe) moving
 // the same bytes — the floor for "a Node process copying a stream between two sockets".
+// Two relay paths: 'pinhole relay' keeps a window of frames in flight below the relay's queue;
+// 'pinhole relay flood' sends as fast as the sender's client takes frames (like one TCP flow that
+// does not know the relay's queue): the relay must hold the sender back, not drop (relay drops).
 //
 //   node dist/scripts/bench-relay.js [--seconds 5] [--sizes 64,1400,8000]
 // Prints a table and writes bench/results/relay-<date>.json.
@@ -23,7 +26,7 @@ const WINDOW_FRAMES = 900;
 const WARMUP_MS = 500;
 
 interface Run {
-  path: 'pinhole relay' | 'tcp pipe (reference)';
+  path: 'pinhole relay' | 'pinhole relay flood' | 'tcp pipe (reference)';
   size: number;
   seconds: number;
   bytes: number;
@@ -36,6 +39,8 @@ interface Run {
   relayCpuUtil: number;
   /** CPU of this process (both clients), for judging who the bottleneck was. */
   clientCpuUtil: number;
+  /** Data frames the relay dropped during the run (queue overflow); null for the pipe. */
+  relayDrops: number | null;
 }
 
 function cpuSeconds(pid: number): number {
@@ -60,9 +65,16 @@ async function startRelay(): Promise<{ proc: ChildProcess; url: string; key: Uin
 }
 
 /** Keeps a window of frames in flight from a to b for the given time; counts what b receives. */
-async function measureRelay(pid: number, a: RelayClient, b: RelayClient, size: number, seconds: number): Promise<Run> {
+async function relayDrops(url: string): Promise<number> {
+  const h = await (await fetch(url.replace('ws://', 'http://').replace('/relay', '/healthz'))).json() as { counters: { drops: Record<string, number> } };
+  return (h.counters.drops.queueOverflow ?? 0) + (h.counters.drops.globalBudget ?? 0);
+}
+
+/** Keeps a window of frames in flight from a to b (or floods, window = Infinity) for the given time; counts what b receives. */
+async function measureRelay(pid: number, url: string, a: RelayClient, b: RelayClient, size: number, seconds: number, flood: boolean): Promise<Run> {
   const payload = randomBytes(size);
-  const window = Math.min(WINDOW_FRAMES, Math.floor(WINDOW_BYTES / size));
+  const window = flood ? Infinity : Math.min(WINDOW_FRAMES, Math.floor(WINDOW_BYTES / size));
+  const d0 = await relayDrops(url);
   let sent = 0;
   let received = 0;
   let wake: (() => void) | null = null;
@@ -74,7 +86,7 @@ async function measureRelay(pid: number, a: RelayClient, b: RelayClient, size: n
         sent++;
         if (!a.send(b.nodeKey, payload)) await once(a, 'drain');
       }
-      await new Promise<void>((r) => { wake = r; setTimeout(r, 50); });
+      if (running) await new Promise<void>((r) => { wake = r; setTimeout(r, 50); });
     }
   })();
   await new Promise((r) => setTimeout(r, WARMUP_MS));
@@ -83,8 +95,9 @@ async function measureRelay(pid: number, a: RelayClient, b: RelayClient, size: n
   const r1 = received, c1 = cpuSeconds(pid), s1 = selfCpu(), t1 = performance.now();
   running = false;
   await pump;
+  await new Promise((r) => setTimeout(r, 200));
   off();
-  return result('pinhole relay', size, (t1 - t0) / 1000, (r1 - r0) * size, r1 - r0, c1 - c0, s1 - s0);
+  return { ...result(flood ? 'pinhole relay flood' : 'pinhole relay', size, (t1 - t0) / 1000, (r1 - r0) * size, r1 - r0, c1 - c0, s1 - s0), relayDrops: (await relayDrops(url)) - d0 };
 }
 
 function result(path: Run['path'], size: number, secs: number, bytes: number, frames: number, relayCpu: number, selfCpuSecs: number): Run {
@@ -92,7 +105,7 @@ function result(path: Run['path'], size: number, secs: number, bytes: number, fr
   return {
     path, size, seconds: secs, bytes, frames,
     mbytesPerSec: bytes / secs / 1e6, framesPerSec: frames / secs, gbitPerSec: gbit / secs,
-    relayCpuSecPerGbit: relayCpu / gbit, relayCpuUtil: relayCpu / secs, clientCpuUtil: selfCpuSecs / secs,
+    relayCpuSecPerGbit: relayCpu / gbit, relayCpuUtil: relayCpu / secs, clientCpuUtil: selfCpuSecs / secs, relayDrops: null,
   };
 }
 
@@ -157,7 +170,7 @@ async function main(): Promise<void> {
     const b = createRelayClient({ url, relayKey: key, nodePrivateKey: generatePrivateKey(), reconnect: false });
     await Promise.all([a.ready(), b.ready()]);
     for (const size of sizes) {
-      for (const run of [await measureRelay(proc.pid!, a, b, size, seconds), await measurePipe(size, seconds)]) {
+      for (const run of [await measureRelay(proc.pid!, url, a, b, size, seconds, false), await measureRelay(proc.pid!, url, a, b, size, seconds, true), await measurePipe(size, seconds)]) {
         runs.push(run);
         process.stderr.write(`${run.path} ${size} B: ${run.mbytesPerSec.toFixed(1)} MB/s\n`);
       }
@@ -170,11 +183,11 @@ async function main(): Promise<void> {
     proc.kill('SIGTERM');
   }
 
-  const head = ['path', 'size', 'MB/s', 'frames/s', 'Gbit/s', 'relay CPU s/Gbit', 'relay CPU', 'clients CPU', 'vs pipe'];
+  const head = ['path', 'size', 'MB/s', 'frames/s', 'Gbit/s', 'relay CPU s/Gbit', 'relay CPU', 'clients CPU', 'relay drops', 'vs pipe'];
   const rows = runs.map((r) => {
-    const ref = runs.find((x) => x.size === r.size && x.path !== r.path && r.path === 'pinhole relay');
+    const ref = r.path === 'tcp pipe (reference)' ? undefined : runs.find((x) => x.size === r.size && x.path === 'tcp pipe (reference)');
     return [r.path, String(r.size), r.mbytesPerSec.toFixed(1), Math.round(r.framesPerSec).toString(), r.gbitPerSec.toFixed(3),
-      r.relayCpuSecPerGbit.toFixed(3), `${(r.relayCpuUtil * 100).toFixed(0)}%`, `${(r.clientCpuUtil * 100).toFixed(0)}%`,
+      r.relayCpuSecPerGbit.toFixed(3), `${(r.relayCpuUtil * 100).toFixed(0)}%`, `${(r.clientCpuUtil * 100).toFixed(0)}%`, r.relayDrops === null ? '-' : String(r.relayDrops),
       ref ? `${(r.mbytesPerSec / ref.mbytesPerSec).toFixed(2)}x` : ''];
   });
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));

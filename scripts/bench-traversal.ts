@@ -21,7 +21,7 @@ const SITES: MeshSiteSpec[] = [
   { name: 'home', nat: 'port-restricted-cone' },
   { name: 'office', nat: 'full-cone' },
 ];
-const BAR_RELAYED_VS_DIRECT = 0.5;
+const BAR_RELAYED_VS_DIRECT = 0.8;
 const PINGS = 20;
 
 type Kind = 'direct' | 'relay';

@@ -13,7 +13,7 @@ import { newDropCounters, newHandshakeCounters } from './counters.js';
 import { decodePackedAddr, formatEndpoint } from '../tun/packed-addr.js';
 import { sendInitiation, receiveHandshake } from './handshakes.js';
 import { Peer } from './peer.js';
-import { tickPeer, TIMER_TICK_MS } from './timers.js';
+import { nextTimerDeadline, tickPeer, timerWakeDelay, TIMER_TICK_MS } from './timers.js';
 import { FastPathLink, TAKEN_BY_NATIVE, fastPathLimits } from './fast-path.js';
 import type { NativeFastPath, NativeFastPathCounters } from '../tun/native.js';
 import { TransportReceiver, TransportSender, type SlabLayout } from './transport.js';
@@ -73,7 +73,10 @@ export class Device implements DeviceContext {
   private udpLayout: SlabLayout | undefined;
   /** Packets that came through a relay, gathered into a slab of their own and run as one batch. */
   private relayed: { layout: SlabLayout; receiver: TransportReceiver; lengths: Uint32Array; addrs: Uint8Array; count: number; flushQueued: boolean } | undefined;
+  /** The one timer of the device: set for the next timer deadline (see timers.ts), at tickerAt. */
   private ticker: NodeJS.Timeout | undefined;
+  private tickerAt = Infinity;
+  private attached = false;
   private readonly underLoadThreshold: number;
   private handshakeWindowStart = 0;
   private handshakeWindowCount = 0;
@@ -130,7 +133,8 @@ export class Device implements DeviceContext {
     this.sender = new TransportSender(this, tunSlab, this.mtu);
     this.receiver = new TransportReceiver(this, udpSlab);
     this.udpLayout = udpSlab;
-    this.ticker ??= setInterval(() => this.tick(), TIMER_TICK_MS);
+    this.attached = true;
+    this.armTimers(TIMER_TICK_MS);
     // Peers with a persistent keepalive and an endpoint connect at once, like wireguard-go.
     const now = this.now();
     for (const peer of this.peers.values()) {
@@ -139,8 +143,10 @@ export class Device implements DeviceContext {
   }
 
   close(): void {
-    if (this.ticker) clearInterval(this.ticker);
+    this.attached = false;
+    if (this.ticker) clearTimeout(this.ticker);
     this.ticker = undefined;
+    this.tickerAt = Infinity;
     this.fast?.close();
     this.fast = undefined;
     for (const peer of this.peers.values()) for (const kp of peer.keypairs()) kp.wipe();
@@ -157,6 +163,7 @@ export class Device implements DeviceContext {
     peer.onChange = () => this.fast?.schedule();
     for (const cidr of cfg.allowedIps) this.allowedIps.insert(maskCidr(cidr), peer);
     this.fast?.schedule();
+    this.armTimers(TIMER_TICK_MS); // its persistent keepalive may be due at once
     return peer;
   }
 
@@ -301,8 +308,25 @@ export class Device implements DeviceContext {
   }
 
   private tick(): void {
+    this.ticker = undefined;
+    this.tickerAt = Infinity;
     const now = this.now();
-    for (const peer of this.peers.values()) tickPeer(this, peer, now);
+    let next = Infinity;
+    for (const peer of this.peers.values()) {
+      tickPeer(this, peer, now);
+      next = Math.min(next, nextTimerDeadline(this.timers, peer));
+    }
+    this.armTimers(timerWakeDelay(this.timers, next, now));
+  }
+
+  /** Evaluates the timers in `ms` at the latest (sooner if already armed sooner). */
+  private armTimers(ms: number): void {
+    if (!this.attached) return;
+    const at = performance.now() + ms;
+    if (this.ticker !== undefined && this.tickerAt <= at) return;
+    if (this.ticker !== undefined) clearTimeout(this.ticker);
+    this.tickerAt = at;
+    this.ticker = setTimeout(() => this.tick(), ms);
   }
 
   /** JS's drop counters plus the native data path's. */

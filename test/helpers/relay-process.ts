@@ -38,6 +38,9 @@ export interface RelayHealth {
     writeTimeouts: number;
     oversized: number;
     replaced: number;
+    backpressurePauses?: number;
+    backpressurePausedMs?: number;
+    backpressureTimeouts?: number;
     idleTimeouts: number;
     peerGoneSent: number;
     rateLimitPauses: number;

@@ -89,14 +89,17 @@ async function floodNeverReading(r: RelayProcess): Promise<{ peak: number; cap: 
 
 describe('relay memory limits', () => {
   test('receivers that never read: queued bytes stay under --global-queue-bytes (reference: per-client caps only)', async (t) => {
-    const perClient = ['--queue-bytes', '4Mi', '--queue-frames', '100000', '--write-timeout', '5m'];
-    const capped = await relay([...perClient, '--global-queue-bytes', '8Mi']);
+    // A full per-client queue pauses its senders (backpressure) instead of growing: with the budget
+    // (4 MiB) at one client's queue limit, the eight receivers together reach the budget long
+    // before any one of them pauses a sender; --max-pause 10ms keeps any pause short all the same.
+    const perClient = ['--queue-bytes', '4Mi', '--queue-frames', '100000', '--write-timeout', '5m', '--max-pause', '10ms'];
+    const capped = await relay([...perClient, '--global-queue-bytes', '4Mi']);
     const reference = await relay([...perClient, '--global-queue-bytes', '1Gi']);
     const c = await floodNeverReading(capped);
     const ref = await floodNeverReading(reference);
     t.diagnostic(`capped: peak ${(c.peak / MiB).toFixed(1)} MiB of ${(c.cap / MiB).toFixed(0)} MiB cap, ${c.globalDrops} frames refused at the budget, RSS +${(c.rssGrowth / MiB).toFixed(1)} MiB`);
     t.diagnostic(`reference (per-client caps only): peak ${(ref.peak / MiB).toFixed(1)} MiB, RSS +${(ref.rssGrowth / MiB).toFixed(1)} MiB; capped/reference peak ${(c.peak / ref.peak).toFixed(2)}`);
-    assert.equal(c.cap, 8 * MiB);
+    assert.equal(c.cap, 4 * MiB);
     assert.ok(c.peak <= c.cap, `peak ${c.peak} over the cap ${c.cap}`);
     assert.ok(c.globalDrops > 0, 'the budget refused frames');
     assert.ok(ref.peak > c.cap, `the reference relay held more than the cap (${ref.peak}): the load exercises it`);
@@ -165,5 +168,52 @@ describe('relay connection and priority limits', () => {
     assert.equal(h.counters.priorityDemoted, BIG);
     assert.equal(h.counters.drops.badFrame, 0);
     assert.equal(NOTICE['write-timeout'], 9);
+  });
+});
+
+describe('relay backpressure', () => {
+  const recvCount = (c: RawRelayClient): number => c.frames.filter((f) => f.type === 'recv').length;
+  async function sendAll(s: RelayClient, dst: Uint8Array, n: number, size: number): Promise<void> {
+    const payload = Buffer.alloc(size, 3);
+    for (let i = 0; i < n; i++) if (!s.send(dst, payload)) await new Promise<void>((res) => s.once('drain', () => res()));
+  }
+
+  test('one flow into a receiver that stops reading for a while: the sender is held back, nothing is dropped', async (t) => {
+    const r = await relay(['--queue-frames', '64', '--max-pause', '10s']);
+    const rx = await raw(r);
+    await rx.authenticate();
+    const s = client(r);
+    await s.ready();
+    const base = (await r.healthz()).counters;
+    rx.ws.pause();
+    const FRAMES = 8000;
+    const sending = sendAll(s, rx.keys.publicKey, FRAMES, 1200); // 9.6 MB: more than the kernel buffers and the queue hold
+    await new Promise((res) => setTimeout(res, 1500));
+    rx.ws.resume();
+    await sending;
+    await eventually(async () => assert.equal(recvCount(rx), FRAMES), 20_000, 100);
+    const h = (await r.healthz()).counters;
+    t.diagnostic(`pauses ${h.backpressurePauses! - base.backpressurePauses!} for ${h.backpressurePausedMs! - base.backpressurePausedMs!} ms`);
+    assert.equal(h.drops.queueOverflow - base.drops.queueOverflow, 0, 'no frame dropped');
+    assert.equal(s.stats.sendDrops, 0, 'nor by the sender');
+    assert.ok(h.backpressurePauses! - base.backpressurePauses! >= 1, 'the relay paused the sender');
+    assert.equal(h.backpressureTimeouts! - base.backpressureTimeouts!, 0);
+  });
+
+  test('a receiver that never reads holds its sender back at most --max-pause: the sender\'s other peer still gets through', async () => {
+    const r = await relay(['--queue-frames', '64', '--max-pause', '300ms']);
+    const stuck = await raw(r);
+    await stuck.authenticate();
+    stuck.ws.pause();
+    const good = await raw(r);
+    await good.authenticate();
+    const s = client(r);
+    await s.ready();
+    await sendAll(s, stuck.keys.publicKey, 8000, 1200);
+    await sendAll(s, good.keys.publicKey, 20, 100);
+    await eventually(async () => assert.equal(recvCount(good), 20), 10_000, 100);
+    const h = (await r.healthz()).counters;
+    assert.ok(h.backpressureTimeouts! >= 1, 'the pause hit --max-pause');
+    assert.ok(h.drops.queueOverflow > 0, 'then the stuck receiver\'s queue dropped instead');
   });
 });

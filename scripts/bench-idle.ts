@@ -1,0 +1,192 @@
+// Idle benchmark: one real managed agent in a lab namespace with N peers in its netmap (simulated
+// nodes from bench-coordinator-worker.ts that register with a real coordinator and hold their
+// streams), left alone: its CPU over --seconds (utime+stime from /proc/PID/stat) and its RSS
+// (VmRSS, VmHWM from /proc/PID/status). No traffic flows; whatever CPU it uses is timers.
+//
+//   node dist/scripts/bench-idle.js [--peers 10,100] [--seconds 60]      (root; see scripts/bench-idle)
+// Prints a table and writes bench/results/idle-<date>.json.
+import { fork, type ChildProcess } from 'node:child_process';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { createLab, type Host, type Lab } from './natlab/index.js';
+import { startCoordinator } from './tunnels/pinhole-coordinator.js';
+import { startManagedAgent } from './tunnels/pinhole-managed.js';
+import { runId } from './tunnels/keys.js';
+import { waitFor } from './tunnels/wait-for.js';
+import { processCpuSeconds } from './traversal/throughput.js';
+import type { WorkerCommand, WorkerEvent } from './bench-coordinator-worker.js';
+import { REPO_ROOT } from './tunnels/paths.js';
+
+const WORKER = fileURLToPath(new URL('./bench-coordinator-worker.js', import.meta.url));
+const BAR_IDLE_CPU_PCT = 0.1;
+const BAR_RSS_MB = 60;
+/** After the netmap arrived: let start-up work (first probes, STUN, netmap save) finish first. */
+const SETTLE_MS = 10_000;
+
+interface Row {
+  peers: number;
+  seconds: number;
+  cpuSeconds: number;
+  /** CPU over the window in percent of one core. */
+  cpuPct: number;
+  rssMB: number;
+  peakRssMB: number;
+  peersInNetmap: number;
+}
+
+function usage(msg?: string): never {
+  if (msg) process.stderr.write(`bench-idle: ${msg}\n`);
+  process.stderr.write('usage: bench-idle [--peers 10,100] [--seconds 60]\n');
+  process.exit(2);
+}
+
+function options(): { peers: number[]; seconds: number } {
+  let values;
+  try {
+    ({ values } = parseArgs({ options: { peers: { type: 'string' }, seconds: { type: 'string' }, help: { type: 'boolean', short: 'h' } } }));
+  } catch (err) {
+    return usage((err as Error).message);
+  }
+  if (values.help) usage();
+  const peers = (values.peers ?? '10,100').split(',').map(Number);
+  if (peers.some((n) => !Number.isInteger(n) || n < 1 || n > 5000)) usage('--peers: integers in 1..5000');
+  const seconds = Number(values.seconds ?? 60);
+  if (!Number.isInteger(seconds) || seconds < 1 || seconds > 3600) usage('--seconds: an integer in 1..3600');
+  return { peers, seconds };
+}
+
+/** The simulated nodes, in a worker process inside `host`'s namespace (it must reach the coordinator). */
+class SimulatedNodes {
+  private readonly child: ChildProcess;
+  private readonly waiters: ((e: WorkerEvent) => void)[] = [];
+
+  constructor(host: Host) {
+    this.child = fork(WORKER, [], {
+      execPath: 'ip', execArgv: ['netns', 'exec', host.ns, process.execPath], stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
+    this.child.on('message', (e: WorkerEvent) => {
+      if (e.ev === 'error') throw new Error(`simulated nodes: ${e.message}`);
+      this.waiters.shift()?.(e);
+    });
+  }
+
+  request<E extends WorkerEvent>(cmd: WorkerCommand): Promise<E> {
+    return new Promise((resolve) => {
+      this.waiters.push(resolve as (e: WorkerEvent) => void);
+      this.child.send(cmd);
+    });
+  }
+
+  close(): void {
+    if (this.child.connected) this.child.send({ cmd: 'close' } satisfies WorkerCommand);
+    setTimeout(() => { if (this.child.exitCode === null) this.child.kill('SIGKILL'); }, 2000).unref();
+  }
+}
+
+async function memoryMB(pid: number): Promise<{ rss: number; hwm: number }> {
+  const s = await readFile(`/proc/${pid}/status`, 'utf8');
+  const kb = (name: string): number => Number(new RegExp(`${name}:\\s+(\\d+) kB`).exec(s)?.[1] ?? NaN);
+  return { rss: kb('VmRSS') / 1024, hwm: kb('VmHWM') / 1024 };
+}
+
+async function measure(lab: Lab, peers: number, seconds: number): Promise<Row> {
+  const id = runId();
+  const coordHost = await lab.addPublicHost(`c${peers}`);
+  const agentHost = await lab.addPublicHost(`a${peers}`);
+  const coord = await startCoordinator(coordHost, {
+    extraArgs: ['--max-handshake-rate', '1000000', '--max-register-rate', '1000000', '--max-unauthenticated-per-address', '100000'],
+  });
+  const sims = new SimulatedNodes(coordHost);
+  try {
+    const authKey = await coord.createAuthKey({ reusable: true });
+    const agent = await startManagedAgent(agentHost, { tun: `pi${id}`.slice(0, 15), env: { PINHOLE_LOG_LEVEL: 'warn' } });
+    try {
+      const up = await agent.cli(['up', '--coordinator', coord.url, '--auth-key', authKey, '--hostname', 'idle'], 30_000);
+      if (up.code !== 0) throw new Error(`pinhole up failed: ${up.stderr.trim()}`);
+      await sims.request({ cmd: 'init', url: coord.url, authKey, count: peers, offset: 0, expectedPeers: peers, patches: true });
+      const reg = await sims.request<Extract<WorkerEvent, { ev: 'registered' }>>({ cmd: 'register', concurrency: 16 });
+      if (reg.failed > 0) throw new Error(`simulated nodes: ${reg.failed} registrations failed: ${reg.firstError}`);
+      const con = await sims.request<Extract<WorkerEvent, { ev: 'connected' }>>({ cmd: 'connect', concurrency: 16 });
+      if (con.failed > 0) throw new Error(`simulated nodes: ${con.failed} streams failed: ${con.firstError}`);
+      let inNetmap = 0;
+      await waitFor(`the agent's netmap holds ${peers} peers`, async () => {
+        inNetmap = (await agent.status()).peers.length;
+        return inNetmap >= peers;
+      }, 60_000, 500);
+      await new Promise((r) => setTimeout(r, SETTLE_MS));
+      const pid = agent.proc.pid;
+      const cpu0 = processCpuSeconds(pid);
+      const t0 = performance.now();
+      let peak = 0;
+      const deadline = t0 + seconds * 1000;
+      while (performance.now() < deadline) {
+        await new Promise((r) => setTimeout(r, Math.min(5000, deadline - performance.now())));
+        peak = Math.max(peak, (await memoryMB(pid)).rss);
+      }
+      const cpuSeconds = processCpuSeconds(pid) - cpu0;
+      const wall = (performance.now() - t0) / 1000;
+      const mem = await memoryMB(pid);
+      return { peers, seconds: wall, cpuSeconds, cpuPct: (100 * cpuSeconds) / wall, rssMB: mem.rss, peakRssMB: Math.max(peak, mem.hwm), peersInNetmap: inNetmap };
+    } finally {
+      await agent.stop();
+    }
+  } finally {
+    sims.close();
+    await coord.stop();
+  }
+}
+
+async function main(): Promise<number> {
+  const o = options();
+  const startedAt = new Date();
+  let lab: Lab | null = null;
+  const onSignal = (): void => { void lab?.destroy(); setTimeout(() => process.exit(130), 10_000).unref(); };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const rows: Row[] = [];
+  try {
+    lab = await createLab({ name: 'bidle' });
+    for (const n of o.peers) {
+      const r = await measure(lab, n, o.seconds);
+      process.stdout.write(`  ${n} peers: CPU ${r.cpuPct.toFixed(3)}% over ${r.seconds.toFixed(0)} s, RSS ${r.rssMB.toFixed(1)} MB (peak ${r.peakRssMB.toFixed(1)} MB)\n`);
+      rows.push(r);
+    }
+  } finally {
+    await lab?.destroy();
+  }
+  const cpuRow = rows.find((r) => r.peers === 10) ?? rows[0]!;
+  const rssRow = rows.find((r) => r.peers === 100) ?? rows[rows.length - 1]!;
+  const bars = {
+    idleCpuPct: { peers: cpuRow.peers, value: cpuRow.cpuPct, bar: BAR_IDLE_CPU_PCT, met: cpuRow.cpuPct <= BAR_IDLE_CPU_PCT },
+    rssMB: { peers: rssRow.peers, value: rssRow.rssMB, bar: BAR_RSS_MB, met: rssRow.rssMB <= BAR_RSS_MB },
+  };
+  process.stdout.write(`idle CPU with ${cpuRow.peers} peers: ${cpuRow.cpuPct.toFixed(3)}% (bar <= ${BAR_IDLE_CPU_PCT}%: ${bars.idleCpuPct.met ? 'met' : 'NOT met'})\n`);
+  process.stdout.write(`RSS with ${rssRow.peers} peers: ${rssRow.rssMB.toFixed(1)} MB (bar <= ${BAR_RSS_MB} MB: ${bars.rssMB.met ? 'met' : 'NOT met'})\n`);
+  const report = {
+    benchmark: 'idle',
+    startedAt: startedAt.toISOString(),
+    machine: { nproc: availableParallelism(), node: process.version },
+    settings: {
+      seconds: o.seconds, settleMs: SETTLE_MS,
+      topology: 'one managed agent and a coordinator on the lab internet; the peers are simulated nodes (real keys, real control streams, no WireGuard) registered with the same coordinator',
+      cpu: 'utime+stime of the agent process from /proc/PID/stat over the window, in % of one core',
+      rss: 'VmRSS at the end of the window; peak = max(VmHWM, sampled VmRSS)',
+    },
+    rows,
+    bars,
+  };
+  const dir = join(REPO_ROOT, 'bench', 'results');
+  await mkdir(dir, { recursive: true });
+  const file = join(dir, `idle-${startedAt.toISOString().replace(/\.\d+Z$/, 'Z').replace(/:/g, '-')}.json`);
+  await writeFile(file, `${JSON.stringify(report, null, 2)}\n`);
+  process.stdout.write(`wrote ${file}\n`);
+  return 0;
+}
+
+main().then((code) => { process.exitCode = code; }, (err: unknown) => {
+  process.stderr.write(`bench-idle: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exitCode = 1;
+});
