@@ -16,3 +16,19 @@ export async function moveUplink(host: Host, from: string, to: string, gateway: 
   await host.run(['ip', 'link', 'set', to, 'up']);
   await host.run(['ip', 'route', 'replace', 'default', 'via', gateway, 'dev', to]);
 }
+
+/** Epoch ms of the reply lines (`ping -D` timestamps) in ping's output. */
+export function replyTimes(output: string): number[] {
+  return [...output.matchAll(/^\[(\d+\.\d+)\] \d+ bytes from/gm)].map((m) => Math.round(Number(m[1]) * 1000));
+}
+
+/** Waits until `output()` shows a reply stamped at or after `since`; its time, or null after `ms`. */
+export async function firstReplyAfter(output: () => string, since: number, ms: number): Promise<number | null> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const t = replyTimes(output()).find((x) => x >= since);
+    if (t !== undefined) return t;
+    if (Date.now() > end) return null;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
