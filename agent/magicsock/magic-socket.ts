@@ -157,7 +157,7 @@ export class MagicSocket {
   /**
    * The host may be on another network (link monitor, or the address poll): every relay
    * connection is dialled again, direct paths are re-confirmed (traffic rides the relay until a
-   * pong), endpoints are discovered again, and every peer gets our new endpoints by call-me-maybe
+   * pong), endpoints are discovered again, and every active peer gets our new endpoints by call-me-maybe
    * through the relay so it pings them at once. The UDP socket is bound to the wildcard address
    * and needs no rebinding.
    */
@@ -173,8 +173,10 @@ export class MagicSocket {
       this.applyPath(p, now);
     }
     return this.discovery.refresh().then(() => {
+      // Idle peers learn the new endpoints from the coordinator, and probe when traffic resumes.
       const t = this.now();
       for (const p of this.byId.values()) {
+        if (!p.path.active(t)) continue;
         p.path.lastCallMeMaybeAt = 0;
         this.probe(p, t);
       }

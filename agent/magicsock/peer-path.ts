@@ -151,10 +151,9 @@ export class PeerPath {
    * The host may be on another network: the chosen path was confirmed from the old one, so it is
    * trusted again only after a new pong (the relay carries traffic meanwhile); probe at once.
    */
-  networkChanged(now: number): void {
+  networkChanged(_now: number): void {
     if (this.best !== null) { this.best = null; this.directSince = 0; this.changes++; }
     for (const c of this.candidates.values()) c.lastPingAt = 0;
-    this.lastActiveAt = Math.max(this.lastActiveAt, now);
     this.lastCallMeMaybeAt = 0;
     this.resetProbes();
   }
