@@ -3,9 +3,9 @@
 //    drops everything toward the relay pings a full-cone peer right after `up` (bar: <= 0.5 s);
 //    the same with the relay reachable, for reference;
 //  - roaming: a laptop behind a port-restricted NAT moves to a second port-restricted NAT (old
-//    link down, new link + default route up; the next try moves it back) while pinging a
-//    port-restricted peer every 100 ms both ways; time until replies come back in both
-//    directions (bar: <= 2 s).
+//    link down, new link + default route up; each try moves it to a network it never used, as a
+//    laptop entering a cafe does) while pinging a port-restricted peer every 100 ms both ways;
+//    time until replies come back in both directions (bar: <= 2 s).
 // Prints a table and writes bench/results/roaming-bench-<date>.json (with the git commit measured).
 //
 //   node dist/scripts/bench-roaming.js [--rounds 5]     (root; see scripts/bench-roaming)
@@ -78,9 +78,6 @@ async function main(): Promise<number> {
   const roaming: Array<{ up: number | null; down: number | null; both: number | null }> = [];
   try {
     mesh = await startMesh(lab, [{ name: 'easy', nat: 'full-cone' }, { name: 'peer', nat: 'port-restricted-cone' }, { name: 'laptop', nat: 'port-restricted-cone' }]);
-    const home = mesh.node('laptop').site;
-    const cafe = await lab.addSite('cafe', { nat: 'port-restricted-cone' });
-    await cafe.addUplink(mesh.node('laptop').host, 'eth1');
     await waitMeshReady(mesh, 60_000);
     for (let i = 0; i < rounds; i++) {
       relayDown.push(await firstReply(lab, mesh, `nd${i}`, false));
@@ -88,13 +85,18 @@ async function main(): Promise<number> {
       process.stdout.write(`try ${i + 1}: first reply relay unreachable ${relayDown.at(-1) ?? 'never'} ms, relay up ${relayUp.at(-1) ?? 'never'} ms\n`);
     }
     const [laptop, peer] = [mesh.node('laptop'), mesh.node('peer')];
+    let current = 'eth0';
     for (let i = 0; i < rounds; i++) {
+      // A network the laptop never used: no NAT mapping or conntrack entry left from an earlier try.
+      const cafe = await lab.addSite(`cafe${i}`, { nat: 'port-restricted-cone' });
+      const next = `eth${i + 1}`;
+      await cafe.addUplink(laptop.host, next);
       if (!(await settleDirect(laptop, peer))) process.stdout.write(`roam ${i + 1}: pair not direct before the move\n`);
-      const toCafe = i % 2 === 0;
-      const r = await roamOnce(laptop, peer, toCafe ? 'eth0' : 'eth1', toCafe ? 'eth1' : 'eth0', toCafe ? cafe.gateway : home.gateway);
+      const r = await roamOnce(laptop, peer, current, next, cafe.gateway);
+      current = next;
       const both = r.up === null || r.down === null ? null : Math.max(r.up, r.down);
       roaming.push({ ...r, both });
-      process.stdout.write(`roam ${i + 1} (${toCafe ? 'home -> cafe' : 'cafe -> home'}): laptop->peer ${r.up ?? 'never'} ms, peer->laptop ${r.down ?? 'never'} ms\n`);
+      process.stdout.write(`roam ${i + 1} (to cafe${i}): laptop->peer ${r.up ?? 'never'} ms, peer->laptop ${r.down ?? 'never'} ms\n`);
     }
   } finally {
     for (const node of mesh?.nodes.slice(3) ?? []) await node.agent.stop().catch(() => undefined);
@@ -116,7 +118,7 @@ async function main(): Promise<number> {
     settings: {
       rounds, waitMs: WAIT_MS,
       firstReply: 'new node behind a port-restricted NAT pings a full-cone peer every 50 ms right after `up`; relay unreachable = its router drops everything toward the relay host',
-      roaming: 'laptop and peer behind port-restricted NATs ping each other every 100 ms; the laptop moves to a second port-restricted NAT (old link down, new link and default route up), then back; time from the move until a reply in each direction',
+      roaming: 'laptop and peer behind port-restricted NATs ping each other every 100 ms; the laptop moves to a second port-restricted NAT (old link down, new link and default route up), each try to a network never used before; time from the move until a reply in each direction',
     },
     firstReplyRelayUnreachableMs: down,
     firstReplyRelayUpMs: up,
