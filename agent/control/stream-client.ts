@@ -123,6 +123,27 @@ export class ControlStream {
     ws?.terminate();
   }
 
+  /**
+   * The network changed: the connection may hang on an address this host no longer has and would
+   * only notice after the silence timeout. Drop it and dial again now.
+   */
+  reconnectNow(): void {
+    if (!this.running) return;
+    clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    this.opening?.abort();
+    this.opening = undefined;
+    const ws = this.ws;
+    this.ws = undefined;
+    this.endConnection();
+    ws?.removeAllListeners();
+    ws?.on('error', () => undefined);
+    ws?.terminate();
+    this.backoff.reset();
+    this.log.info('network changed: reconnecting the control stream');
+    this.connect();
+  }
+
   /** Reports the endpoints again if they changed since the last report. */
   refreshEndpoints(): void {
     if (!this.gotNetmap) return;

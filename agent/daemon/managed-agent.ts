@@ -15,6 +15,7 @@ import {
 import { deregisterNode } from '../control/deregister.js';
 import { CoordinatorUrlError, normalizeCoordinatorUrl } from '../control/coordinator-url.js';
 import { ControlStream } from '../control/stream-client.js';
+import { LinkMonitor } from '../netmon/link-monitor.js';
 import { MagicSocket, type PingResult } from '../magicsock/magic-socket.js';
 import { runNetcheck, type NetcheckReport } from '../netcheck/netcheck.js';
 import { relayStunServers } from '../magicsock/endpoint-discovery.js';
@@ -90,6 +91,7 @@ interface LiveTunnel {
   applier: NetmapApplier;
   overlay: OverlayInterface;
   stopGreeting: () => void;
+  linkMonitor: LinkMonitor;
 }
 
 export class ManagedAgent {
@@ -342,6 +344,8 @@ export class ManagedAgent {
       device, udp: tunnel.udp, tunName: tunnel.tun.name, nodePrivate: keys.nodePrivate, nodeKey: decodeKey(keys.nodeKey),
       discoSecret: keys.discoSecret, discoPublic: decodeKey(keys.discoKey), log: this.log,
       onReportChange: () => this.stream?.refreshEndpoints(),
+      // The coordinator connection may hang on an address we no longer have: dial again now.
+      onNetworkChange: () => this.stream?.reconnectNow(),
       forceRelay: process.env.PINHOLE_FORCE_RELAY === '1',
       socketMark: this.opts.socketMark.value,
     });
@@ -352,7 +356,9 @@ export class ManagedAgent {
     magic.syncPeers(peers);
     magic.start();
     const stopGreeting = handshakeOnStart(device, peers.filter((p) => p.online).map((p) => p.nodeKey));
-    this.live = { tunnel, magic, applier, overlay, stopGreeting };
+    const linkMonitor = new LinkMonitor({ ignore: [tunnel.tun.name], log: this.log, onChange: (reasons) => void magic.networkChanged(reasons) });
+    linkMonitor.start();
+    this.live = { tunnel, magic, applier, overlay, stopGreeting, linkMonitor };
     this.routing.attach(device, tunnel.tun.name, () => applier.applyAll(this.view?.peers.values() ?? []), this.view);
     this.lastError = null;
     if (this.prefs.listenPort !== tunnel.udp.port) await this.savePrefs({ ...this.prefs, listenPort: tunnel.udp.port });
@@ -361,6 +367,7 @@ export class ManagedAgent {
   private closeTunnel(): void {
     this.routing.detach();
     this.live?.stopGreeting();
+    this.live?.linkMonitor.stop();
     void this.live?.magic.close();
     this.live?.tunnel.close();
     this.live = null;

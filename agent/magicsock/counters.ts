@@ -24,6 +24,8 @@ export function newMagicCounters() {
     pongsRateLimited: 0,
     /** Peer-supplied endpoints (netmap, call-me-maybe) we refuse to probe: loopback, link-local, ours, overlay... */
     candidatesRefused: 0,
+    /** Network changes acted on (link monitor or address poll): relays redialled, endpoints re-discovered. */
+    networkChanges: 0,
     /** Datagrams that are neither WireGuard, disco nor STUN. */
     unknownDropped: 0,
   };

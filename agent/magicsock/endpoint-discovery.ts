@@ -7,7 +7,8 @@ import type { StunClient } from '../netcheck/stun-client.js';
 import { localEndpoints } from '../control/local-endpoints.js';
 
 export const RESTUN_INTERVAL_MS = 20_000;
-const LOCAL_CHECK_MS = 3000;
+/** The slow fallback poll of the local addresses (the link monitor reports changes at once). */
+const LOCAL_CHECK_MS = 10_000;
 export const DEFAULT_STUN_PORT = 3478;
 
 export interface EndpointDiscoveryOptions {
@@ -18,6 +19,8 @@ export interface EndpointDiscoveryOptions {
   /** "ip:port" STUN servers to ask (from the relay map). */
   servers: () => string[];
   onChange: (endpoints: string[]) => void;
+  /** The poll saw the local addresses change (a new network the link monitor did not report). */
+  onLocalChange?: () => void;
   log: Logger;
 }
 
@@ -62,7 +65,8 @@ export class EndpointDiscovery {
       this.opts.log.info(`local addresses changed (${now.join(', ') || 'none'}): discovering endpoints again`);
       this.local = now;
       this.publish();
-      void this.discover();
+      if (this.opts.onLocalChange) this.opts.onLocalChange();
+      else void this.discover();
     }, LOCAL_CHECK_MS);
     restun.unref();
     watch.unref();
@@ -72,6 +76,14 @@ export class EndpointDiscovery {
   stop(): void {
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
+  }
+
+  /** A new network: re-reads the local addresses and asks STUN again (after any run in flight, whose answer may be stale). */
+  async refresh(): Promise<void> {
+    this.local = localEndpoints(this.opts.port(), this.opts.exclude);
+    this.publish();
+    await this.running?.catch(() => undefined);
+    await this.discover();
   }
 
   /** Asks every STUN server for our mapping (at most one run at a time). */

@@ -43,6 +43,8 @@ export interface MagicSocketOptions {
   log: Logger;
   /** Our endpoints or home relay changed: report them to the coordinator. */
   onReportChange: () => void;
+  /** The host may be on another network: reconnect what else hangs on the old one (the control stream). */
+  onNetworkChange?: () => void;
   /** Never go direct: every peer with a relay is reached through it (benchmarks, debugging; PINHOLE_FORCE_RELAY=1). */
   forceRelay?: boolean;
   /** SO_MARK of the relay connections (socket-mark.ts); 0 or absent: unmarked. */
@@ -110,11 +112,14 @@ export class MagicSocket {
       nodePrivateKey: opts.nodePrivate, log: opts.log, socketMark: opts.socketMark,
       onRecv: (relay, src, data) => this.onRelayPacket(relay, src, data),
       onHomeChange: () => { this.opts.onReportChange(); for (const p of this.byId.values()) this.applyPath(p, this.now()); },
+      // Peers that avoided the relay while it was down use it again (their pending handshakes follow).
+      onConnect: () => { for (const p of this.byId.values()) this.applyPath(p, this.now()); },
     });
     this.discovery = new EndpointDiscovery({
       stun: this.stun, port: () => udp.port, exclude: [opts.tunName], log: opts.log,
       servers: () => [...new Set(this.relays.relays().flatMap((r) => relayStunServers(r)))],
       onChange: () => this.opts.onReportChange(),
+      onLocalChange: () => this.networkChanged(['local addresses changed (poll)']),
     });
     device.bind = this.bind;
     device.onOtherPacket = (packet, addrs, off) => this.onUdpOther(packet, addrs, off);
@@ -147,6 +152,35 @@ export class MagicSocket {
     const had = this.relays.relays().length;
     this.relays.setRelays(list);
     if (had === 0 && list.length > 0) void this.discovery.discover();
+  }
+
+  /**
+   * The host may be on another network (link monitor, or the address poll): every relay
+   * connection is dialled again, direct paths are re-confirmed (traffic rides the relay until a
+   * pong), endpoints are discovered again, and every active peer gets our new endpoints by call-me-maybe
+   * through the relay so it pings them at once. The UDP socket is bound to the wildcard address
+   * and needs no rebinding.
+   */
+  networkChanged(reasons: string[]): Promise<void> {
+    this.log.info(`network changed (${reasons.join('; ')}): reconnecting relays, re-discovering endpoints`);
+    this.counters.networkChanges++;
+    this.localAddrsAt = -Infinity;
+    this.relays.reconnectAll();
+    this.opts.onNetworkChange?.();
+    const now = this.now();
+    for (const p of this.byId.values()) {
+      p.path.networkChanged(now);
+      this.applyPath(p, now);
+    }
+    return this.discovery.refresh().then(() => {
+      // Idle peers learn the new endpoints from the coordinator, and probe when traffic resumes.
+      const t = this.now();
+      for (const p of this.byId.values()) {
+        if (!p.path.active(t)) continue;
+        p.path.lastCallMeMaybeAt = 0;
+        this.probe(p, t);
+      }
+    });
   }
 
   relayStatus(): RelayStatusJson[] {
@@ -348,6 +382,10 @@ export class MagicSocket {
         this.counters.callMeMaybeReceived++;
         p.path.lastActiveAt = now;
         if (!p.path.direct(now)) p.path.resetProbes();
+        // The peer may have moved (a new network): is our path to it still alive? A missed pong
+        // makes it suspect within SUSPECT_AFTER_MS, and one of the endpoints below takes over.
+        const cur = p.path.best;
+        if (cur && !this.opts.forceRelay && now - cur.lastPingAt >= MIN_PING_GAP_MS) this.sendPing(p, cur, now);
         for (const e of this.opts.forceRelay ? [] : msg.endpoints) {
           const packed = discoToPacked(e);
           if (!packed || !this.probeable(p, packed, 'call-me-maybe', now)) continue;
@@ -441,19 +479,27 @@ export class MagicSocket {
     return this.relays.homeRelay;
   }
 
-  /** Points the WireGuard peer at the path the selector wants. */
+  /**
+   * Points the WireGuard peer at the path the selector wants: the confirmed direct endpoint, else
+   * the relay, unless the relay is down (then a candidate: a handshake sent to a dead relay waits
+   * REKEY_TIMEOUT for its retry). A handshake still pending when the path changes is sent again
+   * on the new path at once.
+   */
   private applyPath(p: DiscoPeer, now: number): void {
     const best = p.path.direct(now);
-    const relay = this.relayFor(p);
+    let relay = this.relayFor(p);
+    const firstCandidate = p.path.candidates.values().next().value?.packed;
+    if (!best && relay && firstCandidate && !this.opts.forceRelay && this.relays.down(relay)) relay = null;
     let want: Uint8Array | undefined;
     if (best) want = best.packed;
     else if (relay) want = p.relayAddr;
-    else want = p.path.candidates.values().next().value?.packed ?? p.wg.endpoint;
+    else want = firstCandidate ?? p.wg.endpoint;
     const cur = p.wg.endpoint;
     if (want && (!cur || !packedAddrEquals(cur, 0, want, 0))) {
       const wasRelay = cur !== undefined && cur[0] === p.relayAddr[0];
       p.wg.endpoint = want;
       if (!best && relay && !wasRelay) this.log.info(`${p.name}: path via relay ${relay}`);
+      this.opts.device.resendInitiation(p.wg, now);
     }
     p.relayInUse = best ? null : relay;
   }

@@ -147,6 +147,17 @@ export class PeerPath {
     return now - this.lastProbeAt >= gap;
   }
 
+  /**
+   * The host may be on another network: the chosen path was confirmed from the old one, so it is
+   * trusted again only after a new pong (the relay carries traffic meanwhile); probe at once.
+   */
+  networkChanged(_now: number): void {
+    if (this.best !== null) { this.best = null; this.directSince = 0; this.changes++; }
+    for (const c of this.candidates.values()) c.lastPingAt = 0;
+    this.lastCallMeMaybeAt = 0;
+    this.resetProbes();
+  }
+
   /** Start the quick probe schedule again (path lost, peer asked us to call, traffic after a pause). */
   resetProbes(): void {
     this.probesSinceReset = 0;

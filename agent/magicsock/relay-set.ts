@@ -25,6 +25,8 @@ export interface RelaySetOptions {
   onRecv: (relay: string, src: Uint8Array, data: Uint8Array) => void;
   /** The home relay changed (report it to the coordinator). */
   onHomeChange: (name: string | null) => void;
+  /** Relay `name` (re)connected: paths that avoided it while it was down may use it again. */
+  onConnect?: (name: string) => void;
 }
 
 export interface RelayStatusJson {
@@ -129,6 +131,17 @@ export class RelaySet {
     return this.slots.get(name)?.client.connected ?? false;
   }
 
+  /** True when relay `name` failed to connect (or lost its connection) and has not come back. */
+  down(name: string): boolean {
+    return this.slots.get(name)?.client.down ?? false;
+  }
+
+  /** The network changed: every relay connection is dialled again at once. */
+  reconnectAll(): void {
+    for (const slot of this.slots.values()) slot.client.reconnectNow();
+    if (this.home) this.slot(this.home);
+  }
+
   /** Round trip to relay `name` over its connection (connecting if needed). */
   async latencyTo(name: string, signal?: AbortSignal): Promise<number> {
     const slot = this.slot(name);
@@ -204,6 +217,7 @@ export class RelaySet {
       this.opts.log.info(`connected to relay ${name} (${entry.url})`);
       const now = Date.now();
       for (const p of slot.pending.splice(0)) if (now - p.at <= PENDING_MAX_AGE_MS) client.send(p.dst, p.data, { priority: p.priority });
+      this.opts.onConnect?.(name);
     });
     client.on('disconnect', (d) => {
       if (d.refused) {

@@ -137,6 +137,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   private authenticated = false;
   private closed = false;
   private attempt = 0;
+  private failedSinceConnect = false;
   private reconnectTimer: NodeJS.Timeout | null = null;
   private keepaliveTimer: NodeJS.Timeout | null = null;
   private connectTimer: NodeJS.Timeout | null = null;
@@ -167,6 +168,27 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   /** True while authenticated to the relay. */
   get connected(): boolean {
     return this.authenticated;
+  }
+
+  /**
+   * True when not connected and a dial has failed (or a connection was lost) since the last
+   * connection: packets sent now would wait for a relay that may never come back.
+   */
+  get down(): boolean {
+    return !this.authenticated && this.failedSinceConnect;
+  }
+
+  /**
+   * The network changed: the connection may hang on an address this host no longer has. Drop it
+   * and dial again at once (the backoff starts over).
+   */
+  reconnectNow(): void {
+    if (this.closed) return;
+    this.attempt = 0;
+    const ws = this.ws;
+    if (ws) { ws.terminate(); return; } // its 'close' tears down and schedules a reconnect at the minimum delay
+    if (this.reconnectTimer) { clearTimeout(this.reconnectTimer); this.reconnectTimer = null; }
+    this.open();
   }
 
   /** Resolves once connected (at once if already); rejects when closed, aborted or the relay is refused. */
@@ -362,6 +384,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
           this.authenticated = true;
           this.refusal = null;
           this.attempt = 0;
+          this.failedSinceConnect = false;
           this.stats.connects++;
           this.serverInfo = {
             relayKey: Uint8Array.from(this.opts.relayKey), keepaliveMs: f.keepaliveMs, idleTimeoutMs: f.idleTimeoutMs,
@@ -464,6 +487,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     this.batchLen = 0;
     for (const p of [...this.pings.values()]) p.reject(new RelayNotConnectedError('relay connection lost'));
     const willReconnect = !this.closed && this.opts.reconnect !== false;
+    this.failedSinceConnect = true;
     const refused = this.pendingRefusal;
     this.pendingRefusal = null;
     // Failed attempts while reconnecting are silent; losing a connection, a refusal either side

@@ -2,7 +2,7 @@
 // native TUN/UDP batches and the handshake, transport and timer code.
 import { randomInt } from 'node:crypto';
 import { AllowedIps } from '../../proto/wireguard/allowed-ips.js';
-import { DEFAULT_TIMERS, type WireGuardTimers } from '../../proto/wireguard/constants.js';
+import { DEFAULT_TIMERS, MAX_INITIATIONS_PER_SECOND, type WireGuardTimers } from '../../proto/wireguard/constants.js';
 import { localIdentity, remoteIdentity, type LocalIdentity } from '../../proto/wireguard/handshake.js';
 import { CookieChecker } from '../../proto/wireguard/macs.js';
 import { messageType } from '../../proto/wireguard/messages.js';
@@ -45,6 +45,12 @@ export interface PeerConfig {
   name?: string;
 }
 
+/**
+ * Two initiations to one peer at least this far apart: the responder refuses a second one within
+ * 1000 / MAX_INITIATIONS_PER_SECOND ms and answers only the first, whose state we would have replaced.
+ */
+export const RESEND_INITIATION_GAP_MS = 2 * (1000 / MAX_INITIATIONS_PER_SECOND) + 10;
+
 /** Called with packets on the UDP socket that are not WireGuard (disco, STUN). */
 export type OtherPacketHandler = (packet: Uint8Array, addrs: Uint8Array, addrOff: number) => void;
 
@@ -81,6 +87,8 @@ export class Device implements DeviceContext {
   private handshakeWindowStart = 0;
   private handshakeWindowCount = 0;
   private underLoadUntil = 0;
+  /** Initiations to resend once RESEND_INITIATION_GAP_MS has passed (resendInitiation). */
+  private readonly resendTimers = new Map<Peer, NodeJS.Timeout>();
 
   constructor(opts: DeviceOptions) {
     this.identity = localIdentity(Uint8Array.from(opts.privateKey), publicKeyFromPrivate(opts.privateKey));
@@ -147,6 +155,8 @@ export class Device implements DeviceContext {
     if (this.ticker) clearTimeout(this.ticker);
     this.ticker = undefined;
     this.tickerAt = Infinity;
+    for (const t of this.resendTimers.values()) clearTimeout(t);
+    this.resendTimers.clear();
     this.fast?.close();
     this.fast = undefined;
     for (const peer of this.peers.values()) for (const kp of peer.keypairs()) kp.wipe();
@@ -265,6 +275,24 @@ export class Device implements DeviceContext {
     if (peer.retransmitDueAt !== 0) return; // an attempt is already running; its timer retries
     if (now - peer.lastInitiationSentAt < this.timers.REKEY_TIMEOUT) return;
     sendInitiation(this, peer, now);
+  }
+
+  /**
+   * The peer's path changed while an initiation is outstanding (it may have gone to a relay that is
+   * down): send it again on the new path now, or as soon as the responder's rate limit allows,
+   * instead of waiting REKEY_TIMEOUT for the retransmit timer. No-op without an outstanding one.
+   */
+  resendInitiation(peer: Peer, now: number): void {
+    if (peer.retransmitDueAt === 0 || this.resendTimers.has(peer)) return;
+    const wait = peer.lastInitiationSentAt + RESEND_INITIATION_GAP_MS - now;
+    if (wait <= 0) { sendInitiation(this, peer, now); return; }
+    const timer = setTimeout(() => {
+      this.resendTimers.delete(peer);
+      const t = this.now();
+      if (peer.retransmitDueAt !== 0 && this.peers.get(peer.publicKeyBase64) === peer && t - peer.lastInitiationSentAt >= RESEND_INITIATION_GAP_MS) sendInitiation(this, peer, t);
+    }, wait);
+    timer.unref();
+    this.resendTimers.set(peer, timer);
   }
 
   flushStaged(peer: Peer, now: number): void {

@@ -124,6 +124,23 @@ export class Site {
     return host;
   }
 
+  /**
+   * Connects `host` (an inside host of another site) to this site's LAN as a second uplink
+   * `ifName`, with an address here but the link down and no route: a laptop that can move from
+   * its first site to this one (roaming tests). Returns its address on this LAN.
+   */
+  async addUplink(host: Host, ifName: string): Promise<string> {
+    const k = this.nextHost++;
+    if (k > 254) throw new Error(`site ${this.name} LAN is full`);
+    const ip = `198.18.${this.index}.${k}`;
+    const port = `l${this.ctx.runId}-${k}`;
+    await createVethPair(host.ns, ifName, this.router.ns, port);
+    await ipIn(this.router.ns, ['link', 'set', port, 'master', LAN]);
+    await addAddress(host.ns, ifName, `${ip}/24`);
+    await ipIn(host.ns, ['link', 'set', ifName, 'down']);
+    return ip;
+  }
+
   /** Adds a port forward on the router (and through the CGN with doubleNat) and reloads the rules. */
   async addForward(f: PortForward): Promise<void> {
     this.forwards.push(this.resolve(f));

@@ -107,3 +107,20 @@ test('while the chosen path is suspect, an endpoint that answered since takes ov
   assert.equal(p.direct(2100), old);
   assert.equal(p.direct(2000 + SUSPECT_AFTER_MS), fresh);
 });
+
+test('a network change drops the direct path until a new pong and starts quick probing', () => {
+  const p = new PeerPath();
+  p.setNetmapEndpoints([ep('198.51.100.1')], 0);
+  const c = p.candidates.get('198.51.100.1:41641')!;
+  p.onPong(c, 3, 100);
+  c.lastPingAt = 900;
+  p.lastProbeAt = 900;
+  assert.equal(p.direct(1000), c);
+  p.networkChanged(1000);
+  assert.equal(p.direct(1000), null, 'trusted again only after a pong from the new network');
+  assert.equal(p.probeDue(1000), true);
+  assert.deepEqual(p.probeTargets(1000), [c], 'every candidate is pinged at once');
+  assert.equal(p.lastCallMeMaybeAt, 0);
+  assert.equal(p.onPong(c, 4, 1010), true);
+  assert.equal(p.direct(1010), c);
+});

@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ipv4Packet, makeWire } from '../helpers/memory-link.js';
 import { randomBytes } from 'node:crypto';
+import { RESEND_INITIATION_GAP_MS } from '../../agent/wireguard/device.js';
 
 const A_IP = '100.64.0.1';
 const B_IP = '100.64.0.2';
@@ -129,5 +130,29 @@ test('a staged packet survives later batches overwriting the TUN slab', () => {
     held = [];
     for (const d of pending) w.inject(w.b, w.a.addr, d);
     assert.deepEqual(w.b.delivered[0], first);
+  } finally { w.close(); }
+});
+
+test('an initiation lost on a dead path is resent at once when the path changes, not after REKEY_TIMEOUT', async () => {
+  const w = makeWire();
+  try {
+    const hold = w.filter;
+    w.filter = () => []; // the first initiation goes to a relay that is down
+    w.sendIp(w.a, ipv4Packet(A_IP, B_IP, Buffer.from('first')));
+    assert.equal(w.a.device.handshakes.initiationsSent, 1);
+    assert.equal(w.b.device.handshakes.initiationsReceived, 0);
+    w.filter = hold; // a direct path is confirmed
+    const peer = [...w.a.device.peers.values()][0]!;
+    // Too soon after the first (the responder's rate limit): deferred, not dropped.
+    w.a.device.resendInitiation(peer, peer.lastInitiationSentAt + 1);
+    assert.equal(w.a.device.handshakes.initiationsSent, 1);
+    await new Promise((r) => setTimeout(r, RESEND_INITIATION_GAP_MS + 30));
+    w.pump();
+    assert.equal(w.a.device.handshakes.initiationsSent, 2);
+    assert.equal(w.a.device.handshakes.completed, 1);
+    assert.deepEqual(w.b.delivered[0]?.subarray(20).toString(), 'first');
+    // Nothing outstanding any more: a later path change sends nothing.
+    w.a.device.resendInitiation(peer, w.a.device.now() + 1000);
+    assert.equal(w.a.device.handshakes.initiationsSent, 2);
   } finally { w.close(); }
 });
