@@ -104,7 +104,7 @@ export function createAgentMetrics(src: AgentMetricsSource): AgentMetrics {
     return [[{ engine: 'native', direction: 'tx' }, d.nativeTx], [{ engine: 'native', direction: 'rx' }, d.nativeRx],
       [{ engine: 'js', direction: 'tx' }, d.leftToJsOut], [{ engine: 'js', direction: 'rx' }, d.leftToJsIn]];
   });
-  gaugeFrom(r, 'pinhole_relay_connection_up', 'Connected to the relay (1) or not (0), by relay name', ['relay', 'home'], () =>
+  gaugeFrom(r, 'pinhole_agent_relay_connected', 'Connected to the relay (1) or not (0), by relay name', ['relay', 'home'], () =>
     (status().relays ?? []).map((x) => [{ relay: x.name, home: x.home ? 'true' : 'false' }, x.connected ? 1 : 0] as const));
   gaugeFrom(r, 'pinhole_nat_type', 'NAT behaviour (RFC 4787) from the last `pinhole netcheck`: 1 on the reported one; "unknown" before any run', ['mapping', 'filtering'], () => {
     const n = src.netcheck();

@@ -132,7 +132,7 @@ describe('Prometheus scrapes agent, coordinator and relay', { timeout: 120_000 }
   test('relay clients, coordinator nodes online and registrations', async () => {
     // Each agent keeps a connection to its home relay.
     await eventually('two relay clients', 'pinhole_relay_clients{job="relay"}', (v) => v === 2);
-    await eventually('agents see their relay connected', 'sum(pinhole_relay_connection_up{job="agent",relay="lab"})', (v) => v === 2);
+    await eventually('agents see their relay connected', 'sum(pinhole_agent_relay_connected{job="agent",relay="lab"})', (v) => v === 2);
     assert.equal(await value('pinhole_coordinator_nodes_online'), 2);
     assert.equal(await value('pinhole_coordinator_nodes'), 2);
     assert.equal(await value('pinhole_coordinator_streams'), 2);
