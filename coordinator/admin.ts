@@ -40,6 +40,14 @@ export interface AdminDeps {
   registry: NodeRegistry;
   policy: AccessPolicy;
   stats: () => CoordinatorStats;
+  /** Counted refusals of the guard (metrics). */
+  refusals: AdminRefusals;
+}
+
+export interface AdminRefusals { relayCredential: number; disabled: number; missingToken: number; badToken: number }
+
+export function newAdminRefusals(): AdminRefusals {
+  return { relayCredential: 0, disabled: 0, missingToken: 0, badToken: 0 };
 }
 
 export function hashAdminToken(token: string): Buffer {
@@ -72,12 +80,13 @@ function routeList(registry: NodeRegistry): RouteInfo[] {
 export function adminRoutes(deps: AdminDeps): Route[] {
   const guard = (req: ApiRequest): void => {
     const caller = requireCaller(req);
-    if (deps.isRelayKey(caller.key)) throw new ForbiddenError('a relay\'s credential may only look up members');
-    if (!deps.tokenHash) throw new ForbiddenError('admin API disabled: start the coordinator with --admin-token-file FILE');
+    const { refusals } = deps;
+    if (deps.isRelayKey(caller.key)) { refusals.relayCredential++; throw new ForbiddenError('a relay\'s credential may only look up members'); }
+    if (!deps.tokenHash) { refusals.disabled++; throw new ForbiddenError('admin API disabled: start the coordinator with --admin-token-file FILE'); }
     const header = req.headers.authorization;
     const m = typeof header === 'string' ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
-    if (!m) throw new UnauthorizedError('missing admin token (Authorization: Bearer TOKEN)');
-    if (!timingSafeEqual(hashAdminToken(m[1]!), deps.tokenHash)) throw new UnauthorizedError('bad admin token');
+    if (!m) { refusals.missingToken++; throw new UnauthorizedError('missing admin token (Authorization: Bearer TOKEN)'); }
+    if (!timingSafeEqual(hashAdminToken(m[1]!), deps.tokenHash)) { refusals.badToken++; throw new UnauthorizedError('bad admin token'); }
     caller.authenticated();
   };
   const admin = (method: Route['method'], path: string, handle: Route['handle']): Route => ({

@@ -5,7 +5,9 @@ import type { AddressInfo } from 'node:net';
 import type { RelayInfo } from '../proto/control/schemas.js';
 import { AccessPolicy } from './access-policy.js';
 import { AddressRateLimiter } from './address-limits.js';
-import { adminRoutes, hashAdminToken } from './admin.js';
+import { adminRoutes, hashAdminToken, newAdminRefusals } from './admin.js';
+import { startMetricsServer, type MetricsListen, type MetricsServer } from '../metrics/http-server.js';
+import { createCoordinatorMetrics, type CoordinatorMetrics } from './metrics.js';
 import { AuthKeys } from './authkeys.js';
 import { ControlChannels, DEFAULT_CONTROL_LIMITS, type ControlLimits } from './control-channels.js';
 import type { Logger } from './log.js';
@@ -16,6 +18,7 @@ import { createChannelServer, createPublicServer, nodeRoutes, type TlsFiles } fr
 import { ServerKeys } from './server-keys.js';
 import { SqliteStore } from './store/sqlite.js';
 import { StreamServer } from './stream.js';
+import { newRegistrationOutcomes } from './registration.js';
 
 export interface CoordinatorOptions {
   host: string;
@@ -38,6 +41,8 @@ export interface CoordinatorOptions {
   registerPerSecond?: number;
   /** Serve HTTPS with the operator's certificate instead of HTTP. */
   tls?: TlsFiles | null;
+  /** Serve Prometheus metrics here (plain HTTP, GET /metrics). */
+  metricsListen?: MetricsListen | null;
   log: Logger;
 }
 
@@ -47,6 +52,8 @@ export interface Coordinator {
   fingerprint: string;
   host: string;
   port: number;
+  /** http://HOST:PORT/metrics, or null without metricsListen. */
+  metricsUrl: string | null;
   close(): Promise<void>;
 }
 
@@ -63,24 +70,33 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
   const registry = new NodeRegistry(store, snap.nodes, snap.lastNodeId, {
     nodeKeyExpiryMs: opts.nodeKeyExpiryMs, ephemeralTimeoutMs: opts.ephemeralTimeoutMs, log,
   });
-  const netmap = new NetmapHub(registry, { flushMs: opts.flushMs, relays: opts.relays, log });
+  let streams: StreamServer;
+  let channels: ControlChannels;
+  const adminRefusals = newAdminRefusals();
+  const metrics: CoordinatorMetrics | null = opts.metricsListen ? createCoordinatorMetrics({
+    registry: () => registry, streams: () => streams, netmap: (): NetmapHub => netmap, channels: () => channels,
+    registration: () => registration, adminRefusals: () => adminRefusals,
+  }) : null;
+  const netmap: NetmapHub = new NetmapHub(registry, {
+    flushMs: opts.flushMs, relays: opts.relays, log, ...(metrics ? { onFanOut: (ms: number, n: number) => metrics.observeFanOut(ms, n) } : {}),
+  });
   const policy = new AccessPolicy(store, registry, netmap, snap.policy, Date.now, (message) => log.warn(message));
   const relayKeys = new Set(opts.relays.flatMap((r) => (r.key ? [r.key] : [])));
   const isRelayKey = (key: string): boolean => relayKeys.has(key);
-  const streams = new StreamServer({ registry, netmap, keepaliveMs: opts.keepaliveMs, log });
+  streams = new StreamServer({ registry, netmap, keepaliveMs: opts.keepaliveMs, log });
   const tokenHash = opts.adminToken === null ? null : hashAdminToken(opts.adminToken);
   const registerPerSecond = opts.registerPerSecond ?? 5;
   const registration = {
     registry, authKeys,
     registerRate: new AddressRateLimiter({ perSecond: registerPerSecond, burst: registerPerSecond * 10 }),
     refusals: { registerRate: 0, wrongNodeKey: 0 },
+    outcomes: newRegistrationOutcomes(),
   };
-  let channels: ControlChannels;
   const inner = createChannelServer([
     ...nodeRoutes(registration),
     ...relayAuthorizationRoutes({ isRelayKey, registry }),
     ...adminRoutes({
-      tokenHash, authKeys, registry, policy, isRelayKey, keys,
+      tokenHash, authKeys, registry, policy, isRelayKey, keys, refusals: adminRefusals,
       closeChannelsOn: (key) => channels.closeChannelsOn(key),
       stats: () => ({
         nodes: registry.size,
@@ -115,13 +131,26 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
       });
     });
   } catch (err) {
+    await stopEverything();
+    throw err;
+  }
+  let metricsServer: MetricsServer | null = null;
+  if (metrics && opts.metricsListen) {
+    try {
+      metricsServer = await startMetricsServer({ ...opts.metricsListen, registry: metrics.registry, onError: (err) => log.error({ err: err.message }, 'metrics collection failed') });
+    } catch (err) {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await stopEverything();
+      throw err;
+    }
+  }
+  async function stopEverything(): Promise<void> {
     clearInterval(sweep);
     clearInterval(liveness);
     streams.close();
     netmap.close();
     registry.close();
     await store.close();
-    throw err;
   }
   const addr = server.address() as AddressInfo;
   const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
@@ -133,12 +162,14 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
     fingerprint: keys.current.fingerprint,
     host: addr.address,
     port: addr.port,
+    metricsUrl: metricsServer?.url ?? null,
     close: () => {
       closing ??= (async () => {
         clearInterval(sweep);
         clearInterval(liveness);
         streams.close();
         netmap.close();
+        await metricsServer?.close();
         await new Promise<void>((resolve) => {
           server.close(() => resolve());
           server.closeAllConnections();

@@ -9,6 +9,7 @@ import { parseDuration } from '../proto/control/duration.js';
 import { startCoordinator, type CoordinatorOptions } from './coordinator.js';
 import { createLogger } from './log.js';
 import { buildRelayMap, RelayMapError } from './relay-map.js';
+import { MetricsListenError, parseMetricsListen, type MetricsListen } from '../metrics/http-server.js';
 
 class UsageError extends Error {
   override readonly name = 'UsageError';
@@ -64,6 +65,16 @@ function readTls(cert: string | undefined, key: string | undefined): { cert: Buf
   return { cert: read('--tls-cert', cert), key: read('--tls-key', key) };
 }
 
+function metricsListen(text: string | undefined): MetricsListen | null {
+  if (text === undefined) return null;
+  try {
+    return parseMetricsListen(text);
+  } catch (err) {
+    if (err instanceof MetricsListenError) throw new UsageError(err.message);
+    throw err;
+  }
+}
+
 function positive(flag: string, text: string): number {
   const n = Number(text);
   if (!Number.isFinite(n) || n <= 0) throw new UsageError(`${flag}: expected a positive number, got ${JSON.stringify(text)}`);
@@ -75,6 +86,7 @@ interface Flags {
   tlsCert?: string; tlsKey?: string; maxHandshakeRate: string; maxRegisterRate: string;
   maxUnauthenticated: string; maxUnauthenticatedPerAddress: string;
   nodeKeyExpiry: string; ephemeralTimeout: string; streamKeepalive: string; flushInterval: string;
+  metricsListen?: string;
 }
 
 async function run(flags: Flags): Promise<void> {
@@ -104,6 +116,7 @@ async function run(flags: Flags): Promise<void> {
     ephemeralTimeoutMs: durationFlag('--ephemeral-timeout', flags.ephemeralTimeout)!,
     keepaliveMs: Math.max(100, durationFlag('--stream-keepalive', flags.streamKeepalive)!),
     flushMs: Math.max(1, durationFlag('--flush-interval', flags.flushInterval)!),
+    metricsListen: metricsListen(flags.metricsListen),
   };
   const coordinator = await startCoordinator(opts);
   process.stdout.write(`pinhole coordinator listening on ${coordinator.url}\npinhole coordinator key ${coordinator.fingerprint}\n`);
@@ -140,6 +153,7 @@ function buildProgram(): Command {
     .option('--max-register-rate <n>', 'registrations per second per source address (burst: 10 s worth)', '5')
     .option('--max-unauthenticated <n>', 'control channels that have not yet authenticated, in all', '4096')
     .option('--max-unauthenticated-per-address <n>', 'control channels that have not yet authenticated, per source address', '64')
+    .option('--metrics-listen <host:port>', 'serve Prometheus metrics at http://HOST:PORT/metrics (plain HTTP: localhost or a management network)')
     .action(run);
   return program;
 }

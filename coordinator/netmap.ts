@@ -33,6 +33,11 @@ export interface NetmapOptions {
   flushMs: number;
   relays: RelayInfo[];
   log: Logger;
+  /**
+   * After each flush that sent deltas: ms from the first change it carries being queued to the
+   * last recipient's delta handed to its socket, and how many recipients got one (metrics).
+   */
+  onFanOut?: (ms: number, recipients: number) => void;
 }
 
 interface Subscriber {
@@ -75,6 +80,8 @@ export class NetmapHub {
   private flushing = false;
   /** Not before this time (performance clock, ms): set from the last flush's cost. */
   private nextFlushNotBefore = 0;
+  /** When the oldest change not yet flushed was queued (performance clock, ms); null: none waiting. */
+  private pendingSince: number | null = null;
   private closed = false;
   readonly stats = { flushes: 0, deltas: 0, deltaBytes: 0, netmaps: 0, netmapBytes: 0, skippedBehind: 0 };
 
@@ -307,6 +314,7 @@ export class NetmapHub {
     if (this.flushTimer || this.flushing || this.closed) return;
     if (this.dirty.size === 0 && this.broadcastUpserts.size === 0 && this.broadcastRemovals.size === 0) return;
     const delay = Math.max(this.opts.flushMs, this.nextFlushNotBefore - performance.now());
+    this.pendingSince ??= performance.now();
     this.flushTimer = setTimeout(() => {
       this.flushTimer = null;
       void this.flush();
@@ -317,6 +325,8 @@ export class NetmapHub {
   private async flush(): Promise<void> {
     this.flushing = true;
     const started = performance.now();
+    const queuedAt = this.pendingSince ?? started;
+    this.pendingSince = null;
     const ups = this.broadcastUpserts;
     const rems = this.broadcastRemovals;
     this.broadcastUpserts = new Map();
@@ -349,6 +359,7 @@ export class NetmapHub {
       this.nextFlushNotBefore = ended + Math.min(MAX_FLUSH_DELAY_MS, LOAD_FACTOR * cost);
       this.flushing = false;
       if (sent > 0) {
+        this.opts.onFanOut?.(ended - queuedAt, sent);
         const cpu = process.cpuUsage(cpu0);
         this.opts.log.debug({ recipients: sent, changes: ups.size + rems.size, ms: Math.round(cost), cpuMs: Math.round((cpu.user + cpu.system) / 1000) }, 'netmap flush');
       }

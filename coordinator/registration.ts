@@ -24,6 +24,19 @@ export interface RegistrationDeps {
   registerRate: AddressRateLimiter;
   /** Counted refusals (stats). */
   refusals: { registerRate: number; wrongNodeKey: number };
+  /** Every registration's outcome (metrics): created, updated, or refused with its HTTP status. */
+  outcomes: RegistrationOutcomes;
+}
+
+export interface RegistrationOutcomes {
+  created: number;
+  updated: number;
+  /** HTTP status → count (400 malformed, 401 no/bad auth key or key, 403 expired, 409 in progress, 429 rate). */
+  refused: Map<number, number>;
+}
+
+export function newRegistrationOutcomes(): RegistrationOutcomes {
+  return { created: 0, updated: 0, refused: new Map() };
 }
 
 /** The request must be about the channel's own key: that is what the handshake proved. */
@@ -51,6 +64,15 @@ function canonicalRoutes(routes: string[]): string[] {
 }
 
 export async function register(body: unknown, caller: ChannelCaller, deps: RegistrationDeps): Promise<RegisterResponse> {
+  try {
+    return await registerOnce(body, caller, deps);
+  } catch (err) {
+    if (err instanceof RequestRefusedError) deps.outcomes.refused.set(err.status, (deps.outcomes.refused.get(err.status) ?? 0) + 1);
+    throw err;
+  }
+}
+
+async function registerOnce(body: unknown, caller: ChannelCaller, deps: RegistrationDeps): Promise<RegisterResponse> {
   const wait = deps.registerRate.take(caller.address);
   if (wait > 0) {
     deps.refusals.registerRate++;
@@ -72,7 +94,7 @@ export async function register(body: unknown, caller: ChannelCaller, deps: Regis
     throw new ForbiddenError('node key expired: re-authenticate with an auth key');
   }
   try {
-    const { node } = await deps.registry.register({
+    const { node, created } = await deps.registry.register({
       nodeKey: req.nodeKey,
       discoKey: req.discoKey,
       hostname: req.hostname,
@@ -81,6 +103,8 @@ export async function register(body: unknown, caller: ChannelCaller, deps: Regis
       authKey: use?.key ?? null,
     });
     use?.commit();
+    if (created) deps.outcomes.created++;
+    else deps.outcomes.updated++;
     caller.authenticated();
     return { node: selfOf(node) };
   } finally {

@@ -11,6 +11,8 @@ import { createCoordinatorAuthorizer } from './authorizer.js';
 import { coordinatorLookup, resolveCoordinatorKey } from './coordinator-channel.js';
 import { loadOrCreateRelayKey, RelayKeyFileError } from './key-file.js';
 import { createLogger } from './log.js';
+import { MetricsListenError, parseMetricsListen, startMetricsServer, type MetricsServer } from '../metrics/http-server.js';
+import { createRelayMetrics } from './metrics.js';
 import { startRelayServer } from './server.js';
 
 class UsageError extends Error {
@@ -41,6 +43,15 @@ export function parseDuration(s: string, what: string): number {
   return Math.round(Number(m[1]) * (m[2] === 'ms' ? 1 : m[2] === 's' ? 1000 : 60_000));
 }
 
+function metricsAddress(text: string): { host: string; port: number } {
+  try {
+    return parseMetricsListen(text);
+  } catch (err) {
+    if (err instanceof MetricsListenError) throw new UsageError(err.message);
+    throw err;
+  }
+}
+
 function positiveInt(s: string, what: string): number {
   const n = Number(s);
   if (!Number.isInteger(n) || n < 1) throw new UsageError(`${what}: expected a positive integer, got ${JSON.stringify(s)}`);
@@ -67,6 +78,7 @@ interface RelayCliOptions {
   writeTimeout: string;
   globalQueueBytes: string;
   maxConnsPerIp: string;
+  metricsListen?: string;
 }
 
 function buildProgram(): Command {
@@ -95,6 +107,7 @@ function buildProgram(): Command {
     .option('--write-timeout <duration>', 'close a client that reads none of what waits for it for this long', '30s')
     .option('--global-queue-bytes <bytes>', 'all clients\' queues together; frames over it are dropped', '256Mi')
     .option('--max-conns-per-ip <n>', 'open connections per source address', '64')
+    .option('--metrics-listen <host:port>', 'serve Prometheus metrics at http://HOST:PORT/metrics (plain HTTP: localhost or a management network)')
     .action(async (o: RelayCliOptions) => {
       await runRelay(o);
     });
@@ -124,6 +137,7 @@ async function runRelay(o: RelayCliOptions): Promise<void> {
   } catch (err) {
     throw new UsageError(`--tls-cert/--tls-key: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
+  const metricsListen = o.metricsListen === undefined ? null : metricsAddress(o.metricsListen);
   const logger = createLogger('relay');
   let authorizer;
   if (o.coordinator) {
@@ -177,6 +191,15 @@ async function runRelay(o: RelayCliOptions): Promise<void> {
     if (e.code === 'EACCES') throw new Error(`cannot listen on ${e.address}:${e.port}: permission denied`);
     throw err;
   }
+  let metrics: MetricsServer | null = null;
+  if (metricsListen) {
+    try {
+      metrics = await startMetricsServer({ ...metricsListen, registry: createRelayMetrics(server), onError: (err) => logger.error({ err: err.message }, 'metrics collection failed') });
+    } catch (err) {
+      await server.close();
+      throw err;
+    }
+  }
   const stunText = server.stun ? server.stun.addresses.map((a) => (a.address.includes(':') ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`)).join(',') : '';
   const publicKey = encodeKey(server.publicKey);
   process.stdout.write(`pinhole relay: listening ${server.url} stun=${stunText} key=${publicKey}\n`);
@@ -184,7 +207,7 @@ async function runRelay(o: RelayCliOptions): Promise<void> {
   process.stdout.write(`pinhole relay key ${publicKey}\n`);
   logger.info({
     url: server.url, stun: server.stun?.addresses, otherAddress: server.stun?.otherAddress, key: publicKey,
-    keyFile: o.keyFile ?? null, keyCreated: key?.created ?? false, open: !!o.open,
+    keyFile: o.keyFile ?? null, keyCreated: key?.created ?? false, open: !!o.open, metrics: metrics?.url ?? null,
   }, 'relay listening');
 
   await new Promise<void>((resolve) => {
@@ -192,7 +215,7 @@ async function runRelay(o: RelayCliOptions): Promise<void> {
       logger.info({ signal: sig }, 'relay stopping');
       process.off('SIGINT', stop);
       process.off('SIGTERM', stop);
-      void server.close().then(resolve, resolve);
+      void Promise.all([server.close(), metrics?.close()]).then(() => resolve(), () => resolve());
     };
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);

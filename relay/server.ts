@@ -63,6 +63,8 @@ export interface RelayServer {
   readonly stun: StunResponder | null;
   readonly publicKey: Uint8Array;
   readonly counters: RelayCounters;
+  /** Bytes queued for clients now and the relay-wide cap. */
+  queue(): { usedBytes: number; capBytes: number };
   health(): object;
   close(): Promise<void>;
 }
@@ -264,6 +266,7 @@ export async function startRelayServer(opts: RelayServerOptions): Promise<RelayS
     stun,
     publicKey: keys.publicKey,
     counters,
+    queue: () => ({ usedBytes: budget.usedBytes, capBytes: budget.capBytes }),
     health,
     async close() {
       clearInterval(ticker);

@@ -11,6 +11,7 @@ import { registerNetcheckCommand } from './netcheck-command.js';
 import { registerPingCommand } from './ping-command.js';
 import type { AgentStatus } from '../static/status.js';
 import { DEFAULT_SOCKET_MARK, formatSocketMark, parseSocketMark, SocketMarkError } from '../routing/socket-mark.js';
+import { MetricsListenError, parseMetricsListen } from '../../metrics/http-server.js';
 
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
@@ -36,6 +37,7 @@ function buildProgram(): Command {
     
     .option('--admin-group <group>', 'members may change state through the local API (up, down, logout, routes, exit node)')
     .option('--operator-group <group>', 'members may read through the local API (status, ip, netcheck, ping); the socket gets this group')
+    .option('--metrics-listen <host:port>', 'serve Prometheus metrics at http://HOST:PORT/metrics (managed mode; plain HTTP: localhost or a management network)')
     .action(async (opts: AgentFlags, cmd: Command) => {
       const socket = (cmd.optsWithGlobals() as { socket: string }).socket;
       if (opts.config && opts.stateDir) throw new UsageError('use either --config FILE.conf (static) or --state-dir DIR (managed), not both');
@@ -48,9 +50,14 @@ function buildProgram(): Command {
           if (err instanceof SocketMarkError) throw new UsageError(err.message);
           throw err;
         }
-        await runManagedAgent({ stateDir: opts.stateDir, socketPath: socket, tunName: opts.tun, port: parsePort(opts.port), socketMark, ...accessGroups(opts) });
+        const metricsListen = metricsAddress(opts.metricsListen);
+        await runManagedAgent({
+          stateDir: opts.stateDir, socketPath: socket, tunName: opts.tun, port: parsePort(opts.port), socketMark, ...accessGroups(opts),
+          ...(metricsListen ? { metricsListen } : {}),
+        });
         return;
       }
+      if (opts.metricsListen !== undefined) throw new UsageError('--metrics-listen works in managed mode (--state-dir) only');
       if (!opts.config) throw new UsageError('pinhole agent needs --state-dir DIR (managed by a coordinator) or --config FILE.conf (static)');
       const { runStaticAgent } = await import('../static/static-agent.js');
       await runStaticAgent({ configPath: opts.config, tunName: opts.tun, socketPath: socket, port: parsePort(opts.port), ...accessGroups(opts) });
@@ -87,7 +94,7 @@ function buildProgram(): Command {
   return program;
 }
 
-interface AgentFlags { config?: string; tun?: string; stateDir?: string; port?: string; adminGroup?: string; operatorGroup?: string; socketMark: string }
+interface AgentFlags { config?: string; tun?: string; stateDir?: string; port?: string; adminGroup?: string; operatorGroup?: string; socketMark: string; metricsListen?: string }
 
 function accessGroups(o: AgentFlags): { adminGroup?: string; operatorGroup?: string } {
   return {
@@ -98,6 +105,16 @@ function accessGroups(o: AgentFlags): { adminGroup?: string; operatorGroup?: str
 
 class UsageError extends Error {
   override readonly name = 'UsageError';
+}
+
+function metricsAddress(text: string | undefined): { host: string; port: number } | undefined {
+  if (text === undefined) return undefined;
+  try {
+    return parseMetricsListen(text);
+  } catch (err) {
+    if (err instanceof MetricsListenError) throw new UsageError(err.message);
+    throw err;
+  }
 }
 
 function parsePort(s: string | undefined): number | undefined {

@@ -16,7 +16,7 @@ import { deregisterNode } from '../control/deregister.js';
 import { CoordinatorUrlError, normalizeCoordinatorUrl } from '../control/coordinator-url.js';
 import { ControlStream } from '../control/stream-client.js';
 import { LinkMonitor } from '../netmon/link-monitor.js';
-import { MagicSocket, type PingResult } from '../magicsock/magic-socket.js';
+import { MagicSocket, type PathEvent, type PingResult } from '../magicsock/magic-socket.js';
 import { runNetcheck, type NetcheckReport } from '../netcheck/netcheck.js';
 import { relayStunServers } from '../magicsock/endpoint-discovery.js';
 import { decodeKey } from '../../proto/wireguard/keys.js';
@@ -51,6 +51,8 @@ export interface ManagedAgentOptions {
   defaultHostname: string;
   /** The mark on the agent's own sockets (UDP, relays, coordinator): kept out of an exit node's route. */
   socketMark: SocketMark;
+  /** Each peer's first packet and first direct path (metrics). */
+  onPathEvent?: (event: PathEvent) => void;
 }
 
 export interface RegisterRequestLocal extends AdvertiseFlags {
@@ -100,6 +102,8 @@ export class ManagedAgent {
   private streamFor = '';
   private view: NetmapView | null = null;
   private lastError: string | null = null;
+  /** The last `pinhole netcheck` report (metrics show its NAT behaviour). */
+  private lastNetcheck: NetcheckReport | null = null;
   private netmapWaiters: Array<() => void> = [];
   private saveTimer: NodeJS.Timeout | undefined;
   private saveChain: Promise<void> = Promise.resolve();
@@ -348,6 +352,7 @@ export class ManagedAgent {
       onNetworkChange: () => this.stream?.reconnectNow(),
       forceRelay: process.env.PINHOLE_FORCE_RELAY === '1',
       socketMark: this.opts.socketMark.value,
+      ...(this.opts.onPathEvent ? { onPathEvent: this.opts.onPathEvent } : {}),
     });
     const applier = new NetmapApplier(device, (p) => this.routing.allowedIpsFor(p));
     const peers = [...(this.view?.peers.values() ?? [])];
@@ -403,11 +408,18 @@ export class ManagedAgent {
     const live = this.live;
     if (!live) throw new LocalApiError(409, 'the node is down: pinhole up first');
     const magic = live.magic;
-    return runNetcheck({
+    const report = await runNetcheck({
       socket: { stun: magic.stun, hairpin: (a, p, t) => magic.hairpin(a, p, t) },
       relays: this.relayEntries(),
       relayLatency: (r, signal) => magic.relays.latencyTo(r.name, signal),
     });
+    this.lastNetcheck = report;
+    return report;
+  }
+
+  /** The last netcheck report, or null if none ran since the daemon started. */
+  get netcheckReport(): NetcheckReport | null {
+    return this.lastNetcheck;
   }
 
   // --- control stream -----------------------------------------------------------------------

@@ -11,6 +11,8 @@ import { ManagedAgent } from './managed-agent.js';
 import { StateDir } from './state-dir.js';
 import { TUN_NAME } from './tunnel.js';
 import { DEFAULT_SOCKET_MARK, type SocketMark } from '../routing/socket-mark.js';
+import { startMetricsServer, type MetricsListen, type MetricsServer } from '../../metrics/http-server.js';
+import { createAgentMetrics } from '../metrics.js';
 
 export const DEFAULT_TUN = 'pinhole0';
 
@@ -21,6 +23,8 @@ export interface ManagedDaemonOptions extends AccessGroupOptions {
   port?: number;
   /** --socket-mark: the mark on the agent's own sockets (default DEFAULT_SOCKET_MARK). */
   socketMark?: SocketMark;
+  /** --metrics-listen: serve Prometheus metrics here (plain HTTP, GET /metrics). */
+  metricsListen?: MetricsListen;
 }
 
 export async function runManagedAgent(opts: ManagedDaemonOptions): Promise<void> {
@@ -29,9 +33,12 @@ export async function runManagedAgent(opts: ManagedDaemonOptions): Promise<void>
   if (!TUN_NAME.test(tunName)) throw new Error(`invalid TUN name "${tunName}": use --tun NAME (1-15 letters, digits, _=+.-)`);
   const policy = await prepareLocalApi(opts.socketPath, opts);
   const state = await StateDir.open(opts.stateDir);
-  const agent = await ManagedAgent.load({
+  // Built before the agent so the magic socket reports path events to it; read the agent at scrape time.
+  const metrics = opts.metricsListen ? createAgentMetrics({ status: () => agent.status(), netcheck: () => agent.netcheckReport }) : null;
+  const agent: ManagedAgent = await ManagedAgent.load({
     state, log, tunName, port: opts.port, timers: timersFromEnv(process.env.PINHOLE_WG_TIMERS), defaultHostname: defaultHostname(),
     socketMark: opts.socketMark ?? DEFAULT_SOCKET_MARK,
+    ...(metrics ? { onPathEvent: metrics.onPathEvent } : {}),
   });
   // The tunnel first: by the time the local API answers, a node that was up is up again.
   await agent.start();
@@ -41,6 +48,16 @@ export async function runManagedAgent(opts: ManagedDaemonOptions): Promise<void>
     await agent.close();
     throw err;
   });
+  let metricsServer: MetricsServer | null = null;
+  if (metrics && opts.metricsListen) {
+    metricsServer = await startMetricsServer({ ...opts.metricsListen, registry: metrics.registry, onError: (err) => log.error({ err: err.message }, 'metrics collection failed') })
+      .catch(async (err: Error) => {
+        await api.close().catch(() => undefined);
+        await agent.close();
+        throw err;
+      });
+    log.info(`metrics at ${metricsServer.url}`);
+  }
   try {
     log.info(`pinhole agent: node key ${state.keys.nodeKey}, state ${opts.stateDir}, local API ${opts.socketPath}`);
     await new Promise<void>((resolve) => {
@@ -49,6 +66,7 @@ export async function runManagedAgent(opts: ManagedDaemonOptions): Promise<void>
       process.once('SIGTERM', () => stop('SIGTERM'));
     });
   } finally {
+    await metricsServer?.close().catch(() => undefined);
     await api.close().catch(() => undefined);
     await agent.close().catch(() => undefined);
   }

@@ -20,6 +20,10 @@ export class DiscoPeer {
   lastTx = 0;
   lastRx = 0;
   lastSourceCheckAt = 0;
+  /** When this peer joined the magic socket (ms), and whether its first packet / first direct path were reported. */
+  addedAt = 0;
+  firstPacketSeen = false;
+  firstDirectSeen = false;
 
   constructor(
     readonly id: number,

@@ -49,6 +49,17 @@ export interface MagicSocketOptions {
   forceRelay?: boolean;
   /** SO_MARK of the relay connections (socket-mark.ts); 0 or absent: unmarked. */
   socketMark?: number;
+  /** Told once per peer (metrics): its first packet received, its first direct path. */
+  onPathEvent?: (event: PathEvent) => void;
+}
+
+/**
+ * A milestone of one peer's path, in seconds since the peer joined the magic socket (netmap or
+ * tunnel start). 'first-packet' is seen by the 250 ms tick, so it is that coarse.
+ */
+export interface PathEvent {
+  kind: 'first-packet' | 'direct';
+  seconds: number;
 }
 
 export interface PeerSpec {
@@ -201,6 +212,9 @@ export class MagicSocket {
       if (p && p.wg !== wg) { this.forget(p); p = undefined; }
       if (!p) {
         p = new DiscoPeer(this.nextId++, Buffer.from(s.nodeKey, 'base64'), s.nodeKey, discoKey, this.opts.discoSecret, wg, s.name);
+        p.addedAt = now;
+        // A WireGuard peer that already carried traffic (re-created disco state) has no first packet to time.
+        p.firstPacketSeen = wg.rxPackets > 0;
         this.byNodeKey.set(s.nodeKey, p);
         this.byId.set(p.id, p);
         this.byDiscoKey.set(p.discoKeyB64, p);
@@ -502,6 +516,10 @@ export class MagicSocket {
       this.opts.device.resendInitiation(p.wg, now);
     }
     p.relayInUse = best ? null : relay;
+    if (best && !p.firstDirectSeen) {
+      p.firstDirectSeen = true;
+      this.opts.onPathEvent?.({ kind: 'direct', seconds: (now - p.addedAt) / 1000 });
+    }
   }
 
   private tick(): void {
@@ -512,6 +530,10 @@ export class MagicSocket {
         p.lastTx = wg.txPackets;
         p.lastRx = wg.rxPackets;
         p.path.lastActiveAt = now;
+        if (!p.firstPacketSeen && wg.rxPackets > 0) {
+          p.firstPacketSeen = true;
+          this.opts.onPathEvent?.({ kind: 'first-packet', seconds: (now - p.addedAt) / 1000 });
+        }
       }
       const hadDirect = p.path.best !== null;
       const { heartbeat, probe } = p.path.due(now);

@@ -13,6 +13,8 @@ export interface ManagedAgentSpec {
   tun: string;
   port?: number;
   env?: Record<string, string>;
+  /** More `pinhole agent` flags, e.g. ['--metrics-listen', 'IP:PORT']. */
+  extraArgs?: string[];
 }
 
 export interface CliResult { code: number; stdout: string; stderr: string }
@@ -39,7 +41,7 @@ export async function startManagedAgent(host: Host, spec: ManagedAgentSpec): Pro
   const stateDir = join(dir, 'state');
   const socket = join(dir, 'agent.sock');
   const argv = ['node', PINHOLE_BIN, '--socket', socket, 'agent', '--state-dir', stateDir, '--tun', spec.tun,
-    ...(spec.port !== undefined ? ['--port', String(spec.port)] : [])];
+    ...(spec.port !== undefined ? ['--port', String(spec.port)] : []), ...(spec.extraArgs ?? [])];
   const spawnDaemon = (): LabProcess =>
     host.spawn(argv, { env: { PINHOLE_LOG_LEVEL: 'info', ...spec.env }, logFile: join(dir, 'agent.log') });
 

@@ -16,6 +16,8 @@ export interface LabRelaySpec {
   coordinator?: { url: string; fingerprint: string };
   /** The relay's static key (default: a new one). */
   key?: LabRelayKey;
+  /** More `pinhole relay` flags, e.g. ['--metrics-listen', 'IP:PORT']. */
+  extraArgs?: string[];
 }
 
 /** A relay key pair in base64, as `--key-file` and `--relay-key` take them. */
@@ -58,6 +60,7 @@ export async function startLabRelay(host: Host, spec: LabRelaySpec = {}): Promis
   if (spec.coordinator) {
     argv.push('--coordinator', spec.coordinator.url, '--coordinator-key', spec.coordinator.fingerprint);
   }
+  argv.push(...(spec.extraArgs ?? []));
   let proc!: LabProcess;
   const start = async (): Promise<void> => {
     proc = host.spawn(argv, { env: { PINHOLE_LOG_LEVEL: 'warn' }, logFile: join(dir, 'relay.log') });
