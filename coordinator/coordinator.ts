@@ -16,6 +16,7 @@ import { createChannelServer, createPublicServer, nodeRoutes, type TlsFiles } fr
 import { ServerKeys } from './server-keys.js';
 import { SqliteStore } from './store/sqlite.js';
 import { StreamServer } from './stream.js';
+import { DEFAULT_DNS_DOMAIN, type DnsConfig } from '../proto/dns/dns-config.js';
 
 export interface CoordinatorOptions {
   host: string;
@@ -25,6 +26,8 @@ export interface CoordinatorOptions {
   adminToken: string | null;
   /** The relay map nodes get (relay-map.ts builds it from the flags). */
   relays: RelayInfo[];
+  /** DNS domain and split routes sent with the netmap (default: pinhole.internal, no routes). */
+  dns?: DnsConfig;
   /** null: node keys never expire. */
   nodeKeyExpiryMs: number | null;
   ephemeralTimeoutMs: number;
@@ -63,7 +66,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
   const registry = new NodeRegistry(store, snap.nodes, snap.lastNodeId, {
     nodeKeyExpiryMs: opts.nodeKeyExpiryMs, ephemeralTimeoutMs: opts.ephemeralTimeoutMs, log,
   });
-  const netmap = new NetmapHub(registry, { flushMs: opts.flushMs, relays: opts.relays, log });
+  const netmap = new NetmapHub(registry, { flushMs: opts.flushMs, relays: opts.relays, dns: opts.dns ?? { domain: DEFAULT_DNS_DOMAIN, routes: [] }, log });
   const policy = new AccessPolicy(store, registry, netmap, snap.policy, Date.now, (message) => log.warn(message));
   const relayKeys = new Set(opts.relays.flatMap((r) => (r.key ? [r.key] : [])));
   const isRelayKey = (key: string): boolean => relayKeys.has(key);

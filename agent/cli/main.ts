@@ -34,6 +34,7 @@ function buildProgram(): Command {
     .addOption(new Option('--socket-mark <value[/mask]>', 'firewall mark on the agent\'s own sockets, routed around an exit node')
       .default(formatSocketMark(DEFAULT_SOCKET_MARK)).env('PINHOLE_SOCKET_MARK'))
     
+    .option('--resolv-conf <path>', 'the resolver file MagicDNS rewrites (with a backup) when systemd-resolved is not running', '/etc/resolv.conf')
     .option('--admin-group <group>', 'members may change state through the local API (up, down, logout, routes, exit node)')
     .option('--operator-group <group>', 'members may read through the local API (status, ip, netcheck, ping); the socket gets this group')
     .action(async (opts: AgentFlags, cmd: Command) => {
@@ -48,7 +49,7 @@ function buildProgram(): Command {
           if (err instanceof SocketMarkError) throw new UsageError(err.message);
           throw err;
         }
-        await runManagedAgent({ stateDir: opts.stateDir, socketPath: socket, tunName: opts.tun, port: parsePort(opts.port), socketMark, ...accessGroups(opts) });
+        await runManagedAgent({ stateDir: opts.stateDir, socketPath: socket, tunName: opts.tun, port: parsePort(opts.port), socketMark, resolvConfPath: opts.resolvConf, ...accessGroups(opts) });
         return;
       }
       if (!opts.config) throw new UsageError('pinhole agent needs --state-dir DIR (managed by a coordinator) or --config FILE.conf (static)');
@@ -87,7 +88,7 @@ function buildProgram(): Command {
   return program;
 }
 
-interface AgentFlags { config?: string; tun?: string; stateDir?: string; port?: string; adminGroup?: string; operatorGroup?: string; socketMark: string }
+interface AgentFlags { config?: string; tun?: string; stateDir?: string; port?: string; adminGroup?: string; operatorGroup?: string; socketMark: string; resolvConf: string }
 
 function accessGroups(o: AgentFlags): { adminGroup?: string; operatorGroup?: string } {
   return {

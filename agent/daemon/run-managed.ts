@@ -21,6 +21,8 @@ export interface ManagedDaemonOptions extends AccessGroupOptions {
   port?: number;
   /** --socket-mark: the mark on the agent's own sockets (default DEFAULT_SOCKET_MARK). */
   socketMark?: SocketMark;
+  /** --resolv-conf: what MagicDNS rewrites when systemd-resolved is not running. */
+  resolvConfPath?: string;
 }
 
 export async function runManagedAgent(opts: ManagedDaemonOptions): Promise<void> {
@@ -32,6 +34,7 @@ export async function runManagedAgent(opts: ManagedDaemonOptions): Promise<void>
   const agent = await ManagedAgent.load({
     state, log, tunName, port: opts.port, timers: timersFromEnv(process.env.PINHOLE_WG_TIMERS), defaultHostname: defaultHostname(),
     socketMark: opts.socketMark ?? DEFAULT_SOCKET_MARK,
+    ...(opts.resolvConfPath !== undefined ? { resolvConfPath: opts.resolvConfPath } : {}),
   });
   // The tunnel first: by the time the local API answers, a node that was up is up again.
   await agent.start();
