@@ -91,6 +91,7 @@ interface Flags {
 async function run(flags: Flags): Promise<void> {
   const log = createLogger('coordinator');
   const { host, port } = parseListen(flags.listen);
+  const dns = dnsConfig(flags.dnsDomain, flags.dnsRoute);
   const adminToken = flags.adminTokenFile === undefined ? null : readAdminToken(flags.adminTokenFile);
   if (flags.adminTokenFile !== undefined && (statSync(flags.adminTokenFile).mode & 0o077) !== 0) {
     log.warn({ file: flags.adminTokenFile }, 'the admin token file is readable by other users');
@@ -111,7 +112,7 @@ async function run(flags: Flags): Promise<void> {
       maxUnauthenticatedPerAddress: Math.floor(positive('--max-unauthenticated-per-address', flags.maxUnauthenticatedPerAddress)),
     },
     relays: relayMap(flags.relay, flags.relayStun, flags.relayKey),
-    dns: dnsConfig(flags.dnsDomain, flags.dnsRoute),
+    dns,
     nodeKeyExpiryMs: durationFlag('--node-key-expiry', flags.nodeKeyExpiry, true),
     ephemeralTimeoutMs: durationFlag('--ephemeral-timeout', flags.ephemeralTimeout)!,
     keepaliveMs: Math.max(100, durationFlag('--stream-keepalive', flags.streamKeepalive)!),
