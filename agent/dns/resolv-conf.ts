@@ -39,6 +39,11 @@ export function renderResolvConf(domain: string, original: ResolvConfFacts, back
   ].join('\n');
 }
 
+/** The live file was written by a pinhole agent whose backup is not ours (another agent on this host). */
+export class ResolvConfBusyError extends Error {
+  override readonly name = 'ResolvConfBusyError';
+}
+
 export class ResolvConf {
   constructor(readonly path: string, readonly backupPath: string) {}
 
@@ -55,7 +60,10 @@ export class ResolvConf {
   }
 
   async apply(domain: string): Promise<void> {
+    const hasBackup = await readFile(this.backupPath, 'utf8').then(() => true, () => false);
     const original = await this.original();
+    // Saving another agent's rewrite as "the original" would leave the host on 100.100.100.100 for good.
+    if (!hasBackup && original.startsWith(MARK)) throw new ResolvConfBusyError(`${this.path} was written by another pinhole agent; leaving it alone`);
     // The backup first: a crash between the two writes leaves the original on file.
     await writeFileAtomic(this.backupPath, original, 0o644);
     await writeFile(this.path, renderResolvConf(domain, parseResolvConf(original), this.backupPath));

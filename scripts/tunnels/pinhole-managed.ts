@@ -13,6 +13,12 @@ export interface ManagedAgentSpec {
   tun: string;
   port?: number;
   env?: Record<string, string>;
+  /**
+   * --resolv-conf for MagicDNS. Default: a file in the agent's own directory, so lab agents never
+   * rewrite the machine's /etc/resolv.conf; '/etc/resolv.conf' with /etc/netns/NS/resolv.conf
+   * present gives the namespace's own file (ip netns exec mounts it there).
+   */
+  resolvConf?: string;
 }
 
 export interface CliResult { code: number; stdout: string; stderr: string }
@@ -39,7 +45,7 @@ export async function startManagedAgent(host: Host, spec: ManagedAgentSpec): Pro
   const stateDir = join(dir, 'state');
   const socket = join(dir, 'agent.sock');
   const argv = ['node', PINHOLE_BIN, '--socket', socket, 'agent', '--state-dir', stateDir, '--tun', spec.tun,
-    ...(spec.port !== undefined ? ['--port', String(spec.port)] : [])];
+    ...(spec.port !== undefined ? ['--port', String(spec.port)] : []), '--resolv-conf', spec.resolvConf ?? join(dir, 'resolv.conf')];
   const spawnDaemon = (): LabProcess =>
     host.spawn(argv, { env: { PINHOLE_LOG_LEVEL: 'info', ...spec.env }, logFile: join(dir, 'agent.log') });
 

@@ -59,8 +59,9 @@ describe('MagicDNS: names of peers in DNS, answered by the agent on 100.100.100.
       netnsDirs.push(dir);
       await writeFile(join(dir, 'resolv.conf'), text);
     }
-    a = await startManagedAgent(hostA, { tun: `pda${id}`.slice(0, 15) });
-    b = await startManagedAgent(hostB, { tun: `pdb${id}`.slice(0, 15) });
+    // The default path: inside the namespace it is the file under /etc/netns/NS/.
+    a = await startManagedAgent(hostA, { tun: `pda${id}`.slice(0, 15), resolvConf: '/etc/resolv.conf' });
+    b = await startManagedAgent(hostB, { tun: `pdb${id}`.slice(0, 15), resolvConf: '/etc/resolv.conf' });
     const key = await coord.createAuthKey({ reusable: true });
     const ua = await a.cli(['up', '--coordinator', coord.url, '--auth-key', key, '--hostname', ha]);
     assert.equal(ua.code, 0, ua.stderr);

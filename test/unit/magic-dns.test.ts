@@ -16,7 +16,7 @@ import { buildNameTable, reverseName } from '../../agent/dns/name-table.js';
 import { decide, decodeQuery, fitUdp, MalformedQueryError } from '../../agent/dns/dns-answer.js';
 import { handleQuery, newDnsCounters } from '../../agent/dns/dns-server.js';
 import { DnsForwarder } from '../../agent/dns/dns-forwarder.js';
-import { ResolvConf } from '../../agent/dns/resolv-conf.js';
+import { ResolvConf, ResolvConfBusyError } from '../../agent/dns/resolv-conf.js';
 
 const table = buildNameTable({ domain: 'pinhole.internal', routes: [{ suffix: 'corp.example', resolver: '192.0.2.53:5353' }] }, [
   { name: 'alpha', ipv4: '100.64.0.1', ipv6: 'fd7a:1e57:9a3c::6440:1' },
@@ -166,6 +166,12 @@ describe('resolv.conf', () => {
       assert.equal(await rc.restore(), true);
       assert.equal(await readFile(path, 'utf8'), original);
       assert.equal(await rc.restore(), false);
+      assert.equal(await readFile(path, 'utf8'), original);
+      // A second agent (its own backup path) must not take the first one's rewrite for the original.
+      await rc.apply('pinhole.internal');
+      const other = new ResolvConf(path, join(dir, 'other-backup'));
+      await assert.rejects(other.apply('pinhole.internal'), ResolvConfBusyError);
+      await rc.restore();
       assert.equal(await readFile(path, 'utf8'), original);
     } finally {
       await rm(dir, { recursive: true, force: true });
