@@ -4,11 +4,15 @@
 // IPv4 in the last 32 bits (100.64.0.7 → fd7a:1e57:9a3c::6440:7), so it is unique whenever the
 // IPv4 is, and a reader can map one to the other.
 
+import { MAGIC_DNS_IPV4 } from '../proto/dns/dns-config.js';
+
 export const IPV4_RANGE = '100.64.0.0/10';
 export const IPV6_PREFIX = 'fd7a:1e57:9a3c::/48';
 
 const V4_FIRST = (100 << 24 | 64 << 16) >>> 0; // 100.64.0.0
 const V4_LAST = (V4_FIRST + (1 << 22) - 1) >>> 0; // 100.127.255.255
+/** 100.100.100.100: where every agent answers DNS (MagicDNS), never a node's address. */
+const V4_RESERVED = new Set([v4Number(MAGIC_DNS_IPV4)!]);
 
 export class AddressPoolExhaustedError extends Error {
   override readonly name = 'AddressPoolExhaustedError';
@@ -49,7 +53,7 @@ export class AddressPool {
     for (let tries = 0; tries < span; tries++) {
       this.cursor = this.cursor >= V4_LAST ? V4_FIRST : this.cursor + 1;
       const low = this.cursor & 255;
-      if (low === 0 || low === 255 || this.used.has(this.cursor)) continue; // .0/.255 confuse people
+      if (low === 0 || low === 255 || this.used.has(this.cursor) || V4_RESERVED.has(this.cursor)) continue; // .0/.255 confuse people
       this.used.add(this.cursor);
       const ipv4 = v4Text(this.cursor);
       return { ipv4, ipv6: ipv6For(ipv4) };

@@ -19,6 +19,7 @@ import { ServerKeys } from './server-keys.js';
 import { SqliteStore } from './store/sqlite.js';
 import { StreamServer } from './stream.js';
 import { newRegistrationOutcomes } from './registration.js';
+import { DEFAULT_DNS_DOMAIN, type DnsConfig } from '../proto/dns/dns-config.js';
 
 export interface CoordinatorOptions {
   host: string;
@@ -28,6 +29,8 @@ export interface CoordinatorOptions {
   adminToken: string | null;
   /** The relay map nodes get (relay-map.ts builds it from the flags). */
   relays: RelayInfo[];
+  /** DNS domain and split routes sent with the netmap (default: pinhole.internal, no routes). */
+  dns?: DnsConfig;
   /** null: node keys never expire. */
   nodeKeyExpiryMs: number | null;
   ephemeralTimeoutMs: number;
@@ -78,7 +81,8 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
     registration: () => registration, adminRefusals: () => adminRefusals,
   }) : null;
   const netmap: NetmapHub = new NetmapHub(registry, {
-    flushMs: opts.flushMs, relays: opts.relays, log, ...(metrics ? { onFanOut: (ms: number, n: number) => metrics.observeFanOut(ms, n) } : {}),
+    flushMs: opts.flushMs, relays: opts.relays, dns: opts.dns ?? { domain: DEFAULT_DNS_DOMAIN, routes: [] }, log,
+    ...(metrics ? { onFanOut: (ms: number, n: number) => metrics.observeFanOut(ms, n) } : {}),
   });
   const policy = new AccessPolicy(store, registry, netmap, snap.policy, Date.now, (message) => log.warn(message));
   const relayKeys = new Set(opts.relays.flatMap((r) => (r.key ? [r.key] : [])));

@@ -6,6 +6,7 @@ import { mkdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { Command, CommanderError } from 'commander';
 import { parseDuration } from '../proto/control/duration.js';
+import { buildDnsConfig, DEFAULT_DNS_DOMAIN, DnsConfigError } from '../proto/dns/dns-config.js';
 import { startCoordinator, type CoordinatorOptions } from './coordinator.js';
 import { createLogger } from './log.js';
 import { buildRelayMap, RelayMapError } from './relay-map.js';
@@ -36,6 +37,15 @@ function relayMap(relays: string[], stun: string[], keys: string[]): Coordinator
     return buildRelayMap(relays, stun, keys);
   } catch (err) {
     if (err instanceof RelayMapError) throw new UsageError(err.message);
+    throw err;
+  }
+}
+
+function dnsConfig(domain: string, routes: string[]): CoordinatorOptions['dns'] {
+  try {
+    return buildDnsConfig(domain, routes);
+  } catch (err) {
+    if (err instanceof DnsConfigError) throw new UsageError(err.message);
     throw err;
   }
 }
@@ -85,6 +95,7 @@ interface Flags {
   listen: string; db: string; adminTokenFile?: string; relay: string[]; relayStun: string[]; relayKey: string[];
   tlsCert?: string; tlsKey?: string; maxHandshakeRate: string; maxRegisterRate: string;
   maxUnauthenticated: string; maxUnauthenticatedPerAddress: string;
+  dnsDomain: string; dnsRoute: string[];
   nodeKeyExpiry: string; ephemeralTimeout: string; streamKeepalive: string; flushInterval: string;
   metricsListen?: string;
 }
@@ -92,6 +103,7 @@ interface Flags {
 async function run(flags: Flags): Promise<void> {
   const log = createLogger('coordinator');
   const { host, port } = parseListen(flags.listen);
+  const dns = dnsConfig(flags.dnsDomain, flags.dnsRoute);
   const adminToken = flags.adminTokenFile === undefined ? null : readAdminToken(flags.adminTokenFile);
   if (flags.adminTokenFile !== undefined && (statSync(flags.adminTokenFile).mode & 0o077) !== 0) {
     log.warn({ file: flags.adminTokenFile }, 'the admin token file is readable by other users');
@@ -112,6 +124,7 @@ async function run(flags: Flags): Promise<void> {
       maxUnauthenticatedPerAddress: Math.floor(positive('--max-unauthenticated-per-address', flags.maxUnauthenticatedPerAddress)),
     },
     relays: relayMap(flags.relay, flags.relayStun, flags.relayKey),
+    dns,
     nodeKeyExpiryMs: durationFlag('--node-key-expiry', flags.nodeKeyExpiry, true),
     ephemeralTimeoutMs: durationFlag('--ephemeral-timeout', flags.ephemeralTimeout)!,
     keepaliveMs: Math.max(100, durationFlag('--stream-keepalive', flags.streamKeepalive)!),
@@ -142,6 +155,9 @@ function buildProgram(): Command {
     .option('--relay-key <name=key>', 'the static key of relay NAME, as `pinhole relay` prints it (required for every --relay)',
       (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--relay-stun <name=host:port>', 'a STUN server of relay NAME (repeatable; default: the relay URL\'s host, port 3478)',
+      (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option('--dns-domain <domain>', 'nodes are named HOST.DOMAIN in DNS (MagicDNS)', DEFAULT_DNS_DOMAIN)
+    .option('--dns-route <suffix=resolver>', 'split DNS: names under SUFFIX are resolved by RESOLVER (IP[:port]) on every node (repeatable)',
       (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--node-key-expiry <duration>', 'node key lifetime after authenticating, or "never"', '180d')
     .option('--ephemeral-timeout <duration>', 'delete an ephemeral node this long after it goes offline', '5m')

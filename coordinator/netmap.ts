@@ -6,6 +6,7 @@
 // not N×k encodings. With no policy every node sees every node: changes then go into one shared
 // "broadcast" batch instead of N per-recipient queues.
 import type { FilterRule, RelayInfo } from '../proto/control/schemas.js';
+import type { DnsConfig } from '../proto/dns/dns-config.js';
 import type { Logger } from './log.js';
 import { NetmapAdmission } from './netmap-admission.js';
 import { CHANGED_ENDPOINTS, CHANGED_ONLINE, CHANGED_RECORD, PeerRecords, coalesce, selfOf } from './peer-records.js';
@@ -32,6 +33,8 @@ export interface NetmapOptions {
   /** How long changes are gathered before a flush (the lower bound: it grows under load). */
   flushMs: number;
   relays: RelayInfo[];
+  /** The DNS domain and split-DNS routes every node gets. */
+  dns: DnsConfig;
   log: Logger;
   /**
    * After each flush that sent deltas: ms from the first change it carries being queued to the
@@ -69,6 +72,7 @@ export class NetmapHub {
   private visibility: Visibility = new EveryoneVisibility();
   private readonly records: PeerRecords;
   private readonly relaysJson: string;
+  private readonly dnsJson: string;
   private readonly subscribers = new Map<number, Subscriber>();
   /** Subscribers with something of their own queued. */
   private readonly dirty = new Set<Subscriber>();
@@ -87,6 +91,7 @@ export class NetmapHub {
 
   constructor(private readonly registry: NodeRegistry, private readonly opts: NetmapOptions) {
     this.relaysJson = JSON.stringify(opts.relays);
+    this.dnsJson = JSON.stringify(opts.dns);
     this.records = new PeerRecords(registry);
     this.rebuild(null);
     registry.onChange((c) => this.onChange(c));
@@ -152,7 +157,7 @@ export class NetmapHub {
     const message = coalesce([
       Buffer.from(`{"type":"netmap","seq":0,"self":${JSON.stringify(selfOf(node))},"peers":[`),
       ...peers,
-      Buffer.from(`],"packetFilter":${lastFilter},"relays":${this.relaysJson}}`),
+      Buffer.from(`],"packetFilter":${lastFilter},"relays":${this.relaysJson},"dns":${this.dnsJson}}`),
     ]);
     const sub: Subscriber = { sink, seq: 0, upserts: new Map(), removals: new Set(), filterDirty: false, selfDirty: false, lastFilter, syncedTo: null };
     this.subscribers.set(node.id, sub);

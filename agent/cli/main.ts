@@ -35,6 +35,7 @@ function buildProgram(): Command {
     .addOption(new Option('--socket-mark <value[/mask]>', 'firewall mark on the agent\'s own sockets, routed around an exit node')
       .default(formatSocketMark(DEFAULT_SOCKET_MARK)).env('PINHOLE_SOCKET_MARK'))
     
+    .option('--resolv-conf <path>', 'the resolver file MagicDNS rewrites (with a backup) when systemd-resolved is not running', '/etc/resolv.conf')
     .option('--admin-group <group>', 'members may change state through the local API (up, down, logout, routes, exit node)')
     .option('--operator-group <group>', 'members may read through the local API (status, ip, netcheck, ping); the socket gets this group')
     .option('--metrics-listen <host:port>', 'serve Prometheus metrics at http://HOST:PORT/metrics (managed mode; plain HTTP: localhost or a management network)')
@@ -52,8 +53,8 @@ function buildProgram(): Command {
         }
         const metricsListen = metricsAddress(opts.metricsListen);
         await runManagedAgent({
-          stateDir: opts.stateDir, socketPath: socket, tunName: opts.tun, port: parsePort(opts.port), socketMark, ...accessGroups(opts),
-          ...(metricsListen ? { metricsListen } : {}),
+          stateDir: opts.stateDir, socketPath: socket, tunName: opts.tun, port: parsePort(opts.port), socketMark, resolvConfPath: opts.resolvConf,
+          ...accessGroups(opts), ...(metricsListen ? { metricsListen } : {}),
         });
         return;
       }
@@ -94,7 +95,10 @@ function buildProgram(): Command {
   return program;
 }
 
-interface AgentFlags { config?: string; tun?: string; stateDir?: string; port?: string; adminGroup?: string; operatorGroup?: string; socketMark: string; metricsListen?: string }
+interface AgentFlags {
+  config?: string; tun?: string; stateDir?: string; port?: string; adminGroup?: string; operatorGroup?: string; socketMark: string;
+  resolvConf: string; metricsListen?: string;
+}
 
 function accessGroups(o: AgentFlags): { adminGroup?: string; operatorGroup?: string } {
   return {

@@ -32,6 +32,16 @@ interface UpFlags {
   acceptRoutes?: boolean;
   exitNode?: string;
   exitNodeAllowLanAccess?: boolean;
+  acceptDns?: boolean;
+}
+
+/** `--accept-dns` / `--accept-dns=false` (also true/false, yes/no, 1/0). */
+function parseBoolFlag(flag: string): (text: string | undefined) => boolean {
+  return (text) => {
+    if (text === undefined || /^(true|yes|1)$/i.test(text)) return true;
+    if (/^(false|no|0)$/i.test(text)) return false;
+    throw new UsageError(`${flag}: expected true or false, got ${JSON.stringify(text)}`);
+  };
 }
 
 /** The routing flags as the local API takes them; a bad CIDR is refused here, before anything is sent. */
@@ -94,6 +104,7 @@ export function registerNodeCommands(program: Command): void {
     .option('--no-advertise-exit-node', 'stop offering this node as an exit node')
     .option('--accept-routes', "use the subnet routes peers advertise (and an admin approved)")
     .option('--no-accept-routes', "stop using peers' subnet routes")
+    .option('--accept-dns [bool]', 'point this host\'s resolver at MagicDNS (100.100.100.100); --accept-dns=false leaves the OS alone', parseBoolFlag('--accept-dns'))
     .option('--exit-node <peer>', 'send all traffic through this peer (name or overlay IP; "" stops)')
     .option('--exit-node-allow-lan-access', 'with --exit-node, keep the local LAN reachable directly')
     .option('--no-exit-node-allow-lan-access', 'with --exit-node, send LAN traffic through the exit node too')
@@ -127,7 +138,9 @@ export function registerNodeCommands(program: Command): void {
       const reg = await localApiCall<RegisterResultLocal>(socket, 'POST', LOCAL_PATHS.register, body);
       if (reg.offline) out('the coordinator is unreachable: using the registration on file');
       out(`address assigned ${reg.node.ipv4} (${reg.node.ipv6}), name ${reg.node.name}`);
-      const up = await localApiCall<UpResult>(socket, 'POST', LOCAL_PATHS.up, routing.client);
+      const up = await localApiCall<UpResult>(socket, 'POST', LOCAL_PATHS.up, {
+        ...routing.client, ...(opts.acceptDns !== undefined ? { acceptDns: opts.acceptDns } : {}),
+      });
       out(`${up.peers} peer${up.peers === 1 ? '' : 's'}`);
       if (up.connected) {
         out(`up: ${up.tun} is ${up.self.ipv4}`);

@@ -26,6 +26,10 @@ export const LocalRegisterBody = z.object({
 }).extend(AdvertiseFlags.shape).strict();
 export type LocalRegisterBody = z.infer<typeof LocalRegisterBody>;
 
+/** `up`: the routing flags, and --accept-dns. */
+export const LocalUpBody = ClientRoutingFlags.extend({ acceptDns: z.boolean().optional() }).strict();
+export type LocalUpBody = z.infer<typeof LocalUpBody>;
+
 const MAX_BODY = 64 * 1024;
 
 async function readJson(req: IncomingMessage): Promise<unknown> {
@@ -65,7 +69,7 @@ export function managedRoutes(agent: ManagedAgent): Record<string, LocalApiRoute
       return agent.register(r.data);
     }),
     [`POST ${LOCAL_PATHS.up}`]: changeCall('up', async (req) => {
-      const r = ClientRoutingFlags.safeParse(await readJson(req));
+      const r = LocalUpBody.safeParse(await readJson(req));
       if (!r.success) throw new LocalApiError(400, describeZodError(r.error));
       return agent.up(r.data);
     }),

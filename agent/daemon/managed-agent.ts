@@ -31,6 +31,7 @@ import type { Prefs, Registration, StateDir } from './state-dir.js';
 import { NodeRouting, type RoutingStatusJson } from './node-routing.js';
 import { createUserspaceNat } from './nat-factory.js';
 import type { SocketMark } from '../routing/socket-mark.js';
+import { MagicDns, DEFAULT_RESOLV_CONF } from '../dns/magic-dns.js';
 import { DEFAULT_ROUTING_PREFS, RoutingPrefsError, type AdvertiseFlags, type ClientRoutingFlags } from './routing-prefs.js';
 
 /** How long `up` waits for the coordinator's netmap before answering "up, not connected yet". */
@@ -53,7 +54,12 @@ export interface ManagedAgentOptions {
   socketMark: SocketMark;
   /** Each peer's first packet and first direct path (metrics). */
   onPathEvent?: (event: PathEvent) => void;
+  /** --resolv-conf: the file MagicDNS rewrites when systemd-resolved is not running (default /etc/resolv.conf). */
+  resolvConfPath?: string;
 }
+
+/** `up`'s flags about what this node uses: routes, exit node, and whether MagicDNS may point the OS at itself. */
+export type UpFlagsLocal = ClientRoutingFlags & { acceptDns?: boolean };
 
 export interface RegisterRequestLocal extends AdvertiseFlags {
   coordinatorUrl?: string;
@@ -113,6 +119,8 @@ export class ManagedAgent {
   private readonly log: Logger;
   /** Subnet routes, exit nodes and the packet filter (node-routing.ts). */
   private readonly routing: NodeRouting;
+  /** Names in DNS on 100.100.100.100 and the OS resolver pointed at it (agent/dns/). */
+  private readonly dns: MagicDns;
 
   private constructor(
     private readonly opts: ManagedAgentOptions,
@@ -128,6 +136,7 @@ export class ManagedAgent {
       socketMark: opts.socketMark,
       createNat: (emit, policy) => createUserspaceNat(emit, this.mtu, opts.log, policy),
     });
+    this.dns = new MagicDns({ resolvConfPath: opts.resolvConfPath ?? DEFAULT_RESOLV_CONF, stateDir: opts.state.dir, log: opts.log });
     if (registration && netmap && netmap.self.id === registration.node.id && netmap.self.nodeKey === opts.state.keys.nodeKey) {
       this.view = new NetmapView(netmap);
     }
@@ -143,6 +152,7 @@ export class ManagedAgent {
 
   /** Daemon start: a node that was up comes back up from its last netmap, then reconnects. */
   async start(): Promise<void> {
+    await this.dns.recover();
     if (!this.registration || !this.prefs.wantUp) {
       this.log.info(this.registration ? 'node is down (pinhole up brings it up)' : 'not registered yet (pinhole up --coordinator URL --auth-key KEY)');
       return;
@@ -209,10 +219,15 @@ export class ManagedAgent {
     });
   }
 
-  async up(flags: ClientRoutingFlags = {}): Promise<UpResult> {
+  async up(upFlags: UpFlagsLocal = {}): Promise<UpResult> {
+    const { acceptDns, ...flags } = upFlags;
     const waitFrom = await this.serialize(async () => {
       if (!this.registration) throw new LocalApiError(400, 'this node is not registered: pinhole up --coordinator URL --auth-key KEY');
       if (!this.prefs.wantUp) await this.savePrefs({ ...this.prefs, wantUp: true });
+      if (acceptDns !== undefined && acceptDns !== this.acceptDns) {
+        await this.savePrefs({ ...this.prefs, acceptDns });
+        await this.dns.setAcceptDns(acceptDns);
+      }
       await this.bringUp();
       const restarted = this.connectControl();
       return restarted || !this.stream?.connected;
@@ -235,6 +250,7 @@ export class ManagedAgent {
       await this.savePrefs({ ...this.prefs, wantUp: false });
       this.stopControl();
       this.closeTunnel();
+      await this.dns.stop();
       await this.routing.close();
       await this.flushNetmap();
       this.log.info('node down (still registered)');
@@ -271,6 +287,13 @@ export class ManagedAgent {
   }
 
   status(): AgentStatus {
+    return {
+      ...this.buildStatus(),
+      dns: this.dns.status(),
+    };
+  }
+
+  private buildStatus(): AgentStatus {
     const reg = this.registration;
     const self = this.currentSelf();
     const cs = this.stream?.status();
@@ -306,6 +329,7 @@ export class ManagedAgent {
   async close(): Promise<void> {
     this.stopControl();
     this.closeTunnel();
+    await this.dns.stop();
     await this.routing.close();
     await this.flushNetmap();
   }
@@ -366,16 +390,33 @@ export class ManagedAgent {
     this.live = { tunnel, magic, applier, overlay, stopGreeting, linkMonitor };
     this.routing.attach(device, tunnel.tun.name, () => applier.applyAll(this.view?.peers.values() ?? []), this.view);
     this.lastError = null;
+    this.updateDnsNames();
+    try {
+      await this.dns.start(tunnel.tun.name, this.acceptDns);
+    } catch (err) {
+      this.fail(`MagicDNS could not start: ${(err as Error).message}`);
+    }
     if (this.prefs.listenPort !== tunnel.udp.port) await this.savePrefs({ ...this.prefs, listenPort: tunnel.udp.port });
   }
 
   private closeTunnel(): void {
+    if (this.live) void this.dns.stop();
     this.routing.detach();
     this.live?.stopGreeting();
     this.live?.linkMonitor.stop();
     void this.live?.magic.close();
     this.live?.tunnel.close();
     this.live = null;
+  }
+
+  private get acceptDns(): boolean {
+    return this.prefs.acceptDns ?? true;
+  }
+
+  /** The DNS names follow the netmap (the one on disk too: names resolve while the coordinator is away). */
+  private updateDnsNames(): void {
+    const self = this.currentSelf();
+    if (self) this.dns.setNetmap(this.view?.dns, self, this.view?.peers.values() ?? []);
   }
 
   private fail(msg: string): void {
@@ -480,6 +521,7 @@ export class ManagedAgent {
       this.log.info(`netmap seq ${n.seq}: ${this.view.peers.size} peers (+${c.added} ~${c.updated} -${c.removed}${c.skipped ? `, ${c.skipped} unusable` : ''})`);
     }
     this.selfChanged(before);
+    this.updateDnsNames();
     this.routing.netmapChanged(this.view);
     this.scheduleNetmapSave();
     const waiters = this.netmapWaiters;
@@ -499,6 +541,7 @@ export class ManagedAgent {
       this.log.debug(`delta seq ${d.seq}: +${c.added} ~${c.updated} -${c.removed}`);
     }
     if (ch.selfChanged) this.selfChanged(before);
+    if (ch.selfChanged || ch.upserted.length > 0 || ch.removed.length > 0) this.updateDnsNames();
     this.routing.netmapChanged(view);
     this.scheduleNetmapSave();
   }

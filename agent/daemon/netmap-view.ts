@@ -18,12 +18,14 @@ export class NetmapView {
   seq: number;
   packetFilter: FilterRule[] | null;
   relays: Netmap['relays'];
+  dns: Netmap['dns'];
 
   constructor(netmap: Netmap) {
     this.self = netmap.self;
     this.seq = netmap.seq;
     this.packetFilter = netmap.packetFilter;
     this.relays = netmap.relays;
+    this.dns = netmap.dns;
     for (const p of netmap.peers) if (p.id !== netmap.self.id) this.peers.set(p.id, p);
   }
 
@@ -69,6 +71,7 @@ export class NetmapView {
     return {
       type: 'netmap', seq: this.seq, self: this.self, peers: [...this.peers.values()],
       packetFilter: this.packetFilter, relays: this.relays,
+      ...(this.dns ? { dns: this.dns } : {}),
     };
   }
 }

@@ -25,6 +25,8 @@ export interface ManagedDaemonOptions extends AccessGroupOptions {
   socketMark?: SocketMark;
   /** --metrics-listen: serve Prometheus metrics here (plain HTTP, GET /metrics). */
   metricsListen?: MetricsListen;
+  /** --resolv-conf: what MagicDNS rewrites when systemd-resolved is not running. */
+  resolvConfPath?: string;
 }
 
 export async function runManagedAgent(opts: ManagedDaemonOptions): Promise<void> {
@@ -39,6 +41,7 @@ export async function runManagedAgent(opts: ManagedDaemonOptions): Promise<void>
     state, log, tunName, port: opts.port, timers: timersFromEnv(process.env.PINHOLE_WG_TIMERS), defaultHostname: defaultHostname(),
     socketMark: opts.socketMark ?? DEFAULT_SOCKET_MARK,
     ...(metrics ? { onPathEvent: metrics.onPathEvent } : {}),
+    ...(opts.resolvConfPath !== undefined ? { resolvConfPath: opts.resolvConfPath } : {}),
   });
   // The tunnel first: by the time the local API answers, a node that was up is up again.
   await agent.start();

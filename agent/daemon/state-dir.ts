@@ -32,6 +32,8 @@ export const Prefs = z.object({
   listenPort: z.number().int().min(0).max(65535).nullable(),
   /** Subnet routes / exit node offered and used (absent: all off). */
   routing: RoutingPrefs.optional(),
+  /** `up --accept-dns`: MagicDNS points the OS resolver at itself (absent: yes). */
+  acceptDns: z.boolean().optional(),
 });
 export type Prefs = z.infer<typeof Prefs>;
 

@@ -2,6 +2,7 @@
 // (name, overlay ip, path, endpoint, relay region, latency, rx/tx bytes, last handshake).
 import type { DropCounters, HandshakeCounters } from '../wireguard/counters.js';
 import type { RoutingStatusJson } from '../daemon/node-routing.js';
+import type { DnsStatusJson } from '../dns/magic-dns.js';
 
 export interface PeerStatusJson {
   name: string | null;
@@ -97,4 +98,6 @@ export interface AgentStatus {
   /** Managed mode: disco and relay counters of the magic socket. */
   magicsock?: Record<string, number>;
   control?: ControlStatusJson;
+  /** Managed mode: MagicDNS (domain, how the OS uses it, counters incl. malformed queries dropped). */
+  dns?: DnsStatusJson;
 }

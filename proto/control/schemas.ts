@@ -1,6 +1,7 @@
 // Control-plane wire formats (coordinator ⇄ agent, admin ⇄ coordinator), defined once with zod.
 // Every inbound message on either side is parsed with these schemas before anything else.
 import { z } from 'zod';
+import { DnsConfig } from '../dns/dns-config.js';
 
 /** A 32-byte key in standard base64 (44 chars), as wg prints it. */
 export const Key32 = z.string().regex(/^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$/, 'a base64 32-byte key');
@@ -119,6 +120,8 @@ export const Netmap = z.object({
   /** null: no policy set, everything allowed. */
   packetFilter: z.array(FilterRule).nullable(),
   relays: z.array(RelayInfo),
+  /** Names in DNS (absent from coordinators and saved netmaps older than the field). */
+  dns: DnsConfig.optional(),
 });
 export type Netmap = z.infer<typeof Netmap>;
 

@@ -15,6 +15,12 @@ export interface ManagedAgentSpec {
   env?: Record<string, string>;
   /** More `pinhole agent` flags, e.g. ['--metrics-listen', 'IP:PORT']. */
   extraArgs?: string[];
+  /**
+   * --resolv-conf for MagicDNS. Default: a file in the agent's own directory, so lab agents never
+   * rewrite the machine's /etc/resolv.conf; '/etc/resolv.conf' with /etc/netns/NS/resolv.conf
+   * present gives the namespace's own file (ip netns exec mounts it there).
+   */
+  resolvConf?: string;
 }
 
 export interface CliResult { code: number; stdout: string; stderr: string }
@@ -41,7 +47,8 @@ export async function startManagedAgent(host: Host, spec: ManagedAgentSpec): Pro
   const stateDir = join(dir, 'state');
   const socket = join(dir, 'agent.sock');
   const argv = ['node', PINHOLE_BIN, '--socket', socket, 'agent', '--state-dir', stateDir, '--tun', spec.tun,
-    ...(spec.port !== undefined ? ['--port', String(spec.port)] : []), ...(spec.extraArgs ?? [])];
+    ...(spec.port !== undefined ? ['--port', String(spec.port)] : []), '--resolv-conf', spec.resolvConf ?? join(dir, 'resolv.conf'),
+    ...(spec.extraArgs ?? [])];
   const spawnDaemon = (): LabProcess =>
     host.spawn(argv, { env: { PINHOLE_LOG_LEVEL: 'info', ...spec.env }, logFile: join(dir, 'agent.log') });
 

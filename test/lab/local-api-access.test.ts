@@ -43,7 +43,8 @@ describe('local API: socket permissions and who may change what', { timeout: 180
 
   /** `pinhole agent` under umask 000, with its socket at `socket`. */
   function spawnAgent(socket: string, stateDir: string, tun: string, flags: string[] = []): LabProcess {
-    const argv = ['node', PINHOLE_BIN, '--socket', socket, 'agent', '--state-dir', stateDir, '--tun', tun, ...flags];
+    const argv = ['node', PINHOLE_BIN, '--socket', socket, 'agent', '--state-dir', stateDir, '--tun', tun,
+      '--resolv-conf', join(dir, 'resolv.conf'), ...flags];
     const p = host.spawn(['sh', '-c', 'umask 000; exec "$@"', 'sh', ...argv], { env: { PINHOLE_LOG_LEVEL: 'warn' } });
     procs.push(p);
     return p;
