@@ -3,6 +3,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { decodeKey, encodeKey, generatePrivateKey, publicKeyFromPrivate } from '../../proto/wireguard/keys.js';
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { DEFAULT_SOCKET, localApiCall } from '../localapi/client.js';
 import { formatStatus } from './status-format.js';
 import { registerNodeCommands } from './node-commands.js';
@@ -18,10 +19,21 @@ async function readStdin(): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
+/** The version in package.json (dist/agent/cli/ sits three levels below it). */
+function packageVersion(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version?: unknown };
+    return typeof pkg.version === 'string' ? pkg.version : 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
+
 function buildProgram(): Command {
   const program = new Command('pinhole')
     .description('peer-to-peer mesh VPN speaking the WireGuard protocol')
     .option('--socket <path>', 'local API socket of the agent', DEFAULT_SOCKET)
+    .version(`pinhole ${packageVersion()}`, '-V, --version', 'print the version')
     .showHelpAfterError(false)
     .exitOverride();
 

@@ -52,7 +52,7 @@ export interface RelayServerInfo {
 }
 
 /** Why we refused a relay (and sent it nothing, or nothing past client-info). */
-export type RelayRefusalReason = 'key-mismatch' | 'bad-relay-proof' | 'protocol-version';
+export type RelayRefusalReason = 'key-mismatch' | 'bad-relay-proof' | 'protocol-version' | 'not-a-relay';
 
 export interface RelayRefusal {
   reason: RelayRefusalReason;
@@ -408,6 +408,11 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
       }
     });
     ws.on('error', () => { /* 'close' follows and schedules the reconnect */ });
+    // Anything but 101 (a 404 from a coordinator, a web server): say so instead of timing out.
+    ws.on('unexpected-response', (_req, res) => {
+      res.resume();
+      refuse('not-a-relay', `answered HTTP ${res.statusCode ?? '?'} at ${this.opts.url}: not a pinhole relay`);
+    });
     ws.on('close', (code, reason) => {
       if (this.ws !== ws) return;
       this.teardown(code, this.lastNotice?.message || reason.toString());
