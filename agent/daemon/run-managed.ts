@@ -9,6 +9,7 @@ import { defaultHostname } from './hostname.js';
 import { managedRoutes } from './local-routes.js';
 import { ManagedAgent } from './managed-agent.js';
 import { StateDir } from './state-dir.js';
+import { lockStateDir } from './state-lock.js';
 import { TUN_NAME } from './tunnel.js';
 import { DEFAULT_SOCKET_MARK, type SocketMark } from '../routing/socket-mark.js';
 
@@ -27,6 +28,9 @@ export async function runManagedAgent(opts: ManagedDaemonOptions): Promise<void>
   const log = createLogger('agent');
   const tunName = opts.tunName ?? DEFAULT_TUN;
   if (!TUN_NAME.test(tunName)) throw new Error(`invalid TUN name "${tunName}": use --tun NAME (1-15 letters, digits, _=+.-)`);
+  // Before anything else: a second agent on this directory must change nothing, not even the socket.
+  const lock = await lockStateDir(opts.stateDir);
+  process.once('exit', () => lock.release());
   const policy = await prepareLocalApi(opts.socketPath, opts);
   const state = await StateDir.open(opts.stateDir);
   const agent = await ManagedAgent.load({
@@ -51,5 +55,6 @@ export async function runManagedAgent(opts: ManagedDaemonOptions): Promise<void>
   } finally {
     await api.close().catch(() => undefined);
     await agent.close().catch(() => undefined);
+    lock.release();
   }
 }
