@@ -15,6 +15,7 @@ import {
 } from '../../proto/relay/frames.js';
 import { encodeKey, publicKeyFromPrivate } from '../../proto/wireguard/keys.js';
 import { markedWsOptions } from '../routing/marked-socket.js';
+import { abortError } from '../no-answer.js';
 
 export interface RelayClientOptions {
   /** ws://host:port/relay (wss:// works the same). */
@@ -185,7 +186,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
         if (d.refused) { cleanup(); reject(new RelayRefusedError(d.refused)); return; }
         if (!d.willReconnect) { cleanup(); reject(new RelayClosedError(`relay connection ended: ${d.notice ?? d.code} ${d.message}`.trim())); }
       };
-      const onAbort = () => { cleanup(); reject(signal!.reason instanceof Error ? signal!.reason : new RelayClosedError('aborted')); };
+      const onAbort = () => { cleanup(); reject(abortError(signal!, () => new RelayClosedError('aborted'))); };
       if (signal?.aborted) return onAbort();
       this.on('connect', onConnect);
       this.on('disconnect', onDisconnect);
@@ -246,7 +247,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     const id = Buffer.from(data).toString('hex');
     const ws = this.ws;
     return new Promise<number>((resolve, reject) => {
-      const onAbort = () => done(opts.signal!.reason instanceof Error ? opts.signal!.reason : new RelayClosedError('aborted'));
+      const onAbort = () => done(abortError(opts.signal!, () => new RelayClosedError('aborted')));
       const done = (err: Error | null, rtt = 0) => {
         const p = this.pings.get(id);
         if (!p) return;
@@ -256,7 +257,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
         if (err) reject(err);
         else resolve(rtt);
       };
-      if (opts.signal?.aborted) return reject(opts.signal.reason instanceof Error ? opts.signal.reason : new RelayClosedError('aborted'));
+      if (opts.signal?.aborted) return reject(abortError(opts.signal, () => new RelayClosedError('aborted')));
       const timeoutMs = opts.timeoutMs ?? 5000;
       this.pings.set(id, {
         started: performance.now(),

@@ -94,3 +94,17 @@ test('admin --help lists the verbs of every noun', async () => {
   assert.equal(r.code, 0);
   for (const line of ['authkey create|list|revoke', 'nodes list|delete|expire', 'routes list|approve', 'policy get|set']) assert.ok(r.stdout.includes(line), line);
 });
+
+test('a timeout reads "no answer in time", not "The operation was aborted due to timeout"', async () => {
+  const { createServer: createTcpServer } = await import('node:net');
+  const silent = createTcpServer(() => { /* accepts and never answers */ });
+  await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+  const url = `ws://127.0.0.1:${(silent.address() as AddressInfo).port}/relay`;
+  const client = createRelayClient({ url, nodePrivateKey: generatePrivateKey(), relayKey: publicKeyFromPrivate(generatePrivateKey()), reconnect: false, connectTimeoutMs: 5000 });
+  try {
+    await assert.rejects(client.ready(AbortSignal.timeout(300)), { message: 'no answer in time' });
+  } finally {
+    await client.close();
+    silent.close();
+  }
+});
