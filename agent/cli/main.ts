@@ -11,6 +11,7 @@ import { registerAdminCommand } from './admin-command.js';
 import { registerNetcheckCommand } from './netcheck-command.js';
 import { registerPingCommand } from './ping-command.js';
 import type { AgentStatus } from '../static/status.js';
+import type { JoinOnStart } from '../daemon/run-managed.js';
 import { DEFAULT_SOCKET_MARK, formatSocketMark, parseSocketMark, SocketMarkError } from '../routing/socket-mark.js';
 
 async function readStdin(): Promise<string> {
@@ -48,8 +49,25 @@ function buildProgram(): Command {
     
     .option('--admin-group <group>', 'members may change state through the local API (up, down, logout, routes, exit node)')
     .option('--operator-group <group>', 'members may read through the local API (status, ip, netcheck, ping); the socket gets this group')
+    .option('--config-file <file>', 'managed mode: a YAML file with these flags and the preferences of `up` (docs/agent.yaml.example); flags override it')
     .action(async (opts: AgentFlags, cmd: Command) => {
-      const socket = (cmd.optsWithGlobals() as { socket: string }).socket;
+      let socket = (cmd.optsWithGlobals() as { socket: string }).socket;
+      let join: JoinOnStart | undefined;
+      if (opts.configFile !== undefined) {
+        if (opts.config) throw new UsageError('--config FILE.conf is a static wg-quick tunnel, --config-file FILE.yaml a managed agent\'s settings: give one');
+        const { loadAgentConfigFile } = await import('./agent-config-load.js');
+        const file = await loadAgentConfigFile(opts.configFile);
+        // Flags given on the command line win over the file.
+        opts.stateDir ??= file.stateDir;
+        opts.tun ??= file.tun;
+        opts.port ??= file.port === undefined ? undefined : String(file.port);
+        opts.adminGroup ??= file.adminGroup;
+        opts.operatorGroup ??= file.operatorGroup;
+        if (file.socketMark !== undefined && cmd.getOptionValueSource('socketMark') === 'default') opts.socketMark = file.socketMark;
+        if (file.socket !== undefined && cmd.parent?.getOptionValueSource('socket') === 'default') socket = file.socket;
+        join = file.join;
+        if (!opts.stateDir) throw new UsageError(`${opts.configFile}: no state-dir (and no --state-dir)`);
+      }
       if (opts.config && opts.stateDir) throw new UsageError('use either --config FILE.conf (static) or --state-dir DIR (managed), not both');
       if (opts.stateDir) {
         const { runManagedAgent } = await import('../daemon/run-managed.js');
@@ -60,7 +78,7 @@ function buildProgram(): Command {
           if (err instanceof SocketMarkError) throw new UsageError(err.message);
           throw err;
         }
-        await runManagedAgent({ stateDir: opts.stateDir, socketPath: socket, tunName: opts.tun, port: parsePort(opts.port), socketMark, ...accessGroups(opts) });
+        await runManagedAgent({ stateDir: opts.stateDir, socketPath: socket, tunName: opts.tun, port: parsePort(opts.port), socketMark, ...accessGroups(opts), ...(join ? { join } : {}) });
         return;
       }
       if (!opts.config) throw new UsageError('pinhole agent needs --state-dir DIR (managed by a coordinator) or --config FILE.conf (static)');
@@ -99,7 +117,7 @@ function buildProgram(): Command {
   return program;
 }
 
-interface AgentFlags { config?: string; tun?: string; stateDir?: string; port?: string; adminGroup?: string; operatorGroup?: string; socketMark: string }
+interface AgentFlags { config?: string; configFile?: string; tun?: string; stateDir?: string; port?: string; adminGroup?: string; operatorGroup?: string; socketMark: string }
 
 function accessGroups(o: AgentFlags): { adminGroup?: string; operatorGroup?: string } {
   return {

@@ -7,7 +7,8 @@ import type { AccessGroupOptions } from '../localapi/credentials.js';
 import { timersFromEnv } from '../static/timer-overrides.js';
 import { defaultHostname } from './hostname.js';
 import { managedRoutes } from './local-routes.js';
-import { ManagedAgent } from './managed-agent.js';
+import { ManagedAgent, type RegisterRequestLocal } from './managed-agent.js';
+import type { ClientRoutingFlags } from './routing-prefs.js';
 import { StateDir } from './state-dir.js';
 import { lockStateDir } from './state-lock.js';
 import { TUN_NAME } from './tunnel.js';
@@ -22,6 +23,13 @@ export interface ManagedDaemonOptions extends AccessGroupOptions {
   port?: number;
   /** --socket-mark: the mark on the agent's own sockets (default DEFAULT_SOCKET_MARK). */
   socketMark?: SocketMark;
+  /** From `--config-file`'s `up` section: join on start, as `pinhole up` would. */
+  join?: JoinOnStart;
+}
+
+export interface JoinOnStart {
+  register: RegisterRequestLocal & { coordinatorUrl: string };
+  client: ClientRoutingFlags;
 }
 
 export async function runManagedAgent(opts: ManagedDaemonOptions): Promise<void> {
@@ -47,6 +55,7 @@ export async function runManagedAgent(opts: ManagedDaemonOptions): Promise<void>
   });
   try {
     log.info(`pinhole agent: node key ${state.keys.nodeKey}, state ${opts.stateDir}, local API ${opts.socketPath}`);
+    if (opts.join) await joinOnStart(agent, opts.join, log);
     await new Promise<void>((resolve) => {
       const stop = (sig: string): void => { log.info(`${sig}: shutting down`); resolve(); };
       process.once('SIGINT', () => stop('SIGINT'));
@@ -56,5 +65,23 @@ export async function runManagedAgent(opts: ManagedDaemonOptions): Promise<void>
     await api.close().catch(() => undefined);
     await agent.close().catch(() => undefined);
     lock.release();
+  }
+}
+
+/**
+ * `pinhole up` from the config file. A node already registered with that coordinator comes up
+ * on its registration (the auth key may be single-use and spent); a failure is logged and the
+ * daemon keeps serving, so `pinhole status` can say what went wrong.
+ */
+async function joinOnStart(agent: ManagedAgent, join: JoinOnStart, log: ReturnType<typeof createLogger>): Promise<void> {
+  const self = agent.status().self;
+  const registered = self !== undefined && self.state !== 'logged-out' && self.coordinator === join.register.coordinatorUrl;
+  const { authKey: _unused, ...withoutKey } = join.register;
+  try {
+    const reg = await agent.register(registered ? { ...withoutKey, allowOffline: true } : join.register);
+    const up = await agent.up(join.client);
+    log.info(`joined from the config file: ${reg.node.name} ${reg.node.ipv4}, ${up.peers} peer(s)${reg.offline ? ' (coordinator unreachable: registration on file)' : ''}`);
+  } catch (err) {
+    log.error(`joining from the config file failed: ${(err as Error).message}`);
   }
 }
