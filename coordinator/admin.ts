@@ -15,7 +15,8 @@
 //   GET    /api/v1/admin/stats               → CoordinatorStats
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { AuthKeyCreate, RoutesApprove, type CoordinatorKeyState, type CoordinatorStats, type NodeInfo, type RouteInfo } from '../proto/control/schemas.js';
-import { formatCidr, maskCidr, parseCidr } from '../proto/ip/address.js';
+import { formatCidr } from '../proto/ip/address.js';
+import { canonicalRoute } from '../proto/control/routes.js';
 import type { AccessPolicy } from './access-policy.js';
 import type { AuthKeys } from './authkeys.js';
 import { BadRequestError, ForbiddenError, UnauthorizedError } from './errors.js';
@@ -109,9 +110,11 @@ export function adminRoutes(deps: AdminDeps): Route[] {
     admin('POST', 'nodes/([^/]+)/routes', async (req) => {
       const id = node(req);
       const { routes } = parseWith(RoutesApprove, await req.body());
+      // Host bits set is refused, as `up --advertise-routes` refuses it: approving 192.0.2.129/26
+      // must not quietly serve 192.0.2.128/26.
       const canonical = routes.map((r) => {
         try {
-          return formatCidr(maskCidr(parseCidr(r)));
+          return formatCidr(canonicalRoute(r, { strict: true }));
         } catch (err) {
           throw new BadRequestError(`routes: ${(err as Error).message}`);
         }

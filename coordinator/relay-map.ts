@@ -5,6 +5,7 @@
 import type { RelayInfo } from '../proto/control/schemas.js';
 import { formatEndpoint, parseEndpoint } from '../proto/ip/address.js';
 import { decodeKey, encodeKey } from '../proto/wireguard/keys.js';
+import { RELAY_PATH } from '../proto/relay/frames.js';
 
 export const DEFAULT_STUN_PORT = 3478;
 
@@ -19,6 +20,18 @@ function splitNamed(flag: string, text: string, example: string): { name: string
   return { name, value: text.slice(eq + 1) };
 }
 
+const RELAY_SCHEMES = ['ws:', 'wss:', 'http:', 'https:'];
+
+/** A relay answers only at ws(s)://HOST:PORT/relay: anything else would fail on every node, silently. */
+function checkRelayUrl(name: string, url: string): void {
+  const example = `e.g. ${name}=ws://203.0.113.10:8443/relay`;
+  if (!URL.canParse(url)) throw new RelayMapError(`--relay ${name}: ${JSON.stringify(url)} is not a URL (${example})`);
+  const u = new URL(url);
+  if (!RELAY_SCHEMES.includes(u.protocol)) throw new RelayMapError(`--relay ${name}: scheme ${u.protocol} is not ws:, wss:, http: or https: (${example})`);
+  if (u.pathname !== RELAY_PATH) throw new RelayMapError(`--relay ${name}: the path must be ${RELAY_PATH}, not ${JSON.stringify(u.pathname)} (${example})`);
+  if (u.search || u.hash || u.username || u.password) throw new RelayMapError(`--relay ${name}: no query, fragment or credentials in a relay URL (${example})`);
+}
+
 /**
  * `--relay` values ("NAME=URL"), `--relay-stun` values ("NAME=HOST:PORT") and `--relay-key` values
  * ("NAME=KEY") → the relay map.
@@ -27,7 +40,7 @@ export function buildRelayMap(relayFlags: readonly string[], stunFlags: readonly
   const relays: RelayInfo[] = [];
   for (const text of relayFlags) {
     const { name, value: url } = splitNamed('--relay', text, 'NAME=URL (e.g. home=ws://203.0.113.10:8443/relay)');
-    if (!URL.canParse(url)) throw new RelayMapError(`--relay: expected NAME=URL (e.g. home=ws://203.0.113.10:8443/relay), got ${JSON.stringify(text)}`);
+    checkRelayUrl(name, url);
     if (relays.some((r) => r.name === name)) throw new RelayMapError(`--relay: relay ${name} is given twice`);
     relays.push({ name, url, stun: [], key: '' });
   }

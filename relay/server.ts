@@ -6,7 +6,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { sendFrameToRecvInPlace, encodeRelayFrame, MAX_FRAME_PAYLOAD, NODE_KEY_LEN } from '../proto/relay/frames.js';
+import { sendFrameToRecvInPlace, encodeRelayFrame, MAX_FRAME_PAYLOAD, NODE_KEY_LEN, RELAY_PATH } from '../proto/relay/frames.js';
 import type { StunEndpoint } from '../proto/stun/attributes.js';
 import { publicKeyFromPrivate } from '../proto/wireguard/keys.js';
 import { dhGenerate } from '../proto/wireguard/noise-crypto.js';
@@ -16,7 +16,7 @@ import { createRelayCounters, type RelayCounters } from './counters.js';
 import { silentLogger, type Logger } from './log.js';
 import { startStunResponder, type StunResponder } from './stun-responder.js';
 
-export const RELAY_PATH = '/relay';
+export { RELAY_PATH };
 
 export interface RelayServerOptions {
   /** HTTP/WebSocket listener; port 0 picks one. */

@@ -10,7 +10,7 @@
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { generatePrivateKey } from '../../proto/wireguard/keys.js';
-import { CoordinatorKeyState } from '../../proto/control/schemas.js';
+import { CoordinatorKeyState, Tag, TAG_RULE } from '../../proto/control/schemas.js';
 import { controlCall, CoordinatorRefusedError } from '../control/control-channel.js';
 import { keyToPin } from '../control/register.js';
 import { Command, Option } from 'commander';
@@ -18,6 +18,7 @@ import type { z } from 'zod';
 import { parseDuration } from '../../proto/control/duration.js';
 import { PolicyReply } from '../../proto/control/policy.js';
 import { checkPolicyText } from './policy-file.js';
+import { canonicalRoute } from '../../proto/control/routes.js';
 import {
   AuthKeyCreated, AuthKeyInfo, AuthKeyList, NodeInfo, NodeList, RouteList,
   type AuthKeyInfo as AuthKey, type NodeInfo as Node,
@@ -158,6 +159,9 @@ export function registerAdminCommand(program: Command): void {
     } catch (err) {
       throw new AdminRequestError(`--expiry: ${(err as Error).message}`);
     }
+    for (const tag of (o.tag as string[] | undefined) ?? []) {
+      if (!Tag.safeParse(tag).success) throw new AdminRequestError(`--tag ${tag}: ${TAG_RULE}`);
+    }
     const k = await call(t, 'POST', 'authkeys', AuthKeyCreated, {
       reusable: Boolean(o.reusable), ephemeral: Boolean(o.ephemeral), tags: (o.tag as string[] | undefined) ?? [],
       ...(expiry === undefined ? {} : { expirySeconds: expiry }),
@@ -209,6 +213,13 @@ export function registerAdminCommand(program: Command): void {
     out(r.routes.length === 0 ? 'no advertised routes' : table(['NODE', 'ID', 'ROUTE', 'APPROVED'], r.routes.map((x) => [x.node, String(x.nodeId), x.route + (x.exitNode ? ' (exit)' : ''), x.approved ? 'yes' : 'no'])));
   });
   leaf(routes, 'approve <node> <cidr...>', 'approve routes a node advertises (0.0.0.0/0 and ::/0 for an exit node)', async (t, [ref, ...cidrs], o) => {
+    for (const c of cidrs) {
+      try {
+        canonicalRoute(c, { strict: true });
+      } catch (err) {
+        throw new AdminRequestError((err as Error).message);
+      }
+    }
     const n = await resolveNode(t, ref!);
     const updated = await call(t, 'POST', `nodes/${n.id}/routes`, NodeInfo, { routes: cidrs });
     if (o.json) json(updated);
@@ -244,6 +255,13 @@ export function registerAdminCommand(program: Command): void {
     if (o.json) json(r);
     else out(`policy updated: ${r.policy?.acls.length ?? 0} ACL rule(s)`);
   });
+
+  admin.addHelpText('after', () => `\nVerbs:\n${adminVerbs(admin).join('\n')}`);
+}
+
+/** "  authkey create|list|revoke" per noun: commander's help lists only the nouns. */
+function adminVerbs(admin: Command): string[] {
+  return admin.commands.map((noun) => `  ${noun.name()} ${noun.commands.map((v) => v.name()).join('|')}`);
 }
 
 async function readStdin(): Promise<string> {

@@ -3,6 +3,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { decodeKey, encodeKey, generatePrivateKey, publicKeyFromPrivate } from '../../proto/wireguard/keys.js';
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { DEFAULT_SOCKET, localApiCall } from '../localapi/client.js';
 import { formatStatus } from './status-format.js';
 import { registerNodeCommands } from './node-commands.js';
@@ -10,6 +11,7 @@ import { registerAdminCommand } from './admin-command.js';
 import { registerNetcheckCommand } from './netcheck-command.js';
 import { registerPingCommand } from './ping-command.js';
 import type { AgentStatus } from '../static/status.js';
+import type { JoinOnStart } from '../daemon/run-managed.js';
 import { DEFAULT_SOCKET_MARK, formatSocketMark, parseSocketMark, SocketMarkError } from '../routing/socket-mark.js';
 import { MetricsListenError, parseMetricsListen } from '../../metrics/http-server.js';
 
@@ -19,10 +21,21 @@ async function readStdin(): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
+/** The version in package.json (dist/agent/cli/ sits three levels below it). */
+function packageVersion(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version?: unknown };
+    return typeof pkg.version === 'string' ? pkg.version : 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
+
 function buildProgram(): Command {
   const program = new Command('pinhole')
     .description('peer-to-peer mesh VPN speaking the WireGuard protocol')
     .option('--socket <path>', 'local API socket of the agent', DEFAULT_SOCKET)
+    .version(`pinhole ${packageVersion()}`, '-V, --version', 'print the version')
     .showHelpAfterError(false)
     .exitOverride();
 
@@ -39,8 +52,27 @@ function buildProgram(): Command {
     .option('--admin-group <group>', 'members may change state through the local API (up, down, logout, routes, exit node)')
     .option('--operator-group <group>', 'members may read through the local API (status, ip, netcheck, ping); the socket gets this group')
     .option('--metrics-listen <host:port>', 'serve Prometheus metrics at http://HOST:PORT/metrics (managed mode; plain HTTP: localhost or a management network)')
+    .option('--config-file <file>', 'managed mode: a YAML file with these flags and the preferences of `up` (docs/agent.yaml.example); flags override it')
     .action(async (opts: AgentFlags, cmd: Command) => {
-      const socket = (cmd.optsWithGlobals() as { socket: string }).socket;
+      let socket = (cmd.optsWithGlobals() as { socket: string }).socket;
+      let join: JoinOnStart | undefined;
+      if (opts.configFile !== undefined) {
+        if (opts.config) throw new UsageError('--config FILE.conf is a static wg-quick tunnel, --config-file FILE.yaml a managed agent\'s settings: give one');
+        const { loadAgentConfigFile } = await import('./agent-config-load.js');
+        const file = await loadAgentConfigFile(opts.configFile);
+        // Flags given on the command line win over the file.
+        opts.stateDir ??= file.stateDir;
+        opts.tun ??= file.tun;
+        opts.port ??= file.port === undefined ? undefined : String(file.port);
+        opts.adminGroup ??= file.adminGroup;
+        opts.operatorGroup ??= file.operatorGroup;
+        opts.metricsListen ??= file.metricsListen;
+        if (file.resolvConf !== undefined && cmd.getOptionValueSource('resolvConf') === 'default') opts.resolvConf = file.resolvConf;
+        if (file.socketMark !== undefined && cmd.getOptionValueSource('socketMark') === 'default') opts.socketMark = file.socketMark;
+        if (file.socket !== undefined && cmd.parent?.getOptionValueSource('socket') === 'default') socket = file.socket;
+        join = file.join;
+        if (!opts.stateDir) throw new UsageError(`${opts.configFile}: no state-dir (and no --state-dir)`);
+      }
       if (opts.config && opts.stateDir) throw new UsageError('use either --config FILE.conf (static) or --state-dir DIR (managed), not both');
       if (opts.stateDir) {
         const { runManagedAgent } = await import('../daemon/run-managed.js');
@@ -54,7 +86,7 @@ function buildProgram(): Command {
         const metricsListen = metricsAddress(opts.metricsListen);
         await runManagedAgent({
           stateDir: opts.stateDir, socketPath: socket, tunName: opts.tun, port: parsePort(opts.port), socketMark, resolvConfPath: opts.resolvConf,
-          ...accessGroups(opts), ...(metricsListen ? { metricsListen } : {}),
+          ...accessGroups(opts), ...(metricsListen ? { metricsListen } : {}), ...(join ? { join } : {}),
         });
         return;
       }
@@ -96,8 +128,8 @@ function buildProgram(): Command {
 }
 
 interface AgentFlags {
-  config?: string; tun?: string; stateDir?: string; port?: string; adminGroup?: string; operatorGroup?: string; socketMark: string;
-  resolvConf: string; metricsListen?: string;
+  config?: string; configFile?: string; tun?: string; stateDir?: string; port?: string; adminGroup?: string; operatorGroup?: string;
+  socketMark: string; resolvConf: string; metricsListen?: string;
 }
 
 function accessGroups(o: AgentFlags): { adminGroup?: string; operatorGroup?: string } {

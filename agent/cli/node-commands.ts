@@ -126,7 +126,8 @@ export function registerNodeCommands(program: Command): void {
         if (!h.success) throw new UsageError(`--hostname: ${h.error.issues[0]?.message ?? 'invalid'}`);
       }
       const routing = routingFlags(opts);
-      out(before.self.state === 'logged-out' || opts.authKey !== undefined ? `registering with ${url}…` : `connecting to ${url}…`);
+      const registeredHere = before.self.state !== 'logged-out' && before.self.coordinator === url;
+      out(registeredHere ? `registered as ${before.self.name ?? '?'} with ${url}: connecting…` : `registering with ${url}…`);
       const body: LocalRegisterBody = {
         ...(opts.coordinator !== undefined ? { coordinatorUrl: opts.coordinator } : {}),
         ...(opts.authKey !== undefined ? { authKey: opts.authKey } : {}),

@@ -35,7 +35,9 @@ function routingLines(r: RoutingStatusJson): string[] {
   const offered = [...r.advertisedRoutes, ...(r.advertiseExitNode ? ['0.0.0.0/0', '::/0'] : [])];
   if (offered.length > 0) {
     const pending = offered.filter((x) => !r.servedRoutes.includes(x));
-    lines.push(`  advertises: ${offered.join(', ')}${pending.length > 0 ? ` (awaiting approval: ${pending.join(', ')})` : ''}`);
+    lines.push(`  advertises: ${offered.join(', ')}`);
+    lines.push(`    approved and served: ${r.servedRoutes.join(', ') || 'none'}`);
+    if (pending.length > 0) lines.push(`    awaiting approval: ${pending.join(', ')}`);
   }
   if (r.acceptRoutes) lines.push(`  accepts routes: ${r.acceptedRoutes.join(', ') || 'none offered'}`);
   if (r.exitNode) lines.push(`  exit node: ${r.exitNode.name} (${r.exitNode.state})${r.exitNodeAllowLanAccess ? ', LAN direct' : ''}`);
@@ -45,13 +47,13 @@ function routingLines(r: RoutingStatusJson): string[] {
   return lines;
 }
 
-/** One line per relay: how this node uses it, or why it refuses it. */
+/** A relays section: one line per relay, how this node uses it or why it refuses it. */
 function relayLines(relays: NonNullable<AgentStatus['relays']>): string[] {
-  return relays.map((r) => {
-    if (r.refused) return `  relay ${r.name}: refused (${r.refused})`;
+  return ['relays:', ...relays.map((r) => {
+    if (r.refused) return `  ${r.name} (${r.url}): refused (${r.refused})`;
     const state = [r.connected ? 'connected' : 'not connected', ...(r.home ? ['home'] : []), ...(r.latencyMs !== null ? [`${Math.round(r.latencyMs)} ms`] : [])];
-    return `  relay ${r.name}: ${state.join(', ')}`;
-  });
+    return `  ${r.name} (${r.url}): ${state.join(', ')}`;
+  })];
 }
 
 function peerLines(p: PeerStatusJson, managed: boolean): string[] {
@@ -63,7 +65,7 @@ function peerLines(p: PeerStatusJson, managed: boolean): string[] {
   } else {
     lines.push(`peer: ${p.name ?? p.publicKey}${p.name ? ` (${p.publicKey})` : ''}`);
   }
-  const via = p.path === 'relay' ? (p.relay ? ` via relay ${p.relay}` : '') : p.endpoint ? ` via ${p.endpoint}` : '';
+  const via = p.path === 'relay' ? (p.relay ? ` ${p.relay}` : '') : p.endpoint ? ` via ${p.endpoint}` : '';
   const latency = p.latencyMs !== null && p.latencyMs !== undefined ? `, ${p.latencyMs} ms` : '';
   lines.push(`  path: ${p.path}${via}${latency}`);
   if (!managed) lines.push(`  allowed ips: ${p.allowedIps.join(', ')}`);
@@ -76,19 +78,28 @@ export function formatStatus(st: AgentStatus): string {
   const lines: string[] = [];
   const managed = st.mode === 'managed';
   if (st.self) lines.push(...selfLines(st.self), ...(st.routing ? routingLines(st.routing) : []));
-  if (st.relays && st.relays.length > 0) lines.push(...relayLines(st.relays));
+  if (st.relays && st.relays.length > 0) lines.push('', ...relayLines(st.relays));
   if (st.self || (st.relays && st.relays.length > 0)) lines.push('');
+  // A managed node that is down or logged out has no interface: say so instead of listing one.
+  const tunnelUp = !st.self || st.self.state === 'up';
   const i = st.interface;
-  lines.push(`interface: ${i.name} (${st.mode} mode)`);
-  lines.push(`  public key: ${i.publicKey}`);
-  lines.push(`  listening port: ${i.listenPort}`);
-  lines.push(`  addresses: ${i.addresses.join(', ') || '(none)'}  mtu: ${i.mtu}`);
+  if (tunnelUp) {
+    lines.push(`interface: ${i.name} (${st.mode} mode)`);
+    lines.push(`  public key: ${i.publicKey}`);
+    lines.push(`  listening port: ${i.listenPort}`);
+    lines.push(`  addresses: ${i.addresses.join(', ') || '(none)'}  mtu: ${i.mtu}`);
+  } else {
+    lines.push(`interface: none (the tunnel is ${st.self!.state === 'down' ? 'down: pinhole up brings it back' : 'not up'})`);
+  }
   for (const p of st.peers) {
     lines.push('');
     lines.push(...peerLines(p, managed));
   }
-  const drops = Object.entries(st.drops).filter(([, n]) => n > 0);
-  lines.push('');
-  lines.push(`dropped packets: ${drops.length === 0 ? 'none' : drops.map(([k, n]) => `${k}=${n}`).join(' ')}`);
+  if (tunnelUp) {
+    const drops = Object.entries(st.drops).filter(([, n]) => n > 0);
+    lines.push('');
+    lines.push(`dropped packets: ${drops.length === 0 ? 'none' : drops.map(([k, n]) => `${k}=${n}`).join(' ')}`);
+    if (st.drops.multicast > 0) lines.push('  (multicast: the kernel\'s own IPv6 MLD reports and router solicitations on the interface; peers are unicast only)');
+  }
   return lines.join('\n');
 }

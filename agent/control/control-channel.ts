@@ -170,7 +170,7 @@ export function channelRequest<T>(
     req.on('error', (err) => {
       channel.destroy();
       if (err instanceof CoordinatorProtocolError) return reject(err);
-      reject(new CoordinatorUnreachableError(signal.aborted ? 'the coordinator did not answer in time' : `the control channel broke: ${describeCause(err)}`));
+      reject(new CoordinatorUnreachableError(signal.aborted ? 'the coordinator: no answer in time' : `the control channel broke: ${describeCause(err)}`));
     });
     req.end(text);
   });

@@ -278,6 +278,7 @@ export class ManagedAgent {
       this.saveTimer = undefined;
       await this.saveChain;
       this.view = null;
+      this.routing.netmapChanged(null); // routes accepted from the old netmap are gone with it
       this.registration = null;
       await this.opts.state.forgetNode();
       await this.savePrefs({ ...this.prefs, wantUp: false });

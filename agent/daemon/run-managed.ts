@@ -7,8 +7,10 @@ import type { AccessGroupOptions } from '../localapi/credentials.js';
 import { timersFromEnv } from '../static/timer-overrides.js';
 import { defaultHostname } from './hostname.js';
 import { managedRoutes } from './local-routes.js';
-import { ManagedAgent } from './managed-agent.js';
+import { ManagedAgent, type RegisterRequestLocal } from './managed-agent.js';
+import type { ClientRoutingFlags } from './routing-prefs.js';
 import { StateDir } from './state-dir.js';
+import { lockStateDir } from './state-lock.js';
 import { TUN_NAME } from './tunnel.js';
 import { DEFAULT_SOCKET_MARK, type SocketMark } from '../routing/socket-mark.js';
 import { startMetricsServer, type MetricsListen, type MetricsServer } from '../../metrics/http-server.js';
@@ -27,12 +29,22 @@ export interface ManagedDaemonOptions extends AccessGroupOptions {
   metricsListen?: MetricsListen;
   /** --resolv-conf: what MagicDNS rewrites when systemd-resolved is not running. */
   resolvConfPath?: string;
+  /** From `--config-file`'s `up` section: join on start, as `pinhole up` would. */
+  join?: JoinOnStart;
+}
+
+export interface JoinOnStart {
+  register: RegisterRequestLocal & { coordinatorUrl: string };
+  client: ClientRoutingFlags & { acceptDns?: boolean };
 }
 
 export async function runManagedAgent(opts: ManagedDaemonOptions): Promise<void> {
   const log = createLogger('agent');
   const tunName = opts.tunName ?? DEFAULT_TUN;
   if (!TUN_NAME.test(tunName)) throw new Error(`invalid TUN name "${tunName}": use --tun NAME (1-15 letters, digits, _=+.-)`);
+  // Before anything else: a second agent on this directory must change nothing, not even the socket.
+  const lock = await lockStateDir(opts.stateDir);
+  process.once('exit', () => lock.release());
   const policy = await prepareLocalApi(opts.socketPath, opts);
   const state = await StateDir.open(opts.stateDir);
   // Built before the agent so the magic socket reports path events to it; read the agent at scrape time.
@@ -63,6 +75,7 @@ export async function runManagedAgent(opts: ManagedDaemonOptions): Promise<void>
   }
   try {
     log.info(`pinhole agent: node key ${state.keys.nodeKey}, state ${opts.stateDir}, local API ${opts.socketPath}`);
+    if (opts.join) await joinOnStart(agent, opts.join, log);
     await new Promise<void>((resolve) => {
       const stop = (sig: string): void => { log.info(`${sig}: shutting down`); resolve(); };
       process.once('SIGINT', () => stop('SIGINT'));
@@ -72,5 +85,24 @@ export async function runManagedAgent(opts: ManagedDaemonOptions): Promise<void>
     await metricsServer?.close().catch(() => undefined);
     await api.close().catch(() => undefined);
     await agent.close().catch(() => undefined);
+    lock.release();
+  }
+}
+
+/**
+ * `pinhole up` from the config file. A node already registered with that coordinator comes up
+ * on its registration (the auth key may be single-use and spent); a failure is logged and the
+ * daemon keeps serving, so `pinhole status` can say what went wrong.
+ */
+async function joinOnStart(agent: ManagedAgent, join: JoinOnStart, log: ReturnType<typeof createLogger>): Promise<void> {
+  const self = agent.status().self;
+  const registered = self !== undefined && self.state !== 'logged-out' && self.coordinator === join.register.coordinatorUrl;
+  const { authKey: _unused, ...withoutKey } = join.register;
+  try {
+    const reg = await agent.register(registered ? { ...withoutKey, allowOffline: true } : join.register);
+    const up = await agent.up(join.client);
+    log.info(`joined from the config file: ${reg.node.name} ${reg.node.ipv4}, ${up.peers} peer(s)${reg.offline ? ' (coordinator unreachable: registration on file)' : ''}`);
+  } catch (err) {
+    log.error(`joining from the config file failed: ${(err as Error).message}`);
   }
 }

@@ -12,6 +12,7 @@ import { endpointText, filteringFromTests, mappingFromObservations, mappingFromT
 import { filterStateFor, type FilterState, type FilteringMeasurement } from './filter-state.js';
 import type { NatBehaviourName, NetcheckBehaviourTests, NetcheckRelayResult, NetcheckReport, NetcheckStunResult } from './report.js';
 import { resolveStunServers, type StunServerEntry } from './stun-servers.js';
+import { abortError, NoAnswerInTimeError } from '../no-answer.js';
 
 export type { NatBehaviourName, NetcheckBehaviourTests, NetcheckRelayResult, NetcheckReport, NetcheckStunResult } from './report.js';
 
@@ -232,13 +233,13 @@ async function measureRelays(opts: NetcheckOptions, timeoutMs: number): Promise<
     // The measurement may ignore its signal: the timeout and an abort end the wait regardless.
     const stop = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
-        const err = new Error(`no answer within ${timeoutMs} ms`);
+        const err = new NoAnswerInTimeError();
         ac.abort(err);
         reject(err);
       }, timeoutMs);
       onAbort = () => {
         ac.abort(opts.signal!.reason);
-        reject(opts.signal!.reason instanceof Error ? opts.signal!.reason : new Error('aborted'));
+        reject(abortError(opts.signal!, () => new Error('aborted')));
       };
       if (opts.signal?.aborted) onAbort();
       else opts.signal?.addEventListener('abort', onAbort, { once: true });

@@ -5,6 +5,7 @@ import { isDecodeError } from '../../proto/errors.js';
 import type { StunAddress } from '../../proto/stun/attributes.js';
 import { encodeBindingRequest, PADDED_REQUEST_LEN } from '../../proto/stun/binding.js';
 import { decodeStunMessage, isStunMessage, METHOD_BINDING } from '../../proto/stun/message.js';
+import { abortError } from '../no-answer.js';
 
 export type StunSend = (packet: Uint8Array, port: number, address: string) => void | Promise<void>;
 
@@ -134,7 +135,7 @@ export class StunClient {
     const timeoutMs = o.timeoutMs ?? this.opts.timeoutMs ?? 3000;
     const schedule = (this.opts.retransmitMs ?? [0, 250, 750, 1750]).filter((t) => t < timeoutMs);
     return new Promise<StunBindingResult>((resolve, reject) => {
-      const onAbort = () => finish(o.signal!.reason instanceof Error ? o.signal!.reason : new StunClientClosedError('aborted'));
+      const onAbort = () => finish(abortError(o.signal!, () => new StunClientClosedError('aborted')));
       const finish = (err: Error | null, r?: StunBindingResult) => {
         if (this.pending.get(id) !== tx) return;
         this.pending.delete(id);
@@ -144,7 +145,7 @@ export class StunClient {
         else resolve(r!);
       };
       const tx: Transaction = { started: performance.now(), transmissions: 0, timers: [], resolve: (r) => finish(null, r), reject: (e) => finish(e) };
-      if (o.signal?.aborted) return reject(o.signal.reason instanceof Error ? o.signal.reason : new StunClientClosedError('aborted'));
+      if (o.signal?.aborted) return reject(abortError(o.signal, () => new StunClientClosedError('aborted')));
       this.pending.set(id, tx);
       o.signal?.addEventListener('abort', onAbort, { once: true });
       const transmit = () => {

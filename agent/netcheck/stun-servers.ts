@@ -3,6 +3,7 @@
 import { lookup } from 'node:dns/promises';
 import { parseEndpoint, tryParseAddress } from '../../proto/ip/address.js';
 import { endpointText, type Endpoint } from './classify.js';
+import { NoAnswerInTimeError } from '../no-answer.js';
 
 export interface StunServerEntry {
   /** As reported: the resolved "ip:port" when it resolved, else the text given. */
@@ -53,7 +54,7 @@ async function resolveOne(text: string, signal?: AbortSignal): Promise<Omit<Stun
   try {
     const found = await Promise.race([
       lookup(host),
-      new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`no answer within ${RESOLVE_TIMEOUT_MS} ms`)), RESOLVE_TIMEOUT_MS); }),
+      new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new NoAnswerInTimeError()), RESOLVE_TIMEOUT_MS); }),
     ]);
     signal?.throwIfAborted();
     const endpoint = { address: found.address, port };

@@ -15,6 +15,7 @@ import {
 } from '../../proto/relay/frames.js';
 import { encodeKey, publicKeyFromPrivate } from '../../proto/wireguard/keys.js';
 import { markedWsOptions } from '../routing/marked-socket.js';
+import { abortError } from '../no-answer.js';
 
 export interface RelayClientOptions {
   /** ws://host:port/relay (wss:// works the same). */
@@ -52,7 +53,7 @@ export interface RelayServerInfo {
 }
 
 /** Why we refused a relay (and sent it nothing, or nothing past client-info). */
-export type RelayRefusalReason = 'key-mismatch' | 'bad-relay-proof' | 'protocol-version';
+export type RelayRefusalReason = 'key-mismatch' | 'bad-relay-proof' | 'protocol-version' | 'not-a-relay';
 
 export interface RelayRefusal {
   reason: RelayRefusalReason;
@@ -207,7 +208,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
         if (d.refused) { cleanup(); reject(new RelayRefusedError(d.refused)); return; }
         if (!d.willReconnect) { cleanup(); reject(new RelayClosedError(`relay connection ended: ${d.notice ?? d.code} ${d.message}`.trim())); }
       };
-      const onAbort = () => { cleanup(); reject(signal!.reason instanceof Error ? signal!.reason : new RelayClosedError('aborted')); };
+      const onAbort = () => { cleanup(); reject(abortError(signal!, () => new RelayClosedError('aborted'))); };
       if (signal?.aborted) return onAbort();
       this.on('connect', onConnect);
       this.on('disconnect', onDisconnect);
@@ -268,7 +269,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     const id = Buffer.from(data).toString('hex');
     const ws = this.ws;
     return new Promise<number>((resolve, reject) => {
-      const onAbort = () => done(opts.signal!.reason instanceof Error ? opts.signal!.reason : new RelayClosedError('aborted'));
+      const onAbort = () => done(abortError(opts.signal!, () => new RelayClosedError('aborted')));
       const done = (err: Error | null, rtt = 0) => {
         const p = this.pings.get(id);
         if (!p) return;
@@ -278,7 +279,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
         if (err) reject(err);
         else resolve(rtt);
       };
-      if (opts.signal?.aborted) return reject(opts.signal.reason instanceof Error ? opts.signal.reason : new RelayClosedError('aborted'));
+      if (opts.signal?.aborted) return reject(abortError(opts.signal, () => new RelayClosedError('aborted')));
       const timeoutMs = opts.timeoutMs ?? 5000;
       this.pings.set(id, {
         started: performance.now(),
@@ -431,6 +432,11 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
       }
     });
     ws.on('error', () => { /* 'close' follows and schedules the reconnect */ });
+    // Anything but 101 (a 404 from a coordinator, a web server): say so instead of timing out.
+    ws.on('unexpected-response', (_req, res) => {
+      res.resume();
+      refuse('not-a-relay', `answered HTTP ${res.statusCode ?? '?'} at ${this.opts.url}: not a pinhole relay`);
+    });
     ws.on('close', (code, reason) => {
       if (this.ws !== ws) return;
       this.teardown(code, this.lastNotice?.message || reason.toString());

@@ -12,6 +12,7 @@ import { lookup } from 'node:dns/promises';
 import { isIP, Socket, type createConnection } from 'node:net';
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import { loadNative } from '../tun/native.js';
+import { abortError } from '../no-answer.js';
 
 export class MarkedConnectError extends Error {
   override readonly name = 'MarkedConnectError';
@@ -52,7 +53,7 @@ export async function connectMarked(host: string, port: number, mark: number, si
       reject(err);
     };
     const onConnect = (): void => done();
-    const onAbort = (): void => done(signal!.reason instanceof Error ? signal!.reason : new MarkedConnectError('aborted'));
+    const onAbort = (): void => done(abortError(signal!, () => new MarkedConnectError('aborted')));
     socket.once('connect', onConnect).once('error', done);
     signal?.addEventListener('abort', onAbort, { once: true });
   });

@@ -3,6 +3,12 @@
 export interface DropCounters {
   /** TUN packet whose destination no peer's allowed IPs cover. */
   noRoute: number;
+  /**
+   * TUN packet to a multicast or broadcast address: the kernel's own IPv6 housekeeping on the
+   * interface (MLD listener reports to ff02::16, router solicitations to ff02::2). Peers are
+   * unicast only, so these are dropped; counted apart so idle nodes show no noRoute drops.
+   */
+  multicast: number;
   /** Peer has no endpoint to send to. */
   noEndpoint: number;
   /** Packets waiting for a handshake beyond the per-peer queue bound. */
@@ -38,7 +44,7 @@ export interface DropCounters {
 
 export function newDropCounters(): DropCounters {
   return {
-    noRoute: 0, noEndpoint: 0, stagedOverflow: 0, malformed: 0, unknownIndex: 0, badTag: 0, replay: 0,
+    noRoute: 0, multicast: 0, noEndpoint: 0, stagedOverflow: 0, malformed: 0, unknownIndex: 0, badTag: 0, replay: 0,
     expiredKey: 0, badInnerPacket: 0, allowedIpsMismatch: 0, notForUs: 0, badMac1: 0, handshakeRejected: 0, ioDropped: 0, filtered: 0,
   };
 }

@@ -81,7 +81,7 @@ export class TransportSender {
       const len = lengths[i]!;
       if (len === TAKEN_BY_NATIVE) continue;
       const peer = this.route(slab, off, len);
-      if (peer === undefined) { ctx.drops.noRoute++; continue; }
+      if (peer === undefined) { if (isMulticast(slab, off, len)) ctx.drops.multicast++; else ctx.drops.noRoute++; continue; }
       if (observer !== null) observer.observe(slab, off, len, now);
       const kp = this.sendingKeypair(peer, now);
       if (kp === undefined) {
@@ -320,4 +320,12 @@ export class TransportReceiver {
     peer.next = undefined;
     this.ctx.flushStaged(peer, now);
   }
+}
+
+/** Multicast or limited-broadcast destination (IPv4 224.0.0.0/4, 255.255.255.255; IPv6 ff00::/8). */
+function isMulticast(p: Uint8Array, off: number, len: number): boolean {
+  const version = len > 0 ? p[off]! >>> 4 : 0;
+  if (version === 4 && len >= 20) return (p[off + 16]! & 0xf0) === 0xe0 || (p[off + 16] === 255 && p[off + 17] === 255 && p[off + 18] === 255 && p[off + 19] === 255);
+  if (version === 6 && len >= 40) return p[off + 24] === 0xff;
+  return false;
 }

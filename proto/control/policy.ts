@@ -76,6 +76,19 @@ export function parsePorts(text: string): PortRange[] | null {
   return out;
 }
 
+/** What is wrong with the ports of "SELECTOR:PORTS" when they are numbers but not ports (99999, 90-80); else null. */
+function portsProblem(text: string): string | null {
+  const portsText = text.slice(text.lastIndexOf(':') + 1);
+  for (const part of portsText.split(',')) {
+    const m = /^(\d+)(?:-(\d+))?$/.exec(part);
+    if (!m) return null;
+    const [first, last] = [Number(m[1]), Number(m[2] ?? m[1])];
+    if (first > 65535 || last > 65535) return `"${text}": port out of range (0-65535): ${part}`;
+    if (first > last) return `"${text}": port range ${part} runs backwards`;
+  }
+  return null;
+}
+
 /** "SELECTOR:PORTS", split at the last ':' (so "fd7a::1:22" is fd7a::1, port 22). */
 export function parseDestination(text: string): ParsedDestination | null {
   const colon = text.lastIndexOf(':');
@@ -176,7 +189,7 @@ export function referenceIssues(value: unknown): PolicyIssue[] {
       const bare = dst ? null : parseSelector(d);
       // "alice-laptop" without ports: the name is the bigger problem.
       if (bare?.kind === 'name' && !hosts.has(bare.text)) return checkSelector(['acls', i, 'dst', j], d, 'dst');
-      if (!dst) return fail(['acls', i, 'dst', j], `"${d}" is not SELECTOR:PORTS (e.g. tag:web:80,443 or *:*)`);
+      if (!dst) return fail(['acls', i, 'dst', j], portsProblem(d) ?? `"${d}" is not SELECTOR:PORTS (e.g. tag:web:80,443 or *:*)`);
       checkSelector(['acls', i, 'dst', j], d.slice(0, d.lastIndexOf(':')), 'dst');
     });
   });

@@ -17,10 +17,10 @@ export function cidrsOverlap(a: Cidr, b: Cidr): boolean {
 }
 
 /**
- * The canonical text of an advertisable route ("198.18.5.0/24"); RouteRefusedError otherwise.
- * `strict`: host bits set is an error (the CLI); else they are masked off (the coordinator).
+ * A route's prefix with host bits cleared; RouteRefusedError if it is not a CIDR, or (`strict`)
+ * has host bits set. The CLI's `up` and the admin API's route approval ask this one question.
  */
-export function advertisableRoute(text: string, opts: { strict?: boolean; reserved?: readonly string[] } = {}): string {
+export function canonicalRoute(text: string, opts: { strict?: boolean } = {}): Cidr {
   let c: Cidr;
   try {
     c = parseCidr(text);
@@ -28,10 +28,19 @@ export function advertisableRoute(text: string, opts: { strict?: boolean; reserv
     throw new RouteRefusedError(`"${text}" is not a CIDR like 198.18.5.0/24`);
   }
   const masked = maskCidr(c);
-  const canonical = formatCidr(masked);
   if (opts.strict && Buffer.compare(Buffer.from(masked.bytes), Buffer.from(c.bytes)) !== 0) {
-    throw new RouteRefusedError(`${text} has host bits set: did you mean ${canonical}?`);
+    throw new RouteRefusedError(`${text} has host bits set: did you mean ${formatCidr(masked)}?`);
   }
+  return masked;
+}
+
+/**
+ * The canonical text of an advertisable route ("198.18.5.0/24"); RouteRefusedError otherwise.
+ * `strict`: host bits set is an error (the CLI); else they are masked off (the coordinator).
+ */
+export function advertisableRoute(text: string, opts: { strict?: boolean; reserved?: readonly string[] } = {}): string {
+  const masked = canonicalRoute(text, opts);
+  const canonical = formatCidr(masked);
   if (masked.bits === 0) throw new RouteRefusedError(`${canonical} is the exit route: use --advertise-exit-node`);
   for (const r of [OVERLAY_IPV4_RANGE, ...(opts.reserved ?? [])]) {
     if (cidrsOverlap(masked, maskCidr(parseCidr(r)))) throw new RouteRefusedError(`${canonical} overlaps the overlay network ${r}`);

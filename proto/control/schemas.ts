@@ -9,7 +9,8 @@ export const Key32 = z.string().regex(/^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$/, 
 export const Endpoint = z.string().max(64).regex(/^(\d{1,3}(\.\d{1,3}){3}|\[[0-9a-fA-F:.]+\]):\d{1,5}$/, 'an ip:port endpoint');
 export const CidrText = z.string().max(64).regex(/^[0-9a-fA-F:.]+\/\d{1,3}$/, 'a CIDR like 198.18.5.0/24');
 export const Hostname = z.string().min(1).max(63).regex(/^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/i, 'a hostname of letters, digits and "-"');
-export const Tag = z.string().max(64).regex(/^tag:[a-z0-9-]+$/i, 'a tag like tag:server');
+export const TAG_RULE = 'a tag is tag:NAME (NAME: letters, digits and -, up to 60), e.g. tag:web';
+export const Tag = z.string().max(64, TAG_RULE).regex(/^tag:[a-z0-9-]+$/i, TAG_RULE);
 export const NodeId = z.number().int().positive();
 /**
  * The owner an admin names when creating an auth key (`authkey create --user alice`): every node

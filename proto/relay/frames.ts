@@ -49,6 +49,8 @@ export const FRAME = {
   NOTICE: 0x0a,
 } as const;
 
+/** The HTTP path a relay upgrades to WebSocket at (anything else answers 404). */
+export const RELAY_PATH = '/relay';
 export const RELAY_PROTOCOL_VERSION = 2;
 export const FRAME_HEADER_LEN = 5;
 /** Largest payload accepted; a frame announcing more is DecodeError('oversized') at its header. */

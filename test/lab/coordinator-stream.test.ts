@@ -20,7 +20,7 @@ describe('coordinator netmap stream', () => {
   };
 
   before(async () => {
-    coord = await CoordinatorProcess.start({ flags: ['--stream-keepalive', '400ms', '--relay', 'home=http://127.0.0.1:1', '--relay-key', `home=${RELAY_KEY}`] });
+    coord = await CoordinatorProcess.start({ flags: ['--stream-keepalive', '400ms', '--relay', 'home=http://127.0.0.1:1/relay', '--relay-key', `home=${RELAY_KEY}`] });
     key = await coord.createAuthKey({ reusable: true });
   });
   after(async () => {
@@ -36,7 +36,7 @@ describe('coordinator netmap stream', () => {
     const sa = await open(a);
     await sa.waitFor('netmap', () => sa.netmap !== null);
     assert.deepEqual(sa.netmap!.self, selfA);
-    assert.deepEqual(sa.netmap!.relays, [{ name: 'home', url: 'http://127.0.0.1:1', stun: ['127.0.0.1:3478'], key: RELAY_KEY }]);
+    assert.deepEqual(sa.netmap!.relays, [{ name: 'home', url: 'http://127.0.0.1:1/relay', stun: ['127.0.0.1:3478'], key: RELAY_KEY }]);
     assert.equal(sa.netmap!.packetFilter, null);
     assert.deepEqual([...sa.peers.keys()], [selfB.id]);
     assert.equal(sa.peers.get(selfB.id)!.online, false);

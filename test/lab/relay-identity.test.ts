@@ -201,8 +201,9 @@ describe('agent side: the relay must hold the published key', () => {
         mode: 'managed', interface: { name: 'pt0', publicKey: 'k', listenPort: 1, addresses: [], mtu: 1280 }, peers: [], drops: {},
         relays: st,
       } as unknown as AgentStatus);
-      assert.match(text, /relay bad: refused \(key mismatch: relay presented /);
-      assert.match(text, /relay good: connected, home/);
+      assert.match(text, /^relays:$/m);
+      assert.match(text, /^ {2}bad \(\S+\): refused \(key mismatch: relay presented /m);
+      assert.match(text, /^ {2}good \(\S+\): connected, home/m);
     } finally {
       await set.close();
     }

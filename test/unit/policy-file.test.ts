@@ -77,3 +77,27 @@ test('a bare hostname is refused with the hint and the node holding it now; ever
   const without = checkPolicyText('p.json', text);
   assert.ok(!without.ok && without.errors[0]!.endsWith('node:ID'));
 });
+
+test('every error in one pass: undefined group, bad action, unknown field and ports out of range', () => {
+  const text = [
+    '{',
+    '  "groups": { "group:ops": ["user:alice"] },',
+    '  "acls": [',
+    '    { "action": "accept", "src": ["group:nope"], "dst": ["tag:web:99999"] },',
+    '    { "action": "allow", "src": ["*"], "dst": ["*:22"], "ports": 1 },',
+    '    { "action": "accept", "src": ["*"], "dst": ["*:90-80"] }',
+    '  ],',
+    '  "tags": { "tag:web": [] }',
+    '}',
+  ].join('\n');
+  const r = checkPolicyText('p.json', text);
+  assert.equal(r.ok, false);
+  if (r.ok) return;
+  assert.deepEqual(r.errors, [
+    'p.json:4: acls.0.src.0: group:nope is not defined under "groups"',
+    'p.json:4: acls.0.dst.0: "tag:web:99999": port out of range (0-65535): 99999',
+    'p.json:5: acls.1.action: Invalid input: expected "accept"',
+    'p.json:5: acls.1.ports: unknown field (not part of the policy format)',
+    'p.json:6: acls.2.dst.0: "*:90-80": port range 90-80 runs backwards',
+  ]);
+});

@@ -92,3 +92,27 @@ test(`the TUN side drops ${RUNS} garbage packets without throwing`, () => {
     assert.ok(w.a.device.drops.noRoute > RUNS / 2);
   } finally { w.close(); }
 });
+
+test('the kernel\'s multicast on the TUN (MLD, router solicitations) is counted as multicast, not noRoute', () => {
+  const w = makeWire();
+  try {
+    const lengths = new Uint32Array(SLOTS);
+    // An MLDv2 listener report as Linux sends it on a fresh interface: IPv6, hop-by-hop, to ff02::16.
+    const mld = Buffer.alloc(76);
+    mld[0] = 0x60;
+    mld.writeUInt16BE(36, 4);
+    mld[6] = 0; // hop-by-hop options
+    mld[7] = 1;
+    Buffer.from('fe800000000000000000000000000001', 'hex').copy(mld, 8);
+    Buffer.from('ff020000000000000000000000000016', 'hex').copy(mld, 24);
+    const mdns = ipv4Packet('100.64.0.1', '224.0.0.251', Buffer.from('mdns'));
+    const stray = ipv4Packet('100.64.0.1', '198.51.100.7', Buffer.from('nowhere'));
+    for (const p of [mld, mdns, stray]) {
+      w.a.tunSlab.slab.set(p, w.a.tunSlab.headroom);
+      lengths[0] = p.length;
+      w.a.device.receiveTunBatch(lengths, 1);
+    }
+    assert.equal(w.a.device.drops.multicast, 2);
+    assert.equal(w.a.device.drops.noRoute, 1);
+  } finally { w.close(); }
+});

@@ -1,0 +1,38 @@
+// What `pinhole status` prints for a managed node: a relays section, "path: relay NAME", routes
+// approved and served, no interface while down, and multicast drops explained.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { formatStatus } from '../../agent/cli/status-format.js';
+import { newDropCounters } from '../../agent/wireguard/counters.js';
+import type { AgentStatus } from '../../agent/static/status.js';
+
+function status(state: 'up' | 'down'): AgentStatus {
+  return {
+    mode: 'managed',
+    interface: { name: 'pinhole0', publicKey: 'k', listenPort: 41641, addresses: ['100.64.0.1/32'], mtu: 1280 },
+    peers: [{ name: 'b', publicKey: 'pk', overlayIp: '100.64.0.2', path: 'relay', endpoint: null, relay: 'home', latencyMs: 3, rxBytes: 0, txBytes: 0, lastHandshake: null, allowedIps: [], persistentKeepalive: 0 }],
+    drops: { ...newDropCounters(), multicast: 4 },
+    self: { state, id: 1, name: 'a', ipv4: '100.64.0.1', ipv6: 'fd7a::1', nodeKey: 'nk', discoKey: 'dk', coordinator: 'http://192.0.2.1:8080', connected: true, keyExpiresAt: null, netmapSeq: 1, lastError: null },
+    routing: { advertisedRoutes: ['198.18.5.0/24', '198.18.6.0/24'], advertiseExitNode: false, servedRoutes: ['198.18.5.0/24'], acceptRoutes: false, acceptedRoutes: [], exitNode: null, exitNodeAllowLanAccess: false, kernel: null, filter: null, nat: null },
+    relays: [{ name: 'home', url: 'ws://192.0.2.2:8443/relay', connected: true, home: true, latencyMs: 2, framesIn: 0, framesOut: 0, sendDrops: 0, refused: null }],
+  } as unknown as AgentStatus;
+}
+
+test('an up node: relays section, relay path named once, served and pending routes, multicast explained', () => {
+  const text = formatStatus(status('up'));
+  assert.match(text, /^relays:\n {2}home \(ws:\/\/192\.0\.2\.2:8443\/relay\): connected, home, 2 ms$/m);
+  assert.match(text, /^ {2}path: relay home, 3 ms$/m);
+  assert.doesNotMatch(text, /relay via relay/);
+  assert.match(text, /^ {4}approved and served: 198\.18\.5\.0\/24$/m);
+  assert.match(text, /^ {4}awaiting approval: 198\.18\.6\.0\/24$/m);
+  assert.match(text, /^interface: pinhole0 \(managed mode\)$/m);
+  assert.match(text, /^dropped packets: multicast=4$/m);
+  assert.match(text, /MLD reports and router solicitations/);
+});
+
+test('a node that is down lists no interface and no drops', () => {
+  const text = formatStatus(status('down'));
+  assert.doesNotMatch(text, /pinhole0/);
+  assert.match(text, /^interface: none \(the tunnel is down: pinhole up brings it back\)$/m);
+  assert.doesNotMatch(text, /dropped packets/);
+});
