@@ -114,8 +114,7 @@ export function createAgentMetrics(src: AgentMetricsSource): AgentMetrics {
     const n = src.netcheck();
     return n ? one(Math.max(0, (Date.now() - Date.parse(n.startedAt)) / 1000)) : [];
   });
-  // No port-mapping client (UPnP, NAT-PMP, PCP) exists yet: no mapping is ever active.
-  gaugeFrom(r, 'pinhole_portmap_active', 'A port mapping (UPnP/NAT-PMP/PCP) is active: always 0, the agent has no port-mapping client yet', [], () => one(0));
+  gaugeFrom(r, 'pinhole_portmap_active', 'The gateway holds a port mapping for the agent\'s UDP port (UPnP, NAT-PMP or PCP): 1, else 0', [], () => one(status().portmap?.mapping ? 1 : 0));
 
   return {
     registry: r,

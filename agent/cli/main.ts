@@ -14,6 +14,8 @@ import type { AgentStatus } from '../static/status.js';
 import type { JoinOnStart } from '../daemon/run-managed.js';
 import { DEFAULT_SOCKET_MARK, formatSocketMark, parseSocketMark, SocketMarkError } from '../routing/socket-mark.js';
 import { MetricsListenError, parseMetricsListen } from '../../metrics/http-server.js';
+import { PORTMAP_PROTOCOLS, type PortmapProtocol } from '../portmap/protocol-names.js';
+import type { PortmapSettings } from '../daemon/managed-agent.js';
 
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
@@ -52,6 +54,9 @@ function buildProgram(): Command {
     .option('--admin-group <group>', 'members may change state through the local API (up, down, logout, routes, exit node)')
     .option('--operator-group <group>', 'members may read through the local API (status, ip, netcheck, ping); the socket gets this group')
     .option('--metrics-listen <host:port>', 'serve Prometheus metrics at http://HOST:PORT/metrics (managed mode; plain HTTP: localhost or a management network)')
+    .option('--no-portmap', 'managed mode: do not ask the gateway for a port mapping (UPnP, NAT-PMP, PCP); also PINHOLE_NO_PORTMAP=1')
+    .option('--portmap-protocol <name>', 'managed mode: use only this port-mapping protocol: pcp, nat-pmp or upnp (default: whichever the gateway offers, in that order)')
+    .option('--portmap-lease <seconds>', 'managed mode: port-mapping lease to ask for (renewed at half of what is granted)', '7200')
     .option('--config-file <file>', 'managed mode: a YAML file with these flags and the preferences of `up` (docs/agent.yaml.example); flags override it')
     .action(async (opts: AgentFlags, cmd: Command) => {
       let socket = (cmd.optsWithGlobals() as { socket: string }).socket;
@@ -84,8 +89,9 @@ function buildProgram(): Command {
           throw err;
         }
         const metricsListen = metricsAddress(opts.metricsListen);
+        const portmap = portmapSettings(opts);
         await runManagedAgent({
-          stateDir: opts.stateDir, socketPath: socket, tunName: opts.tun, port: parsePort(opts.port), socketMark, resolvConfPath: opts.resolvConf,
+          stateDir: opts.stateDir, socketPath: socket, tunName: opts.tun, port: parsePort(opts.port), socketMark, resolvConfPath: opts.resolvConf, portmap,
           ...accessGroups(opts), ...(metricsListen ? { metricsListen } : {}), ...(join ? { join } : {}),
         });
         return;
@@ -130,6 +136,18 @@ function buildProgram(): Command {
 interface AgentFlags {
   config?: string; configFile?: string; tun?: string; stateDir?: string; port?: string; adminGroup?: string; operatorGroup?: string;
   socketMark: string; resolvConf: string; metricsListen?: string;
+  portmap: boolean; portmapProtocol?: string; portmapLease: string;
+}
+
+/** --no-portmap / PINHOLE_NO_PORTMAP=1 (read here, once), --portmap-protocol, --portmap-lease. */
+function portmapSettings(o: AgentFlags): PortmapSettings | null {
+  if (!o.portmap || process.env.PINHOLE_NO_PORTMAP === '1') return null;
+  const lease = Number(o.portmapLease);
+  if (!/^\d+$/.test(o.portmapLease) || lease < 2 || lease > 604800) throw new UsageError(`--portmap-lease: ${JSON.stringify(o.portmapLease)} is not a number of seconds from 2 to 604800`);
+  if (o.portmapProtocol !== undefined && !(PORTMAP_PROTOCOLS as readonly string[]).includes(o.portmapProtocol)) {
+    throw new UsageError(`--portmap-protocol: ${JSON.stringify(o.portmapProtocol)} is not one of ${PORTMAP_PROTOCOLS.join(', ')}`);
+  }
+  return { leaseSeconds: lease, ...(o.portmapProtocol !== undefined ? { protocols: [o.portmapProtocol as PortmapProtocol] } : {}) };
 }
 
 function accessGroups(o: AgentFlags): { adminGroup?: string; operatorGroup?: string } {

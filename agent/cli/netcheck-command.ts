@@ -40,6 +40,11 @@ export function formatNetcheck(r: NetcheckReport, now = Date.now()): string {
   else if (f?.skipped) filtering += ` (${f.skipped})`;
   item('Filtering', filtering);
   item('Hairpinning', r.hairpinning === null ? 'unknown' : String(r.hairpinning));
+  if (r.portmap !== undefined) {
+    const p = r.portmap;
+    const offered = p ? [p.upnp && 'UPnP', p.natPmp && 'NAT-PMP', p.pcp && 'PCP'].filter((x): x is string => typeof x === 'string') : [];
+    item('PortMapping', !p ? 'not probed (turned off)' : p.gateway === null ? 'no default gateway' : `${offered.join(', ') || 'none'} (gateway ${p.gateway})`);
+  }
   item('Nearest relay', r.preferredRelay ?? 'none reachable');
   if (r.relays.length > 0) {
     lines.push('  * Relay latency:');

@@ -32,6 +32,7 @@ import { NodeRouting, type RoutingStatusJson } from './node-routing.js';
 import { createUserspaceNat } from './nat-factory.js';
 import type { SocketMark } from '../routing/socket-mark.js';
 import { MagicDns, DEFAULT_RESOLV_CONF } from '../dns/magic-dns.js';
+import type { PortmapperOptions } from '../portmap/portmapper.js';
 import { DEFAULT_ROUTING_PREFS, RoutingPrefsError, type AdvertiseFlags, type ClientRoutingFlags } from './routing-prefs.js';
 
 /** How long `up` waits for the coordinator's netmap before answering "up, not connected yet". */
@@ -56,7 +57,12 @@ export interface ManagedAgentOptions {
   onPathEvent?: (event: PathEvent) => void;
   /** --resolv-conf: the file MagicDNS rewrites when systemd-resolved is not running (default /etc/resolv.conf). */
   resolvConfPath?: string;
+  /** Port mapping by the gateway (UPnP, NAT-PMP, PCP); null: off (--no-portmap, PINHOLE_NO_PORTMAP=1). */
+  portmap?: PortmapSettings | null;
 }
+
+/** What the CLI decides about port mapping: the protocols to try and the lease to ask for. */
+export type PortmapSettings = Pick<PortmapperOptions, 'protocols' | 'leaseSeconds'>;
 
 /** `up`'s flags about what this node uses: routes, exit node, and whether MagicDNS may point the OS at itself. */
 export type UpFlagsLocal = ClientRoutingFlags & { acceptDns?: boolean };
@@ -249,7 +255,7 @@ export class ManagedAgent {
       const wasUp = this.live !== null;
       await this.savePrefs({ ...this.prefs, wantUp: false });
       this.stopControl();
-      this.closeTunnel();
+      await this.closeTunnel();
       await this.dns.stop();
       await this.routing.close();
       await this.flushNetmap();
@@ -273,7 +279,7 @@ export class ManagedAgent {
         reason = (err as Error).message;
       }
       this.stopControl();
-      this.closeTunnel();
+      await this.closeTunnel();
       clearTimeout(this.saveTimer);
       this.saveTimer = undefined;
       await this.saveChain;
@@ -322,6 +328,7 @@ export class ManagedAgent {
         pathOf: (k: string) => this.live?.magic.peerStatus(k) ?? null,
         relays: this.live.magic.relayStatus(),
         magicsock: { ...this.live.magic.counters },
+        portmap: this.live.magic.portmapper?.status() ?? null,
       } : {}),
     });
   }
@@ -329,7 +336,7 @@ export class ManagedAgent {
   /** Daemon shutdown: the tunnel goes (TUN removed), the state stays for the next start. */
   async close(): Promise<void> {
     this.stopControl();
-    this.closeTunnel();
+    await this.closeTunnel();
     await this.dns.stop();
     await this.routing.close();
     await this.flushNetmap();
@@ -349,7 +356,7 @@ export class ManagedAgent {
     });
     const onFatal = (err: Error): void => {
       this.fail(`${err.message}; tunnel closed`);
-      this.closeTunnel();
+      void this.closeTunnel();
     };
     const wanted = this.opts.port ?? this.prefs.listenPort ?? 0;
     let tunnel: Tunnel;
@@ -376,6 +383,7 @@ export class ManagedAgent {
       // The coordinator connection may hang on an address we no longer have: dial again now.
       onNetworkChange: () => this.stream?.reconnectNow(),
       forceRelay: process.env.PINHOLE_FORCE_RELAY === '1',
+      portmap: this.opts.portmap === undefined ? {} : this.opts.portmap,
       socketMark: this.opts.socketMark.value,
       ...(this.opts.onPathEvent ? { onPathEvent: this.opts.onPathEvent } : {}),
     });
@@ -400,14 +408,16 @@ export class ManagedAgent {
     if (this.prefs.listenPort !== tunnel.udp.port) await this.savePrefs({ ...this.prefs, listenPort: tunnel.udp.port });
   }
 
-  private closeTunnel(): void {
+  /** Closes the tunnel now; the promise ends when the magic socket has let go (the port mapping deleted). */
+  private closeTunnel(): Promise<void> {
     if (this.live) void this.dns.stop();
     this.routing.detach();
     this.live?.stopGreeting();
     this.live?.linkMonitor.stop();
-    void this.live?.magic.close();
+    const closing = this.live?.magic.close().catch((err: Error) => this.log.warn(`closing the magic socket: ${err.message}`));
     this.live?.tunnel.close();
     this.live = null;
+    return closing ?? Promise.resolve();
   }
 
   private get acceptDns(): boolean {
@@ -450,11 +460,15 @@ export class ManagedAgent {
     const live = this.live;
     if (!live) throw new LocalApiError(409, 'the node is down: pinhole up first');
     const magic = live.magic;
-    const report = await runNetcheck({
-      socket: { stun: magic.stun, hairpin: (a, p, t) => magic.hairpin(a, p, t) },
-      relays: this.relayEntries(),
-      relayLatency: (r, signal) => magic.relays.latencyTo(r.name, signal),
-    });
+    const [run, portmap] = await Promise.all([
+      runNetcheck({
+        socket: { stun: magic.stun, hairpin: (a, p, t) => magic.hairpin(a, p, t) },
+        relays: this.relayEntries(),
+        relayLatency: (r, signal) => magic.relays.latencyTo(r.name, signal),
+      }),
+      magic.portmapper ? magic.portmapper.probe().catch(() => null) : Promise.resolve(null),
+    ]);
+    const report: NetcheckReport = { ...run, portmap };
     this.lastNetcheck = report;
     return report;
   }

@@ -20,6 +20,7 @@ export interface ManagedStatusInput {
   relays?: AgentStatus['relays'];
   routing?: AgentStatus['routing'];
   magicsock?: AgentStatus['magicsock'];
+  portmap?: AgentStatus['portmap'];
 }
 
 const noIo = (): IoCountersJson => ({ rxPackets: 0, txPackets: 0, rxDrops: 0, txDrops: 0, rxErrors: 0, txErrors: 0, meanRxBatch: 0 });
@@ -48,6 +49,7 @@ export function buildManagedStatus(x: ManagedStatusInput): AgentStatus {
       ...base, mode: 'managed', peers: base.peers.map(withNetmap), self: x.self, control: x.control,
       ...(x.routing ? { routing: x.routing } : {}),
       ...(x.relays ? { relays: x.relays } : {}), ...(x.magicsock ? { magicsock: x.magicsock } : {}),
+      ...(x.portmap !== undefined ? { portmap: x.portmap } : {}),
     };
   }
   return {

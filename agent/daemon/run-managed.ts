@@ -7,7 +7,7 @@ import type { AccessGroupOptions } from '../localapi/credentials.js';
 import { timersFromEnv } from '../static/timer-overrides.js';
 import { defaultHostname } from './hostname.js';
 import { managedRoutes } from './local-routes.js';
-import { ManagedAgent, type RegisterRequestLocal } from './managed-agent.js';
+import { ManagedAgent, type PortmapSettings, type RegisterRequestLocal } from './managed-agent.js';
 import type { ClientRoutingFlags } from './routing-prefs.js';
 import { StateDir } from './state-dir.js';
 import { lockStateDir } from './state-lock.js';
@@ -31,6 +31,8 @@ export interface ManagedDaemonOptions extends AccessGroupOptions {
   resolvConfPath?: string;
   /** From `--config-file`'s `up` section: join on start, as `pinhole up` would. */
   join?: JoinOnStart;
+  /** Port mapping (--no-portmap gives null); absent: on, with the defaults. */
+  portmap?: PortmapSettings | null;
 }
 
 export interface JoinOnStart {
@@ -52,6 +54,7 @@ export async function runManagedAgent(opts: ManagedDaemonOptions): Promise<void>
   const agent: ManagedAgent = await ManagedAgent.load({
     state, log, tunName, port: opts.port, timers: timersFromEnv(process.env.PINHOLE_WG_TIMERS), defaultHostname: defaultHostname(),
     socketMark: opts.socketMark ?? DEFAULT_SOCKET_MARK,
+    ...(opts.portmap !== undefined ? { portmap: opts.portmap } : {}),
     ...(metrics ? { onPathEvent: metrics.onPathEvent } : {}),
     ...(opts.resolvConfPath !== undefined ? { resolvConfPath: opts.resolvConfPath } : {}),
   });

@@ -1,5 +1,6 @@
 // Where peers can reach this node: the local interface addresses with the WireGuard port, plus
 // the server-reflexive address(es) STUN servers see for that same socket (the NAT's mapping).
+// plus the gateway's port mapping when it grants one (agent/portmap/).
 // Re-discovered on an interval and as soon as the local addresses change (a new network).
 import type { Logger } from 'pino';
 import { tryParseAddress, parseEndpoint } from '../../proto/ip/address.js';
@@ -19,6 +20,8 @@ export interface EndpointDiscoveryOptions {
   /** "ip:port" STUN servers to ask (from the relay map). */
   servers: () => string[];
   onChange: (endpoints: string[]) => void;
+  /** The gateway's port mapping for our port ("ip:port"), if one is held (agent/portmap/). */
+  mapped?: () => string | null;
   /** The poll saw the local addresses change (a new network the link monitor did not report). */
   onLocalChange?: () => void;
   log: Logger;
@@ -114,8 +117,15 @@ export class EndpointDiscovery {
     this.publish();
   }
 
+  /** The port mapping appeared, moved or went away. */
+  mappedChanged(): void {
+    this.publish();
+  }
+
   private publish(): void {
-    const next = [...new Set([...this.local, ...this.reflexive])].slice(0, 32);
+    // The mapping before the STUN answers: behind a symmetric NAT it is the one that works.
+    const mapped = this.opts.mapped?.() ?? null;
+    const next = [...new Set([...this.local, ...(mapped ? [mapped] : []), ...this.reflexive])].slice(0, 32);
     if (next.join() === this.current.join()) return;
     this.current = next;
     this.opts.onChange(next);

@@ -25,6 +25,7 @@ import { MIN_PING_GAP_MS, type Candidate, type PathKind } from './peer-path.js';
 import { newMagicCounters, type MagicCounters } from './counters.js';
 import { candidateRefusal, readLocalAddresses, type LocalAddressSet } from './candidate-filter.js';
 import { PongLimiter } from './pong-limiter.js';
+import { Portmapper, type PortmapperOptions } from '../portmap/portmapper.js';
 
 const TICK_MS = 250;
 const PING_TIMEOUT_MS = 5000;
@@ -51,6 +52,8 @@ export interface MagicSocketOptions {
   socketMark?: number;
   /** Told once per peer (metrics): its first packet received, its first direct path. */
   onPathEvent?: (event: PathEvent) => void;
+  /** Ask the gateway to map our UDP port (UPnP, NAT-PMP, PCP); null: never (--no-portmap). */
+  portmap: Pick<PortmapperOptions, 'protocols' | 'leaseSeconds'> | null;
 }
 
 /**
@@ -98,6 +101,8 @@ export class MagicSocket {
   readonly stun: StunClient;
   readonly relays: RelaySet;
   readonly discovery: EndpointDiscovery;
+  /** The gateway's port mapping for our UDP port; null when turned off. */
+  readonly portmapper: Portmapper | null;
   readonly counters: MagicCounters = newMagicCounters();
   private readonly byNodeKey = new Map<string, DiscoPeer>();
   private readonly byDiscoKey = new Map<string, DiscoPeer>();
@@ -131,7 +136,11 @@ export class MagicSocket {
       servers: () => [...new Set(this.relays.relays().flatMap((r) => relayStunServers(r)))],
       onChange: () => this.opts.onReportChange(),
       onLocalChange: () => this.networkChanged(['local addresses changed (poll)']),
+      mapped: () => this.portmapper?.external ?? null,
     });
+    this.portmapper = opts.portmap ? new Portmapper({
+      ...opts.portmap, localPort: () => udp.port, log: opts.log, onChange: () => this.discovery.mappedChanged(),
+    }) : null;
     device.bind = this.bind;
     device.onOtherPacket = (packet, addrs, off) => this.onUdpOther(packet, addrs, off);
     device.onPeerSource = (peer, addrs, off) => this.onPeerSource(peer.publicKeyBase64, addrs, off);
@@ -139,12 +148,14 @@ export class MagicSocket {
 
   start(): void {
     this.discovery.start();
+    this.portmapper?.start();
     this.ticker = setInterval(() => this.tick(), TICK_MS);
   }
 
   async close(): Promise<void> {
     clearInterval(this.ticker);
     this.discovery.stop();
+    await this.portmapper?.close();
     this.stun.close();
     for (const p of this.pending.values()) p.waiter?.(null);
     this.pending.clear();
@@ -177,6 +188,7 @@ export class MagicSocket {
     this.counters.networkChanges++;
     this.localAddrsAt = -Infinity;
     this.relays.reconnectAll();
+    this.portmapper?.networkChanged();
     this.opts.onNetworkChange?.();
     const now = this.now();
     for (const p of this.byId.values()) {

@@ -5,6 +5,8 @@
 /** RFC 4787 mapping or filtering behaviour. */
 export type NatBehaviourName = 'endpoint-independent' | 'address-dependent' | 'address-and-port-dependent';
 
+import type { PortmapProbeJson } from '../portmap/portmapper.js';
+
 export interface NetcheckReport {
   /** When the run started (ISO 8601) and how long it took. */
   startedAt: string;
@@ -32,6 +34,8 @@ export interface NetcheckReport {
   stun: NetcheckStunResult[];
   /** The RFC 5780 behaviour tests behind `mapping` and `filtering`; null: no RFC 5780 server answered. */
   tests: NetcheckBehaviourTests | null;
+  /** Which port-mapping protocols the default gateway answers (the agent adds it; absent: not asked, null: turned off). */
+  portmap?: PortmapProbeJson | null;
 }
 
 export interface NetcheckRelayResult {

@@ -3,6 +3,7 @@
 import type { DropCounters, HandshakeCounters } from '../wireguard/counters.js';
 import type { RoutingStatusJson } from '../daemon/node-routing.js';
 import type { DnsStatusJson } from '../dns/magic-dns.js';
+import type { PortmapStatusJson } from '../portmap/portmapper.js';
 
 export interface PeerStatusJson {
   name: string | null;
@@ -97,6 +98,8 @@ export interface AgentStatus {
   relays?: { name: string; url: string; connected: boolean; home: boolean; latencyMs: number | null; framesIn: number; framesOut: number; sendDrops: number; refused: string | null }[];
   /** Managed mode: disco and relay counters of the magic socket. */
   magicsock?: Record<string, number>;
+  /** Managed mode while up: the gateway's port mapping and its lease; null when turned off (--no-portmap). */
+  portmap?: PortmapStatusJson | null;
   control?: ControlStatusJson;
   /** Managed mode: MagicDNS (domain, how the OS uses it, counters incl. malformed queries dropped). */
   dns?: DnsStatusJson;
