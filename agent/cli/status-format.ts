@@ -88,6 +88,7 @@ export function formatStatus(st: AgentStatus): string {
     lines.push(`  public key: ${i.publicKey}`);
     lines.push(`  listening port: ${i.listenPort}`);
     lines.push(`  addresses: ${i.addresses.join(', ') || '(none)'}  mtu: ${i.mtu}`);
+    if (st.portmap !== undefined) lines.push(`  ${portmapLine(st.portmap, Date.now())}`);
   } else {
     lines.push(`interface: none (the tunnel is ${st.self!.state === 'down' ? 'down: pinhole up brings it back' : 'not up'})`);
   }
@@ -102,4 +103,13 @@ export function formatStatus(st: AgentStatus): string {
     if (st.drops.multicast > 0) lines.push('  (multicast: the kernel\'s own IPv6 MLD reports and router solicitations on the interface; peers are unicast only)');
   }
   return lines.join('\n');
+}
+
+/** The gateway's port mapping and its lease, or why there is none. */
+function portmapLine(p: AgentStatus['portmap'], now: number): string {
+  if (p === null || p === undefined) return 'port mapping: off';
+  const m = p.mapping;
+  if (!m) return `port mapping: none${p.lastError ? ` (${p.lastError})` : ''}`;
+  const left = Math.max(0, Math.round((Date.parse(m.expiresAt) - now) / 1000));
+  return `port mapping: ${m.external} by ${m.protocol} via ${m.gateway}, lease ${m.lifetimeSeconds} s (${left} s left, renewed ${m.renewals} times)`;
 }

@@ -296,7 +296,14 @@ export class Portmapper {
     const req: MapRequest = { ...a.req, preferredExternalPort: a.granted.externalPort, preferredExternalAddress: a.granted.externalAddress };
     let granted: Granted;
     try {
-      granted = await this.map(a.protocol, req);
+      granted = await this.map(a.protocol, req).catch(async (err: unknown) => {
+        // A restarted IGD may serve its description and control URL on another HTTP port.
+        if (a.protocol !== 'upnp' || this.closed) throw err;
+        const service = await probeUpnp(a.req.gateway, PROBE_TIMEOUT_MS, this.counters);
+        if (!service) throw err;
+        req.upnp = service;
+        return this.map(a.protocol, req);
+      });
     } catch (err) {
       if (this.closed || this.active !== a) return;
       this.counters.failures++;
