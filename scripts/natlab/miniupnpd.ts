@@ -26,8 +26,15 @@ export interface MiniupnpdOptions {
 
 export interface Miniupnpd {
   readonly proc: LabProcess;
-  /** Stops miniupnpd (it deletes its mappings) and starts it again with the same configuration. */
-  restart(): Promise<void>;
+  /** Its device description (http://GATEWAY:PORT/rootDesc.xml; the port is new after a restart), for `upnpc -u`. */
+  readonly descriptionUrl: string;
+  /**
+   * A router reboot: stops miniupnpd, empties its chains (SIGTERM leaves its rules in place; a
+   * reboot does not), runs `between` while it is down, and starts it again (a new epoch).
+   */
+  restart(between?: () => Promise<void>): Promise<void>;
+  /** The DNAT rules miniupnpd holds now (its prerouting chain), one line each. */
+  rules(): Promise<string[]>;
   /** Stops miniupnpd and removes its tables and files. */
   stop(): Promise<void>;
 }
@@ -106,9 +113,20 @@ export async function startMiniupnpd(site: Site, opts: MiniupnpdOptions): Promis
   let proc = await spawn();
   return {
     get proc() { return proc; },
-    async restart() {
+    get descriptionUrl() {
+      const port = /HTTP listening on port (\d+)/.exec(proc.output)?.[1];
+      if (!port) throw new Error('miniupnpd serves no UPnP (enable_upnp=no?)');
+      return `http://${site.gateway}:${port}/rootDesc.xml`;
+    },
+    async restart(between) {
       await proc.kill('SIGTERM', 3000);
+      for (const chain of ['miniupnpd', 'prerouting_miniupnpd', 'postrouting_miniupnpd']) await router.run(['nft', 'flush', 'chain', 'inet', TABLE, chain]);
+      await between?.();
       proc = await spawn();
+    },
+    async rules() {
+      const out = await router.run(['nft', 'list', 'chain', 'inet', TABLE, 'prerouting_miniupnpd']);
+      return out.split('\n').filter((l) => l.includes('dnat'));
     },
     async stop() {
       await proc.kill('SIGTERM', 3000).catch(() => undefined);

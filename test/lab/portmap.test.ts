@@ -22,7 +22,7 @@ import type { NetcheckReport } from '../../agent/netcheck/report.js';
 import type { PortmapProtocol } from '../../agent/portmap/protocol-names.js';
 
 const PROTOCOLS: PortmapProtocol[] = ['pcp', 'nat-pmp', 'upnp'];
-const LEASE_S = 6;
+const LEASE_S = 4;
 
 async function until<T>(what: string, ms: number, probe: () => Promise<T | null | undefined | false>): Promise<T> {
   const deadline = Date.now() + ms;
@@ -39,9 +39,9 @@ async function until<T>(what: string, ms: number, probe: () => Promise<T | null 
   }
 }
 
-/** `upnpc -l` rows: "external port -> internal ip:port" as miniupnpd holds them. */
-async function upnpcMappings(host: Host): Promise<string[]> {
-  const r = await host.exec(['upnpc', '-i', '-l'], { timeoutMs: 10_000 });
+/** `upnpc -l` rows: "external port -> internal ip:port" as miniupnpd holds them (no SSDP wait: -u gives the description). */
+async function upnpcMappings(host: Host, igd: Miniupnpd): Promise<string[]> {
+  const r = await host.exec(['upnpc', '-i', '-u', igd.descriptionUrl, '-l'], { timeoutMs: 10_000 });
   return [...r.stdout.matchAll(/^\s*\d+\s+UDP\s+(\d+)->(\d+\.\d+\.\d+\.\d+:\d+)\s/gm)].map((m) => `${m[1]}->${m[2]}`);
 }
 
@@ -114,7 +114,7 @@ describe('port mapping by PCP, NAT-PMP and UPnP against miniupnpd', { timeout: 1
       assert.equal(m.external.split(':')[0], site.wanIp, `${p}: ${m.external}`);
       assert.ok(m.lifetimeSeconds > 0 && m.lifetimeSeconds <= LEASE_S, `${p}: lease ${m.lifetimeSeconds}`);
       const extPort = m.external.split(':')[1];
-      await until(`${p} mapping in upnpc -l`, 5000, async () => (await upnpcMappings(a.host)).includes(`${extPort}->${a.host.ip}:${m.internalPort}`));
+      await until(`${p} mapping in upnpc -l`, 5000, async () => (await upnpcMappings(a.host, igd)).includes(`${extPort}->${a.host.ip}:${m.internalPort}`));
       // One of the endpoints reported to the coordinator (the direct-path test below sees a peer use it).
       await until(`${p} mapping among the reported endpoints`, 5000, async () => (await a.status()).control?.endpoints.includes(m.external));
     }
@@ -134,17 +134,18 @@ describe('port mapping by PCP, NAT-PMP and UPnP against miniupnpd', { timeout: 1
   });
 
   it('a short lease is renewed before it ends, past its length', async () => {
-    const first = new Map<PortmapProtocol, string>();
-    for (const p of PROTOCOLS) first.set(p, (await mappingOf(agents.get(p)!))!.external);
-    // Two lease lengths: without renewals miniupnpd would have dropped every mapping by now.
-    await new Promise((r) => setTimeout(r, 2 * LEASE_S * 1000));
-    const listed = await upnpcMappings(agents.get('pcp')!.host);
+    const first = new Map<PortmapProtocol, { external: string; renewals: number }>();
+    for (const p of PROTOCOLS) first.set(p, (await mappingOf(agents.get(p)!))!);
+    // Over a lease length: without renewals miniupnpd would drop every mapping meanwhile.
+    await new Promise((r) => setTimeout(r, 1.25 * LEASE_S * 1000));
+    const listed = await upnpcMappings(agents.get('pcp')!.host, igd);
     for (const p of PROTOCOLS) {
       const a = agents.get(p)!;
       const m = (await mappingOf(a))!;
       assert.ok(m, `${p}: mapping lost`);
-      assert.ok(m.renewals >= 2, `${p}: ${m.renewals} renewals`);
-      assert.equal(m.external, first.get(p), `${p}: the renewal kept the external port`);
+      assert.ok(m.renewals >= first.get(p)!.renewals + 2, `${p}: ${m.renewals} renewals, ${first.get(p)!.renewals} before`);
+      assert.ok(Date.now() - Date.parse(m.createdAt) > m.lifetimeSeconds * 1000, `${p}: created ${m.createdAt}`);
+      assert.equal(m.external, first.get(p)!.external, `${p}: the renewal kept the external port`);
       assert.ok(Date.parse(m.expiresAt) > Date.now(), `${p}: expires ${m.expiresAt}`);
       assert.ok(listed.includes(`${m.external.split(':')[1]}->${a.host.ip}:${m.internalPort}`), `${p}: ${listed.join(', ')}`);
     }
@@ -164,30 +165,36 @@ describe('port mapping by PCP, NAT-PMP and UPnP against miniupnpd', { timeout: 1
     assert.equal(peer.endpoint, m.external);
   });
 
-  it('after a miniupnpd restart (its rules deleted) every mapping comes back', async () => {
+  it('after a router reboot (miniupnpd restarted, its rules gone) every mapping comes back', async () => {
     const before = new Map<PortmapProtocol, number>();
     for (const p of PROTOCOLS) before.set(p, (await agents.get(p)!.status()).portmap!.counters.gatewayRestarts);
-    await igd.restart();
+    assert.equal((await igd.rules()).length, PROTOCOLS.length, 'one DNAT rule per agent before the restart');
+    // Like a reboot: miniupnpd's rules are gone while it is down, and it comes back with a new epoch.
+    await igd.restart(async () => {
+      assert.deepEqual(await igd.rules(), []);
+    });
     for (const p of PROTOCOLS) {
       const a = agents.get(p)!;
       await until(`${p} mapping after the restart`, 15_000, async () => {
         const m = await mappingOf(a);
-        return m && (await upnpcMappings(a.host)).includes(`${m.external.split(':')[1]}->${a.host.ip}:${m.internalPort}`);
+        return m && (await upnpcMappings(a.host, igd)).includes(`${m.external.split(':')[1]}->${a.host.ip}:${m.internalPort}`);
       });
       const st: AgentStatus = await a.status();
+      assert.ok((await igd.rules()).some((r) => r.includes(`dnat ip to ${a.host.ip}:${st.portmap!.mapping!.internalPort}`)), `${p}: DNAT rule back`);
       if (p !== 'upnp') assert.ok(st.portmap!.counters.gatewayRestarts > before.get(p)!, `${p}: the epoch going back was noticed`);
     }
   });
 
   it('stopping an agent deletes its mapping', async () => {
-    for (const p of PROTOCOLS) {
+    await Promise.all(PROTOCOLS.map(async (p) => {
       const a = agents.get(p)!;
       const m = (await mappingOf(a))!;
       const row = `${m.external.split(':')[1]}->${a.host.ip}:${m.internalPort}`;
-      const host = a.host;
       await a.proc.kill('SIGTERM', 5000);
-      const left = await upnpcMappings(host);
+      assert.match(a.proc.output, new RegExp(`port mapping ${m.external.replace(/\./g, '\\.')} \\(${p}\\) deleted`), `${p}: no delete logged`);
+      const left = await upnpcMappings(a.host, igd);
       assert.ok(!left.includes(row), `${p}: ${row} still listed after the agent stopped: ${left.join(', ')}`);
-    }
+    }));
+    assert.deepEqual(await igd.rules(), [], 'no DNAT rule left on the router');
   });
 });
