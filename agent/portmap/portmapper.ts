@@ -10,7 +10,9 @@
 //   -> map again at once; a new network -> delete the old mapping (best effort) and start over;
 //   close() -> delete the mapping and close every socket and timer.
 import type { Logger } from 'pino';
-import { epochWentBack } from '../../proto/portmap/natpmp.js';
+import { decodeNatPmpResponse, epochWentBack } from '../../proto/portmap/natpmp.js';
+import { decodePcpResponse } from '../../proto/portmap/pcp.js';
+import { isDecodeError } from '../../proto/errors.js';
 import { findGateway as findDefaultGateway, type Gateway } from './gateway.js';
 import { GatewaySocket } from './gateway-socket.js';
 import {
@@ -180,7 +182,8 @@ export class Portmapper {
     if (this.closed) return;
     this.closed = true;
     clearTimeout(this.timer);
-    await this.running?.catch(() => undefined);
+    // A step in flight notices `closed` when it returns (and deletes what it just made).
+    if (this.running) await withDeadline(this.running, CLOSE_DELETE_MS).catch(() => undefined);
     const a = this.active;
     this.active = null;
     if (a) {
@@ -242,7 +245,7 @@ export class Portmapper {
       this.sock?.close();
       this.sock = new GatewaySocket(gw.address, this.counters);
       // Best effort: without the group we still notice a restart at the next renewal.
-      void this.sock.listenAnnouncements(gw.localAddress, () => this.onAnnouncement());
+      void this.sock.listenAnnouncements(gw.localAddress, (msg) => this.onAnnouncement(msg));
     }
     if (this.active) return this.renew(this.active);
 
@@ -346,7 +349,11 @@ export class Portmapper {
   }
 
   /** A gateway announcement (NAT-PMP or PCP, on restart or a new address): check the mapping now. */
-  private onAnnouncement(): void {
+  private onAnnouncement(msg: Buffer): void {
+    if (!isAnnouncement(msg)) {
+      this.counters.malformed++;
+      return;
+    }
     const now = Date.now();
     if (now - this.lastAnnounceStep < ANNOUNCE_GAP_MS) return;
     this.lastAnnounceStep = now;
@@ -393,4 +400,15 @@ function withDeadline<T>(p: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`no answer in ${ms} ms`)), ms); });
   return Promise.race([p, deadline]).finally(() => clearTimeout(timer));
+}
+
+/** A NAT-PMP public-address answer or a PCP ANNOUNCE: what gateways multicast when they restart. */
+function isAnnouncement(msg: Buffer): boolean {
+  try {
+    if (msg[0] === 0) return decodeNatPmpResponse(msg).kind === 'public-address';
+    return decodePcpResponse(msg).kind === 'announce';
+  } catch (err) {
+    if (isDecodeError(err)) return false;
+    throw err;
+  }
 }

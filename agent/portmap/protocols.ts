@@ -74,7 +74,7 @@ export async function probePcp(sock: GatewaySocket, localAddress: string, timeou
 
 /** UPnP: the gateway answers SSDP and its description names a WAN connection service. */
 export async function probeUpnp(gateway: Gateway, timeoutMs: number, counters: UpnpCounters): Promise<WanService | null> {
-  const location = await searchGateway(gateway.address, timeoutMs, counters);
+  const location = await searchGateway(gateway.address, gateway.localAddress, timeoutMs, counters);
   if (!location) return null;
   try {
     return await fetchWanService(location, gateway.address, timeoutMs * 2);

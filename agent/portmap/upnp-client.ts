@@ -30,7 +30,7 @@ export interface UpnpCounters {
  * Sends an IGD search to the gateway (unicast) and to the SSDP group, and returns the first
  * answer from the gateway's address; null if none within timeoutMs.
  */
-export function searchGateway(gateway: string, timeoutMs: number, counters: UpnpCounters): Promise<string | null> {
+export function searchGateway(gateway: string, localAddress: string, timeoutMs: number, counters: UpnpCounters): Promise<string | null> {
   return new Promise((resolve) => {
     const s = createSocket('udp4');
     let timer: NodeJS.Timeout | undefined;
@@ -60,6 +60,8 @@ export function searchGateway(gateway: string, timeoutMs: number, counters: Upnp
     });
     s.bind(0, () => {
       const search = encodeSsdpSearch();
+      // The group out of the gateway's link, not whatever the default route is (an exit node's tunnel).
+      try { s.setMulticastInterface(localAddress); } catch { /* the unicast search still goes */ }
       s.send(search, SSDP_PORT, gateway, () => undefined);
       s.send(search, SSDP_PORT, SSDP_GROUP, () => undefined);
       timer = setTimeout(() => done(null), timeoutMs);
