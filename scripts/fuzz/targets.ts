@@ -4,6 +4,7 @@ import type { FuzzTargetFactory } from './target.js';
 import { disco, relayFrames, stun, wireguardDevice, wireguardMessages, wireguardResponder } from './targets-wire.js';
 import { ipParsers, packetFilter, userspaceNat } from './targets-packets.js';
 import { controlJson } from './targets-control.js';
+import { portmap } from './targets-portmap.js';
 
 export const FUZZ_TARGETS: ReadonlyArray<{ name: string; make: FuzzTargetFactory }> = [
   { name: 'wireguard-messages', make: wireguardMessages },
@@ -16,4 +17,5 @@ export const FUZZ_TARGETS: ReadonlyArray<{ name: string; make: FuzzTargetFactory
   { name: 'ip-parsers', make: ipParsers },
   { name: 'packet-filter', make: packetFilter },
   { name: 'userspace-nat', make: userspaceNat },
+  { name: 'portmap', make: portmap },
 ];

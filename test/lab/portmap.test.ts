@@ -23,6 +23,7 @@ import type { PortmapProtocol } from '../../agent/portmap/protocol-names.js';
 
 const PROTOCOLS: PortmapProtocol[] = ['pcp', 'nat-pmp', 'upnp'];
 const LEASE_S = 4;
+const METRICS_PORT = 9464;
 
 async function until<T>(what: string, ms: number, probe: () => Promise<T | null | undefined | false>): Promise<T> {
   const deadline = Date.now() + ms;
@@ -88,9 +89,9 @@ describe('port mapping by PCP, NAT-PMP and UPnP against miniupnpd', { timeout: 1
     await Promise.all([
       ...PROTOCOLS.map(async (p, i) => {
         const host = await site.addHost(`h${i + 1}`);
-        agents.set(p, await start(host, p.replace('-', ''), ['--portmap-protocol', p, '--portmap-lease', String(LEASE_S)]));
+        agents.set(p, await start(host, p.replace('-', ''), ['--portmap-protocol', p, '--portmap-lease', String(LEASE_S), '--metrics-listen', `127.0.0.1:${METRICS_PORT}`]));
       }),
-      (async () => { far = await start(await farSite.addHost('f1'), 'far', ['--no-portmap']); })(),
+      (async () => { far = await start(await farSite.addHost('f1'), 'far', ['--no-portmap', '--metrics-listen', `127.0.0.1:${METRICS_PORT}`]); })(),
     ]);
   });
 
@@ -131,6 +132,16 @@ describe('port mapping by PCP, NAT-PMP and UPnP against miniupnpd', { timeout: 1
     const status = await a.cli(['status']);
     const m = (await mappingOf(a))!;
     assert.match(status.stdout, new RegExp(`port mapping: ${m.external.replace(/\./g, '\\.')} by pcp`), status.stdout);
+  });
+
+  it('the metric pinhole_portmap_active is 1 with a mapping, 0 with --no-portmap', async () => {
+    const gauge = async (a: ManagedAgent): Promise<string | undefined> => {
+      const r = await a.host.run(['curl', '-sf', `http://127.0.0.1:${METRICS_PORT}/metrics`]);
+      return /^pinhole_portmap_active (\d+)$/m.exec(r)?.[1];
+    };
+    for (const p of PROTOCOLS) assert.equal(await gauge(agents.get(p)!), '1', p);
+    assert.equal(await gauge(far), '0');
+    assert.equal((await far.status()).portmap, null);
   });
 
   it('a short lease is renewed before it ends, past its length', async () => {
