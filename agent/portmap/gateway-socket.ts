@@ -27,7 +27,8 @@ export class GatewaySocket {
   private readonly pending = new Set<Pending>();
   private opening: Promise<Socket> | null = null;
 
-  constructor(readonly gateway: string, private readonly counters: GatewaySocketCounters) {}
+  /** port: the gateway's NAT-PMP/PCP port (5351; tests run a gateway on another). */
+  constructor(readonly gateway: string, private readonly counters: GatewaySocketCounters, private readonly port = NATPMP_PORT) {}
 
   /**
    * Sends `bytes` (again after 250 ms, 500 ms, ...) until `decode` returns a value for an answer,
@@ -63,7 +64,7 @@ export class GatewaySocket {
       const deadline = setTimeout(() => finish(null), timeoutMs);
       const send = (): void => {
         try {
-          socket.send(bytes, NATPMP_PORT, this.gateway, () => undefined);
+          socket.send(bytes, this.port, this.gateway, () => undefined);
         } catch {
           finish(null); // closed under us
           return;
@@ -130,7 +131,7 @@ export class GatewaySocket {
   }
 
   private onMessage(msg: Buffer, address: string, port: number): void {
-    if (address !== this.gateway || port !== NATPMP_PORT) {
+    if (address !== this.gateway || port !== this.port) {
       this.counters.malformed++;
       return;
     }

@@ -92,6 +92,8 @@ export interface PortmapperOptions {
   leaseSeconds?: number;
   /** Where the gateway is (default: /proc/net/route). */
   findGateway?: () => Promise<Gateway | null>;
+  /** The gateway's NAT-PMP/PCP port (default 5351; tests run a scripted gateway elsewhere). */
+  gatewayPort?: number;
 }
 
 interface Active {
@@ -149,7 +151,7 @@ export class Portmapper {
     const gw = await this.opts.findGateway?.() ?? await findDefaultGateway();
     if (!gw) return { gateway: null, upnp: false, natPmp: false, pcp: false, at: new Date().toISOString() };
     const own = !this.sock || this.sock.gateway !== gw.address;
-    const sock = own ? new GatewaySocket(gw.address, this.counters) : this.sock!;
+    const sock = own ? new GatewaySocket(gw.address, this.counters, this.opts.gatewayPort) : this.sock!;
     try {
       const [upnp, natPmp, pcp] = await Promise.all([
         probeUpnp(gw, PROBE_TIMEOUT_MS, this.counters), probeNatPmp(sock, PROBE_TIMEOUT_MS), probePcp(sock, gw.localAddress, PROBE_TIMEOUT_MS),
@@ -243,7 +245,7 @@ export class Portmapper {
     }
     if (!this.sock || this.sock.gateway !== gw.address) {
       this.sock?.close();
-      this.sock = new GatewaySocket(gw.address, this.counters);
+      this.sock = new GatewaySocket(gw.address, this.counters, this.opts.gatewayPort);
       // Best effort: without the group we still notice a restart at the next renewal.
       void this.sock.listenAnnouncements(gw.localAddress, (msg) => this.onAnnouncement(msg));
     }
@@ -386,7 +388,7 @@ export class Portmapper {
 
   private async deleteMapping(a: Pick<Active, 'protocol' | 'req' | 'granted'>): Promise<void> {
     if (a.protocol === 'upnp') return deleteUpnp({ ...a.req, externalPort: a.granted.externalPort }, REQUEST_TIMEOUT_MS);
-    const sock = this.sock && this.sock.gateway === a.req.gateway.address ? this.sock : new GatewaySocket(a.req.gateway.address, this.counters);
+    const sock = this.sock && this.sock.gateway === a.req.gateway.address ? this.sock : new GatewaySocket(a.req.gateway.address, this.counters, this.opts.gatewayPort);
     try {
       if (a.protocol === 'pcp') await deletePcp(sock, a.req, REQUEST_TIMEOUT_MS);
       else await deleteNatPmp(sock, a.req, REQUEST_TIMEOUT_MS);
