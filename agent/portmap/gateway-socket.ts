@@ -84,7 +84,8 @@ export class GatewaySocket {
     try {
       await new Promise<void>((resolve, reject) => {
         s.once('error', reject);
-        s.bind(NATPMP_ANNOUNCE_PORT, () => { s.off('error', reject); resolve(); });
+        // Bound to the group address: only multicast to it arrives, no unicast port is opened.
+        s.bind(NATPMP_ANNOUNCE_PORT, NATPMP_ANNOUNCE_GROUP, () => { s.off('error', reject); resolve(); });
       });
       s.addMembership(NATPMP_ANNOUNCE_GROUP, localAddress);
     } catch {

@@ -148,7 +148,7 @@ describe('port mapping by PCP, NAT-PMP and UPnP against miniupnpd', { timeout: 1
     const first = new Map<PortmapProtocol, { external: string; renewals: number }>();
     for (const p of PROTOCOLS) first.set(p, (await mappingOf(agents.get(p)!))!);
     // Over a lease length: without renewals miniupnpd would drop every mapping meanwhile.
-    await new Promise((r) => setTimeout(r, 1.25 * LEASE_S * 1000));
+    await new Promise((r) => setTimeout(r, 1.5 * LEASE_S * 1000));
     const listed = await upnpcMappings(agents.get('pcp')!.host, igd);
     for (const p of PROTOCOLS) {
       const a = agents.get(p)!;
@@ -168,7 +168,7 @@ describe('port mapping by PCP, NAT-PMP and UPnP against miniupnpd', { timeout: 1
     const aIp = (await a.status()).self!.ipv4!;
     const ping = await far.cli(['ping', aIp]);
     assert.equal(ping.code, 0, ping.stderr);
-    const peer = await until('a direct path from the far agent', 15_000, async () => {
+    const peer = await until('a direct path from the far agent', 25_000, async () => {
       await far.cli(['ping', aIp]);
       const p = (await far.status()).peers.find((x) => x.overlayIp === aIp);
       return p?.path === 'direct' ? p : null;
@@ -193,6 +193,7 @@ describe('port mapping by PCP, NAT-PMP and UPnP against miniupnpd', { timeout: 1
       const st: AgentStatus = await a.status();
       assert.ok((await igd.rules()).some((r) => r.includes(`dnat ip to ${a.host.ip}:${st.portmap!.mapping!.internalPort}`)), `${p}: DNAT rule back`);
       if (p !== 'upnp') assert.ok(st.portmap!.counters.gatewayRestarts > before.get(p)!, `${p}: the epoch going back was noticed`);
+      assert.ok(st.portmap!.counters.announcements >= 1, `${p}: miniupnpd's announcement on 224.0.0.1:5350 arrived`);
     }
   });
 
