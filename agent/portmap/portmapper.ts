@@ -60,6 +60,8 @@ export interface PortMappingJson {
   renewAt: string;
   createdAt: string;
   renewals: number;
+  /** UPnP: the gateway's WAN connection service used (e.g. urn:schemas-upnp-org:service:WANIPConnection:2). */
+  upnpService?: string;
 }
 
 export interface PortmapStatusJson {
@@ -172,6 +174,7 @@ export class Portmapper {
         expiresAt: new Date(a.renewedAt + a.granted.lifetimeSeconds * 1000).toISOString(),
         renewAt: new Date(this.renewDue(a)).toISOString(),
         createdAt: new Date(a.createdAt).toISOString(), renewals: a.renewals,
+        ...(a.protocol === 'upnp' && a.req.upnp ? { upnpService: a.req.upnp.serviceType } : {}),
       } : null,
       probe: this.lastProbe,
       lastError: this.lastError,

@@ -22,6 +22,8 @@ export interface MiniupnpdOptions {
   natPmp?: boolean;
   /** Default true: UPnP IGD (SSDP + HTTP/SOAP). */
   upnp?: boolean;
+  /** Describe itself as IGD v1 (WANIPConnection:1, no AddAnyPortMapping); default v2. */
+  igdV1?: boolean;
 }
 
 export interface Miniupnpd {
@@ -32,7 +34,7 @@ export interface Miniupnpd {
    * A router reboot: stops miniupnpd, empties its chains (SIGTERM leaves its rules in place; a
    * reboot does not), runs `between` while it is down, and starts it again (a new epoch).
    */
-  restart(between?: () => Promise<void>): Promise<void>;
+  restart(opts?: { between?: () => Promise<void>; igdV1?: boolean }): Promise<void>;
   /** The DNAT rules miniupnpd holds now (its prerouting chain), one line each. */
   rules(): Promise<string[]>;
   /** Stops miniupnpd and removes its tables and files. */
@@ -83,7 +85,7 @@ export async function startMiniupnpd(site: Site, opts: MiniupnpdOptions): Promis
   await writeFile(join(dir, 'tables.nft'), ruleset(opts.stun.ips));
   await router.run(['nft', '-f', join(dir, 'tables.nft')]);
   const conf = join(dir, 'miniupnpd.conf');
-  await writeFile(conf, [
+  const writeConf = (igdV1: boolean): Promise<void> => writeFile(conf, [
     'ext_ifname=wan0',
     'listening_ip=lan0',
     `enable_natpmp=${opts.natPmp === false ? 'no' : 'yes'}`,
@@ -98,10 +100,12 @@ export async function startMiniupnpd(site: Site, opts: MiniupnpdOptions): Promis
     // Short leases are the lab's to test renewal; the default minimum is 120 s.
     'min_lifetime=2',
     'max_lifetime=86400',
+    `force_igd_desc_v1=${igdV1 ? 'yes' : 'no'}`,
     `allow 1024-65535 ${site.lan} 1024-65535`,
     'deny 0-65535 0.0.0.0/0 0-65535',
     '',
   ].join('\n'));
+  await writeConf(opts.igdV1 ?? false);
   const spawn = async (): Promise<LabProcess> => {
     const p = router.spawn(['miniupnpd', '-d', '-f', conf, '-P', join(dir, 'miniupnpd.pid')]);
     await p.waitForOutput(/Listening for NAT-PMP|HTTP listening on port/, 15_000).catch((err: Error) => {
@@ -118,10 +122,11 @@ export async function startMiniupnpd(site: Site, opts: MiniupnpdOptions): Promis
       if (!port) throw new Error('miniupnpd serves no UPnP (enable_upnp=no?)');
       return `http://${site.gateway}:${port}/rootDesc.xml`;
     },
-    async restart(between) {
+    async restart(o = {}) {
       await proc.kill('SIGTERM', 3000);
+      if (o.igdV1 !== undefined) await writeConf(o.igdV1);
       for (const chain of ['miniupnpd', 'prerouting_miniupnpd', 'postrouting_miniupnpd']) await router.run(['nft', 'flush', 'chain', 'inet', TABLE, chain]);
-      await between?.();
+      await o.between?.();
       proc = await spawn();
     },
     async rules() {
