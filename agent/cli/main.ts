@@ -72,6 +72,9 @@ function buildProgram(): Command {
         opts.adminGroup ??= file.adminGroup;
         opts.operatorGroup ??= file.operatorGroup;
         opts.metricsListen ??= file.metricsListen;
+        if (file.portmap === false && cmd.getOptionValueSource('portmap') === 'default') opts.portmap = false;
+        opts.portmapProtocol ??= file.portmapProtocol;
+        if (file.portmapLease !== undefined && cmd.getOptionValueSource('portmapLease') === 'default') opts.portmapLease = String(file.portmapLease);
         if (file.resolvConf !== undefined && cmd.getOptionValueSource('resolvConf') === 'default') opts.resolvConf = file.resolvConf;
         if (file.socketMark !== undefined && cmd.getOptionValueSource('socketMark') === 'default') opts.socketMark = file.socketMark;
         if (file.socket !== undefined && cmd.parent?.getOptionValueSource('socket') === 'default') socket = file.socket;

@@ -3,7 +3,8 @@
 // wg-quick file.) Keys are the flags' names; every error is one line, "FILE:LINE: reason".
 //
 //   state-dir: /var/lib/pinhole        socket, tun, port, socket-mark, admin-group, operator-group,
-//                                      resolv-conf, metrics-listen
+//                                      resolv-conf, metrics-listen, portmap (false: off),
+//                                      portmap-protocol, portmap-lease
 //   up:                                present: the agent joins on start, as `pinhole up` would
 //     coordinator: https://coord.example.net#FINGERPRINT
 //     auth-key-file: /etc/pinhole/auth.key     never the key itself; the file must be 0600
@@ -48,6 +49,9 @@ const AgentConfigShape = z.object({
   'operator-group': Group.optional(),
   'resolv-conf': Path.optional(),
   'metrics-listen': z.string().min(1).max(300).optional(),
+  portmap: z.boolean().optional(),
+  'portmap-protocol': z.enum(['pcp', 'nat-pmp', 'upnp']).optional(),
+  'portmap-lease': z.number().int().min(2, 'a lease from 2 to 604800 seconds').max(604800, 'a lease from 2 to 604800 seconds').optional(),
   up: UpSection.optional(),
 }).strict();
 
@@ -74,6 +78,10 @@ export interface AgentConfig {
   operatorGroup?: string;
   resolvConf?: string;
   metricsListen?: string;
+  /** false: no port mapping (--no-portmap). */
+  portmap?: boolean;
+  portmapProtocol?: 'pcp' | 'nat-pmp' | 'upnp';
+  portmapLease?: number;
   up?: AgentConfigUp;
 }
 
@@ -145,6 +153,9 @@ export function parseAgentConfig(file: string, text: string): AgentConfig {
     ...(c['operator-group'] !== undefined ? { operatorGroup: c['operator-group'] } : {}),
     ...(c['resolv-conf'] !== undefined ? { resolvConf: c['resolv-conf'] } : {}),
     ...(c['metrics-listen'] !== undefined ? { metricsListen: c['metrics-listen'] } : {}),
+    ...(c.portmap !== undefined ? { portmap: c.portmap } : {}),
+    ...(c['portmap-protocol'] !== undefined ? { portmapProtocol: c['portmap-protocol'] } : {}),
+    ...(c['portmap-lease'] !== undefined ? { portmapLease: c['portmap-lease'] } : {}),
     ...(up ? {
       up: {
         coordinator: up.coordinator,

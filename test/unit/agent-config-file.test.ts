@@ -25,6 +25,7 @@ test('a good file gives every setting', () => {
     up: { coordinator: 'https://coord.example.net:8080', authKeyFile: '/etc/pinhole/auth.key', hostname: 'laptop', advertiseRoutes: ['198.18.5.0/24'], acceptRoutes: true },
   });
   assert.deepEqual(parseAgentConfig('e.yaml', ''), {});
+  assert.deepEqual(parseAgentConfig('p.yaml', 'portmap: false\nportmap-protocol: nat-pmp\nportmap-lease: 600\n'), { portmap: false, portmapProtocol: 'nat-pmp', portmapLease: 600 });
 });
 
 const refusals: [string, string][] = [
@@ -39,6 +40,8 @@ const refusals: [string, string][] = [
   ['state-dir: [1\n', 'a.yaml:2: not valid YAML'],
   ['- a\n- b\n', 'a.yaml:1: expected keys like state-dir: /var/lib/pinhole'],
   ['port: 1\nport: 2\n', 'a.yaml:2: not valid YAML'],
+  ['portmap-lease: 1\n', 'a.yaml:1: portmap-lease: a lease from 2 to 604800 seconds'],
+  ['portmap-protocol: natpmp\n', 'a.yaml:1: portmap-protocol: '],
 ];
 
 for (const [text, want] of refusals) {

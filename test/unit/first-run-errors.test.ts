@@ -108,3 +108,17 @@ test('a timeout reads "no answer in time", not "The operation was aborted due to
     silent.close();
   }
 });
+
+test('bad port-mapping flags are one line each, before the state dir is touched', async () => {
+  const dir = join(REPO_ROOT, 'dist', `no-such-state-${process.pid}`);
+  for (const [flags, want] of [
+    [['--portmap-lease', '1'], 'pinhole: --portmap-lease: "1" is not a number of seconds from 2 to 604800\n'],
+    [['--portmap-lease', '10m'], 'pinhole: --portmap-lease: "10m" is not a number of seconds from 2 to 604800\n'],
+    [['--portmap-protocol', 'natpmp'], 'pinhole: --portmap-protocol: "natpmp" is not one of pcp, nat-pmp, upnp\n'],
+  ] as const) {
+    const r = await cli(['agent', '--state-dir', dir, ...flags]);
+    assert.notEqual(r.code, 0);
+    assert.equal(r.stderr, want);
+  }
+  assert.throws(() => readFileSync(join(dir, 'agent.pid')), { code: 'ENOENT' });
+});
