@@ -36,3 +36,19 @@ test('a node that is down lists no interface and no drops', () => {
   assert.match(text, /^interface: none \(the tunnel is down: pinhole up brings it back\)$/m);
   assert.doesNotMatch(text, /dropped packets/);
 });
+
+test('the port mapping: external address, protocol, lease left; or off, or none with the reason', () => {
+  const counters = { mapped: 1, renewals: 3, failures: 0, gatewayRestarts: 0, malformed: 0, announcements: 0 };
+  const expiresAt = new Date(Date.now() + 3000_500).toISOString();
+  const mapping = {
+    protocol: 'pcp' as const, external: '198.51.100.10:41641', internalPort: 41641, gateway: '198.18.1.1', lifetimeSeconds: 7200,
+    expiresAt, renewAt: expiresAt, createdAt: expiresAt, renewals: 3,
+  };
+  const up = (portmap: AgentStatus['portmap']): string => formatStatus({ ...status('up'), portmap });
+  assert.match(up({ protocols: ['pcp'], mapping, probe: null, lastError: null, counters }),
+    /^ {2}port mapping: 198\.51\.100\.10:41641 by pcp via 198\.18\.1\.1, lease 7200 s \((3000|3001) s left, renewed 3 times\)$/m);
+  assert.match(up(null), /^ {2}port mapping: off$/m);
+  assert.match(up({ protocols: ['pcp', 'nat-pmp', 'upnp'], mapping: null, probe: null, lastError: 'the gateway 198.18.1.1 offers none of pcp, nat-pmp, upnp', counters }),
+    /^ {2}port mapping: none \(the gateway 198\.18\.1\.1 offers none of pcp, nat-pmp, upnp\)$/m);
+  assert.doesNotMatch(formatStatus(status('up')), /port mapping/, 'a status without the field (static mode) has no line');
+});
