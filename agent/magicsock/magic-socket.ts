@@ -21,7 +21,7 @@ import { NO_DISCO_ENDPOINT, discoToPacked, packedText, packedToDisco } from './p
 import { DiscoPeer } from './disco-peer.js';
 import { EndpointDiscovery, relayStunServers } from './endpoint-discovery.js';
 import { RelaySet, type RelayEntry, type RelayStatusJson } from './relay-set.js';
-import { MIN_PING_GAP_MS, type Candidate, type PathKind } from './peer-path.js';
+import { ACTIVE_MS, MIN_PING_GAP_MS, type Candidate, type PathKind } from './peer-path.js';
 import { newMagicCounters, type MagicCounters } from './counters.js';
 import { candidateRefusal, readLocalAddresses, type LocalAddressSet } from './candidate-filter.js';
 import { PongLimiter } from './pong-limiter.js';
@@ -551,7 +551,9 @@ export class MagicSocket {
     let busy = this.pending.size > 0;
     let trustExpiry = Infinity;
     for (const p of this.byId.values()) {
-      if (p.path.active(now)) { busy = true; break; }
+      // A peer new to the tunnel counts as active until its first packet (or ACTIVE_MS): its
+      // first packet and first direct path are timed at the tick's resolution.
+      if (p.path.active(now) || (!p.firstPacketSeen && now - p.addedAt < ACTIVE_MS)) { busy = true; break; }
       trustExpiry = Math.min(trustExpiry, p.path.trustExpiresAt());
     }
     this.arm(nextTickDelay(busy, trustExpiry - now));
