@@ -186,7 +186,10 @@ export class PostgresStore implements ControlStore {
     for (;;) {
       const done = await this.transaction(async (c) => {
         await c.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
-        await c.query('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)');
+        // Created only when missing: a role without CREATE on the schema may still run on it.
+        if ((await c.query("SELECT to_regclass('schema_migrations') AS t")).rows[0]?.t === null) {
+          await c.query('CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)');
+        }
         const { rows } = await c.query<{ v: number | null }>('SELECT MAX(version) AS v FROM schema_migrations');
         const current = rows[0]?.v ?? 0;
         if (current > SCHEMA_VERSION) {
