@@ -50,24 +50,35 @@ export function parsePostgresUrl(text: string): PostgresTarget {
   if (url.password !== '') {
     throw new DatabaseUrlError('--db: the URL must not hold a password (it would show in the process list): use --db-password-file, PGPASSWORD or a pgpass file');
   }
-  const database = decodeURIComponent(url.pathname.replace(/^\//, ''));
-  if (database === '' || database.includes('/')) throw new DatabaseUrlError(`--db: expected postgres://USER@HOST:PORT/DB, the database name is missing in ${redact(url)}`);
+  if (url.hash !== '') throw new DatabaseUrlError('--db: the URL must not have a #fragment: expected postgres://USER@HOST:PORT/DB');
+  const database = decode(url.pathname.replace(/^\//, ''));
+  if (database === '' || database.includes('/')) throw new DatabaseUrlError('--db: the database name is missing: expected postgres://USER@HOST:PORT/DB');
   const socketDir = url.searchParams.get('host');
   for (const k of url.searchParams.keys()) {
-    if (k !== 'host' && k !== 'sslmode') throw new DatabaseUrlError(`--db: unknown URL parameter ${JSON.stringify(k)} (known: host, sslmode)`);
+    // Named only when it looks like a parameter name: never echo what may be a mistyped secret.
+    if (k !== 'host' && k !== 'sslmode') throw new DatabaseUrlError(`--db: unknown URL parameter${/^[a-z_]{1,32}$/.test(k) ? ` ${k}` : ''} (known: host, sslmode)`);
   }
   if (socketDir !== null && !socketDir.startsWith('/')) throw new DatabaseUrlError('--db: host= must be the absolute path of the socket directory');
   const host = socketDir ?? url.hostname.replace(/^\[(.*)\]$/, '$1');
-  if (host === '') throw new DatabaseUrlError(`--db: the host is missing in ${redact(url)}`);
+  if (host === '') throw new DatabaseUrlError('--db: the host is missing: expected postgres://USER@HOST:PORT/DB');
   const port = url.port === '' ? 5432 : Number(url.port);
   const sslmode = url.searchParams.get('sslmode') ?? 'disable';
   const ssl = SSL_MODES[sslmode];
-  if (ssl === undefined) throw new DatabaseUrlError(`--db: sslmode must be disable, require or verify-full, not ${JSON.stringify(sslmode)}`);
-  return { host, port, user: url.username === '' ? null : decodeURIComponent(url.username), database, ssl, display: redact(url) };
+  if (ssl === undefined) throw new DatabaseUrlError('--db: sslmode must be disable, require or verify-full');
+  return { host, port, user: url.username === '' ? null : decode(url.username), database, ssl, display: redact(url) };
+}
+
+function decode(part: string): string {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    throw new DatabaseUrlError('--db: a malformed %-escape in the URL');
+  }
 }
 
 function redact(url: URL): string {
   const copy = new URL(url.href);
   copy.password = '';
+  copy.hash = '';
   return copy.href;
 }

@@ -165,7 +165,9 @@ describe('coordinator on PostgreSQL', { timeout: 150_000 }, () => {
       assert.equal(r.stderr.split('\n').length, 2, `one line: ${r.stderr}`);
       return r.stderr.trim();
     };
-    assert.equal(await run('postgres://pinhole@/burst'), 'pinhole coordinator: --db: the host is missing in postgres://pinhole@/burst');
+    assert.equal(await run('postgres://pinhole@/burst'), 'pinhole coordinator: --db: not a valid URL: expected postgres://USER@HOST:PORT/DB');
+    assert.equal(await run('postgres:///burst'), 'pinhole coordinator: --db: the host is missing: expected postgres://USER@HOST:PORT/DB');
+    assert.equal(await run(`postgres://pinhole@${pg.ip}:${pg.port}`), 'pinhole coordinator: --db: the database name is missing: expected postgres://USER@HOST:PORT/DB');
     const withPassword = await run(`postgres://pinhole:${PASSWORD}@${pg.ip}:${pg.port}/burst`);
     assert.match(withPassword, /must not hold a password/);
     assert.ok(!withPassword.includes(PASSWORD));
