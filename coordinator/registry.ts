@@ -76,6 +76,7 @@ export class NodeRegistry {
   private readonly livenessDirty = new Set<number>();
   private readonly now: () => number;
   private lastId: number;
+  private conflicts = 0;
   /** Routes a policy approves by itself for a node (set by the policy holder). */
   autoApprove: (node: NodeRow) => string[] = () => [];
 
@@ -98,6 +99,8 @@ export class NodeRegistry {
   getByKey(nodeKey: string): NodeRecord | undefined { return this.byKey.get(nodeKey); }
   all(): IterableIterator<NodeRecord> { return this.nodes.values(); }
   get size(): number { return this.nodes.size; }
+  /** Registrations retried because another coordinator on the database took the id, name or address first. */
+  get identityConflicts(): number { return this.conflicts; }
 
   isExpired(n: NodeRow, now = this.now()): boolean {
     return n.keyExpiresAt !== null && n.keyExpiresAt <= now;
@@ -112,6 +115,7 @@ export class NodeRegistry {
         if (!(err instanceof IdentityTakenError)) throw err;
         if (err.field === 'nodeKey') throw new ConflictError('this node key is registered through another coordinator on the same database: register there');
         if (attempt >= MAX_IDENTITY_ATTEMPTS) throw new ConflictError('could not find a free id, name and address: too many concurrent registrations, retry');
+        this.conflicts++;
         await this.learnTaken();
       }
     }

@@ -80,10 +80,11 @@ describe('coordinator on PostgreSQL', { timeout: 150_000 }, () => {
   test('three coordinators on one database: a single-use key registers 1 node of 200, a reusable key 200 distinct addresses', async () => {
     // The first coordinator logs in with a password (read from a file) and owns the database.
     await pg.psql('CREATE DATABASE burst OWNER pinhole_pw');
-    const first = await coordinator(8081, pg.url('burst', 'pinhole_pw'), [...UNLIMITED, '--db-password-file', passwordFile]);
+    const metrics = (port: number): string[] => ['--metrics-listen', `${coordHost.ip}:${port + 1000}`];
+    const first = await coordinator(8081, pg.url('burst', 'pinhole_pw'), [...UNLIMITED, ...metrics(8081), '--db-password-file', passwordFile]);
     const single = await first.createAuthKey({ reusable: false });
     const reusable = await first.createAuthKey({ reusable: true });
-    const others = [await coordinator(8082, pg.url('burst'), UNLIMITED), await coordinator(8083, pg.url('burst'), UNLIMITED)];
+    const others = [await coordinator(8082, pg.url('burst'), [...UNLIMITED, ...metrics(8082)]), await coordinator(8083, pg.url('burst'), [...UNLIMITED, ...metrics(8083)])];
     const urls = [first.url, ...others.map((c) => c.url)];
     for (const c of others) assert.equal(c.fingerprint, first.fingerprint, 'one coordinator key, stored once');
 
@@ -106,7 +107,16 @@ describe('coordinator on PostgreSQL', { timeout: 150_000 }, () => {
     assert.ok(!many.some((r) => r.ipv4 === ok[0]!.ipv4), 'none reuses the single-use node\'s address');
     assert.equal(await pg.psql('SELECT count(*), count(DISTINCT ipv4), count(DISTINCT ipv6), count(DISTINCT id) FROM nodes', 'burst'), '201|201|201|201');
     assert.equal(await pg.psql('SELECT used_count FROM auth_keys WHERE reusable', 'burst'), '200');
-    process.stderr.write(`# 200 registrations over 3 coordinators on one PostgreSQL: ${seconds.toFixed(1)} s\n`);
+    // They did race: each started from the same ids and addresses, and the database sent the losers back.
+    let conflicts = 0;
+    for (const port of [8081, 8082, 8083]) {
+      const scrape = await coordHost.exec(['node', '-e', 'fetch(process.argv[1]).then((r) => r.text()).then((t) => process.stdout.write(t))', `http://${coordHost.ip}:${port + 1000}/metrics`]);
+      const m = /^pinhole_coordinator_identity_conflicts_total (\d+)$/m.exec(scrape.stdout);
+      assert.ok(m, scrape.stdout.slice(0, 300) + scrape.stderr);
+      conflicts += Number(m[1]);
+    }
+    assert.ok(conflicts > 0, 'some registrations lost a race and were retried');
+    process.stderr.write(`# 200 registrations over 3 coordinators on one PostgreSQL: ${seconds.toFixed(1)} s, ${conflicts} retried after losing a race\n`);
     for (const c of [first, ...others]) await c.proc.kill('SIGTERM', 3000);
   });
 
