@@ -5,7 +5,7 @@
 // serving its nodes, and a real agent joins; bad --db values fail with one line.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLab, type Host, type Lab } from '../../scripts/natlab/index.js';
@@ -188,5 +188,14 @@ describe('coordinator on PostgreSQL', { timeout: 150_000 }, () => {
     assert.equal(await run(pg.url('burst', 'pinhole_pw'), ['--db-password-file', wrong]),
       `pinhole coordinator: cannot connect to PostgreSQL at ${pg.url('burst', 'pinhole_pw')}: password authentication failed for user "pinhole_pw"`);
     assert.equal(await run(join(tmp, 'x.db'), ['--db-password-file', wrong]), 'pinhole coordinator: --db-password-file goes with a postgres:// --db, not a SQLite file');
+
+    // migrate-db checks its source before opening it: a file that is not SQLite is left as it was.
+    const notDb = join(tmp, 'notes.txt');
+    await writeFile(notDb, 'not a database\n', { mode: 0o644 });
+    const m = await pinhole(['coordinator', 'migrate-db', '--from', notDb, '--to', pg.url('fresh')]);
+    assert.equal(m.code, 1);
+    assert.equal(m.stderr, `pinhole coordinator migrate-db: --from: ${notDb} is not a SQLite database\n`);
+    assert.equal((await stat(notDb)).mode & 0o777, 0o644);
+    assert.equal(await readFile(notDb, 'utf8'), 'not a database\n');
   });
 });
