@@ -159,7 +159,8 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
   }
   const addr = server.address() as AddressInfo;
   const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
-  log.info({ nodes: registry.size, authKeys: snap.authKeys.length, policy: snap.policy.json !== null }, 'coordinator started');
+  const database = opts.store.target.kind === 'sqlite' ? opts.store.target.path : opts.store.target.postgres.display; // never a password
+  log.info({ database, nodes: registry.size, authKeys: snap.authKeys.length, policy: snap.policy.json !== null }, 'coordinator started');
 
   let closing: Promise<void> | null = null;
   return {

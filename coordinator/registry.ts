@@ -77,6 +77,7 @@ export class NodeRegistry {
   private readonly now: () => number;
   private lastId: number;
   private conflicts = 0;
+  private learning: Promise<void> | null = null;
   /** Routes a policy approves by itself for a node (set by the policy holder). */
   autoApprove: (node: NodeRow) => string[] = () => [];
 
@@ -116,13 +117,20 @@ export class NodeRegistry {
         if (err.field === 'nodeKey') throw new ConflictError('this node key is registered through another coordinator on the same database: register there');
         if (attempt >= MAX_IDENTITY_ATTEMPTS) throw new ConflictError('could not find a free id, name and address: too many concurrent registrations, retry');
         this.conflicts++;
+        // A random pause, growing with the attempts, so coordinators that raced do not race again in step.
+        await new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(100, 5 * 2 ** attempt)));
         await this.learnTaken();
       }
     }
   }
 
-  /** Marks every id, name and address the database holds as taken here too. */
-  private async learnTaken(): Promise<void> {
+  /** Marks every id, name and address the database holds as taken here too (one read for all who lost meanwhile). */
+  private learnTaken(): Promise<void> {
+    this.learning ??= this.readTaken().finally(() => { this.learning = null; });
+    return this.learning;
+  }
+
+  private async readTaken(): Promise<void> {
     const taken = await this.store.takenIdentities();
     this.lastId = Math.max(this.lastId, taken.lastNodeId);
     for (const t of taken.nodes) {

@@ -141,6 +141,8 @@ export class PostgresStore implements ControlStore {
       lock_timeout: timeout,
       idle_in_transaction_session_timeout: timeout * 3,
       application_name: 'pinhole-coordinator',
+      // Acknowledged means committed to disk, whatever the server's default says.
+      options: '-c synchronous_commit=on',
     });
     pool.on('error', (err) => opts.onIdleError?.(err));
     const store = new PostgresStore(pool, target.display);
