@@ -6,7 +6,8 @@
 import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import type { PostgresTarget } from './store/database-url.js';
 import { PostgresStore } from './store/postgres.js';
-import { DatabaseOpenError, SqliteStore } from './store/sqlite.js';
+import { DatabaseOpenError } from './store/errors.js';
+import { SqliteStore } from './store/sqlite.js';
 
 export interface MigrationSummary {
   nodes: number;

@@ -6,7 +6,7 @@
 import pg from 'pg';
 import { SCHEMA_VERSION } from './migrations.js';
 import { POSTGRES_MIGRATIONS } from './postgres-migrations.js';
-import { DatabaseOpenError, SchemaTooNewError } from './sqlite.js';
+import { DatabaseOpenError, SchemaTooNewError } from './errors.js';
 import type { PostgresTarget } from './database-url.js';
 import { AuthKeyUsedError, IdentityTakenError } from './interface.js';
 import type { AuthKeyRow, ControlStore, LivenessRow, NodeRow, PolicyRow, RouteApprovalRow, StoreSnapshot, TakenIdentities } from './interface.js';

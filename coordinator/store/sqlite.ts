@@ -4,17 +4,11 @@
 // from concurrent callers, and BEGIN..COMMIT must not.
 import { chmodSync, closeSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
 import sqlite3 from 'sqlite3';
+import { DatabaseOpenError, SchemaTooNewError } from './errors.js';
 import { MIGRATIONS, SCHEMA_VERSION } from './migrations.js';
 import { AuthKeyUsedError, IdentityTakenError } from './interface.js';
 import type { AuthKeyRow, ControlStore, LivenessRow, NodeRow, PolicyRow, RouteApprovalRow, StoreSnapshot, TakenIdentities } from './interface.js';
 
-export class DatabaseOpenError extends Error {
-  override readonly name = 'DatabaseOpenError';
-}
-
-export class SchemaTooNewError extends Error {
-  override readonly name = 'SchemaTooNewError';
-}
 
 type Params = (string | number | null)[];
 

@@ -107,6 +107,9 @@ describe('coordinator on PostgreSQL', { timeout: 150_000 }, () => {
     assert.ok(!many.some((r) => r.ipv4 === ok[0]!.ipv4), 'none reuses the single-use node\'s address');
     assert.equal(await pg.psql('SELECT count(*), count(DISTINCT ipv4), count(DISTINCT ipv6), count(DISTINCT id) FROM nodes', 'burst'), '201|201|201|201');
     assert.equal(await pg.psql('SELECT used_count FROM auth_keys WHERE reusable', 'burst'), '200');
+    // Each coordinator's pool is bounded (--db-pool-size, default 8), however many requests came at once.
+    const connections = Number(await pg.psql("SELECT count(*) FROM pg_stat_activity WHERE datname = 'burst' AND application_name = 'pinhole-coordinator'"));
+    assert.ok(connections >= 3 && connections <= 3 * 8, `connections: ${connections}`);
     // They did race: each started from the same ids and addresses, and the database sent the losers back.
     let conflicts = 0;
     for (const port of [8081, 8082, 8083]) {
@@ -116,7 +119,7 @@ describe('coordinator on PostgreSQL', { timeout: 150_000 }, () => {
       conflicts += Number(m[1]);
     }
     assert.ok(conflicts > 0, 'some registrations lost a race and were retried');
-    process.stderr.write(`# 200 registrations over 3 coordinators on one PostgreSQL: ${seconds.toFixed(1)} s, ${conflicts} retried after losing a race\n`);
+    process.stderr.write(`# 200 registrations over 3 coordinators on one PostgreSQL: ${seconds.toFixed(1)} s, ${conflicts} retried after losing a race, ${connections} database connections\n`);
     for (const c of [first, ...others]) await c.proc.kill('SIGTERM', 3000);
   });
 
