@@ -192,6 +192,17 @@ describe('coordinator on PostgreSQL', { timeout: 150_000 }, () => {
       `pinhole coordinator: cannot connect to PostgreSQL at ${pg.url('burst', 'pinhole_pw')}: password authentication failed for user "pinhole_pw"`);
     assert.equal(await run(join(tmp, 'x.db'), ['--db-password-file', wrong]), 'pinhole coordinator: --db-password-file goes with a postgres:// --db, not a SQLite file');
 
+    // Without --db-password-file the password comes from a pgpass file, as for psql.
+    const pgpass = join(tmp, 'pgpass');
+    await writeFile(pgpass, `${pg.ip}:${pg.port}:burst:pinhole_pw:${PASSWORD}\n`, { mode: 0o600 });
+    const viaPgpass = coordHost.spawn(['node', PINHOLE_BIN, 'coordinator', '--listen', `${coordHost.ip}:8099`, '--db', pg.url('burst', 'pinhole_pw')],
+      { env: { PGPASSFILE: pgpass, PINHOLE_LOG_LEVEL: 'warn' } });
+    try {
+      await viaPgpass.waitForOutput(/pinhole coordinator key [0-9a-f]{32}/, 15_000);
+    } finally {
+      await viaPgpass.kill('SIGTERM', 3000);
+    }
+
     // migrate-db checks its source before opening it: a file that is not SQLite is left as it was.
     const notDb = join(tmp, 'notes.txt');
     await writeFile(notDb, 'not a database\n', { mode: 0o644 });
