@@ -28,7 +28,7 @@ const UNLIMITED = ['--max-register-rate', '100000', '--max-handshake-rate', '100
 
 interface BurstResult { status: number; ipv4?: string; name?: string; id?: number; error?: string }
 
-describe('coordinator on PostgreSQL', { timeout: 150_000 }, () => {
+describe('coordinator on PostgreSQL', { timeout: 240_000 }, () => {
   const id = runId();
   let lab: Lab;
   let dbHost: Host;
@@ -84,7 +84,7 @@ describe('coordinator on PostgreSQL', { timeout: 150_000 }, () => {
     const first = await coordinator(8081, pg.url('burst', 'pinhole_pw'), [...UNLIMITED, ...metrics(8081), '--db-password-file', passwordFile]);
     const single = await first.createAuthKey({ reusable: false });
     const reusable = await first.createAuthKey({ reusable: true });
-    const others = [await coordinator(8082, pg.url('burst'), [...UNLIMITED, ...metrics(8082)]), await coordinator(8083, pg.url('burst'), [...UNLIMITED, ...metrics(8083)])];
+    const others = await Promise.all([8082, 8083].map((port) => coordinator(port, pg.url('burst'), [...UNLIMITED, ...metrics(port)])));
     const urls = [first.url, ...others.map((c) => c.url)];
     for (const c of others) assert.equal(c.fingerprint, first.fingerprint, 'one coordinator key, stored once');
 
@@ -179,19 +179,27 @@ describe('coordinator on PostgreSQL', { timeout: 150_000 }, () => {
       assert.equal(r.stderr.split('\n').length, 2, `one line: ${r.stderr}`);
       return r.stderr.trim();
     };
-    assert.equal(await run('postgres://pinhole@/burst'), 'pinhole coordinator: --db: not a valid URL: expected postgres://USER@HOST:PORT/DB');
-    assert.equal(await run('postgres:///burst'), 'pinhole coordinator: --db: the host is missing: expected postgres://USER@HOST:PORT/DB');
-    assert.equal(await run(`postgres://pinhole@${pg.ip}:${pg.port}`), 'pinhole coordinator: --db: the database name is missing: expected postgres://USER@HOST:PORT/DB');
-    const withPassword = await run(`postgres://pinhole:${PASSWORD}@${pg.ip}:${pg.port}/burst`);
-    assert.match(withPassword, /must not hold a password/);
-    assert.ok(!withPassword.includes(PASSWORD));
-    assert.equal(await run(`postgres://pinhole@${pg.ip}:${pg.port + 1}/burst`),
-      `pinhole coordinator: cannot connect to PostgreSQL at postgres://pinhole@${pg.ip}:${pg.port + 1}/burst: connect ECONNREFUSED ${pg.ip}:${pg.port + 1}`);
     const wrong = join(tmp, 'wrong-password');
     await writeFile(wrong, 'not-the-password\n', { mode: 0o600 });
-    assert.equal(await run(pg.url('burst', 'pinhole_pw'), ['--db-password-file', wrong]),
-      `pinhole coordinator: cannot connect to PostgreSQL at ${pg.url('burst', 'pinhole_pw')}: password authentication failed for user "pinhole_pw"`);
-    assert.equal(await run(join(tmp, 'x.db'), ['--db-password-file', wrong]), 'pinhole coordinator: --db-password-file goes with a postgres:// --db, not a SQLite file');
+    const refused = `postgres://pinhole@${pg.ip}:${pg.port + 1}/burst`;
+    // Each is its own process: run them together.
+    const [badUrl, noHost, noDatabase, withPassword, unreachable, wrongPassword, notPostgres] = await Promise.all([
+      run('postgres://pinhole@/burst'),
+      run('postgres:///burst'),
+      run(`postgres://pinhole@${pg.ip}:${pg.port}`),
+      run(`postgres://pinhole:${PASSWORD}@${pg.ip}:${pg.port}/burst`),
+      run(refused),
+      run(pg.url('burst', 'pinhole_pw'), ['--db-password-file', wrong]),
+      run(join(tmp, 'x.db'), ['--db-password-file', wrong]),
+    ]);
+    assert.equal(badUrl, 'pinhole coordinator: --db: not a valid URL: expected postgres://USER@HOST:PORT/DB');
+    assert.equal(noHost, 'pinhole coordinator: --db: the host is missing: expected postgres://USER@HOST:PORT/DB');
+    assert.equal(noDatabase, 'pinhole coordinator: --db: the database name is missing: expected postgres://USER@HOST:PORT/DB');
+    assert.match(withPassword, /must not hold a password/);
+    assert.ok(!withPassword.includes(PASSWORD));
+    assert.equal(unreachable, `pinhole coordinator: cannot connect to PostgreSQL at ${refused}: connect ECONNREFUSED ${pg.ip}:${pg.port + 1}`);
+    assert.equal(wrongPassword, `pinhole coordinator: cannot connect to PostgreSQL at ${pg.url('burst', 'pinhole_pw')}: password authentication failed for user "pinhole_pw"`);
+    assert.equal(notPostgres, 'pinhole coordinator: --db-password-file goes with a postgres:// --db, not a SQLite file');
 
     // Without --db-password-file the password comes from a pgpass file, as for psql.
     const pgpass = join(tmp, 'pgpass');
