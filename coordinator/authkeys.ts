@@ -7,7 +7,7 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { formatAuthKey, parseAuthKey, type AuthKeyParts } from '../proto/control/coordinator-key.js';
 import type { AuthKeyCreate, AuthKeyInfo } from '../proto/control/schemas.js';
 import { NotFoundError, RequestRefusedError } from './errors.js';
-import type { AuthKeyRow, ControlStore } from './store/interface.js';
+import { IdentityTakenError, type AuthKeyRow, type ControlStore } from './store/interface.js';
 
 
 /** Why a presented key was turned down: 401 for keys we cannot match, 403 for keys no longer usable. */
@@ -64,6 +64,18 @@ export class AuthKeys {
   }
 
   async create(req: AuthKeyCreate): Promise<AuthKeyInfo & { key: string }> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.createOnce(req);
+      } catch (err) {
+        // Another coordinator on the same database took the id (or, once in 2^48, the prefix).
+        if (!(err instanceof IdentityTakenError) || attempt >= 5) throw err;
+        this.lastId = Math.max(this.lastId, (await this.store.takenIdentities()).lastAuthKeyId);
+      }
+    }
+  }
+
+  private async createOnce(req: AuthKeyCreate): Promise<AuthKeyInfo & { key: string }> {
     let prefix: string;
     do prefix = randomBytes(6).toString('hex'); while (this.byPrefix.has(prefix));
     const secret = randomBytes(32).toString('hex');

@@ -16,7 +16,7 @@ import { NodeRegistry } from './registry.js';
 import { relayAuthorizationRoutes } from './relay-authorization.js';
 import { createChannelServer, createPublicServer, nodeRoutes, type TlsFiles } from './server.js';
 import { ServerKeys } from './server-keys.js';
-import { SqliteStore } from './store/sqlite.js';
+import { openStore, type StoreOptions } from './store/open.js';
 import { StreamServer } from './stream.js';
 import { newRegistrationOutcomes } from './registration.js';
 import { DEFAULT_DNS_DOMAIN, type DnsConfig } from '../proto/dns/dns-config.js';
@@ -24,7 +24,8 @@ import { DEFAULT_DNS_DOMAIN, type DnsConfig } from '../proto/dns/dns-config.js';
 export interface CoordinatorOptions {
   host: string;
   port: number;
-  dbPath: string;
+  /** The database: a SQLite file or PostgreSQL (store/open.ts). */
+  store: StoreOptions;
   /** null: the admin API answers 403. */
   adminToken: string | null;
   /** The relay map nodes get (relay-map.ts builds it from the flags). */
@@ -64,7 +65,7 @@ const EXPIRY_SWEEP_MS = 1000;
 
 export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordinator> {
   const { log } = opts;
-  const store = await SqliteStore.open(opts.dbPath);
+  const store = await openStore({ onIdleError: (err) => log.warn({ err: err.message }, 'an idle database connection failed'), ...opts.store });
   const snap = await store.load();
   const { keys, generated } = await ServerKeys.open(store, snap.serverPrivateKey, snap.nextServerPrivateKey);
   if (generated) log.info('generated the coordinator key');
@@ -158,7 +159,8 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
   }
   const addr = server.address() as AddressInfo;
   const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
-  log.info({ nodes: registry.size, authKeys: snap.authKeys.length, policy: snap.policy.json !== null }, 'coordinator started');
+  const database = opts.store.target.kind === 'sqlite' ? opts.store.target.path : opts.store.target.postgres.display; // never a password
+  log.info({ database, nodes: registry.size, authKeys: snap.authKeys.length, policy: snap.policy.json !== null }, 'coordinator started');
 
   let closing: Promise<void> | null = null;
   return {

@@ -1,5 +1,7 @@
-// `pinhole coordinator --listen HOST:PORT --db PATH [--admin-token-file F] [--relay NAME=URL --relay-key NAME=KEY ...]
-//  [--relay-stun NAME=HOST:PORT ...] [--tls-cert F --tls-key F] [limits]`
+// `pinhole coordinator --listen HOST:PORT --db PATH|postgres://USER@HOST:PORT/DB [--db-password-file F]
+//  [--admin-token-file F] [--relay NAME=URL --relay-key NAME=KEY ...] [--relay-stun NAME=HOST:PORT ...]
+//  [--tls-cert F --tls-key F] [limits]`
+// `pinhole coordinator migrate-db --from PATH --to postgres://USER@HOST:PORT/DB [--db-password-file F]`
 // Prints two lines on stdout once it listens ("pinhole coordinator listening on http://HOST:PORT",
 // then "pinhole coordinator key FINGERPRINT"), logs on stderr, shuts down cleanly on SIGINT/SIGTERM.
 import { mkdirSync, readFileSync, statSync } from 'node:fs';
@@ -11,6 +13,9 @@ import { startCoordinator, type CoordinatorOptions } from './coordinator.js';
 import { createLogger } from './log.js';
 import { buildRelayMap, RelayMapError } from './relay-map.js';
 import { MetricsListenError, parseMetricsListen, type MetricsListen } from '../metrics/http-server.js';
+import { DatabaseUrlError, parseDatabaseTarget, parsePostgresUrl, type DatabaseTarget } from './store/database-url.js';
+import type { StoreOptions } from './store/open.js';
+import { migrateSqliteToPostgres } from './migrate-db.js';
 
 class UsageError extends Error {
   override readonly name = 'UsageError';
@@ -91,8 +96,50 @@ function positive(flag: string, text: string): number {
   return n;
 }
 
+function databaseTarget(text: string): DatabaseTarget {
+  try {
+    return parseDatabaseTarget(text);
+  } catch (err) {
+    if (err instanceof DatabaseUrlError) throw new UsageError(err.message);
+    throw err;
+  }
+}
+
+/** The PostgreSQL password from a file (its first line); warns if others may read it. */
+function readDbPassword(file: string, warn: (message: string) => void): string {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+    if ((statSync(file).mode & 0o077) !== 0) warn(`the database password file ${file} is readable by other users`);
+  } catch (err) {
+    throw new UsageError(`--db-password-file: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  const password = text.split(/\r?\n/)[0]!;
+  if (password === '') throw new UsageError(`--db-password-file: ${file} is empty`);
+  return password;
+}
+
+function storeOptions(db: string, passwordFile: string | undefined, poolSize: string, warn: (message: string) => void): StoreOptions {
+  const target = databaseTarget(db);
+  if (target.kind === 'sqlite') {
+    if (passwordFile !== undefined) throw new UsageError('--db-password-file goes with a postgres:// --db, not a SQLite file');
+    // The database's folder is created (0700) on a fresh machine, as the README's first command expects.
+    try {
+      mkdirSync(dirname(target.path), { recursive: true, mode: 0o700 });
+    } catch (err) {
+      throw new UsageError(`--db: cannot create the folder of ${target.path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+    return { target };
+  }
+  return {
+    target,
+    poolSize: Math.floor(positive('--db-pool-size', poolSize)),
+    ...(passwordFile !== undefined ? { password: readDbPassword(passwordFile, warn) } : {}),
+  };
+}
+
 interface Flags {
-  listen: string; db: string; adminTokenFile?: string; relay: string[]; relayStun: string[]; relayKey: string[];
+  listen: string; db: string; dbPasswordFile?: string; dbPoolSize: string; adminTokenFile?: string; relay: string[]; relayStun: string[]; relayKey: string[];
   tlsCert?: string; tlsKey?: string; maxHandshakeRate: string; maxRegisterRate: string;
   maxUnauthenticated: string; maxUnauthenticatedPerAddress: string;
   dnsDomain: string; dnsRoute: string[];
@@ -108,14 +155,9 @@ async function run(flags: Flags): Promise<void> {
   if (flags.adminTokenFile !== undefined && (statSync(flags.adminTokenFile).mode & 0o077) !== 0) {
     log.warn({ file: flags.adminTokenFile }, 'the admin token file is readable by other users');
   }
-  // The database's folder is created (0700) on a fresh machine, as the README's first command expects.
-  try {
-    mkdirSync(dirname(flags.db), { recursive: true, mode: 0o700 });
-  } catch (err) {
-    throw new UsageError(`--db: cannot create the folder of ${flags.db}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-  }
+  const store = storeOptions(flags.db, flags.dbPasswordFile, flags.dbPoolSize, (message) => log.warn(message));
   const opts: CoordinatorOptions = {
-    host, port, dbPath: flags.db, adminToken, log,
+    host, port, store, adminToken, log,
     tls: readTls(flags.tlsCert, flags.tlsKey),
     registerPerSecond: positive('--max-register-rate', flags.maxRegisterRate),
     limits: {
@@ -149,7 +191,9 @@ function buildProgram(): Command {
   program.command('coordinator')
     .description('run the control plane: registration, auth keys, netmaps, admin API')
     .requiredOption('--listen <host:port>', 'address to serve HTTP and WebSocket on')
-    .requiredOption('--db <path>', 'SQLite database file (created with mode 0600)')
+    .requiredOption('--db <path|url>', 'SQLite database file (created with mode 0600), or postgres://USER@HOST:PORT/DB (no password in the URL)')
+    .option('--db-password-file <file>', 'PostgreSQL password, first line of this file (default: PGPASSWORD or the pgpass file)')
+    .option('--db-pool-size <n>', 'PostgreSQL connections at most', '8')
     .option('--admin-token-file <file>', 'file holding the admin API bearer token (without it the admin API is disabled)')
     .option('--relay <name=url>', 'a relay to tell nodes about (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--relay-key <name=key>', 'the static key of relay NAME, as `pinhole relay` prints it (required for every --relay)',
@@ -174,15 +218,43 @@ function buildProgram(): Command {
   return program;
 }
 
+async function migrateDb(flags: { from: string; to: string; dbPasswordFile?: string }): Promise<void> {
+  let to;
+  try {
+    to = parsePostgresUrl(flags.to);
+  } catch (err) {
+    if (err instanceof DatabaseUrlError) throw new UsageError(err.message.replace(/^--db/, '--to'));
+    throw err;
+  }
+  const warn = (message: string): void => { process.stderr.write(`pinhole coordinator migrate-db: ${message}\n`); };
+  const password = flags.dbPasswordFile === undefined ? undefined : readDbPassword(flags.dbPasswordFile, warn);
+  const s = await migrateSqliteToPostgres({ from: flags.from, to, ...(password !== undefined ? { password } : {}) });
+  process.stdout.write(`copied ${s.nodes} nodes, ${s.authKeys} auth keys, ${s.coordinatorKeys} coordinator key${s.coordinatorKeys === 1 ? '' : 's'} ` +
+    `and ${s.policy ? 'the' : 'no'} policy from ${flags.from} to ${to.display}\n`);
+}
+
+function buildMigrateProgram(): Command {
+  const program = new Command('pinhole').exitOverride().showHelpAfterError(false);
+  program.command('coordinator').command('migrate-db')
+    .description('copy a SQLite coordinator database into an empty PostgreSQL database, in one transaction')
+    .requiredOption('--from <path>', 'the SQLite database file (no coordinator may be running on it)')
+    .requiredOption('--to <url>', 'postgres://USER@HOST:PORT/DB, empty (no password in the URL)')
+    .option('--db-password-file <file>', 'PostgreSQL password, first line of this file (default: PGPASSWORD or the pgpass file)')
+    .action(migrateDb);
+  return program;
+}
+
 export async function main(argv: string[]): Promise<void> {
   try {
-    await buildProgram().parseAsync(argv, { from: 'user' });
+    const migrate = argv[0] === 'coordinator' && argv[1] === 'migrate-db';
+    await (migrate ? buildMigrateProgram() : buildProgram()).parseAsync(argv, { from: 'user' });
   } catch (err) {
     if (err instanceof CommanderError) {
       process.exitCode = err.exitCode;
       return;
     }
-    process.stderr.write(`pinhole coordinator: ${(err instanceof Error ? err.message : String(err)).split('\n')[0]}\n`);
+    const who = argv[0] === 'coordinator' && argv[1] === 'migrate-db' ? 'pinhole coordinator migrate-db' : 'pinhole coordinator';
+    process.stderr.write(`${who}: ${(err instanceof Error ? err.message : String(err)).split('\n')[0]}\n`);
     process.exitCode = 1;
   }
 }

@@ -55,6 +55,8 @@ export function createCoordinatorMetrics(src: CoordinatorMetricsSource): Coordin
     for (const [outcome, n] of refused) out.push([{ outcome }, n]);
     return out;
   });
+  counterFrom(r, 'pinhole_coordinator_identity_conflicts_total',
+    'Registrations retried because another coordinator on the same database took the id, name or address first', [], () => one(src.registry().identityConflicts));
   counterFrom(r, 'pinhole_coordinator_refusals_total', 'Callers refused, by where (stage) and why (reason)', ['stage', 'reason'], () => {
     const ch = src.channels().stats;
     const st = src.streams().stats;

@@ -12,7 +12,8 @@ import type { ChannelCaller } from './control-channels.js';
 import { DeregisterRequest, RegisterRequest, describeZodError, type DeregisterResponse, type RegisterResponse } from '../proto/control/schemas.js';
 import { advertisableRoute } from '../proto/control/routes.js';
 import { IPV6_PREFIX } from './addresses.js';
-import type { AuthKeys, AuthKeyUse } from './authkeys.js';
+import { AuthKeyRefusedError, type AuthKeys, type AuthKeyUse } from './authkeys.js';
+import { AuthKeyUsedError } from './store/interface.js';
 import { BadRequestError, ForbiddenError, NotFoundError, RequestRefusedError, UnauthorizedError } from './errors.js';
 import { selfOf } from './peer-records.js';
 import type { NodeRegistry } from './registry.js';
@@ -107,6 +108,10 @@ async function registerOnce(body: unknown, caller: ChannelCaller, deps: Registra
     else deps.outcomes.updated++;
     caller.authenticated();
     return { node: selfOf(node) };
+  } catch (err) {
+    // Used or revoked through another coordinator on the same database: the database said no.
+    if (err instanceof AuthKeyUsedError) throw new AuthKeyRefusedError(403, err.message);
+    throw err;
   } finally {
     use?.release(); // no-op after commit
   }

@@ -6,7 +6,7 @@ import { AddressPool } from './addresses.js';
 import { ConflictError, NotFoundError } from './errors.js';
 import type { Logger } from './log.js';
 import type { PolicyNode } from './policy.js';
-import type { AuthKeyRow, ControlStore, LivenessRow, NodeRow } from './store/interface.js';
+import { IdentityTakenError, type AuthKeyRow, type ControlStore, type LivenessRow, type NodeRow } from './store/interface.js';
 
 export interface NodeRecord extends NodeRow {
   online: boolean;
@@ -43,6 +43,12 @@ export interface RegistryOptions {
 
 export const EXIT_ROUTES = ['0.0.0.0/0', '::/0'];
 
+/**
+ * Tries at a registration whose id, name or address another coordinator on the same database
+ * took first; each retry starts from what the database holds by then.
+ */
+const MAX_IDENTITY_ATTEMPTS = 32;
+
 /** Approved routes the node actually advertises: what peers may send through it. */
 export function servedRoutes(n: NodeRow): string[] {
   return n.approvedRoutes.filter((r) => n.advertisedRoutes.includes(r) || (n.advertisedExitNode && EXIT_ROUTES.includes(r)));
@@ -70,6 +76,8 @@ export class NodeRegistry {
   private readonly livenessDirty = new Set<number>();
   private readonly now: () => number;
   private lastId: number;
+  private conflicts = 0;
+  private learning: Promise<void> | null = null;
   /** Routes a policy approves by itself for a node (set by the policy holder). */
   autoApprove: (node: NodeRow) => string[] = () => [];
 
@@ -92,6 +100,8 @@ export class NodeRegistry {
   getByKey(nodeKey: string): NodeRecord | undefined { return this.byKey.get(nodeKey); }
   all(): IterableIterator<NodeRecord> { return this.nodes.values(); }
   get size(): number { return this.nodes.size; }
+  /** Registrations retried because another coordinator on the database took the id, name or address first. */
+  get identityConflicts(): number { return this.conflicts; }
 
   isExpired(n: NodeRow, now = this.now()): boolean {
     return n.keyExpiresAt !== null && n.keyExpiresAt <= now;
@@ -99,6 +109,39 @@ export class NodeRegistry {
 
   /** Creates a node, or re-registers a known one (same node key: same id and addresses). */
   async register(input: RegistrationInput): Promise<{ node: NodeRecord; created: boolean }> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.registerOnce(input);
+      } catch (err) {
+        if (!(err instanceof IdentityTakenError)) throw err;
+        if (err.field === 'nodeKey') throw new ConflictError('this node key is registered through another coordinator on the same database: register there');
+        if (attempt >= MAX_IDENTITY_ATTEMPTS) throw new ConflictError('could not find a free id, name and address: too many concurrent registrations, retry');
+        this.conflicts++;
+        // A random pause, growing with the attempts, so coordinators that raced do not race again in step.
+        await new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(100, 5 * 2 ** attempt)));
+        await this.learnTaken();
+      }
+    }
+  }
+
+  /** Marks every id, name and address the database holds as taken here too (one read for all who lost meanwhile). */
+  private learnTaken(): Promise<void> {
+    this.learning ??= this.readTaken().finally(() => { this.learning = null; });
+    return this.learning;
+  }
+
+  private async readTaken(): Promise<void> {
+    const taken = await this.store.takenIdentities();
+    this.lastId = Math.max(this.lastId, taken.lastNodeId);
+    for (const t of taken.nodes) {
+      if (this.nodes.get(t.id)?.nodeKey === t.nodeKey) continue;
+      this.lastId = Math.max(this.lastId, t.id);
+      this.addresses.claim(t.ipv4);
+      if (!this.names.has(t.name)) this.names.set(t.name, t.id);
+    }
+  }
+
+  private async registerOnce(input: RegistrationInput): Promise<{ node: NodeRecord; created: boolean }> {
     if (this.registering.has(input.nodeKey)) throw new ConflictError('a registration for this node key is already in progress');
     const existing = this.byKey.get(input.nodeKey);
     const now = this.now();

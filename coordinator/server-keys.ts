@@ -22,12 +22,15 @@ function pairOf(privateKey: Uint8Array): StaticKeyPair {
 export class ServerKeys {
   private constructor(private readonly store: ControlStore, private cur: StaticKeyPair, private nxt: StaticKeyPair | null) {}
 
-  /** Loads the keys, generating the first one on a fresh database. */
+  /**
+   * Loads the keys, generating the first one on a fresh database. Coordinators starting together
+   * on one fresh database all end up with the key the first of them stored.
+   */
   static async open(store: ControlStore, current: string | null, next: string | null): Promise<{ keys: ServerKeys; generated: boolean }> {
     if (current) return { keys: new ServerKeys(store, pairOf(decodeKey(current)), next ? pairOf(decodeKey(next)) : null), generated: false };
-    const priv = generatePrivateKey();
-    await store.saveServerKeys(encodeKey(priv), null);
-    return { keys: new ServerKeys(store, pairOf(priv), null), generated: true };
+    const generated = encodeKey(generatePrivateKey());
+    const stored = await store.initServerKey(generated);
+    return { keys: new ServerKeys(store, pairOf(decodeKey(stored)), null), generated: stored === generated };
   }
 
   get current(): StaticKeyPair { return this.cur; }

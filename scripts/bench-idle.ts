@@ -23,8 +23,12 @@ import { REPO_ROOT } from './tunnels/paths.js';
 const WORKER = fileURLToPath(new URL('./bench-coordinator-worker.js', import.meta.url));
 const BAR_IDLE_CPU_PCT = 0.1;
 const BAR_RSS_MB = 60;
-/** After the netmap arrived: let start-up work (first probes, STUN, netmap save) finish first. */
-const SETTLE_MS = 10_000;
+/**
+ * After the netmap arrived, before the window: start-up work (first probes, STUN, netmap save) and
+ * WireGuard's handshake attempts to the simulated peers, which never answer, must be over first
+ * (REKEY_ATTEMPT_TIME is 90 s). Real idle peers answer at once and then fall quiet.
+ */
+const DEFAULT_SETTLE_SECONDS = 100;
 
 interface Row {
   peers: number;
@@ -39,14 +43,14 @@ interface Row {
 
 function usage(msg?: string): never {
   if (msg) process.stderr.write(`bench-idle: ${msg}\n`);
-  process.stderr.write('usage: bench-idle [--peers 10,100] [--seconds 60]\n');
+  process.stderr.write('usage: bench-idle [--peers 10,100] [--seconds 60] [--settle 100]\n');
   process.exit(2);
 }
 
-function options(): { peers: number[]; seconds: number } {
+function options(): { peers: number[]; seconds: number; settleSeconds: number } {
   let values;
   try {
-    ({ values } = parseArgs({ options: { peers: { type: 'string' }, seconds: { type: 'string' }, help: { type: 'boolean', short: 'h' } } }));
+    ({ values } = parseArgs({ options: { peers: { type: 'string' }, seconds: { type: 'string' }, settle: { type: 'string' }, help: { type: 'boolean', short: 'h' } } }));
   } catch (err) {
     return usage((err as Error).message);
   }
@@ -55,7 +59,9 @@ function options(): { peers: number[]; seconds: number } {
   if (peers.some((n) => !Number.isInteger(n) || n < 1 || n > 5000)) usage('--peers: integers in 1..5000');
   const seconds = Number(values.seconds ?? 60);
   if (!Number.isInteger(seconds) || seconds < 1 || seconds > 3600) usage('--seconds: an integer in 1..3600');
-  return { peers, seconds };
+  const settleSeconds = Number(values.settle ?? DEFAULT_SETTLE_SECONDS);
+  if (!Number.isInteger(settleSeconds) || settleSeconds < 0 || settleSeconds > 3600) usage('--settle: an integer in 0..3600');
+  return { peers, seconds, settleSeconds };
 }
 
 /** The simulated nodes, in a worker process inside `host`'s namespace (it must reach the coordinator). */
@@ -92,7 +98,7 @@ async function memoryMB(pid: number): Promise<{ rss: number; hwm: number }> {
   return { rss: kb('VmRSS') / 1024, hwm: kb('VmHWM') / 1024 };
 }
 
-async function measure(lab: Lab, peers: number, seconds: number): Promise<Row> {
+async function measure(lab: Lab, peers: number, seconds: number, settleMs: number): Promise<Row> {
   const id = runId();
   const coordHost = await lab.addPublicHost(`c${peers}`);
   const agentHost = await lab.addPublicHost(`a${peers}`);
@@ -116,7 +122,7 @@ async function measure(lab: Lab, peers: number, seconds: number): Promise<Row> {
         inNetmap = (await agent.status()).peers.length;
         return inNetmap >= peers;
       }, 60_000, 500);
-      await new Promise((r) => setTimeout(r, SETTLE_MS));
+      await new Promise((r) => setTimeout(r, settleMs));
       const pid = agent.proc.pid;
       const cpu0 = processCpuSeconds(pid);
       const t0 = performance.now();
@@ -150,7 +156,7 @@ async function main(): Promise<number> {
   try {
     lab = await createLab({ name: 'bidle' });
     for (const n of o.peers) {
-      const r = await measure(lab, n, o.seconds);
+      const r = await measure(lab, n, o.seconds, o.settleSeconds * 1000);
       process.stdout.write(`  ${n} peers: CPU ${r.cpuPct.toFixed(3)}% over ${r.seconds.toFixed(0)} s, RSS ${r.rssMB.toFixed(1)} MB (peak ${r.peakRssMB.toFixed(1)} MB)\n`);
       rows.push(r);
     }
@@ -170,7 +176,7 @@ async function main(): Promise<number> {
     startedAt: startedAt.toISOString(),
     machine: { nproc: availableParallelism(), node: process.version },
     settings: {
-      seconds: o.seconds, settleMs: SETTLE_MS,
+      seconds: o.seconds, settleSeconds: o.settleSeconds,
       topology: 'one managed agent and a coordinator on the lab internet; the peers are simulated nodes (real keys, real control streams, no WireGuard) registered with the same coordinator',
       cpu: 'utime+stime of the agent process from /proc/PID/stat over the window, in % of one core',
       rss: 'VmRSS at the end of the window; peak = max(VmHWM, sampled VmRSS)',

@@ -1,5 +1,6 @@
 // Tunnel benchmark: iperf3 TCP throughput and ping RTT between two namespaces joined by one veth,
-// over the raw veth, pinhole's static tunnel, wireguard-go and Nebula — each set up, measured and
+// over the raw veth, pinhole's static tunnel, a managed pinhole pair (coordinator on the veth)
+// without and with an access policy, wireguard-go and Nebula — each set up, measured and
 // torn down on its own, in alternating order per round. Prints ratios against the references
 // measured in the same run and writes JSON to bench/results/.
 //
@@ -13,6 +14,9 @@ import { addAddress, createVethPair } from './natlab/namespace.js';
 import { newKeyPair, runId } from './tunnels/keys.js';
 import { REPO_ROOT } from './tunnels/paths.js';
 import { startStaticAgent } from './tunnels/pinhole-static.js';
+import { startCoordinator } from './tunnels/pinhole-coordinator.js';
+import { startManagedAgent } from './tunnels/pinhole-managed.js';
+import { waitFor } from './tunnels/wait-for.js';
 import { startWireguardGo } from './tunnels/wireguard-go.js';
 import { createNebulaCa, startNebula, type NebulaCa } from './tunnels/nebula.js';
 import { fmt, median, parseBenchOptions, ratio, toolVersion, type BenchOptions } from './bench-options.js';
@@ -25,13 +29,19 @@ const UNDERLAY = { a: '198.18.0.1', b: '198.18.0.2' };
 
 // 'pinhole js' is the same agent with PINHOLE_FASTPATH=0: every packet through JavaScript, for
 // the native data path's share of the result (docs/protocol.md, Latency).
-type PathName = 'raw veth' | 'pinhole' | 'pinhole js' | 'wireguard-go' | 'nebula';
-const PATHS: PathName[] = ['raw veth', 'pinhole', 'pinhole js', 'wireguard-go', 'nebula'];
+// 'managed' / 'managed+policy': two `pinhole agent --state-dir` joined through a coordinator,
+// without and with an access policy that allows everything between them (a policy installs the
+// stateful packet filter on both nodes: the configuration people run).
+type PathName = 'raw veth' | 'pinhole' | 'pinhole js' | 'managed' | 'managed+policy' | 'wireguard-go' | 'nebula';
+const PATHS: PathName[] = ['raw veth', 'pinhole', 'pinhole js', 'managed', 'managed+policy', 'wireguard-go', 'nebula'];
+const ALLOW_ALL_POLICY = { acls: [{ action: 'accept', src: ['*'], dst: ['*:*'] }] };
 
 interface Measurement {
   path: PathName; mbps: number | null; rttAvgMs: number | null; pingLossPct: number | null;
   /** TCP retransmissions the iperf3 sender counted (loss or reordering inside the path). */
   retransmits: number | null;
+  /** The same per GB the receiver got (paths move different amounts in the same time). */
+  retransmitsPerGB: number | null;
   error?: string;
 }
 
@@ -71,6 +81,39 @@ async function startPath(path: PathName, a: Host, b: Host, ca: NebulaCa, id: str
     const pb = await startStaticAgent(b, { env, tun: `ph${id}b`, privateKey: kb.privateKey, addresses: ['100.64.1.2/24'], listenPort: 51820, mtu: MTU,
       peers: [{ publicKey: ka.publicKey, allowedIps: ['100.64.1.1/32'], endpoint: `${UNDERLAY.a}:51820` }] }).catch(async (e) => { await pa.stop(); throw e; });
     return { serverIp: '100.64.1.2', stop: async () => { await Promise.all([pa.stop(), pb.stop()]); } };
+  }
+  if (path === 'managed' || path === 'managed+policy') {
+    const coord = await startCoordinator(a, { port: 8090 });
+    const agents: Awaited<ReturnType<typeof startManagedAgent>>[] = [];
+    const stop = async (): Promise<void> => {
+      for (const ag of agents) await ag.stop().catch(() => undefined);
+      await coord.stop();
+    };
+    try {
+      if (path === 'managed+policy') {
+        const set = await coord.request('PUT', '/api/v1/admin/policy', ALLOW_ALL_POLICY, true);
+        if (set.status !== 200) throw new Error(`policy set: HTTP ${set.status}`);
+      }
+      const key = await coord.createAuthKey({ reusable: true });
+      for (const [h, side] of [[a, 'a'], [b, 'b']] as const) {
+        const ag = await startManagedAgent(h, { tun: `pm${id}${side}`.slice(0, 15), port: 51822, env: { PINHOLE_LOG_LEVEL: 'warn' } });
+        agents.push(ag);
+        const up = await ag.cli(['up', '--coordinator', coord.url, '--auth-key', key, '--hostname', `bench-${side}`, '--accept-dns=false']);
+        if (up.code !== 0) throw new Error(`up: ${up.stderr.trim()}`);
+      }
+      const serverIp = (await agents[1]!.status()).self!.ipv4!;
+      await waitFor('the managed pair to see each other', async () => (await agents[0]!.status()).peers.some((p) => p.overlayIp === serverIp), 20_000);
+      if (path === 'managed+policy') {
+        await waitFor('both filters installed', async () => {
+          for (const ag of agents) if (!(await ag.status()).routing?.filter) return false;
+          return true;
+        }, 20_000);
+      }
+      return { serverIp, stop };
+    } catch (err) {
+      await stop();
+      throw err;
+    }
   }
   if (path === 'wireguard-go') {
     const [ka, kb] = [newKeyPair(), newKeyPair()];
@@ -129,10 +172,11 @@ async function measure(path: PathName, hosts: { a: Host; b: Host }, ca: NebulaCa
     const ping = await pingRtt(a, running.serverIp);
     if (isAborted()) throw new BenchAbortedError();
     const tcp = await iperf(a, b, running.serverIp, seconds);
-    return { path, ...tcp, rttAvgMs: ping.avgMs, pingLossPct: ping.lossPct };
+    const gb = (tcp.mbps * seconds) / 8 / 1000;
+    return { path, ...tcp, retransmitsPerGB: tcp.retransmits === null || gb <= 0 ? null : tcp.retransmits / gb, rttAvgMs: ping.avgMs, pingLossPct: ping.lossPct };
   } catch (err) {
     if (err instanceof BenchAbortedError || isAborted()) throw new BenchAbortedError('interrupted');
-    return { path, mbps: null, rttAvgMs: null, pingLossPct: null, retransmits: null, error: (err as Error).message };
+    return { path, mbps: null, rttAvgMs: null, pingLossPct: null, retransmits: null, retransmitsPerGB: null, error: (err as Error).message };
   } finally {
     await running?.stop();
   }
@@ -141,11 +185,11 @@ async function measure(path: PathName, hosts: { a: Host; b: Host }, ca: NebulaCa
 
 function formatTable(rows: Measurement[]): string {
   const wg = rows.find((r) => r.path === 'wireguard-go');
-  const lines = [`${'path'.padEnd(14)}${'Mbit/s'.padStart(10)}${'ping avg ms'.padStart(13)}${'vs wireguard-go'.padStart(17)}${'TCP retrans'.padStart(13)}`];
+  const lines = [`${'path'.padEnd(14)}${'Mbit/s'.padStart(10)}${'ping avg ms'.padStart(13)}${'vs wireguard-go'.padStart(17)}${'TCP retrans'.padStart(13)}${'retrans/GB'.padStart(12)}`];
   for (const r of rows) {
     const vs = ratio(r.mbps, wg?.mbps ?? null);
     lines.push(`${r.path.padEnd(14)}${fmt(r.mbps, 1).padStart(10)}${fmt(r.rttAvgMs, 3).padStart(13)}${(vs === null ? '-' : `${vs.toFixed(2)}x`).padStart(17)}`
-      + fmt(r.retransmits, 0).padStart(13)
+      + fmt(r.retransmits, 0).padStart(13) + fmt(r.retransmitsPerGB, 0).padStart(12)
       + (r.error ? `   error: ${r.error}` : ''));
   }
   return lines.join('\n');
@@ -205,6 +249,7 @@ async function main(): Promise<number> {
       rttAvgMs: median(runs.map((m) => m.rttAvgMs)),
       pingLossPct: median(runs.map((m) => m.pingLossPct)),
       retransmits: median(runs.map((m) => m.retransmits)),
+      retransmitsPerGB: median(runs.map((m) => m.retransmitsPerGB)),
       ...(errors.length ? { error: errors.join('; ') } : {}),
     };
   });
@@ -215,6 +260,11 @@ async function main(): Promise<number> {
     rttPinholeVsWireguardGo: ratio(get('pinhole').rttAvgMs, get('wireguard-go').rttAvgMs),
     rttPinholeJsVsWireguardGo: ratio(get('pinhole js').rttAvgMs, get('wireguard-go').rttAvgMs),
     throughputPinholeJsVsWireguardGo: ratio(get('pinhole js').mbps, get('wireguard-go').mbps),
+    throughputManagedPolicyVsWireguardGo: ratio(get('managed+policy').mbps, get('wireguard-go').mbps),
+    rttManagedPolicyVsWireguardGo: ratio(get('managed+policy').rttAvgMs, get('wireguard-go').rttAvgMs),
+    throughputManagedPolicyVsManaged: ratio(get('managed+policy').mbps, get('managed').mbps),
+    retransmitsPerGBPinholeVsUnderlay: ratio(get('pinhole').retransmitsPerGB, get('raw veth').retransmitsPerGB),
+    retransmitsPerGBWireguardGoVsUnderlay: ratio(get('wireguard-go').retransmitsPerGB, get('raw veth').retransmitsPerGB),
   };
 
   process.stdout.write(`\n${rounds > 1 ? `median of ${rounds} rounds\n` : ''}${formatTable(summary)}\n\n`);
@@ -223,6 +273,9 @@ async function main(): Promise<number> {
   process.stdout.write(`ping RTT   pinhole / wireguard-go: ${fmt(ratios.rttPinholeVsWireguardGo, 2)}\n`);
   process.stdout.write(`with every packet in JS (PINHOLE_FASTPATH=0): throughput ${fmt(ratios.throughputPinholeJsVsWireguardGo, 2)}, `
     + `ping RTT ${fmt(ratios.rttPinholeJsVsWireguardGo, 2)} × wireguard-go\n`);
+  process.stdout.write(`managed with a policy / wireguard-go: throughput ${fmt(ratios.throughputManagedPolicyVsWireguardGo, 2)} (bar >= 5.0), `
+    + `ping RTT ${fmt(ratios.rttManagedPolicyVsWireguardGo, 2)} (bar <= 0.6); with / without the policy ${fmt(ratios.throughputManagedPolicyVsManaged, 2)} (bar >= 0.9)\n`);
+  process.stdout.write(`TCP retransmits per GB vs the underlay: pinhole ${fmt(ratios.retransmitsPerGBPinholeVsUnderlay, 2)}, wireguard-go ${fmt(ratios.retransmitsPerGBWireguardGoVsUnderlay, 2)}\n`);
 
   const report = {
     benchmark: 'tunnel',

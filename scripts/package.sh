@@ -53,7 +53,7 @@ mkdir -p "$lib/bin" "$lib/dist" "$lib/agent/tun/build/Release" "$root/usr/bin" \
 # The program: entry point, the compiled parts that run (no tests, scripts or source maps), the addon.
 cp package.json package-lock.json "$lib/"
 cp bin/pinhole "$lib/bin/pinhole"
-for part in agent coordinator relay proto; do cp -r "dist/$part" "$lib/dist/$part"; done
+for part in agent coordinator relay proto metrics; do cp -r "dist/$part" "$lib/dist/$part"; done
 find "$lib/dist" -name '*.map' -delete
 cp "$addon" "$lib/agent/tun/build/Release/"
 ln -s ../lib/pinhole/bin/pinhole "$root/usr/bin/pinhole"

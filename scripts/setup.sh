@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 debs=(iproute2 nftables iputils-ping iperf3 conntrack tcpdump procps
       wireguard-go wireguard-tools nebula coturn curl
       prometheus  # test/lab/prometheus-scrape.test.ts scrapes --metrics-listen with the real server
+      postgresql  # test/lab/postgres-store.test.ts: the coordinator on a real PostgreSQL (initdb/postgres)
       python3     # python3: natlab's link emulator (this kernel has no sch_netem)
       miniupnpd-nftables miniupnpc   # test/lab/portmap.test.ts: a real UPnP/NAT-PMP/PCP gateway, upnpc -l to cross-check
       libsodium-dev   # the addon's native data path encrypts with libsodium

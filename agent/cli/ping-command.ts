@@ -9,6 +9,8 @@ export const PING_PATH = '/v0/ping';
 export interface PingReply {
   peer: { name: string; ipv4: string; nodeKey: string };
   reply: PingResult | null;
+  /** Whether this node's access policy lets any traffic in from the peer (null: no policy). */
+  policyAllowsFromPeer?: boolean | null;
 }
 
 class PingUsageError extends Error {
@@ -28,10 +30,14 @@ export function registerPingCommand(program: Command): void {
       if (!Number.isInteger(count) || count < 1 || count > 10_000) throw new PingUsageError(`-c: expected a count from 1 to 10000, got ${opts.count}`);
       if (!Number.isInteger(timeoutMs) || timeoutMs < 10 || timeoutMs > 8000) throw new PingUsageError(`--timeout: expected 10..8000 ms, got ${opts.timeout}`);
       let replies = 0;
+      let policyBlocks = false;
+      let peerName = peer;
       for (let i = 0; i < count; i++) {
         const started = Date.now();
         const r = await localApiCall<PingReply>(socket, 'POST', PING_PATH, { peer, timeoutMs });
         const who = `${r.peer.name} (${r.peer.ipv4})`;
+        peerName = r.peer.name;
+        if (r.policyAllowsFromPeer === false) policyBlocks = true;
         if (r.reply) {
           replies++;
           const via = r.reply.path === 'relay' ? `via relay ${r.reply.via}` : `via ${r.reply.via}`;
@@ -41,6 +47,11 @@ export function registerPingCommand(program: Command): void {
         }
         const wait = 1000 - (Date.now() - started);
         if (i + 1 < count && wait > 0) await new Promise((res) => setTimeout(res, r.reply ? Math.min(wait, 1000) : 0));
+      }
+      // The pings are disco messages, which the access policy does not filter: a pong proves the
+      // path, not that traffic is allowed. Say so when this node's policy lets nothing in from the peer.
+      if (policyBlocks) {
+        process.stdout.write(`note: the path works, but the access policy lets no traffic from ${peerName} to this node (pings test the path, not the policy; traffic from here to ${peerName} is up to ${peerName}'s policy)\n`);
       }
       if (replies === 0) {
         process.stderr.write(`pinhole: no reply from ${peer}\n`);

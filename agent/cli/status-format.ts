@@ -47,6 +47,14 @@ function routingLines(r: RoutingStatusJson): string[] {
   return lines;
 }
 
+/** MagicDNS in one line: where it answers, how the OS uses it, and what it knows. */
+function dnsLine(d: NonNullable<AgentStatus['dns']>): string {
+  if (d.address === null) return `  dns: ${d.domain} (not serving: the tunnel is down)`;
+  const os = d.os === 'off' ? 'OS resolver untouched (--accept-dns=false)' : `OS resolver via ${d.os}`;
+  const bad = d.counters.malformed > 0 ? `, ${d.counters.malformed} malformed dropped` : '';
+  return `  dns: ${d.domain} at ${d.address}, ${os}, ${d.names} name(s), ${d.counters.queries} queries${bad}`;
+}
+
 /** A relays section: one line per relay, how this node uses it or why it refuses it. */
 function relayLines(relays: NonNullable<AgentStatus['relays']>): string[] {
   return ['relays:', ...relays.map((r) => {
@@ -78,6 +86,7 @@ export function formatStatus(st: AgentStatus): string {
   const lines: string[] = [];
   const managed = st.mode === 'managed';
   if (st.self) lines.push(...selfLines(st.self), ...(st.routing ? routingLines(st.routing) : []));
+  if (st.self && st.dns) lines.push(dnsLine(st.dns));
   if (st.relays && st.relays.length > 0) lines.push('', ...relayLines(st.relays));
   if (st.self || (st.relays && st.relays.length > 0)) lines.push('');
   // A managed node that is down or logged out has no interface: say so instead of listing one.

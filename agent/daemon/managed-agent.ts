@@ -34,6 +34,7 @@ import type { SocketMark } from '../routing/socket-mark.js';
 import { MagicDns, DEFAULT_RESOLV_CONF } from '../dns/magic-dns.js';
 import type { PortmapperOptions } from '../portmap/portmapper.js';
 import { DEFAULT_ROUTING_PREFS, RoutingPrefsError, type AdvertiseFlags, type ClientRoutingFlags } from './routing-prefs.js';
+import { acceptsAnythingFrom } from '../filter/filter-rules.js';
 
 /** How long `up` waits for the coordinator's netmap before answering "up, not connected yet". */
 export const UP_NETMAP_WAIT_MS = 7_000;
@@ -445,14 +446,17 @@ export class ManagedAgent {
   }
 
   /** `pinhole ping PEER`: one disco ping over the peer's current path. */
-  async ping(peerRef: string, timeoutMs: number): Promise<{ peer: { name: string; ipv4: string; nodeKey: string }; reply: PingResult | null }> {
+  async ping(peerRef: string, timeoutMs: number): Promise<{ peer: { name: string; ipv4: string; nodeKey: string }; reply: PingResult | null; policyAllowsFromPeer: boolean | null }> {
     const live = this.live;
     if (!live) throw new LocalApiError(409, 'the node is down: pinhole up first');
     const ref = peerRef.trim();
     const peer = [...(this.view?.peers.values() ?? [])].find((p) => p.name === ref || p.ipv4 === ref || p.ipv6 === ref || p.nodeKey === ref || p.name.split('.')[0] === ref);
     if (!peer) throw new LocalApiError(404, `no peer named ${JSON.stringify(ref)} in the netmap (see pinhole status)`);
     const reply = await live.magic.ping(peer.nodeKey, timeoutMs);
-    return { peer: { name: peer.name, ipv4: peer.ipv4, nodeKey: peer.nodeKey }, reply };
+    // Disco pings pass whatever the policy says; null: no policy (everything is allowed).
+    const rules = this.view?.packetFilter ?? null;
+    const policyAllowsFromPeer = rules === null ? null : acceptsAnythingFrom(rules, peer.ipv4);
+    return { peer: { name: peer.name, ipv4: peer.ipv4, nodeKey: peer.nodeKey }, reply, policyAllowsFromPeer };
   }
 
   /** `pinhole netcheck`: NAT behaviour and relay latencies, from the WireGuard socket itself. */

@@ -117,3 +117,15 @@ export function rulesAccept(rules: readonly CompiledRule[], t: PacketTuple, port
   }
   return false;
 }
+
+/**
+ * Does any rule accept some traffic (any protocol, any port) from this overlay address? For
+ * `pinhole ping`, whose disco pings pass whatever the policy says: false means the policy lets
+ * nothing from that peer in, so a pong proves the path, not that traffic flows.
+ */
+export function acceptsAnythingFrom(rules: readonly FilterRule[], ip: string): boolean {
+  const src = prefixFromText(ip);
+  const { rules: compiled } = compileRules(rules);
+  return compiled.some((r) => (src.family === 4 && r.srcHosts4.has(src.words[0]!))
+    || r.srcPrefixes.some((p) => (src.family === 4 ? prefixContains4(p, src.words[0]!) : prefixContains6(p, src.words))));
+}

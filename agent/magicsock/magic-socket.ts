@@ -21,13 +21,13 @@ import { NO_DISCO_ENDPOINT, discoToPacked, packedText, packedToDisco } from './p
 import { DiscoPeer } from './disco-peer.js';
 import { EndpointDiscovery, relayStunServers } from './endpoint-discovery.js';
 import { RelaySet, type RelayEntry, type RelayStatusJson } from './relay-set.js';
-import { MIN_PING_GAP_MS, type Candidate, type PathKind } from './peer-path.js';
+import { ACTIVE_MS, MIN_PING_GAP_MS, type Candidate, type PathKind } from './peer-path.js';
 import { newMagicCounters, type MagicCounters } from './counters.js';
 import { candidateRefusal, readLocalAddresses, type LocalAddressSet } from './candidate-filter.js';
 import { PongLimiter } from './pong-limiter.js';
+import { nextTickDelay, TICK_MS } from './tick-schedule.js';
 import { Portmapper, type PortmapperOptions } from '../portmap/portmapper.js';
 
-const TICK_MS = 250;
 const PING_TIMEOUT_MS = 5000;
 const CALL_ME_MAYBE_GAP_MS = 1000;
 /** How often our own interface addresses are re-read for the candidate filter. */
@@ -110,7 +110,10 @@ export class MagicSocket {
   private readonly pending = new Map<string, PendingPing>();
   private readonly hairpins = new Map<string, () => void>();
   private nextId = 1;
+  /** The one timer: tick() at tickAt (see tick-schedule.ts). */
   private ticker: NodeJS.Timeout | undefined;
+  private tickAt = Infinity;
+  private closed = false;
   private lastRelaySrc: Uint8Array | null = null;
   private lastRelayPeer: DiscoPeer | null = null;
   private readonly log: Logger;
@@ -149,11 +152,13 @@ export class MagicSocket {
   start(): void {
     this.discovery.start();
     this.portmapper?.start();
-    this.ticker = setInterval(() => this.tick(), TICK_MS);
+    this.arm(TICK_MS);
   }
 
   async close(): Promise<void> {
-    clearInterval(this.ticker);
+    this.closed = true;
+    clearTimeout(this.ticker);
+    this.ticker = undefined;
     this.discovery.stop();
     await this.portmapper?.close();
     this.stun.close();
@@ -269,7 +274,7 @@ export class MagicSocket {
     const p = this.byNodeKey.get(nodeKey);
     if (!p) return Promise.resolve(null);
     const now = this.now();
-    p.path.lastActiveAt = now;
+    this.markActive(p, now);
     const best = p.path.direct(now);
     if (!best && p.path.probeDue(now)) this.probe(p, now);
     return new Promise((resolve) => {
@@ -336,7 +341,7 @@ export class MagicSocket {
     }
     if (!p) { this.counters.relayUnknownSender++; return; }
     if (messageType(data) !== 0) {
-      p.path.lastActiveAt = this.now();
+      this.markActive(p, this.now());
       this.opts.device.receiveRelayed(data, p.relayAddr);
       return;
     }
@@ -369,7 +374,7 @@ export class MagicSocket {
       case 'ping': {
         if (!bytesEqual(msg.nodeKey, p.nodeKey)) { this.counters.discoBadPacket++; return; }
         this.counters.pingsReceived++;
-        p.path.lastActiveAt = now;
+        this.markActive(p, now);
         if (fromUdp && !this.pongAllowed(p, fromUdp, now)) {
           this.counters.pongsRateLimited++;
           return;
@@ -406,7 +411,7 @@ export class MagicSocket {
       }
       case 'call-me-maybe': {
         this.counters.callMeMaybeReceived++;
-        p.path.lastActiveAt = now;
+        this.markActive(p, now);
         if (!p.path.direct(now)) p.path.resetProbes();
         // The peer may have moved (a new network): is our path to it still alive? A missed pong
         // makes it suspect within SUSPECT_AFTER_MS, and one of the endpoints below takes over.
@@ -431,7 +436,7 @@ export class MagicSocket {
     if (!p || !relay) { this.counters.relayNoRoute++; return false; }
     const now = this.now();
     if (!p.path.active(now)) p.path.resetProbes();
-    p.path.lastActiveAt = now;
+    this.markActive(p, now);
     if (p.path.probeDue(now)) {
       p.path.lastProbeAt = now; // one probe per burst of packets
       setImmediate(() => this.probe(p, this.now()));
@@ -533,6 +538,38 @@ export class MagicSocket {
       this.opts.onPathEvent?.({ kind: 'direct', seconds: (now - p.addedAt) / 1000 });
     }
   }
+
+  /** Traffic or disco through JS: the peer is active, and the socket ticks at TICK_MS again. */
+  private markActive(p: DiscoPeer, now: number): void {
+    p.path.lastActiveAt = now;
+    this.arm(TICK_MS);
+  }
+
+  /** tick() within `ms` at the latest (sooner if already armed sooner). */
+  private arm(ms: number): void {
+    if (this.closed) return;
+    const at = performance.now() + ms;
+    if (this.ticker !== undefined && this.tickAt <= at) return;
+    if (this.ticker !== undefined) clearTimeout(this.ticker);
+    this.tickAt = at;
+    this.ticker = setTimeout(this.onTimer, ms);
+  }
+
+  private readonly onTimer = (): void => {
+    this.ticker = undefined;
+    this.tickAt = Infinity;
+    this.tick();
+    const now = this.now();
+    let busy = this.pending.size > 0;
+    let trustExpiry = Infinity;
+    for (const p of this.byId.values()) {
+      // A peer new to the tunnel counts as active until its first packet (or ACTIVE_MS): its
+      // first packet and first direct path are timed at the tick's resolution.
+      if (p.path.active(now) || (!p.firstPacketSeen && now - p.addedAt < ACTIVE_MS)) { busy = true; break; }
+      trustExpiry = Math.min(trustExpiry, p.path.trustExpiresAt());
+    }
+    this.arm(nextTickDelay(busy, trustExpiry - now));
+  };
 
   private tick(): void {
     const now = this.now();

@@ -109,6 +109,11 @@ export class PeerPath {
     return now - c.lastPongAt <= PONG_TRUST_MS;
   }
 
+  /** When the chosen direct path stops being trusted without another pong; Infinity without one. */
+  trustExpiresAt(): number {
+    return this.best === null ? Infinity : this.best.lastPongAt + PONG_TRUST_MS;
+  }
+
   /** The direct endpoint to use now, or null (relay). Drops a best path whose pongs stopped. */
   direct(now: number): Candidate | null {
     if (this.suspect(now)) {

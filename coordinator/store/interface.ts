@@ -1,7 +1,10 @@
-// What the coordinator keeps durably, behind one small interface (SQLite now, PostgreSQL later).
+// What the coordinator keeps durably, behind one small interface (SQLite file or PostgreSQL).
 // The live state is in memory; a store only loads it once at start and writes changes through.
 // Every method that takes several rows commits them in one transaction, and resolves only once
 // that transaction is durable: callers acknowledge a request after the promise resolves.
+// Several coordinators may share one PostgreSQL database, so the facts that must be unique are
+// enforced by the database, not by memory: a single-use key counts one use at most
+// (AuthKeyUsedError), ids, node keys, names and addresses are unique (IdentityTakenError).
 
 /** A node as stored. Times are milliseconds since the epoch. */
 export interface NodeRow {
@@ -78,17 +81,45 @@ export interface StoreSnapshot {
   lastAuthKeyId: number;
 }
 
+/** The auth key was revoked or, single-use, already used (by this or another coordinator). */
+export class AuthKeyUsedError extends Error {
+  override readonly name = 'AuthKeyUsedError';
+}
+
+/** Another row already holds this id, node key, name or address (another coordinator took it). */
+export class IdentityTakenError extends Error {
+  override readonly name = 'IdentityTakenError';
+  constructor(readonly field: 'id' | 'nodeKey' | 'name' | 'address' | 'prefix', message: string) {
+    super(message);
+  }
+}
+
+/** What is taken in the database, for a coordinator that lost a race to another one. */
+export interface TakenIdentities {
+  lastNodeId: number;
+  lastAuthKeyId: number;
+  nodes: { id: number; nodeKey: string; name: string; ipv4: string }[];
+  authKeyPrefixes: string[];
+}
+
 export interface ControlStore {
   load(): Promise<StoreSnapshot>;
+  /** Stores `current` as the first coordinator key unless one is stored already; returns the stored one. */
+  initServerKey(current: string): Promise<string>;
   /** The coordinator's static key(s), replacing what was stored. */
   saveServerKeys(current: string, next: string | null): Promise<void>;
+  /** Throws IdentityTakenError when the id or prefix is taken. */
   insertAuthKey(key: AuthKeyRow): Promise<void>;
   revokeAuthKey(id: number, at: number): Promise<void>;
   /**
    * A registration: the node inserted, or its identity columns replaced (not the liveness ones),
-   * and one use of the auth key counted, together.
+   * and one use of the auth key counted, together. Throws AuthKeyUsedError when the key is revoked
+   * or a used single-use key, IdentityTakenError when the id belongs to another node key or the
+   * name or address is held by another node; nothing is written then.
    */
   saveRegistration(node: NodeRow, authKeyId: number | null): Promise<void>;
+  /** Ids, names and addresses held in the database (after an IdentityTakenError). */
+  takenIdentities(): Promise<TakenIdentities>;
   setNodeKeyExpiry(id: number, keyExpiresAt: number | null): Promise<void>;
   setApprovedRoutes(approvals: RouteApprovalRow[]): Promise<void>;
   deleteNode(id: number): Promise<void>;

@@ -4,16 +4,11 @@
 // from concurrent callers, and BEGIN..COMMIT must not.
 import { chmodSync, closeSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
 import sqlite3 from 'sqlite3';
+import { DatabaseOpenError, SchemaTooNewError } from './errors.js';
 import { MIGRATIONS, SCHEMA_VERSION } from './migrations.js';
-import type { AuthKeyRow, ControlStore, LivenessRow, NodeRow, PolicyRow, RouteApprovalRow, StoreSnapshot } from './interface.js';
+import { AuthKeyUsedError, IdentityTakenError } from './interface.js';
+import type { AuthKeyRow, ControlStore, LivenessRow, NodeRow, PolicyRow, RouteApprovalRow, StoreSnapshot, TakenIdentities } from './interface.js';
 
-export class DatabaseOpenError extends Error {
-  override readonly name = 'DatabaseOpenError';
-}
-
-export class SchemaTooNewError extends Error {
-  override readonly name = 'SchemaTooNewError';
-}
 
 type Params = (string | number | null)[];
 
@@ -34,10 +29,22 @@ const NODE_COLUMNS = [
   'tags', 'user_name', 'auth_key_id', 'advertised_routes', 'advertised_exit_node', 'approved_routes', 'endpoints', 'home_relay', 'last_seen',
 ];
 const LIVENESS_COLUMNS = new Set(['endpoints', 'home_relay', 'last_seen']);
-// A re-registration replaces what the node declared, never the liveness columns written meanwhile.
+// A re-registration replaces what the node declared, never the liveness columns written meanwhile;
+// an id held by another node key is left alone (no row changes: IdentityTakenError).
 const UPSERT_NODE =
   `INSERT INTO nodes (${NODE_COLUMNS.join(', ')}) VALUES (${NODE_COLUMNS.map(() => '?').join(', ')}) ` +
-  `ON CONFLICT(id) DO UPDATE SET ${NODE_COLUMNS.filter((c) => c !== 'id' && !LIVENESS_COLUMNS.has(c)).map((c) => `${c} = excluded.${c}`).join(', ')}`;
+  `ON CONFLICT(id) DO UPDATE SET ${NODE_COLUMNS.filter((c) => c !== 'id' && !LIVENESS_COLUMNS.has(c)).map((c) => `${c} = excluded.${c}`).join(', ')} ` +
+  'WHERE nodes.node_key = excluded.node_key';
+// A use is counted only on a key that is not revoked and, single-use, not used yet.
+const COUNT_KEY_USE = 'UPDATE auth_keys SET used_count = used_count + 1 WHERE id = ? AND revoked_at IS NULL AND (reusable = 1 OR used_count = 0)';
+
+/** SQLite's "UNIQUE constraint failed: nodes.ipv4" as the interface's error; anything else unchanged. */
+function uniqueViolation(err: unknown): unknown {
+  const m = /UNIQUE constraint failed: (\w+)\.(\w+)/.exec((err as Error).message ?? '');
+  if (!m) return err;
+  const field = ({ id: 'id', node_key: 'nodeKey', name: 'name', ipv4: 'address', ipv6: 'address', prefix: 'prefix' } as const)[m[2] as 'id'];
+  return field ? new IdentityTakenError(field, `${m[1]}.${m[2]} is taken`) : err;
+}
 
 function nodeParams(n: NodeRow): Params {
   return [
@@ -149,7 +156,15 @@ export class SqliteStore implements ControlStore {
   }
 
   private run(sql: string, params: Params = []): Promise<void> {
-    return new Promise((resolve, reject) => this.db.run(sql, params, (err) => (err ? reject(err) : resolve())));
+    return this.change(sql, params).then(() => undefined);
+  }
+
+  /** Runs one statement; resolves with the number of rows it changed. */
+  private change(sql: string, params: Params = []): Promise<number> {
+    return new Promise((resolve, reject) => this.db.run(sql, params, function (this: sqlite3.RunResult, err) {
+      if (err) reject(uniqueViolation(err));
+      else resolve(this.changes);
+    }));
   }
 
   private all<T>(sql: string, params: Params = []): Promise<T[]> {
@@ -220,6 +235,12 @@ export class SqliteStore implements ControlStore {
     };
   }
 
+  async initServerKey(current: string): Promise<string> {
+    await this.transaction(() => this.run("INSERT OR IGNORE INTO meta (key, value) VALUES ('server_private_key', ?)", [current]));
+    const rows = await this.all<{ value: string }>("SELECT value FROM meta WHERE key = 'server_private_key'");
+    return rows[0]!.value;
+  }
+
   saveServerKeys(current: string, next: string | null): Promise<void> {
     return this.transaction(async () => {
       await this.run("INSERT OR REPLACE INTO meta (key, value) VALUES ('server_private_key', ?)", [current]);
@@ -241,9 +262,23 @@ export class SqliteStore implements ControlStore {
 
   saveRegistration(node: NodeRow, authKeyId: number | null): Promise<void> {
     return this.transaction(async () => {
-      await this.run(UPSERT_NODE, nodeParams(node));
-      if (authKeyId !== null) await this.run('UPDATE auth_keys SET used_count = used_count + 1 WHERE id = ?', [authKeyId]);
+      if (await this.change(UPSERT_NODE, nodeParams(node)) === 0) throw new IdentityTakenError('id', `node id ${node.id} belongs to another node key`);
+      if (authKeyId !== null && await this.change(COUNT_KEY_USE, [authKeyId]) === 0) {
+        throw new AuthKeyUsedError('auth key revoked or, single-use, already used');
+      }
     });
+  }
+
+  async takenIdentities(): Promise<TakenIdentities> {
+    const nodes = await this.all<{ id: number; node_key: string; name: string; ipv4: string }>('SELECT id, node_key, name, ipv4 FROM nodes');
+    const prefixes = await this.all<{ prefix: string }>('SELECT prefix FROM auth_keys');
+    const seqs = await this.all<{ name: string; seq: number }>('SELECT name, seq FROM sqlite_sequence');
+    const seq = (table: string): number => seqs.find((s) => s.name === table)?.seq ?? 0;
+    return {
+      lastNodeId: seq('nodes'), lastAuthKeyId: seq('auth_keys'),
+      nodes: nodes.map((n) => ({ id: n.id, nodeKey: n.node_key, name: n.name, ipv4: n.ipv4 })),
+      authKeyPrefixes: prefixes.map((p) => p.prefix),
+    };
   }
 
   setNodeKeyExpiry(id: number, keyExpiresAt: number | null): Promise<void> {

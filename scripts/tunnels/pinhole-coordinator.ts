@@ -15,6 +15,8 @@ export interface CoordinatorSpec {
   /** --ephemeral-timeout, e.g. "3s". */
   ephemeralTimeout?: string;
   extraArgs?: string[];
+  /** --db: default a SQLite file in the coordinator's own directory; or postgres://USER@HOST:PORT/DB. */
+  db?: string;
 }
 
 export interface HttpReply { status: number; body: unknown }
@@ -23,6 +25,7 @@ export interface LabCoordinator {
   readonly host: Host;
   readonly url: string;
   readonly dir: string;
+  /** --db as given: the SQLite file, or the postgres:// URL. */
   readonly db: string;
   readonly token: string;
   /** The coordinator key's fingerprint, as it printed it (what admin CLIs and relays pin). */
@@ -44,7 +47,7 @@ export interface LabCoordinator {
 
 export async function startCoordinator(host: Host, spec: CoordinatorSpec = {}): Promise<LabCoordinator> {
   const dir = await mkdtemp(join(tmpdir(), 'pinhole-coord-'));
-  const db = join(dir, 'coordinator.db');
+  const db = spec.db ?? join(dir, 'coordinator.db');
   const tokenFile = join(dir, 'admin.token');
   const token = randomBytes(24).toString('base64url');
   await writeFile(tokenFile, `${token}\n`, { mode: 0o600 });

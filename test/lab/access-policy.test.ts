@@ -81,7 +81,7 @@ describe('access policy: every agent filters what peers send it', { timeout: 420
     const lines = r.stderr.trim().split('\n');
     assert.equal(lines.length, 2, r.stderr);
     assert.match(lines[0]!, /bad-policy\.json:4: acls\.0\.src\.0: tag:nope is not declared under "tags"$/);
-    assert.match(lines[1]!, /bad-policy\.json:5: acls\.1\.dst\.0: "tag:web:99999" is not SELECTOR:PORTS/);
+    assert.match(lines[1]!, /bad-policy\.json:5: acls\.1\.dst\.0: "tag:web:99999": port out of range \(0-65535\): 99999$/);
     await writeFile(bad, '{\n  "acls": [\n    { "action": "accept" "src": ["*"] }\n  ]\n}\n');
     const syntax = await coord.adminCli(['policy', 'set', bad]);
     assert.notEqual(syntax.code, 0);
@@ -118,6 +118,15 @@ describe('access policy: every agent filters what peers send it', { timeout: 420
     const laptop = await agents.laptop!.status();
     assert.ok(laptop.drops.filtered > 0, 'laptop dropped web\'s attempts');
     assert.ok(laptop.routing!.filter!.accepted.flow > 0, 'laptop let the replies to its own flows in');
+    // pinhole ping: disco pongs pass any policy, so the output says when the policy lets nothing in.
+    const fromLaptop = await agents.laptop!.cli(['ping', 'web', '-c', '1']);
+    assert.equal(fromLaptop.code, 0, fromLaptop.stderr);
+    assert.match(fromLaptop.stdout, /^pong from web /m);
+    assert.match(fromLaptop.stdout, /^note: the path works, but the access policy lets no traffic from web to this node/m);
+    const fromWeb = await agents.web!.cli(['ping', 'laptop', '-c', '1']);
+    assert.equal(fromWeb.code, 0, fromWeb.stderr);
+    assert.match(fromWeb.stdout, /^pong from laptop /m);
+    assert.doesNotMatch(fromWeb.stdout, /note:/, 'web accepts laptop\'s traffic: no note');
     // Only web and laptop see each other now.
     await waitFor('other to lose its peers', async () => (await agents.other!.status()).peers.length === 0);
     // The servers saw the allowed flows come from laptop's overlay address.

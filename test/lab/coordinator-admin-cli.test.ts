@@ -58,7 +58,7 @@ describe('pinhole admin', () => {
     assert.equal(listed.find((k) => k.id === created.id)!.revoked, true);
     await fails(['authkey', 'revoke', '999'], /^pinhole: no auth key with id 999$/);
     await fails(['authkey', 'create', '--expiry', 'soon'], /^pinhole: --expiry: not a duration/);
-    await fails(['authkey', 'create', '--tag', 'server'], /^pinhole: tags\.0: a tag like tag:server/);
+    await fails(['authkey', 'create', '--tag', 'server'], /^pinhole: --tag server: a tag is tag:NAME \(NAME: letters, digits and -, up to 60\), e\.g\. tag:web$/);
     await fails(['authkey', 'create', '--user', 'bad name'], /^pinhole: user: a user name of letters/);
   });
 

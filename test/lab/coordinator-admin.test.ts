@@ -57,7 +57,7 @@ describe('coordinator admin API', () => {
     const cases: [string, string, unknown, number, RegExp][] = [
       ['POST', '/api/v1/admin/authkeys', { reusable: 'yes' }, 400, /^reusable:/],
       ['POST', '/api/v1/admin/authkeys', { expirySeconds: -5 }, 400, /^expirySeconds:/],
-      ['POST', '/api/v1/admin/authkeys', { tags: ['server'] }, 400, /^tags\.0: a tag like tag:server/],
+      ['POST', '/api/v1/admin/authkeys', { tags: ['server'] }, 400, /^tags\.0: a tag is tag:NAME/],
       ['POST', '/api/v1/admin/authkeys', { reusable: true, color: 'red' }, 400, /unrecognized key/i],
       ['POST', `/api/v1/admin/nodes/${self.id}/routes`, { routes: [] }, 400, /^routes:/],
       ['POST', `/api/v1/admin/nodes/${self.id}/routes`, { routes: ['10.1.0.0/33'] }, 400, /^routes:/],
@@ -127,7 +127,12 @@ describe('coordinator admin API', () => {
     assert.deepEqual(sw.peers.get(rSelf.id)!.routes, []);
     const listed = (await coord.call('GET', '/api/v1/admin/routes')).body.routes.filter((r: any) => r.nodeId === rSelf.id);
     assert.deepEqual(listed.map((r: any) => [r.route, r.approved, r.exitNode]), [['192.168.7.0/24', false, false], ['10.7.0.0/16', false, false], ['0.0.0.0/0', false, true], ['::/0', false, true]]);
-    const r = await coord.call('POST', `/api/v1/admin/nodes/${rSelf.id}/routes`, { routes: ['192.168.7.9/24', '0.0.0.0/0', '::/0'] });
+    // Host bits set: refused with the reason `up` gives, nothing approved.
+    const hostBits = await coord.call('POST', `/api/v1/admin/nodes/${rSelf.id}/routes`, { routes: ['192.168.7.9/24', '0.0.0.0/0', '::/0'] });
+    assert.equal(hostBits.status, 400, JSON.stringify(hostBits.body));
+    assert.match(hostBits.body.error, /192\.168\.7\.9\/24 has host bits set: did you mean 192\.168\.7\.0\/24\?/);
+    assert.ok((await coord.call('GET', '/api/v1/admin/routes')).body.routes.every((x: any) => !x.approved), 'nothing approved');
+    const r = await coord.call('POST', `/api/v1/admin/nodes/${rSelf.id}/routes`, { routes: ['192.168.7.0/24', '0.0.0.0/0', '::/0'] });
     assert.equal(r.status, 200, JSON.stringify(r.body));
     await sw.waitFor('routes approved', () => sw.peers.get(rSelf.id)!.routes.length === 3);
     assert.deepEqual(sw.peers.get(rSelf.id)!.routes, ['192.168.7.0/24', '0.0.0.0/0', '::/0']);

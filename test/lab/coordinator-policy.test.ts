@@ -95,7 +95,7 @@ describe('coordinator access policy', () => {
     const current = (await coord.call('GET', '/api/v1/admin/policy')).body;
     const bad: [unknown, RegExp][] = [
       [{ ...POLICY, acls: [{ action: 'accept', src: ['tag:nope'], dst: ['*:*'] }] }, /tag:nope is not declared/],
-      [{ ...POLICY, acls: [{ action: 'accept', src: ['*'], dst: ['tag:web:99999'] }] }, /not SELECTOR:PORTS/],
+      [{ ...POLICY, acls: [{ action: 'accept', src: ['*'], dst: ['tag:web:99999'] }] }, /"tag:web:99999": port out of range \(0-65535\): 99999/],
       [{ ...POLICY, acls: [{ action: 'deny', src: ['*'], dst: ['*:*'] }] }, /action/],
       [{ ...POLICY, acls: [{ action: 'accept', src: ['group:x'], dst: ['*:*'] }] }, /group:x is not defined/],
       [{ ...POLICY, hosts: { office: 'not-an-ip' } }, /not an IP address or CIDR/],

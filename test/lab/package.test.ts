@@ -10,7 +10,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { chmod, chown, lstat, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, chown, lstat, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -69,6 +69,7 @@ describe('Debian package: build, contents, units, dpkg -i, the installed binary 
   let weInstalled = false;
   let lab: Lab | undefined;
   const procs: LabProcess[] = [];
+  const netnsDirs: string[] = [];
   const hosts: Record<string, Host> = {};
   const units: Record<string, string> = {};
 
@@ -88,6 +89,7 @@ describe('Debian package: build, contents, units, dpkg -i, the installed binary 
   after(async () => {
     for (const p of procs) if (p.running) await p.kill('SIGTERM', 3000).catch(() => undefined);
     await lab?.destroy();
+    for (const dir of netnsDirs) await rm(dir, { recursive: true, force: true });
     if (weInstalled && (await installedVersion()) !== null) await run('dpkg', ['--purge', 'pinhole'], 120_000);
     if (work) await rm(work, { recursive: true, force: true });
   });
@@ -152,7 +154,8 @@ describe('Debian package: build, contents, units, dpkg -i, the installed binary 
     assert.deepEqual(unitValues(agent, 'StateDirectory'), ['pinhole']);
     assert.deepEqual(unitValues(agent, 'RuntimeDirectory'), ['pinhole']);
     assert.deepEqual(unitValues(agent, 'DeviceAllow'), ['/dev/net/tun rw']);
-    assert.deepEqual(unitValues(agent, 'CapabilityBoundingSet'), ['CAP_NET_ADMIN CAP_NET_RAW CAP_CHOWN']);
+    assert.deepEqual(unitValues(agent, 'CapabilityBoundingSet'), ['CAP_NET_ADMIN CAP_NET_RAW CAP_CHOWN CAP_NET_BIND_SERVICE']);
+    assert.deepEqual(unitValues(agent, 'ReadWritePaths'), ['-/etc/resolv.conf'], 'MagicDNS may rewrite resolv.conf, nothing else under /etc');
     assert.deepEqual(unitValues(agent, 'User'), [], 'the agent runs as root (with only its capabilities)');
     for (const name of ['pinhole-coordinator.service', 'pinhole-relay.service']) {
       const u = units[name]!;
@@ -245,7 +248,16 @@ describe('Debian package: build, contents, units, dpkg -i, the installed binary 
     assert.equal(created.code, 0, created.stderr);
     const key = AuthKeyCreated.parse(JSON.parse(created.stdout)).key;
 
-    // Agents as their unit runs them: root, but only the unit's bounding set of capabilities.
+    // Agents as their unit runs them: root, but only the unit's bounding set of capabilities. Each
+    // namespace gets its own resolv.conf (ip netns exec mounts /etc/netns/NS/resolv.conf over
+    // /etc/resolv.conf), so MagicDNS rewrites that one, as it would the host's.
+    const hostResolvConf = '# the lab host\'s own resolver\nnameserver 192.0.2.53\n';
+    for (const n of ['alpha', 'beta']) {
+      const dir = join('/etc/netns', hosts[n]!.ns);
+      netnsDirs.push(dir);
+      await mkdir(dir, { recursive: true });
+      await writeFile(join(dir, 'resolv.conf'), hostResolvConf);
+    }
     const agentCaps = capsFlag(unitValues(units['pinhole-agent.service']!, 'CapabilityBoundingSet')[0]!);
     const sockets: Record<string, string> = {};
     for (const [i, n] of ['alpha', 'beta'].entries()) {
@@ -260,7 +272,7 @@ describe('Debian package: build, contents, units, dpkg -i, the installed binary 
         return false;
       }), 20_000);
       const capEff = (await run('grep', ['^CapBnd:', `/proc/${agent.pid}/status`])).stdout;
-      assert.match(capEff, /^CapBnd:\s+0000000000003001$/m, `bounding set is NET_ADMIN|NET_RAW|CHOWN: ${capEff}`);
+      assert.match(capEff, /^CapBnd:\s+0000000000003401$/m, `bounding set is NET_ADMIN|NET_RAW|CHOWN|NET_BIND_SERVICE: ${capEff}`);
       const up = await hosts[n]!.exec([INSTALLED_BIN, '--socket', sockets[n]!, 'up', '--coordinator', url, '--auth-key', key, '--hostname', n], { timeoutMs: 30_000 });
       assert.equal(up.code, 0, `${n} up: ${up.stderr}`);
       assert.match(up.stdout, /^address assigned 100\./m);
@@ -271,6 +283,12 @@ describe('Debian package: build, contents, units, dpkg -i, the installed binary 
     assert.ok(there.ok, there.output);
     const back = await ping(hosts.beta!, await ipOf('alpha'), 3, 5);
     assert.ok(back.ok, back.output);
+    // MagicDNS of the installed agent: port 53 under the unit's capabilities, the OS resolver pointed at it.
+    const dig = await hosts.alpha!.exec(['dig', '+short', '+time=2', '+tries=2', '@100.100.100.100', 'beta.pinhole.internal', 'A']);
+    assert.equal(dig.code, 0, dig.stderr);
+    assert.equal(dig.stdout.trim(), await ipOf('beta'));
+    const rewritten = await readFile(join('/etc/netns', hosts.alpha!.ns, 'resolv.conf'), 'utf8');
+    assert.match(rewritten, /^nameserver 100\.100\.100\.100$/m);
     // Both agents reached the relay the coordinator announced.
     for (const n of ['alpha', 'beta']) {
       await waitFor(`${n} connected to the relay`, async () =>

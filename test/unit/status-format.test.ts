@@ -37,6 +37,16 @@ test('a node that is down lists no interface and no drops', () => {
   assert.doesNotMatch(text, /dropped packets/);
 });
 
+test('MagicDNS in one line: where it answers, how the OS uses it, malformed queries counted', () => {
+  const counters = { queries: 12, answeredLocally: 9, nxdomain: 1, forwarded: 3, forwardFailed: 0, truncated: 0, malformed: 2, tcpRefused: 0 };
+  const up = { ...status('up'), dns: { domain: 'pinhole.internal', address: '100.100.100.100', os: 'resolv.conf', upstreams: ['192.0.2.53'], routes: [], names: 4, counters } } as AgentStatus;
+  assert.match(formatStatus(up), /^ {2}dns: pinhole\.internal at 100\.100\.100\.100, OS resolver via resolv\.conf, 4 name\(s\), 12 queries, 2 malformed dropped$/m);
+  const off = { ...up, dns: { ...up.dns!, os: 'off' as const, counters: { ...counters, malformed: 0 } } };
+  assert.match(formatStatus(off), /^ {2}dns: pinhole\.internal at 100\.100\.100\.100, OS resolver untouched \(--accept-dns=false\), 4 name\(s\), 12 queries$/m);
+  const down = { ...status('down'), dns: { ...up.dns!, address: null } } as AgentStatus;
+  assert.match(formatStatus(down), /^ {2}dns: pinhole\.internal \(not serving: the tunnel is down\)$/m);
+});
+
 test('the port mapping: external address, protocol, lease left; or off, or none with the reason', () => {
   const counters = { mapped: 1, renewals: 3, failures: 0, gatewayRestarts: 0, malformed: 0, announcements: 0 };
   const expiresAt = new Date(Date.now() + 3000_500).toISOString();
