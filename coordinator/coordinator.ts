@@ -12,6 +12,7 @@ import { AuthKeys } from './authkeys.js';
 import { ControlChannels, DEFAULT_CONTROL_LIMITS, type ControlLimits } from './control-channels.js';
 import type { Logger } from './log.js';
 import { NetmapHub } from './netmap.js';
+import { MeshPaths } from './mesh-paths.js';
 import { NodeRegistry } from './registry.js';
 import { relayAuthorizationRoutes } from './relay-authorization.js';
 import { createChannelServer, createPublicServer, nodeRoutes, type TlsFiles } from './server.js';
@@ -88,7 +89,8 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
   const policy = new AccessPolicy(store, registry, netmap, snap.policy, Date.now, (message) => log.warn(message));
   const relayKeys = new Set(opts.relays.flatMap((r) => (r.key ? [r.key] : [])));
   const isRelayKey = (key: string): boolean => relayKeys.has(key);
-  streams = new StreamServer({ registry, netmap, keepaliveMs: opts.keepaliveMs, log });
+  const meshPaths = new MeshPaths(registry);
+  streams = new StreamServer({ registry, netmap, meshPaths, keepaliveMs: opts.keepaliveMs, log });
   const tokenHash = opts.adminToken === null ? null : hashAdminToken(opts.adminToken);
   const registerPerSecond = opts.registerPerSecond ?? 5;
   const registration = {

@@ -5,7 +5,7 @@
 // one encoded body, so with N nodes a batch of k changes costs k encodings and N small sends,
 // not N×k encodings. With no policy every node sees every node: changes then go into one shared
 // "broadcast" batch instead of N per-recipient queues.
-import type { FilterRule, RelayInfo } from '../proto/control/schemas.js';
+import { SERVER_CAPABILITIES, type FilterRule, type RelayInfo } from '../proto/control/schemas.js';
 import type { DnsConfig } from '../proto/dns/dns-config.js';
 import type { Logger } from './log.js';
 import { NetmapAdmission } from './netmap-admission.js';
@@ -13,6 +13,8 @@ import { CHANGED_ENDPOINTS, CHANGED_ONLINE, CHANGED_RECORD, PeerRecords, coalesc
 import type { CompiledPolicy } from './policy.js';
 import { policyNodeOf, type NodeChange, type NodeRecord, type NodeRegistry } from './registry.js';
 import { EveryoneVisibility, PolicyVisibility, type Visibility } from './visibility.js';
+
+const SERVER_CAPABILITIES_JSON = JSON.stringify(Object.values(SERVER_CAPABILITIES));
 
 /** Where a node's netmap messages go (its stream). */
 export interface NetmapSink {
@@ -157,7 +159,7 @@ export class NetmapHub {
     const message = coalesce([
       Buffer.from(`{"type":"netmap","seq":0,"self":${JSON.stringify(selfOf(node))},"peers":[`),
       ...peers,
-      Buffer.from(`],"packetFilter":${lastFilter},"relays":${this.relaysJson},"dns":${this.dnsJson}}`),
+      Buffer.from(`],"packetFilter":${lastFilter},"relays":${this.relaysJson},"dns":${this.dnsJson},"serverCapabilities":${SERVER_CAPABILITIES_JSON}}`),
     ]);
     const sub: Subscriber = { sink, seq: 0, upserts: new Map(), removals: new Set(), filterDirty: false, selfDirty: false, lastFilter, syncedTo: null };
     this.subscribers.set(node.id, sub);

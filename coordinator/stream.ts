@@ -4,6 +4,8 @@
 //   server → {type:'netmap', ...} once, then {type:'delta', ...} as things change (with
 //            capabilities: ['peer-patches'], live changes come as patches instead of whole records)
 //   client → {type:'endpoints', endpoints, homeRelay} whenever they change; {type:'ping', t} → pong
+//   client → {type:'paths', natType, peers} its path table (when the netmap's serverCapabilities
+//            lists 'path-reports'), coalesced, at most every PATH_REPORT_MIN_INTERVAL_MS (mesh-paths.ts)
 // Keepalives both ways: the client pings at the application level, the server sends WebSocket
 // pings every keepalive interval and drops a connection that stayed silent for a whole interval
 // (the node then goes offline, which its peers hear about).
@@ -15,6 +17,7 @@ import { ClientStreamMessage, STREAM_CAPABILITIES, describeZodError } from '../p
 import { parseEndpoint } from '../proto/ip/address.js';
 import { callerOf, type ChannelCaller } from './control-channels.js';
 import type { Logger } from './log.js';
+import type { MeshPaths } from './mesh-paths.js';
 import type { NetmapHub, NetmapSink } from './netmap.js';
 import type { NodeRegistry } from './registry.js';
 
@@ -33,6 +36,7 @@ export const CloseCode = {
 export interface StreamServerOptions {
   registry: NodeRegistry;
   netmap: NetmapHub;
+  meshPaths: MeshPaths;
   keepaliveMs: number;
   helloTimeoutMs?: number;
   log: Logger;
@@ -158,6 +162,9 @@ export class StreamServer {
         this.opts.registry.setEndpoints(conn.stream.nodeId, endpoints, msg.homeRelay ?? null);
         return;
       }
+      case 'paths':
+        this.opts.meshPaths.report(conn.stream.nodeId, msg);
+        return;
     }
   }
 

@@ -123,6 +123,8 @@ export const Netmap = z.object({
   relays: z.array(RelayInfo),
   /** Names in DNS (absent from coordinators and saved netmaps older than the field). */
   dns: DnsConfig.optional(),
+  /** Stream messages this coordinator accepts beyond the first round's (SERVER_CAPABILITIES). */
+  serverCapabilities: z.array(z.string().max(32)).max(16).optional(),
 });
 export type Netmap = z.infer<typeof Netmap>;
 
@@ -173,10 +175,51 @@ export const StreamEndpoints = z.object({
   type: z.literal('endpoints'), endpoints: z.array(Endpoint).max(32), homeRelay: z.string().max(64).nullable().optional(),
 }).strict();
 export const StreamPing = z.object({ type: z.literal('ping'), t: z.number() }).strict();
+
+/** What a coordinator lists in its netmap's serverCapabilities. */
+export const SERVER_CAPABILITIES = {
+  /** The agent may send {type:'paths'} reports (its path table, for the console's live mesh). */
+  pathReports: 'path-reports',
+} as const;
+
+export const PATH_KINDS = ['direct', 'relay', 'none'] as const;
+/** One peer as the reporting agent sees it. */
+export const PeerPathReport = z.object({
+  /** The peer's node key. */
+  peer: Key32,
+  path: z.enum(PATH_KINDS),
+  /** Relay region name when path is 'relay'. */
+  relay: z.string().max(64).nullable(),
+  /** The confirmed direct endpoint when path is 'direct'. */
+  endpoint: Endpoint.nullable(),
+  /** Round-trip time of the path in use (disco pong), when known. */
+  latencyMs: z.number().nonnegative().max(600_000).nullable(),
+  /** Why the path is not direct, one line (null when direct). */
+  whyNotDirect: z.string().max(200).nullable(),
+  /** What was tried toward the peer: candidates, disco pings sent, pongs received. */
+  tried: z.object({
+    candidates: z.number().int().nonnegative().max(1_000_000),
+    pingsSent: z.number().int().nonnegative().max(1e12),
+    pongsReceived: z.number().int().nonnegative().max(1e12),
+  }).strict(),
+  /** Seconds since traffic or disco last went to or came from the peer. */
+  idleSeconds: z.number().nonnegative().max(1e9),
+}).strict();
+export type PeerPathReport = z.infer<typeof PeerPathReport>;
+export const MAX_PATH_REPORT_PEERS = 4096;
+/** The agent's whole path table, sent on change (coalesced, at most PATH_REPORT_MIN_INTERVAL_MS apart). */
+export const StreamPaths = z.object({
+  type: z.literal('paths'),
+  /** This node's NAT type from its netcheck (e.g. "endpoint-independent mapping"), when known. */
+  natType: z.string().max(100).nullable(),
+  peers: z.array(PeerPathReport).max(MAX_PATH_REPORT_PEERS),
+}).strict();
+export type StreamPaths = z.infer<typeof StreamPaths>;
+export const PATH_REPORT_MIN_INTERVAL_MS = 500;
 export const StreamPong = z.object({ type: z.literal('pong'), t: z.number() });
 export const StreamError = z.object({ type: z.literal('error'), reason: z.string() });
 
-export const ClientStreamMessage = z.discriminatedUnion('type', [StreamHello, StreamEndpoints, StreamPing]);
+export const ClientStreamMessage = z.discriminatedUnion('type', [StreamHello, StreamEndpoints, StreamPing, StreamPaths]);
 export type ClientStreamMessage = z.infer<typeof ClientStreamMessage>;
 export const ServerStreamMessage = z.discriminatedUnion('type', [Netmap, NetmapDelta, StreamPong, StreamError]);
 export type ServerStreamMessage = z.infer<typeof ServerStreamMessage>;
