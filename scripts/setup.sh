@@ -10,7 +10,8 @@ debs=(iproute2 nftables iputils-ping iperf3 conntrack tcpdump procps
       python3     # python3: natlab's link emulator (this kernel has no sch_netem)
       miniupnpd-nftables miniupnpc   # test/lab/portmap.test.ts: a real UPnP/NAT-PMP/PCP gateway, upnpc -l to cross-check
       libsodium-dev   # the addon's native data path encrypts with libsodium
-      dpkg-dev systemd)  # scripts/package.sh: dpkg-shlibdeps; its test: systemd-analyze verify
+      dpkg-dev systemd   # scripts/package.sh: dpkg-shlibdeps; its test: systemd-analyze verify
+      chromium)          # test/lab/console*.test.ts: the web console in a real headless browser
 missing=()
 for p in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
