@@ -286,11 +286,14 @@ export class Device implements DeviceContext {
     if (peer.retransmitDueAt === 0 || this.resendTimers.has(peer)) return;
     const wait = peer.lastInitiationSentAt + RESEND_INITIATION_GAP_MS - now;
     if (wait <= 0) { sendInitiation(this, peer, now); return; }
+    // A timer may fire up to a millisecond or so early by this clock (libuv starts it from the
+    // loop's cached time): it then waits out the rest instead of dropping the resend, which would
+    // leave the initiation to the retransmit timer, REKEY_TIMEOUT later.
     const timer = setTimeout(() => {
       this.resendTimers.delete(peer);
-      const t = this.now();
-      if (peer.retransmitDueAt !== 0 && this.peers.get(peer.publicKeyBase64) === peer && t - peer.lastInitiationSentAt >= RESEND_INITIATION_GAP_MS) sendInitiation(this, peer, t);
-    }, wait);
+      if (peer.retransmitDueAt === 0 || this.peers.get(peer.publicKeyBase64) !== peer) return;
+      this.resendInitiation(peer, this.now());
+    }, Math.ceil(wait));
     timer.unref();
     this.resendTimers.set(peer, timer);
   }

@@ -143,10 +143,16 @@ test('an initiation lost on a dead path is resent at once when the path changes,
     assert.equal(w.b.device.handshakes.initiationsReceived, 0);
     w.filter = hold; // a direct path is confirmed
     const peer = [...w.a.device.peers.values()][0]!;
-    // Too soon after the first (the responder's rate limit): deferred, not dropped.
-    w.a.device.resendInitiation(peer, peer.lastInitiationSentAt + 1);
+    // Too soon after the first (the responder's rate limit): deferred, not dropped. The `now` given
+    // lies 25 ms ahead of the clock, so the timer fires before the gap has passed by the device's
+    // clock (as libuv's cached loop time makes it do in real life): it must wait out the rest.
+    const firstSentAt = peer.lastInitiationSentAt;
+    w.a.device.resendInitiation(peer, firstSentAt + 25);
     assert.equal(w.a.device.handshakes.initiationsSent, 1);
-    await new Promise((r) => setTimeout(r, RESEND_INITIATION_GAP_MS + 30));
+    const deadline = Date.now() + 2000; // generous for a loaded machine; the resend is due after ~50 ms
+    while (w.a.device.handshakes.initiationsSent < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    assert.equal(w.a.device.handshakes.initiationsSent, 2, 'the deferred initiation was resent');
+    assert.ok(peer.lastInitiationSentAt - firstSentAt >= RESEND_INITIATION_GAP_MS, 'never within the responder\'s rate limit');
     w.pump();
     assert.equal(w.a.device.handshakes.initiationsSent, 2);
     assert.equal(w.a.device.handshakes.completed, 1);
