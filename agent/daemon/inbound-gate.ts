@@ -3,17 +3,24 @@
 // for another destination inside a route this node serves (subnet router, exit node), the filter
 // and then the NAT. Any other destination the device drops (drops.notForUs). The device holds
 // this object only while there is a filter or a served route: otherwise its hook is null.
+// The native data path shares the filter's flow tables (nativeFilter): packets of known flows
+// never reach intercept(); new flows and packets for served routes come back to JS.
 import type { InboundPacketHook, OutboundPacketHook } from '../wireguard/context.js';
 import type { DropCounters } from '../wireguard/counters.js';
 import type { PacketFilter } from '../filter/packet-filter.js';
 import type { ExitService } from './exit-service.js';
+import type { NativeFlowTables } from '../tun/native.js';
 
 export class InboundGate implements InboundPacketHook {
+  readonly nativeFilter: NativeFlowTables | null;
+
   constructor(
     private readonly drops: DropCounters,
     private readonly filter: PacketFilter | null,
     private readonly exit: ExitService | null,
-  ) {}
+  ) {
+    this.nativeFilter = filter?.nativeTables() ?? null;
+  }
 
   intercept(buf: Buffer, off: number, len: number, now: number): boolean {
     const f = this.filter;
@@ -34,7 +41,11 @@ export class InboundGate implements InboundPacketHook {
 
 /** The device's outboundHook while a filter is on: flows this node opens, so their replies pass. */
 export class FlowTracker implements OutboundPacketHook {
-  constructor(private readonly filter: PacketFilter) {}
+  readonly nativeFilter: NativeFlowTables;
+
+  constructor(private readonly filter: PacketFilter) {
+    this.nativeFilter = filter.nativeTables();
+  }
 
   observe(buf: Buffer, off: number, len: number, now: number): void {
     this.filter.trackOutbound(buf, off, len, now);

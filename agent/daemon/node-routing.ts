@@ -196,7 +196,7 @@ export class NodeRouting {
       exitNode: choice === null ? null : { name: this.exitPeer?.name ?? choice.name, nodeKey: choice.nodeKey, state: this.exitPeer ? 'active' : 'unavailable' },
       exitNodeAllowLanAccess: this.prefs.exitNodeAllowLanAccess,
       kernel: this.live?.installer.status() ?? null,
-      filter: this.filter?.status(performance.timeOrigin + performance.now()) ?? null,
+      filter: this.filter?.status(performance.timeOrigin + performance.now(), this.live?.device.fastPathCounters()?.flowIn ?? 0) ?? null,
       nat: this.live?.exit?.status() ?? null,
     };
   }

@@ -39,6 +39,11 @@ export class FlowTable {
     return this.mask + 1;
   }
 
+  /** The arrays themselves, for the native data path to share (it looks up and refreshes, never inserts). */
+  shared(): { keys: Int32Array; expiry: Float64Array; generation: Uint32Array } {
+    return { keys: this.keys, expiry: this.expiry, generation: this.generation };
+  }
+
   /** Live entries (a scan: for status, not the data path). */
   size(now: number, generation: number): number {
     let n = 0;

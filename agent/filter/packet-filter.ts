@@ -12,6 +12,7 @@
 import type { FilterRule } from '../../proto/control/schemas.js';
 import { compileRules, rulesAccept, type CompiledRule } from './filter-rules.js';
 import { FlowTable } from './flow-table.js';
+import type { NativeFlowTables } from '../tun/native.js';
 import { Fragment, IcmpKind, PacketTuple, PROTO_TCP, PROTO_UDP } from './packet-tuple.js';
 
 export interface FlowTimeouts {
@@ -35,7 +36,11 @@ export interface PacketFilterStatus {
   flows: number;
   capacity: number;
   evictions: number;
-  accepted: { rule: number; flow: number };
+  /**
+   * Packets let in by a rule, by a known flow in JS, and by a known flow on the native data path
+   * (the addon's count since the tunnel came up; 0 without it).
+   */
+  accepted: { rule: number; flow: number; nativeFlow: number };
   /** Packets dropped: no rule and no flow, or malformed for the filter. */
   dropped: { noRule: number; malformed: number; fragment: number };
 }
@@ -47,8 +52,8 @@ const KIND_FRAGMENTS = 1 << 8;
 export class PacketFilter {
   private rules: CompiledRule[] = [];
   private badRules = 0;
-  /** Bumped by every new rule set: what old rules admitted is no longer valid. */
-  private generation = 1;
+  /** [0]: bumped by every new rule set: what old rules admitted is no longer valid. Shared with the native path. */
+  private readonly state = Uint32Array.of(1);
   private readonly v4: FlowTable;
   private readonly v6: FlowTable;
   private readonly t = new PacketTuple();
@@ -69,8 +74,23 @@ export class PacketFilter {
     const c = compileRules(rules);
     this.rules = c.rules;
     this.badRules = c.bad;
-    this.generation++;
+    this.state[0] = this.state[0]! + 1;
   }
+
+  private get generation(): number {
+    return this.state[0]!;
+  }
+
+  /** The flow tables for the native data path (which looks up and refreshes the flows JS admitted). */
+  nativeTables(): NativeFlowTables {
+    if (this.tables === undefined) {
+      const t = this.timeouts;
+      this.tables = { v4: this.v4.shared(), v6: this.v6.shared(), state: this.state, timeouts: Float64Array.of(t.tcpMs, t.udpMs, t.otherMs) };
+    }
+    return this.tables;
+  }
+
+  private tables: NativeFlowTables | undefined;
 
   /** A packet this node sends to a peer (buf[off, off+len), a valid IP packet): its replies will pass. */
   trackOutbound(buf: Uint8Array, off: number, len: number, now: number): void {
@@ -115,14 +135,14 @@ export class PacketFilter {
     return false;
   }
 
-  status(now: number): PacketFilterStatus {
+  status(now: number, nativeFlow = 0): PacketFilterStatus {
     return {
       rules: this.rules.length,
       badRules: this.badRules,
       flows: this.v4.size(now, this.generation) + this.v6.size(now, this.generation),
       capacity: this.v4.capacity + this.v6.capacity,
       evictions: this.v4.counters.evictions + this.v6.counters.evictions,
-      accepted: { rule: this.counts.rule, flow: this.counts.flow },
+      accepted: { rule: this.counts.rule, flow: this.counts.flow, nativeFlow },
       dropped: { noRule: this.counts.noRule, malformed: this.counts.malformed, fragment: this.counts.fragment },
     };
   }

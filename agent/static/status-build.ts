@@ -16,8 +16,11 @@ function io(c: NativeCounters): IoCountersJson {
 /** Where packets were handled: the addon's native data path, or JS for everything (PINHOLE_FASTPATH=0). */
 export function dataPath(device: Device | undefined): DataPathJson {
   const c = device?.fastPathCounters();
-  if (c === undefined) return { native: false, nativeTx: 0, nativeRx: 0, leftToJsOut: 0, leftToJsIn: 0 };
-  return { native: true, nativeTx: c.txPackets, nativeRx: c.rxPackets, leftToJsOut: c.leftOut, leftToJsIn: c.leftIn };
+  if (c === undefined) return { native: false, nativeTx: 0, nativeRx: 0, leftToJsOut: 0, leftToJsIn: 0, nativeFlowOut: 0, nativeFlowIn: 0, handedBackToJs: 0 };
+  return {
+    native: true, nativeTx: c.txPackets, nativeRx: c.rxPackets, leftToJsOut: c.leftOut, leftToJsIn: c.leftIn,
+    nativeFlowOut: c.flowOut, nativeFlowIn: c.flowIn, handedBackToJs: c.handedBack,
+  };
 }
 
 /** A single-address allowed IP (/32, /128) is the peer's overlay address. */

@@ -44,6 +44,11 @@ export interface DataPathJson {
   /** Packets the addon left to JS: no session yet, timers due, relay paths, hooks, handshakes, disco. */
   leftToJsOut: number;
   leftToJsIn: number;
+  /** Packets of known packet-filter flows the addon passed itself, each way (0 without a filter). */
+  nativeFlowOut: number;
+  nativeFlowIn: number;
+  /** Decrypted packets the addon handed back to JS: new flows for the filter, packets for served routes. */
+  handedBackToJs: number;
 }
 
 /** Managed mode: who this node is to the coordinator, and the state of its connection. */

@@ -18,6 +18,7 @@
         "src/fastpath.c",
         "src/fast_data.c",
         "src/fast_routes.c",
+        "src/fast_flows.c",
         "src/peercred.c"
       ],
       "defines": ["NAPI_VERSION=8", "_GNU_SOURCE"],

@@ -93,11 +93,32 @@ export interface NativeFastPathCounters {
   /** Decrypted packets whose destination is not one of this node's addresses (setLocal). */
   notForUs: number;
   ioDropped: number;
+  /** Packets that passed the packet filter natively as part of a known flow, each way. */
+  flowOut: number;
+  flowIn: number;
+  /** Decrypted packets handed back to JS (new flows for the filter, served routes). */
+  handedBack: number;
 }
 
 /** The native data path over one Tun + Udp pair (agent/tun/src/fastpath.c; driven by fast-path.ts). */
+/**
+ * The packet filter's flow tables as the native path shares them (agent/filter/flow-table.ts
+ * arrays, agent/tun/src/fast_flows.h): JS inserts flows, native looks them up and refreshes them.
+ */
+export interface NativeFlowTables {
+  v4: { keys: Int32Array; expiry: Float64Array; generation: Uint32Array };
+  v6: { keys: Int32Array; expiry: Float64Array; generation: Uint32Array };
+  /** [0]: the filter's current rule generation. */
+  state: Uint32Array;
+  /** Flow lifetimes in ms: TCP, UDP, other. */
+  timeouts: Float64Array;
+}
+
 export interface NativeFastPath {
-  setMode(outbound: boolean, inbound: boolean): void;
+  /** handBack: decrypted packets the native path cannot deliver itself go to JS (FP_DECRYPTED). */
+  setMode(outbound: boolean, inbound: boolean, handBack?: boolean): void;
+  /** Established flows are looked up natively in these tables; null turns that off. */
+  setFilter(...tables: [Int32Array, Float64Array, Uint32Array, Int32Array, Float64Array, Uint32Array, Uint32Array, Float64Array] | [null]): void;
   setPeer(slot: number, state: Float64Array, endpoint: Uint8Array | null, sendIndex: number): void;
   removePeer(slot: number): void;
   addKeypair(localIndex: number, remoteIndex: number, slot: number, sendKey: Uint8Array, receiveKey: Uint8Array,
@@ -147,6 +168,9 @@ export interface NativeAddon {
    * setLocal: out[i] = 1 delivered, 0 not for us, 2 not an IP packet (for the differential test).
    */
   checkDestinations(v4: Uint8Array, v6: Uint8Array, slab: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, out: Uint8Array): void;
+  /** The native flow verdicts for a batch (1: passes natively, 0: left to JS), for the differential test. */
+  flowVerdicts(v4keys: Int32Array, v4expiry: Float64Array, v4gen: Uint32Array, v6keys: Int32Array, v6expiry: Float64Array, v6gen: Uint32Array,
+    state: Uint32Array, timeouts: Float64Array, slab: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, inbound: boolean, nowMs: number, out: Uint8Array): void;
 }
 
 /** Udp constructor flags (agent/tun/src/udp.h). */

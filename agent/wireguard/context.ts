@@ -8,6 +8,7 @@ import type { CookieChecker } from '../../proto/wireguard/macs.js';
 import type { DropCounters, HandshakeCounters } from './counters.js';
 import type { LocalAddresses } from './local-addresses.js';
 import type { Peer } from './peer.js';
+import type { NativeFlowTables } from '../tun/native.js';
 
 /** The UDP side, as the device sees it (the native batch socket implements it). */
 export interface PacketBind {
@@ -34,11 +35,19 @@ export interface InboundPacketHook {
    * dropped it, counted); false: the device drops it as notForUs.
    */
   forward(buf: Buffer, off: number, len: number, now: number): boolean;
+  /**
+   * Set when intercept() is exactly the packet filter over these flow tables (null: no filter):
+   * the native path then delivers packets of known flows itself and hands the rest back to JS
+   * decrypted. Undefined: the hook must see every packet.
+   */
+  readonly nativeFilter?: NativeFlowTables | null;
 }
 
 /** Packets from the TUN to a peer are shown here first (the packet filter tracks the flows this node opens). */
 export interface OutboundPacketHook {
   observe(buf: Buffer, off: number, len: number, now: number): void;
+  /** Set when observe() only tracks the flows of these tables: the native path refreshes known flows itself. */
+  readonly nativeFilter?: NativeFlowTables;
 }
 
 export interface IndexEntry {

@@ -14,7 +14,7 @@ import { decodePackedAddr, formatEndpoint } from '../tun/packed-addr.js';
 import { sendInitiation, receiveHandshake } from './handshakes.js';
 import { Peer } from './peer.js';
 import { nextTimerDeadline, tickPeer, timerWakeDelay, TIMER_TICK_MS } from './timers.js';
-import { FastPathLink, TAKEN_BY_NATIVE, fastPathLimits } from './fast-path.js';
+import { DECRYPTED_BY_NATIVE, FastPathLink, TAKEN_BY_NATIVE, fastPathLimits, type NativeDirections } from './fast-path.js';
 import type { NativeFastPath, NativeFastPathCounters } from '../tun/native.js';
 import { TransportReceiver, TransportSender, type SlabLayout } from './transport.js';
 import { LocalAddresses } from './local-addresses.js';
@@ -120,9 +120,22 @@ export class Device implements DeviceContext {
   attachFastPath(create: (limits: Float64Array, mtu: number, nowMs: number) => NativeFastPath): void {
     if (this.fast !== undefined) return;
     const native = create(fastPathLimits(this.timers), this.mtu, this.now());
-    this.fast = new FastPathLink(native, () => this.peers.values(), this.allowedIps, this.localAddresses,
-      () => ({ outbound: this._outboundHook === null, inbound: this._inboundHook === null }));
+    this.fast = new FastPathLink(native, () => this.peers.values(), this.allowedIps, this.localAddresses, () => this.nativeDirections());
     this.fast.sync();
+  }
+
+  /**
+   * What the native path may do given the hooks: a hook that is only the packet filter over
+   * shareable flow tables keeps both directions native (known flows there, new ones through JS);
+   * served routes come back to JS decrypted; any other hook keeps its direction in JS.
+   */
+  private nativeDirections(): NativeDirections {
+    const inbound = this._inboundHook;
+    const outbound = this._outboundHook;
+    const filter = inbound?.nativeFilter ?? null;
+    const inboundOk = inbound === null || inbound.nativeFilter !== undefined;
+    const outboundOk = outbound === null || (outbound.nativeFilter !== undefined && outbound.nativeFilter === filter);
+    return { outbound: outboundOk, inbound: inboundOk, handBack: inbound !== null, filter: inboundOk ? filter : null };
   }
 
   /** Counters of the native data path, or undefined when it is not in use. */
@@ -243,7 +256,10 @@ export class Device implements DeviceContext {
     for (let i = 0; i < count; i++) {
       const off = i * slotSize + headroom;
       const len = lengths[i]!;
-      if (len === TAKEN_BY_NATIVE) continue;
+      if (len >= DECRYPTED_BY_NATIVE) {
+        if (len !== TAKEN_BY_NATIVE) receiver.deliverOpened(i, len - DECRYPTED_BY_NATIVE, now);
+        continue;
+      }
       const type = messageType(slab, off, len);
       if (type === 4) {
         if (len >= 32) receiver.open(i, len, addrs, now);

@@ -10,11 +10,27 @@ import type { AllowedIps } from '../../proto/wireguard/allowed-ips.js';
 import type { WireGuardTimers } from '../../proto/wireguard/constants.js';
 import type { Keypair } from '../../proto/wireguard/keypair.js';
 import type { LocalAddresses } from './local-addresses.js';
-import type { NativeFastPath, NativeFastPathCounters } from '../tun/native.js';
+import type { NativeFastPath, NativeFastPathCounters, NativeFlowTables } from '../tun/native.js';
 import type { Peer } from './peer.js';
 
 /** Length the native path gives a packet of a batch it took (FP_TAKEN): JS skips it. */
 export const TAKEN_BY_NATIVE = 0xffffffff;
+/**
+ * Flag on the length of a packet the native path decrypted and checked but hands back for a
+ * decision (FP_DECRYPTED): the low bits are the inner IP packet's length (TAKEN_BY_NATIVE has it
+ * too: test for that first).
+ */
+export const DECRYPTED_BY_NATIVE = 0x80000000;
+
+/** What the native path may do (Device.nativeDirections). */
+export interface NativeDirections {
+  outbound: boolean;
+  inbound: boolean;
+  /** Decrypted packets it cannot deliver itself go back to JS instead of being dropped. */
+  handBack: boolean;
+  /** The packet filter's flow tables, when a filter is on. */
+  filter: NativeFlowTables | null;
+}
 
 interface Mirrored {
   slot: number;
@@ -37,6 +53,7 @@ export class FastPathLink {
   private routesDirty = true;
   private localDirty = true;
   private mode = '';
+  private filter: NativeFlowTables | null = null;
   private queued = false;
   private closed = false;
 
@@ -46,7 +63,7 @@ export class FastPathLink {
     private readonly allowedIps: AllowedIps<Peer>,
     private readonly local: LocalAddresses,
     /** Directions the native path may take: false while a hook must see every packet. */
-    private readonly directions: () => { outbound: boolean; inbound: boolean },
+    private readonly directions: () => NativeDirections,
   ) {}
 
   /** Something changed: resynchronise once the current JS turn is over, before the next batch. */
@@ -73,10 +90,16 @@ export class FastPathLink {
 
   sync(): void {
     const native = this.native;
-    const { outbound, inbound } = this.directions();
-    const mode = `${outbound}${inbound}`;
+    const { outbound, inbound, handBack, filter } = this.directions();
+    // The tables before the mode: a direction never runs natively without the filter it needs.
+    if (filter !== this.filter) {
+      if (filter === null) native.setFilter(null);
+      else native.setFilter(filter.v4.keys, filter.v4.expiry, filter.v4.generation, filter.v6.keys, filter.v6.expiry, filter.v6.generation, filter.state, filter.timeouts);
+      this.filter = filter;
+    }
+    const mode = `${outbound}${inbound}${handBack}`;
     if (mode !== this.mode) {
-      native.setMode(outbound, inbound);
+      native.setMode(outbound, inbound, handBack);
       this.mode = mode;
     }
     const live = new Set<Peer>();

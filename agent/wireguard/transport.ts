@@ -287,18 +287,32 @@ export class TransportReceiver {
     const owner = version === 4 ? ctx.allowedIps.lookupV4(slab, p + 12) : ctx.allowedIps.lookupV6(slab, p + 8);
     if (owner !== peer) { ctx.drops.allowedIpsMismatch++; return peer; }
     if (peer.keepaliveDueAt === 0) peer.keepaliveDueAt = now + t.KEEPALIVE_TIMEOUT;
-    // Packet filter, and the NAT of an exit node / subnet router: one branch when neither is on.
+    this.decide(p, ipLen, now);
+    return peer;
+  }
+
+  /**
+   * A packet the native path opened and checked (session, replay, allowed IPs, timers) and handed
+   * back: the inner packet of `ipLen` bytes sits right after the transport header of `slot`.
+   */
+  deliverOpened(slot: number, ipLen: number, now: number): void {
+    this.decide(slot * this.layout.slotSize + this.layout.headroom + TRANSPORT_HEADER_LEN, ipLen, now);
+  }
+
+  /** The packet filter, the NAT of an exit node / subnet router, or the TUN: one branch when neither hook is on. */
+  private decide(p: number, ipLen: number, now: number): void {
+    const ctx = this.ctx;
+    const slab = this.layout.slab;
     const hook = ctx.inboundHook;
     // Only packets for this node reach the TUN: anything else the host would route on a peer's say-so.
     if (!ctx.localAddresses.hasDestination(slab, p, ipLen)) {
       if (hook === null || !hook.forward(slab, p, ipLen, now)) ctx.drops.notForUs++;
-      return peer;
+      return;
     }
-    if (hook !== null && hook.intercept(slab, p, ipLen, now)) return peer;
+    if (hook !== null && hook.intercept(slab, p, ipLen, now)) return;
     this.tunOffsets[this.pending] = p;
     this.tunLengths[this.pending] = ipLen;
     this.pending++;
-    return peer;
   }
 
   private pending = 0;

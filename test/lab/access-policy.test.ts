@@ -117,7 +117,14 @@ describe('access policy: every agent filters what peers send it', { timeout: 420
     assert.ok(web.routing!.filter!.accepted.rule > 0);
     const laptop = await agents.laptop!.status();
     assert.ok(laptop.drops.filtered > 0, 'laptop dropped web\'s attempts');
-    assert.ok(laptop.routing!.filter!.accepted.flow > 0, 'laptop let the replies to its own flows in');
+    const replies = laptop.routing!.filter!.accepted;
+    assert.ok(replies.flow + replies.nativeFlow > 0, `laptop let the replies to its own flows in: ${JSON.stringify(replies)}`);
+    // The policy keeps the native data path: after a flow's first packet (JS decides by the rules),
+    // its packets pass the filter in the addon, both ways, on both nodes.
+    assert.equal(web.dataPath.native, true);
+    assert.ok(web.routing!.filter!.accepted.nativeFlow > 0 && web.dataPath.nativeFlowIn > 0, `web let known flows in natively: ${JSON.stringify(web.dataPath)}`);
+    assert.ok(web.dataPath.nativeFlowOut > 0, `web's replies left natively: ${JSON.stringify(web.dataPath)}`);
+    assert.ok(laptop.dataPath.nativeFlowOut > 0, `laptop's flows left natively: ${JSON.stringify(laptop.dataPath)}`);
     // pinhole ping: disco pongs pass any policy, so the output says when the policy lets nothing in.
     const fromLaptop = await agents.laptop!.cli(['ping', 'web', '-c', '1']);
     assert.equal(fromLaptop.code, 0, fromLaptop.stderr);

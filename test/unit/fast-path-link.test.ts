@@ -9,20 +9,23 @@ import { Keypair } from '../../proto/wireguard/keypair.js';
 import { generatePrivateKey, publicKeyFromPrivate } from '../../proto/wireguard/keys.js';
 import { parseCidr } from '../../proto/ip/address.js';
 import { encodePackedAddr } from '../../agent/tun/packed-addr.js';
+import { PacketFilter } from '../../agent/filter/packet-filter.js';
+import { FlowTracker, InboundGate } from '../../agent/daemon/inbound-gate.js';
 
 type Call = [string, ...unknown[]];
 
 function recorder(): { native: NativeFastPath; calls: Call[] } {
   const calls: Call[] = [];
   const native: NativeFastPath = {
-    setMode: (o, i) => { calls.push(['setMode', o, i]); },
+    setMode: (o, i, back) => { calls.push(['setMode', o, i, back]); },
+    setFilter: (...t) => { calls.push(['setFilter', t[0] === null ? null : (t[6] as Uint32Array)[0]]); },
     setPeer: (slot, _state, endpoint, sendIndex) => { calls.push(['setPeer', slot, endpoint === null ? null : endpoint[0], sendIndex]); },
     removePeer: (slot) => { calls.push(['removePeer', slot]); },
     addKeypair: (local, _remote, slot) => { calls.push(['addKeypair', local, slot]); },
     removeKeypair: (local) => { calls.push(['removeKeypair', local]); },
     setRoutes: (v4, v6) => { calls.push(['setRoutes', v4.length / 9, v6.length / 21, v4[4], v4[5]]); },
     setLocal: (v4, v6) => { calls.push(['setLocal', [...v4].join('.'), v6.length / 21]); },
-    counters: () => ({ txPackets: 0, rxPackets: 0, leftOut: 0, leftIn: 0, badTag: 0, replay: 0, badInnerPacket: 0, allowedIpsMismatch: 0, notForUs: 0, ioDropped: 0 }),
+    counters: () => ({ txPackets: 0, rxPackets: 0, leftOut: 0, leftIn: 0, badTag: 0, replay: 0, badInnerPacket: 0, allowedIpsMismatch: 0, notForUs: 0, ioDropped: 0, flowOut: 0, flowIn: 0, handedBack: 0 }),
     close: () => { calls.push(['close']); },
   };
   return { native, calls };
@@ -38,7 +41,7 @@ test('sessions, endpoints, routes, local addresses and hooks reach the native pa
   device.attachFastPath((l) => { limits = l; return native; });
   assert.deepEqual([...limits!], [180_000, Number.MAX_SAFE_INTEGER - 2 ** 13, 2 ** 60, 120_000, 10_000, 5_000]);
   // The local address is a host (/32) whatever prefix length it came with; 0 = the slot, unused.
-  assert.deepEqual(calls, [['setMode', true, true], ['setRoutes', 0, 0, undefined, undefined], ['setLocal', '100.64.0.1.32.0.0.0.0', 0]]);
+  assert.deepEqual(calls, [['setMode', true, true, false], ['setRoutes', 0, 0, undefined, undefined], ['setLocal', '100.64.0.1.32.0.0.0.0', 0]]);
   calls.length = 0;
 
   const peer = device.addPeer({ publicKey: publicKeyFromPrivate(generatePrivateKey()), allowedIps: [parseCidr('100.64.0.2/32')] });
@@ -71,10 +74,36 @@ test('sessions, endpoints, routes, local addresses and hooks reach the native pa
   await tick();
   assert.deepEqual(calls, [], 'nothing to push for a next keypair');
 
-  // Hooks turn a direction off.
+  // A hook the native path knows nothing about turns its direction off.
   device.inboundHook = { intercept: () => false, forward: () => false };
   await tick();
-  assert.deepEqual(calls, [['setMode', true, false]]);
+  assert.deepEqual(calls, [['setMode', true, false, true]]);
+  calls.length = 0;
+
+  // The packet filter's hooks keep both directions native: its tables are shared first, then the
+  // mode; undecided packets come back to JS (handBack). A new rule set changes nothing here (the
+  // generation lives in the shared state); turning the filter off unshares the tables.
+  const filter = new PacketFilter([]);
+  device.inboundHook = new InboundGate(device.drops, filter, null);
+  device.outboundHook = new FlowTracker(filter);
+  await tick();
+  assert.deepEqual(calls, [['setFilter', 2], ['setMode', true, true, true]]);
+  calls.length = 0;
+  filter.setRules([]);
+  device.inboundHook = new InboundGate(device.drops, filter, null);
+  device.outboundHook = new FlowTracker(filter);
+  await tick();
+  assert.deepEqual(calls, [], 'the same tables, nothing to push');
+  // A tracker of another filter than the gate's: outbound stays in JS.
+  device.outboundHook = new FlowTracker(new PacketFilter([]));
+  await tick();
+  assert.deepEqual(calls, [['setMode', false, true, true]]);
+  calls.length = 0;
+  // Served routes without a filter: local packets go to the TUN natively, the rest come back.
+  device.inboundHook = new InboundGate(device.drops, null, null);
+  device.outboundHook = null;
+  await tick();
+  assert.deepEqual(calls, [['setFilter', null], ['setMode', true, true, true]]);
   calls.length = 0;
 
   // Readdressing reaches the native path; the same set again pushes nothing.

@@ -4,6 +4,7 @@
 
 #include "busy_poll.h"
 #include "errors.h"
+#include "fast_flows.h"
 #include "fastpath.h"
 #include "icmp.h"
 #include "sockmark.h"
@@ -39,6 +40,9 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_value check = ph_fast_define_check(env);
   if (!check) return NULL;
   PH_NAPI(env, napi_set_named_property(env, exports, "checkDestinations", check));
+  napi_value flows = ph_flow_define_check(env);
+  if (!flows) return NULL;
+  PH_NAPI(env, napi_set_named_property(env, exports, "flowVerdicts", flows));
   return exports;
 }
 

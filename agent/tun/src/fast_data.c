@@ -111,6 +111,11 @@ uint32_t ph_fast_tun(void *ctx, ph_io *io, uint32_t n) {
     fp_keypair *k = pe && pe->used && pe->send_ok ? pe->send : NULL;
     uint32_t padded = padded_length(len, f->mtu);
     if (!k || q == f->scratch || io->headroom + padded + TAG_LEN > io->slot_size) { left++; continue; }
+    // The packet filter tracks what this node opens: a flow it has not seen yet goes through JS once.
+    if (f->filter.on) {
+      if (ph_flow_outbound(&f->filter, p, len, now) != FP_FLOW_PASS) { left++; continue; }
+      f->c.flow_out++;
+    }
     double counter = k->st[0], age = now - k->created;
     if (age >= f->reject_after_time || counter >= f->reject_after_messages || counter >= f->rekey_after_messages ||
         (k->initiator && age >= f->rekey_after_time)) {
@@ -209,8 +214,20 @@ uint32_t ph_fast_udp(void *ctx, ph_io *io, uint32_t n) {
     }
     if (ps[FP_PS_KEEPALIVE_DUE] == 0) ps[FP_PS_KEEPALIVE_DUE] = now + f->keepalive_timeout;
     // Only this node's own addresses: a peer must not steer packets through the host's routing.
-    if (!ph_fast_dst_local(&f->l4, &f->l6, ct, (uint32_t)ip_len)) {
-      f->c.not_for_us++;
+    // With a JS hook, the rest (served routes) and new flows (the filter's rules) go back to JS.
+    bool local = ph_fast_dst_local(&f->l4, &f->l6, ct, (uint32_t)ip_len);
+    if (local && f->filter.on) {
+      if (ph_flow_inbound(&f->filter, ct, (uint32_t)ip_len, now) == FP_FLOW_PASS) f->c.flow_in++;
+      else local = false;
+    }
+    if (!local) {
+      if (f->in_hand_back) {
+        io->lengths[i] = FP_DECRYPTED | (uint32_t)ip_len;
+        f->c.handed_back++;
+        left++;
+      } else {
+        f->c.not_for_us++;
+      }
       continue;
     }
     f->offs[q] = (uint32_t)(off + HEADER_LEN);

@@ -51,7 +51,8 @@ static void detach_io(void *ctx, ph_io *io) {
 static void fast_close(ph_fast *f, napi_env env) {
   if (f->closed) return;
   f->closed = true;
-  f->out_on = f->in_on = false;
+  f->out_on = f->in_on = f->in_hand_back = false;
+  ph_flow_clear(env, &f->filter);
   ph_io *ios[2] = {f->tun, f->udp};
   for (int i = 0; i < 2; i++) {
     if (ios[i] && ios[i]->fast_ctx == f) {
@@ -203,17 +204,36 @@ static napi_value m_construct(napi_env env, napi_callback_info info) {
   return self;
 }
 
-// setMode(outbound, inbound): which directions may be taken natively.
+// setMode(outbound, inbound, handBack = false): which directions may be taken natively, and
+// whether decrypted packets it cannot deliver itself go back to JS (FP_DECRYPTED).
 static napi_value m_set_mode(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value a[2];
+  size_t argc = 3;
+  napi_value a[3];
   ph_fast *f = fast_this(env, info, &argc, a, true);
   if (!f) return NULL;
-  bool out = false, in = false;
+  bool out = false, in = false, back = false;
   PH_NAPI(env, napi_get_value_bool(env, a[0], &out));
   PH_NAPI(env, napi_get_value_bool(env, a[1], &in));
+  if (argc >= 3 && !ph_arg_is_nullish(env, a[2])) PH_NAPI(env, napi_get_value_bool(env, a[2], &back));
   f->out_on = out;
   f->in_on = in;
+  f->in_hand_back = back;
+  return NULL;
+}
+
+// setFilter(v4keys, v4expiry, v4gen, v6keys, v6expiry, v6gen, state, timeouts) shares the packet
+// filter's flow tables (fast_flows.h); setFilter(null) turns the native flow checks off.
+static napi_value m_set_filter(napi_env env, napi_callback_info info) {
+  size_t argc = 8;
+  napi_value a[8];
+  ph_fast *f = fast_this(env, info, &argc, a, true);
+  if (!f) return NULL;
+  if (argc < 8) {
+    if (argc >= 1 && ph_arg_is_nullish(env, a[0])) ph_flow_clear(env, &f->filter);
+    else ph_throw(env, "ERR_INVALID_ARG_TYPE", 0, "setFilter(null) or setFilter(v4keys, v4expiry, v4gen, v6keys, v6expiry, v6gen, state, timeouts)");
+    return NULL;
+  }
+  ph_flow_set(env, &f->filter, a);
   return NULL;
 }
 
@@ -451,6 +471,9 @@ static napi_value m_counters(napi_env env, napi_callback_info info) {
   SET("allowedIpsMismatch", allowed_mismatch)
   SET("notForUs", not_for_us)
   SET("ioDropped", io_dropped)
+  SET("flowOut", flow_out)
+  SET("flowIn", flow_in)
+  SET("handedBack", handed_back)
 #undef SET
   return o;
 }
@@ -470,6 +493,7 @@ napi_value ph_fast_define(napi_env env) {
       {"removeKeypair", NULL, m_remove_keypair, NULL, NULL, NULL, napi_default, NULL},
       {"setRoutes", NULL, m_set_routes, NULL, NULL, NULL, napi_default, NULL},
       {"setLocal", NULL, m_set_local, NULL, NULL, NULL, napi_default, NULL},
+      {"setFilter", NULL, m_set_filter, NULL, NULL, NULL, napi_default, NULL},
       {"counters", NULL, m_counters, NULL, NULL, NULL, napi_default, NULL},
       {"close", NULL, m_close, NULL, NULL, NULL, napi_default, NULL},
   };

@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "fast_flows.h"
 #include "io_handle.h"
 
 // Peer state (Float64Array) slots, shared with agent/wireguard/peer.ts.
@@ -34,6 +35,10 @@ enum {
 #define FP_KP_BUCKETS 4096
 // Length the fast path gives a packet it took (no real packet is this long): JS skips it.
 #define FP_TAKEN 0xffffffffu
+// Flag on the length of a packet the fast path decrypted and checked (session, replay, allowed
+// IPs, timers) but hands back to JS for a decision (packet filter, served routes); the low bits
+// hold the inner IP packet's length, which starts 16 bytes (the transport header) into the slot.
+#define FP_DECRYPTED 0x80000000u
 
 typedef struct fp_keypair {
   struct fp_keypair *next_in_bucket;
@@ -71,6 +76,10 @@ typedef struct ph_fast {
   ph_io *tun, *udp;
   napi_ref tun_ref, udp_ref;
   bool out_on, in_on, closed;
+  // JS has an inbound hook (a filter or served routes): what the native path cannot deliver on its
+  // own goes back to JS decrypted (FP_DECRYPTED) instead of being dropped as not for us.
+  bool in_hand_back;
+  fp_filter filter;  // established flows, when the packet filter is on
   double reject_after_time, reject_after_messages, rekey_after_messages, rekey_after_time;
   double keepalive_timeout, rekey_timeout;
   uint32_t mtu;
@@ -86,6 +95,7 @@ typedef struct ph_fast {
   uint32_t scratch;
   struct {
     uint64_t tx_packets, rx_packets, left_out, left_in, bad_tag, replay, bad_inner, allowed_mismatch, not_for_us, io_dropped;
+    uint64_t flow_out, flow_in, handed_back;
   } c;
 } ph_fast;
 
