@@ -32,8 +32,10 @@ const UNDERLAY = { a: '198.18.0.1', b: '198.18.0.2' };
 // 'managed' / 'managed+policy': two `pinhole agent --state-dir` joined through a coordinator,
 // without and with an access policy that allows everything between them (a policy installs the
 // stateful packet filter on both nodes: the configuration people run).
-type PathName = 'raw veth' | 'pinhole' | 'pinhole js' | 'managed' | 'managed+policy' | 'wireguard-go' | 'nebula';
-const PATHS: PathName[] = ['raw veth', 'pinhole', 'pinhole js', 'managed', 'managed+policy', 'wireguard-go', 'nebula'];
+// 'pinhole no-offload' is the static pair with PINHOLE_TUN_OFFLOAD=0: no TSO/USO from the kernel,
+// no GRO to it (one packet per TUN read and write).
+type PathName = 'raw veth' | 'pinhole' | 'pinhole no-offload' | 'pinhole js' | 'managed' | 'managed+policy' | 'wireguard-go' | 'nebula';
+const PATHS: PathName[] = ['raw veth', 'pinhole', 'pinhole no-offload', 'pinhole js', 'managed', 'managed+policy', 'wireguard-go', 'nebula'];
 const ALLOW_ALL_POLICY = { acls: [{ action: 'accept', src: ['*'], dst: ['*:*'] }] };
 
 interface Measurement {
@@ -73,8 +75,8 @@ async function vethPair(lab: Lab): Promise<{ a: Host; b: Host }> {
 /** Starts one path; every process it starts lives in a or b, so lab.destroy() also ends them. */
 async function startPath(path: PathName, a: Host, b: Host, ca: NebulaCa, id: string): Promise<RunningPath> {
   if (path === 'raw veth') return { serverIp: UNDERLAY.b, stop: async () => {} };
-  if (path === 'pinhole' || path === 'pinhole js') {
-    const env = path === 'pinhole js' ? { PINHOLE_FASTPATH: '0' } : undefined;
+  if (path === 'pinhole' || path === 'pinhole js' || path === 'pinhole no-offload') {
+    const env: Record<string, string> | undefined = path === 'pinhole js' ? { PINHOLE_FASTPATH: '0' } : path === 'pinhole no-offload' ? { PINHOLE_TUN_OFFLOAD: '0' } : undefined;
     const [ka, kb] = [newKeyPair(), newKeyPair()];
     const pa = await startStaticAgent(a, { env, tun: `ph${id}a`, privateKey: ka.privateKey, addresses: ['100.64.1.1/24'], listenPort: 51820, mtu: MTU,
       peers: [{ publicKey: kb.publicKey, allowedIps: ['100.64.1.2/32'], endpoint: `${UNDERLAY.b}:51820` }] });
@@ -260,6 +262,8 @@ async function main(): Promise<number> {
     rttPinholeVsWireguardGo: ratio(get('pinhole').rttAvgMs, get('wireguard-go').rttAvgMs),
     rttPinholeJsVsWireguardGo: ratio(get('pinhole js').rttAvgMs, get('wireguard-go').rttAvgMs),
     throughputPinholeJsVsWireguardGo: ratio(get('pinhole js').mbps, get('wireguard-go').mbps),
+    throughputOffloadOnVsOff: ratio(get('pinhole').mbps, get('pinhole no-offload').mbps),
+    rttOffloadOnVsOff: ratio(get('pinhole').rttAvgMs, get('pinhole no-offload').rttAvgMs),
     throughputManagedPolicyVsWireguardGo: ratio(get('managed+policy').mbps, get('wireguard-go').mbps),
     rttManagedPolicyVsWireguardGo: ratio(get('managed+policy').rttAvgMs, get('wireguard-go').rttAvgMs),
     throughputManagedPolicyVsManaged: ratio(get('managed+policy').mbps, get('managed').mbps),
@@ -273,6 +277,7 @@ async function main(): Promise<number> {
   process.stdout.write(`ping RTT   pinhole / wireguard-go: ${fmt(ratios.rttPinholeVsWireguardGo, 2)}\n`);
   process.stdout.write(`with every packet in JS (PINHOLE_FASTPATH=0): throughput ${fmt(ratios.throughputPinholeJsVsWireguardGo, 2)}, `
     + `ping RTT ${fmt(ratios.rttPinholeJsVsWireguardGo, 2)} × wireguard-go\n`);
+  process.stdout.write(`TUN offloads on / off (PINHOLE_TUN_OFFLOAD=0): throughput ${fmt(ratios.throughputOffloadOnVsOff, 2)}, ping RTT ${fmt(ratios.rttOffloadOnVsOff, 2)}\n`);
   process.stdout.write(`managed with a policy / wireguard-go: throughput ${fmt(ratios.throughputManagedPolicyVsWireguardGo, 2)} (bar >= 5.0), `
     + `ping RTT ${fmt(ratios.rttManagedPolicyVsWireguardGo, 2)} (bar <= 0.6); with / without the policy ${fmt(ratios.throughputManagedPolicyVsManaged, 2)} (bar >= 0.9)\n`);
   process.stdout.write(`TCP retransmits per GB vs the underlay: pinhole ${fmt(ratios.retransmitsPerGBPinholeVsUnderlay, 2)}, wireguard-go ${fmt(ratios.retransmitsPerGBWireguardGoVsUnderlay, 2)}\n`);

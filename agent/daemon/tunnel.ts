@@ -19,6 +19,8 @@ export interface TunnelOptions {
   port: number;
   /** SO_MARK on the UDP socket (socket-mark.ts); 0 or absent: unmarked. */
   socketMark?: number;
+  /** TUN offloads (TSO/USO in, GRO out); default on, PINHOLE_TUN_OFFLOAD=0 turns them off. */
+  tunOffload?: boolean;
   /** The TUN or the socket failed for good (e.g. the interface was deleted underneath). */
   onFatal: (err: Error) => void;
 }
@@ -44,7 +46,8 @@ export async function openTunnel(opts: TunnelOptions): Promise<Tunnel> {
   let tun: TunDevice | undefined;
   let udp: BatchUdpSocket | undefined;
   try {
-    tun = await TunDevice.open({ name: opts.tunName, mtu, batch: 64, headroom: 16, tailroom: 32, busyPoll });
+    const offload = opts.tunOffload ?? process.env.PINHOLE_TUN_OFFLOAD !== '0';
+    tun = await TunDevice.open({ name: opts.tunName, mtu, batch: 64, headroom: 16, tailroom: 32, busyPoll, offload });
     await setLinkUp(tun.name);
     udp = BatchUdpSocket.open({ port: opts.port, batch: 64, maxDatagram: Math.max(1984, mtu + 128), busyPoll, mark: opts.socketMark });
   } catch (err) {

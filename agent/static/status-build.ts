@@ -14,12 +14,16 @@ function io(c: NativeCounters): IoCountersJson {
 }
 
 /** Where packets were handled: the addon's native data path, or JS for everything (PINHOLE_FASTPATH=0). */
-export function dataPath(device: Device | undefined): DataPathJson {
+export function dataPath(device: Device | undefined, tun?: TunDevice): DataPathJson {
   const c = device?.fastPathCounters();
-  if (c === undefined) return { native: false, nativeTx: 0, nativeRx: 0, leftToJsOut: 0, leftToJsIn: 0, nativeFlowOut: 0, nativeFlowIn: 0, handedBackToJs: 0 };
+  const offload = {
+    tunOffloads: tun?.offloads ?? '',
+    tunGso: tun?.offloadCounters() ?? { superIn: 0, segmentsIn: 0, badSuper: 0, groWrites: 0, groPackets: 0 },
+  };
+  if (c === undefined) return { native: false, nativeTx: 0, nativeRx: 0, leftToJsOut: 0, leftToJsIn: 0, nativeFlowOut: 0, nativeFlowIn: 0, handedBackToJs: 0, ...offload };
   return {
     native: true, nativeTx: c.txPackets, nativeRx: c.rxPackets, leftToJsOut: c.leftOut, leftToJsIn: c.leftIn,
-    nativeFlowOut: c.flowOut, nativeFlowIn: c.flowIn, handedBackToJs: c.handedBack,
+    nativeFlowOut: c.flowOut, nativeFlowIn: c.flowIn, handedBackToJs: c.handedBack, ...offload,
   };
 }
 
@@ -51,6 +55,6 @@ export function buildStatus(x: { device: Device; tun: TunDevice; udp: BatchUdpSo
     drops: d.drops,
     handshakes: d.handshakes,
     io: { tun: io(x.tun.counters()), udp: io(x.udp.counters()) },
-    dataPath: dataPath(x.device),
+    dataPath: dataPath(x.device, x.tun),
   };
 }

@@ -49,6 +49,9 @@ export interface DataPathJson {
   nativeFlowIn: number;
   /** Decrypted packets the addon handed back to JS: new flows for the filter, packets for served routes. */
   handedBackToJs: number;
+  /** TUN offloads in use ("" when off, PINHOLE_TUN_OFFLOAD=0) and what they did. */
+  tunOffloads: string;
+  tunGso: { superIn: number; segmentsIn: number; badSuper: number; groWrites: number; groPackets: number };
 }
 
 /** Managed mode: who this node is to the coordinator, and the state of its connection. */

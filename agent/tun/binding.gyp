@@ -10,6 +10,7 @@
         "src/busy_poll.c",
         "src/addr20.c",
         "src/tun.c",
+        "src/tun_offload.c",
         "src/udp.c",
         "src/udp_recv.c",
         "src/udp_send.c",

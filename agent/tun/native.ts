@@ -47,7 +47,22 @@ export interface NativeIoHandle {
 
 export interface NativeTun extends NativeIoHandle {
   readonly name: string;
+  /** Offloads the kernel granted (e.g. "csum,tso4,tso6,uso4,uso6"); "" when opened without. */
+  readonly offloads: string;
   writeBatch(slab: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, count: number): number;
+  offloadCounters(): TunOffloadCounters;
+}
+
+/** What the TUN's offloads did (agent/tun/src/tun_offload.h). */
+export interface TunOffloadCounters {
+  /** Super packets read from the kernel and the packets they were cut into. */
+  superIn: number;
+  segmentsIn: number;
+  /** Super packets dropped as malformed or too large to cut. */
+  badSuper: number;
+  /** Writes that carried several TCP segments glued together (GRO), and those segments. */
+  groWrites: number;
+  groPackets: number;
 }
 
 export interface NativeUdp extends NativeIoHandle {
@@ -143,7 +158,7 @@ export interface NativePeerCred {
 }
 
 export interface NativeAddon {
-  Tun: new (name: string) => NativeTun;
+  Tun: new (name: string, offload?: boolean) => NativeTun;
   /**
    * family 0 = dual-stack IPv6 with IPv4 fallback; bind = packed address or null (wildcard);
    * flags = UDP_NO_GSO | UDP_NO_GRO; mark = SO_MARK on every packet sent (0: none; needs CAP_NET_ADMIN).
@@ -168,6 +183,10 @@ export interface NativeAddon {
    * setLocal: out[i] = 1 delivered, 0 not for us, 2 not an IP packet (for the differential test).
    */
   checkDestinations(v4: Uint8Array, v6: Uint8Array, slab: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, out: Uint8Array): void;
+  /** Test hooks of the TUN offloads (tun_offload.c): the segments a super packet is cut into ([] if refused). */
+  gsoSplit(vnetAndPacket: Uint8Array, cap: number): Uint8Array[];
+  /** The writes GRO makes of these packets: each a vnet header followed by what writev sends. */
+  groWrites(packets: Uint8Array[]): Uint8Array[];
   /** The native flow verdicts for a batch (1: passes natively, 0: left to JS), for the differential test. */
   flowVerdicts(v4keys: Int32Array, v4expiry: Float64Array, v4gen: Uint32Array, v6keys: Int32Array, v6expiry: Float64Array, v6gen: Uint32Array,
     state: Uint32Array, timeouts: Float64Array, slab: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, inbound: boolean, nowMs: number, out: Uint8Array): void;

@@ -2,7 +2,7 @@
 import type { BusyPoll } from './busy-poll.js';
 import { setMtu, type IpOptions } from './iface.js';
 import { BatchHandle } from './batch-handle.js';
-import { loadNative, type NativeTun } from './native.js';
+import { loadNative, type NativeTun, type TunOffloadCounters } from './native.js';
 import { DEFAULT_HEADROOM, DEFAULT_TAILROOM, PacketSlab } from './packet-slab.js';
 
 /** WireGuard's usual inner MTU: 1500 minus IPv6 (40) + UDP (8) + WireGuard (32) overhead. */
@@ -33,6 +33,11 @@ export interface TunDeviceOptions extends IpOptions {
   tailroom?: number;
   /** Keep the event loop polling for a while after each small batch (busy-poll.ts). */
   busyPoll?: BusyPoll;
+  /**
+   * TUN offloads: the kernel hands over 64 KB TCP/UDP super packets that the addon cuts into
+   * MTU-sized packets, and consecutive TCP segments are written back glued (GRO). Default false.
+   */
+  offload?: boolean;
   onPackets?: PacketsHandler;
   onError?: ErrorHandler;
 }
@@ -70,7 +75,7 @@ export class TunDevice extends BatchHandle<NativeTun> {
     if (!Number.isInteger(mtu) || mtu < 68 || mtu > 65535) throw new RangeError(`invalid MTU ${mtu}`);
     let native: NativeTun;
     try {
-      native = new (loadNative().Tun)(options.name ?? '');
+      native = new (loadNative().Tun)(options.name ?? '', options.offload ?? false);
     } catch (err) {
       const e = err as Error & { code?: string };
       if (e.name === 'NativeAddonMissingError') throw e;
@@ -88,6 +93,15 @@ export class TunDevice extends BatchHandle<NativeTun> {
   /** The interface name the kernel gave the device. */
   get name(): string {
     return this.native.name;
+  }
+
+  /** The offloads in use ("" without). */
+  get offloads(): string {
+    return this.native.offloads;
+  }
+
+  offloadCounters(): TunOffloadCounters {
+    return this.native.offloadCounters();
   }
 
 

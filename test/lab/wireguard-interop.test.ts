@@ -10,6 +10,7 @@ import { newKeyPair, newPresharedKey, runId } from '../../scripts/tunnels/keys.j
 import { ping, tcpTransfer } from '../helpers/transfer.js';
 
 const MB50 = 50 * 1024 * 1024;
+const MB20 = 20 * 1024 * 1024;
 const P_IP = '100.64.1.1';
 const W_IP = '100.64.1.2';
 
@@ -17,7 +18,7 @@ interface Pair { pinhole: StaticAgent; wg: WireguardGo; stop(): Promise<void> }
 
 async function startPair(
   p: Host, w: Host, id: string,
-  opts: { psk?: boolean; initiator: 'pinhole' | 'wireguard-go'; port: number },
+  opts: { psk?: boolean; initiator: 'pinhole' | 'wireguard-go'; port: number; env?: Record<string, string> },
 ): Promise<Pair> {
   const pk = newKeyPair();
   const wk = newKeyPair();
@@ -32,7 +33,7 @@ async function startPair(
   let pinhole: StaticAgent;
   try {
     pinhole = await startStaticAgent(p, {
-      tun: `ph${id}${opts.port % 100}`, privateKey: pk.privateKey, addresses: [`${P_IP}/32`], listenPort: opts.port,
+      tun: `ph${id}${opts.port % 100}`, privateKey: pk.privateKey, addresses: [`${P_IP}/32`], listenPort: opts.port, env: opts.env,
       peers: [{
         publicKey: wk.publicKey, presharedKey: psk, allowedIps: [`${W_IP}/32`],
         endpoint: opts.initiator === 'pinhole' ? `${w.ip}:${opts.port}` : undefined,
@@ -71,6 +72,10 @@ describe('pinhole ↔ wireguard-go', { timeout: 240_000 }, () => {
       assert.equal(t.received.sha256, t.sent.sha256);
       const after = await pair.pinhole.status();
       assert.ok(after.peers[0]!.txBytes > MB50, 'the transfer went through the tunnel');
+      // TUN offloads (on by default): the kernel handed pinhole super packets, which it cut up.
+      assert.match(after.dataPath.tunOffloads, /tso4/);
+      const gso = after.dataPath.tunGso;
+      assert.ok(gso.superIn > 100 && gso.segmentsIn > gso.superIn && gso.badSuper === 0, `super packets cut: ${JSON.stringify(gso)}`);
     } finally { await pair.stop(); }
   });
 
@@ -86,6 +91,24 @@ describe('pinhole ↔ wireguard-go', { timeout: 240_000 }, () => {
       const t = await tcpTransfer(p, w, P_IP, 5202, MB50);
       assert.equal(t.received.bytes, MB50);
       assert.equal(t.received.sha256, t.sent.sha256);
+      // GRO: wireguard-go's segments reached pinhole's TUN glued together.
+      const gso = (await pair.pinhole.status()).dataPath.tunGso;
+      assert.ok(gso.groWrites > 100 && gso.groPackets > 2 * gso.groWrites, `segments glued: ${JSON.stringify(gso)}`);
+    } finally { await pair.stop(); }
+  });
+
+  test('with TUN offloads off (PINHOLE_TUN_OFFLOAD=0): a 20 MB transfer each way', async () => {
+    const pair = await startPair(p, w, id, { initiator: 'pinhole', port: 51009, env: { PINHOLE_TUN_OFFLOAD: '0' } });
+    try {
+      assert.ok((await ping(p, W_IP)).ok);
+      for (const [server, client, ip, port] of [[w, p, W_IP, 5203], [p, w, P_IP, 5204]] as const) {
+        const t = await tcpTransfer(server, client, ip, port, MB20);
+        assert.equal(t.received.bytes, MB20);
+        assert.equal(t.received.sha256, t.sent.sha256);
+      }
+      const st = await pair.pinhole.status();
+      assert.equal(st.dataPath.tunOffloads, '');
+      assert.equal(st.dataPath.tunGso.superIn + st.dataPath.tunGso.groWrites, 0);
     } finally { await pair.stop(); }
   });
 

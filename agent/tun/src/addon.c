@@ -5,6 +5,7 @@
 #include "busy_poll.h"
 #include "errors.h"
 #include "fast_flows.h"
+#include "tun_offload.h"
 #include "fastpath.h"
 #include "icmp.h"
 #include "sockmark.h"
@@ -40,6 +41,7 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_value check = ph_fast_define_check(env);
   if (!check) return NULL;
   PH_NAPI(env, napi_set_named_property(env, exports, "checkDestinations", check));
+  if (!ph_offload_define_checks(env, exports)) return NULL;
   napi_value flows = ph_flow_define_check(env);
   if (!flows) return NULL;
   PH_NAPI(env, napi_set_named_property(env, exports, "flowVerdicts", flows));
