@@ -12,7 +12,7 @@ import { parseArgs } from 'node:util';
 import { createLab } from './natlab/index.js';
 import { REPO_ROOT } from './tunnels/paths.js';
 import { startMesh, waitMeshReady } from './traversal/mesh-lab.js';
-import { CLASSIC_BAR, GRID_KINDS, classicDirect, formatGrid, gridSites, runGrid } from './traversal/grid.js';
+import { CLASSIC_BAR, GRID_KINDS, MAPPED_BAR, classicDirect, formatGrid, gridSites, mappedDirect, runGrid } from './traversal/grid.js';
 
 interface Options { concurrency: number; settleMs: number }
 
@@ -54,6 +54,10 @@ async function main(): Promise<void> {
       process.stdout.write(`classic NATs (full cone, restricted, port-restricted, symmetric; 4 x 4 cells, no port mapping): `
         + `direct on ${classic.direct}/${classic.total}, bar ${CLASSIC_BAR}/${classic.total}: ${classic.direct >= CLASSIC_BAR ? 'met' : 'NOT met'}\n`);
       if (classic.relayedCells.length > 0) process.stdout.write(`  not direct: ${classic.relayedCells.join('; ')}\n`);
+      const mapped = mappedDirect(cells);
+      process.stdout.write(`classic NATs with port mapping on one side (miniupnpd in that router; 4 x 4 cells): `
+        + `direct on ${mapped.direct}/${mapped.total}, bar ${MAPPED_BAR}/${mapped.total}: ${mapped.direct >= MAPPED_BAR ? 'met' : 'NOT met'}\n`);
+      if (mapped.relayedCells.length > 0) process.stdout.write(`  not direct: ${mapped.relayedCells.join('; ')}\n`);
       process.stdout.write(`pairs connected: ${cells.length - unconnected.length}/${cells.length}`
         + `${unconnected.length ? ` (no reply both ways after settling: ${unconnected.map((c) => `${c.a} x ${c.b}`).join(', ')})` : ''}\n`);
       const lostFirst = cells.filter((c) => c.firstReplyMs === null);
@@ -65,11 +69,11 @@ async function main(): Promise<void> {
       const file = join(dir, `matrix-${when.replace(/[:.]/g, '-').replace(/-\d{3}Z$/, 'Z')}.json`);
       await writeFile(file, `${JSON.stringify({
         when, machine: { cpus: availableParallelism(), node: process.version }, options: opts,
-        kinds: GRID_KINDS.map((k) => ({ id: k.id, label: k.label, nat: k.nat, doubleNat: !!k.doubleNat, udpBlocked: !!k.udpBlocked })),
+        kinds: GRID_KINDS.map((k) => ({ id: k.id, label: k.label, nat: k.nat, doubleNat: !!k.doubleNat, udpBlocked: !!k.udpBlocked, portMapping: !!k.portMapping })),
         classic: { direct: classic.direct, total: classic.total, bar: CLASSIC_BAR, met: classic.direct >= CLASSIC_BAR },
         connected: cells.length - unconnected.length,
         pairs: cells.length,
-        portMapping: 'not measured: the agent has no port-mapping client yet',
+        portMapping: { direct: mapped.direct, total: mapped.total, bar: MAPPED_BAR, met: mapped.direct >= MAPPED_BAR },
         cells,
       }, null, 2)}\n`);
       process.stdout.write(`wrote ${file} (${((Date.now() - t0) / 1000).toFixed(0)} s)\n`);

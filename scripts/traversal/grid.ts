@@ -14,13 +14,8 @@ export interface GridKind {
   nat: NatBehaviour;
   doubleNat?: boolean;
   udpBlocked?: boolean;
-  /**
-   * TODO(port mapping, issue 12): once the agent maps ports (UPnP / NAT-PMP / PCP, agent/portmap),
-   * add a `portMapping: true` variant of each NAT kind: its site runs miniupnpd in the router
-   * (natlab.md: "miniupnpd") and the grid gets a second column per kind. Until then that column
-   * is reported as not measured, never guessed.
-   */
-  portMapping?: false;
+  /** The site's router runs miniupnpd (UPnP IGD, NAT-PMP and PCP); the agent maps its port. */
+  portMapping?: boolean;
 }
 
 export const GRID_KINDS: readonly GridKind[] = [
@@ -32,23 +27,36 @@ export const GRID_KINDS: readonly GridKind[] = [
   { id: 'noudp', label: 'UDP blocked', nat: 'port-restricted-cone', udpBlocked: true },
   // a Linux home router (port-restricted) behind a carrier-grade NAT (port-restricted, EIM as RFC 6888 asks)
   { id: 'dbl', label: 'double NAT', nat: 'port-restricted-cone', doubleNat: true },
+  // The classic NATs again with a router that maps ports: a row each, against every kind above.
+  { id: 'fullpm', label: 'full cone + mapping', nat: 'full-cone', portMapping: true },
+  { id: 'restpm', label: 'restricted + mapping', nat: 'restricted-cone', portMapping: true },
+  { id: 'prcpm', label: 'port-restricted + mapping', nat: 'port-restricted-cone', portMapping: true },
+  { id: 'sympm', label: 'symmetric + mapping', nat: 'symmetric', portMapping: true },
 ];
 
 /** The four classic NAT kinds whose 4 × 4 cells the bar counts. */
 export const CLASSIC_IDS = ['full', 'rest', 'prc', 'sym'] as const;
 /** Direct cells wanted among the 16 classic ones without port mapping (symmetric × symmetric relays). */
 export const CLASSIC_BAR = 15;
+/** Direct cells wanted among the 16 classic pairs with port mapping on one side. */
+export const MAPPED_BAR = 16;
 
 export function gridSites(kinds: readonly GridKind[] = GRID_KINDS): MeshSiteSpec[] {
   return kinds.flatMap((k) => [1, 2].map((n) => ({
     name: `${k.id}${n}`, nat: k.nat, ...(k.doubleNat ? { doubleNat: true } : {}), ...(k.udpBlocked ? { udpBlocked: true } : {}),
+    ...(k.portMapping ? { portMapping: true } : {}),
   })));
 }
 
-/** Every unordered pair of kinds, the diagonal included: [row kind, column kind]. */
+/**
+ * Every unordered pair of kinds, the diagonal included: [row kind, column kind]. Kinds with port
+ * mapping are paired with the kinds without it only (mapping on one side is what the bar asks).
+ */
 export function gridPairs(kinds: readonly GridKind[] = GRID_KINDS): Array<[GridKind, GridKind]> {
   const out: Array<[GridKind, GridKind]> = [];
-  for (let i = 0; i < kinds.length; i++) for (let j = i; j < kinds.length; j++) out.push([kinds[i]!, kinds[j]!]);
+  for (let i = 0; i < kinds.length; i++) {
+    for (let j = i; j < kinds.length; j++) if (!(kinds[i]!.portMapping && kinds[j]!.portMapping)) out.push([kinds[i]!, kinds[j]!]);
+  }
   return out;
 }
 
@@ -120,6 +128,20 @@ export function classicDirect(cells: readonly GridCell[]): { direct: number; tot
   return { direct, total: CLASSIC_IDS.length ** 2, relayedCells };
 }
 
+/** Direct cells among the 16 classic pairs with port mapping on the row side (X + mapping × Y). */
+export function mappedDirect(cells: readonly GridCell[]): { direct: number; total: number; relayedCells: string[] } {
+  let direct = 0;
+  const relayedCells: string[] = [];
+  for (const a of CLASSIC_IDS) {
+    for (const b of CLASSIC_IDS) {
+      const c = cellOf(cells, `${a}pm`, b);
+      if (c?.path === 'direct') direct++;
+      else relayedCells.push(`${a}+mapping x ${b}: ${c?.path ?? 'not run'}`);
+    }
+  }
+  return { direct, total: CLASSIC_IDS.length ** 2, relayedCells };
+}
+
 function cellText(c: GridCell | undefined, field: 'path' | 'first' | 'direct'): string {
   if (!c) return '?';
   if (field === 'path') return `${c.path === 'none' ? 'NONE' : c.path}${c.connected ? '' : ' (no traffic)'}`;
@@ -132,12 +154,13 @@ export function formatGrid(cells: readonly GridCell[], kinds: readonly GridKind[
   const out: string[] = [];
   const titles = { path: 'path', first: 'time to first reply (first ping RTT, handshake included)', direct: 'time to direct (from the first ping)' } as const;
   for (const field of ['path', 'first', 'direct'] as const) {
-    const head = ['', ...kinds.map((k) => k.label)];
-    const body = kinds.map((r) => [r.label, ...kinds.map((c) => cellText(cellOf(cells, r.id, c.id), field))]);
+    // Columns: the kinds without port mapping; rows: every kind (mapping rows after the others).
+    const cols = kinds.filter((k) => !k.portMapping);
+    const head = ['', ...cols.map((k) => k.label)];
+    const body = kinds.map((r) => [r.label, ...cols.map((c) => cellText(cellOf(cells, r.id, c.id), field))]);
     const widths = head.map((h, i) => Math.max(h.length, ...body.map((row) => row[i]!.length)));
     const line = (cells2: string[]): string => cells2.map((x, i) => x.padEnd(widths[i]!)).join(' | ').trimEnd();
     out.push(`${titles[field]}:`, line(head), widths.map((w) => '-'.repeat(w)).join('-+-'), ...body.map(line), '');
   }
-  out.push('with port mapping: not measured (the agent has no port-mapping client yet; see GridKind.portMapping)');
   return out.join('\n');
 }

@@ -1,7 +1,8 @@
 // A mesh in the NAT lab for traversal tests, the demo and benchmarks: a coordinator and a relay
 // (two addresses, so STUN can do RFC 5780) on the lab internet, and one managed agent per site,
 // each site behind the NAT behaviour asked for. Every process is real.
-import type { Host, Lab, NatBehaviour, NetemOptions, Site } from '../natlab/index.js';
+import { startCoturn, type Host, type Lab, type NatBehaviour, type NetemOptions, type Site, type StunServer } from '../natlab/index.js';
+import { startMiniupnpd } from '../natlab/miniupnpd.js';
 import { startCoordinator, type LabCoordinator } from '../tunnels/pinhole-coordinator.js';
 import { startManagedAgent, type ManagedAgent } from '../tunnels/pinhole-managed.js';
 import { newLabRelayKey, relayCoordinatorArgs, startLabRelay, type LabRelay } from '../tunnels/pinhole-relay.js';
@@ -16,6 +17,8 @@ export interface MeshSiteSpec {
   doubleNat?: boolean;
   udpBlocked?: boolean;
   netem?: NetemOptions;
+  /** The site's router runs miniupnpd (UPnP IGD, NAT-PMP, PCP), started before the agent. */
+  portMapping?: boolean;
 }
 
 export interface MeshNode {
@@ -59,8 +62,19 @@ export async function startMesh(lab: Lab, specs: MeshSiteSpec[], opts: { agentEn
     const key = await coord.createAuthKey({ reusable: true });
     const id = runId();
     const nodes: MeshNode[] = [];
+    // miniupnpd learns its public address by STUN with CHANGE-REQUEST: coturn on two addresses.
+    let coturn: StunServer | undefined;
+    if (specs.some((s) => s.portMapping)) {
+      const stun = await startCoturn(await lab.addPublicHost('coturn', { ips: 2 }));
+      stoppers.push(() => stun.stop());
+      coturn = stun;
+    }
     for (const spec of specs) {
       const site = await lab.addSite(spec.name, { nat: spec.nat, ...(spec.doubleNat ? { doubleNat: true } : {}), ...(spec.udpBlocked ? { udpBlocked: true } : {}), ...(spec.netem ? { netem: spec.netem } : {}) });
+      if (spec.portMapping && coturn) {
+        const igd = await startMiniupnpd(site, { stun: coturn });
+        stoppers.push(() => igd.stop());
+      }
       const host = await site.addHost('h');
       const agent = await startManagedAgent(host, { tun: `pt${id}${nodes.length}`.slice(0, 15), ...(opts.agentEnv ? { env: opts.agentEnv } : {}) });
       stoppers.push(() => agent.stop());
