@@ -44,11 +44,18 @@ interface Measurement {
   retransmits: number | null;
   /** The same per GB the receiver got (paths move different amounts in the same time). */
   retransmitsPerGB: number | null;
+  /** pinhole paths: where the packets went in each agent (status --json dataPath), sender first. */
+  dataPaths?: unknown[];
   error?: string;
 }
 
 /** A running path between the two hosts: where the iperf3 server binds and how to take it down. */
-interface RunningPath { serverIp: string; stop(): Promise<void> }
+interface RunningPath {
+  serverIp: string;
+  stop(): Promise<void>;
+  /** pinhole paths: each agent's `dataPath` (native / JS split, filter flows, offloads) after the run. */
+  dataPaths?(): Promise<unknown[]>;
+}
 
 class BenchAbortedError extends Error {
   override readonly name = 'BenchAbortedError';
@@ -82,7 +89,10 @@ async function startPath(path: PathName, a: Host, b: Host, ca: NebulaCa, id: str
       peers: [{ publicKey: kb.publicKey, allowedIps: ['100.64.1.2/32'], endpoint: `${UNDERLAY.b}:51820` }] });
     const pb = await startStaticAgent(b, { env, tun: `ph${id}b`, privateKey: kb.privateKey, addresses: ['100.64.1.2/24'], listenPort: 51820, mtu: MTU,
       peers: [{ publicKey: ka.publicKey, allowedIps: ['100.64.1.1/32'], endpoint: `${UNDERLAY.a}:51820` }] }).catch(async (e) => { await pa.stop(); throw e; });
-    return { serverIp: '100.64.1.2', stop: async () => { await Promise.all([pa.stop(), pb.stop()]); } };
+    return {
+      serverIp: '100.64.1.2', stop: async () => { await Promise.all([pa.stop(), pb.stop()]); },
+      dataPaths: async () => Promise.all([pa, pb].map(async (x) => (await x.status()).dataPath)),
+    };
   }
   if (path === 'managed' || path === 'managed+policy') {
     const coord = await startCoordinator(a, { port: 8090 });
@@ -111,7 +121,7 @@ async function startPath(path: PathName, a: Host, b: Host, ca: NebulaCa, id: str
           return true;
         }, 20_000);
       }
-      return { serverIp, stop };
+      return { serverIp, stop, dataPaths: async () => Promise.all(agents.map(async (x) => (await x.status()).dataPath)) };
     } catch (err) {
       await stop();
       throw err;
@@ -175,7 +185,11 @@ async function measure(path: PathName, hosts: { a: Host; b: Host }, ca: NebulaCa
     if (isAborted()) throw new BenchAbortedError();
     const tcp = await iperf(a, b, running.serverIp, seconds);
     const gb = (tcp.mbps * seconds) / 8 / 1000;
-    return { path, ...tcp, retransmitsPerGB: tcp.retransmits === null || gb <= 0 ? null : tcp.retransmits / gb, rttAvgMs: ping.avgMs, pingLossPct: ping.lossPct };
+    const dataPaths = await running.dataPaths?.().catch(() => undefined);
+    return {
+      path, ...tcp, retransmitsPerGB: tcp.retransmits === null || gb <= 0 ? null : tcp.retransmits / gb, rttAvgMs: ping.avgMs, pingLossPct: ping.lossPct,
+      ...(dataPaths ? { dataPaths } : {}),
+    };
   } catch (err) {
     if (err instanceof BenchAbortedError || isAborted()) throw new BenchAbortedError('interrupted');
     return { path, mbps: null, rttAvgMs: null, pingLossPct: null, retransmits: null, retransmitsPerGB: null, error: (err as Error).message };
