@@ -115,7 +115,7 @@ export function createConsole(deps: ConsoleDeps): ConsoleServer {
     }),
     api('GET', 'mesh', async () => ({ body: { nodes: deps.meshPaths.all() } })),
     api('GET', 'relays', async () => ({ body: { relays: relayLoad(deps) } })),
-    api('POST', 'policy/validate', async (req) => ({ body: { issues: checkPolicyText(parseWith(PolicyText, await req.body()).text) } })),
+    api('POST', 'policy/validate', async (req) => ({ body: { issues: checkPolicyText(parseWith(PolicyText, await req.body()).text, deps.registry) } })),
     ...deps.operations.map((o) => api(o.method, o.path, o.handle)),
   ];
 

@@ -19,7 +19,7 @@ export interface ConsoleCoordinator {
   token: string;
   addNode(hostname: string, opts?: { routes?: string[] }): Promise<NodeRecord>;
   /** Sends a node's path report as its stream would (validated by the stream's schema first). */
-  report(from: NodeRecord, peers: Array<Partial<PeerPathReport> & { peer: NodeRecord }>, natType?: string | null): boolean;
+  report(from: NodeRecord, peers: Array<Omit<Partial<PeerPathReport>, 'peer'> & { peer: NodeRecord }>, natType?: string | null): boolean;
   close(): Promise<void>;
 }
 

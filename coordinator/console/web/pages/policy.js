@@ -50,7 +50,7 @@ export function PolicyPage() {
 
   const lines = text.split('\n').length;
   const bad = new Map();
-  for (const i of issues) if (i.line !== null && !bad.has(i.line)) bad.set(i.line, i.message);
+  for (const i of issues) if (!bad.has(i.line)) bad.set(i.line, i.message);
   return html`<section>
     <h2>Policy</h2>
     <p class="note">${current === null ? '' : current.policy === null ? 'No policy: every node sees every node.' : `In force since ${when(current.updatedAt)}.`}
@@ -59,7 +59,7 @@ export function PolicyPage() {
       <div class="gutter" ref=${gutter} aria-hidden="true">${Array.from({ length: lines }, (_, i) => html`<div class=${bad.has(i + 1) ? 'ln bad' : 'ln'} title=${bad.get(i + 1) ?? ''}>${i + 1}</div>`)}</div>
       <textarea id="policy-text" spellcheck="false" value=${text} onInput=${onInput} onScroll=${onScroll}></textarea>
     </div>
-    <ul class="issues" id="policy-issues">${issues.map((i) => html`<li>${i.line === null ? '' : `line ${i.line}: `}${i.path ? `${i.path}: ` : ''}${i.message}</li>`)}</ul>
+    <ul class="issues" id="policy-issues">${issues.map((i) => html`<li data-line=${i.line}>line ${i.line}: ${i.message}</li>`)}</ul>
     <div class="row">
       <button class="primary" id="policy-save" disabled=${!checked || issues.length > 0} onClick=${save}>Save</button>
       <button onClick=${load}>Revert to current</button>
