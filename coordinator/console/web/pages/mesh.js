@@ -11,10 +11,11 @@ import { meshPairs, pairLabel, PATH_COLOURS } from './mesh-model.js';
 const FORCE_LAYOUT_MAX_NODES = 60;
 const LISTED_PAIRS = 200;
 
+// Labels smaller than 7 px on screen are not drawn: a thousand-node graph zoomed out paints fast.
 const STYLE = [
-  { selector: 'node', style: { 'background-color': '#4a6fa5', label: 'data(label)', 'font-size': 11, color: '#1f2933', 'text-valign': 'bottom', 'text-margin-y': 4, width: 18, height: 18 } },
+  { selector: 'node', style: { 'background-color': '#4a6fa5', label: 'data(label)', 'font-size': 11, color: '#1f2933', 'text-valign': 'bottom', 'text-margin-y': 4, width: 18, height: 18, 'min-zoomed-font-size': 7 } },
   { selector: 'node[?offline]', style: { 'background-color': '#c5ccd3' } },
-  { selector: 'edge', style: { width: 3, 'line-color': 'data(colour)', label: 'data(label)', 'font-size': 10, 'text-background-color': '#ffffff', 'text-background-opacity': 0.8, 'text-background-padding': 2, 'curve-style': 'straight' } },
+  { selector: 'edge', style: { width: 3, 'line-color': 'data(colour)', label: 'data(label)', 'font-size': 10, 'text-background-color': '#ffffff', 'text-background-opacity': 0.8, 'text-background-padding': 2, 'curve-style': 'straight', 'min-zoomed-font-size': 7 } },
   { selector: 'edge[kind = "none"]', style: { 'line-style': 'dashed' } },
   { selector: 'edge:selected', style: { width: 6 } },
 ];
