@@ -45,7 +45,7 @@ export function MeshPage({ live }) {
   const nameOf = (id) => live.nodes.get(id)?.name ?? `node ${id}`;
 
   useEffect(() => {
-    const cy = cytoscape({ container: box.current, style: STYLE, minZoom: 0.05, maxZoom: 4, textureOnViewport: true, hideEdgesOnViewport: true });
+    const cy = cytoscape({ container: box.current, style: STYLE, minZoom: 0.05, maxZoom: 1.5, textureOnViewport: true, hideEdgesOnViewport: true });
     cy.on('tap', 'edge', (e) => setSelected(e.target.id().slice(1)));
     cy.on('tap', (e) => { if (e.target === cy) setSelected(null); });
     cyRef.current = cy;
