@@ -13,6 +13,7 @@
 //   PUT    /api/v1/admin/policy              Policy → PolicyReply
 //   DELETE /api/v1/admin/policy              → PolicyReply (no policy: everyone sees everyone)
 //   GET    /api/v1/admin/stats               → CoordinatorStats
+//   GET    /api/v1/admin/paths               → AdminPaths (admin-paths.ts: the live mesh)
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { AuthKeyCreate, RoutesApprove, type CoordinatorKeyState, type CoordinatorStats, type NodeInfo, type RouteInfo } from '../proto/control/schemas.js';
 import { formatCidr } from '../proto/ip/address.js';
@@ -78,8 +79,9 @@ function routeList(registry: NodeRegistry): RouteInfo[] {
   return out;
 }
 
-export function adminRoutes(deps: AdminDeps): Route[] {
-  const guard = (req: ApiRequest): void => {
+/** The admin API's check, before any body is read: inside the channel, not a relay, the right token. */
+export function adminGuard(deps: Pick<AdminDeps, 'isRelayKey' | 'tokenHash' | 'refusals'>): (req: ApiRequest) => void {
+  return (req: ApiRequest): void => {
     const caller = requireCaller(req);
     const { refusals } = deps;
     if (deps.isRelayKey(caller.key)) { refusals.relayCredential++; throw new ForbiddenError('a relay\'s credential may only look up members'); }
@@ -90,6 +92,10 @@ export function adminRoutes(deps: AdminDeps): Route[] {
     if (!timingSafeEqual(hashAdminToken(m[1]!), deps.tokenHash)) { refusals.badToken++; throw new UnauthorizedError('bad admin token'); }
     caller.authenticated();
   };
+}
+
+export function adminRoutes(deps: AdminDeps): Route[] {
+  const guard = adminGuard(deps);
   const admin = (method: Route['method'], path: string, handle: Route['handle']): Route => ({
     method, path: new RegExp(`^/api/v1/admin/${path}$`), guard, handle, bodyLimit: ADMIN_BODY_LIMIT,
   });

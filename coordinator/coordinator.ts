@@ -5,7 +5,8 @@ import type { AddressInfo } from 'node:net';
 import type { RelayInfo } from '../proto/control/schemas.js';
 import { AccessPolicy } from './access-policy.js';
 import { AddressRateLimiter } from './address-limits.js';
-import { adminRoutes, hashAdminToken, newAdminRefusals } from './admin.js';
+import { adminGuard, adminRoutes, hashAdminToken, newAdminRefusals } from './admin.js';
+import { adminPathsRoutes } from './admin-paths.js';
 import { startMetricsServer, type MetricsListen, type MetricsServer } from '../metrics/http-server.js';
 import { createCoordinatorMetrics, type CoordinatorMetrics } from './metrics.js';
 import { AuthKeys } from './authkeys.js';
@@ -114,6 +115,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
         control: { ...channels.stats, ...registration.refusals, unauthenticated: channels.unauthenticatedCount },
       }),
     }),
+    ...adminPathsRoutes({ guard: adminGuard({ tokenHash, isRelayKey, refusals: adminRefusals }), meshPaths, registry }),
   ], streams, log);
   channels = new ControlChannels({
     keys, inner, log,
