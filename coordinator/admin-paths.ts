@@ -21,7 +21,7 @@ export function adminPathsReply(meshPaths: MeshPaths, registry: NodeRegistry): A
     if (!node) continue;
     const peers = r.peers.flatMap((p) => {
       const peer = registry.get(p.peerId);
-      return peer ? [{ ...p, peerName: peer.name }] : [];
+      return peer ? [{ ...p, peerName: peer.name, pathSince: new Date(p.pathSince).toISOString() }] : [];
     });
     nodes.push({ nodeId: r.nodeId, name: node.name, natType: r.natType, reportedAt: new Date(r.reportedAt).toISOString(), peers });
   }

@@ -7,6 +7,8 @@ export const AdminPathPeer = PeerPathReport.extend({
   /** The peer's node id and name on the coordinator. */
   peerId: z.number().int().nonnegative(),
   peerName: z.string().max(255),
+  /** Since when (ISO 8601, coordinator clock) the reports show this path kind. */
+  pathSince: z.string(),
 }).strict();
 export type AdminPathPeer = z.infer<typeof AdminPathPeer>;
 

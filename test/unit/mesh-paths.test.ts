@@ -52,6 +52,11 @@ test('mesh paths: stored, rate-limited, unknown peers skipped, forgotten on dele
   clock += 1;
   assert.equal(mesh.report(ids[0]!, report([peer(2)])), true, 'at the gap it is taken');
   assert.equal(mesh.get(ids[0]!)!.peers.length, 1);
+  assert.equal(mesh.get(ids[0]!)!.peers[0]!.pathSince, clock, 'direct → relay: the path kind changed now');
+  const since = clock;
+  clock += 1000;
+  mesh.report(ids[0]!, report([peer(2, { latencyMs: 9 })]));
+  assert.equal(mesh.get(ids[0]!)!.peers[0]!.pathSince, since, 'still relayed: since the earlier report');
   // Another node's report is not limited by node 1's.
   assert.equal(mesh.report(ids[1]!, report([peer(1)])), true);
 
@@ -65,7 +70,7 @@ test('mesh paths: stored, rate-limited, unknown peers skipped, forgotten on dele
   assert.equal(mesh.get(ids[0]!), undefined);
   assert.deepEqual(changes.at(-1), { nodeId: ids[0], gone: true });
   assert.deepEqual(mesh.all().map((n) => n.nodeId), [ids[1]]);
-  assert.deepEqual(changes.filter((c) => !c.gone).length, 3);
+  assert.equal(changes.filter((c) => !c.gone).length, 4, "one change per stored report");
   // The other node's report still names the deleted peer by id; the admin reply leaves it out.
   assert.deepEqual(adminPathsReply(mesh, registry).nodes[0]!.peers, []);
 
