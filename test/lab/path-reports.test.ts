@@ -1,6 +1,6 @@
 // Path reports, end to end with real agents, relay and coordinator: two nodes behind symmetric
-// NATs (relayed: the classic table allows nothing else) and one behind a full-cone NAT (direct
-// with both). The coordinator's live mesh (GET /api/v1/admin/paths, `pinhole admin paths`) shows
+// NATs (relayed: the classic table allows nothing else), one behind a full-cone NAT (direct
+// with both), and one next to it started with --force-relay. The coordinator's live mesh (GET /api/v1/admin/paths, `pinhole admin paths`) shows
 // each node's paths as the agents see them: direct with the endpoint, or relayed with the reason
 // ("pings … unanswered … symmetric NAT", after `pinhole netcheck` told the nodes their NAT type);
 // `pinhole status` prints the reason. Also measured: from an agent's "direct path" log line to
@@ -11,6 +11,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createLab, type Lab } from '../../scripts/natlab/index.js';
 import { startMesh, waitFor, waitMeshReady, type Mesh, type MeshNode } from '../../scripts/traversal/mesh-lab.js';
+import { addMeshNode } from '../../scripts/traversal/mesh-extra.js';
 import { logTails, pairPathOf, pairPaths, pingSummary } from '../../scripts/traversal/pair-checks.js';
 import { AdminPaths, type AdminPathNode } from '../../proto/control/mesh-paths.js';
 
@@ -18,6 +19,7 @@ describe('path reports: the coordinator sees every node\'s paths and why not dir
   let lab: Lab;
   let mesh: Mesh | undefined;
   let paths: AdminPaths | undefined;
+  let forced: MeshNode | undefined;
 
   const fetchPaths = async (): Promise<AdminPaths> => {
     const r = await mesh!.coord.request('GET', '/api/v1/admin/paths', undefined, true);
@@ -34,6 +36,7 @@ describe('path reports: the coordinator sees every node\'s paths and why not dir
       { name: 'sym2', nat: 'symmetric' },
       { name: 'fc', nat: 'full-cone' },
     ]);
+    forced = await addMeshNode(mesh, mesh.node('fc').site, 'forced', { extraArgs: ['--force-relay'] });
     await waitMeshReady(mesh);
     // Each symmetric node learns its NAT type (the reason and the report name it).
     for (const n of [mesh.node('sym1'), mesh.node('sym2')]) {
@@ -49,19 +52,20 @@ describe('path reports: the coordinator sees every node\'s paths and why not dir
     };
     const [sym1, sym2, fc] = [mesh.node('sym1'), mesh.node('sym2'), mesh.node('fc')];
     await Promise.all([settle(sym1, fc, 'direct'), settle(sym2, fc, 'direct')]);
-    // The symmetric pair: traffic, so both sides probe (and their pings go unanswered).
-    await Promise.all([pingSummary(sym1, sym2, 5, 0.2, 1), pingSummary(sym2, sym1, 5, 0.2, 1)]);
+    // The symmetric pair: traffic, so both sides probe (and their pings go unanswered); and the forced one.
+    await Promise.all([pingSummary(sym1, sym2, 5, 0.2, 1), pingSummary(sym2, sym1, 5, 0.2, 1), pingSummary(forced!, sym1, 3, 0.2, 1)]);
     await waitFor('the coordinator to hold every node\'s paths', async () => {
       const p = await fetchPaths();
       paths = p;
       const ok = (from: string, to: string, path: string): boolean => peerIn(p, from, to)?.path === path;
       return ok('sym1', 'fc', 'direct') && ok('fc', 'sym1', 'direct') && ok('sym2', 'fc', 'direct') && ok('fc', 'sym2', 'direct')
-        && ok('sym1', 'sym2', 'relay') && ok('sym2', 'sym1', 'relay')
+        && ok('sym1', 'sym2', 'relay') && ok('sym2', 'sym1', 'relay') && ok('forced', 'sym1', 'relay')
         && /unanswered/.test(peerIn(p, 'sym1', 'sym2')?.whyNotDirect ?? '') && /unanswered/.test(peerIn(p, 'sym2', 'sym1')?.whyNotDirect ?? '');
     }, 20_000, 300).catch((err: Error) => { throw new Error(`${err.message}: ${JSON.stringify(paths, null, 1)}`); });
   });
 
   after(async () => {
+    await forced?.agent.stop();
     await mesh?.stop();
     await lab?.destroy();
   });
@@ -88,6 +92,13 @@ describe('path reports: the coordinator sees every node\'s paths and why not dir
       assert.match(nodeOf(paths!, a)!.natType ?? '', /^symmetric/);
     }
     assert.equal(nodeOf(paths!, 'fc')!.natType, null, 'fc never ran netcheck');
+  });
+
+  test('--force-relay: relayed, and the reason says so', () => {
+    const p = peerIn(paths!, 'forced', 'sym1')!;
+    assert.equal(p.relay, 'lab');
+    assert.equal(p.whyNotDirect, 'forced to relay (--force-relay / PINHOLE_FORCE_RELAY)');
+    assert.equal(p.tried.pingsSent, 0, 'no direct probing');
   });
 
   test('pinhole admin paths prints the mesh as a table; pinhole status prints the reason', async () => {
