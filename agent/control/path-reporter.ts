@@ -56,6 +56,8 @@ export interface PathReporterStats {
   unchanged: number;
   /** Peers left out of reports (over maxPeers), summed over reports. */
   peersLeftOut: number;
+  /** Tables that could not be built (a bug; the message is in lastTableError). */
+  tableErrors: number;
 }
 
 export class PathReporter {
@@ -70,7 +72,8 @@ export class PathReporter {
   private lastSentAt = -Infinity;
   private timer: unknown = null;
   private timerAt = Infinity;
-  readonly stats: PathReporterStats = { sent: 0, unchanged: 0, peersLeftOut: 0 };
+  readonly stats: PathReporterStats = { sent: 0, unchanged: 0, peersLeftOut: 0, tableErrors: 0 };
+  lastTableError: string | null = null;
 
   constructor(private readonly opts: PathReporterOptions) {
     this.clock = opts.clock ?? systemClock;
@@ -105,7 +108,16 @@ export class PathReporter {
     const now = this.clock.now();
     const wait = this.lastSentAt + this.minIntervalMs - now;
     if (wait > 0) { this.schedule(wait); return; }
-    const table = this.bounded(this.opts.table());
+    let table: PathTable;
+    try {
+      table = this.bounded(this.opts.table());
+    } catch (err) {
+      // A bug in building the table must not take the daemon down with it: count it, try again later.
+      this.stats.tableErrors++;
+      this.lastTableError = (err as Error).message;
+      this.schedule(this.pollMs);
+      return;
+    }
     const refreshDue = table.peers.length > 0 && now - this.lastSentAt >= this.refreshMs;
     if (this.last === null || refreshDue || this.changed(table)) {
       if (this.opts.send({ type: 'paths', natType: table.natType, peers: table.peers })) {

@@ -17,7 +17,7 @@ import type { BatchUdpSocket } from '../tun/udp-socket.js';
 import { decodePackedAddr, encodePackedAddr, packedAddrEquals } from '../tun/packed-addr.js';
 import { StunClient } from '../netcheck/stun-client.js';
 import { MagicBind } from './magic-bind.js';
-import { NO_DISCO_ENDPOINT, discoToPacked, packedText, packedToDisco } from './path-addr.js';
+import { NO_DISCO_ENDPOINT, discoToPacked, isRelayAddr, packedText, packedToDisco } from './path-addr.js';
 import { DiscoPeer } from './disco-peer.js';
 import { EndpointDiscovery, relayStunServers } from './endpoint-discovery.js';
 import { RelaySet, type RelayEntry, type RelayStatusJson } from './relay-set.js';
@@ -312,7 +312,11 @@ export class MagicSocket {
     let s: Omit<PeerPathStatus, 'whyNotDirect' | 'tried' | 'idleSeconds'>;
     if (best) s = { path: 'direct', endpoint: best.text, relay: p.homeRelay, latencyMs: round(best.latencyMs) };
     else if (relay && p.wg.endpoint && p.wg.endpoint[0] === p.relayAddr[0]) s = { path: 'relay', endpoint: firstText(p), relay, latencyMs: round(path.relayLatencyMs) };
-    else s = { path: p.wg.endpoint ? 'direct' : 'none', endpoint: p.wg.endpoint ? packedText(p.wg.endpoint) : null, relay: p.homeRelay, latencyMs: null };
+    else {
+      // A relay address left from a relay the netmap no longer lists is no path at all.
+      const ep = p.wg.endpoint && !isRelayAddr(p.wg.endpoint) ? p.wg.endpoint : null;
+      s = { path: ep ? 'direct' : 'none', endpoint: ep ? packedText(ep) : null, relay: p.homeRelay, latencyMs: null };
+    }
     const why = s.path === 'direct' ? null : whyNotDirect({
       path: s.path, forceRelay: this.opts.forceRelay === true, udpBlocked: this.udpBlocked(), selfNat: this.nat?.kind ?? null, peerNat: p.peerNat,
       candidates: path.candidates.size, refused: p.netmapRefused, netmapEndpoints: p.netmapEndpoints,

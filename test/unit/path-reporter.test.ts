@@ -161,3 +161,19 @@ test('change detection helpers and the wire form of a magic socket row', () => {
   assert.equal(pathReportOf({ ...row, path: 'direct', whyNotDirect: null }).relay, null);
   assert.ok(StreamPaths.safeParse({ type: 'paths', natType: null, peers: [wire] }).success);
 });
+
+test('a table that cannot be built is counted, not thrown; the next poll tries again', () => {
+  const clock = new FakeClock();
+  let broken = true;
+  const sent: StreamPaths[] = [];
+  const r = new PathReporter({
+    table: () => { if (broken) throw new TypeError('bug'); return { natType: null, peers: [peer(1)] }; },
+    send: (m) => { sent.push(m); return true; }, clock,
+  });
+  r.enable();
+  assert.equal(r.stats.tableErrors, 1);
+  assert.equal(r.lastTableError, 'bug');
+  broken = false;
+  clock.advance(1000);
+  assert.equal(sent.length, 1);
+});

@@ -10,6 +10,8 @@ import { encodePackedAddr } from '../../agent/tun/packed-addr.js';
 import { formatStatus } from '../../agent/cli/status-format.js';
 import { newDropCounters } from '../../agent/wireguard/counters.js';
 import type { AgentStatus } from '../../agent/static/status.js';
+import { DiscoPeer } from '../../agent/magicsock/disco-peer.js';
+import type { Peer } from '../../agent/wireguard/peer.js';
 
 const base: PathFacts = {
   path: 'relay', forceRelay: false, udpBlocked: false, selfNat: null, peerNat: null, candidates: 2, refused: [], netmapEndpoints: 2,
@@ -114,4 +116,15 @@ test('pinhole status prints the reason and what was tried under a peer that is n
   const text = formatStatus(st);
   assert.match(text, /^ {2}path: relay lab, 3 ms\n {2}why not direct: pings to 2 candidates unanswered for 12 s \(both sides behind symmetric NAT\); tried 2 candidates, 31 pings, 0 pongs$/m);
   assert.equal(text.match(/why not direct/g)?.length, 1);
+});
+
+test('the peer\'s NAT from its pings: a ping from a listed ip with an unlisted port means symmetric; a listed ip:port or another ip tells nothing', () => {
+  const peer = new DiscoPeer(1, new Uint8Array(32), 'k', new Uint8Array(32).fill(1), new Uint8Array(32).fill(2), {} as Peer, 'b');
+  peer.path.setNetmapEndpoints([ep('198.51.100.7', 41641), ep('198.18.3.2', 41641)], 0);
+  peer.notePingFrom(encodePackedAddr({ address: '198.51.100.7', port: 41641 }));
+  assert.equal(peer.peerNat, null, 'the listed endpoint: its NAT kept the mapping');
+  peer.notePingFrom(encodePackedAddr({ address: '203.0.113.9', port: 5000 }));
+  assert.equal(peer.peerNat, null, 'another address: nothing to compare');
+  peer.notePingFrom(encodePackedAddr({ address: '198.51.100.7', port: 30923 }));
+  assert.equal(peer.peerNat, 'symmetric');
 });
