@@ -313,9 +313,10 @@ export class MagicSocket {
     if (best) s = { path: 'direct', endpoint: best.text, relay: p.homeRelay, latencyMs: round(best.latencyMs) };
     else if (relay && p.wg.endpoint && p.wg.endpoint[0] === p.relayAddr[0]) s = { path: 'relay', endpoint: firstText(p), relay, latencyMs: round(path.relayLatencyMs) };
     else {
-      // A relay address left from a relay the netmap no longer lists is no path at all.
+      // No relay to use and no pong yet: packets go to a candidate on trust (applyPath), which is
+      // no confirmed path. A relay address left from a relay the netmap no longer lists is none either.
       const ep = p.wg.endpoint && !isRelayAddr(p.wg.endpoint) ? p.wg.endpoint : null;
-      s = { path: ep ? 'direct' : 'none', endpoint: ep ? packedText(ep) : null, relay: p.homeRelay, latencyMs: null };
+      s = { path: 'none', endpoint: ep ? packedText(ep) : null, relay: p.homeRelay, latencyMs: null };
     }
     const why = s.path === 'direct' ? null : whyNotDirect({
       path: s.path, forceRelay: this.opts.forceRelay === true, udpBlocked: this.udpBlocked(), selfNat: this.nat?.kind ?? null, peerNat: p.peerNat,
