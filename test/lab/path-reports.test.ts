@@ -109,6 +109,12 @@ describe('path reports: the coordinator sees every node\'s paths and why not dir
     assert.match(r.stdout, /^sym1\s+fc\s+direct\s+\d+\.\d+\.\d+\.\d+:\d+\s+[\d.]+\s+\d+\/\d+\/\d+\s+-$/m);
     assert.match(r.stdout, /^sym1\s+sym2\s+relay\s+lab\s+\S+\s+\d+\/\d+\/0\s+pings to \d+ candidates? unanswered/m);
     assert.match(r.stdout, /^NAT \(netcheck\): .*sym1: symmetric/m);
+    const j = await mesh!.coord.adminCli(['paths', '--json']);
+    assert.equal(j.code, 0, j.stderr);
+    const parsed = AdminPaths.parse(JSON.parse(j.stdout));
+    assert.deepEqual(parsed.nodes.map((n) => n.name).sort(), ['fc', 'forced', 'sym1', 'sym2']);
+    assert.ok(parsed.stats.reports >= 4, JSON.stringify(parsed.stats));
+    assert.equal(parsed.stats.tooFrequent, 0, 'the agents keep to the interval');
     const st = await mesh!.node('sym1').agent.cli(['status']);
     assert.equal(st.code, 0, st.stderr);
     const block = st.stdout.split('\n\n').find((b) => /^peer: sym2/m.test(b)) ?? '';
