@@ -147,4 +147,19 @@ describe('path reports: the coordinator sees every node\'s paths and why not dir
     }
     process.stdout.write(`# agent "direct path" → coordinator: ${figures.join(', ')}\n`);
   });
+
+  test('a restarted coordinator (its live mesh in memory only) gets every table again when the agents reconnect', async () => {
+    const coord = mesh!.coord;
+    await coord.kill9();
+    await coord.start();
+    const t0 = Date.now();
+    let p: AdminPaths | undefined;
+    await waitFor('every node to report again', async () => {
+      p = await fetchPaths();
+      return p.nodes.length === 4 && p.nodes.every((n) => n.peers.length === 3);
+    }, 30_000, 300).catch((err: Error) => { throw new Error(`${err.message}: ${JSON.stringify(p, null, 1)}`); });
+    process.stdout.write(`# after a coordinator restart, every table back in ${Date.now() - t0} ms\n`);
+    assert.equal(peerIn(p!, 'sym1', 'fc')!.path, 'direct');
+    assert.equal(peerIn(p!, 'sym1', 'sym2')!.path, 'relay');
+  });
 });
