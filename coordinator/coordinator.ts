@@ -81,7 +81,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
   const adminRefusals = newAdminRefusals();
   const metrics: CoordinatorMetrics | null = opts.metricsListen ? createCoordinatorMetrics({
     registry: () => registry, streams: () => streams, netmap: (): NetmapHub => netmap, channels: () => channels,
-    registration: () => registration, adminRefusals: () => adminRefusals,
+    registration: () => registration, adminRefusals: () => adminRefusals, meshPaths: () => meshPaths,
   }) : null;
   const netmap: NetmapHub = new NetmapHub(registry, {
     flushMs: opts.flushMs, relays: opts.relays, dns: opts.dns ?? { domain: DEFAULT_DNS_DOMAIN, routes: [] }, log,
