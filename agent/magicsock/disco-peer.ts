@@ -29,6 +29,8 @@ export class DiscoPeer {
   /** Endpoints the netmap listed for the peer, and why each refused one was (candidate-filter.ts). */
   netmapEndpoints = 0;
   netmapRefused: string[] = [];
+  /** The coordinator sees the peer online (its netmap record). */
+  online = true;
   /** The peer's NAT as its pings showed it (null: unknown). */
   peerNat: NatKind | null = null;
 

@@ -75,6 +75,8 @@ export interface PeerSpec {
   name: string;
   endpoints: string[];
   homeRelay: string | null;
+  /** The coordinator sees the peer's stream open (absent: assumed online). */
+  online?: boolean;
 }
 
 export interface PeerPathStatus {
@@ -261,6 +263,7 @@ export class MagicSocket {
       }
       p.name = s.name;
       p.homeRelay = s.homeRelay;
+      p.online = s.online ?? true;
       const eps: { text: string; packed: Uint8Array }[] = [];
       const refused: string[] = [];
       for (const text of s.endpoints) {
@@ -324,7 +327,7 @@ export class MagicSocket {
       pingsSent: path.pingsSent, pongsReceived: path.pongsReceived,
       unansweredMs: path.unansweredSince === 0 ? null : now - path.unansweredSince,
       lostAgoMs: path.lostAt === 0 ? null : now - path.lostAt,
-      relay, relayDown: relay !== null && this.relays.down(relay), active: path.active(now),
+      relay, relayDown: relay !== null && this.relays.down(relay), active: path.active(now), peerOnline: p.online,
     });
     return { ...s, whyNotDirect: why, tried, idleSeconds };
   }

@@ -37,6 +37,8 @@ export interface PathFacts {
   relayDown: boolean;
   /** Traffic or disco within the last ACTIVE_MS (idle peers are not probed). */
   active: boolean;
+  /** The coordinator's word: false when the peer has no stream open (offline). */
+  peerOnline: boolean;
 }
 
 /** The reason, or null when the path is direct. */
@@ -51,6 +53,7 @@ export function whyNotDirect(f: PathFacts): string | null {
 function directReason(f: PathFacts): string {
   if (f.forceRelay) return 'forced to relay (--force-relay / PINHOLE_FORCE_RELAY)';
   if (f.udpBlocked) return 'UDP blocked here (netcheck: no STUN server answers over UDP)';
+  if (!f.peerOnline && f.pongsReceived === 0) return 'the peer is offline (the coordinator has no stream from it)';
   if (f.candidates === 0) {
     if (f.refused.length > 0) return `the peer's endpoints are all filtered (${[...new Set(f.refused)].join(', ')})`;
     if (f.netmapEndpoints === 0) return 'no candidates from the coordinator yet';

@@ -15,7 +15,7 @@ import type { Peer } from '../../agent/wireguard/peer.js';
 
 const base: PathFacts = {
   path: 'relay', forceRelay: false, udpBlocked: false, selfNat: null, peerNat: null, candidates: 2, refused: [], netmapEndpoints: 2,
-  pingsSent: 0, pongsReceived: 0, unansweredMs: null, lostAgoMs: null, relay: 'lab', relayDown: false, active: true,
+  pingsSent: 0, pongsReceived: 0, unansweredMs: null, lostAgoMs: null, relay: 'lab', relayDown: false, active: true, peerOnline: true,
 };
 const why = (f: Partial<PathFacts>): string | null => whyNotDirect({ ...base, ...f });
 
@@ -26,6 +26,11 @@ test('a direct path has no reason', () => {
 test('forced relay and UDP blocked here come first: probing cannot help', () => {
   assert.equal(why({ forceRelay: true, unansweredMs: 9000 }), 'forced to relay (--force-relay / PINHOLE_FORCE_RELAY)');
   assert.equal(why({ udpBlocked: true, unansweredMs: 9000 }), 'UDP blocked here (netcheck: no STUN server answers over UDP)');
+});
+
+test('a peer the coordinator sees offline is said to be offline, unless it answered pings (the coordinator may be the one that is away)', () => {
+  assert.equal(why({ peerOnline: false, unansweredMs: 9000 }), 'the peer is offline (the coordinator has no stream from it)');
+  assert.match(why({ peerOnline: false, pongsReceived: 3, unansweredMs: 9000 })!, /^pings to 2 candidates unanswered/);
 });
 
 test('no candidates: none from the coordinator yet, or all filtered (with the filter\'s reasons, once each)', () => {
