@@ -14,6 +14,7 @@
 //   PUT    /api/v1/admin/policy              Policy → PolicyReply
 //   DELETE /api/v1/admin/policy              → PolicyReply (no policy: everyone sees everyone)
 //   GET    /api/v1/admin/stats               → CoordinatorStats
+//   GET    /api/v1/admin/paths               → AdminPaths (admin-paths.ts: the live mesh)
 // The web console (console/) serves the same operations under /admin/api/ behind a session.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { AuthKeyCreate, RoutesApprove, type CoordinatorKeyState, type CoordinatorStats, type NodeInfo, type RouteInfo } from '../proto/control/schemas.js';
@@ -151,8 +152,9 @@ export function adminOperations(deps: Omit<AdminDeps, 'isRelayKey' | 'tokenHash'
   ];
 }
 
-export function adminRoutes(deps: AdminDeps): Route[] {
-  const guard = (req: ApiRequest): void => {
+/** The admin API's check, before any body is read: inside the channel, not a relay, the right token. */
+export function adminGuard(deps: Pick<AdminDeps, 'isRelayKey' | 'tokenHash' | 'refusals'>): (req: ApiRequest) => void {
+  return (req: ApiRequest): void => {
     const caller = requireCaller(req);
     const { refusals } = deps;
     if (deps.isRelayKey(caller.key)) { refusals.relayCredential++; throw new ForbiddenError('a relay\'s credential may only look up members'); }
@@ -163,6 +165,10 @@ export function adminRoutes(deps: AdminDeps): Route[] {
     if (!timingSafeEqual(hashAdminToken(m[1]!), deps.tokenHash)) { refusals.badToken++; throw new UnauthorizedError('bad admin token'); }
     caller.authenticated();
   };
+}
+
+export function adminRoutes(deps: AdminDeps): Route[] {
+  const guard = adminGuard(deps);
   return adminOperations(deps).map((o) => ({
     method: o.method, path: new RegExp(`^/api/v1/admin/${o.path}$`), guard, handle: o.handle, bodyLimit: ADMIN_BODY_LIMIT,
   }));

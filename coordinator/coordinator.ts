@@ -5,7 +5,8 @@ import type { AddressInfo } from 'node:net';
 import type { RelayInfo } from '../proto/control/schemas.js';
 import { AccessPolicy } from './access-policy.js';
 import { AddressRateLimiter } from './address-limits.js';
-import { adminOperations, adminRoutes, hashAdminToken, newAdminRefusals, type AdminDeps } from './admin.js';
+import { adminGuard, adminOperations, adminRoutes, hashAdminToken, newAdminRefusals, type AdminDeps } from './admin.js';
+import { adminPathsRoutes } from './admin-paths.js';
 import { createConsole } from './console/console-server.js';
 import { startMetricsServer, type MetricsListen, type MetricsServer } from '../metrics/http-server.js';
 import { createCoordinatorMetrics, type CoordinatorMetrics } from './metrics.js';
@@ -85,7 +86,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
   const adminRefusals = newAdminRefusals();
   const metrics: CoordinatorMetrics | null = opts.metricsListen ? createCoordinatorMetrics({
     registry: () => registry, streams: () => streams, netmap: (): NetmapHub => netmap, channels: () => channels,
-    registration: () => registration, adminRefusals: () => adminRefusals,
+    registration: () => registration, adminRefusals: () => adminRefusals, meshPaths: () => meshPaths,
   }) : null;
   const netmap: NetmapHub = new NetmapHub(registry, {
     flushMs: opts.flushMs, relays: opts.relays, dns: opts.dns ?? { domain: DEFAULT_DNS_DOMAIN, routes: [] }, log,
@@ -120,6 +121,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
     ...nodeRoutes(registration),
     ...relayAuthorizationRoutes({ isRelayKey, registry }),
     ...adminRoutes(adminDeps),
+    ...adminPathsRoutes({ guard: adminGuard({ tokenHash, isRelayKey, refusals: adminRefusals }), meshPaths, registry }),
   ], streams, log);
   channels = new ControlChannels({
     keys, inner, log,
