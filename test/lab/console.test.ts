@@ -133,6 +133,25 @@ describe('web console in Chromium', { timeout: 120_000 }, () => {
     await page.click('#nav-mesh');
     await page.waitForSelector('body[data-graph-painted]', { state: 'attached' });
     assert.match(await page.locator('h2 .count').innerText(), /3 nodes/);
+    // Traffic between the two agents: their path reports reach the open page as an edge, which
+    // ends direct (full cone x port-restricted cone), with both sides' view on a click.
+    const conbIp = (await joined!.status()).self!.ipv4!;
+    const pair = page.locator('#mesh-pairs tr[data-pair="cona|conb"], #mesh-pairs tr[data-pair="conb|cona"]');
+    const seen: string[] = [];
+    const deadline = Date.now() + 20_000;
+    while (Date.now() < deadline) {
+      await mesh!.node('cona').host.exec(['ping', '-n', '-c', '1', '-W', '1', conbIp], { timeoutMs: 5000 });
+      const kind = (await pair.count()) > 0 ? await pair.first().getAttribute('data-kind') : null;
+      if (kind && seen.at(-1) !== kind) seen.push(kind);
+      if (kind === 'direct') break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    assert.equal(seen.at(-1), 'direct', `the pair's path as the page showed it: ${seen.join(' → ') || 'no edge'}`);
+    await pair.first().click();
+    const detail = page.locator('#pair-detail');
+    await detail.waitFor();
+    assert.equal(await detail.locator('h4').count(), 2);
+    assert.doesNotMatch(await detail.innerText(), /No report from this side/, 'both sides reported');
     await shot('mesh');
     assert.deepEqual(problems, [], 'no CSP refusal, script error or alert');
   });
