@@ -8,11 +8,14 @@
 //   DELETE /api/v1/admin/nodes/:id           → NodeInfo (as it was)
 //   POST   /api/v1/admin/nodes/:id/expire    → NodeInfo
 //   POST   /api/v1/admin/nodes/:id/routes    RoutesApprove → NodeInfo
+//   POST   /api/v1/admin/nodes/:id/routes/unapprove  RoutesApprove → NodeInfo (approvals withdrawn)
 //   GET    /api/v1/admin/routes              → {routes}
 //   GET    /api/v1/admin/policy              → PolicyReply
 //   PUT    /api/v1/admin/policy              Policy → PolicyReply
 //   DELETE /api/v1/admin/policy              → PolicyReply (no policy: everyone sees everyone)
 //   GET    /api/v1/admin/stats               → CoordinatorStats
+//   GET    /api/v1/admin/paths               → AdminPaths (admin-paths.ts: the live mesh)
+// The web console (console/) serves the same operations under /admin/api/ behind a session.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { AuthKeyCreate, RoutesApprove, type CoordinatorKeyState, type CoordinatorStats, type NodeInfo, type RouteInfo } from '../proto/control/schemas.js';
 import { formatCidr } from '../proto/ip/address.js';
@@ -55,7 +58,7 @@ export function hashAdminToken(token: string): Buffer {
   return createHash('sha256').update(token, 'utf8').digest();
 }
 
-function nodeInfo(n: NodeRecord): NodeInfo {
+export function nodeInfo(n: NodeRecord): NodeInfo {
   return {
     ...peerOf(n),
     user: n.user,
@@ -67,7 +70,7 @@ function nodeInfo(n: NodeRecord): NodeInfo {
   };
 }
 
-function routeList(registry: NodeRegistry): RouteInfo[] {
+export function routeList(registry: NodeRegistry): RouteInfo[] {
   const out: RouteInfo[] = [];
   for (const n of registry.all()) {
     for (const route of n.advertisedRoutes) out.push({ nodeId: n.id, node: n.name, route, approved: n.approvedRoutes.includes(route), exitNode: false });
@@ -78,8 +81,80 @@ function routeList(registry: NodeRegistry): RouteInfo[] {
   return out;
 }
 
-export function adminRoutes(deps: AdminDeps): Route[] {
-  const guard = (req: ApiRequest): void => {
+/** One admin operation, without its path prefix or guard: the admin API and the web console share them. */
+export interface AdminOperation {
+  method: Route['method'];
+  /** Path after the prefix (/api/v1/admin/ or /admin/api/), as a regular expression source. */
+  path: string;
+  handle: Route['handle'];
+}
+
+/** Every admin operation (the business logic behind both the admin API and the web console). */
+export function adminOperations(deps: Omit<AdminDeps, 'isRelayKey' | 'tokenHash' | 'refusals'>): AdminOperation[] {
+  const op = (method: Route['method'], path: string, handle: Route['handle']): AdminOperation => ({ method, path, handle });
+  const keyState = (): CoordinatorKeyState => ({
+    current: { key: deps.keys.current.text, fingerprint: deps.keys.current.fingerprint },
+    next: deps.keys.next ? { key: deps.keys.next.text, fingerprint: deps.keys.next.fingerprint } : null,
+    authKeyFingerprint: deps.keys.authKeyFingerprint(),
+  });
+  const { authKeys, registry, policy } = deps;
+  const node = (req: ApiRequest): number => parseId(req.params[0], 'node');
+  const routesOf = async (req: ApiRequest): Promise<string[]> => {
+    const { routes } = parseWith(RoutesApprove, await req.body());
+    // Host bits set is refused, as `up --advertise-routes` refuses it: approving 192.0.2.129/26
+    // must not quietly serve 192.0.2.128/26.
+    return routes.map((r) => {
+      try {
+        return formatCidr(canonicalRoute(r, { strict: true }));
+      } catch (err) {
+        throw new BadRequestError(`routes: ${(err as Error).message}`);
+      }
+    });
+  };
+  return [
+    op('POST', 'authkeys', async (req) => ({ status: 201, body: await authKeys.create(parseWith(AuthKeyCreate, await req.body())) })),
+    op('GET', 'authkeys', async () => ({ body: { authKeys: authKeys.list() } })),
+    op('DELETE', 'authkeys/([^/]+)', async (req) => ({ body: await authKeys.revoke(parseId(req.params[0], 'auth key')) })),
+    op('GET', 'nodes', async () => ({ body: { nodes: [...registry.all()].map(nodeInfo) } })),
+    op('DELETE', 'nodes/([^/]+)', async (req) => ({ body: nodeInfo(await registry.delete(node(req))) })),
+    op('POST', 'nodes/([^/]+)/expire', async (req) => ({ body: nodeInfo(await registry.expire(node(req))) })),
+    op('POST', 'nodes/([^/]+)/routes', async (req) => {
+      const id = node(req);
+      return { body: nodeInfo(await registry.approveRoutes(id, await routesOf(req))) };
+    }),
+    op('POST', 'nodes/([^/]+)/routes/unapprove', async (req) => {
+      const id = node(req);
+      return { body: nodeInfo(await registry.unapproveRoutes(id, await routesOf(req))) };
+    }),
+    op('GET', 'routes', async () => ({ body: { routes: routeList(registry) } })),
+    op('GET', 'policy', async () => ({ body: policy.reply() })),
+    op('PUT', 'policy', async (req) => {
+      const body = await req.body();
+      if (body === null) throw new BadRequestError('policy: expected an object (DELETE /api/v1/admin/policy removes the policy)');
+      return { body: await policy.set(body) };
+    }),
+    op('DELETE', 'policy', async () => ({ body: await policy.set(null) })),
+    op('GET', 'stats', async () => ({ body: deps.stats() })),
+    op('GET', 'coordinator-key', async () => ({ body: keyState() })),
+    op('POST', 'coordinator-key/rotate', async () => {
+      await deps.keys.rotate();
+      // After this reply: every channel on the current key reopens and learns the next key.
+      const current = deps.keys.current.text;
+      setTimeout(() => deps.closeChannelsOn(current), 200).unref();
+      return { body: keyState() };
+    }),
+    op('POST', 'coordinator-key/finish', async () => {
+      const old = deps.keys.current.text;
+      await deps.keys.finish();
+      setTimeout(() => deps.closeChannelsOn(old), 200).unref();
+      return { body: keyState() };
+    }),
+  ];
+}
+
+/** The admin API's check, before any body is read: inside the channel, not a relay, the right token. */
+export function adminGuard(deps: Pick<AdminDeps, 'isRelayKey' | 'tokenHash' | 'refusals'>): (req: ApiRequest) => void {
+  return (req: ApiRequest): void => {
     const caller = requireCaller(req);
     const { refusals } = deps;
     if (deps.isRelayKey(caller.key)) { refusals.relayCredential++; throw new ForbiddenError('a relay\'s credential may only look up members'); }
@@ -90,59 +165,11 @@ export function adminRoutes(deps: AdminDeps): Route[] {
     if (!timingSafeEqual(hashAdminToken(m[1]!), deps.tokenHash)) { refusals.badToken++; throw new UnauthorizedError('bad admin token'); }
     caller.authenticated();
   };
-  const admin = (method: Route['method'], path: string, handle: Route['handle']): Route => ({
-    method, path: new RegExp(`^/api/v1/admin/${path}$`), guard, handle, bodyLimit: ADMIN_BODY_LIMIT,
-  });
-  const keyState = (): CoordinatorKeyState => ({
-    current: { key: deps.keys.current.text, fingerprint: deps.keys.current.fingerprint },
-    next: deps.keys.next ? { key: deps.keys.next.text, fingerprint: deps.keys.next.fingerprint } : null,
-    authKeyFingerprint: deps.keys.authKeyFingerprint(),
-  });
-  const { authKeys, registry, policy } = deps;
-  const node = (req: ApiRequest): number => parseId(req.params[0], 'node');
-  return [
-    admin('POST', 'authkeys', async (req) => ({ status: 201, body: await authKeys.create(parseWith(AuthKeyCreate, await req.body())) })),
-    admin('GET', 'authkeys', async () => ({ body: { authKeys: authKeys.list() } })),
-    admin('DELETE', 'authkeys/([^/]+)', async (req) => ({ body: await authKeys.revoke(parseId(req.params[0], 'auth key')) })),
-    admin('GET', 'nodes', async () => ({ body: { nodes: [...registry.all()].map(nodeInfo) } })),
-    admin('DELETE', 'nodes/([^/]+)', async (req) => ({ body: nodeInfo(await registry.delete(node(req))) })),
-    admin('POST', 'nodes/([^/]+)/expire', async (req) => ({ body: nodeInfo(await registry.expire(node(req))) })),
-    admin('POST', 'nodes/([^/]+)/routes', async (req) => {
-      const id = node(req);
-      const { routes } = parseWith(RoutesApprove, await req.body());
-      // Host bits set is refused, as `up --advertise-routes` refuses it: approving 192.0.2.129/26
-      // must not quietly serve 192.0.2.128/26.
-      const canonical = routes.map((r) => {
-        try {
-          return formatCidr(canonicalRoute(r, { strict: true }));
-        } catch (err) {
-          throw new BadRequestError(`routes: ${(err as Error).message}`);
-        }
-      });
-      return { body: nodeInfo(await registry.approveRoutes(id, canonical)) };
-    }),
-    admin('GET', 'routes', async () => ({ body: { routes: routeList(registry) } })),
-    admin('GET', 'policy', async () => ({ body: policy.reply() })),
-    admin('PUT', 'policy', async (req) => {
-      const body = await req.body();
-      if (body === null) throw new BadRequestError('policy: expected an object (DELETE /api/v1/admin/policy removes the policy)');
-      return { body: await policy.set(body) };
-    }),
-    admin('DELETE', 'policy', async () => ({ body: await policy.set(null) })),
-    admin('GET', 'stats', async () => ({ body: deps.stats() })),
-    admin('GET', 'coordinator-key', async () => ({ body: keyState() })),
-    admin('POST', 'coordinator-key/rotate', async () => {
-      await deps.keys.rotate();
-      // After this reply: every channel on the current key reopens and learns the next key.
-      const current = deps.keys.current.text;
-      setTimeout(() => deps.closeChannelsOn(current), 200).unref();
-      return { body: keyState() };
-    }),
-    admin('POST', 'coordinator-key/finish', async () => {
-      const old = deps.keys.current.text;
-      await deps.keys.finish();
-      setTimeout(() => deps.closeChannelsOn(old), 200).unref();
-      return { body: keyState() };
-    }),
-  ];
+}
+
+export function adminRoutes(deps: AdminDeps): Route[] {
+  const guard = adminGuard(deps);
+  return adminOperations(deps).map((o) => ({
+    method: o.method, path: new RegExp(`^/api/v1/admin/${o.path}$`), guard, handle: o.handle, bodyLimit: ADMIN_BODY_LIMIT,
+  }));
 }

@@ -5,7 +5,9 @@ import type { AddressInfo } from 'node:net';
 import type { RelayInfo } from '../proto/control/schemas.js';
 import { AccessPolicy } from './access-policy.js';
 import { AddressRateLimiter } from './address-limits.js';
-import { adminRoutes, hashAdminToken, newAdminRefusals } from './admin.js';
+import { adminGuard, adminOperations, adminRoutes, hashAdminToken, newAdminRefusals, type AdminDeps } from './admin.js';
+import { adminPathsRoutes } from './admin-paths.js';
+import { createConsole } from './console/console-server.js';
 import { startMetricsServer, type MetricsListen, type MetricsServer } from '../metrics/http-server.js';
 import { createCoordinatorMetrics, type CoordinatorMetrics } from './metrics.js';
 import { AuthKeys } from './authkeys.js';
@@ -48,6 +50,8 @@ export interface CoordinatorOptions {
   tls?: TlsFiles | null;
   /** Serve Prometheus metrics here (plain HTTP, GET /metrics). */
   metricsListen?: MetricsListen | null;
+  /** Where the web console's built files are (default: next to the compiled console module). */
+  consoleAssetsDir?: string;
   log: Logger;
 }
 
@@ -59,6 +63,8 @@ export interface Coordinator {
   port: number;
   /** http://HOST:PORT/metrics, or null without metricsListen. */
   metricsUrl: string | null;
+  /** The in-memory state, for in-process tests and benchmarks (feed the live mesh, add nodes). */
+  state: { registry: NodeRegistry; meshPaths: MeshPaths };
   close(): Promise<void>;
 }
 
@@ -80,7 +86,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
   const adminRefusals = newAdminRefusals();
   const metrics: CoordinatorMetrics | null = opts.metricsListen ? createCoordinatorMetrics({
     registry: () => registry, streams: () => streams, netmap: (): NetmapHub => netmap, channels: () => channels,
-    registration: () => registration, adminRefusals: () => adminRefusals,
+    registration: () => registration, adminRefusals: () => adminRefusals, meshPaths: () => meshPaths,
   }) : null;
   const netmap: NetmapHub = new NetmapHub(registry, {
     flushMs: opts.flushMs, relays: opts.relays, dns: opts.dns ?? { domain: DEFAULT_DNS_DOMAIN, routes: [] }, log,
@@ -99,28 +105,34 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
     refusals: { registerRate: 0, wrongNodeKey: 0 },
     outcomes: newRegistrationOutcomes(),
   };
+  const adminDeps: AdminDeps = {
+    tokenHash, authKeys, registry, policy, isRelayKey, keys, refusals: adminRefusals,
+    closeChannelsOn: (key) => channels.closeChannelsOn(key),
+    stats: () => ({
+      nodes: registry.size,
+      onlineNodes: [...registry.all()].filter((n) => n.online).length,
+      streams: streams.streamCount,
+      netmap: { ...netmap.stats },
+      stream: { ...streams.stats },
+      control: { ...channels.stats, ...registration.refusals, unauthenticated: channels.unauthenticatedCount },
+    }),
+  };
   const inner = createChannelServer([
     ...nodeRoutes(registration),
     ...relayAuthorizationRoutes({ isRelayKey, registry }),
-    ...adminRoutes({
-      tokenHash, authKeys, registry, policy, isRelayKey, keys, refusals: adminRefusals,
-      closeChannelsOn: (key) => channels.closeChannelsOn(key),
-      stats: () => ({
-        nodes: registry.size,
-        onlineNodes: [...registry.all()].filter((n) => n.online).length,
-        streams: streams.streamCount,
-        netmap: { ...netmap.stats },
-        stream: { ...streams.stats },
-        control: { ...channels.stats, ...registration.refusals, unauthenticated: channels.unauthenticatedCount },
-      }),
-    }),
+    ...adminRoutes(adminDeps),
+    ...adminPathsRoutes({ guard: adminGuard({ tokenHash, isRelayKey, refusals: adminRefusals }), meshPaths, registry }),
   ], streams, log);
   channels = new ControlChannels({
     keys, inner, log,
     limits: { ...DEFAULT_CONTROL_LIMITS, ...opts.limits },
     isKnownKey: (key) => isRelayKey(key) || registry.getByKey(key) !== undefined,
   });
-  const server = createPublicServer(keys, channels, log, opts.tls ?? null);
+  const webConsole = createConsole({
+    tokenHash, secure: Boolean(opts.tls), operations: adminOperations(adminDeps), registry, meshPaths, relays: opts.relays, log,
+    ...(opts.consoleAssetsDir ? { assetsDir: opts.consoleAssetsDir } : {}),
+  });
+  const server = createPublicServer(keys, channels, log, opts.tls ?? null, webConsole);
 
   const sweep = setInterval(() => registry.sweepExpiry(), EXPIRY_SWEEP_MS);
   const liveness = setInterval(() => {
@@ -154,6 +166,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
   async function stopEverything(): Promise<void> {
     clearInterval(sweep);
     clearInterval(liveness);
+    webConsole.close();
     streams.close();
     netmap.close();
     registry.close();
@@ -171,10 +184,12 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
     host: addr.address,
     port: addr.port,
     metricsUrl: metricsServer?.url ?? null,
+    state: { registry, meshPaths },
     close: () => {
       closing ??= (async () => {
         clearInterval(sweep);
         clearInterval(liveness);
+        webConsole.close();
         streams.close();
         netmap.close();
         await metricsServer?.close();

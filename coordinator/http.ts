@@ -14,6 +14,8 @@ export interface ApiRequest {
   headers: IncomingMessage['headers'];
   /** Who is calling, for requests inside a control channel (null on the public port). */
   caller: ChannelCaller | null;
+  /** The TCP peer's address (rate limits of the public port). */
+  remoteAddress: string;
   /** The JSON body; an empty body reads as {}. */
   body(): Promise<unknown>;
 }
@@ -21,6 +23,8 @@ export interface ApiRequest {
 export interface ApiReply {
   status?: number;
   body: unknown;
+  /** Extra response headers (the console's Set-Cookie). */
+  headers?: Record<string, string>;
 }
 
 export interface Route {
@@ -92,9 +96,9 @@ export function parseId(text: string | undefined, what: string): number {
   return n;
 }
 
-export function sendJson(res: ServerResponse, status: number, body: unknown): void {
+export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
+  res.writeHead(status, { ...headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
   res.end(text);
 }
 
@@ -114,11 +118,12 @@ export async function dispatch(routes: Route[], req: IncomingMessage, res: Serve
         params: m.slice(1),
         headers: req.headers,
         caller: callerOf(req.socket),
+        remoteAddress: req.socket.remoteAddress ?? 'unknown',
         body: () => readJsonBody(req, route.bodyLimit ?? SMALL_BODY_LIMIT),
       };
       route.guard?.(apiReq);
       const reply = await route.handle(apiReq);
-      return sendJson(res, reply.status ?? 200, reply.body);
+      return sendJson(res, reply.status ?? 200, reply.body, reply.headers);
     }
     if (pathMatched) throw new RequestRefusedError(405, `method ${req.method} not allowed on ${path}`);
     throw new RequestRefusedError(404, `no such API path: ${path}`);

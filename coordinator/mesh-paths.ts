@@ -16,7 +16,7 @@ export interface NodePaths {
   nodeId: number;
   natType: string | null;
   /** Peers by node id; reports naming keys that are not (or no longer) nodes are left out. */
-  peers: (PeerPathReport & { peerId: number })[];
+  peers: (PeerPathReport & { peerId: number; pathSince: number })[];
   /** Milliseconds since the epoch, coordinator clock. */
   reportedAt: number;
 }
@@ -38,10 +38,12 @@ export class MeshPaths {
     const prev = this.byNode.get(nodeId);
     if (prev && t - prev.reportedAt < MIN_GAP_MS) { this.stats.tooFrequent++; return false; }
     const peers: NodePaths['peers'] = [];
+    const before = new Map(prev?.peers.map((p) => [p.peerId, p]));
     for (const p of msg.peers) {
       const peer = this.registry.getByKey(p.peer);
       if (!peer || peer.id === nodeId) { this.stats.unknownPeers++; continue; }
-      peers.push({ ...p, peerId: peer.id });
+      const was = before.get(peer.id);
+      peers.push({ ...p, peerId: peer.id, pathSince: was && was.path === p.path ? was.pathSince : t });
     }
     const paths: NodePaths = { nodeId, natType: msg.natType, peers, reportedAt: t };
     this.byNode.set(nodeId, paths);

@@ -9,6 +9,7 @@ import type { NetmapHub } from './netmap.js';
 import type { RegistrationDeps } from './registration.js';
 import type { NodeRegistry } from './registry.js';
 import type { StreamServer } from './stream.js';
+import type { MeshPaths } from './mesh-paths.js';
 
 /** The parts the metrics read; asked at scrape time, so they may be built after the metrics. */
 export interface CoordinatorMetricsSource {
@@ -18,6 +19,7 @@ export interface CoordinatorMetricsSource {
   channels(): ControlChannels;
   registration(): Pick<RegistrationDeps, 'refusals' | 'outcomes'>;
   adminRefusals(): AdminRefusals;
+  meshPaths(): MeshPaths;
 }
 
 export interface CoordinatorMetrics {
@@ -77,6 +79,12 @@ export function createCoordinatorMetrics(src: CoordinatorMetricsSource): Coordin
     return [[{ kind: 'netmap' }, s.netmapBytes], [{ kind: 'delta' }, s.deltaBytes]];
   });
   counterFrom(r, 'pinhole_coordinator_netmap_skipped_behind_total', 'Deltas held back from recipients too far behind to take more', [], () => one(src.netmap().stats.skippedBehind));
+  counterFrom(r, 'pinhole_coordinator_path_reports_total', 'Agents\' path reports: stored, or dropped as too frequent', ['outcome'], () => {
+    const s = src.meshPaths().stats;
+    return [[{ outcome: 'stored' }, s.reports], [{ outcome: 'too_frequent' }, s.tooFrequent]];
+  });
+  counterFrom(r, 'pinhole_coordinator_path_report_unknown_peers_total', 'Peers in path reports that are no node (or the reporter itself), left out', [],
+    () => one(src.meshPaths().stats.unknownPeers));
   const fanOut = new Histogram({
     name: 'pinhole_coordinator_netmap_fanout_seconds',
     help: 'Per netmap flush: from its first change queued to the last recipient\'s delta handed to its socket',

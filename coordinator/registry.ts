@@ -237,6 +237,19 @@ export class NodeRegistry {
     return node;
   }
 
+  /** Withdraws approvals (a route the policy auto-approves comes back at the node's next registration). */
+  async unapproveRoutes(id: number, routes: string[]): Promise<NodeRecord> {
+    const node = this.require(id);
+    for (const r of routes) {
+      if (!node.approvedRoutes.includes(r)) throw new ConflictError(`node ${node.name} has no approved route ${r}`);
+    }
+    const approvedRoutes = node.approvedRoutes.filter((r) => !routes.includes(r));
+    await this.store.setApprovedRoutes([{ id, approvedRoutes }]);
+    node.approvedRoutes = approvedRoutes;
+    this.emit({ kind: 'updated', node, membership: true, self: true });
+    return node;
+  }
+
   /** Applies approvals already committed by someone else (the policy holder, with its policy). */
   applyApprovals(approvals: { id: number; approvedRoutes: string[] }[]): void {
     for (const a of approvals) {

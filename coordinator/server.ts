@@ -2,6 +2,7 @@
 // each control channel.
 //   public:  GET  /api/v1/server     → ServerInfo {serverKey, nextServerKey?} (public keys only)
 //            POST /api/v1/control    Upgrade: pinhole-control-v1 → a control channel (control-channels.ts)
+//            /admin/...              the web console (console/console-server.ts)
 //   inside a control channel (HTTP/1.1 over Noise):
 //            POST /api/v1/register   RegisterRequest → RegisterResponse
 //            POST /api/v1/deregister DeregisterRequest → DeregisterResponse (logout)
@@ -14,6 +15,7 @@ import type { ServerInfo } from '../proto/control/schemas.js';
 import { CONTROL_PATH } from '../proto/control/noise-upgrade.js';
 import { AddressCounter } from './address-limits.js';
 import type { ControlChannels } from './control-channels.js';
+import { isConsolePath, type ConsoleServer } from './console/console-server.js';
 import { dispatch, requireCaller, type Route } from './http.js';
 import type { Logger } from './log.js';
 import { deregister, register, type RegistrationDeps } from './registration.js';
@@ -74,7 +76,7 @@ export function createChannelServer(routes: Route[], streams: StreamServer, log:
 /** Connections that have not yet upgraded to a channel, per source address (slow clients). */
 export const MAX_PENDING_PER_ADDRESS = 256;
 
-export function createPublicServer(keys: ServerKeys, channels: ControlChannels, log: Logger, tls: TlsFiles | null): Server {
+export function createPublicServer(keys: ServerKeys, channels: ControlChannels, log: Logger, tls: TlsFiles | null, webConsole: ConsoleServer | null = null): Server {
   const pending = new AddressCounter(Number.MAX_SAFE_INTEGER, MAX_PENDING_PER_ADDRESS);
   const counted = new WeakMap<object, string>();
   const release = (socket: object): void => {
@@ -86,6 +88,7 @@ export function createPublicServer(keys: ServerKeys, channels: ControlChannels, 
   const routes = publicRoutes(keys);
   const handler = (req: IncomingMessage, res: import('node:http').ServerResponse): void => {
     const path = new URL(req.url ?? '/', 'http://coordinator').pathname;
+    if (webConsole && isConsolePath(path)) return webConsole.handle(req, res);
     if (path.startsWith('/api/v1/') && path !== '/api/v1/server') {
       res.writeHead(426, { 'content-type': 'application/json', upgrade: 'pinhole-control-v1', connection: 'close' });
       res.end(JSON.stringify({ error: `${path} is served only inside the encrypted control channel (POST ${CONTROL_PATH} with Upgrade); use the pinhole CLI` }));

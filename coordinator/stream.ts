@@ -33,6 +33,18 @@ export const CloseCode = {
   forbidden: 4003,
 } as const;
 
+/** One inbound text message: the message, or why it is refused (one line). Never throws. */
+export function parseClientStreamMessage(text: string): { ok: true; msg: ClientStreamMessage } | { ok: false; error: string } {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    return { ok: false, error: 'not a JSON text message' };
+  }
+  const parsed = ClientStreamMessage.safeParse(json);
+  return parsed.success ? { ok: true, msg: parsed.data } : { ok: false, error: describeZodError(parsed.error) };
+}
+
 export interface StreamServerOptions {
   registry: NodeRegistry;
   netmap: NetmapHub;
@@ -129,16 +141,9 @@ export class StreamServer {
   }
 
   private onMessage(conn: Connection, data: RawData, isBinary: boolean, helloTimer: NodeJS.Timeout): void {
-    let json: unknown;
-    try {
-      if (isBinary) throw new Error('binary');
-      json = JSON.parse(data.toString());
-    } catch {
-      return this.malformed(conn, 'not a JSON text message');
-    }
-    const parsed = ClientStreamMessage.safeParse(json);
-    if (!parsed.success) return this.malformed(conn, describeZodError(parsed.error));
-    const msg = parsed.data;
+    const parsed = isBinary ? { ok: false as const, error: 'not a JSON text message' } : parseClientStreamMessage(data.toString());
+    if (!parsed.ok) return this.malformed(conn, parsed.error);
+    const msg = parsed.msg;
     if (!conn.stream) {
       if (msg.type !== 'hello') return this.refuse(conn, CloseCode.protocolError, 'expected hello first');
       clearTimeout(helloTimer);

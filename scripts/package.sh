@@ -32,8 +32,9 @@ addon=agent/tun/build/Release/pinhole_native.node
 if [ "$build" = 1 ]; then
   [ -f "$addon" ] || npm run --silent build:addon >&2
   npm run --silent build:ts >&2
+  npm run --silent build:console >&2
 fi
-for need in "$addon" dist/agent/cli/main.js dist/coordinator/main.js dist/relay/main.js node_modules; do
+for need in "$addon" dist/agent/cli/main.js dist/coordinator/main.js dist/coordinator/console/assets/app.js dist/relay/main.js node_modules; do
   [ -e "$need" ] || { echo "package.sh: $need is missing: run bash scripts/setup.sh first" >&2; exit 1; }
 done
 

@@ -3,7 +3,7 @@
 // (agent/control/control-channel.ts) under a throwaway static key; the token never leaves it.
 //   authkey create [--reusable] [--ephemeral] [--expiry DURATION] [--tag TAG]... [--user NAME] | authkey list
 //   | authkey revoke ID | nodes list | nodes delete N | nodes expire N | routes list
-//   | routes approve NODE CIDR... | policy get | policy set FILE
+//   | routes approve NODE CIDR... | policy get | policy set FILE | paths
 // Every subcommand takes --json. N and NODE are a node id or name. The token may also come from
 // PINHOLE_ADMIN_TOKEN or --token-file, the key from PINHOLE_COORDINATOR_KEY, --coordinator-key-file
 // or the URL's fragment (#FINGERPRINT). Failures throw one-line errors; the caller prints them.
@@ -18,6 +18,7 @@ import type { z } from 'zod';
 import { parseDuration } from '../../proto/control/duration.js';
 import { PolicyReply } from '../../proto/control/policy.js';
 import { checkPolicyText } from './policy-file.js';
+import { AdminPaths } from '../../proto/control/mesh-paths.js';
 import { canonicalRoute } from '../../proto/control/routes.js';
 import {
   AuthKeyCreated, AuthKeyInfo, AuthKeyList, NodeInfo, NodeList, RouteList,
@@ -104,6 +105,20 @@ function formatKeys(keys: AuthKey[]): string {
   return table(['ID', 'PREFIX', 'USE', 'EPHEMERAL', 'USER', 'TAGS', 'USED', 'EXPIRES', 'STATE'], keys.map((k) => [
     String(k.id), k.prefix, k.reusable ? 'reusable' : 'single', k.ephemeral ? 'yes' : 'no', k.user ?? '-', list(k.tags), String(k.usedCount), when(k.expiresAt), keyState(k),
   ]));
+}
+
+/** The live mesh: one row per reporting node and peer, the reason when not direct. */
+export function formatPaths(r: AdminPaths): string {
+  const rows = r.nodes.flatMap((n) => n.peers.map((p) => [
+    n.name, p.peerName, p.path, p.path === 'relay' ? p.relay ?? '-' : p.endpoint ?? '-',
+    p.latencyMs === null ? '-' : String(Math.round(p.latencyMs * 10) / 10),
+    `${p.tried.candidates}/${p.tried.pingsSent}/${p.tried.pongsReceived}`, p.whyNotDirect ?? '-',
+  ]));
+  if (rows.length === 0) return r.nodes.length === 0 ? 'no path reports yet' : 'no peers in the path reports';
+  const nat = r.nodes.filter((n) => n.natType !== null).map((n) => `${n.name}: ${n.natType}`);
+  return table(['NODE', 'PEER', 'PATH', 'VIA', 'MS', 'TRIED', 'WHY NOT DIRECT'], rows)
+    + (nat.length > 0 ? `\nNAT (netcheck): ${nat.join('; ')}` : '')
+    + '\nTRIED: candidates/pings sent/pongs received';
 }
 
 function out(text: string): void {
@@ -256,12 +271,19 @@ export function registerAdminCommand(program: Command): void {
     else out(`policy updated: ${r.policy?.acls.length ?? 0} ACL rule(s)`);
   });
 
+  const paths = admin.command('paths').description('the live mesh: each node\'s path to each peer, and why it is not direct');
+  paths.option('--json', 'machine-readable output').action(async (_o: unknown, self: Command) => {
+    const r = await call(target(self), 'GET', 'paths', AdminPaths);
+    if (self.opts().json) json(r);
+    else out(formatPaths(r));
+  });
+
   admin.addHelpText('after', () => `\nVerbs:\n${adminVerbs(admin).join('\n')}`);
 }
 
 /** "  authkey create|list|revoke" per noun: commander's help lists only the nouns. */
 function adminVerbs(admin: Command): string[] {
-  return admin.commands.map((noun) => `  ${noun.name()} ${noun.commands.map((v) => v.name()).join('|')}`);
+  return admin.commands.map((noun) => `  ${noun.name()}${noun.commands.length > 0 ? ` ${noun.commands.map((v) => v.name()).join('|')}` : ''}`);
 }
 
 async function readStdin(): Promise<string> {

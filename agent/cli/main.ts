@@ -57,6 +57,7 @@ function buildProgram(): Command {
     .option('--no-portmap', 'managed mode: do not ask the gateway for a port mapping (UPnP, NAT-PMP, PCP); also PINHOLE_NO_PORTMAP=1')
     .option('--portmap-protocol <name>', 'managed mode: use only this port-mapping protocol: pcp, nat-pmp or upnp (default: whichever the gateway offers, in that order)')
     .option('--portmap-lease <seconds>', 'managed mode: port-mapping lease to ask for (renewed at half of what is granted)', '7200')
+    .option('--force-relay', 'managed mode: never go direct, reach every peer through its relay (debugging, benchmarks); also PINHOLE_FORCE_RELAY=1')
     .option('--config-file <file>', 'managed mode: a YAML file with these flags and the preferences of `up` (docs/agent.yaml.example); flags override it')
     .action(async (opts: AgentFlags, cmd: Command) => {
       let socket = (cmd.optsWithGlobals() as { socket: string }).socket;
@@ -95,6 +96,7 @@ function buildProgram(): Command {
         const portmap = portmapSettings(opts);
         await runManagedAgent({
           stateDir: opts.stateDir, socketPath: socket, tunName: opts.tun, port: parsePort(opts.port), socketMark, resolvConfPath: opts.resolvConf, portmap,
+          forceRelay: opts.forceRelay === true || process.env.PINHOLE_FORCE_RELAY === '1',
           ...accessGroups(opts), ...(metricsListen ? { metricsListen } : {}), ...(join ? { join } : {}),
         });
         return;
@@ -139,7 +141,7 @@ function buildProgram(): Command {
 interface AgentFlags {
   config?: string; configFile?: string; tun?: string; stateDir?: string; port?: string; adminGroup?: string; operatorGroup?: string;
   socketMark: string; resolvConf: string; metricsListen?: string;
-  portmap: boolean; portmapProtocol?: string; portmapLease: string;
+  portmap: boolean; portmapProtocol?: string; portmapLease: string; forceRelay?: boolean;
 }
 
 /** --no-portmap / PINHOLE_NO_PORTMAP=1 (read here, once), --portmap-protocol, --portmap-lease. */

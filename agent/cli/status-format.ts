@@ -76,10 +76,16 @@ function peerLines(p: PeerStatusJson, managed: boolean): string[] {
   const via = p.path === 'relay' ? (p.relay ? ` ${p.relay}` : '') : p.endpoint ? ` via ${p.endpoint}` : '';
   const latency = p.latencyMs !== null && p.latencyMs !== undefined ? `, ${p.latencyMs} ms` : '';
   lines.push(`  path: ${p.path}${via}${latency}`);
+  if (p.whyNotDirect) lines.push(`  why not direct: ${p.whyNotDirect}${triedText(p.tried)}`);
   if (!managed) lines.push(`  allowed ips: ${p.allowedIps.join(', ')}`);
   lines.push(`  latest handshake: ${ago(p.lastHandshake)}`);
   lines.push(`  transfer: ${bytes(p.rxBytes)} received, ${bytes(p.txBytes)} sent`);
   return lines;
+}
+
+/** "; tried 3 candidates, 12 pings, 0 pongs" (status keeps it to the one line). */
+function triedText(t: PeerStatusJson['tried']): string {
+  return t ? `; tried ${t.candidates} candidate${t.candidates === 1 ? '' : 's'}, ${t.pingsSent} ping${t.pingsSent === 1 ? '' : 's'}, ${t.pongsReceived} pong${t.pongsReceived === 1 ? '' : 's'}` : '';
 }
 
 export function formatStatus(st: AgentStatus): string {

@@ -5,7 +5,9 @@
 // the full map of the new connection replaces the old one (resume).
 import WebSocket from 'ws';
 import type { NoiseChannel } from '../../proto/control/noise-channel.js';
-import { STREAM_CAPABILITIES, ServerStreamMessage, type ClientStreamMessage, type Netmap, type NetmapDelta } from '../../proto/control/schemas.js';
+import {
+  SERVER_CAPABILITIES, STREAM_CAPABILITIES, ServerStreamMessage, type ClientStreamMessage, type Netmap, type NetmapDelta, type StreamPaths,
+} from '../../proto/control/schemas.js';
 import { decodeKey } from '../../proto/wireguard/keys.js';
 import { Backoff, type BackoffOptions } from './backoff.js';
 import { CoordinatorKeyMismatchError, markedConnector, openControlChannel } from './control-channel.js';
@@ -82,6 +84,8 @@ export class ControlStream {
   private gotNetmap = false;
   private lastInboundAt = 0;
   private reportedEndpoints = '';
+  /** What the coordinator of this connection accepts beyond the first round (its netmap's serverCapabilities). */
+  private serverCaps: readonly string[] = [];
   private connectedSince: string | null = null;
   private lastError: string | null = null;
   private keyMismatch = false;
@@ -142,6 +146,16 @@ export class ControlStream {
     this.backoff.reset();
     this.log.info('network changed: reconnecting the control stream');
     this.connect();
+  }
+
+  /** The connected coordinator takes {type:'paths'} reports (its netmap lists 'path-reports'). */
+  get takesPathReports(): boolean {
+    return this.gotNetmap && this.serverCaps.includes(SERVER_CAPABILITIES.pathReports);
+  }
+
+  /** Sends this node's path table (path-reporter.ts); false when not connected or the coordinator does not take it. */
+  sendPaths(msg: StreamPaths): boolean {
+    return this.takesPathReports && this.send(msg);
   }
 
   /** Reports the endpoints again if they changed since the last report. */
@@ -245,6 +259,7 @@ export class ControlStream {
     const wasConnected = this.connected;
     this.connectedSince = null;
     this.gotNetmap = false;
+    this.serverCaps = [];
     if (wasConnected && notify) this.notify(() => this.opts.onConnectedChange?.(false));
   }
 
@@ -268,6 +283,7 @@ export class ControlStream {
         this.counters.netmaps++;
         const first = !this.gotNetmap;
         this.gotNetmap = true;
+        this.serverCaps = msg.serverCapabilities ?? [];
         if (first) {
           this.connectedSince = new Date().toISOString();
           this.lastError = null;

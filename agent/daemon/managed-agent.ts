@@ -35,6 +35,8 @@ import { MagicDns, DEFAULT_RESOLV_CONF } from '../dns/magic-dns.js';
 import type { PortmapperOptions } from '../portmap/portmapper.js';
 import { DEFAULT_ROUTING_PREFS, RoutingPrefsError, type AdvertiseFlags, type ClientRoutingFlags } from './routing-prefs.js';
 import { acceptsAnythingFrom } from '../filter/filter-rules.js';
+import { PathReporter, pathReportOf } from '../control/path-reporter.js';
+import { natTypeOf } from '../netcheck/nat-type.js';
 
 /** How long `up` waits for the coordinator's netmap before answering "up, not connected yet". */
 export const UP_NETMAP_WAIT_MS = 7_000;
@@ -60,6 +62,8 @@ export interface ManagedAgentOptions {
   resolvConfPath?: string;
   /** Port mapping by the gateway (UPnP, NAT-PMP, PCP); null: off (--no-portmap, PINHOLE_NO_PORTMAP=1). */
   portmap?: PortmapSettings | null;
+  /** Never go direct (--force-relay, PINHOLE_FORCE_RELAY=1). */
+  forceRelay?: boolean;
 }
 
 /** What the CLI decides about port mapping: the protocols to try and the lease to ask for. */
@@ -128,6 +132,8 @@ export class ManagedAgent {
   private readonly routing: NodeRouting;
   /** Names in DNS on 100.100.100.100 and the OS resolver pointed at it (agent/dns/). */
   private readonly dns: MagicDns;
+  /** The path table for the coordinator's live mesh (path-reporter.ts), while the stream takes it. */
+  private readonly pathReporter: PathReporter;
 
   private constructor(
     private readonly opts: ManagedAgentOptions,
@@ -144,6 +150,13 @@ export class ManagedAgent {
       createNat: (emit, policy) => createUserspaceNat(emit, this.mtu, opts.log, policy),
     });
     this.dns = new MagicDns({ resolvConfPath: opts.resolvConfPath ?? DEFAULT_RESOLV_CONF, stateDir: opts.state.dir, log: opts.log });
+    this.pathReporter = new PathReporter({
+      table: () => {
+        const magic = this.live?.magic;
+        return magic ? { natType: magic.natType, peers: magic.pathTable().map(pathReportOf) } : { natType: null, peers: [] };
+      },
+      send: (msg) => this.stream?.sendPaths(msg) ?? false,
+    });
     if (registration && netmap && netmap.self.id === registration.node.id && netmap.self.nodeKey === opts.state.keys.nodeKey) {
       this.view = new NetmapView(netmap);
     }
@@ -383,7 +396,8 @@ export class ManagedAgent {
       onReportChange: () => this.stream?.refreshEndpoints(),
       // The coordinator connection may hang on an address we no longer have: dial again now.
       onNetworkChange: () => this.stream?.reconnectNow(),
-      forceRelay: process.env.PINHOLE_FORCE_RELAY === '1',
+      forceRelay: this.opts.forceRelay === true,
+      onPathChange: () => this.pathReporter.poke(),
       portmap: this.opts.portmap === undefined ? {} : this.opts.portmap,
       socketMark: this.opts.socketMark.value,
       ...(this.opts.onPathEvent ? { onPathEvent: this.opts.onPathEvent } : {}),
@@ -474,6 +488,7 @@ export class ManagedAgent {
     ]);
     const report: NetcheckReport = { ...run, portmap };
     this.lastNetcheck = report;
+    if (this.live === live) live.magic.setNetcheck(natTypeOf(report), report.udp);
     return report;
   }
 
@@ -500,7 +515,13 @@ export class ManagedAgent {
       homeRelay: () => this.live?.magic.homeRelay ?? null,
       onNetmap: (n) => this.onNetmap(n),
       onDelta: (d) => this.onDelta(d),
-      onConnectedChange: (c) => { if (!c) this.log.warn('lost the coordinator; tunnels keep running on the last netmap'); },
+      onConnectedChange: (c) => {
+        if (c && this.stream?.takesPathReports) this.pathReporter.enable();
+        if (!c) {
+          this.pathReporter.disable();
+          this.log.warn('lost the coordinator; tunnels keep running on the last netmap');
+        }
+      },
       lastSeq: () => this.view?.seq,
       log: this.log,
       socketMark: this.opts.socketMark.value,
@@ -524,6 +545,7 @@ export class ManagedAgent {
   }
 
   private stopControl(): void {
+    this.pathReporter.disable();
     this.stream?.stop();
     this.stream = null;
     clearInterval(this.endpointTimer);

@@ -6,6 +6,7 @@ import { newDropCounters, newHandshakeCounters } from '../wireguard/counters.js'
 import { buildStatus, dataPath } from '../static/status-build.js';
 import type { AgentStatus, ControlStatusJson, IoCountersJson, ManagedSelfJson, PeerStatusJson } from '../static/status.js';
 import type { Tunnel } from './tunnel.js';
+import type { PeerPathStatus } from '../magicsock/magic-socket.js';
 
 export interface ManagedStatusInput {
   self: ManagedSelfJson;
@@ -16,7 +17,7 @@ export interface ManagedStatusInput {
   addresses: string[];
   netmapPeers: Iterable<NetmapPeer>;
   /** The magic socket's view of a peer's path (managed mode while up). */
-  pathOf?: (nodeKey: string) => { path: 'direct' | 'relay' | 'none'; endpoint: string | null; relay: string | null; latencyMs: number | null } | null;
+  pathOf?: (nodeKey: string) => PeerPathStatus | null;
   relays?: AgentStatus['relays'];
   routing?: AgentStatus['routing'];
   magicsock?: AgentStatus['magicsock'];

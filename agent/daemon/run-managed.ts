@@ -33,6 +33,8 @@ export interface ManagedDaemonOptions extends AccessGroupOptions {
   join?: JoinOnStart;
   /** Port mapping (--no-portmap gives null); absent: on, with the defaults. */
   portmap?: PortmapSettings | null;
+  /** --force-relay / PINHOLE_FORCE_RELAY=1: never go direct. */
+  forceRelay?: boolean;
 }
 
 export interface JoinOnStart {
@@ -53,7 +55,7 @@ export async function runManagedAgent(opts: ManagedDaemonOptions): Promise<void>
   const metrics = opts.metricsListen ? createAgentMetrics({ status: () => agent.status(), netcheck: () => agent.netcheckReport }) : null;
   const agent: ManagedAgent = await ManagedAgent.load({
     state, log, tunName, port: opts.port, timers: timersFromEnv(process.env.PINHOLE_WG_TIMERS), defaultHostname: defaultHostname(),
-    socketMark: opts.socketMark ?? DEFAULT_SOCKET_MARK,
+    socketMark: opts.socketMark ?? DEFAULT_SOCKET_MARK, forceRelay: opts.forceRelay === true,
     ...(opts.portmap !== undefined ? { portmap: opts.portmap } : {}),
     ...(metrics ? { onPathEvent: metrics.onPathEvent } : {}),
     ...(opts.resolvConfPath !== undefined ? { resolvConfPath: opts.resolvConfPath } : {}),

@@ -3,6 +3,8 @@
 import { discoSharedKey } from '../../proto/disco/messages.js';
 import { DiscoReplayWindow } from '../../proto/disco/replay-window.js';
 import type { Peer } from '../wireguard/peer.js';
+import type { NatKind } from '../netcheck/nat-type.js';
+import { packedText } from './path-addr.js';
 import { relayAddr } from './path-addr.js';
 import { PeerPath } from './peer-path.js';
 
@@ -24,6 +26,13 @@ export class DiscoPeer {
   addedAt = 0;
   firstPacketSeen = false;
   firstDirectSeen = false;
+  /** Endpoints the netmap listed for the peer, and why each refused one was (candidate-filter.ts). */
+  netmapEndpoints = 0;
+  netmapRefused: string[] = [];
+  /** The coordinator sees the peer online (its netmap record). */
+  online = true;
+  /** The peer's NAT as its pings showed it (null: unknown). */
+  peerNat: NatKind | null = null;
 
   constructor(
     readonly id: number,
@@ -38,6 +47,23 @@ export class DiscoPeer {
     this.discoKeyB64 = Buffer.from(discoKey).toString('base64');
     this.sharedKey = discoSharedKey(discoKey, discoSecret);
     this.name = name;
+  }
+
+  /**
+   * A disco ping from the peer came from `from` (packed UDP address): from an address the netmap
+   * lists with another port, its NAT gave us a mapping of its own (symmetric: endpoint-dependent).
+   */
+  notePingFrom(from: Uint8Array): void {
+    if (this.peerNat === 'symmetric') return;
+    const text = packedText(from);
+    const ip = text.slice(0, text.lastIndexOf(':'));
+    let sameIp = false;
+    for (const c of this.path.candidates.values()) {
+      if (c.source !== 'netmap') continue;
+      if (c.text === text) return;
+      if (c.text.slice(0, c.text.lastIndexOf(':')) === ip) sameIp = true;
+    }
+    if (sameIp) this.peerNat = 'symmetric';
   }
 
   setDiscoKey(discoKey: Uint8Array, discoSecret: Uint8Array): void {

@@ -17,16 +17,18 @@ import type { BatchUdpSocket } from '../tun/udp-socket.js';
 import { decodePackedAddr, encodePackedAddr, packedAddrEquals } from '../tun/packed-addr.js';
 import { StunClient } from '../netcheck/stun-client.js';
 import { MagicBind } from './magic-bind.js';
-import { NO_DISCO_ENDPOINT, discoToPacked, packedText, packedToDisco } from './path-addr.js';
+import { NO_DISCO_ENDPOINT, discoToPacked, isRelayAddr, packedText, packedToDisco } from './path-addr.js';
 import { DiscoPeer } from './disco-peer.js';
 import { EndpointDiscovery, relayStunServers } from './endpoint-discovery.js';
 import { RelaySet, type RelayEntry, type RelayStatusJson } from './relay-set.js';
 import { ACTIVE_MS, MIN_PING_GAP_MS, type Candidate, type PathKind } from './peer-path.js';
 import { newMagicCounters, type MagicCounters } from './counters.js';
-import { candidateRefusal, readLocalAddresses, type LocalAddressSet } from './candidate-filter.js';
+import { candidateRefusal, readLocalAddresses, type CandidateRefusal, type LocalAddressSet } from './candidate-filter.js';
 import { PongLimiter } from './pong-limiter.js';
 import { nextTickDelay, TICK_MS } from './tick-schedule.js';
 import { Portmapper, type PortmapperOptions } from '../portmap/portmapper.js';
+import type { NatType } from '../netcheck/nat-type.js';
+import { whyNotDirect } from './why-not-direct.js';
 
 const PING_TIMEOUT_MS = 5000;
 const CALL_ME_MAYBE_GAP_MS = 1000;
@@ -46,8 +48,10 @@ export interface MagicSocketOptions {
   onReportChange: () => void;
   /** The host may be on another network: reconnect what else hangs on the old one (the control stream). */
   onNetworkChange?: () => void;
-  /** Never go direct: every peer with a relay is reached through it (benchmarks, debugging; PINHOLE_FORCE_RELAY=1). */
+  /** Never go direct: every peer with a relay is reached through it (benchmarks, debugging; --force-relay, PINHOLE_FORCE_RELAY=1). */
   forceRelay?: boolean;
+  /** A peer's path kind, endpoint or relay changed (the path reporter looks at the table again). */
+  onPathChange?: () => void;
   /** SO_MARK of the relay connections (socket-mark.ts); 0 or absent: unmarked. */
   socketMark?: number;
   /** Told once per peer (metrics): its first packet received, its first direct path. */
@@ -71,6 +75,8 @@ export interface PeerSpec {
   name: string;
   endpoints: string[];
   homeRelay: string | null;
+  /** The coordinator sees the peer's stream open (absent: assumed online). */
+  online?: boolean;
 }
 
 export interface PeerPathStatus {
@@ -78,6 +84,17 @@ export interface PeerPathStatus {
   endpoint: string | null;
   relay: string | null;
   latencyMs: number | null;
+  /** Why the path is not direct, one line (why-not-direct.ts); null when direct. */
+  whyNotDirect: string | null;
+  /** Direct candidates now, disco pings sent to candidates and pongs back from them. */
+  tried: { candidates: number; pingsSent: number; pongsReceived: number };
+  /** Seconds since traffic or disco last went to or came from the peer. */
+  idleSeconds: number;
+}
+
+/** One row of the path table the agent reports to the coordinator (StreamPaths). */
+export interface PeerPathRow extends PeerPathStatus {
+  nodeKey: string;
 }
 
 export interface PingResult {
@@ -121,6 +138,9 @@ export class MagicSocket {
   private readonly pongLimiter = new PongLimiter();
   private localAddrs: LocalAddressSet = { own: new Set(), broadcast: new Set() };
   private localAddrsAt = -Infinity;
+  /** This node's NAT type from its last netcheck (null: none ran, or it could not tell). */
+  private nat: NatType | null = null;
+  private netcheckUdp: boolean | null = null;
 
   constructor(private readonly opts: MagicSocketOptions) {
     this.log = opts.log;
@@ -243,13 +263,20 @@ export class MagicSocket {
       }
       p.name = s.name;
       p.homeRelay = s.homeRelay;
+      p.online = s.online ?? true;
       const eps: { text: string; packed: Uint8Array }[] = [];
+      const refused: string[] = [];
       for (const text of s.endpoints) {
         try {
           const packed = packedFromText(text);
-          if (packed && this.probeable(p, packed, 'netmap', now)) eps.push({ text: packedText(packed), packed });
-        } catch { /* not an endpoint we can use */ }
+          if (!packed) { refused.push('not ip:port'); continue; }
+          const why = this.refusal(p, packed, 'netmap', now);
+          if (why === null) eps.push({ text: packedText(packed), packed });
+          else refused.push(why);
+        } catch { refused.push('not ip:port'); }
       }
+      p.netmapEndpoints = s.endpoints.length;
+      p.netmapRefused = refused;
       p.path.setNetmapEndpoints(eps, now);
       this.applyPath(p, now);
     }
@@ -258,15 +285,58 @@ export class MagicSocket {
 
   peerStatus(nodeKey: string): PeerPathStatus | null {
     const p = this.byNodeKey.get(nodeKey);
-    if (!p) return null;
+    return p ? this.statusOf(p, this.now()) : null;
+  }
+
+  /** Every peer's path, with why it is not direct and what was tried (for the coordinator's live mesh). */
+  pathTable(): PeerPathRow[] {
     const now = this.now();
-    const best = p.path.direct(now);
-    if (best) return { path: 'direct', endpoint: best.text, relay: p.homeRelay, latencyMs: round(best.latencyMs) };
+    return [...this.byId.values()].map((p) => ({ nodeKey: p.nodeKeyB64, ...this.statusOf(p, now) }));
+  }
+
+  /** This node's NAT type as its last netcheck showed it (StreamPaths.natType). */
+  get natType(): string | null {
+    return this.nat?.text ?? null;
+  }
+
+  /** A netcheck ran: its NAT type and UDP verdict feed "why not direct". */
+  setNetcheck(nat: NatType | null, udp: boolean): void {
+    this.nat = nat;
+    this.netcheckUdp = udp;
+    this.opts.onPathChange?.();
+  }
+
+  private statusOf(p: DiscoPeer, now: number): PeerPathStatus {
+    const path = p.path;
+    const best = path.direct(now);
     const relay = this.relayFor(p);
-    if (relay && p.wg.endpoint && p.wg.endpoint[0] === p.relayAddr[0]) {
-      return { path: 'relay', endpoint: firstText(p), relay, latencyMs: round(p.path.relayLatencyMs) };
+    const tried = { candidates: path.candidates.size, pingsSent: path.pingsSent, pongsReceived: path.pongsReceived };
+    const idleSeconds = Math.round(Math.max(0, now - Math.max(path.lastActiveAt, p.addedAt)) / 1000);
+    let s: Omit<PeerPathStatus, 'whyNotDirect' | 'tried' | 'idleSeconds'>;
+    if (best) s = { path: 'direct', endpoint: best.text, relay: p.homeRelay, latencyMs: round(best.latencyMs) };
+    else if (relay && p.wg.endpoint && p.wg.endpoint[0] === p.relayAddr[0]) s = { path: 'relay', endpoint: firstText(p), relay, latencyMs: round(path.relayLatencyMs) };
+    else {
+      // No relay to use and no pong yet: packets go to a candidate on trust (applyPath), which is
+      // no confirmed path. A relay address left from a relay the netmap no longer lists is none either.
+      const ep = p.wg.endpoint && !isRelayAddr(p.wg.endpoint) ? p.wg.endpoint : null;
+      s = { path: 'none', endpoint: ep ? packedText(ep) : null, relay: p.homeRelay, latencyMs: null };
     }
-    return { path: p.wg.endpoint ? 'direct' : 'none', endpoint: p.wg.endpoint ? packedText(p.wg.endpoint) : null, relay: p.homeRelay, latencyMs: null };
+    const why = s.path === 'direct' ? null : whyNotDirect({
+      path: s.path, forceRelay: this.opts.forceRelay === true, udpBlocked: this.udpBlocked(), selfNat: this.nat?.kind ?? null, peerNat: p.peerNat,
+      candidates: path.candidates.size, refused: p.netmapRefused, netmapEndpoints: p.netmapEndpoints,
+      pingsSent: path.pingsSent, pongsReceived: path.pongsReceived,
+      unansweredMs: path.unansweredSince === 0 ? null : now - path.unansweredSince,
+      lostAgoMs: path.lostAt === 0 ? null : now - path.lostAt,
+      relay, relayDown: relay !== null && this.relays.down(relay), active: path.active(now), peerOnline: p.online,
+    });
+    return { ...s, whyNotDirect: why, tried, idleSeconds };
+  }
+
+  /** No STUN server answers over UDP: netcheck said so, or endpoint discovery never got an answer. */
+  private udpBlocked(): boolean {
+    if (this.netcheckUdp !== null) return !this.netcheckUdp;
+    const d = this.discovery;
+    return d.lastStunAt !== null && d.lastStunError !== null && d.reflexiveEndpoints.length === 0;
   }
 
   /** A disco ping over the peer's current path; null on timeout. Also starts path discovery. */
@@ -374,6 +444,7 @@ export class MagicSocket {
       case 'ping': {
         if (!bytesEqual(msg.nodeKey, p.nodeKey)) { this.counters.discoBadPacket++; return; }
         this.counters.pingsReceived++;
+        if (fromUdp) p.notePingFrom(fromUdp);
         this.markActive(p, now);
         if (fromUdp && !this.pongAllowed(p, fromUdp, now)) {
           this.counters.pongsRateLimited++;
@@ -465,7 +536,7 @@ export class MagicSocket {
     const txid = randomBytes(12);
     const key = txid.toString('hex');
     this.pending.set(key, { peer: p, target, relay, sentAt: now, ...(waiter ? { waiter } : {}) });
-    if (target) target.lastPingAt = now;
+    if (target) p.path.notePingSent(target, now);
     this.counters.pingsSent++;
     return this.sendDisco(p, this.payload({ type: 'ping', txid, nodeKey: this.opts.nodeKey }), target?.packed ?? null, relay);
   }
@@ -483,15 +554,20 @@ export class MagicSocket {
 
   /** False (and counted) for a peer-supplied endpoint we must not probe: see candidate-filter.ts. */
   private probeable(p: DiscoPeer, packed: Uint8Array, source: string, now: number): boolean {
+    return this.refusal(p, packed, source, now) === null;
+  }
+
+  /** Why a peer-supplied endpoint must not be probed (counted), or null. */
+  private refusal(p: DiscoPeer, packed: Uint8Array, source: string, now: number): CandidateRefusal | null {
     if (now - this.localAddrsAt >= LOCAL_ADDRS_REFRESH_MS) {
       this.localAddrs = readLocalAddresses();
       this.localAddrsAt = now;
     }
     const why = candidateRefusal(packed, this.localAddrs);
-    if (why === null) return true;
+    if (why === null) return null;
     this.counters.candidatesRefused++;
     this.log.debug(`${p.name}: ${source} endpoint ${packedText(packed)} refused (${why})`);
-    return false;
+    return why;
   }
 
   private sendDisco(p: DiscoPeer, payload: Uint8Array, udpAddr: Uint8Array | null, relay: string | null): boolean {
@@ -526,13 +602,17 @@ export class MagicSocket {
     else if (relay) want = p.relayAddr;
     else want = firstCandidate ?? p.wg.endpoint;
     const cur = p.wg.endpoint;
+    let changed = false;
     if (want && (!cur || !packedAddrEquals(cur, 0, want, 0))) {
       const wasRelay = cur !== undefined && cur[0] === p.relayAddr[0];
       p.wg.endpoint = want;
       if (!best && relay && !wasRelay) this.log.info(`${p.name}: path via relay ${relay}`);
       this.opts.device.resendInitiation(p.wg, now);
+      changed = true;
     }
-    p.relayInUse = best ? null : relay;
+    const relayInUse = best ? null : relay;
+    if (p.relayInUse !== relayInUse) { p.relayInUse = relayInUse; changed = true; }
+    if (changed) this.opts.onPathChange?.();
     if (best && !p.firstDirectSeen) {
       p.firstDirectSeen = true;
       this.opts.onPathEvent?.({ kind: 'direct', seconds: (now - p.addedAt) / 1000 });

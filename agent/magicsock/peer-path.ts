@@ -58,6 +58,14 @@ export class PeerPath {
   /** When the path last became direct, and when it last changed at all (for tests and status). */
   directSince = 0;
   changes = 0;
+  /** What was tried ("why not direct"): disco pings sent to candidates and pongs back from them. */
+  pingsSent = 0;
+  pongsReceived = 0;
+  /** The first candidate ping since the last pong from any candidate (0: none unanswered). */
+  unansweredSince = 0;
+  private lastPingSentAt = 0;
+  /** When a direct path was last lost (0: never, or direct again since). */
+  lostAt = 0;
 
   /** Replaces the coordinator-given candidates, keeping learned ones. */
   setNetmapEndpoints(list: { text: string; packed: Uint8Array }[], now: number): void {
@@ -84,10 +92,21 @@ export class PeerPath {
     return this.add(packedText(packed), packed, source, now);
   }
 
+  /** A disco ping went to candidate `c`. */
+  notePingSent(c: Candidate, now: number): void {
+    // Pings before a pause (ACTIVE_MS without any) belong to an earlier attempt: count from now.
+    if (this.unansweredSince === 0 || now - this.lastPingSentAt > ACTIVE_MS) this.unansweredSince = now;
+    c.lastPingAt = now;
+    this.lastPingSentAt = now;
+    this.pingsSent++;
+  }
+
   /** A pong from candidate `c` after `latencyMs`: maybe the new best path. True if the path changed. */
   onPong(c: Candidate, latencyMs: number, now: number): boolean {
     c.lastPongAt = now;
     c.latencyMs = latencyMs;
+    this.pongsReceived++;
+    this.unansweredSince = 0;
     const best = this.best;
     if (best === c) return false;
     if (best === null || !this.trusted(best, now) || this.suspect(now)) return this.choose(c, now);
@@ -129,6 +148,7 @@ export class PeerPath {
       this.best = null;
       this.resetProbes();
       this.directSince = 0;
+      this.lostAt = now;
       this.changes++;
     }
     return this.best;
@@ -156,8 +176,9 @@ export class PeerPath {
    * The host may be on another network: the chosen path was confirmed from the old one, so it is
    * trusted again only after a new pong (the relay carries traffic meanwhile); probe at once.
    */
-  networkChanged(_now: number): void {
-    if (this.best !== null) { this.best = null; this.directSince = 0; this.changes++; }
+  networkChanged(now: number): void {
+    if (this.best !== null) { this.best = null; this.directSince = 0; this.lostAt = now; this.changes++; }
+    this.unansweredSince = 0;
     for (const c of this.candidates.values()) c.lastPingAt = 0;
     this.lastCallMeMaybeAt = 0;
     this.resetProbes();
@@ -179,6 +200,7 @@ export class PeerPath {
 
   private choose(c: Candidate, now: number): boolean {
     if (this.best === null) this.directSince = now;
+    this.lostAt = 0;
     this.best = c;
     this.changes++;
     return true;

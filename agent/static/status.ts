@@ -22,6 +22,11 @@ export interface PeerStatusJson {
   nodeId?: number;
   overlayIpv6?: string | null;
   online?: boolean;
+  /** Managed mode while up: why the path is not direct (one line; null when direct) and what was tried. */
+  whyNotDirect?: string | null;
+  tried?: { candidates: number; pingsSent: number; pongsReceived: number };
+  /** Seconds since traffic or disco last went to or came from the peer. */
+  idleSeconds?: number;
 }
 
 export interface IoCountersJson {

@@ -9,9 +9,11 @@ import type { Mesh, MeshNode } from './mesh-lab.js';
  * Starts an agent on a new host of `site`, joins it to the mesh as `name` and adds it to
  * mesh.nodes. mesh.stop() does not know it: the caller stops `node.agent` first.
  */
-export async function addMeshNode(mesh: Mesh, site: Site, name: string, opts: { env?: Record<string, string>; authKey?: string } = {}): Promise<MeshNode> {
+export async function addMeshNode(mesh: Mesh, site: Site, name: string, opts: { env?: Record<string, string>; authKey?: string; extraArgs?: string[] } = {}): Promise<MeshNode> {
   const host = await site.addHost(`x${mesh.nodes.length}`);
-  const agent = await startManagedAgent(host, { tun: `px${runId()}${mesh.nodes.length}`.slice(0, 15), ...(opts.env ? { env: opts.env } : {}) });
+  const agent = await startManagedAgent(host, {
+    tun: `px${runId()}${mesh.nodes.length}`.slice(0, 15), ...(opts.env ? { env: opts.env } : {}), ...(opts.extraArgs ? { extraArgs: opts.extraArgs } : {}),
+  });
   try {
     const key = opts.authKey ?? await mesh.coord.createAuthKey({ reusable: false });
     const r = await agent.cli(['up', '--coordinator', mesh.coord.url, '--auth-key', key, '--hostname', name], 30_000);

@@ -229,3 +229,31 @@ test('stop() closes the connection and no reconnect follows', async () => {
   assert.equal(conns.length, before);
   assert.equal(stream.connected, false);
 });
+
+test('path reports go out only to a coordinator whose netmap lists path-reports, and only while connected', async () => {
+  const report = { type: 'paths' as const, natType: null, peers: [] };
+  const { stream, got } = client();
+  let connP = nextConn();
+  stream.start();
+  try {
+    assert.equal(stream.sendPaths(report), false, 'not connected');
+    let conn = await connP;
+    await conn.helloOk;
+    conn.ws.send(JSON.stringify(netmap(1, [2])));
+    await until(() => got.netmaps.length === 1);
+    assert.equal(stream.takesPathReports, false, 'a coordinator without the capability');
+    assert.equal(stream.sendPaths(report), false);
+    // A reconnect to one that takes them.
+    connP = nextConn();
+    conn.ws.terminate();
+    conn = await connP;
+    await conn.helloOk;
+    conn.ws.send(JSON.stringify({ ...netmap(2, [2]), serverCapabilities: ['path-reports'] }));
+    await until(() => got.netmaps.length === 2 && stream.connected);
+    assert.equal(stream.takesPathReports, true);
+    assert.equal(stream.sendPaths(report), true);
+    await until(() => conn.received.some((m) => m.type === 'paths'));
+    assert.equal(conns.flatMap((c) => c.received).filter((m) => m.type === 'paths').length, 1, 'nothing reached the first coordinator');
+  } finally { stream.stop(); }
+  assert.equal(stream.takesPathReports, false, 'stopped');
+});

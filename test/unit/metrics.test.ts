@@ -153,7 +153,7 @@ describe('collectors read the counters at scrape time', () => {
     assert.ok(!text.includes(nodeKey), 'the peer\'s key is nowhere');
   });
 
-  test('coordinator: registrations by outcome, refusals by stage and reason, fan-out histogram', async () => {
+  test('coordinator: registrations by outcome, refusals by stage and reason, fan-out histogram, path reports', async () => {
     const outcomes = { created: 2, updated: 1, refused: new Map([[401, 3], [429, 1], [418, 1]]) };
     const m = createCoordinatorMetrics({
       registry: () => ({ size: 3, all: () => [{ online: true }, { online: false }, { online: true }].values() }) as never,
@@ -162,6 +162,7 @@ describe('collectors read the counters at scrape time', () => {
       channels: () => ({ unauthenticatedCount: 0, stats: { opened: 9, badHandshake: 0, keyMismatch: 2, rateLimited: 0, unauthenticatedCap: 0, unauthenticatedTimeout: 0, pendingCap: 0 } }) as never,
       registration: () => ({ refusals: { registerRate: 1, wrongNodeKey: 0 }, outcomes }),
       adminRefusals: () => ({ relayCredential: 0, disabled: 0, missingToken: 0, badToken: 4 }),
+      meshPaths: () => ({ stats: { reports: 7, tooFrequent: 2, unknownPeers: 1 } }) as never,
     });
     m.observeFanOut(30, 2);
     const text = await m.registry.metrics();
@@ -176,6 +177,9 @@ describe('collectors read the counters at scrape time', () => {
     assert.equal(sample(text, 'pinhole_coordinator_refusals_total{stage="register",reason="register_rate"}'), 1);
     assert.equal(sample(text, 'pinhole_coordinator_netmap_fanout_seconds_bucket{le="0.05"}'), 1);
     assert.equal(sample(text, 'pinhole_coordinator_netmap_fanout_seconds_bucket{le="0.025"}'), 0);
+    assert.equal(sample(text, 'pinhole_coordinator_path_reports_total{outcome="stored"}'), 7);
+    assert.equal(sample(text, 'pinhole_coordinator_path_reports_total{outcome="too_frequent"}'), 2);
+    assert.equal(sample(text, 'pinhole_coordinator_path_report_unknown_peers_total'), 1);
   });
 });
 
