@@ -101,7 +101,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
   };
   const inner = createChannelServer([
     ...nodeRoutes(registration),
-    ...relayAuthorizationRoutes({ isRelayKey, registry }),
+    ...relayAuthorizationRoutes({ isRelayKey, relayNameOf: (key) => opts.relays.find((r) => r.key === key)?.name, registry }),
     ...adminRoutes({
       tokenHash, authKeys, registry, policy, isRelayKey, keys, refusals: adminRefusals,
       closeChannelsOn: (key) => channels.closeChannelsOn(key),
