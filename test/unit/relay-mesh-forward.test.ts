@@ -66,3 +66,33 @@ test('a relay without the mesh credential is refused and learns nothing', async 
   const st = (r3.health() as { mesh: { peers: Array<{ state: string }> } }).mesh.peers[0]!;
   assert.notEqual(st.state, 'open');
 });
+
+test('pinhole relay refuses bad mesh flags with one clear line', async () => {
+  const { spawnSync } = await import('node:child_process');
+  const { mkdtempSync, writeFileSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { PINHOLE_BIN } = await import('../../scripts/tunnels/paths.js');
+  const dir = mkdtempSync(join(tmpdir(), 'pinhole-meshcli-'));
+  try {
+    const open = join(dir, 'open.key');
+    writeFileSync(open, `${'k'.repeat(40)}\n`, { mode: 0o644 });
+    const short = join(dir, 'short.key');
+    writeFileSync(short, 'tooshort\n', { mode: 0o600 });
+    const base = ['relay', '--open', '--listen', '127.0.0.1:0', '--stun', '127.0.0.1:0'];
+    const cases: Array<[string[], RegExp]> = [
+      [['--mesh-with', 'ws://127.0.0.1:1/relay'], /--mesh-key-file F is required with --mesh-with/],
+      [['--mesh-with', 'ftp://x/relay', '--mesh-key-file', short], /--mesh-with: not a ws/],
+      [['--mesh-with', 'ws://127.0.0.1:1/relay', '--mesh-key-file', open], /readable by group or others/],
+      [['--mesh-with', 'ws://127.0.0.1:1/relay', '--mesh-key-file', short], /at least 32 characters/],
+    ];
+    for (const [args, want] of cases) {
+      const r = spawnSync(process.execPath, [PINHOLE_BIN, ...base, ...args], { encoding: 'utf8', timeout: 15_000 });
+      assert.notEqual(r.status, 0, `${args.join(' ')} must fail`);
+      assert.match(r.stderr, want);
+      assert.equal(r.stderr.trim().split('\n').length, 1, `one line: ${r.stderr}`);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
