@@ -119,7 +119,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
   };
   const inner = createChannelServer([
     ...nodeRoutes(registration),
-    ...relayAuthorizationRoutes({ isRelayKey, registry }),
+    ...relayAuthorizationRoutes({ isRelayKey, relayNameOf: (key) => opts.relays.find((r) => r.key === key)?.name, registry }),
     ...adminRoutes(adminDeps),
     ...adminPathsRoutes({ guard: adminGuard({ tokenHash, isRelayKey, refusals: adminRefusals }), meshPaths, registry }),
   ], streams, log);

@@ -1,5 +1,6 @@
 // `pinhole coordinator --listen HOST:PORT --db PATH|postgres://USER@HOST:PORT/DB [--db-password-file F]
 //  [--admin-token-file F] [--relay NAME=URL --relay-key NAME=KEY ...] [--relay-stun NAME=HOST:PORT ...]
+//  [--relay-region NAME=REGION ...]
 //  [--tls-cert F --tls-key F] [limits]`
 // `pinhole coordinator migrate-db --from PATH --to postgres://USER@HOST:PORT/DB [--db-password-file F]`
 // Prints two lines on stdout once it listens ("pinhole coordinator listening on http://HOST:PORT",
@@ -37,9 +38,9 @@ function durationFlag(flag: string, text: string, allowNever = false): number | 
   }
 }
 
-function relayMap(relays: string[], stun: string[], keys: string[]): CoordinatorOptions['relays'] {
+function relayMap(relays: string[], stun: string[], keys: string[], regions: string[]): CoordinatorOptions['relays'] {
   try {
-    return buildRelayMap(relays, stun, keys);
+    return buildRelayMap(relays, stun, keys, regions);
   } catch (err) {
     if (err instanceof RelayMapError) throw new UsageError(err.message);
     throw err;
@@ -139,7 +140,7 @@ function storeOptions(db: string, passwordFile: string | undefined, poolSize: st
 }
 
 interface Flags {
-  listen: string; db: string; dbPasswordFile?: string; dbPoolSize: string; adminTokenFile?: string; relay: string[]; relayStun: string[]; relayKey: string[];
+  listen: string; db: string; dbPasswordFile?: string; dbPoolSize: string; adminTokenFile?: string; relay: string[]; relayStun: string[]; relayKey: string[]; relayRegion: string[];
   tlsCert?: string; tlsKey?: string; maxHandshakeRate: string; maxRegisterRate: string;
   maxUnauthenticated: string; maxUnauthenticatedPerAddress: string;
   dnsDomain: string; dnsRoute: string[];
@@ -165,7 +166,7 @@ async function run(flags: Flags): Promise<void> {
       maxUnauthenticated: Math.floor(positive('--max-unauthenticated', flags.maxUnauthenticated)),
       maxUnauthenticatedPerAddress: Math.floor(positive('--max-unauthenticated-per-address', flags.maxUnauthenticatedPerAddress)),
     },
-    relays: relayMap(flags.relay, flags.relayStun, flags.relayKey),
+    relays: relayMap(flags.relay, flags.relayStun, flags.relayKey, flags.relayRegion),
     dns,
     nodeKeyExpiryMs: durationFlag('--node-key-expiry', flags.nodeKeyExpiry, true),
     ephemeralTimeoutMs: durationFlag('--ephemeral-timeout', flags.ephemeralTimeout)!,
@@ -199,6 +200,8 @@ function buildProgram(): Command {
     .option('--relay-key <name=key>', 'the static key of relay NAME, as `pinhole relay` prints it (required for every --relay)',
       (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--relay-stun <name=host:port>', 'a STUN server of relay NAME (repeatable; default: the relay URL\'s host, port 3478)',
+      (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option('--relay-region <name=region>', 'relay NAME belongs to REGION; the relays of a region are meshed (`pinhole relay --mesh-with`) and nodes fail over among them (repeatable)',
       (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--dns-domain <domain>', 'nodes are named HOST.DOMAIN in DNS (MagicDNS)', DEFAULT_DNS_DOMAIN)
     .option('--dns-route <suffix=resolver>', 'split DNS: names under SUFFIX are resolved by RESOLVER (IP[:port]) on every node (repeatable)',

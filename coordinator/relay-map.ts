@@ -1,5 +1,6 @@
 // The relay map every node gets in its netmap, from `--relay NAME=URL`, `--relay-key NAME=KEY` and
-// `--relay-stun NAME=HOST:PORT` (all repeatable). Every relay needs its key (agents refuse a relay
+// `--relay-stun NAME=HOST:PORT` and `--relay-region NAME=REGION` (all repeatable; relays of one
+// region form a relay mesh, docs/relay-mesh.md). Every relay needs its key (agents refuse a relay
 // that does not prove it); a relay given no STUN server gets one at its URL's host on port 3478,
 // where `pinhole relay --stun` usually listens.
 import type { RelayInfo } from '../proto/control/schemas.js';
@@ -36,7 +37,7 @@ function checkRelayUrl(name: string, url: string): void {
  * `--relay` values ("NAME=URL"), `--relay-stun` values ("NAME=HOST:PORT") and `--relay-key` values
  * ("NAME=KEY") → the relay map.
  */
-export function buildRelayMap(relayFlags: readonly string[], stunFlags: readonly string[] = [], keyFlags: readonly string[] = []): RelayInfo[] {
+export function buildRelayMap(relayFlags: readonly string[], stunFlags: readonly string[] = [], keyFlags: readonly string[] = [], regionFlags: readonly string[] = []): RelayInfo[] {
   const relays: RelayInfo[] = [];
   for (const text of relayFlags) {
     const { name, value: url } = splitNamed('--relay', text, 'NAME=URL (e.g. home=ws://203.0.113.10:8443/relay)');
@@ -66,6 +67,14 @@ export function buildRelayMap(relayFlags: readonly string[], stunFlags: readonly
       throw new RelayMapError(`--relay-stun: ${(err as Error).message}`);
     }
     if (!relay.stun.includes(server)) relay.stun.push(server);
+  }
+  for (const text of regionFlags) {
+    const { name, value } = splitNamed('--relay-region', text, 'NAME=REGION (e.g. r1=eu)');
+    const relay = relays.find((r) => r.name === name);
+    if (!relay) throw new RelayMapError(`--relay-region: no --relay named ${name}`);
+    if (!/^[a-z0-9-]{1,64}$/i.test(value)) throw new RelayMapError(`--relay-region: ${name}: region ${JSON.stringify(value)} must be 1-64 letters, digits or '-'`);
+    if (relay.region) throw new RelayMapError(`--relay-region: relay ${name} is given two regions`);
+    relay.region = value;
   }
   for (const relay of relays) {
     if (relay.stun.length === 0) {

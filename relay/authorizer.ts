@@ -32,10 +32,17 @@ export interface CoordinatorAuthorizerOptions {
   deniedTtlMs?: number;
   /** Called on lookups that failed (for logs). */
   onError?: (err: unknown) => void;
+  /** The path asked for a key; default nodeKeyPath (relayKeyPath for mesh peers). */
+  pathOf?: (key: Uint8Array) => string;
 }
 
 export function nodeKeyPath(nodeKey: Uint8Array): string {
   return `/api/v1/relay/nodes/${Buffer.from(nodeKey).toString('base64url')}`;
+}
+
+/** The mesh's question: is this static key a relay in the coordinator's relay map? (200 yes, 404 no) */
+export function relayKeyPath(relayKey: Uint8Array): string {
+  return `/api/v1/relay/relays/${Buffer.from(relayKey).toString('base64url')}`;
 }
 
 export function createCoordinatorAuthorizer(opts: CoordinatorAuthorizerOptions): NodeAuthorizer {
@@ -59,7 +66,7 @@ export function createCoordinatorAuthorizer(opts: CoordinatorAuthorizerOptions):
 
   return {
     async authorize(nodeKey, signal) {
-      const path = nodeKeyPath(nodeKey);
+      const path = (opts.pathOf ?? nodeKeyPath)(nodeKey);
       const now = Date.now();
       const hit = cache.get(path);
       if (hit && hit.until > now) return hit.result;

@@ -62,6 +62,23 @@ export interface SessionHost {
   forward(from: ClientSession, frame: Uint8Array, dst: Uint8Array, priority: boolean): void;
 }
 
+/** A queue that pauses the senders filling it (a client's data lane, or a mesh link's). */
+export interface PauseTarget {
+  /** Senders paused by this queue. */
+  readonly blocked: Set<PausableSender>;
+  /** A pause on this queue hit maxPauseMs: it drops instead of pausing until drained. */
+  overrun: boolean;
+}
+
+/** Whoever's socket a full queue can pause: a client, or the mesh session delivering for a peer relay. */
+export interface PausableSender {
+  readonly state: string;
+  /** Pauses this sender's socket until `dst` drains or maxPauseMs passes. */
+  blockOn(dst: PauseTarget): void;
+  /** Ends the pause. */
+  unblock(): void;
+}
+
 /** Bytes handed to the socket but not yet written: above this, frames wait in the queue. */
 const INFLIGHT_LIMIT = 512 * 1024;
 /** Frames are packed into WebSocket messages of up to this size. */
@@ -75,7 +92,7 @@ const NOT_HERE_INTERVAL_MS = 1000;
 
 type State = 'handshake' | 'authorizing' | 'open' | 'closed';
 
-export class ClientSession {
+export class ClientSession implements PauseTarget, PausableSender {
   state: State = 'handshake';
   /** Set once the proof verified. */
   nodeKey: Uint8Array = new Uint8Array(0);
@@ -105,13 +122,13 @@ export class ClientSession {
   private paused = false;
   private rateLimited = false;
   /** The destination whose full queue holds this sender's socket paused, since when, and the bound's timer. */
-  private blockedOn: ClientSession | null = null;
+  private blockedOn: PauseTarget | null = null;
   private blockedAt = 0;
   private blockTimer: NodeJS.Timeout | null = null;
   /** Senders paused by this session's full data lane. */
-  private readonly blocked = new Set<ClientSession>();
+  readonly blocked = new Set<PausableSender>();
   /** A sender's pause on this session hit maxPauseMs: drop instead of pausing until drained. */
-  private overrun = false;
+  overrun = false;
   private early: Array<[number, Uint8Array, Uint8Array]> = [];
   private notHere = new Map<string, number>();
 
@@ -152,7 +169,7 @@ export class ClientSession {
    * Queues a data frame from `from` for this client, pausing `from` when it fills the data lane
    * (see the top of this file).
    */
-  enqueueData(frame: Uint8Array, from: ClientSession): void {
+  enqueueData(frame: Uint8Array, from: PausableSender): void {
     if (!this.enqueue(frame, false)) return;
     if (this.queue.dataFull && !this.overrun && from !== this && from.state === 'open') from.blockOn(this);
   }
@@ -191,7 +208,7 @@ export class ClientSession {
   }
 
   /** Pauses this sender's socket until `dst` drains or maxPauseMs passes. */
-  private blockOn(dst: ClientSession): void {
+  blockOn(dst: PauseTarget): void {
     if (this.blockedOn !== null) return;
     this.blockedOn = dst;
     this.blockedAt = performance.now();
@@ -206,7 +223,7 @@ export class ClientSession {
   }
 
   /** Ends this sender's backpressure pause. */
-  private unblock(): void {
+  unblock(): void {
     const dst = this.blockedOn;
     if (dst === null) return;
     if (this.blockTimer) clearTimeout(this.blockTimer);

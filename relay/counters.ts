@@ -56,6 +56,31 @@ export function createRelayCounters() {
     /** Times a client's socket was paused by its rate limit, and for how long in all. */
     rateLimitPauses: 0,
     rateLimitPausedMs: 0,
+    /** The relay mesh (--mesh-with); all zero without it. */
+    mesh: {
+      /** Links this relay dialled that are open now, and peer relays' links into this one. */
+      linksOut: 0,
+      linksIn: 0,
+      /** Client keys the peers announced (presence table size). */
+      presence: 0,
+      /** Frames sent to a peer relay for a key connected there / delivered here from a peer. */
+      forwardedOut: 0,
+      forwardedIn: 0,
+      /** Mesh connections refused (either side), by reason. */
+      refused: { badProof: 0, badCredential: 0, notAuthorized: 0, malformed: 0 },
+      drops: {
+        /** A forward frame for a key not connected here: dropped, never forwarded again (one hop). */
+        notHere: 0,
+        /** Mesh frames that did not decode (dropped, connection kept). */
+        badFrame: 0,
+        /** Oldest frames dropped from a link's queue at its hard cap. */
+        queueOverflow: 0,
+        /** Presence announcements refused: the table was full. */
+        presenceFull: 0,
+        /** Frames queued for a link when it went down. */
+        linkDown: 0,
+      },
+    },
     stun: {
       requests: 0,
       successSent: 0,

@@ -7,7 +7,9 @@ import { tryParseAddress } from '../proto/ip/address.js';
 import type { StunEndpoint } from '../proto/stun/attributes.js';
 import { encodeKey } from '../proto/wireguard/keys.js';
 import { readFileSync } from 'node:fs';
-import { createCoordinatorAuthorizer } from './authorizer.js';
+import { createCoordinatorAuthorizer, relayKeyPath } from './authorizer.js';
+import { MeshCredentialError, readMeshCredential } from './mesh-credential.js';
+import { meshUrl } from './mesh-link.js';
 import { coordinatorLookup, resolveCoordinatorKey } from './coordinator-channel.js';
 import { loadOrCreateRelayKey, RelayKeyFileError } from './key-file.js';
 import { createLogger } from './log.js';
@@ -79,6 +81,8 @@ interface RelayCliOptions {
   globalQueueBytes: string;
   maxConnsPerIp: string;
   metricsListen?: string;
+  meshWith: string[];
+  meshKeyFile?: string;
 }
 
 function buildProgram(): Command {
@@ -107,6 +111,9 @@ function buildProgram(): Command {
     .option('--write-timeout <duration>', 'close a client that reads none of what waits for it for this long', '30s')
     .option('--global-queue-bytes <bytes>', 'all clients\' queues together; frames over it are dropped', '256Mi')
     .option('--max-conns-per-ip <n>', 'open connections per source address', '64')
+    .option('--mesh-with <url,...>', 'other relays of this deployment to mesh with (repeatable; comma-separated URLs; this relay\'s own URL is skipped)',
+      (v: string, prev: string[]) => [...prev, ...v.split(',').map((x) => x.trim()).filter(Boolean)], [] as string[])
+    .option('--mesh-key-file <file>', 'the shared mesh credential (mode 0600, the same file on every relay of the mesh); required with --mesh-with')
     .option('--metrics-listen <host:port>', 'serve Prometheus metrics at http://HOST:PORT/metrics (plain HTTP: localhost or a management network)')
     .action(async (o: RelayCliOptions) => {
       await runRelay(o);
@@ -138,8 +145,27 @@ async function runRelay(o: RelayCliOptions): Promise<void> {
     throw new UsageError(`--tls-cert/--tls-key: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
   const metricsListen = o.metricsListen === undefined ? null : metricsAddress(o.metricsListen);
+  if (o.meshWith.length > 0 && !o.meshKeyFile) throw new UsageError('--mesh-key-file F is required with --mesh-with (the shared mesh credential, mode 0600)');
+  if (o.meshKeyFile && o.meshWith.length === 0) throw new UsageError('--mesh-key-file without --mesh-with: give the other relays\' URLs');
+  for (const u of o.meshWith) {
+    try {
+      meshUrl(u);
+    } catch (err) {
+      throw new UsageError(`--mesh-with: ${(err as Error).message}`);
+    }
+  }
+  let meshCredential: Uint8Array | null = null;
+  if (o.meshKeyFile) {
+    try {
+      meshCredential = readMeshCredential(o.meshKeyFile);
+    } catch (err) {
+      if (err instanceof MeshCredentialError) throw new UsageError(err.message);
+      throw new UsageError(`--mesh-key-file: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+  }
   const logger = createLogger('relay');
   let authorizer;
+  let authorizePeer: ((key: Uint8Array) => Promise<'allowed' | 'denied' | 'unavailable'>) | undefined;
   if (o.coordinator) {
     let url: URL;
     try {
@@ -155,10 +181,12 @@ async function runRelay(o: RelayCliOptions): Promise<void> {
     } catch (err) {
       throw new UsageError(`--coordinator-key: ${(err as Error).message.split('\n')[0]}`);
     }
-    authorizer = createCoordinatorAuthorizer({
-      lookup: coordinatorLookup(url.toString(), coordinatorKey, key!.privateKey),
-      onError: (err) => logger.warn({ err: err instanceof Error ? err.message : String(err) }, 'coordinator lookup failed'),
-    });
+    const lookup = coordinatorLookup(url.toString(), coordinatorKey, key!.privateKey);
+    const onError = (err: unknown): void => logger.warn({ err: err instanceof Error ? err.message : String(err) }, 'coordinator lookup failed');
+    authorizer = createCoordinatorAuthorizer({ lookup, onError });
+    // A mesh peer must be a relay of the coordinator's relay map, not only hold the credential.
+    const relays = createCoordinatorAuthorizer({ lookup, onError, pathOf: relayKeyPath });
+    authorizePeer = (k) => relays.authorize(k);
   }
   const keepaliveMs = parseDuration(o.keepalive, '--keepalive');
   const idleTimeoutMs = parseDuration(o.idleTimeout, '--idle-timeout');
@@ -183,6 +211,7 @@ async function runRelay(o: RelayCliOptions): Promise<void> {
       globalQueueBytes: parseBytes(o.globalQueueBytes, '--global-queue-bytes'),
       maxConnsPerIp: positiveInt(o.maxConnsPerIp, '--max-conns-per-ip'),
       logger,
+      ...(meshCredential ? { mesh: { peers: o.meshWith, credential: meshCredential, ...(authorizePeer ? { authorizePeer } : {}) } } : {}),
     });
   } catch (err) {
     const e = err as NodeJS.ErrnoException & { address?: string; port?: number };

@@ -30,6 +30,13 @@ export function createRelayMetrics(src: RelayMetricsSource): Registry {
   counterFrom(r, 'pinhole_relay_rate_limit_pauses_total', 'Times a client was paused by its rate limit', [], () => one(c.rateLimitPauses));
   gaugeFrom(r, 'pinhole_relay_queue_bytes', 'Bytes queued for all clients now', [], () => one(src.queue().usedBytes));
   gaugeFrom(r, 'pinhole_relay_queue_capacity_bytes', 'The relay-wide queue cap (--global-queue-bytes)', [], () => one(src.queue().capBytes));
+  gaugeFrom(r, 'pinhole_relay_mesh_links', 'Relay mesh links open now: dialled by this relay (out) and from peer relays (in)', ['direction'],
+    () => [[{ direction: 'out' }, c.mesh.linksOut], [{ direction: 'in' }, c.mesh.linksIn]]);
+  gaugeFrom(r, 'pinhole_relay_mesh_presence', 'Client keys the peer relays announced as connected there', [], () => one(c.mesh.presence));
+  counterFrom(r, 'pinhole_relay_mesh_forwarded_total', 'Frames sent to a peer relay (out) / delivered here from one (in)', ['direction'],
+    () => [[{ direction: 'out' }, c.mesh.forwardedOut], [{ direction: 'in' }, c.mesh.forwardedIn]]);
+  counterFrom(r, 'pinhole_relay_mesh_refused_total', 'Relay mesh connections refused, by reason', ['reason'], () => fieldsAs('reason', c.mesh.refused));
+  counterFrom(r, 'pinhole_relay_mesh_drops_total', 'Relay mesh frames dropped, by reason', ['reason'], () => fieldsAs('reason', c.mesh.drops));
   counterFrom(r, 'pinhole_relay_stun_requests_total', 'STUN binding requests received', [], () => one(c.stun.requests));
   counterFrom(r, 'pinhole_relay_stun_dropped_total', 'STUN datagrams not answered, by reason', ['reason'], () => fieldsAs('reason', {
     notStun: c.stun.notStun, malformed: c.stun.malformed, ignored: c.stun.ignored, tooSmall: c.stun.tooSmall, sendErrors: c.stun.sendErrors,

@@ -6,14 +6,17 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { sendFrameToRecvInPlace, encodeRelayFrame, MAX_FRAME_PAYLOAD, NODE_KEY_LEN, RELAY_PATH } from '../proto/relay/frames.js';
+import { sendFrameToRecvInPlace, encodeRelayFrame, FRAME_HEADER_LEN, MAX_FRAME_PAYLOAD, NODE_KEY_LEN, RELAY_PATH, SEND_HEADER_LEN } from '../proto/relay/frames.js';
+import { meshKeyFromCredential } from '../proto/relay/mesh-auth.js';
+import { MESH_PATH } from '../proto/relay/mesh-frames.js';
 import type { StunEndpoint } from '../proto/stun/attributes.js';
 import { publicKeyFromPrivate } from '../proto/wireguard/keys.js';
 import { dhGenerate } from '../proto/wireguard/noise-crypto.js';
-import { allowAllNodes, type NodeAuthorizer } from './authorizer.js';
+import { allowAllNodes, type AuthorizationResult, type NodeAuthorizer } from './authorizer.js';
 import { ClientSession, type QueueBudget, type SessionConfig, type SessionHost } from './client-session.js';
 import { createRelayCounters, type RelayCounters } from './counters.js';
 import { silentLogger, type Logger } from './log.js';
+import { RelayMesh } from './relay-mesh.js';
 import { startStunResponder, type StunResponder } from './stun-responder.js';
 
 export { RELAY_PATH };
@@ -55,6 +58,19 @@ export interface RelayServerOptions {
   /** Open TCP connections per source address; default 64. */
   maxConnsPerIp?: number;
   logger?: Logger;
+  /** Join a relay mesh (docs/relay-mesh.md): forward frames for keys connected at peer relays. */
+  mesh?: RelayMeshConfig;
+}
+
+export interface RelayMeshConfig {
+  /** URLs of the other relays of the deployment (this relay's own URL may be among them). */
+  peers: readonly string[];
+  /** The shared mesh credential (the bytes of --mesh-key-file). */
+  credential: Uint8Array;
+  /** Is this static key a relay of the deployment? Default: every relay holding the credential is. */
+  authorizePeer?: (relayKey: Uint8Array) => Promise<AuthorizationResult>;
+  /** Client keys remembered as connected at peers; default 100,000. */
+  maxPresence?: number;
 }
 
 export interface RelayServer {
@@ -96,6 +112,7 @@ export async function startRelayServer(opts: RelayServerOptions): Promise<RelayS
   const sessions = new Set<ClientSession>();
   const routes = new Map<string, ClientSession>();
   const startedAt = Date.now();
+  let mesh: RelayMesh | null = null;
 
   const host: SessionHost = {
     counters,
@@ -112,6 +129,7 @@ export async function startRelayServer(opts: RelayServerOptions): Promise<RelayS
       counters.clients = routes.size;
       counters.clientsAccepted++;
       logger.info({ node: Buffer.from(s.nodeKey).toString('base64'), remote: s.remote }, 'relay client connected');
+      mesh?.announce(s.nodeKey, true);
       if (old && old !== s) {
         // The newest connection of a node key wins; whoever was talking to the old one keeps its route.
         for (const sender of old.senders) {
@@ -132,6 +150,7 @@ export async function startRelayServer(opts: RelayServerOptions): Promise<RelayS
       if (current === s) routes.delete(s.id);
       counters.clients = routes.size;
       if (!routes.has(s.id)) {
+        mesh?.announce(s.nodeKey, false);
         const notice = encodeRelayFrame({ type: 'peer-gone', nodeKey: s.nodeKey, reason: 'disconnected' });
         for (const sender of s.senders) {
           if (sender.enqueue(notice, true)) counters.peerGoneSent++;
@@ -152,6 +171,14 @@ export async function startRelayServer(opts: RelayServerOptions): Promise<RelayS
       let to = from.lastDst;
       if (to === null || to.state !== 'open' || !equalKey(from.lastDstKey, dst)) {
         to = routes.get(Buffer.from(dst.buffer, dst.byteOffset, NODE_KEY_LEN).toString('hex')) ?? null;
+        if (to === null && mesh !== null) {
+          // Not here: a peer relay of the mesh may hold it (one hop; what comes from the mesh never goes back).
+          if (budget.usedBytes + frame.length > budget.capBytes) {
+            counters.drops.globalBudget++;
+            return;
+          }
+          if (mesh.route(from, dst, frame.subarray(FRAME_HEADER_LEN + SEND_HEADER_LEN), priority)) return;
+        }
         if (to === null) {
           counters.drops.unknownDestination++;
           from.notifyNotHere(dst);
@@ -186,6 +213,7 @@ export async function startRelayServer(opts: RelayServerOptions): Promise<RelayS
     counters,
     queue: { usedBytes: budget.usedBytes, peakBytes: budget.peakBytes, capBytes: budget.capBytes },
     connections: { addresses: connsPerIp.size, maxPerAddress: maxConnsPerIp },
+    ...(mesh ? { mesh: mesh.status() } : {}),
   });
 
   const handler = (req: IncomingMessage, res: ServerResponse): void => {
@@ -203,6 +231,11 @@ export async function startRelayServer(opts: RelayServerOptions): Promise<RelayS
   http.on('upgrade', (req: IncomingMessage, socket, head) => {
     const path = (req.url ?? '/').split('?')[0];
     socket.on('error', () => socket.destroy());
+    if (path === MESH_PATH && mesh !== null) {
+      const m = mesh;
+      wss.handleUpgrade(req, socket, head, (ws: WebSocket) => m.accept(ws, `${req.socket.remoteAddress}:${req.socket.remotePort}`));
+      return;
+    }
     if (path !== RELAY_PATH) {
       socket.end('HTTP/1.1 404 Not Found\r\nconnection: close\r\n\r\n');
       return;
@@ -254,7 +287,19 @@ export async function startRelayServer(opts: RelayServerOptions): Promise<RelayS
   const ticker = setInterval(() => {
     const now = performance.now();
     for (const s of sessions) s.tick(now);
+    mesh?.tick(now);
   }, tickMs);
+
+  if (opts.mesh) {
+    const m = opts.mesh;
+    mesh = new RelayMesh({
+      counters, logger, config, budget, relayPrivateKey: keys.privateKey, relayPublicKey: keys.publicKey,
+      meshKey: meshKeyFromCredential(m.credential),
+      authorizePeer: m.authorizePeer ?? (async () => 'allowed'),
+      localKeys: () => [...routes.values()].map((s) => s.nodeKey),
+      localSession: (id) => routes.get(id),
+    }, { peers: m.peers, ...(m.maxPresence ? { maxPresence: m.maxPresence } : {}) });
+  }
 
   const addr = http.address() as AddressInfo;
   const httpAddr = { address: addr.address, port: addr.port };
@@ -270,6 +315,7 @@ export async function startRelayServer(opts: RelayServerOptions): Promise<RelayS
     health,
     async close() {
       clearInterval(ticker);
+      mesh?.close();
       for (const s of [...sessions]) s.close('shutting-down', 'relay is stopping');
       await new Promise<void>((r) => {
         http.close(() => r());

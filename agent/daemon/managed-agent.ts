@@ -455,8 +455,8 @@ export class ManagedAgent {
   }
 
   /** The netmap's relay map, with each relay's STUN servers. */
-  private relayEntries(): { name: string; url: string; stun: string[]; key: string }[] {
-    return (this.view?.relays ?? []).map((r) => ({ name: r.name, url: r.url, stun: relayStunServers(r), key: r.key }));
+  private relayEntries(): { name: string; url: string; stun: string[]; key: string; region?: string }[] {
+    return (this.view?.relays ?? []).map((r) => ({ name: r.name, url: r.url, stun: relayStunServers(r), key: r.key, ...(r.region ? { region: r.region } : {}) }));
   }
 
   /** `pinhole ping PEER`: one disco ping over the peer's current path. */

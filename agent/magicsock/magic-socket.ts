@@ -580,10 +580,9 @@ export class MagicSocket {
   // --- path ---------------------------------------------------------------------------------
 
   private relayFor(p: DiscoPeer): string | null {
-    const theirs = p.homeRelay;
-    // Their home relay is refused here (wrong key): ours is the relay left where they may find us.
-    if (theirs && this.relays.usable(theirs)) return theirs;
-    return this.relays.homeRelay;
+    // Theirs, or ours when both are of one meshed region; if theirs is refused here (wrong key),
+    // ours is the relay left where they may find us.
+    return this.relays.relayToward(p.homeRelay);
   }
 
   /**

@@ -14,6 +14,8 @@ export interface RelayEntry {
   stun: string[];
   /** The relay's static key (base64) from the netmap; '' = none published. */
   key: string;
+  /** Relays of one region are meshed (docs/relay-mesh.md); absent = a region of its own. */
+  region?: string;
 }
 
 export interface RelaySetOptions {
@@ -81,7 +83,7 @@ export class RelaySet {
     const next = new Map(list.map((r) => [r.name, r]));
     const same = next.size === this.entries.size && [...next].every(([n, r]) => {
       const o = this.entries.get(n);
-      return o && o.url === r.url && o.key === r.key && o.stun.join() === r.stun.join();
+      return o && o.url === r.url && o.key === r.key && o.stun.join() === r.stun.join() && o.region === r.region;
     });
     if (same) return;
     this.entries = next;
@@ -111,6 +113,22 @@ export class RelaySet {
     while (slot.pending.length > 0 && (slot.pending.length >= PENDING_MAX || now - slot.pending[0]!.at > PENDING_MAX_AGE_MS)) slot.pending.shift();
     slot.pending.push({ dst: Uint8Array.from(dst), data: Uint8Array.from(data), priority, at: now });
     return true;
+  }
+
+  /** The region of relay `name` (its own name when the netmap gives none). */
+  regionOf(name: string): string {
+    return this.entries.get(name)?.region ?? `relay:${name}`;
+  }
+
+  /**
+   * The relay to reach a peer homed on `theirs`: ours when both are relays of one region (the
+   * mesh carries it, and a dead relay of the region does not matter), else theirs.
+   */
+  relayToward(theirs: string | null): string | null {
+    const home = this.home;
+    if (theirs && home && home !== theirs && this.usable(home) && this.regionOf(theirs) === this.regionOf(home)) return home;
+    if (theirs && this.usable(theirs)) return theirs;
+    return home;
   }
 
   /** False for a relay we refuse (no key published, or it failed to prove it) or do not know. */
@@ -227,9 +245,25 @@ export class RelaySet {
         return;
       }
       this.opts.log.warn(`relay ${name} connection ended (${d.notice ?? d.code}${d.message ? ` ${d.message}` : ''})${d.willReconnect ? ', reconnecting' : ''}`);
+      if (name === this.home) this.failOver(name);
     });
     this.slots.set(name, slot);
     return slot;
+  }
+
+  /**
+   * The home relay's connection ended: move at once to another relay of its region (peers homed
+   * anywhere in the region still reach us through the mesh). Single-relay regions wait for the
+   * relay to come back, as before.
+   */
+  private failOver(from: string): void {
+    const region = this.regionOf(from);
+    const others = [...this.entries.keys()].filter((n) => n !== from && this.usable(n) && this.regionOf(n) === region);
+    if (others.length === 0) return;
+    const next = others.find((n) => this.connected(n)) ?? others[0]!;
+    this.opts.log.info(`home relay ${from} lost: moving to ${next} (region ${region})`);
+    this.setHome(next);
+    if (!this.connected(next)) this.slots.get(next)?.client.reconnectNow();
   }
 
   private closeIdle(): void {

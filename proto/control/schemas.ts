@@ -110,6 +110,12 @@ export const RelayInfo = z.object({
   stun: z.array(z.string().max(300)).max(16).default([]),
   /** The relay's static key (base64): the agent refuses a relay that does not prove it holds it ('' in netmaps saved before keys). */
   key: z.string().max(64).default(''),
+  /**
+   * Relays sharing a region are one relay mesh (docs/relay-mesh.md): a node reaches a peer homed on
+   * any of them through its own home relay, and moves to another of them when its home dies.
+   * Absent: the relay is a region of its own (its name).
+   */
+  region: z.string().regex(/^[a-z0-9-]{1,64}$/i).optional(),
 });
 export type RelayInfo = z.infer<typeof RelayInfo>;
 
