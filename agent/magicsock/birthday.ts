@@ -24,6 +24,8 @@ import {
 import { BIRTHDAY_FAMILY, birthdayAddr, birthdaySocketId, discoToPacked } from './path-addr.js';
 import type { DiscoPeer } from './disco-peer.js';
 
+/** A relayed peer makes us ask for our NAT kind this long after it got stuck. */
+const NAT_KIND_AFTER_MS = 1000;
 /** Offers to one peer at most this often. */
 const OFFER_GAP_MS = 5000;
 /** The spray's timer: packets go out in small bursts this often. */
@@ -138,9 +140,12 @@ export class Birthday {
     }
     this.closeIdleKept(p, st, now);
     if (!active || !relayed) { st.stuckSince = 0; return; }
-    if (st.stuckSince === 0) { st.stuckSince = now; return; }
-    if (now - st.stuckSince < PUNCH_GRACE_MS) return;
     const ours = this.host.ourNat();
+    // Our NAT kind is asked for NAT_KIND_AFTER_MS into the grace (a netcheck takes a second or
+    // two), so it is known when the grace ends; pairs plain punching opens never ask.
+    if (st.stuckSince === 0) { st.stuckSince = now; return; }
+    if (ours === 'unknown' && now - st.stuckSince >= NAT_KIND_AFTER_MS) this.host.wantNatKind();
+    if (now - st.stuckSince < PUNCH_GRACE_MS) return;
     if (ours === 'unknown') { this.host.wantNatKind(); return; }
     if (ours !== 'hard' && ours !== 'easy') return;
     if (st.hard || st.easy || now < this.gate.notBefore(key(p)) || now - st.lastOfferAt < OFFER_GAP_MS) return;
