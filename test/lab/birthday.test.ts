@@ -1,7 +1,7 @@
 // Birthday probing in one lab: a coordinator, a relay and three sites — a symmetric NAT, a
-// port-restricted cone and a restricted cone — with real agents. The symmetric node goes direct
-// with the port-restricted node (birthday probing: the classic table says relay) and with the
-// restricted node, pinged from either side; status shows the path, the endpoint through which it
+// port-restricted cone (two sites) and a restricted cone — with real agents. The symmetric node
+// goes direct with a port-restricted node by birthday probing (the classic table says relay),
+// whichever side pings first, and with the restricted node (plain punching already opens that one); status shows the path, the endpoint through which it
 // runs, and the birthday counters (attempts, packets, sockets), and ping works over the path.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -20,6 +20,7 @@ describe('birthday probing: symmetric NAT × restricted and port-restricted cone
       { name: 'sym', nat: 'symmetric' },
       { name: 'prc', nat: 'port-restricted-cone' },
       { name: 'rc', nat: 'restricted-cone' },
+      { name: 'prc2', nat: 'port-restricted-cone' },
     ]);
     await waitMeshReady(mesh);
   });
@@ -76,6 +77,19 @@ describe('birthday probing: symmetric NAT × restricted and port-restricted cone
     // Still direct after heartbeats: the winning socket keeps the path alive.
     await new Promise((r) => setTimeout(r, 5000));
     assert.deepEqual(await pairPaths(sym, prc), { ab: 'direct', ba: 'direct' });
+  });
+
+  test('symmetric × port-restricted: direct by birthday probing, started by the symmetric side', async () => {
+    const [sym, prc2] = [mesh!.node('sym'), mesh!.node('prc2')];
+    const before = (await sym.agent.status()).birthday!;
+    const ms = await untilDirect(sym, prc2, 25_000);
+    const [ss, sp] = await Promise.all([sym.agent.status(), prc2.agent.status()]);
+    assert.equal(peerOf(sp, 'sym')!.endpoint?.split(':')[0], sym.site.wanIp);
+    assert.ok((ss.birthday!.hardAttempts ?? 0) > (before.hardAttempts ?? 0), JSON.stringify(ss.birthday));
+    assert.ok((sp.birthday!.successes ?? 0) >= 1, JSON.stringify(sp.birthday));
+    const p = await pingSummary(prc2, sym, 5, 0.2);
+    assert.equal(p.received, 5, p.output);
+    process.stdout.write(`# sym x prc2 (sym starts): direct after ${ms} ms; easy side sprayed ${sp.birthday!.lastSuccessPackets} probes\n`);
   });
 
   test('symmetric × restricted: direct, started by the symmetric side', async () => {
