@@ -135,6 +135,8 @@ export class Birthday {
     const st = this.state(p);
     if (direct) {
       st.stuckSince = 0;
+      // Direct while spraying (our pong handler ends a spray that hit): nothing left to find.
+      if (st.easy) this.endEasy(p, st, 'moot', now);
       this.onDirect(p, st, direct, now);
       return;
     }
@@ -173,21 +175,22 @@ export class Birthday {
       this.startEasy(p, st, msg.round, msg.public, now);
       return;
     }
-    // 'stop': the peer gave up or found the path; our spray stops.
-    if (st.easy && st.easy.round === msg.round) this.endEasy(p, st, false, now);
+    // 'stop': the peer gave up; our spray stops, or our sockets close.
+    if (st.easy && st.easy.round === msg.round) this.endEasy(p, st, 'gave-up', now);
+    if (st.hard && st.hard.round === msg.round && st.hard.kept === null) this.endHard(p, st, false, now, true);
   }
 
   /** The pong to one of our spray pings came back: the spray stops, the attempt succeeded. */
   sprayHit(p: DiscoPeer, now: number): void {
     const st = this.peers.get(p);
-    if (st?.easy) this.endEasy(p, st, true, now);
+    if (st?.easy) this.endEasy(p, st, 'hit', now);
   }
 
   /** The peer left the netmap. */
   forget(p: DiscoPeer): void {
     const st = this.peers.get(p);
     if (!st) return;
-    if (st.easy) this.endEasy(p, st, false, this.host.now());
+    if (st.easy) this.endEasy(p, st, 'gave-up', this.host.now());
     if (st.hard) this.endHard(p, st, false, this.host.now(), true);
     this.gate.forget(key(p));
     this.peers.delete(p);
@@ -270,19 +273,21 @@ export class Birthday {
         this.host.sprayPing(p, packed);
         this.stats.packetsSent++;
       }
-      if (run.plan.done(t)) { this.endEasy(p, st, false, t); return; }
+      if (run.plan.done(t)) { this.endEasy(p, st, 'gave-up', t); return; }
       run.timer = setTimeout(step, SPRAY_TICK_MS);
     };
     step();
   }
 
-  private endEasy(p: DiscoPeer, st: PeerState, ok: boolean, now: number): void {
+  /** 'hit': our probe's pong came back; 'gave-up': budget, wall time or the peer's stop; 'moot': direct some other way. */
+  private endEasy(p: DiscoPeer, st: PeerState, outcome: 'hit' | 'gave-up' | 'moot', now: number): void {
     const run = st.easy;
     if (!run) return;
     clearTimeout(run.timer);
     st.easy = null;
-    this.gate.finish(key(p), ok, now);
-    if (ok) {
+    this.gate.finish(key(p), outcome !== 'gave-up', now);
+    if (outcome === 'moot') return;
+    if (outcome === 'hit') {
       this.stats.successes++;
       this.stats.lastSuccessPackets = run.plan.sent;
       this.stats.lastSuccessMs = Math.round(now - run.startedAt);
@@ -299,7 +304,11 @@ export class Birthday {
   private onDirect(p: DiscoPeer, st: PeerState, direct: Uint8Array, now: number): void {
     const run = st.hard;
     if (!run) return;
-    if (direct[0] !== BIRTHDAY_FAMILY) { if (run.kept === null) this.endHard(p, st, false, now, true); return; }
+    if (direct[0] !== BIRTHDAY_FAMILY) {
+      // Direct some other way: an attempt still looking ends; a kept socket goes once idle.
+      if (run.kept === null) { this.endHard(p, st, false, now, false); this.gate.finish(key(p), true, now); } else this.closeIdleKept(p, st, now);
+      return;
+    }
     const id = birthdaySocketId(direct);
     if (run.kept === id) { run.startedAt = now; return; }
     if (!run.sockets.has(id)) return;
