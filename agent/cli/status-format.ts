@@ -104,6 +104,8 @@ export function formatStatus(st: AgentStatus): string {
     lines.push(`  listening port: ${i.listenPort}`);
     lines.push(`  addresses: ${i.addresses.join(', ') || '(none)'}  mtu: ${i.mtu}`);
     if (st.portmap !== undefined) lines.push(`  ${portmapLine(st.portmap, Date.now())}`);
+    const b = st.birthday;
+    if (b && (b.attempts ?? 0) > 0) lines.push(`  birthday probing: ${b.attempts} attempts, ${b.successes} direct, ${b.packetsSent} packets sent, ${b.socketsOpened} sockets opened`);
   } else {
     lines.push(`interface: none (the tunnel is ${st.self!.state === 'down' ? 'down: pinhole up brings it back' : 'not up'})`);
   }

@@ -19,6 +19,7 @@ import { LinkMonitor } from '../netmon/link-monitor.js';
 import { MagicSocket, type PathEvent, type PingResult } from '../magicsock/magic-socket.js';
 import { runNetcheck, type NetcheckReport } from '../netcheck/netcheck.js';
 import { relayStunServers } from '../magicsock/endpoint-discovery.js';
+import { natKindOf } from '../magicsock/birthday-plan.js';
 import { decodeKey } from '../../proto/wireguard/keys.js';
 import type { AgentStatus } from '../static/status.js';
 import { NetmapApplier } from './netmap-apply.js';
@@ -121,6 +122,7 @@ export class ManagedAgent {
   private lastError: string | null = null;
   /** The last `pinhole netcheck` report (metrics show its NAT behaviour). */
   private lastNetcheck: NetcheckReport | null = null;
+  private birthdayNetcheckAt = 0;
   private netmapWaiters: Array<() => void> = [];
   private saveTimer: NodeJS.Timeout | undefined;
   private saveChain: Promise<void> = Promise.resolve();
@@ -343,6 +345,7 @@ export class ManagedAgent {
         relays: this.live.magic.relayStatus(),
         magicsock: { ...this.live.magic.counters },
         portmap: this.live.magic.portmapper?.status() ?? null,
+        birthday: { ...this.live.magic.birthday.status() },
       } : {}),
     });
   }
@@ -400,6 +403,8 @@ export class ManagedAgent {
       onPathChange: () => this.pathReporter.poke(),
       portmap: this.opts.portmap === undefined ? {} : this.opts.portmap,
       socketMark: this.opts.socketMark.value,
+      natKind: () => natKindOf(this.lastNetcheck?.mapping),
+      onNatKindWanted: () => this.netcheckForBirthday(),
       ...(this.opts.onPathEvent ? { onPathEvent: this.opts.onPathEvent } : {}),
     });
     const applier = new NetmapApplier(device, (p) => this.routing.allowedIpsFor(p));
@@ -490,6 +495,14 @@ export class ManagedAgent {
     this.lastNetcheck = report;
     if (this.live === live) live.magic.setNetcheck(natTypeOf(report), report.udp);
     return report;
+  }
+
+  /** Birthday probing needs our NAT's mapping kind: one background netcheck at a time, at most one a minute. */
+  private netcheckForBirthday(): void {
+    const now = Date.now();
+    if (this.birthdayNetcheckAt !== 0 && now - this.birthdayNetcheckAt < 60_000) return;
+    this.birthdayNetcheckAt = now;
+    this.netcheck().catch((err: unknown) => this.log.debug(`netcheck for birthday probing: ${(err as Error).message}`));
   }
 
   /** The last netcheck report, or null if none ran since the daemon started. */

@@ -22,6 +22,7 @@ export interface ManagedStatusInput {
   routing?: AgentStatus['routing'];
   magicsock?: AgentStatus['magicsock'];
   portmap?: AgentStatus['portmap'];
+  birthday?: AgentStatus['birthday'];
 }
 
 const noIo = (): IoCountersJson => ({ rxPackets: 0, txPackets: 0, rxDrops: 0, txDrops: 0, rxErrors: 0, txErrors: 0, meanRxBatch: 0 });
@@ -51,6 +52,7 @@ export function buildManagedStatus(x: ManagedStatusInput): AgentStatus {
       ...(x.routing ? { routing: x.routing } : {}),
       ...(x.relays ? { relays: x.relays } : {}), ...(x.magicsock ? { magicsock: x.magicsock } : {}),
       ...(x.portmap !== undefined ? { portmap: x.portmap } : {}),
+      ...(x.birthday ? { birthday: x.birthday } : {}),
     };
   }
   return {

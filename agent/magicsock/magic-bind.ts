@@ -8,11 +8,18 @@ import { RELAY_FAMILY, relayAddrPeerId } from './path-addr.js';
 
 /** Sends one packet to a peer through its relay; false if it could not be queued. */
 export type RelaySend = (peerId: number, packet: Uint8Array) => boolean;
+/** Sends one packet from a birthday socket (path-addr.ts BIRTHDAY_FAMILY); false if it could not. */
+export type SideSend = (addr: Uint8Array, packet: Uint8Array) => boolean;
+/** Family bytes above this are not plain UDP (relay 0xfe, birthday socket 0xfd). */
+const FIRST_SPECIAL_FAMILY = 0xfd;
 
 export class MagicBind implements PacketBind {
   private offsets: Uint32Array;
   private lengths: Uint32Array;
   private addrs: Uint8Array;
+
+  /** Set by the magic socket while a birthday path exists; those packets go out in JS. */
+  sideSend: SideSend | null = null;
 
   constructor(private readonly udp: BatchUdpSocket, private readonly relaySend: RelaySend, batch = 64) {
     this.offsets = new Uint32Array(batch);
@@ -21,21 +28,21 @@ export class MagicBind implements PacketBind {
   }
 
   send(buf: Uint8Array, addr: Uint8Array): boolean {
-    if (addr[0] === RELAY_FAMILY) return this.relaySend(relayAddrPeerId(addr), buf);
+    if (addr[0]! >= FIRST_SPECIAL_FAMILY) return this.sendSpecial(buf, addr, 0);
     return this.udp.send(buf, addr);
   }
 
   sendBatch(slab: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, addrs: Uint8Array, count: number): number {
     let relayed = 0;
-    for (let i = 0; i < count; i++) if (addrs[i * ADDR_LEN] === RELAY_FAMILY) relayed++;
+    for (let i = 0; i < count; i++) if (addrs[i * ADDR_LEN]! >= FIRST_SPECIAL_FAMILY) relayed++;
     if (relayed === 0) return this.udp.sendBatch(slab, offsets, lengths, addrs, count);
     if (count > this.offsets.length) this.grow(count);
     let n = 0;
     let sent = 0;
     for (let i = 0; i < count; i++) {
       const a = i * ADDR_LEN;
-      if (addrs[a] === RELAY_FAMILY) {
-        if (this.relaySend(relayAddrPeerId(addrs, a), slab.subarray(offsets[i]!, offsets[i]! + lengths[i]!))) sent++;
+      if (addrs[a]! >= FIRST_SPECIAL_FAMILY) {
+        if (this.sendSpecial(slab.subarray(offsets[i]!, offsets[i]! + lengths[i]!), addrs, a)) sent++;
         continue;
       }
       this.offsets[n] = offsets[i]!;
@@ -45,6 +52,12 @@ export class MagicBind implements PacketBind {
     }
     if (n > 0) sent += this.udp.sendBatch(slab, this.offsets, this.lengths, this.addrs, n);
     return sent;
+  }
+
+  private sendSpecial(buf: Uint8Array, addrs: Uint8Array, off: number): boolean {
+    if (addrs[off] === RELAY_FAMILY) return this.relaySend(relayAddrPeerId(addrs, off), buf);
+    const side = this.sideSend;
+    return side !== null && side(off === 0 && addrs.length === ADDR_LEN ? addrs : addrs.subarray(off, off + ADDR_LEN), buf);
   }
 
   private grow(count: number): void {

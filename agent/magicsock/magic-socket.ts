@@ -29,6 +29,8 @@ import { nextTickDelay, TICK_MS } from './tick-schedule.js';
 import { Portmapper, type PortmapperOptions } from '../portmap/portmapper.js';
 import type { NatType } from '../netcheck/nat-type.js';
 import { whyNotDirect } from './why-not-direct.js';
+import { Birthday } from './birthday.js';
+import type { BirthdayNat } from '../../proto/disco/messages.js';
 
 const PING_TIMEOUT_MS = 5000;
 const CALL_ME_MAYBE_GAP_MS = 1000;
@@ -58,6 +60,10 @@ export interface MagicSocketOptions {
   onPathEvent?: (event: PathEvent) => void;
   /** Ask the gateway to map our UDP port (UPnP, NAT-PMP, PCP); null: never (--no-portmap). */
   portmap: Pick<PortmapperOptions, 'protocols' | 'leaseSeconds'> | null;
+  /** Our NAT's mapping kind for birthday probing (birthday.ts); absent: unknown, never tried. */
+  natKind?: () => BirthdayNat;
+  /** A peer needs our NAT kind and it is unknown: run a netcheck. */
+  onNatKindWanted?: () => void;
 }
 
 /**
@@ -111,6 +117,8 @@ interface PendingPing {
   relay: string | null;
   sentAt: number;
   waiter?: (r: PingResult | null) => void;
+  /** A birthday spray probe: its target is not a candidate until it answers. */
+  spray?: boolean;
 }
 
 export class MagicSocket {
@@ -121,6 +129,8 @@ export class MagicSocket {
   /** The gateway's port mapping for our UDP port; null when turned off. */
   readonly portmapper: Portmapper | null;
   readonly counters: MagicCounters = newMagicCounters();
+  /** Birthday probing (hard NAT × easy NAT); its counters are in status JSON. */
+  readonly birthday: Birthday;
   private readonly byNodeKey = new Map<string, DiscoPeer>();
   private readonly byDiscoKey = new Map<string, DiscoPeer>();
   private readonly byId = new Map<number, DiscoPeer>();
@@ -164,6 +174,28 @@ export class MagicSocket {
     this.portmapper = opts.portmap ? new Portmapper({
       ...opts.portmap, localPort: () => udp.port, log: opts.log, onChange: () => this.discovery.mappedChanged(),
     }) : null;
+    this.birthday = new Birthday({
+      log: opts.log,
+      now: () => this.now(),
+      ourNat: () => (this.opts.forceRelay ? 'unknown' : this.opts.natKind?.() ?? 'unknown'),
+      wantNatKind: () => this.opts.onNatKindWanted?.(),
+      ourPublic: () => {
+        const first = this.discovery.reflexiveEndpoints.map(packedFromText).find((x) => x !== undefined && x[0] === 4);
+        return first ? packedToDisco(first) : null;
+      },
+      sendBirthday: (p, msg) => {
+        const relay = this.relayFor(p);
+        return relay !== null && this.sendDisco(p, this.payload(msg), null, relay);
+      },
+      sealedPing: (p) => sealDisco(this.payload({ type: 'ping', txid: randomBytes(12), nodeKey: this.opts.nodeKey }), this.opts.discoPublic, p.sharedKey),
+      sprayPing: (p, to) => {
+        const now = this.now();
+        const target: Candidate = { text: packedText(to), packed: to, source: 'ping', addedAt: now, lastPingAt: 0, lastPongAt: 0, latencyMs: null };
+        this.sendPing(p, target, now, undefined, true);
+      },
+      receive: (data, from) => this.onBirthdayPacket(data, from),
+    });
+    this.bind.sideSend = this.birthday.send;
     device.bind = this.bind;
     device.onOtherPacket = (packet, addrs, off) => this.onUdpOther(packet, addrs, off);
     device.onPeerSource = (peer, addrs, off) => this.onPeerSource(peer.publicKeyBase64, addrs, off);
@@ -182,6 +214,7 @@ export class MagicSocket {
     this.discovery.stop();
     await this.portmapper?.close();
     this.stun.close();
+    this.birthday.close();
     for (const p of this.pending.values()) p.waiter?.(null);
     this.pending.clear();
     await this.relays.close();
@@ -402,6 +435,13 @@ export class MagicSocket {
     if (best && best !== c && now - best.lastPingAt >= MIN_PING_GAP_MS) this.sendPing(p, best, now);
   }
 
+  /** A datagram on a birthday socket (birthday.ts): disco from the peer, or its WireGuard traffic. */
+  private onBirthdayPacket(data: Uint8Array, from: Uint8Array): void {
+    if (isDiscoPacket(data)) { this.onDisco(Uint8Array.from(data), from, null, null); return; }
+    if (messageType(data) !== 0) { this.opts.device.receiveRelayed(data, from); return; }
+    this.counters.unknownDropped++;
+  }
+
   private onRelayPacket(relay: string, src: Uint8Array, data: Uint8Array): void {
     let p: DiscoPeer | undefined | null = this.lastRelayPeer;
     if (!p || !this.lastRelaySrc || !bytesEqual(this.lastRelaySrc, src)) {
@@ -470,6 +510,10 @@ export class MagicSocket {
         this.pending.delete(key);
         this.counters.pongsReceived++;
         const latency = now - pend.sentAt;
+        if (pend.spray && pend.target) {
+          pend.target = p.path.addPacked(pend.target.packed, 'ping', now);
+          this.birthday.sprayHit(p, now);
+        }
         if (pend.target) {
           if (p.path.onPong(pend.target, latency, now)) this.log.info(`${p.name}: direct path ${pend.target.text} (${latency.toFixed(1)} ms)`);
           this.applyPath(p, now);
@@ -496,6 +540,10 @@ export class MagicSocket {
         }
         return;
       }
+      case 'birthday':
+        this.markActive(p, now);
+        if (!this.opts.forceRelay) this.birthday.onMessage(p, msg, now);
+        return;
     }
   }
 
@@ -530,12 +578,12 @@ export class MagicSocket {
   }
 
   /** A disco ping to candidate `target` (or through the relay when null). */
-  private sendPing(p: DiscoPeer, target: Candidate | null, now: number, waiter?: (r: PingResult | null) => void): boolean {
+  private sendPing(p: DiscoPeer, target: Candidate | null, now: number, waiter?: (r: PingResult | null) => void, spray = false): boolean {
     const relay = target ? null : this.relayFor(p);
     if (!target && !relay) return false;
     const txid = randomBytes(12);
     const key = txid.toString('hex');
-    this.pending.set(key, { peer: p, target, relay, sentAt: now, ...(waiter ? { waiter } : {}) });
+    this.pending.set(key, { peer: p, target, relay, sentAt: now, ...(waiter ? { waiter } : {}), ...(spray ? { spray } : {}) });
     if (target) p.path.notePingSent(target, now);
     this.counters.pingsSent++;
     return this.sendDisco(p, this.payload({ type: 'ping', txid, nodeKey: this.opts.nodeKey }), target?.packed ?? null, relay);
@@ -572,7 +620,7 @@ export class MagicSocket {
 
   private sendDisco(p: DiscoPeer, payload: Uint8Array, udpAddr: Uint8Array | null, relay: string | null): boolean {
     const packet = sealDisco(payload, this.opts.discoPublic, p.sharedKey);
-    if (udpAddr) return this.opts.udp.send(packet, udpAddr);
+    if (udpAddr) return this.bind.send(packet, udpAddr); // plain UDP, or a birthday socket's address
     if (relay) return this.relays.send(relay, p.nodeKey, packet, true);
     return false;
   }
@@ -669,6 +717,7 @@ export class MagicSocket {
       if (heartbeat) this.sendPing(p, heartbeat, now);
       if (probe !== null) this.probe(p, now, probe);
       this.applyPath(p, now);
+      this.birthday.tick(p, now, p.path.active(now), p.path.best?.packed ?? null, p.relayInUse !== null);
     }
     for (const [key, pend] of this.pending) {
       if (now - pend.sentAt > PING_TIMEOUT_MS) {
@@ -679,6 +728,7 @@ export class MagicSocket {
   }
 
   private forget(p: DiscoPeer): void {
+    this.birthday.forget(p);
     this.byNodeKey.delete(p.nodeKeyB64);
     this.byId.delete(p.id);
     if (this.byDiscoKey.get(p.discoKeyB64) === p) this.byDiscoKey.delete(p.discoKeyB64);

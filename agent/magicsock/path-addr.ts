@@ -27,15 +27,47 @@ export function relayAddrPeerId(addrs: Uint8Array, off = 0): number {
   return ((addrs[off + 4]! << 24) | (addrs[off + 5]! << 16) | (addrs[off + 6]! << 8) | addrs[off + 7]!) >>> 0;
 }
 
-/** "ip:port" of a packed UDP address (slow path: status, logs). */
+/**
+ * Birthday address layout (20 bytes): UDP to an IPv4 ip:port, sent from (and received on) the
+ * birthday socket #id instead of the main socket (birthday.ts). Same place for port and address
+ * as a packed IPv4 address, so the two differ in the family byte and the socket id:
+ *
+ *   offset 0  family = 0xfd | 1 zero | 2..3 port u16be | 4..7 IPv4 | 8..11 socket id u32be | 12..19 zero
+ */
+export const BIRTHDAY_FAMILY = 0xfd;
+
+export function birthdayAddr(socketId: number, ipv4: Uint8Array, port: number): Uint8Array {
+  const out = new Uint8Array(PACKED_ADDR_SIZE);
+  out[0] = BIRTHDAY_FAMILY;
+  out[2] = port >> 8;
+  out[3] = port & 0xff;
+  out.set(ipv4.subarray(0, 4), 4);
+  new DataView(out.buffer).setUint32(8, socketId >>> 0);
+  return out;
+}
+
+export function birthdaySocketId(addrs: Uint8Array, off = 0): number {
+  return ((addrs[off + 8]! << 24) | (addrs[off + 9]! << 16) | (addrs[off + 10]! << 8) | addrs[off + 11]!) >>> 0;
+}
+
+/** The plain packed IPv4 address a birthday address sends to. */
+export function birthdayTarget(addrs: Uint8Array, off = 0): Uint8Array {
+  const out = new Uint8Array(PACKED_ADDR_SIZE);
+  out[0] = 4;
+  out.set(addrs.subarray(off + 2, off + 8), 2);
+  return out;
+}
+
+/** "ip:port" of a packed UDP address (slow path: status, logs); "ip:port#bN" for a birthday socket's. */
 export function packedText(addr: Uint8Array, off = 0): string {
+  if (addr[off] === BIRTHDAY_FAMILY) return `${formatEndpoint(decodePackedAddr(birthdayTarget(addr, off)))}#b${birthdaySocketId(addr, off)}`;
   return formatEndpoint(decodePackedAddr(addr, off));
 }
 
 /** Packed UDP address → disco's 16-byte address + port. */
 export function packedToDisco(addr: Uint8Array, off = 0): DiscoEndpoint {
   const address = new Uint8Array(16);
-  if (addr[off] === 4) {
+  if (addr[off] === 4 || addr[off] === BIRTHDAY_FAMILY) {
     address[10] = 0xff;
     address[11] = 0xff;
     address.set(addr.subarray(off + 4, off + 8), 12);

@@ -113,6 +113,8 @@ export interface AgentStatus {
   magicsock?: Record<string, number>;
   /** Managed mode while up: the gateway's port mapping and its lease; null when turned off (--no-portmap). */
   portmap?: PortmapStatusJson | null;
+  /** Managed mode while up: birthday probing (hard NAT × easy NAT): attempts, successes, packets, sockets. */
+  birthday?: Record<string, number | null>;
   control?: ControlStatusJson;
   /** Managed mode: MagicDNS (domain, how the OS uses it, counters incl. malformed queries dropped). */
   dns?: DnsStatusJson;

@@ -19,6 +19,15 @@ import { DecodeError } from '../errors.js';
  *   0x01 ping           txid [12] | sender node key [32]
  *   0x02 pong           txid [12] | observed source: address [16] | port u16
  *   0x03 call-me-maybe  endpoints: (address [16] | port u16) × n, n ≤ MAX_CALL_ENDPOINTS
+ *   0x04 birthday       nat u8 | phase u8 | sockets u16 | round u32 | public endpoint: address [16] | port u16
+ *
+ * birthday (sent through the relay, see agent/magicsock/birthday-plan.ts): the sender's NAT
+ * mapping kind (0 unknown, 1 easy = endpoint-independent, 2 hard = endpoint-dependent), the phase
+ * (0 offer: "here is my NAT kind, shall we try?", 1 go: "my sockets are open, spray now", 2 stop:
+ * "done or given up"), how many sockets the hard side opens (0..MAX_BIRTHDAY_SOCKETS), and the
+ * attempt's round id (both sides echo it, so a late packet of an old round is ignored), and the
+ * sender's public (STUN-reflexive) endpoint: the hard side's sockets ping the easy side's, the
+ * easy side sprays the hard side's IP.
  *
  * Addresses are 16 bytes; IPv4 is stored IPv4-mapped (::ffff:a.b.c.d). An all-zero address means
  * "not seen over UDP" (a ping that came through a relay).
@@ -44,7 +53,14 @@ const BOX_OVERHEAD = 16;
 const MAX_PAYLOAD = PAYLOAD_HEADER_LEN + MAX_CALL_ENDPOINTS * ENDPOINT_LEN;
 export const MAX_DISCO_PACKET = DISCO_HEADER_LEN + MAX_PAYLOAD + BOX_OVERHEAD;
 
-export const DISCO_TYPE = { PING: 0x01, PONG: 0x02, CALL_ME_MAYBE: 0x03 } as const;
+export const DISCO_TYPE = { PING: 0x01, PONG: 0x02, CALL_ME_MAYBE: 0x03, BIRTHDAY: 0x04 } as const;
+/** The most sockets a birthday attempt may ask the hard side to open. */
+export const MAX_BIRTHDAY_SOCKETS = 1024;
+const BIRTHDAY_BODY_LEN = 8 + ENDPOINT_LEN;
+export const BIRTHDAY_NATS = ['unknown', 'easy', 'hard'] as const;
+export type BirthdayNat = (typeof BIRTHDAY_NATS)[number];
+export const BIRTHDAY_PHASES = ['offer', 'go', 'stop'] as const;
+export type BirthdayPhase = (typeof BIRTHDAY_PHASES)[number];
 export const DISCO_VERSION = 1;
 
 /** An endpoint as disco carries it: 16 address bytes (IPv4-mapped for IPv4) and a port. */
@@ -56,7 +72,8 @@ export interface DiscoEndpoint {
 export type DiscoMessage =
   | { type: 'ping'; txid: Uint8Array; nodeKey: Uint8Array }
   | { type: 'pong'; txid: Uint8Array; src: DiscoEndpoint }
-  | { type: 'call-me-maybe'; endpoints: DiscoEndpoint[] };
+  | { type: 'call-me-maybe'; endpoints: DiscoEndpoint[] }
+  | { type: 'birthday'; nat: BirthdayNat; phase: BirthdayPhase; sockets: number; round: number; public: DiscoEndpoint };
 
 /** A decoded payload: the message and its sender's sent-at (microseconds, see the header comment). */
 export interface DiscoEnvelope {
@@ -128,6 +145,22 @@ function encodeBody(msg: DiscoMessage): Uint8Array {
       eps.forEach((e, i) => writeEndpoint(out, H + i * ENDPOINT_LEN, e));
       return out;
     }
+    case 'birthday': {
+      const nat = BIRTHDAY_NATS.indexOf(msg.nat);
+      const phase = BIRTHDAY_PHASES.indexOf(msg.phase);
+      if (nat < 0 || phase < 0) throw new RangeError('birthday: unknown nat kind or phase');
+      if (!Number.isInteger(msg.sockets) || msg.sockets < 0 || msg.sockets > MAX_BIRTHDAY_SOCKETS) throw new RangeError(`birthday: sockets 0..${MAX_BIRTHDAY_SOCKETS}`);
+      if (!Number.isInteger(msg.round) || msg.round < 0 || msg.round > 0xffffffff) throw new RangeError('birthday: round is a u32');
+      const out = new Uint8Array(H + BIRTHDAY_BODY_LEN);
+      out[0] = DISCO_TYPE.BIRTHDAY;
+      const v = new DataView(out.buffer);
+      v.setUint8(H, nat);
+      v.setUint8(H + 1, phase);
+      v.setUint16(H + 2, msg.sockets);
+      v.setUint32(H + 4, msg.round);
+      writeEndpoint(out, H + 8, msg.public);
+      return out;
+    }
   }
 }
 
@@ -152,6 +185,17 @@ export function decodeDiscoPayload(p: Uint8Array): DiscoEnvelope {
       const endpoints: DiscoEndpoint[] = [];
       for (let off = H; off < p.length; off += ENDPOINT_LEN) endpoints.push(readEndpoint(p, off));
       return { sentAt, msg: { type: 'call-me-maybe', endpoints } };
+    }
+    case DISCO_TYPE.BIRTHDAY: {
+      if (body !== BIRTHDAY_BODY_LEN) throw new DecodeError('bad-length', `disco birthday of ${p.length} bytes`);
+      const v = new DataView(p.buffer, p.byteOffset, p.byteLength);
+      const nat = BIRTHDAY_NATS[v.getUint8(H)];
+      const phase = BIRTHDAY_PHASES[v.getUint8(H + 1)];
+      const sockets = v.getUint16(H + 2);
+      if (nat === undefined) throw new DecodeError('bad-value', `birthday nat kind ${v.getUint8(H)}`);
+      if (phase === undefined) throw new DecodeError('bad-value', `birthday phase ${v.getUint8(H + 1)}`);
+      if (sockets > MAX_BIRTHDAY_SOCKETS) throw new DecodeError('bad-value', `birthday of ${sockets} sockets`);
+      return { sentAt, msg: { type: 'birthday', nat, phase, sockets, round: v.getUint32(H + 4), public: readEndpoint(p, H + 8) } };
     }
     default:
       throw new DecodeError('bad-type', `disco message type ${p[0]}`);

@@ -4,7 +4,7 @@
 // kind pings site 2 of the column kind, cold); the grid shows it in both cells. Pairs that share
 // no node are probed at the same time, a few at once.
 import type { NatBehaviour } from '../natlab/index.js';
-import { probePair, type Mesh, type MeshSiteSpec, type PairResult } from './mesh-lab.js';
+import { birthdayPair, probePair, type Mesh, type MeshSiteSpec, type PairResult } from './mesh-lab.js';
 import { pingSummary } from './pair-checks.js';
 
 export interface GridKind {
@@ -95,7 +95,8 @@ export async function runGrid(mesh: Mesh, opts: { concurrency: number; settleMs:
   for (const round of rounds) {
     const results = await Promise.all(round.map(async ([r, c]) => {
       const [a, b] = [mesh.node(`${r.id}1`), mesh.node(`${c.id}2`)];
-      const res = await probePair(a, b, opts.settleMs);
+      // Birthday pairs (symmetric × port-restricted) take seconds: netcheck, punch grace, spray.
+      const res = await probePair(a, b, birthdayPair(a.spec, b.spec) ? Math.max(opts.settleMs, 20_000) : opts.settleMs);
       const [ab, ba] = await Promise.all([pingSummary(a, b, 3, 0.2), pingSummary(b, a, 3, 0.2)]);
       const finalReplies = { ab: ab.received, ba: ba.received };
       return { ...res, row: r.id, col: c.id, finalReplies, connected: ab.received > 0 && ba.received > 0 };

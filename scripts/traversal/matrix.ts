@@ -3,7 +3,7 @@
 // path observed. Used by test/lab/nat-traversal.test.ts and scripts/traversal-matrix.
 import type { Lab, NatBehaviour } from '../natlab/index.js';
 import { NAT_BEHAVIOURS } from '../natlab/index.js';
-import { probePair, startMesh, waitMeshReady, type Mesh, type MeshSiteSpec, type PairResult } from './mesh-lab.js';
+import { birthdayPair, probePair, startMesh, waitMeshReady, type Mesh, type MeshSiteSpec, type PairResult } from './mesh-lab.js';
 
 const SHORT: Record<NatBehaviour, string> = {
   none: 'open', 'full-cone': 'full', 'restricted-cone': 'rest', 'port-restricted-cone': 'prc', symmetric: 'sym',
@@ -40,7 +40,8 @@ export async function runMatrix(lab: Lab, log: (line: string) => void = () => {}
     await waitMeshReady(mesh);
     const rows: PairResult[] = [];
     for (const [a, b] of matrixPairs()) {
-      const r = await probePair(mesh.node(a), mesh.node(b), 4000);
+      // Birthday pairs: the agents' netcheck, the punch grace and the spray take seconds.
+      const r = await probePair(mesh.node(a), mesh.node(b), birthdayPair(mesh.node(a).spec, mesh.node(b).spec) ? 20_000 : 4000);
       log(`${a} x ${b}: ${r.path} (expected ${r.expected}), first reply ${r.firstReplyMs ?? 'none'} ms, direct after ${r.timeToDirectMs ?? '-'} ms`);
       rows.push(r);
     }

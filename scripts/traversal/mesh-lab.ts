@@ -134,14 +134,24 @@ export interface PairResult {
   sent: number;
 }
 
-/** The classic table: direct unless UDP is blocked, or a symmetric NAT faces a symmetric or port-restricted one. */
+const natKind = (s: MeshSiteSpec): string => (s.doubleNat ? (s.nat === 'symmetric' ? 'symmetric' : 'port-restricted-cone') : s.nat);
+
+/**
+ * The classic table plus birthday probing: direct unless UDP is blocked or both NATs are
+ * symmetric. A symmetric NAT facing a port-restricted one (double NAT included) goes direct by
+ * birthday probing (birthdayPair), which takes seconds rather than the ≤ 2 s of plain punching.
+ */
 export function expectedPath(a: MeshSiteSpec, b: MeshSiteSpec): 'direct' | 'relay' {
   if (a.udpBlocked || b.udpBlocked) return 'relay';
-  const kind = (s: MeshSiteSpec): string => (s.doubleNat ? (s.nat === 'symmetric' ? 'symmetric' : 'port-restricted-cone') : s.nat);
-  const [x, y] = [kind(a), kind(b)];
-  const hard = (k: string): boolean => k === 'symmetric' || k === 'port-restricted-cone';
-  if ((x === 'symmetric' && hard(y)) || (y === 'symmetric' && hard(x))) return 'relay';
+  if (natKind(a) === 'symmetric' && natKind(b) === 'symmetric') return 'relay';
   return 'direct';
+}
+
+/** A pair only birthday probing opens: a symmetric NAT facing a port-restricted one. */
+export function birthdayPair(a: MeshSiteSpec, b: MeshSiteSpec): boolean {
+  if (a.udpBlocked || b.udpBlocked) return false;
+  const [x, y] = [natKind(a), natKind(b)];
+  return (x === 'symmetric' && y === 'port-restricted-cone') || (y === 'symmetric' && x === 'port-restricted-cone');
 }
 
 async function pingOnce(from: MeshNode, to: MeshNode, waitS: number): Promise<number | null> {

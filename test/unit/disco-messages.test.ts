@@ -7,7 +7,7 @@ import fc from 'fast-check';
 import nacl from 'tweetnacl';
 import { DecodeError } from '../../proto/errors.js';
 import {
-  decodeDiscoPayload, DiscoClock, discoSender, discoSharedKey, encodeDiscoPayload, isDiscoPacket, MAX_CALL_ENDPOINTS, openDisco, sealDisco,
+  BIRTHDAY_NATS, BIRTHDAY_PHASES, decodeDiscoPayload, DiscoClock, MAX_BIRTHDAY_SOCKETS, discoSender, discoSharedKey, encodeDiscoPayload, isDiscoPacket, MAX_CALL_ENDPOINTS, openDisco, sealDisco,
   type DiscoMessage,
 } from '../../proto/disco/messages.js';
 import { messageType } from '../../proto/wireguard/messages.js';
@@ -87,6 +87,33 @@ test('100k hostile packets with the magic prefix: openDisco throws only DecodeEr
     const same = packet.length === valid.length && packet.every((x, i) => x === valid[i]);
     assert.equal(codeOf(() => openDisco(packet, ba)) === 'ok', same, 'only the untouched packet opens');
   }), { numRuns: RUNS });
+});
+
+test('birthday: every valid message round-trips sealed; hostile birthday payloads throw only DecodeError', () => {
+  const msg = fc.record({
+    type: fc.constant('birthday' as const),
+    nat: fc.constantFrom(...BIRTHDAY_NATS),
+    phase: fc.constantFrom(...BIRTHDAY_PHASES),
+    sockets: fc.integer({ min: 0, max: MAX_BIRTHDAY_SOCKETS }),
+    round: fc.integer({ min: 0, max: 0xffffffff }),
+    public: fc.record({ address: fc.uint8Array({ minLength: 16, maxLength: 16 }), port: fc.integer({ min: 0, max: 65535 }) }),
+  });
+  fc.assert(fc.property(msg, fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }), (m, sentAt) => {
+    assert.deepEqual(openDisco(sealDisco(encodeDiscoPayload(m, sentAt), a.publicKey, ab), ba), { sentAt, msg: { ...m, public: { ...m.public } } });
+  }), { numRuns: 20_000 });
+  // Payloads shaped like a birthday (type 4, version 1) with random bodies and lengths around the real one.
+  const codes = new Set<string>();
+  fc.assert(fc.property(fc.oneof(fc.uint8Array({ maxLength: 40 }), fc.uint8Array({ minLength: 26, maxLength: 26, min: 0, max: 3 })), (body) => {
+    const p = Uint8Array.from([4, 1, 0, 0, 0, 0, 0, 0, 0, 1, ...body]);
+    const code = codeOf(() => decodeDiscoPayload(p));
+    codes.add(code);
+    if (code === 'ok') {
+      const m = decodeDiscoPayload(p);
+      assert.deepEqual(encodeDiscoPayload(m.msg, m.sentAt), p, 'what decodes re-encodes to the same bytes');
+    }
+  }), { numRuns: RUNS });
+  assert.ok(codes.has('ok') && codes.has('bad-length') && codes.has('bad-value'), [...codes].join());
+  assert.throws(() => encodeDiscoPayload({ type: 'birthday', nat: 'hard', phase: 'go', sockets: MAX_BIRTHDAY_SOCKETS + 1, round: 1, public: v4([203, 0, 113, 1], 1) }, 1), RangeError);
 });
 
 test('version 0 payloads (no sent-at) are refused; sent-at round-trips up to 2^53 - 1 and not beyond', () => {

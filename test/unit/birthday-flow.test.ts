@@ -1,0 +1,105 @@
+// The birthday orchestrator (birthday.ts) between two in-process hosts whose relay is a direct
+// function call: a stuck peer makes the easy side offer; the hard side opens its sockets, pings
+// the easy side's public endpoint from each (a local UDP receiver here) and says go; the easy side
+// sprays at its rate toward the hard side's IP; a hit ends the spray; close() closes every socket.
+// Also: two easy NATs never start, and an unknown NAT kind asks for a netcheck instead.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import dgram from 'node:dgram';
+import pino from 'pino';
+import { Birthday, type BirthdayHost, type BirthdayMessage } from '../../agent/magicsock/birthday.js';
+import { BIRTHDAY_SOCKETS, PUNCH_GRACE_MS, SPRAY_RATE_PPS } from '../../agent/magicsock/birthday-plan.js';
+import { packedToDisco } from '../../agent/magicsock/path-addr.js';
+import { encodePackedAddr } from '../../agent/tun/packed-addr.js';
+import type { BirthdayNat } from '../../proto/disco/messages.js';
+import type { DiscoPeer } from '../../agent/magicsock/disco-peer.js';
+
+const log = pino({ level: 'silent' });
+const peerA = { name: 'a', nodeKeyB64: 'A' } as DiscoPeer; // how B sees A
+const peerB = { name: 'b', nodeKeyB64: 'B' } as DiscoPeer; // how A sees B
+
+function host(nat: BirthdayNat, pub: { address: string; port: number }, deliver: (m: BirthdayMessage) => void, sprayed: Uint8Array[], wanted: { n: number }): BirthdayHost {
+  return {
+    log, now: () => performance.now(), ourNat: () => nat, wantNatKind: () => { wanted.n++; },
+    ourPublic: () => packedToDisco(encodePackedAddr(pub)),
+    sendBirthday: (_p, m) => { setImmediate(() => deliver(m)); return true; },
+    sealedPing: () => Uint8Array.from([0x50, 1, 2, 3]),
+    sprayPing: (_p, to) => { sprayed.push(to); },
+    receive: () => {},
+  };
+}
+
+test('easy offers, hard opens its sockets and says go, easy sprays within its rate until the hit', async () => {
+  const receiver = dgram.createSocket('udp4');
+  await new Promise<void>((r) => receiver.bind(0, '127.0.0.1', () => r()));
+  let pingsAtEasy = 0;
+  receiver.on('message', () => { pingsAtEasy++; });
+  const port = receiver.address().port;
+  const sprayed: Uint8Array[] = [];
+  const wanted = { n: 0 };
+  let easy!: Birthday;
+  let hard!: Birthday;
+  // A is easy (public endpoint = the local receiver), B is hard (public IP 127.0.0.2).
+  easy = new Birthday(host('easy', { address: '127.0.0.1', port }, (m) => hard.onMessage(peerA, m, performance.now()), sprayed, wanted));
+  hard = new Birthday(host('hard', { address: '127.0.0.2', port: 1 }, (m) => easy.onMessage(peerB, m, performance.now()), [], wanted));
+  try {
+    const t0 = performance.now();
+    easy.tick(peerB, t0, true, null, true);
+    easy.tick(peerB, t0 + PUNCH_GRACE_MS, true, null, true);
+    assert.equal(easy.status().offersSent, 1);
+    await waitUntil(() => sprayed.length > 0, 3000);
+    const hs = hard.status();
+    assert.equal(hs.hardAttempts, 1);
+    assert.equal(hs.socketsOpened, BIRTHDAY_SOCKETS);
+    assert.equal(hs.socketsOpen, BIRTHDAY_SOCKETS);
+    await waitUntil(() => pingsAtEasy === BIRTHDAY_SOCKETS, 3000);
+    const sprayStart = performance.now();
+    await new Promise((r) => setTimeout(r, 300));
+    const n = sprayed.length;
+    assert.ok(n <= ((performance.now() - sprayStart + 60) / 1000) * SPRAY_RATE_PPS + 1, `sprayed ${n}`);
+    assert.ok(sprayed.every((a) => a[0] === 4 && a[4] === 127 && a[7] === 2), 'toward the hard side\'s IP');
+    assert.equal(new Set(sprayed.map((a) => (a[2]! << 8) | a[3]!)).size, n, 'distinct ports');
+    easy.sprayHit(peerB, performance.now());
+    const es = easy.status();
+    assert.equal(es.successes, 1);
+    assert.equal(es.lastSuccessPackets, n);
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(sprayed.length, n, 'no probe after the hit');
+    assert.equal(wanted.n, 0);
+  } finally {
+    easy.close();
+    hard.close();
+    receiver.close();
+  }
+  assert.equal(hard.status().socketsOpen, 0);
+});
+
+test('two easy NATs never start; an unknown kind asks for a netcheck', () => {
+  const wanted = { n: 0 };
+  const sent: BirthdayMessage[] = [];
+  const b = new Birthday(host('easy', { address: '127.0.0.1', port: 9 }, () => {}, [], wanted));
+  b.onMessage(peerA, { type: 'birthday', nat: 'easy', phase: 'offer', sockets: 0, round: 1, public: packedToDisco(encodePackedAddr({ address: '127.0.0.3', port: 9 })) }, 0);
+  b.tick(peerA, 1000, true, null, true);
+  b.tick(peerA, 1000 + PUNCH_GRACE_MS, true, null, true);
+  assert.equal(b.status().offersSent, 0, 'the peer said easy: no pair');
+  // ...while a peer that has not told its kind gets our offer
+  b.tick(peerB, 1000, true, null, true);
+  b.tick(peerB, 1000 + PUNCH_GRACE_MS, true, null, true);
+  assert.equal(b.status().offersSent, 1);
+  assert.equal(b.status().attempts, 0);
+  const u = new Birthday({ ...host('unknown', { address: '127.0.0.1', port: 9 }, (m) => sent.push(m), [], wanted) });
+  u.tick(peerA, 1000, true, null, true);
+  u.tick(peerA, 1000 + PUNCH_GRACE_MS, true, null, true);
+  assert.ok(wanted.n >= 1);
+  assert.equal(u.status().offersSent, 0);
+  b.close();
+  u.close();
+});
+
+async function waitUntil(f: () => boolean, ms: number): Promise<void> {
+  const end = performance.now() + ms;
+  while (!f()) {
+    if (performance.now() > end) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
