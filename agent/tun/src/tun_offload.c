@@ -362,6 +362,7 @@ static napi_value m_gro_writes(napi_env env, napi_callback_info info) {
     PH_NAPI(env, napi_create_arraybuffer(env, total, &data, &ab));
     size_t o = 0;
     for (uint32_t v = 0; v < niov; v++) {
+      if (iov[v].iov_len == 0) continue;  // an empty packet's buffer may be NULL
       memcpy((uint8_t *)data + o, iov[v].iov_base, iov[v].iov_len);
       o += iov[v].iov_len;
     }

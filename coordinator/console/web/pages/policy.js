@@ -18,10 +18,13 @@ export function PolicyPage() {
   const gutter = useRef(null);
   const timer = useRef(0);
   const seq = useRef(0);
+  // Set once the admin types: the policy loading late must not overwrite their text.
+  const edited = useRef(false);
 
   const load = () => run(async () => {
     const r = await call('GET', 'policy');
     setCurrent(r);
+    if (edited.current) return;
     const t = r.policy === null ? '' : JSON.stringify(r.policy, null, 2);
     setText(t);
     check(t);
@@ -40,7 +43,7 @@ export function PolicyPage() {
       setChecked(true);
     }), CHECK_DELAY_MS);
   };
-  const onInput = (e) => { setText(e.currentTarget.value); setSaved(''); check(e.currentTarget.value); };
+  const onInput = (e) => { edited.current = true; setText(e.currentTarget.value); setSaved(''); check(e.currentTarget.value); };
   const onScroll = (e) => { if (gutter.current) gutter.current.scrollTop = e.currentTarget.scrollTop; };
   const save = () => run(async () => {
     const r = text.trim() === '' ? await call('DELETE', 'policy') : await call('PUT', 'policy', JSON.parse(text));
