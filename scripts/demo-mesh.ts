@@ -20,7 +20,7 @@ import { startCoordinator, type LabCoordinator } from './tunnels/pinhole-coordin
 import { startManagedAgent, type ManagedAgent } from './tunnels/pinhole-managed.js';
 import { startLabRelay, type LabRelay } from './tunnels/pinhole-relay.js';
 import {
-  RELAY_NAME, formatPairTable, probePair, waitFor, waitMeshReady, type Mesh, type MeshNode, type MeshSiteSpec, type PairResult,
+  RELAY_NAME, birthdayPair, formatPairTable, probePair, waitFor, waitMeshReady, type Mesh, type MeshNode, type MeshSiteSpec, type PairResult,
 } from './traversal/mesh-lab.js';
 import { pingSummary } from './traversal/pair-checks.js';
 
@@ -100,10 +100,12 @@ async function run(lab: Lab, started: Started): Promise<boolean> {
 
   heading(6, 'Every pair pings: which pairs went direct, which are relayed');
   say(`  Each pair's first packets go through relay "${RELAY_NAME}" while disco probes for a direct path`);
-  say('  (hole punching); a symmetric NAT facing a symmetric or port-restricted one stays relayed.');
+  say('  (hole punching); a symmetric NAT facing a port-restricted one goes direct by birthday probing,');
+  say('  two symmetric NATs stay relayed.');
   const rows: PairResult[] = [];
   for (const [i, a] of nodes.entries()) {
-    for (const b of nodes.slice(i + 1)) rows.push(await probePair(a, b, SETTLE_MS));
+    // A symmetric NAT facing a port-restricted one goes direct by birthday probing: seconds, not ms.
+    for (const b of nodes.slice(i + 1)) rows.push(await probePair(a, b, birthdayPair(a.spec, b.spec) ? 20_000 : SETTLE_MS));
   }
   say();
   say(indent(formatPairTable(rows)));
