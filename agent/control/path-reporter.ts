@@ -10,7 +10,7 @@
 //    message), and in full at once when the stream (re)connects (enable()).
 // Changes are found by poke() (the magic socket saw a path change) and by a slow poll (latency and
 // reasons move without an event). At most maxPeers peers: the ones idle the longest are left out.
-import { MAX_PATH_REPORT_PEERS, PATH_REPORT_MIN_INTERVAL_MS, type PeerPathReport, type StreamPaths } from '../../proto/control/schemas.js';
+import { Endpoint, MAX_PATH_REPORT_PEERS, PATH_REPORT_MIN_INTERVAL_MS, type PeerPathReport, type StreamPaths } from '../../proto/control/schemas.js';
 import type { PeerPathRow } from '../magicsock/magic-socket.js';
 
 /** A latency change is reported when it moves by more than this fraction... */
@@ -181,12 +181,23 @@ export function latencyMoved(a: number | null, b: number | null): boolean {
   return d > LATENCY_MIN_MS && d > LATENCY_RATIO * Math.min(a, b);
 }
 
+/**
+ * The ip:port of a path as the schema takes it: a birthday path's text names its socket too
+ * ("ip:port via birthday socket #k"), which the coordinator would refuse as malformed.
+ */
+function wireEndpoint(text: string | null): string | null {
+  if (text === null) return null;
+  if (Endpoint.safeParse(text).success) return text;
+  const m = /(\d{1,3}(?:\.\d{1,3}){3}|\[[0-9a-fA-F:.]+\]):\d{1,5}/.exec(text);
+  return m && Endpoint.safeParse(m[0]).success ? m[0] : null;
+}
+
 /** One row of the magic socket's table as the wire carries it (relay only when relayed, endpoint only when direct). */
 export function pathReportOf(row: PeerPathRow): PeerPathReport {
   return {
     peer: row.nodeKey, path: row.path,
     relay: row.path === 'relay' ? row.relay : null,
-    endpoint: row.path === 'direct' ? row.endpoint : null,
+    endpoint: row.path === 'direct' ? wireEndpoint(row.endpoint) : null,
     latencyMs: row.latencyMs === null ? null : Math.min(Math.max(0, row.latencyMs), 600_000),
     whyNotDirect: row.whyNotDirect, tried: row.tried, idleSeconds: Math.min(row.idleSeconds, 1e9),
   };
