@@ -38,6 +38,9 @@ interface Row {
   cpuPct: number;
   rssMB: number;
   peakRssMB: number;
+  /** Of rssMB: anonymous pages (the V8 heap, malloc) and file pages (node's own binary, shared with every node process). */
+  rssAnonMB: number;
+  rssFileMB: number;
   peersInNetmap: number;
 }
 
@@ -92,10 +95,11 @@ class SimulatedNodes {
   }
 }
 
-async function memoryMB(pid: number): Promise<{ rss: number; hwm: number }> {
+/** VmRSS split into anonymous memory (heap, this process's own) and file pages (mostly node's binary, shared). */
+async function memoryMB(pid: number): Promise<{ rss: number; hwm: number; anon: number; file: number }> {
   const s = await readFile(`/proc/${pid}/status`, 'utf8');
   const kb = (name: string): number => Number(new RegExp(`${name}:\\s+(\\d+) kB`).exec(s)?.[1] ?? NaN);
-  return { rss: kb('VmRSS') / 1024, hwm: kb('VmHWM') / 1024 };
+  return { rss: kb('VmRSS') / 1024, hwm: kb('VmHWM') / 1024, anon: kb('RssAnon') / 1024, file: kb('RssFile') / 1024 };
 }
 
 async function measure(lab: Lab, peers: number, seconds: number, settleMs: number): Promise<Row> {
@@ -135,7 +139,7 @@ async function measure(lab: Lab, peers: number, seconds: number, settleMs: numbe
       const cpuSeconds = processCpuSeconds(pid) - cpu0;
       const wall = (performance.now() - t0) / 1000;
       const mem = await memoryMB(pid);
-      return { peers, seconds: wall, cpuSeconds, cpuPct: (100 * cpuSeconds) / wall, rssMB: mem.rss, peakRssMB: Math.max(peak, mem.hwm), peersInNetmap: inNetmap };
+      return { peers, seconds: wall, cpuSeconds, cpuPct: (100 * cpuSeconds) / wall, rssMB: mem.rss, peakRssMB: Math.max(peak, mem.hwm), rssAnonMB: mem.anon, rssFileMB: mem.file, peersInNetmap: inNetmap };
     } finally {
       await agent.stop();
     }
@@ -157,7 +161,7 @@ async function main(): Promise<number> {
     lab = await createLab({ name: 'bidle' });
     for (const n of o.peers) {
       const r = await measure(lab, n, o.seconds, o.settleSeconds * 1000);
-      process.stdout.write(`  ${n} peers: CPU ${r.cpuPct.toFixed(3)}% over ${r.seconds.toFixed(0)} s, RSS ${r.rssMB.toFixed(1)} MB (peak ${r.peakRssMB.toFixed(1)} MB)\n`);
+      process.stdout.write(`  ${n} peers: CPU ${r.cpuPct.toFixed(3)}% over ${r.seconds.toFixed(0)} s, RSS ${r.rssMB.toFixed(1)} MB (anonymous ${r.rssAnonMB.toFixed(1)}, file ${r.rssFileMB.toFixed(1)}; peak ${r.peakRssMB.toFixed(1)} MB)\n`);
       rows.push(r);
     }
   } finally {

@@ -19,6 +19,8 @@ export const LATENCY_RATIO = 0.2;
 export const LATENCY_MIN_MS = 5;
 export const REFRESH_MS = 30_000;
 export const POLL_MS = 1000;
+/** The poll while every peer is quiet: nothing moves without an event (poke) then. */
+export const QUIET_POLL_MS = 10_000;
 
 export interface PathTable {
   natType: string | null;
@@ -43,10 +45,13 @@ export interface PathReporterOptions {
   table: () => PathTable;
   /** Sends on the control stream; false when it could not (not connected, coordinator not capable). */
   send: (msg: StreamPaths) => boolean;
+  /** True while no peer is active: the slow poll (QUIET_POLL_MS) is enough then. */
+  quiet?: () => boolean;
   clock?: ReporterClock;
   minIntervalMs?: number;
   refreshMs?: number;
   pollMs?: number;
+  quietPollMs?: number;
   maxPeers?: number;
 }
 
@@ -65,6 +70,7 @@ export class PathReporter {
   private readonly minIntervalMs: number;
   private readonly refreshMs: number;
   private readonly pollMs: number;
+  private readonly quietPollMs: number;
   private readonly maxPeers: number;
   private enabled = false;
   /** What the coordinator holds (the last report sent); null: nothing since enable(). */
@@ -80,6 +86,7 @@ export class PathReporter {
     this.minIntervalMs = opts.minIntervalMs ?? PATH_REPORT_MIN_INTERVAL_MS;
     this.refreshMs = opts.refreshMs ?? REFRESH_MS;
     this.pollMs = opts.pollMs ?? POLL_MS;
+    this.quietPollMs = opts.quietPollMs ?? QUIET_POLL_MS;
     this.maxPeers = opts.maxPeers ?? MAX_PATH_REPORT_PEERS;
   }
 
@@ -128,7 +135,14 @@ export class PathReporter {
     } else {
       this.stats.unchanged++;
     }
-    this.schedule(this.pollMs);
+    this.schedule(this.nextPollMs(table.peers.length > 0));
+  }
+
+  /** Every pollMs while peers are active; else at the next refresh or after quietPollMs, whichever is first. */
+  private nextPollMs(hasPeers: boolean): number {
+    if (!this.opts.quiet?.()) return this.pollMs;
+    const untilRefresh = hasPeers ? this.lastSentAt + this.refreshMs - this.clock.now() : Infinity;
+    return Math.max(this.pollMs, Math.min(this.quietPollMs, untilRefresh));
   }
 
   /** At most maxPeers peers, the most recently active kept. */

@@ -158,6 +158,7 @@ export class ManagedAgent {
         return magic ? { natType: magic.natType, peers: magic.pathTable().map(pathReportOf) } : { natType: null, peers: [] };
       },
       send: (msg) => this.stream?.sendPaths(msg) ?? false,
+      quiet: () => this.live?.magic.quiet ?? true,
     });
     if (registration && netmap && netmap.self.id === registration.node.id && netmap.self.nodeKey === opts.state.keys.nodeKey) {
       this.view = new NetmapView(netmap);

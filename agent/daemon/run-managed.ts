@@ -13,8 +13,7 @@ import { StateDir } from './state-dir.js';
 import { lockStateDir } from './state-lock.js';
 import { TUN_NAME } from './tunnel.js';
 import { DEFAULT_SOCKET_MARK, type SocketMark } from '../routing/socket-mark.js';
-import { startMetricsServer, type MetricsListen, type MetricsServer } from '../../metrics/http-server.js';
-import { createAgentMetrics } from '../metrics.js';
+import type { MetricsListen, MetricsServer } from '../../metrics/http-server.js';
 
 export const DEFAULT_TUN = 'pinhole0';
 
@@ -52,7 +51,11 @@ export async function runManagedAgent(opts: ManagedDaemonOptions): Promise<void>
   const policy = await prepareLocalApi(opts.socketPath, opts);
   const state = await StateDir.open(opts.stateDir);
   // Built before the agent so the magic socket reports path events to it; read the agent at scrape time.
-  const metrics = opts.metricsListen ? createAgentMetrics({ status: () => agent.status(), netcheck: () => agent.netcheckReport }) : null;
+  // prom-client is loaded only by an agent that serves metrics (it costs an idle agent ~4 MB).
+  const metricsModules = opts.metricsListen
+    ? await Promise.all([import('../metrics.js'), import('../../metrics/http-server.js')])
+    : null;
+  const metrics = metricsModules ? metricsModules[0].createAgentMetrics({ status: () => agent.status(), netcheck: () => agent.netcheckReport }) : null;
   const agent: ManagedAgent = await ManagedAgent.load({
     state, log, tunName, port: opts.port, timers: timersFromEnv(process.env.PINHOLE_WG_TIMERS), defaultHostname: defaultHostname(),
     socketMark: opts.socketMark ?? DEFAULT_SOCKET_MARK, forceRelay: opts.forceRelay === true,
@@ -69,8 +72,8 @@ export async function runManagedAgent(opts: ManagedDaemonOptions): Promise<void>
     throw err;
   });
   let metricsServer: MetricsServer | null = null;
-  if (metrics && opts.metricsListen) {
-    metricsServer = await startMetricsServer({ ...opts.metricsListen, registry: metrics.registry, onError: (err) => log.error({ err: err.message }, 'metrics collection failed') })
+  if (metrics && metricsModules && opts.metricsListen) {
+    metricsServer = await metricsModules[1].startMetricsServer({ ...opts.metricsListen, registry: metrics.registry, onError: (err) => log.error({ err: err.message }, 'metrics collection failed') })
       .catch(async (err: Error) => {
         await api.close().catch(() => undefined);
         await agent.close();

@@ -140,6 +140,8 @@ export class MagicSocket {
   /** The one timer: tick() at tickAt (see tick-schedule.ts). */
   private ticker: NodeJS.Timeout | undefined;
   private tickAt = Infinity;
+  /** Whether any peer was active (or a ping awaited its pong) at the last tick. */
+  private busyAtLastTick = true;
   private closed = false;
   private lastRelaySrc: Uint8Array | null = null;
   private lastRelayPeer: DiscoPeer | null = null;
@@ -695,8 +697,17 @@ export class MagicSocket {
       if (p.path.active(now) || (!p.firstPacketSeen && now - p.addedAt < ACTIVE_MS)) { busy = true; break; }
       trustExpiry = Math.min(trustExpiry, p.path.trustExpiresAt());
     }
+    this.busyAtLastTick = busy;
     this.arm(nextTickDelay(busy, trustExpiry - now));
   };
+
+  /**
+   * True while peers are quiet (as of the last tick): latencies and reasons do not move then, and
+   * whatever does change (a path, a new peer) is announced through onPathChange.
+   */
+  get quiet(): boolean {
+    return !this.busyAtLastTick;
+  }
 
   private tick(): void {
     const now = this.now();

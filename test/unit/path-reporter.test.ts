@@ -4,7 +4,7 @@
 // report it sends is a valid StreamPaths. Time is a fake clock.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { PathReporter, latencyMoved, reasonKey, pathReportOf, REFRESH_MS, type PathTable, type ReporterClock } from '../../agent/control/path-reporter.js';
+import { PathReporter, latencyMoved, reasonKey, pathReportOf, POLL_MS, QUIET_POLL_MS, REFRESH_MS, type PathTable, type ReporterClock } from '../../agent/control/path-reporter.js';
 import { PATH_REPORT_MIN_INTERVAL_MS, StreamPaths, type PeerPathReport } from '../../proto/control/schemas.js';
 
 class FakeClock implements ReporterClock {
@@ -35,7 +35,7 @@ const peer = (i: number, over: Partial<PeerPathReport> = {}): PeerPathReport => 
   tried: { candidates: 2, pingsSent: 0, pongsReceived: 0 }, idleSeconds: i, ...over,
 });
 
-function rig(opts: { maxPeers?: number } = {}) {
+function rig(opts: { maxPeers?: number; quiet?: () => boolean } = {}) {
   const clock = new FakeClock();
   const table: PathTable = { natType: 'port-restricted cone', peers: [peer(1), peer(2)] };
   const sent: { at: number; msg: StreamPaths }[] = [];
@@ -176,4 +176,27 @@ test('a table that cannot be built is counted, not thrown; the next poll tries a
   broken = false;
   clock.advance(1000);
   assert.equal(sent.length, 1);
+});
+
+test('while every peer is quiet the table is looked at every 10 s, not every second; the refresh still goes out on time', () => {
+  let quiet = true;
+  const { clock, table, sent, r } = rig({ quiet: () => quiet });
+  r.enable();
+  assert.equal(sent.length, 1);
+  clock.advance(60_000);
+  // Quiet: one look per QUIET_POLL_MS plus the refresh (which also re-arms the poll).
+  assert.ok(r.stats.unchanged <= 60_000 / QUIET_POLL_MS, `looked ${r.stats.unchanged} times in 60 s while quiet`);
+  assert.equal(sent.length, 3, 'refreshes at 30 s and 60 s');
+  assert.equal(sent[1]!.at, REFRESH_MS, 'the refresh is not late while quiet');
+  // A latency change without a poke while quiet waits for the slow look...
+  table.peers[0] = { ...table.peers[0]!, latencyMs: 80 };
+  const before = sent.length;
+  clock.advance(QUIET_POLL_MS);
+  assert.equal(sent.length, before + 1, 'found by the quiet poll');
+  // ...and once a peer is active the poll is back to every second.
+  quiet = false;
+  clock.advance(QUIET_POLL_MS);
+  const looks = r.stats.unchanged;
+  clock.advance(5 * POLL_MS);
+  assert.ok(r.stats.unchanged - looks >= 4, 'active again: a look every second');
 });
