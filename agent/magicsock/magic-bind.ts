@@ -33,9 +33,9 @@ export class MagicBind implements PacketBind {
   }
 
   sendBatch(slab: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, addrs: Uint8Array, count: number): number {
-    let relayed = 0;
-    for (let i = 0; i < count; i++) if (addrKind(addrs, i * ADDR_LEN) !== 'udp') relayed++;
-    if (relayed === 0) return this.udp.sendBatch(slab, offsets, lengths, addrs, count);
+    let special = 0;
+    for (let i = 0; i < count; i++) if (addrKind(addrs, i * ADDR_LEN) !== 'udp') special++;
+    if (special === 0) return this.udp.sendBatch(slab, offsets, lengths, addrs, count);
     if (count > this.offsets.length) this.grow(count);
     let n = 0;
     let sent = 0;
