@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import { Hostname, type Netmap, type NetmapDelta, type SelfNode } from '../../proto/control/schemas.js';
 import type { WireGuardTimers } from '../../proto/wireguard/constants.js';
 import { Device } from '../wireguard/device.js';
-import { UdpBindError } from '../tun/udp-socket.js';
+import { UdpBindError, type BatchUdpSocket } from '../tun/udp-socket.js';
 import { DEFAULT_TUN_MTU } from '../tun/tun-device.js';
 import { LocalApiError } from '../localapi/server.js';
 import {
@@ -376,26 +376,10 @@ export class ManagedAgent {
       this.fail(`${err.message}; tunnel closed`);
       void this.closeTunnel();
     };
-    const wanted = this.opts.port ?? this.prefs.listenPort ?? 0;
-    let tunnel: Tunnel;
-    try {
-      tunnel = await openTunnel({ device, tunName: this.opts.tunName, mtu: this.mtu, port: wanted, socketMark: this.opts.socketMark.value, onFatal });
-    } catch (err) {
-      // The port remembered from last time is taken: any port will do (peers learn it anew).
-      if (!(err instanceof UdpBindError) || this.opts.port !== undefined || wanted === 0) throw err;
-      this.log.warn(`UDP port ${wanted} is taken, using another one`);
-      tunnel = await openTunnel({ device, tunName: this.opts.tunName, mtu: this.mtu, port: 0, socketMark: this.opts.socketMark.value, onFatal });
-    }
-    const overlay = new OverlayInterface(tunnel.tun.name, (addresses) => device.setLocalAddresses(addresses));
-    try {
-      await overlay.apply(self);
-    } catch (err) {
-      tunnel.close();
-      throw err;
-    }
     const { keys } = this.opts.state;
-    const magic = new MagicSocket({
-      device, udp: tunnel.udp, tunName: tunnel.tun.name, nodePrivate: keys.nodePrivate, nodeKey: decodeKey(keys.nodeKey),
+    // The device sends through the magic socket, which owns every peer's path (Peer.takePath).
+    const magicOver = (udp: BatchUdpSocket): MagicSocket => new MagicSocket({
+      device, udp, tunName: this.opts.tunName, nodePrivate: keys.nodePrivate, nodeKey: decodeKey(keys.nodeKey),
       discoSecret: keys.discoSecret, discoPublic: decodeKey(keys.discoKey), log: this.log,
       onReportChange: () => this.stream?.refreshEndpoints(),
       // The coordinator connection may hang on an address we no longer have: dial again now.
@@ -408,6 +392,25 @@ export class ManagedAgent {
       onNatKindWanted: () => this.netcheckForBirthday(),
       ...(this.opts.onPathEvent ? { onPathEvent: this.opts.onPathEvent } : {}),
     });
+    const wanted = this.opts.port ?? this.prefs.listenPort ?? 0;
+    let tunnel: Tunnel<MagicSocket>;
+    try {
+      tunnel = await openTunnel({ device, transport: magicOver, tunName: this.opts.tunName, mtu: this.mtu, port: wanted, socketMark: this.opts.socketMark.value, onFatal });
+    } catch (err) {
+      // The port remembered from last time is taken: any port will do (peers learn it anew).
+      if (!(err instanceof UdpBindError) || this.opts.port !== undefined || wanted === 0) throw err;
+      this.log.warn(`UDP port ${wanted} is taken, using another one`);
+      tunnel = await openTunnel({ device, transport: magicOver, tunName: this.opts.tunName, mtu: this.mtu, port: 0, socketMark: this.opts.socketMark.value, onFatal });
+    }
+    const overlay = new OverlayInterface(tunnel.tun.name, (addresses) => device.setLocalAddresses(addresses));
+    const magic = tunnel.transport;
+    try {
+      await overlay.apply(self);
+    } catch (err) {
+      tunnel.close();
+      void magic.close().catch(() => { /* never started: nothing of it outlives the tunnel */ });
+      throw err;
+    }
     const applier = new NetmapApplier(device, (p) => this.routing.allowedIpsFor(p));
     const peers = [...(this.view?.peers.values() ?? [])];
     applier.applyAll(peers);

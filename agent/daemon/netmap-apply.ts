@@ -1,12 +1,11 @@
 // Netmap peers → WireGuard peers on the device. Each peer's allowed IPs are its overlay /32 and
-// /128; its endpoint is the first endpoint the coordinator lists (NAT traversal replaces this
-// next). Updates change the peer in place, so an established session survives an endpoint change.
+// /128 plus the routes it carries. Its endpoint is not set here: the magic socket alone decides
+// where a managed peer's packets go (MagicSocket.syncPeers reads the netmap's endpoints). Updates
+// change the peer in place, so an established session survives them.
 import { parseCidr, type Cidr } from '../../proto/ip/address.js';
 import type { Peer as NetmapPeer } from '../../proto/control/schemas.js';
 import { decodeKey } from '../../proto/wireguard/keys.js';
-import { parseEndpoint } from '../../proto/ip/address.js';
 import type { Device } from '../wireguard/device.js';
-import { encodePackedAddr } from '../tun/packed-addr.js';
 
 export interface ApplyCounts {
   added: number;
@@ -20,28 +19,11 @@ export function overlayCidrs(p: { ipv4: string; ipv6: string }): Cidr[] {
   return [parseCidr(`${p.ipv4}/32`), parseCidr(`${p.ipv6}/128`)];
 }
 
-/** The first IP-literal endpoint in packed form; hostnames are not expected from a coordinator. */
-function firstEndpoint(p: NetmapPeer): { text: string; packed: Uint8Array } | undefined {
-  for (const text of p.endpoints) {
-    try {
-      const e = parseEndpoint(text);
-      return { text, packed: encodePackedAddr({ address: e.host, port: e.port }) };
-    } catch { /* try the next one */ }
-  }
-  return undefined;
-}
-
 const sameCidrs = (a: Cidr[], b: Cidr[]): boolean =>
   a.length === b.length && a.every((c, i) => c.bits === b[i]!.bits && Buffer.compare(c.bytes, b[i]!.bytes) === 0);
 
-/**
- * Keeps a device's peers equal to a netmap's. Remembers which endpoint it last set for each peer:
- * the device may since have learned a better one from the peer's own packets (roaming), and only
- * a change on the coordinator's side should override that.
- */
+/** Keeps a device's peers (keys, names, allowed IPs) equal to a netmap's. */
 export class NetmapApplier {
-  private readonly appliedEndpoint = new Map<string, string | undefined>();
-
   /** `extraAllowedIps`: routes a peer carries besides its overlay addresses (accepted subnet routes, exit node). */
   constructor(private readonly device: Device, private readonly extraAllowedIps: (p: NetmapPeer) => Cidr[] = () => []) {}
 
@@ -54,10 +36,7 @@ export class NetmapApplier {
       this.upsertInto(p, counts);
     }
     for (const key of [...this.device.peers.keys()]) {
-      if (!wanted.has(key) && this.device.removePeer(key)) {
-        this.appliedEndpoint.delete(key);
-        counts.removed++;
-      }
+      if (!wanted.has(key) && this.device.removePeer(key)) counts.removed++;
     }
     return counts;
   }
@@ -76,7 +55,6 @@ export class NetmapApplier {
   }
 
   private remove(nodeKey: string): boolean {
-    this.appliedEndpoint.delete(nodeKey);
     return this.device.removePeer(nodeKey);
   }
 
@@ -91,11 +69,9 @@ export class NetmapApplier {
       return;
     }
     if (p.nodeKey === this.device.publicKeyBase64) { counts.skipped++; return; }
-    const ep = firstEndpoint(p);
     const existing = this.device.peers.get(p.nodeKey);
     if (!existing) {
-      this.device.addPeer({ publicKey, allowedIps: allowed, endpoint: ep?.packed, name: p.name });
-      this.appliedEndpoint.set(p.nodeKey, ep?.text);
+      this.device.addPeer({ publicKey, allowedIps: allowed, name: p.name });
       counts.added++;
       return;
     }
@@ -105,12 +81,6 @@ export class NetmapApplier {
       this.device.allowedIps.removeValue(existing);
       for (const c of allowed) this.device.allowedIps.insert(c, existing);
       existing.allowedIps = allowed;
-      changed = true;
-    }
-    if (this.appliedEndpoint.get(p.nodeKey) !== ep?.text) {
-      // Keep a learned endpoint when the coordinator no longer lists any.
-      if (ep) existing.endpoint = ep.packed;
-      this.appliedEndpoint.set(p.nodeKey, ep?.text);
       changed = true;
     }
     if (changed) counts.updated++;

@@ -149,8 +149,7 @@ export class NodeRouting {
     if (!live) return;
     this.live = null;
     clearInterval(live.timer);
-    live.device.inboundHook = null;
-    live.device.outboundHook = null;
+    live.device.setPacketHooks(null, null);
     live.exit?.close();
     this.filter = null;
     this.filterSource = null;
@@ -175,8 +174,10 @@ export class NodeRouting {
     this.applyFilter(view?.packetFilter ?? null);
     this.applyServing(live, view?.self ?? null);
     const gateNeeded = this.filter !== null || live.exit !== null;
-    live.device.inboundHook = gateNeeded ? new InboundGate(live.device.drops, this.filter, live.exit) : null;
-    live.device.outboundHook = this.filter ? new FlowTracker(this.filter) : null;
+    live.device.setPacketHooks(
+      gateNeeded ? new InboundGate(live.device.drops, this.filter, live.exit) : null,
+      this.filter ? new FlowTracker(this.filter) : null,
+    );
     const key = this.allowedIpsKey();
     if (key !== this.allowedKey) {
       this.allowedKey = key;

@@ -2,6 +2,7 @@
 // device. Used by static mode and managed mode alike; addresses and routes are the caller's.
 import { Device } from '../wireguard/device.js';
 import type { SlabLayout } from '../wireguard/transport.js';
+import type { DeviceTransport } from '../wireguard/context.js';
 import { TunDevice } from '../tun/tun-device.js';
 import { BatchUdpSocket } from '../tun/udp-socket.js';
 import { BusyPoll, busyPollMicrosFromEnv } from '../tun/busy-poll.js';
@@ -11,8 +12,13 @@ import type { PacketSlab } from '../tun/packet-slab.js';
 
 export const TUN_NAME = /^[A-Za-z0-9_=+.-]{1,15}$/;
 
-export interface TunnelOptions {
+export interface TunnelOptions<T extends DeviceTransport> {
   device: Device;
+  /**
+   * Builds the device's transport over the opened UDP socket: the socket itself (static mode,
+   * `(udp) => ({ bind: udp })`) or the magic socket (managed mode). The device is attached to it once.
+   */
+  transport: (udp: BatchUdpSocket) => T;
   tunName: string;
   mtu: number;
   /** UDP port; 0 picks one. */
@@ -25,10 +31,12 @@ export interface TunnelOptions {
   onFatal: (err: Error) => void;
 }
 
-export interface Tunnel {
+export interface Tunnel<T extends DeviceTransport = DeviceTransport> {
   readonly device: Device;
   readonly tun: TunDevice;
   readonly udp: BatchUdpSocket;
+  /** What the device sends through (TunnelOptions.transport). */
+  readonly transport: T;
   /** Stops the device, closes the socket and removes the TUN. Idempotent. */
   close(): void;
 }
@@ -38,7 +46,7 @@ export function slabLayout(slab: PacketSlab): SlabLayout {
 }
 
 /** Opens the TUN (link up) and the UDP socket, and attaches the device to both. */
-export async function openTunnel(opts: TunnelOptions): Promise<Tunnel> {
+export async function openTunnel<T extends DeviceTransport>(opts: TunnelOptions<T>): Promise<Tunnel<T>> {
   if (!TUN_NAME.test(opts.tunName)) throw new Error(`invalid TUN name "${opts.tunName}": use --tun NAME (1-15 letters, digits, _=+.-)`);
   const { device, mtu } = opts;
   // PINHOLE_BUSY_POLL_US=300 keeps the loop polling after small batches (off by default: see busy-poll.ts).
@@ -56,7 +64,16 @@ export async function openTunnel(opts: TunnelOptions): Promise<Tunnel> {
     throw err;
   }
   const udpLayout = slabLayout(udp.rx);
-  device.attach(tun, slabLayout(tun.rx), udp, udpLayout);
+  let transport: T;
+  try {
+    transport = opts.transport(udp);
+  } catch (err) {
+    udp.close();
+    tun.close();
+    busyPoll.close();
+    throw err;
+  }
+  device.attach({ tun, tunSlab: slabLayout(tun.rx), transport, udpSlab: udpLayout });
   tun.onPackets = (count, rx) => device.receiveTunBatch(rx.lengths, count);
   udp.onPackets = (count, rx) => device.receiveUdpBatch(udpLayout, rx.lengths, rx.addrs, count);
   const [t, u] = [tun, udp];
@@ -69,7 +86,7 @@ export async function openTunnel(opts: TunnelOptions): Promise<Tunnel> {
   u.onError = (err) => opts.onFatal(new Error(`UDP socket failed: ${err.message}`));
   let closed = false;
   return {
-    device, tun: t, udp: u,
+    device, tun: t, udp: u, transport,
     close() {
       if (closed) return;
       closed = true;

@@ -21,7 +21,7 @@ import type { BirthdayNat, DiscoEndpoint, DiscoMessage } from '../../proto/disco
 import {
   BIRTHDAY_SOCKETS, BirthdayGate, HARD_SIDE_HOLD_MS, PUNCH_GRACE_MS, SprayPlan, birthdayRole,
 } from './birthday-plan.js';
-import { BIRTHDAY_FAMILY, birthdayAddr, birthdaySocketId, discoToPacked } from './path-addr.js';
+import { addrKind, birthdayAddr, birthdaySocketId, discoToPacked } from './path-addr.js';
 import type { DiscoPeer } from './disco-peer.js';
 
 /** A relayed peer makes us ask for our NAT kind this long after it got stuck. */
@@ -120,7 +120,7 @@ export class Birthday {
 
   /** MagicBind.sideSend: a packet to a birthday address leaves through its socket. */
   readonly send = (addr: Uint8Array, packet: Uint8Array): boolean => {
-    if (addr[0] !== BIRTHDAY_FAMILY) return false;
+    if (addrKind(addr) !== 'birthday') return false;
     const s = this.sockets.get(birthdaySocketId(addr));
     if (!s) return false;
     s.socket.send(packet, (addr[2]! << 8) | addr[3]!, `${addr[4]}.${addr[5]}.${addr[6]}.${addr[7]}`);
@@ -304,7 +304,7 @@ export class Birthday {
   private onDirect(p: DiscoPeer, st: PeerState, direct: Uint8Array, now: number): void {
     const run = st.hard;
     if (!run) return;
-    if (direct[0] !== BIRTHDAY_FAMILY) {
+    if (addrKind(direct) !== 'birthday') {
       // Direct some other way: an attempt still looking ends; a kept socket goes once idle.
       if (run.kept === null) { this.endHard(p, st, false, now, false); this.gate.finish(key(p), true, now); } else this.closeIdleKept(p, st, now);
       return;

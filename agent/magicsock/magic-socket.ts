@@ -13,11 +13,13 @@ import { messageType } from '../../proto/wireguard/messages.js';
 import { isStunMessage } from '../../proto/stun/message.js';
 import { encodeBindingRequest } from '../../proto/stun/binding.js';
 import type { Device } from '../wireguard/device.js';
+import type { DeviceTransport } from '../wireguard/context.js';
+import type { PathOwner, Peer } from '../wireguard/peer.js';
 import type { BatchUdpSocket } from '../tun/udp-socket.js';
 import { decodePackedAddr, encodePackedAddr, packedAddrEquals } from '../tun/packed-addr.js';
 import { StunClient } from '../netcheck/stun-client.js';
 import { MagicBind } from './magic-bind.js';
-import { NO_DISCO_ENDPOINT, discoToPacked, isRelayAddr, packedText, packedToDisco } from './path-addr.js';
+import { NO_DISCO_ENDPOINT, addrKind, discoToPacked, packedText, packedToDisco } from './path-addr.js';
 import { DiscoPeer } from './disco-peer.js';
 import { EndpointDiscovery, relayStunServers } from './endpoint-discovery.js';
 import { RelaySet, type RelayEntry, type RelayStatusJson } from './relay-set.js';
@@ -33,13 +35,15 @@ import { Birthday } from './birthday.js';
 import type { BirthdayNat } from '../../proto/disco/messages.js';
 
 const PING_TIMEOUT_MS = 5000;
-const CALL_ME_MAYBE_GAP_MS = 1000;
 /** How often our own interface addresses are re-read for the candidate filter. */
 const LOCAL_ADDRS_REFRESH_MS = 10_000;
 
+/** The part of the batch UDP socket the magic socket uses (an in-memory one in unit tests). */
+export type MagicUdp = Pick<BatchUdpSocket, 'port' | 'send' | 'sendBatch' | 'sendTo'>;
+
 export interface MagicSocketOptions {
   device: Device;
-  udp: BatchUdpSocket;
+  udp: MagicUdp;
   tunName: string;
   nodePrivate: Uint8Array;
   nodeKey: Uint8Array;
@@ -121,7 +125,11 @@ interface PendingPing {
   spray?: boolean;
 }
 
-export class MagicSocket {
+/**
+ * The device's transport in managed mode (Device.attach) and the one writer of every managed
+ * WireGuard peer's endpoint (Peer.takePath): the netmap, roaming and the device only ask it.
+ */
+export class MagicSocket implements DeviceTransport, PathOwner {
   readonly bind: MagicBind;
   readonly stun: StunClient;
   readonly relays: RelaySet;
@@ -136,6 +144,8 @@ export class MagicSocket {
   private readonly byId = new Map<number, DiscoPeer>();
   private readonly pending = new Map<string, PendingPing>();
   private readonly hairpins = new Map<string, () => void>();
+  /** The endpoint writers of the WireGuard peers this socket took over (Peer.takePath). */
+  private readonly endpointWriters = new WeakMap<Peer, (endpoint: Uint8Array) => void>();
   private nextId = 1;
   /** The one timer: tick() at tickAt (see tick-schedule.ts). */
   private ticker: NodeJS.Timeout | undefined;
@@ -156,8 +166,7 @@ export class MagicSocket {
 
   constructor(private readonly opts: MagicSocketOptions) {
     this.log = opts.log;
-    const { device, udp } = opts;
-    this.bind = new MagicBind(udp, (id, packet) => this.sendViaRelay(id, packet));
+    const { udp } = opts;
     this.stun = new StunClient({ send: (packet, port, address) => { udp.sendTo(packet, { address, port }); } });
     this.relays = new RelaySet({
       nodePrivateKey: opts.nodePrivate, log: opts.log, socketMark: opts.socketMark,
@@ -192,15 +201,11 @@ export class MagicSocket {
       sealedPing: (p) => sealDisco(this.payload({ type: 'ping', txid: randomBytes(12), nodeKey: this.opts.nodeKey }), this.opts.discoPublic, p.sharedKey),
       sprayPing: (p, to) => {
         const now = this.now();
-        const target: Candidate = { text: packedText(to), packed: to, source: 'ping', addedAt: now, lastPingAt: 0, lastPongAt: 0, latencyMs: null };
-        this.sendPing(p, target, now, undefined, true);
+        this.sendPing(p, p.path.detached(packedText(to), to, now), now, undefined, true);
       },
       receive: (data, from) => this.onBirthdayPacket(data, from),
     });
-    this.bind.sideSend = this.birthday.send;
-    device.bind = this.bind;
-    device.onOtherPacket = (packet, addrs, off) => this.onUdpOther(packet, addrs, off);
-    device.onPeerSource = (peer, addrs, off) => this.onPeerSource(peer.publicKeyBase64, addrs, off);
+    this.bind = new MagicBind(udp, (id, packet) => this.sendViaRelay(id, packet), this.birthday.send);
   }
 
   start(): void {
@@ -260,7 +265,7 @@ export class MagicSocket {
       const t = this.now();
       for (const p of this.byId.values()) {
         if (!p.path.active(t)) continue;
-        p.path.lastCallMeMaybeAt = 0;
+        p.path.allowCallMeMaybe();
         this.probe(p, t);
       }
     });
@@ -290,7 +295,7 @@ export class MagicSocket {
         this.byNodeKey.set(s.nodeKey, p);
         this.byId.set(p.id, p);
         this.byDiscoKey.set(p.discoKeyB64, p);
-        wg.roaming = false;
+        if (!this.endpointWriters.has(wg)) this.endpointWriters.set(wg, wg.takePath(this));
       } else if (p.discoKeyB64 !== s.discoKey) {
         this.byDiscoKey.delete(p.discoKeyB64);
         p.setDiscoKey(discoKey, this.opts.discoSecret);
@@ -349,11 +354,11 @@ export class MagicSocket {
     const idleSeconds = Math.round(Math.max(0, now - Math.max(path.lastActiveAt, p.addedAt)) / 1000);
     let s: Omit<PeerPathStatus, 'whyNotDirect' | 'tried' | 'idleSeconds'>;
     if (best) s = { path: 'direct', endpoint: best.text, relay: p.homeRelay, latencyMs: round(best.latencyMs) };
-    else if (relay && p.wg.endpoint && p.wg.endpoint[0] === p.relayAddr[0]) s = { path: 'relay', endpoint: firstText(p), relay, latencyMs: round(path.relayLatencyMs) };
+    else if (relay && p.wg.endpoint && addrKind(p.wg.endpoint) === 'relay') s = { path: 'relay', endpoint: firstText(p), relay, latencyMs: round(path.relayLatencyMs) };
     else {
       // No relay to use and no pong yet: packets go to a candidate on trust (applyPath), which is
       // no confirmed path. A relay address left from a relay the netmap no longer lists is none either.
-      const ep = p.wg.endpoint && !isRelayAddr(p.wg.endpoint) ? p.wg.endpoint : null;
+      const ep = p.wg.endpoint && addrKind(p.wg.endpoint) !== 'relay' ? p.wg.endpoint : null;
       s = { path: 'none', endpoint: ep ? packedText(ep) : null, relay: p.homeRelay, latencyMs: null };
     }
     const why = s.path === 'direct' ? null : whyNotDirect({
@@ -403,7 +408,8 @@ export class MagicSocket {
 
   // --- receive ------------------------------------------------------------------------------
 
-  private onUdpOther(packet: Uint8Array, addrs: Uint8Array, off: number): void {
+  /** DeviceTransport: a datagram on the UDP socket that is not WireGuard (disco or STUN). */
+  onOtherPacket(packet: Uint8Array, addrs: Uint8Array, off: number): void {
     if (isDiscoPacket(packet)) {
       this.onDisco(Uint8Array.from(packet), Uint8Array.prototype.slice.call(addrs, off, off + 20), null, null);
       return;
@@ -421,12 +427,15 @@ export class MagicSocket {
   }
 
   /**
-   * WireGuard data from a peer arrived from an address that is not its path (its NAT rebound, or
-   * it roamed). Treat it like a ping from there: try that address, and re-check the current path.
+   * PathOwner: WireGuard data from a peer arrived from an address that is not its path (its NAT
+   * rebound, or it roamed). Treat it like a ping from there: try that address, and re-check the
+   * current path. A peer with no endpoint at all (no relay, no usable netmap endpoint) is answered
+   * where it wrote from, as WireGuard would.
    */
-  private onPeerSource(nodeKey: string, addrs: Uint8Array, off: number): void {
-    if (addrs[off] !== 4 && addrs[off] !== 6) return; // through a relay: nothing to learn
-    const p = this.byNodeKey.get(nodeKey);
+  onPeerSource(peer: Peer, addrs: Uint8Array, off: number): void {
+    if (peer.endpoint === undefined) { this.setEndpoint(peer, Uint8Array.prototype.slice.call(addrs, off, off + 20)); return; }
+    if (addrKind(addrs, off) !== 'udp') return; // through a relay or a birthday socket: nothing to learn
+    const p = this.byNodeKey.get(peer.publicKeyBase64);
     if (!p || this.opts.forceRelay) return;
     const now = this.now();
     if (now - p.lastSourceCheckAt < 1000) return;
@@ -521,7 +530,7 @@ export class MagicSocket {
           this.applyPath(p, now);
           pend.waiter?.({ path: 'direct', via: pend.target.text, latencyMs: latency });
         } else {
-          p.path.relayLatencyMs = latency;
+          p.path.noteRelayPong(latency);
           pend.waiter?.({ path: 'relay', via: pend.relay ?? '?', latencyMs: latency });
         }
         return;
@@ -559,7 +568,7 @@ export class MagicSocket {
     if (!p.path.active(now)) p.path.resetProbes();
     this.markActive(p, now);
     if (p.path.probeDue(now)) {
-      p.path.lastProbeAt = now; // one probe per burst of packets
+      p.path.noteProbeScheduled(now); // one probe per burst of packets
       setImmediate(() => this.probe(p, this.now()));
     }
     return this.relays.send(relay, p.nodeKey, packet);
@@ -570,8 +579,7 @@ export class MagicSocket {
     if (!this.byId.has(p.id)) return;
     if (!this.opts.forceRelay) for (const c of targets) this.sendPing(p, c, now);
     const relay = this.relayFor(p);
-    if (relay && now - p.path.lastCallMeMaybeAt >= CALL_ME_MAYBE_GAP_MS) {
-      p.path.lastCallMeMaybeAt = now;
+    if (relay && p.path.takeCallMeMaybe(now)) {
       const endpoints = this.endpoints.map(packedFromText).filter((x): x is Uint8Array => x !== undefined).map((x) => packedToDisco(x));
       this.sendDisco(p, this.payload({ type: 'call-me-maybe', endpoints }), null, relay);
       this.counters.callMeMaybeSent++;
@@ -653,8 +661,8 @@ export class MagicSocket {
     const cur = p.wg.endpoint;
     let changed = false;
     if (want && (!cur || !packedAddrEquals(cur, 0, want, 0))) {
-      const wasRelay = cur !== undefined && cur[0] === p.relayAddr[0];
-      p.wg.endpoint = want;
+      const wasRelay = cur !== undefined && addrKind(cur) === 'relay';
+      this.setEndpoint(p.wg, want);
       if (!best && relay && !wasRelay) this.log.info(`${p.name}: path via relay ${relay}`);
       this.opts.device.resendInitiation(p.wg, now);
       changed = true;
@@ -668,9 +676,14 @@ export class MagicSocket {
     }
   }
 
+  /** The only place a managed peer's endpoint is written (the writer Peer.takePath gave us). */
+  private setEndpoint(wg: Peer, endpoint: Uint8Array): void {
+    this.endpointWriters.get(wg)?.(endpoint);
+  }
+
   /** Traffic or disco through JS: the peer is active, and the socket ticks at TICK_MS again. */
   private markActive(p: DiscoPeer, now: number): void {
-    p.path.lastActiveAt = now;
+    p.path.noteActive(now);
     this.arm(TICK_MS);
   }
 
@@ -716,7 +729,7 @@ export class MagicSocket {
       if (wg.txPackets !== p.lastTx || wg.rxPackets !== p.lastRx) {
         p.lastTx = wg.txPackets;
         p.lastRx = wg.rxPackets;
-        p.path.lastActiveAt = now;
+        p.path.noteActive(now);
         if (!p.firstPacketSeen && wg.rxPackets > 0) {
           p.firstPacketSeen = true;
           this.opts.onPathEvent?.({ kind: 'first-packet', seconds: (now - p.addedAt) / 1000 });

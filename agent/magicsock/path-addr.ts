@@ -1,9 +1,23 @@
 // Addresses the WireGuard device sends to, as the magic socket reads them. A peer's endpoint is
 // either a real UDP address (the 20-byte packed form) or a "relay address": the same 20 bytes
 // with family RELAY_FAMILY and the peer's magic-socket id, meaning "through the peer's relay".
-// The device never looks inside; the bind routes on the first byte.
+// The device never looks inside; the bind routes on the first byte. addrKind() is the one
+// place that reads that byte ("relay, birthday or plain UDP?"); the native data path asks the
+// same in agent/tun/src/fastpath.c (it sends families 4 and 6 only).
 import { PACKED_ADDR_SIZE, decodePackedAddr, encodePackedAddr, formatEndpoint } from '../tun/packed-addr.js';
 import type { DiscoEndpoint } from '../../proto/disco/messages.js';
+
+/** What a 20-byte path address is: plain UDP (IPv4/IPv6), through the peer's relay, from a birthday socket, or nothing we know. */
+export type AddrKind = 'udp' | 'relay' | 'birthday' | 'invalid';
+
+/** The kind of the path address at addrs[off] (no allocation: the hot path asks per packet). */
+export function addrKind(addrs: Uint8Array, off = 0): AddrKind {
+  const family = addrs[off];
+  if (family === 4 || family === 6) return 'udp';
+  if (family === RELAY_FAMILY) return 'relay';
+  if (family === BIRTHDAY_FAMILY) return 'birthday';
+  return 'invalid';
+}
 
 /**
  * Relay address layout (20 bytes):
@@ -17,10 +31,6 @@ export function relayAddr(peerId: number): Uint8Array {
   out[0] = RELAY_FAMILY;
   new DataView(out.buffer).setUint32(4, peerId >>> 0);
   return out;
-}
-
-export function isRelayAddr(addrs: Uint8Array, off = 0): boolean {
-  return addrs[off] === RELAY_FAMILY;
 }
 
 export function relayAddrPeerId(addrs: Uint8Array, off = 0): number {
@@ -60,14 +70,14 @@ export function birthdayTarget(addrs: Uint8Array, off = 0): Uint8Array {
 
 /** "ip:port" of a packed UDP address (slow path: status, logs); "ip:port#bN" for a birthday socket's. */
 export function packedText(addr: Uint8Array, off = 0): string {
-  if (addr[off] === BIRTHDAY_FAMILY) return `${formatEndpoint(decodePackedAddr(birthdayTarget(addr, off)))}#b${birthdaySocketId(addr, off)}`;
+  if (addrKind(addr, off) === 'birthday') return `${formatEndpoint(decodePackedAddr(birthdayTarget(addr, off)))}#b${birthdaySocketId(addr, off)}`;
   return formatEndpoint(decodePackedAddr(addr, off));
 }
 
 /** Packed UDP address → disco's 16-byte address + port. */
 export function packedToDisco(addr: Uint8Array, off = 0): DiscoEndpoint {
   const address = new Uint8Array(16);
-  if (addr[off] === 4 || addr[off] === BIRTHDAY_FAMILY) {
+  if (addr[off] === 4 || addrKind(addr, off) === 'birthday') {
     address[10] = 0xff;
     address[11] = 0xff;
     address.set(addr.subarray(off + 4, off + 8), 12);

@@ -31,41 +31,97 @@ export const MAX_CANDIDATES = 32;
 export const MIN_PING_GAP_MS = 250;
 /** A heartbeat unanswered this long makes the chosen path suspect: another endpoint that answers replaces it at once. */
 export const SUSPECT_AFTER_MS = 400;
+/** Call-me-maybe to one peer at most this often. */
+export const CALL_ME_MAYBE_GAP_MS = 1000;
 
 export type CandidateSource = 'netmap' | 'call-me-maybe' | 'ping';
 
+/** A direct endpoint and what pinging it showed; read-only outside: PeerPath's methods change it. */
 export interface Candidate {
-  text: string;
-  packed: Uint8Array;
-  source: CandidateSource;
-  addedAt: number;
-  lastPingAt: number;
-  lastPongAt: number;
-  latencyMs: number | null;
+  readonly text: string;
+  readonly packed: Uint8Array;
+  readonly source: CandidateSource;
+  readonly addedAt: number;
+  readonly lastPingAt: number;
+  readonly lastPongAt: number;
+  readonly latencyMs: number | null;
 }
+
+type CandidateState = { -readonly [K in keyof Candidate]: Candidate[K] };
+
+/** Every Candidate is made in this file (add, detached), so each one is a CandidateState. */
+const state = (c: Candidate): CandidateState => c as CandidateState;
 
 export type PathKind = 'direct' | 'relay' | 'none';
 
+/** One peer's path state; it changes only through the methods below (the magic socket calls them). */
 export class PeerPath {
-  readonly candidates = new Map<string, Candidate>();
-  best: Candidate | null = null;
-  lastActiveAt = 0;
-  lastProbeAt = 0;
+  readonly candidates: ReadonlyMap<string, Candidate> = new Map<string, Candidate>();
+  private _best: Candidate | null = null;
+  private _lastActiveAt = 0;
+  private lastProbeAt = 0;
   /** Probes since the path last needed discovery (schedule: see QUICK_PROBES). */
-  probesSinceReset = 0;
-  lastCallMeMaybeAt = 0;
-  relayLatencyMs: number | null = null;
-  /** When the path last became direct, and when it last changed at all (for tests and status). */
-  directSince = 0;
-  changes = 0;
-  /** What was tried ("why not direct"): disco pings sent to candidates and pongs back from them. */
-  pingsSent = 0;
-  pongsReceived = 0;
-  /** The first candidate ping since the last pong from any candidate (0: none unanswered). */
-  unansweredSince = 0;
+  private probesSinceReset = 0;
+  private lastCallMeMaybeAt = 0;
+  private _relayLatencyMs: number | null = null;
+  private _directSince = 0;
+  private _changes = 0;
+  private _pingsSent = 0;
+  private _pongsReceived = 0;
+  private _unansweredSince = 0;
   private lastPingSentAt = 0;
+  private _lostAt = 0;
+
+  /** The chosen direct endpoint (see direct() for the one to use now), or null. */
+  get best(): Candidate | null { return this._best; }
+  /** When traffic or disco last went to or came from the peer. */
+  get lastActiveAt(): number { return this._lastActiveAt; }
+  /** The last round trip of a disco ping through the relay (null: none answered yet). */
+  get relayLatencyMs(): number | null { return this._relayLatencyMs; }
+  /** When the path last became direct, and how often it changed at all (for tests and status). */
+  get directSince(): number { return this._directSince; }
+  get changes(): number { return this._changes; }
+  /** What was tried ("why not direct"): disco pings sent to candidates and pongs back from them. */
+  get pingsSent(): number { return this._pingsSent; }
+  get pongsReceived(): number { return this._pongsReceived; }
+  /** The first candidate ping since the last pong from any candidate (0: none unanswered). */
+  get unansweredSince(): number { return this._unansweredSince; }
   /** When a direct path was last lost (0: never, or direct again since). */
-  lostAt = 0;
+  get lostAt(): number { return this._lostAt; }
+
+  private get table(): Map<string, Candidate> { return this.candidates as Map<string, Candidate>; }
+
+  /** Traffic or disco to or from the peer at `now`. */
+  noteActive(now: number): void {
+    this._lastActiveAt = now;
+  }
+
+  /** A disco ping through the relay came back after `latencyMs`. */
+  noteRelayPong(latencyMs: number): void {
+    this._relayLatencyMs = latencyMs;
+  }
+
+  /** A probe was scheduled for `now` (one per burst of relayed packets; probeTargets runs it). */
+  noteProbeScheduled(now: number): void {
+    this.lastProbeAt = now;
+  }
+
+  /** True, and noted as sent, if a call-me-maybe may go to the peer now (CALL_ME_MAYBE_GAP_MS). */
+  takeCallMeMaybe(now: number): boolean {
+    if (now - this.lastCallMeMaybeAt < CALL_ME_MAYBE_GAP_MS) return false;
+    this.lastCallMeMaybeAt = now;
+    return true;
+  }
+
+  /** Our endpoints changed: the next probe tells the peer at once. */
+  allowCallMeMaybe(): void {
+    this.lastCallMeMaybeAt = 0;
+  }
+
+  /** A candidate that is not (yet) in the table: a birthday spray target, kept only if it answers. */
+  detached(text: string, packed: Uint8Array, now: number): Candidate {
+    return { text, packed, source: 'ping', addedAt: now, lastPingAt: 0, lastPongAt: 0, latencyMs: null };
+  }
 
   /** Replaces the coordinator-given candidates, keeping learned ones. */
   setNetmapEndpoints(list: { text: string; packed: Uint8Array }[], now: number): void {
@@ -77,14 +133,14 @@ export class PeerPath {
   }
 
   add(text: string, packed: Uint8Array, source: CandidateSource, now: number): Candidate {
-    const existing = this.candidates.get(text);
+    const existing = this.table.get(text);
     if (existing) {
-      if (source === 'netmap') existing.source = 'netmap';
+      if (source === 'netmap') state(existing).source = 'netmap';
       return existing;
     }
-    if (this.candidates.size >= MAX_CANDIDATES) this.evictOne();
+    if (this.table.size >= MAX_CANDIDATES) this.evictOne();
     const c: Candidate = { text, packed, source, addedAt: now, lastPingAt: 0, lastPongAt: 0, latencyMs: null };
-    this.candidates.set(text, c);
+    this.table.set(text, c);
     return c;
   }
 
@@ -95,19 +151,19 @@ export class PeerPath {
   /** A disco ping went to candidate `c`. */
   notePingSent(c: Candidate, now: number): void {
     // Pings before a pause (ACTIVE_MS without any) belong to an earlier attempt: count from now.
-    if (this.unansweredSince === 0 || now - this.lastPingSentAt > ACTIVE_MS) this.unansweredSince = now;
-    c.lastPingAt = now;
+    if (this._unansweredSince === 0 || now - this.lastPingSentAt > ACTIVE_MS) this._unansweredSince = now;
+    state(c).lastPingAt = now;
     this.lastPingSentAt = now;
-    this.pingsSent++;
+    this._pingsSent++;
   }
 
   /** A pong from candidate `c` after `latencyMs`: maybe the new best path. True if the path changed. */
   onPong(c: Candidate, latencyMs: number, now: number): boolean {
-    c.lastPongAt = now;
-    c.latencyMs = latencyMs;
-    this.pongsReceived++;
-    this.unansweredSince = 0;
-    const best = this.best;
+    state(c).lastPongAt = now;
+    state(c).latencyMs = latencyMs;
+    this._pongsReceived++;
+    this._unansweredSince = 0;
+    const best = this._best;
     if (best === c) return false;
     if (best === null || !this.trusted(best, now) || this.suspect(now)) return this.choose(c, now);
     const bestMs = best.latencyMs ?? Infinity;
@@ -144,18 +200,18 @@ export class PeerPath {
       }
       if (alt) this.choose(alt, now);
     }
-    if (this.best && !this.trusted(this.best, now)) {
-      this.best = null;
+    if (this._best && !this.trusted(this._best, now)) {
+      this._best = null;
       this.resetProbes();
-      this.directSince = 0;
-      this.lostAt = now;
-      this.changes++;
+      this._directSince = 0;
+      this._lostAt = now;
+      this._changes++;
     }
-    return this.best;
+    return this._best;
   }
 
   active(now: number): boolean {
-    return now - this.lastActiveAt <= ACTIVE_MS;
+    return now - this._lastActiveAt <= ACTIVE_MS;
   }
 
   /** What to ping now: the heartbeat target, or every candidate when a probe is due. */
@@ -177,9 +233,9 @@ export class PeerPath {
    * trusted again only after a new pong (the relay carries traffic meanwhile); probe at once.
    */
   networkChanged(now: number): void {
-    if (this.best !== null) { this.best = null; this.directSince = 0; this.lostAt = now; this.changes++; }
-    this.unansweredSince = 0;
-    for (const c of this.candidates.values()) c.lastPingAt = 0;
+    if (this._best !== null) { this._best = null; this._directSince = 0; this._lostAt = now; this._changes++; }
+    this._unansweredSince = 0;
+    for (const c of this.candidates.values()) state(c).lastPingAt = 0;
     this.lastCallMeMaybeAt = 0;
     this.resetProbes();
   }
@@ -199,16 +255,16 @@ export class PeerPath {
   }
 
   private choose(c: Candidate, now: number): boolean {
-    if (this.best === null) this.directSince = now;
-    this.lostAt = 0;
-    this.best = c;
-    this.changes++;
+    if (this._best === null) this._directSince = now;
+    this._lostAt = 0;
+    this._best = c;
+    this._changes++;
     return true;
   }
 
   private forget(text: string): void {
-    if (this.best?.text === text) { this.best = null; this.directSince = 0; this.changes++; }
-    this.candidates.delete(text);
+    if (this._best?.text === text) { this._best = null; this._directSince = 0; this._changes++; }
+    this.table.delete(text);
   }
 
   private expireLearned(now: number): void {

@@ -54,6 +54,8 @@ export async function runStaticAgent(opts: StaticAgentOptions): Promise<void> {
   let fatal: (err: Error) => void = (err) => { throw err; };
   const tunnel = await openTunnel({
     device, tunName, mtu, port: opts.port ?? cfg.interface.listenPort ?? 0,
+    // Plain WireGuard: the device sends through the UDP socket itself.
+    transport: (udp) => ({ bind: udp }),
     onFatal: (err) => fatal(err),
   });
   const { tun, udp } = tunnel;

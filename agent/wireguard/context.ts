@@ -18,6 +18,16 @@ export interface PacketBind {
   sendBatch(slab: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, addrs: Uint8Array, count: number): number;
 }
 
+/**
+ * The device's UDP side as one object (the batch socket itself in static mode, the magic socket
+ * in managed mode), given once to Device.attach.
+ */
+export interface DeviceTransport {
+  readonly bind: PacketBind;
+  /** A datagram on the UDP socket that is not WireGuard (disco, STUN); absent: counted as malformed. */
+  onOtherPacket?(packet: Uint8Array, addrs: Uint8Array, addrOff: number): void;
+}
+
 /** The TUN side, as the device sees it. */
 export interface PacketTun {
   writeBatch(slab: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, count: number): number;
@@ -67,14 +77,12 @@ export interface DeviceContext {
   readonly handshakes: HandshakeCounters;
   /** This node's own addresses: the only destinations a peer's packet is delivered to the TUN for. */
   readonly localAddresses: LocalAddresses;
-  bind: PacketBind | undefined;
-  tun: PacketTun | undefined;
+  readonly bind: PacketBind | undefined;
+  readonly tun: PacketTun | undefined;
   /** null: decrypted packets for this node go to the TUN, the rest are dropped (no filter, no routes served). */
-  inboundHook: InboundPacketHook | null;
-  /** Managed mode: an authenticated packet from `peer` came from another address than its endpoint. */
-  onPeerSource?: ((peer: Peer, addrs: Uint8Array, off: number) => void) | undefined;
+  readonly inboundHook: InboundPacketHook | null;
   /** null: nothing watches outbound packets. */
-  outboundHook: OutboundPacketHook | null;
+  readonly outboundHook: OutboundPacketHook | null;
   /** Current time in ms; one read per batch on the hot path. */
   now(): number;
   /** A fresh random 32-bit index not in use. */

@@ -8,7 +8,7 @@ import { CookieChecker } from '../../proto/wireguard/macs.js';
 import { messageType } from '../../proto/wireguard/messages.js';
 import { publicKeyFromPrivate } from '../../proto/wireguard/keys.js';
 import { formatCidr, maskCidr, type Cidr } from '../../proto/ip/address.js';
-import type { DeviceContext, InboundPacketHook, IndexEntry, OutboundPacketHook, PacketBind, PacketTun } from './context.js';
+import type { DeviceContext, DeviceTransport, InboundPacketHook, IndexEntry, OutboundPacketHook, PacketBind, PacketTun } from './context.js';
 import { newDropCounters, newHandshakeCounters } from './counters.js';
 import { decodePackedAddr, formatEndpoint } from '../tun/packed-addr.js';
 import { sendInitiation, receiveHandshake } from './handshakes.js';
@@ -18,6 +18,7 @@ import { DECRYPTED_BY_NATIVE, FastPathLink, TAKEN_BY_NATIVE, fastPathLimits, typ
 import type { NativeFastPath, NativeFastPathCounters } from '../tun/native.js';
 import { TransportReceiver, TransportSender, type SlabLayout } from './transport.js';
 import { LocalAddresses } from './local-addresses.js';
+import { addrKind } from '../magicsock/path-addr.js';
 
 /** Handshake messages per second above which the device answers with cookies (wireguard-go: queue ≥ 1/8 full). */
 export const DEFAULT_UNDER_LOAD_THRESHOLD = 128;
@@ -51,8 +52,15 @@ export interface PeerConfig {
  */
 export const RESEND_INITIATION_GAP_MS = 2 * (1000 / MAX_INITIATIONS_PER_SECOND) + 10;
 
-/** Called with packets on the UDP socket that are not WireGuard (disco, STUN). */
-export type OtherPacketHandler = (packet: Uint8Array, addrs: Uint8Array, addrOff: number) => void;
+/** What Device.attach joins the device to. */
+export interface DeviceAttachment {
+  tun: PacketTun;
+  /** The TUN's read slab. */
+  tunSlab: SlabLayout;
+  transport: DeviceTransport;
+  /** The UDP socket's receive slab. */
+  udpSlab: SlabLayout;
+}
 
 export class Device implements DeviceContext {
   readonly identity: LocalIdentity;
@@ -64,10 +72,9 @@ export class Device implements DeviceContext {
   readonly drops = newDropCounters();
   readonly handshakes = newHandshakeCounters();
   readonly localAddresses: LocalAddresses;
-  bind: PacketBind | undefined;
-  tun: PacketTun | undefined;
-  onOtherPacket: OtherPacketHandler | undefined;
-  onPeerSource: ((peer: Peer, addrs: Uint8Array, off: number) => void) | undefined;
+  private _bind: PacketBind | undefined;
+  private _tun: PacketTun | undefined;
+  private transport: DeviceTransport | undefined;
   private _inboundHook: InboundPacketHook | null = null;
   private _outboundHook: OutboundPacketHook | null = null;
   /** The native data path, when the device runs over the addon's handles (fast-path.ts). */
@@ -106,12 +113,19 @@ export class Device implements DeviceContext {
     this.localAddresses.set(addresses);
   }
 
+  get bind(): PacketBind | undefined { return this._bind; }
+  get tun(): PacketTun | undefined { return this._tun; }
   /** Packet filter / exit node NAT on decrypted packets (see context.ts); the native path then leaves inbound packets to JS. */
   get inboundHook(): InboundPacketHook | null { return this._inboundHook; }
-  set inboundHook(h: InboundPacketHook | null) { this._inboundHook = h; this.fast?.schedule(); }
   /** Flow tracking on outbound packets; the native path then leaves outbound packets to JS. */
   get outboundHook(): OutboundPacketHook | null { return this._outboundHook; }
-  set outboundHook(h: OutboundPacketHook | null) { this._outboundHook = h; this.fast?.schedule(); }
+
+  /** Sets both packet hooks at once (null: none); the native path is told before the next batch. */
+  setPacketHooks(inbound: InboundPacketHook | null, outbound: OutboundPacketHook | null): void {
+    this._inboundHook = inbound;
+    this._outboundHook = outbound;
+    this.fast?.schedule();
+  }
 
   /**
    * Runs the common case of the data path natively over the addon's TUN and UDP handles (see
@@ -147,10 +161,12 @@ export class Device implements DeviceContext {
     return Buffer.from(this.identity.publicKey).toString('base64');
   }
 
-  /** Connects the device to its TUN (read slab) and UDP (receive slab) and starts the timers. */
-  attach(tun: PacketTun, tunSlab: SlabLayout, bind: PacketBind, udpSlab: SlabLayout): void {
-    this.tun = tun;
-    this.bind = bind;
+  /** Connects the device to its TUN and its UDP transport, once, and starts the timers. */
+  attach({ tun, tunSlab, transport, udpSlab }: DeviceAttachment): void {
+    if (this.transport !== undefined) throw new Error('device already attached');
+    this._tun = tun;
+    this._bind = transport.bind;
+    this.transport = transport;
     this.sender = new TransportSender(this, tunSlab, this.mtu);
     this.receiver = new TransportReceiver(this, udpSlab);
     this.udpLayout = udpSlab;
@@ -267,8 +283,8 @@ export class Device implements DeviceContext {
       } else if (type !== 0) {
         if (type !== 3) this.noteHandshake(now);
         receiveHandshake(this, type, slab.subarray(off, off + len), addrs, i * 20, now);
-      } else if (this.onOtherPacket) {
-        this.onOtherPacket(slab.subarray(off, off + len), addrs, i * 20);
+      } else if (this.transport?.onOtherPacket) {
+        this.transport.onOtherPacket(slab.subarray(off, off + len), addrs, i * 20);
       } else {
         this.drops.malformed++;
       }
@@ -399,7 +415,7 @@ export class Device implements DeviceContext {
       peers: [...this.peers.values()].map((p) => ({
         publicKey: p.publicKeyBase64,
         name: p.name,
-        endpoint: p.endpoint && (p.endpoint[0] === 4 || p.endpoint[0] === 6) ? formatEndpoint(decodePackedAddr(p.endpoint)) : null,
+        endpoint: p.endpoint && addrKind(p.endpoint) === 'udp' ? formatEndpoint(decodePackedAddr(p.endpoint)) : null,
         allowedIps: p.allowedIps.map(formatCidr),
         lastHandshake: p.lastHandshakeCompletedAt ? new Date(p.lastHandshakeCompletedAt).toISOString() : null,
         rxBytes: p.rxBytes,

@@ -79,7 +79,7 @@ function receiveInitiation(ctx: DeviceContext, msg: Uint8Array, addrs: Uint8Arra
   if (peer.next !== undefined) { ctx.indices.delete(peer.next.localIndex); peer.next.wipe(); }
   peer.next = keypair;
   ctx.indices.set(index, { peer, keypair });
-  peer.setEndpointFrom(addrs, addrOff);
+  peer.noteHandshakeSource(addrs, addrOff);
   peer.cookieJar.stamp(message, RESPONSE_MAC1_OFFSET, now);
   // Answer where the initiation came from (with roaming that is also the endpoint now).
   ctx.bind?.send(message, addrs.subarray(addrOff, addrOff + 20));
@@ -115,7 +115,7 @@ function receiveResponse(ctx: DeviceContext, msg: Uint8Array, addrs: Uint8Array,
   peer.current = keypair;
   peer.handshake = undefined;
   ctx.indices.set(receiver, { peer, keypair });
-  peer.setEndpointFrom(addrs, addrOff);
+  peer.noteHandshakeSource(addrs, addrOff);
   peer.handshakeAttemptStartedAt = 0;
   peer.retransmitDueAt = 0;
   peer.lastHandshakeCompletedAt = now;

@@ -4,7 +4,13 @@ import type { Cidr } from '../../proto/ip/address.js';
 import type { InitiatorState, RemoteIdentity } from '../../proto/wireguard/handshake.js';
 import type { Keypair } from '../../proto/wireguard/keypair.js';
 import { CookieJar } from '../../proto/wireguard/macs.js';
-import { PACKED_ADDR_SIZE as ADDR_LEN } from '../tun/packed-addr.js';
+import { PACKED_ADDR_SIZE as ADDR_LEN, packedAddrEquals } from '../tun/packed-addr.js';
+
+/** The one writer of a managed peer's endpoint (the magic socket). */
+export interface PathOwner {
+  /** An authenticated packet from `peer` came from addrs[off], which is not its endpoint (or it has none). */
+  onPeerSource(peer: Peer, addrs: Uint8Array, off: number): void;
+}
 
 /** Packets queued while a handshake is in flight, per peer (wireguard-go keeps 1024). */
 export const MAX_STAGED_PACKETS = 256;
@@ -40,15 +46,14 @@ export class Peer {
   readonly state = new Float64Array(PEER_STATE_SLOTS);
   persistentKeepaliveSeconds: number;
   /**
-   * Static mode (true): follow the source of authenticated packets, as WireGuard does. Managed
-   * mode (false): the magic socket's path selection owns the endpoint; packets only fill it in
-   * while it is unset.
+   * Null (static mode): the endpoint follows the source of authenticated packets, as WireGuard
+   * roams. Set (managed mode): the magic socket's path selection owns the endpoint; it alone
+   * writes it (takePath) and hears of packets from other sources instead.
    */
-  roaming = true;
+  private owner: PathOwner | null = null;
 
-  /** Where to send, in the 20-byte address format; learned from authenticated packets (roaming). */
+  /** Where to send, in the 20-byte address format (path-addr.ts); set by config, roaming or the path owner. */
   get endpoint(): Uint8Array | undefined { return this._endpoint; }
-  set endpoint(v: Uint8Array | undefined) { this._endpoint = v; this.onChange?.(); }
 
   get previous(): Keypair | undefined { return this._previous; }
   set previous(v: Keypair | undefined) { this._previous = v; this.onChange?.(); }
@@ -96,9 +101,39 @@ export class Peer {
     this.persistentKeepaliveSeconds = opts.persistentKeepaliveSeconds ?? 0;
   }
 
-  setEndpointFrom(buf: Uint8Array, off: number): void {
-    if (!this.roaming && this.endpoint !== undefined) return;
-    this.endpoint = copyBytes(buf, off, ADDR_LEN);
+  /**
+   * Hands the endpoint to `owner` for good: from now on only the returned function changes it,
+   * and packets from other sources are reported to the owner instead of followed.
+   */
+  takePath(owner: PathOwner): (endpoint: Uint8Array) => void {
+    this.owner = owner;
+    return (endpoint) => {
+      if (this.owner === owner) this.setEndpoint(endpoint);
+    };
+  }
+
+  /** True once a path owner decides the endpoint (managed mode). */
+  get managed(): boolean {
+    return this.owner !== null;
+  }
+
+  /** An authenticated transport packet came from addrs[off]: roam there, or tell the owner if it is not the endpoint. */
+  noteSource(addrs: Uint8Array, off: number): void {
+    const ep = this._endpoint;
+    if (ep !== undefined && packedAddrEquals(addrs, off, ep, 0)) return;
+    if (this.owner !== null) this.owner.onPeerSource(this, addrs, off);
+    else this.setEndpoint(copyBytes(addrs, off, ADDR_LEN));
+  }
+
+  /** A handshake message came from addrs[off]: roam there; a managed peer's owner hears of it only while it has no endpoint. */
+  noteHandshakeSource(addrs: Uint8Array, off: number): void {
+    if (this.owner === null) this.setEndpoint(copyBytes(addrs, off, ADDR_LEN));
+    else if (this._endpoint === undefined) this.owner.onPeerSource(this, addrs, off);
+  }
+
+  private setEndpoint(v: Uint8Array): void {
+    this._endpoint = v;
+    this.onChange?.();
   }
 
   /** Copies a packet into the staged queue (only while no session exists: not the hot path). */

@@ -7,7 +7,7 @@ import { transportCounter, transportReceiver, writeTransportHeader } from '../..
 import type { Keypair } from '../../proto/wireguard/keypair.js';
 import { ipPacketLength } from '../../proto/ip/packet.js';
 import type { DeviceContext } from './context.js';
-import { PACKED_ADDR_SIZE as ADDR_LEN, packedAddrEquals } from '../tun/packed-addr.js';
+import { PACKED_ADDR_SIZE as ADDR_LEN } from '../tun/packed-addr.js';
 import type { Peer } from './peer.js';
 import { SlotViews } from './slot-views.js';
 import { TAKEN_BY_NATIVE } from './fast-path.js';
@@ -262,13 +262,8 @@ export class TransportReceiver {
 
     const peer = entry.peer;
     if (kp === peer.next) this.promote(peer, kp, now);
-    if (peer.endpoint === undefined) {
-      peer.setEndpointFrom(addrs, slot * ADDR_LEN);
-    } else if (!packedAddrEquals(addrs, slot * ADDR_LEN, peer.endpoint, 0)) {
-      // Static mode roams like WireGuard; in managed mode the path selector hears of it.
-      if (peer.roaming) peer.setEndpointFrom(addrs, slot * ADDR_LEN);
-      else ctx.onPeerSource?.(peer, addrs, slot * ADDR_LEN);
-    }
+    // Static mode roams like WireGuard; in managed mode the path selector hears of it.
+    peer.noteSource(addrs, slot * ADDR_LEN);
     peer.rxBytes += len;
     peer.rxPackets++;
     peer.newHandshakeDueAt = 0;

@@ -115,7 +115,7 @@ export function makeWire(opts: { psk?: Uint8Array; timers?: DeviceOptions['timer
       return count;
     },
   });
-  a.device.attach(tunFor(a), a.tunSlab, bindFor(a, () => b), a.udpSlab);
-  b.device.attach(tunFor(b), b.tunSlab, bindFor(b, () => a), b.udpSlab);
+  a.device.attach({ tun: tunFor(a), tunSlab: a.tunSlab, transport: { bind: bindFor(a, () => b) }, udpSlab: a.udpSlab });
+  b.device.attach({ tun: tunFor(b), tunSlab: b.tunSlab, transport: { bind: bindFor(b, () => a) }, udpSlab: b.udpSlab });
   return wire;
 }

@@ -1,6 +1,6 @@
 // Birthday addresses (path-addr.ts, family 0xfd) and MagicBind's routing: plain UDP goes to the
 // UDP socket (batched), relay addresses to the relay, birthday addresses to their socket through
-// sideSend, in one batch; without sideSend a birthday packet is refused, not sent elsewhere.
+// sideSend, in one batch; a birthday packet sideSend refuses is refused, not sent elsewhere.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MagicBind } from '../../agent/magicsock/magic-bind.js';
@@ -31,11 +31,16 @@ test('MagicBind routes UDP, relay and birthday addresses in one batch', () => {
   } as unknown as BatchUdpSocket;
   const relayed: number[] = [];
   const side: string[] = [];
-  const bind = new MagicBind(udp, (id) => { relayed.push(id); return true; });
+  let sockets = false;
+  const bind = new MagicBind(udp, (id) => { relayed.push(id); return true; }, (addr, packet) => {
+    if (!sockets) return false;
+    side.push(`${packedText(addr)}/${packet.length}`);
+    return true;
+  });
   const plain = encodePackedAddr({ address: '198.51.100.3', port: 5000 });
   const bday = birthdayAddr(9, ip, 40001);
   assert.equal(bind.send(new Uint8Array(4), bday), false, 'no birthday sockets: refused');
-  bind.sideSend = (addr, packet) => { side.push(`${packedText(addr)}/${packet.length}`); return true; };
+  sockets = true;
   const slab = new Uint8Array(30);
   const addrs = new Uint8Array(60);
   addrs.set(plain, 0);

@@ -134,7 +134,7 @@ test('managed mode, served routes: inside an approved route → the NAT; the ove
     const exit = new ExitService(() => nat, () => ({ own: [], connected: [] }));
     const self = { ipv4: B_IP, ipv6: 'fd7a:115c:a1e0::2', routes: ['198.18.5.0/24'] };
     assert.equal(exit.update(self), true);
-    w.b.device.inboundHook = new InboundGate(w.b.device.drops, null, exit);
+    w.b.device.setPacketHooks(new InboundGate(w.b.device.drops, null, exit), null);
     const send = (dst: string) => w.sendIp(w.a, ipv4Packet(A_IP, dst, Buffer.from(dst)));
     for (const dst of [B_IP, '198.18.5.7', '198.18.6.7', '100.64.0.77', '192.0.2.1']) send(dst);
     assert.deepEqual(nat.packets, ['198.18.5.7']);
@@ -149,7 +149,7 @@ test('managed mode, served routes: inside an approved route → the NAT; the ove
 
     // With a packet filter, a served destination the policy does not allow is `filtered`, not `notForUs`.
     const filter = new PacketFilter([{ srcIps: ['100.64.0.99/32'], dst: [{ cidr: '0.0.0.0/0', ports: '*' }], protocols: [] }]);
-    w.b.device.inboundHook = new InboundGate(w.b.device.drops, filter, exit);
+    w.b.device.setPacketHooks(new InboundGate(w.b.device.drops, filter, exit), w.b.device.outboundHook);
     send('192.0.2.2');
     send('100.64.0.78');
     assert.equal(nat.packets.length, 3);

@@ -52,7 +52,7 @@ test('sessions, endpoints, routes, local addresses and hooks reach the native pa
 
   const k1 = keypair(7);
   peer.current = k1;
-  peer.endpoint = encodePackedAddr({ address: '192.0.2.1', port: 51820 });
+  peer.noteSource(encodePackedAddr({ address: '192.0.2.1', port: 51820 }), 0); // roams there (static mode)
   await tick();
   assert.deepEqual(calls, [['addKeypair', 7, 0], ['setPeer', 0, 4, 7]], 'one sync for both changes');
   calls.length = 0;
@@ -75,7 +75,7 @@ test('sessions, endpoints, routes, local addresses and hooks reach the native pa
   assert.deepEqual(calls, [], 'nothing to push for a next keypair');
 
   // A hook the native path knows nothing about turns its direction off.
-  device.inboundHook = { intercept: () => false, forward: () => false };
+  device.setPacketHooks({ intercept: () => false, forward: () => false }, null);
   await tick();
   assert.deepEqual(calls, [['setMode', true, false, true]]);
   calls.length = 0;
@@ -84,24 +84,21 @@ test('sessions, endpoints, routes, local addresses and hooks reach the native pa
   // mode; undecided packets come back to JS (handBack). A new rule set changes nothing here (the
   // generation lives in the shared state); turning the filter off unshares the tables.
   const filter = new PacketFilter([]);
-  device.inboundHook = new InboundGate(device.drops, filter, null);
-  device.outboundHook = new FlowTracker(filter);
+  device.setPacketHooks(new InboundGate(device.drops, filter, null), new FlowTracker(filter));
   await tick();
   assert.deepEqual(calls, [['setFilter', 2], ['setMode', true, true, true]]);
   calls.length = 0;
   filter.setRules([]);
-  device.inboundHook = new InboundGate(device.drops, filter, null);
-  device.outboundHook = new FlowTracker(filter);
+  device.setPacketHooks(new InboundGate(device.drops, filter, null), new FlowTracker(filter));
   await tick();
   assert.deepEqual(calls, [], 'the same tables, nothing to push');
   // A tracker of another filter than the gate's: outbound stays in JS.
-  device.outboundHook = new FlowTracker(new PacketFilter([]));
+  device.setPacketHooks(device.inboundHook, new FlowTracker(new PacketFilter([])));
   await tick();
   assert.deepEqual(calls, [['setMode', false, true, true]]);
   calls.length = 0;
   // Served routes without a filter: local packets go to the TUN natively, the rest come back.
-  device.inboundHook = new InboundGate(device.drops, null, null);
-  device.outboundHook = null;
+  device.setPacketHooks(new InboundGate(device.drops, null, null), null);
   await tick();
   assert.deepEqual(calls, [['setFilter', null], ['setMode', true, true, true]]);
   calls.length = 0;

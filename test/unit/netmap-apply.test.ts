@@ -1,6 +1,7 @@
 // Netmap → WireGuard peers on a real Device (no TUN): peers added with their overlay /32 and
-// /128 and first endpoint, updated in place (a session survives an endpoint change), removed,
-// replaced when their key changes; deltas folded into the agent's view of the netmap.
+// /128 and no endpoint (the magic socket owns it), updated in place (a session survives an
+// endpoint change), removed, replaced when their key changes; deltas folded into the agent's
+// view of the netmap.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Device } from '../../agent/wireguard/device.js';
@@ -33,7 +34,7 @@ const endpointOf = (d: Device, key: string): string | null => {
 const routeV4 = (d: Device, ip: string) => d.allowedIps.lookupV4(parseAddress(ip).bytes, 0);
 const routeV6 = (d: Device, ip: string) => d.allowedIps.lookupV6(parseAddress(ip).bytes, 0);
 
-test('a full netmap becomes WireGuard peers: overlay /32 + /128 as allowed IPs, first endpoint, name', () => {
+test('a full netmap becomes WireGuard peers: overlay /32 + /128 as allowed IPs, name, no endpoint (the magic socket sets it)', () => {
   const d = device();
   const a = new NetmapApplier(d);
   const p2 = peer(2, { endpoints: ['203.0.113.2:41641', '198.51.100.2:1234'] });
@@ -42,7 +43,7 @@ test('a full netmap becomes WireGuard peers: overlay /32 + /128 as allowed IPs, 
   assert.equal(d.peers.size, 2);
   const w2 = d.peers.get(p2.nodeKey)!;
   assert.equal(w2.name, 'node-2');
-  assert.equal(endpointOf(d, p2.nodeKey), '203.0.113.2:41641');
+  assert.equal(endpointOf(d, p2.nodeKey), null);
   assert.equal(routeV4(d, '100.64.0.2'), w2);
   assert.equal(routeV6(d, 'fd7a:115c:a1e0::2'), w2);
   assert.equal(routeV4(d, '100.64.0.3'), d.peers.get(p3.nodeKey));
@@ -95,7 +96,7 @@ test('a node whose key changed is a new WireGuard peer; the old key is removed',
   d.close();
 });
 
-test('an endpoint change from the coordinator updates the peer without dropping its session', () => {
+test('an endpoint change from the coordinator leaves the peer, its session and its endpoint alone', () => {
   const w = makeWire();
   try {
     const bKey = w.b.device.publicKeyBase64;
@@ -111,7 +112,7 @@ test('an endpoint change from the coordinator updates the peer without dropping 
 
     applier.applyChanges([{ ...bRecord, endpoints: ['198.51.100.7:40000'] }], [], new Map([[2, bRecord]]));
     assert.equal(w.a.device.peers.get(bKey), peerB, 'same peer object');
-    assert.equal(endpointOf(w.a.device, bKey), '198.51.100.7:40000');
+    assert.equal(endpointOf(w.a.device, bKey), '203.0.113.2:51820', 'the endpoint is the magic socket\'s to change');
     w.sendIp(w.a, ipv4Packet('100.64.0.1', '100.64.0.2', Buffer.from('after')));
     assert.equal(w.b.delivered.length, 2);
     assert.equal(peerB.current?.localIndex, session, 'same session');
@@ -127,7 +128,7 @@ test('an endpoint the device learned from the peer (roaming) survives a map that
   const w = d.peers.get(p2.nodeKey)!;
   const roamed = new Uint8Array(20);
   roamed.set([4, 0, 0x9c, 0x40, 198, 51, 100, 77]);
-  w.setEndpointFrom(roamed, 0);
+  w.noteSource(roamed, 0);
   a.applyAll([{ ...p2, online: false }]);
   assert.equal(endpointOf(d, p2.nodeKey), '198.51.100.77:40000');
   d.close();
@@ -179,11 +180,12 @@ test('NetmapView applies peer patches (live fields only) between upserts and rem
   assert.deepEqual(ch.removed.map((p) => p.id), [3]);
   assert.equal(v.peers.has(99), false, 'a patch never creates a peer');
 
-  // A device follows the patched endpoint like any other change.
+  // A device keeps the patched peer (its endpoint is the magic socket's) and drops the removed one.
   const d = device();
   const applier = new NetmapApplier(d);
   applier.applyAll(nm.peers);
+  const kept = d.peers.get(p2.nodeKey);
   applier.applyChanges(ch.upserted, ch.removed, ch.previous);
-  assert.equal(endpointOf(d, p2.nodeKey), '198.51.100.7:41641');
+  assert.equal(d.peers.get(p2.nodeKey), kept);
   assert.equal(d.peers.has(p3.nodeKey), false);
 });

@@ -41,12 +41,11 @@ test('heartbeats are due on the chosen path; without pongs it falls back and pro
   const p = new PeerPath();
   p.setNetmapEndpoints([ep('198.51.100.1')], 0);
   const c = p.candidates.get('198.51.100.1:41641')!;
-  p.lastActiveAt = 0;
+  p.noteActive(0);
   p.onPong(c, 3, 0);
-  c.lastPingAt = 0;
   assert.equal(p.due(HEARTBEAT_MS - 1).heartbeat, null);
   assert.equal(p.due(HEARTBEAT_MS).heartbeat, c);
-  p.lastActiveAt = PONG_TRUST_MS;
+  p.noteActive(PONG_TRUST_MS);
   const d = p.due(PONG_TRUST_MS + 1);
   assert.equal(p.best, null, 'trust expired');
   assert.ok(d.probe !== null && d.probe.length === 1, 'an immediate probe');
@@ -54,8 +53,7 @@ test('heartbeats are due on the chosen path; without pongs it falls back and pro
   let quick = 0;
   for (let i = 0; i < 40; i++) {
     t += QUICK_PROBE_MS;
-    p.lastActiveAt = t;
-    c.lastPingAt = 0;
+    p.noteActive(t);
     if (p.due(t).probe) quick++;
   }
   assert.ok(quick >= QUICK_PROBES - 1 && quick <= QUICK_PROBES + 1 + Math.ceil((40 * QUICK_PROBE_MS) / PROBE_INTERVAL_MS), `quick probes: ${quick}`);
@@ -64,7 +62,7 @@ test('heartbeats are due on the chosen path; without pongs it falls back and pro
 test('idle peers get no heartbeats or probes', () => {
   const p = new PeerPath();
   p.setNetmapEndpoints([ep('198.51.100.1')], 0);
-  p.lastActiveAt = 0;
+  p.noteActive(0);
   assert.deepEqual(p.due(50_000), { heartbeat: null, probe: null });
 });
 
@@ -87,7 +85,7 @@ test('a chosen path whose heartbeat goes unanswered is replaced at once by an en
   p.setNetmapEndpoints([ep('198.51.100.1', 1000)], 0);
   const old = p.candidates.get('198.51.100.1:1000')!;
   p.onPong(old, 5, 1000);
-  old.lastPingAt = 2000; // heartbeat sent, no pong
+  p.notePingSent(old, 2000); // heartbeat sent, no pong
   const fresh = p.addPacked(encodePackedAddr({ address: '198.51.100.1', port: 2000 }), 'ping', 2100);
   assert.equal(p.suspect(2100), false, 'not yet: the heartbeat is only 100 ms old');
   assert.equal(p.onPong(fresh, 6, 2100), false, 'slower and the old path is not suspect');
@@ -101,7 +99,7 @@ test('while the chosen path is suspect, an endpoint that answered since takes ov
   p.setNetmapEndpoints([ep('198.51.100.1', 1000)], 0);
   const old = p.candidates.get('198.51.100.1:1000')!;
   p.onPong(old, 1, 1000);
-  old.lastPingAt = 2000;
+  p.notePingSent(old, 2000);
   const fresh = p.addPacked(encodePackedAddr({ address: '198.51.100.1', port: 2000 }), 'ping', 2000);
   assert.equal(p.onPong(fresh, 9, 2010), false, 'answered first, but the old path is not suspect yet');
   assert.equal(p.direct(2100), old);
@@ -113,14 +111,15 @@ test('a network change drops the direct path until a new pong and starts quick p
   p.setNetmapEndpoints([ep('198.51.100.1')], 0);
   const c = p.candidates.get('198.51.100.1:41641')!;
   p.onPong(c, 3, 100);
-  c.lastPingAt = 900;
-  p.lastProbeAt = 900;
+  p.notePingSent(c, 900);
+  p.noteProbeScheduled(900);
   assert.equal(p.direct(1000), c);
   p.networkChanged(1000);
   assert.equal(p.direct(1000), null, 'trusted again only after a pong from the new network');
   assert.equal(p.probeDue(1000), true);
   assert.deepEqual(p.probeTargets(1000), [c], 'every candidate is pinged at once');
-  assert.equal(p.lastCallMeMaybeAt, 0);
+  assert.equal(p.takeCallMeMaybe(1000), true, 'call-me-maybe allowed at once');
+  assert.equal(p.takeCallMeMaybe(1001), false, 'then not within the gap');
   assert.equal(p.onPong(c, 4, 1010), true);
   assert.equal(p.direct(1010), c);
 });

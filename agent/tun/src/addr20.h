@@ -14,6 +14,11 @@
 
 #define PH_ADDR20_SIZE 20
 
+// Whether a path address is plain UDP (family 4 or 6), the only kind the native path sends to:
+// relay (0xfe) and birthday-socket (0xfd) addresses stay with JS (addrKind in
+// agent/magicsock/path-addr.ts answers the same question there).
+static inline int ph_addr20_is_udp(const uint8_t a[PH_ADDR20_SIZE]) { return a[0] == 4 || a[0] == 6; }
+
 typedef union ph_sockaddr {
   struct sockaddr sa;
   struct sockaddr_in in4;

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <uv.h>
 
+#include "addr20.h"
 #include "errors.h"
 #include "napi_args.h"
 
@@ -280,8 +281,8 @@ static napi_value m_set_peer(napi_env env, napi_callback_info info) {
   if (ep) memcpy(pe->endpoint, ep, 20);
   pe->send = send_index ? ph_fast_find_keypair(f, send_index) : NULL;
   if (pe->send && pe->send->peer != slot) pe->send = NULL;
-  // Only UDP endpoints (packed family 4 or 6); a relay address stays with JS.
-  pe->send_ok = pe->send && ep && (ep[0] == 4 || ep[0] == 6);
+  // Only UDP endpoints; relay and birthday addresses stay with JS.
+  pe->send_ok = pe->send && ep && ph_addr20_is_udp(ep);
   return NULL;
 }
 
