@@ -18,8 +18,8 @@ export const NodeId = z.number().int().positive();
  */
 export const UserName = z.string().min(1).max(64).regex(/^[a-z0-9]([a-z0-9._@-]*[a-z0-9])?$/i, 'a user name of letters, digits and ".", "_", "@", "-"');
 /** Printable text without control or format characters (what an agent says about itself is shown to admins). */
-const AGENT_TEXT_RULE = 'printable text without control characters';
-const agentText = (max: number): z.ZodString => z.string().min(1).max(max).regex(/^[^\p{Cc}\p{Cf}\p{Zl}\p{Zp}]+$/u, AGENT_TEXT_RULE);
+const AGENT_TEXT_RULE = 'printable text without control characters or surrounding spaces';
+const agentText = (max: number): z.ZodString => z.string().min(1).max(max).regex(/^(?!\s)[^\p{Cc}\p{Cf}\p{Zl}\p{Zp}]+(?<!\s)$/u, AGENT_TEXT_RULE);
 export const MAX_AGENT_OS = 64;
 export const MAX_AGENT_VERSION = 32;
 /** The agent's OS as it reports it: "linux", or "linux debian 12" when /etc/os-release says so. */

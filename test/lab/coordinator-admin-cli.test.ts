@@ -126,7 +126,7 @@ describe('pinhole admin', () => {
       const bad = new SimulatedNode();
       const ctl = await bad.register(coord.url, { authKey: key, hostname: 'cli-bad', os: 'linux\u001b[31m' });
       assert.equal(ctl.status, 400);
-      assert.match(ctl.body.error, /^os: printable text without control characters$/);
+      assert.match(ctl.body.error, /^os: printable text without control characters or surrounding spaces$/);
       const long = await bad.register(coord.url, { authKey: key, hostname: 'cli-bad', version: 'x'.repeat(33) });
       assert.equal(long.status, 400);
       assert.match(long.body.error, /^version: /);
