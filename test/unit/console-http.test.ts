@@ -2,7 +2,8 @@
 // CSP, sign-in (wrong token: 401 and no cookie), the session cookie's attributes, 401 for every
 // API call without a session, 403 for a change without the CSRF token (and nothing changed), the
 // policy check at its lines, live events (a path report and a new node reach an open stream),
-// sign-out (the old cookie gets 401, its stream ends), and the admin API's behaviour unchanged.
+// sign-out (the old cookie gets 401, its stream ends), renames (bad, taken, racing), and the admin
+// API's behaviour unchanged.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CONSOLE_CSP } from '../../coordinator/console/console-server.js';
