@@ -7,6 +7,7 @@
 //   GET    /api/v1/admin/nodes               → {nodes}
 //   DELETE /api/v1/admin/nodes/:id           → NodeInfo (as it was)
 //   POST   /api/v1/admin/nodes/:id/expire    → NodeInfo
+//   POST   /api/v1/admin/nodes/:id/rename    NodeRename → NodeInfo (409: the name is taken)
 //   POST   /api/v1/admin/nodes/:id/routes    RoutesApprove → NodeInfo
 //   POST   /api/v1/admin/nodes/:id/routes/unapprove  RoutesApprove → NodeInfo (approvals withdrawn)
 //   GET    /api/v1/admin/routes              → {routes}
@@ -17,7 +18,7 @@
 //   GET    /api/v1/admin/paths               → AdminPaths (admin-paths.ts: the live mesh)
 // The web console (console/) serves the same operations under /admin/api/ behind a session.
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { AuthKeyCreate, RoutesApprove, type CoordinatorKeyState, type CoordinatorStats, type NodeInfo, type RouteInfo } from '../proto/control/schemas.js';
+import { AuthKeyCreate, NodeRename, RoutesApprove, type CoordinatorKeyState, type CoordinatorStats, type NodeInfo, type RouteInfo } from '../proto/control/schemas.js';
 import { formatCidr } from '../proto/ip/address.js';
 import { canonicalRoute } from '../proto/control/routes.js';
 import type { AccessPolicy } from './access-policy.js';
@@ -67,6 +68,8 @@ export function nodeInfo(n: NodeRecord): NodeInfo {
     ephemeral: n.ephemeral,
     advertisedRoutes: n.advertisedRoutes,
     advertisedExitNode: n.advertisedExitNode,
+    os: n.os,
+    version: n.version,
   };
 }
 
@@ -118,6 +121,10 @@ export function adminOperations(deps: Omit<AdminDeps, 'isRelayKey' | 'tokenHash'
     op('GET', 'nodes', async () => ({ body: { nodes: [...registry.all()].map(nodeInfo) } })),
     op('DELETE', 'nodes/([^/]+)', async (req) => ({ body: nodeInfo(await registry.delete(node(req))) })),
     op('POST', 'nodes/([^/]+)/expire', async (req) => ({ body: nodeInfo(await registry.expire(node(req))) })),
+    op('POST', 'nodes/([^/]+)/rename', async (req) => {
+      const id = node(req);
+      return { body: nodeInfo(await registry.rename(id, parseWith(NodeRename, await req.body()).name)) };
+    }),
     op('POST', 'nodes/([^/]+)/routes', async (req) => {
       const id = node(req);
       return { body: nodeInfo(await registry.approveRoutes(id, await routesOf(req))) };

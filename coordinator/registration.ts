@@ -101,6 +101,8 @@ async function registerOnce(body: unknown, caller: ChannelCaller, deps: Registra
       hostname: req.hostname,
       advertisedRoutes,
       advertisedExitNode: req.advertiseExitNode,
+      os: req.os ?? null,
+      version: req.version ?? null,
       authKey: use?.key ?? null,
     });
     use?.commit();

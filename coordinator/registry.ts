@@ -28,6 +28,9 @@ export interface RegistrationInput {
   hostname: string;
   advertisedRoutes: string[];
   advertisedExitNode: boolean;
+  /** What the agent says it runs (validated by the request schema); null: an older agent said nothing. */
+  os: string | null;
+  version: string | null;
   /** The auth key presented, if any: its tags and ephemeral flag apply and the key expiry restarts. */
   authKey: AuthKeyRow | null;
 }
@@ -163,6 +166,7 @@ export class NodeRegistry {
       advertisedRoutes: input.advertisedRoutes,
       advertisedExitNode: input.advertisedExitNode,
       approvedRoutes: [...(existing?.approvedRoutes ?? [])],
+      os: input.os, version: input.version,
       endpoints: existing?.endpoints ?? [], homeRelay: existing?.homeRelay ?? null, lastSeen: existing?.lastSeen ?? null,
     };
     row.approvedRoutes = [...new Set([...row.approvedRoutes, ...this.autoApprove(row)])];
@@ -218,6 +222,36 @@ export class NodeRegistry {
     await this.store.setNodeKeyExpiry(id, at);
     node.keyExpiresAt = at;
     this.sweepExpiry();
+    return node;
+  }
+
+  /**
+   * An admin's rename, under the rules of a registration's hostname (the caller validated the
+   * syntax). 409 when another node holds the name, here or in the database. Peers learn it through
+   * their netmaps (and MagicDNS answers it); the node keeps it across re-registrations with the
+   * same hostname. Resolves after the commit.
+   */
+  async rename(id: number, newName: string): Promise<NodeRecord> {
+    const node = this.require(id);
+    const name = newName.toLowerCase();
+    if (name === node.name) return node;
+    const holder = this.names.get(name);
+    if (holder !== undefined && holder !== id) throw new ConflictError(`name ${name} is taken by ${this.nodes.has(holder) ? `node ${holder}` : 'a registration in progress'}`);
+    this.names.set(name, id);
+    try {
+      await this.store.renameNode(id, name);
+    } catch (err) {
+      if (this.names.get(name) === id) this.names.delete(name);
+      if (err instanceof IdentityTakenError && err.field === 'name') throw new ConflictError(`name ${name} is taken (by a node of another coordinator on the same database)`);
+      throw err;
+    }
+    if (this.nodes.get(id) !== node) { // deleted meanwhile
+      if (this.names.get(name) === id) this.names.delete(name);
+      return node;
+    }
+    if (this.names.get(node.name) === id) this.names.delete(node.name);
+    node.name = name;
+    this.emit({ kind: 'updated', node, membership: true, self: true });
     return node;
   }
 

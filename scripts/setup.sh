@@ -11,6 +11,7 @@ debs=(iproute2 nftables iputils-ping iperf3 conntrack tcpdump procps
       miniupnpd-nftables miniupnpc   # test/lab/portmap.test.ts: a real UPnP/NAT-PMP/PCP gateway, upnpc -l to cross-check
       libsodium-dev   # the addon's native data path encrypts with libsodium
       dpkg-dev systemd   # scripts/package.sh: dpkg-shlibdeps; its test: systemd-analyze verify
+      openssl bind9-dnsutils   # lab certificates (test/lab/tls-endpoints, console); dig (magic-dns, console)
       chromium)          # test/lab/console*.test.ts: the web console in a real headless browser
 missing=()
 for p in "${debs[@]}"; do

@@ -2,15 +2,16 @@
 // coordinator's admin API from a shell, inside a control channel to the pinned coordinator key
 // (agent/control/control-channel.ts) under a throwaway static key; the token never leaves it.
 //   authkey create [--reusable] [--ephemeral] [--expiry DURATION] [--tag TAG]... [--user NAME] | authkey list
-//   | authkey revoke ID | nodes list | nodes delete N | nodes expire N | routes list
-//   | routes approve NODE CIDR... | policy get | policy set FILE | paths
+//   | authkey revoke ID | nodes list | nodes delete N | nodes expire N | nodes rename N NEW-NAME
+//   | routes list | routes approve NODE CIDR... | routes unapprove NODE CIDR... | policy get
+//   | policy set FILE | paths
 // Every subcommand takes --json. N and NODE are a node id or name. The token may also come from
 // PINHOLE_ADMIN_TOKEN or --token-file, the key from PINHOLE_COORDINATOR_KEY, --coordinator-key-file
 // or the URL's fragment (#FINGERPRINT). Failures throw one-line errors; the caller prints them.
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { generatePrivateKey } from '../../proto/wireguard/keys.js';
-import { CoordinatorKeyState, Tag, TAG_RULE } from '../../proto/control/schemas.js';
+import { CoordinatorKeyState, Hostname, Tag, TAG_RULE } from '../../proto/control/schemas.js';
 import { controlCall, CoordinatorRefusedError } from '../control/control-channel.js';
 import { keyToPin } from '../control/register.js';
 import { Command, Option } from 'commander';
@@ -81,6 +82,8 @@ function table(header: string[], rows: string[][]): string {
   return [line(header), ...rows.map(line)].join('\n');
 }
 
+/** '-' for null; anything but printable characters (a coordinator older or odder than ours) as '?'. */
+const printable = (text: string | null): string => (text === null ? '-' : text.replace(/[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/gu, '?').slice(0, 64));
 const when = (iso: string | null): string => (iso === null ? '-' : iso.replace(/\.\d+Z$/, 'Z'));
 const list = (xs: string[]): string => (xs.length === 0 ? '-' : xs.join(','));
 
@@ -93,10 +96,11 @@ function keyState(k: AuthKey): string {
 
 function formatNodes(nodes: Node[]): string {
   if (nodes.length === 0) return 'no nodes';
-  return table(['ID', 'NAME', 'USER', 'IPV4', 'IPV6', 'STATUS', 'LAST SEEN', 'KEY EXPIRES', 'TAGS'], nodes.map((n) => [
+  // OS and version are the agent's own words: the coordinator validated them; printed printable anyway.
+  return table(['ID', 'NAME', 'USER', 'IPV4', 'IPV6', 'STATUS', 'LAST SEEN', 'KEY EXPIRES', 'OS', 'VERSION', 'TAGS'], nodes.map((n) => [
     String(n.id), n.name, n.user ?? '-', n.ipv4, n.ipv6,
     n.keyExpiresAt !== null && Date.parse(n.keyExpiresAt) <= Date.now() ? 'expired' : n.online ? 'online' : 'offline',
-    when(n.lastSeen), when(n.keyExpiresAt), list(n.tags),
+    when(n.lastSeen), when(n.keyExpiresAt), printable(n.os), printable(n.version), list(n.tags),
   ]));
 }
 
@@ -221,13 +225,22 @@ export function registerAdminCommand(program: Command): void {
     else out(`expired node ${expired.id} (${expired.name}): it must re-authenticate with an auth key`);
   });
 
-  const routes = admin.command('routes').description('list and approve advertised routes');
+  leaf(nodes, 'rename <node> <new-name>', 'rename a node (its peers and MagicDNS learn the new name)', async (t, [ref, newName], o) => {
+    const checked = Hostname.safeParse(newName);
+    if (!checked.success) throw new AdminRequestError(`new name ${JSON.stringify(newName)}: ${checked.error.issues[0]?.message ?? 'invalid'}`);
+    const n = await resolveNode(t, ref!);
+    const renamed = await call(t, 'POST', `nodes/${n.id}/rename`, NodeInfo, { name: checked.data });
+    if (o.json) json(renamed);
+    else out(`renamed node ${renamed.id}: ${n.name} → ${renamed.name}`);
+  });
+
+  const routes = admin.command('routes').description('list, approve and unapprove advertised routes');
   leaf(routes, 'list', 'list advertised routes and whether they are approved', async (t, _a, o) => {
     const r = await call(t, 'GET', 'routes', RouteList);
     if (o.json) return json(r.routes);
     out(r.routes.length === 0 ? 'no advertised routes' : table(['NODE', 'ID', 'ROUTE', 'APPROVED'], r.routes.map((x) => [x.node, String(x.nodeId), x.route + (x.exitNode ? ' (exit)' : ''), x.approved ? 'yes' : 'no'])));
   });
-  leaf(routes, 'approve <node> <cidr...>', 'approve routes a node advertises (0.0.0.0/0 and ::/0 for an exit node)', async (t, [ref, ...cidrs], o) => {
+  const checkCidrs = (cidrs: string[]): void => {
     for (const c of cidrs) {
       try {
         canonicalRoute(c, { strict: true });
@@ -235,8 +248,18 @@ export function registerAdminCommand(program: Command): void {
         throw new AdminRequestError((err as Error).message);
       }
     }
+  };
+  leaf(routes, 'approve <node> <cidr...>', 'approve routes a node advertises (0.0.0.0/0 and ::/0 for an exit node)', async (t, [ref, ...cidrs], o) => {
+    checkCidrs(cidrs);
     const n = await resolveNode(t, ref!);
     const updated = await call(t, 'POST', `nodes/${n.id}/routes`, NodeInfo, { routes: cidrs });
+    if (o.json) json(updated);
+    else out(`node ${updated.name}: serving ${list(updated.routes)}`);
+  });
+  leaf(routes, 'unapprove <node> <cidr...>', 'withdraw approvals: peers stop sending those routes through the node', async (t, [ref, ...cidrs], o) => {
+    checkCidrs(cidrs);
+    const n = await resolveNode(t, ref!);
+    const updated = await call(t, 'POST', `nodes/${n.id}/routes/unapprove`, NodeInfo, { routes: cidrs });
     if (o.json) json(updated);
     else out(`node ${updated.name}: serving ${list(updated.routes)}`);
   });

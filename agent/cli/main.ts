@@ -3,9 +3,9 @@
 import { Command, CommanderError, Option } from 'commander';
 import { decodeKey, encodeKey, generatePrivateKey, publicKeyFromPrivate } from '../../proto/wireguard/keys.js';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { DEFAULT_SOCKET, localApiCall } from '../localapi/client.js';
 import { formatStatus } from './status-format.js';
+import { packageVersion } from '../platform-info.js';
 import { registerNodeCommands } from './node-commands.js';
 import { registerAdminCommand } from './admin-command.js';
 import { registerNetcheckCommand } from './netcheck-command.js';
@@ -21,16 +21,6 @@ async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const c of process.stdin) chunks.push(c as Buffer);
   return Buffer.concat(chunks).toString('utf8');
-}
-
-/** The version in package.json (dist/agent/cli/ sits three levels below it). */
-function packageVersion(): string {
-  try {
-    const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version?: unknown };
-    return typeof pkg.version === 'string' ? pkg.version : 'unknown';
-  } catch {
-    return 'unknown';
-  }
 }
 
 function buildProgram(): Command {

@@ -35,6 +35,8 @@ export interface RegisterOptions {
   /** Subnet routes and exit node this node offers (pending until approved on the coordinator). */
   advertiseRoutes?: string[];
   advertiseExitNode?: boolean;
+  /** What the agent runs (platform-info.ts); left out, an older agent's registration. */
+  platform?: { os: string; version: string };
   /** SO_MARK on the connections, so they stay out of an exit node's default route (socket-mark.ts). */
   socketMark?: number;
   signal?: AbortSignal;
@@ -89,6 +91,7 @@ export async function registerNode(opts: RegisterOptions): Promise<Registered> {
     ...(opts.authKey !== undefined ? { authKey: opts.authKey } : {}),
     advertiseRoutes: opts.advertiseRoutes ?? [],
     advertiseExitNode: opts.advertiseExitNode ?? false,
+    ...(opts.platform ?? {}),
   };
   let pin = encodeKey(serverKey);
   const reply = await controlCall({

@@ -13,6 +13,7 @@ import {
   CoordinatorUnreachableError, REGISTRATION_DEADLINE_MS, describeKey, registerNode,
 } from '../control/register.js';
 import { deregisterNode } from '../control/deregister.js';
+import { platformInfo } from '../platform-info.js';
 import { CoordinatorUrlError, normalizeCoordinatorUrl } from '../control/coordinator-url.js';
 import { ControlStream } from '../control/stream-client.js';
 import { LinkMonitor } from '../netmon/link-monitor.js';
@@ -214,7 +215,7 @@ export class ManagedAgent {
           // The key on file stays pinned for this coordinator; a new one is pinned from the auth key.
           ...(sameCoordinator ? { pinnedKey: reg!.serverKey } : {}),
           ...(req.coordinatorKey !== undefined ? { coordinatorKey: req.coordinatorKey } : {}),
-          advertiseRoutes: routing.advertiseRoutes, advertiseExitNode: routing.advertiseExitNode,
+          advertiseRoutes: routing.advertiseRoutes, advertiseExitNode: routing.advertiseExitNode, platform: platformInfo(),
           signal: AbortSignal.timeout(REGISTRATION_DEADLINE_MS), socketMark: this.opts.socketMark.value,
         });
       } catch (err) {

@@ -27,6 +27,9 @@ export interface NodeRow {
   advertisedRoutes: string[];
   advertisedExitNode: boolean;
   approvedRoutes: string[];
+  /** What the agent said at its last registration about its OS and pinhole version (null: not said). */
+  os: string | null;
+  version: string | null;
   /** Last known endpoints, home relay and last-seen time (written lazily, in batches). */
   endpoints: string[];
   homeRelay: string | null;
@@ -121,6 +124,8 @@ export interface ControlStore {
   /** Ids, names and addresses held in the database (after an IdentityTakenError). */
   takenIdentities(): Promise<TakenIdentities>;
   setNodeKeyExpiry(id: number, keyExpiresAt: number | null): Promise<void>;
+  /** An admin's rename. Throws IdentityTakenError('name') when another node holds the name; nothing is written then. */
+  renameNode(id: number, name: string): Promise<void>;
   setApprovedRoutes(approvals: RouteApprovalRow[]): Promise<void>;
   deleteNode(id: number): Promise<void>;
   /** The policy and the routes it auto-approves, together. */

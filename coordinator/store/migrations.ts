@@ -64,6 +64,14 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE nodes ADD COLUMN user_name TEXT;
     `,
   },
+  {
+    version: 3,
+    name: 'OS and pinhole version the agent reports',
+    sql: `
+      ALTER TABLE nodes ADD COLUMN os TEXT;
+      ALTER TABLE nodes ADD COLUMN agent_version TEXT;
+    `,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

@@ -69,4 +69,12 @@ export const POSTGRES_MIGRATIONS: readonly Migration[] = [
       ALTER TABLE nodes ADD COLUMN user_name TEXT;
     `,
   },
+  {
+    version: 3,
+    name: 'OS and pinhole version the agent reports',
+    sql: `
+      ALTER TABLE nodes ADD COLUMN os TEXT;
+      ALTER TABLE nodes ADD COLUMN agent_version TEXT;
+    `,
+  },
 ];

@@ -45,6 +45,7 @@ const MAX_ATTEMPTS = 3;
 const NODE_COLUMNS = [
   'id', 'node_key', 'disco_key', 'hostname', 'name', 'ipv4', 'ipv6', 'created_at', 'key_expires_at', 'ephemeral',
   'tags', 'user_name', 'auth_key_id', 'advertised_routes', 'advertised_exit_node', 'approved_routes', 'endpoints', 'home_relay', 'last_seen',
+  'os', 'agent_version',
 ];
 const LIVENESS_COLUMNS = new Set(['endpoints', 'home_relay', 'last_seen']);
 const NODE_VALUES = NODE_COLUMNS.map((_, i) => `$${i + 1}`).join(', ');
@@ -71,7 +72,7 @@ function nodeParams(n: NodeRow): unknown[] {
   return [
     n.id, n.nodeKey, n.discoKey, n.hostname, n.name, n.ipv4, n.ipv6, n.createdAt, n.keyExpiresAt, n.ephemeral,
     JSON.stringify(n.tags), n.user, n.authKeyId, JSON.stringify(n.advertisedRoutes), n.advertisedExitNode,
-    JSON.stringify(n.approvedRoutes), JSON.stringify(n.endpoints), n.homeRelay, n.lastSeen,
+    JSON.stringify(n.approvedRoutes), JSON.stringify(n.endpoints), n.homeRelay, n.lastSeen, n.os, n.version,
   ];
 }
 
@@ -91,6 +92,7 @@ function nodeFromDb(r: Row): NodeRow {
     ephemeral: r.ephemeral as boolean, tags: strings(r.tags), user: r.user_name as string | null, authKeyId: numOrNull(r.auth_key_id),
     advertisedRoutes: strings(r.advertised_routes), advertisedExitNode: r.advertised_exit_node as boolean, approvedRoutes: strings(r.approved_routes),
     endpoints: strings(r.endpoints), homeRelay: r.home_relay as string | null, lastSeen: numOrNull(r.last_seen),
+    os: r.os as string | null, version: r.agent_version as string | null,
   };
 }
 
@@ -282,6 +284,10 @@ export class PostgresStore implements ControlStore {
 
   setNodeKeyExpiry(id: number, keyExpiresAt: number | null): Promise<void> {
     return this.transaction(async (c) => { await c.query('UPDATE nodes SET key_expires_at = $2 WHERE id = $1', [id, keyExpiresAt]); });
+  }
+
+  renameNode(id: number, name: string): Promise<void> {
+    return this.transaction(async (c) => { await c.query('UPDATE nodes SET name = $2 WHERE id = $1', [id, name]); });
   }
 
   setApprovedRoutes(approvals: RouteApprovalRow[]): Promise<void> {

@@ -16,7 +16,7 @@ interface NodeDbRow {
   id: number; node_key: string; disco_key: string; hostname: string; name: string; ipv4: string; ipv6: string;
   created_at: number; key_expires_at: number | null; ephemeral: number; tags: string; user_name: string | null; auth_key_id: number | null;
   advertised_routes: string; advertised_exit_node: number; approved_routes: string;
-  endpoints: string; home_relay: string | null; last_seen: number | null;
+  endpoints: string; home_relay: string | null; last_seen: number | null; os: string | null; agent_version: string | null;
 }
 
 interface AuthKeyDbRow {
@@ -27,6 +27,7 @@ interface AuthKeyDbRow {
 const NODE_COLUMNS = [
   'id', 'node_key', 'disco_key', 'hostname', 'name', 'ipv4', 'ipv6', 'created_at', 'key_expires_at', 'ephemeral',
   'tags', 'user_name', 'auth_key_id', 'advertised_routes', 'advertised_exit_node', 'approved_routes', 'endpoints', 'home_relay', 'last_seen',
+  'os', 'agent_version',
 ];
 const LIVENESS_COLUMNS = new Set(['endpoints', 'home_relay', 'last_seen']);
 // A re-registration replaces what the node declared, never the liveness columns written meanwhile;
@@ -50,7 +51,7 @@ function nodeParams(n: NodeRow): Params {
   return [
     n.id, n.nodeKey, n.discoKey, n.hostname, n.name, n.ipv4, n.ipv6, n.createdAt, n.keyExpiresAt, n.ephemeral ? 1 : 0,
     JSON.stringify(n.tags), n.user, n.authKeyId, JSON.stringify(n.advertisedRoutes), n.advertisedExitNode ? 1 : 0,
-    JSON.stringify(n.approvedRoutes), JSON.stringify(n.endpoints), n.homeRelay, n.lastSeen,
+    JSON.stringify(n.approvedRoutes), JSON.stringify(n.endpoints), n.homeRelay, n.lastSeen, n.os, n.version,
   ];
 }
 
@@ -60,7 +61,7 @@ function nodeFromDb(r: NodeDbRow): NodeRow {
     createdAt: r.created_at, keyExpiresAt: r.key_expires_at, ephemeral: r.ephemeral === 1, tags: JSON.parse(r.tags) as string[],
     user: r.user_name, authKeyId: r.auth_key_id, advertisedRoutes: JSON.parse(r.advertised_routes) as string[],
     advertisedExitNode: r.advertised_exit_node === 1, approvedRoutes: JSON.parse(r.approved_routes) as string[],
-    endpoints: JSON.parse(r.endpoints) as string[], homeRelay: r.home_relay, lastSeen: r.last_seen,
+    endpoints: JSON.parse(r.endpoints) as string[], homeRelay: r.home_relay, lastSeen: r.last_seen, os: r.os, version: r.agent_version,
   };
 }
 
@@ -283,6 +284,10 @@ export class SqliteStore implements ControlStore {
 
   setNodeKeyExpiry(id: number, keyExpiresAt: number | null): Promise<void> {
     return this.transaction(() => this.run('UPDATE nodes SET key_expires_at = ? WHERE id = ?', [keyExpiresAt, id]));
+  }
+
+  renameNode(id: number, name: string): Promise<void> {
+    return this.transaction(() => this.run('UPDATE nodes SET name = ? WHERE id = ?', [name, id]));
   }
 
   setApprovedRoutes(approvals: RouteApprovalRow[]): Promise<void> {

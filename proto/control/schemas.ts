@@ -17,6 +17,15 @@ export const NodeId = z.number().int().positive();
  * registered with the key belongs to that user, and `user:NAME` in a policy picks them.
  */
 export const UserName = z.string().min(1).max(64).regex(/^[a-z0-9]([a-z0-9._@-]*[a-z0-9])?$/i, 'a user name of letters, digits and ".", "_", "@", "-"');
+/** Printable text without control or format characters (what an agent says about itself is shown to admins). */
+const AGENT_TEXT_RULE = 'printable text without control characters or surrounding spaces';
+const agentText = (max: number): z.ZodString => z.string().min(1).max(max).regex(/^(?!\s)[^\p{Cc}\p{Cf}\p{Zl}\p{Zp}]+(?<!\s)$/u, AGENT_TEXT_RULE);
+export const MAX_AGENT_OS = 64;
+export const MAX_AGENT_VERSION = 32;
+/** The agent's OS as it reports it: "linux", or "linux debian 12" when /etc/os-release says so. */
+export const AgentOs = agentText(MAX_AGENT_OS);
+/** The pinhole version the agent runs (what `pinhole --version` prints after "pinhole "). */
+export const AgentVersion = agentText(MAX_AGENT_VERSION);
 
 /**
  * GET /api/v1/server (in the clear: public) → the coordinator's static key(s). A caller uses it
@@ -39,6 +48,9 @@ export const RegisterRequest = z.object({
   hostname: Hostname,
   advertiseRoutes: z.array(CidrText).max(64).default([]),
   advertiseExitNode: z.boolean().default(false),
+  /** What the agent runs on and which pinhole it is (absent from agents older than the fields). */
+  os: AgentOs.optional(),
+  version: AgentVersion.optional(),
 }).strict();
 export type RegisterRequest = z.infer<typeof RegisterRequest>;
 
@@ -268,10 +280,17 @@ export const NodeInfo = Peer.extend({
   ephemeral: z.boolean(),
   advertisedRoutes: z.array(CidrText),
   advertisedExitNode: z.boolean(),
+  /** The agent's OS and pinhole version from its last registration (null: not reported, an older agent). */
+  os: z.string().nullable().default(null),
+  version: z.string().nullable().default(null),
 });
 export type NodeInfo = z.infer<typeof NodeInfo>;
 
 export const RoutesApprove = z.object({ routes: z.array(CidrText).min(1).max(64) }).strict();
+
+/** POST /api/v1/admin/nodes/:id/rename: the same rules as a hostname at registration. */
+export const NodeRename = z.object({ name: Hostname }).strict();
+export type NodeRename = z.infer<typeof NodeRename>;
 
 /** One-line reason for a refused request, with the HTTP status. */
 export const ErrorReply = z.object({ error: z.string() });

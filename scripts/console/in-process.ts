@@ -43,7 +43,7 @@ export async function startConsoleCoordinator(opts: { host?: string; port?: numb
     coordinator, token,
     consoleUrl: `${coordinator.url}/admin/`,
     addNode: async (hostname, o = {}) => (await registry.register({
-      nodeKey: newKey(), discoKey: newKey(), hostname, advertisedRoutes: o.routes ?? [], advertisedExitNode: false, authKey: null,
+      nodeKey: newKey(), discoKey: newKey(), hostname, advertisedRoutes: o.routes ?? [], advertisedExitNode: false, os: null, version: null, authKey: null,
     })).node,
     report: (from, peers, natType = null) => {
       const msg = StreamPaths.parse({

@@ -3,6 +3,7 @@
 import type { Site } from '../natlab/index.js';
 import { startManagedAgent } from '../tunnels/pinhole-managed.js';
 import { runId } from '../tunnels/keys.js';
+import { tlsEnv } from '../tunnels/lab-tls.js';
 import type { Mesh, MeshNode } from './mesh-lab.js';
 
 /**
@@ -11,8 +12,9 @@ import type { Mesh, MeshNode } from './mesh-lab.js';
  */
 export async function addMeshNode(mesh: Mesh, site: Site, name: string, opts: { env?: Record<string, string>; authKey?: string; extraArgs?: string[] } = {}): Promise<MeshNode> {
   const host = await site.addHost(`x${mesh.nodes.length}`);
+  const env = { ...tlsEnv(mesh.tls), ...opts.env };
   const agent = await startManagedAgent(host, {
-    tun: `px${runId()}${mesh.nodes.length}`.slice(0, 15), ...(opts.env ? { env: opts.env } : {}), ...(opts.extraArgs ? { extraArgs: opts.extraArgs } : {}),
+    tun: `px${runId()}${mesh.nodes.length}`.slice(0, 15), ...(Object.keys(env).length > 0 ? { env } : {}), ...(opts.extraArgs ? { extraArgs: opts.extraArgs } : {}),
   });
   try {
     const key = opts.authKey ?? await mesh.coord.createAuthKey({ reusable: false });

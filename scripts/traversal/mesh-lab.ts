@@ -7,6 +7,10 @@ import { startCoordinator, type LabCoordinator } from '../tunnels/pinhole-coordi
 import { startManagedAgent, type ManagedAgent } from '../tunnels/pinhole-managed.js';
 import { newLabRelayKey, relayCoordinatorArgs, startLabRelay, type LabRelay } from '../tunnels/pinhole-relay.js';
 import { runId } from '../tunnels/keys.js';
+import { makeLabCertificate, tlsEnv, type LabCertificate } from '../tunnels/lab-tls.js';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { waitFor } from '../tunnels/wait-for.js';
 import type { AgentStatus, PeerStatusJson } from '../../agent/static/status.js';
 
@@ -31,6 +35,8 @@ export interface MeshNode {
 
 export interface Mesh {
   coord: LabCoordinator;
+  /** The coordinator's certificate when it serves HTTPS (startMesh tls); agents added later need tlsEnv(tls). */
+  tls?: LabCertificate | undefined;
   relay: LabRelay;
   nodes: MeshNode[];
   node(name: string): MeshNode;
@@ -43,7 +49,7 @@ export const RELAY_PORT = 3340;
 export { waitFor };
 
 /** Builds the infrastructure and the sites, starts and joins every agent. Stops what it started on failure. */
-export async function startMesh(lab: Lab, specs: MeshSiteSpec[], opts: { agentEnv?: Record<string, string> } = {}): Promise<Mesh> {
+export async function startMesh(lab: Lab, specs: MeshSiteSpec[], opts: { agentEnv?: Record<string, string>; tls?: boolean } = {}): Promise<Mesh> {
   const stoppers: Array<() => Promise<void>> = [];
   const stop = async (): Promise<void> => {
     for (const s of stoppers.reverse()) await s().catch(() => undefined);
@@ -55,9 +61,16 @@ export async function startMesh(lab: Lab, specs: MeshSiteSpec[], opts: { agentEn
     // The coordinator publishes the relay (its STUN defaults to the relay host's first address,
     // port 3478); the relay admits only nodes the coordinator knows.
     const relayKey = newLabRelayKey();
-    const coord = await startCoordinator(coordHost, { extraArgs: relayCoordinatorArgs(RELAY_NAME, `ws://${relayHost.ip}:${RELAY_PORT}/relay`, relayKey) });
+    // tls: the coordinator serves HTTPS with a certificate for its address, trusted by every process here.
+    let certDir: string | undefined;
+    if (opts.tls) {
+      const dir = certDir = await mkdtemp(join(tmpdir(), 'pinhole-mesh-tls-'));
+      stoppers.push(() => rm(dir, { recursive: true, force: true }));
+    }
+    const tls = certDir ? await makeLabCertificate(certDir, coordHost.ip) : undefined;
+    const coord = await startCoordinator(coordHost, { extraArgs: relayCoordinatorArgs(RELAY_NAME, `ws://${relayHost.ip}:${RELAY_PORT}/relay`, relayKey), ...(tls ? { tls } : {}) });
     stoppers.push(() => coord.stop());
-    const relay = await startLabRelay(relayHost, { port: RELAY_PORT, coordinator: { url: coord.url, fingerprint: coord.fingerprint }, key: relayKey });
+    const relay = await startLabRelay(relayHost, { port: RELAY_PORT, coordinator: { url: coord.url, fingerprint: coord.fingerprint }, key: relayKey, env: tlsEnv(tls) });
     stoppers.push(() => relay.stop());
     const key = await coord.createAuthKey({ reusable: true });
     const id = runId();
@@ -76,14 +89,15 @@ export async function startMesh(lab: Lab, specs: MeshSiteSpec[], opts: { agentEn
         stoppers.push(() => igd.stop());
       }
       const host = await site.addHost('h');
-      const agent = await startManagedAgent(host, { tun: `pt${id}${nodes.length}`.slice(0, 15), ...(opts.agentEnv ? { env: opts.agentEnv } : {}) });
+      const agentEnv = { ...tlsEnv(tls), ...opts.agentEnv };
+      const agent = await startManagedAgent(host, { tun: `pt${id}${nodes.length}`.slice(0, 15), ...(Object.keys(agentEnv).length > 0 ? { env: agentEnv } : {}) });
       stoppers.push(() => agent.stop());
       const r = await agent.cli(['up', '--coordinator', coord.url, '--auth-key', key, '--hostname', spec.name], 30_000);
       if (r.code !== 0) throw new Error(`${spec.name}: pinhole up failed: ${r.stderr.trim()}`);
       nodes.push({ spec, site, host, agent, ip: (await agent.status()).self!.ipv4! });
     }
     const mesh: Mesh = {
-      coord, relay, nodes,
+      coord, relay, nodes, tls,
       node: (name) => {
         const n = nodes.find((x) => x.spec.name === name);
         if (!n) throw new Error(`no node ${name}`);

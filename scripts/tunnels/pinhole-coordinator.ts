@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import type { Host, LabProcess } from '../natlab/index.js';
 import { AuthKeyCreated, NodeList, type NodeInfo } from '../../proto/control/schemas.js';
 import { PINHOLE_BIN, REPO_ROOT } from './paths.js';
+import { tlsEnv, type LabCertificate } from './lab-tls.js';
 
 const HTTP_TOOL = join(REPO_ROOT, 'dist', 'scripts', 'tunnels', 'http-request.js');
 
@@ -17,6 +18,8 @@ export interface CoordinatorSpec {
   extraArgs?: string[];
   /** --db: default a SQLite file in the coordinator's own directory; or postgres://USER@HOST:PORT/DB. */
   db?: string;
+  /** Serve HTTPS with this certificate (--tls-cert/--tls-key); the helpers here trust it. */
+  tls?: LabCertificate;
 }
 
 export interface HttpReply { status: number; body: unknown }
@@ -52,15 +55,17 @@ export async function startCoordinator(host: Host, spec: CoordinatorSpec = {}): 
   const token = randomBytes(24).toString('base64url');
   await writeFile(tokenFile, `${token}\n`, { mode: 0o600 });
   const port = spec.port ?? 8080;
-  const url = `http://${host.ip}:${port}`;
+  const url = `${spec.tls ? 'https' : 'http'}://${host.ip}:${port}`;
+  const env = tlsEnv(spec.tls);
   const argv = ['node', PINHOLE_BIN, 'coordinator', '--listen', `${host.ip}:${port}`, '--db', db, '--admin-token-file', tokenFile,
+    ...(spec.tls ? ['--tls-cert', spec.tls.cert, '--tls-key', spec.tls.key] : []),
     ...(spec.ephemeralTimeout ? ['--ephemeral-timeout', spec.ephemeralTimeout] : []), ...(spec.extraArgs ?? [])];
   let proc!: LabProcess;
   let fingerprint = '';
 
   const request = async (method: string, path: string, body?: unknown, admin = false): Promise<HttpReply> => {
     const r = await host.exec(['node', HTTP_TOOL, method, `${url}${path}`,
-      ...(body !== undefined ? [JSON.stringify(body)] : []), ...(admin ? ['--token', token] : [])]);
+      ...(body !== undefined ? [JSON.stringify(body)] : []), ...(admin ? ['--token', token] : [])], { env });
     if (r.code !== 0) throw new Error(`${method} ${path}: ${r.stderr.trim() || `exit ${r.code}`}`);
     return JSON.parse(r.stdout) as HttpReply;
   };
@@ -85,7 +90,7 @@ export async function startCoordinator(host: Host, spec: CoordinatorSpec = {}): 
       return AuthKeyCreated.parse(r.body).key;
     },
     adminCli: async (args) => {
-      const r = await host.exec(['node', PINHOLE_BIN, 'admin', '--coordinator', url, '--coordinator-key', fingerprint, '--token-file', tokenFile, ...args]);
+      const r = await host.exec(['node', PINHOLE_BIN, 'admin', '--coordinator', url, '--coordinator-key', fingerprint, '--token-file', tokenFile, ...args], { env });
       return { code: r.code ?? 1, stdout: r.stdout, stderr: r.stderr };
     },
     nodes: async () => {

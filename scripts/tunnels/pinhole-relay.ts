@@ -14,6 +14,8 @@ export interface LabRelaySpec {
   stunPort?: number;
   /** --coordinator URL (only nodes the coordinator knows may connect) and its key's fingerprint; without it the relay runs --open. */
   coordinator?: { url: string; fingerprint: string };
+  /** Extra environment (e.g. NODE_EXTRA_CA_CERTS for a coordinator with its own certificate). */
+  env?: Record<string, string>;
   /** The relay's static key (default: a new one). */
   key?: LabRelayKey;
   /** More `pinhole relay` flags, e.g. ['--metrics-listen', 'IP:PORT']. */
@@ -63,7 +65,7 @@ export async function startLabRelay(host: Host, spec: LabRelaySpec = {}): Promis
   argv.push(...(spec.extraArgs ?? []));
   let proc!: LabProcess;
   const start = async (): Promise<void> => {
-    proc = host.spawn(argv, { env: { PINHOLE_LOG_LEVEL: 'warn' }, logFile: join(dir, 'relay.log') });
+    proc = host.spawn(argv, { env: { PINHOLE_LOG_LEVEL: 'warn', ...spec.env }, logFile: join(dir, 'relay.log') });
     try {
       await proc.waitForOutput(/pinhole relay: listening/, 15_000);
     } catch (err) {

@@ -2,6 +2,7 @@
 // nothing throws on a refusal), with whatever static key a test wants to present.
 import { request } from 'node:http';
 import { connect, type Socket } from 'node:net';
+import { connect as connectTls } from 'node:tls';
 import type { NoiseChannel } from '../../proto/control/noise-channel.js';
 import { upgradeToControlChannel, type ChannelWelcome } from '../../proto/control/noise-upgrade.js';
 import { ServerInfo } from '../../proto/control/schemas.js';
@@ -21,9 +22,14 @@ export async function serverKeyOf(url: string): Promise<Uint8Array> {
 export async function openChannel(url: string, staticPrivate: Uint8Array, serverKey?: Uint8Array, localAddress?: string): Promise<{ channel: NoiseChannel; welcome: ChannelWelcome }> {
   const key = serverKey ?? await serverKeyOf(url);
   const u = new URL(url);
+  // https: the channel runs inside TLS (the certificate checked as Node.js checks it: NODE_EXTRA_CA_CERTS).
+  const tls = u.protocol === 'https:';
+  const port = Number(u.port) || (tls ? 443 : 80);
   const sock: Socket = await new Promise((resolve, reject) => {
-    const s = connect({ host: u.hostname, port: Number(u.port), ...(localAddress ? { localAddress } : {}) });
-    s.once('connect', () => resolve(s));
+    const s = tls
+      ? connectTls({ host: u.hostname, port, ...(localAddress ? { localAddress } : {}) })
+      : connect({ host: u.hostname, port, ...(localAddress ? { localAddress } : {}) });
+    s.once(tls ? 'secureConnect' : 'connect', () => resolve(s));
     s.once('error', reject);
   });
   return upgradeToControlChannel(sock, { host: u.host, serverKey: key, staticPrivate, staticPublic: publicKeyFromPrivate(staticPrivate), signal: AbortSignal.timeout(10_000) });

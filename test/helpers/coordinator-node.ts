@@ -11,6 +11,9 @@ export interface RegisterOptions {
   hostname: string;
   advertiseRoutes?: string[];
   advertiseExitNode?: boolean;
+  /** What the agent says it runs (unknown: to send bad values too); absent, as an older agent. */
+  os?: unknown;
+  version?: unknown;
   /** Open the channel with this private key instead of the node's own (a forgery). */
   proveWith?: Uint8Array;
 }
@@ -24,6 +27,8 @@ export class SimulatedNode {
     if (opts.authKey !== undefined) body.authKey = opts.authKey;
     if (opts.advertiseRoutes) body.advertiseRoutes = opts.advertiseRoutes;
     if (opts.advertiseExitNode !== undefined) body.advertiseExitNode = opts.advertiseExitNode;
+    if (opts.os !== undefined) body.os = opts.os;
+    if (opts.version !== undefined) body.version = opts.version;
     return channelCall(url, opts.proveWith ?? this.privateKey, 'POST', '/api/v1/register', { body });
   }
 

@@ -78,7 +78,7 @@ describe('pinhole admin', () => {
     const a = await new SimulatedNode().join(coord.url, { authKey: key, hostname: 'cli-a' });
     const b = await new SimulatedNode().join(coord.url, { authKey: key, hostname: 'cli-b' });
     const table = await ok(['nodes', 'list']);
-    assert.match(table.split('\n')[0]!, /^ID\s+NAME\s+USER\s+IPV4\s+IPV6\s+STATUS\s+LAST SEEN\s+KEY EXPIRES\s+TAGS$/);
+    assert.match(table.split('\n')[0]!, /^ID\s+NAME\s+USER\s+IPV4\s+IPV6\s+STATUS\s+LAST SEEN\s+KEY EXPIRES\s+OS\s+VERSION\s+TAGS$/);
     assert.match(table, new RegExp(`${a.id}\\s+cli-a\\s+-\\s+${a.ipv4.replace(/\./g, '\\.')}\\s+${a.ipv6}\\s+offline`));
     const nodes = (JSON.parse(await ok(['nodes', 'list', '--json'])) as unknown[]).map((n) => NodeInfo.parse(n));
     assert.ok(nodes.some((n) => n.id === b.id && n.ipv4 === b.ipv4));
@@ -99,6 +99,59 @@ describe('pinhole admin', () => {
     const routes = (JSON.parse(await ok(['routes', 'list', '--json'])) as unknown[]).map((x) => RouteInfo.parse(x));
     assert.deepEqual(routes.filter((x) => x.nodeId === r.id).map((x) => [x.route, x.approved]), [['172.16.5.0/24', true]]);
     await fails(['routes', 'approve', 'cli-router', '172.16.6.0/24'], /^pinhole: node cli-router does not advertise 172\.16\.6\.0\/24$/);
+    assert.match(await ok(['routes', 'unapprove', 'cli-router', '172.16.5.0/24']), /^node cli-router: serving -$/m);
+    const after = (JSON.parse(await ok(['routes', 'list', '--json'])) as unknown[]).map((x) => RouteInfo.parse(x));
+    assert.deepEqual(after.filter((x) => x.nodeId === r.id).map((x) => [x.route, x.approved]), [['172.16.5.0/24', false]]);
+    await fails(['routes', 'unapprove', 'cli-router', '172.16.5.0/24'], /^pinhole: node cli-router has no approved route 172\.16\.5\.0\/24$/);
+    await fails(['routes', 'unapprove', 'cli-router', '172.16.5.1/24'], /^pinhole: .*host bits/);
+  });
+
+  test('nodes rename: unique, validated, sent to peers, kept across re-registration; OS and version in nodes list', async () => {
+    const key = await coord.createAuthKey({ reusable: true });
+    const mover = new SimulatedNode();
+    const m = await mover.join(coord.url, { authKey: key, hostname: 'cli-mover', os: 'linux debian 12', version: '0.1.0' });
+    const watcher = new SimulatedNode();
+    await watcher.join(coord.url, { authKey: key, hostname: 'cli-watcher' });
+    const stream = await watcher.connect(coord.url);
+    try {
+      await stream.waitFor('the mover in the netmap', () => stream.peers.get(m.id)?.name === 'cli-mover');
+      // OS and version: shown in text and JSON; an older agent that says nothing shows '-'.
+      const table = await ok(['nodes', 'list']);
+      assert.match(table, new RegExp(`${m.id}\\s+cli-mover\\s.*\\s+linux debian 12\\s+0\\.1\\.0\\s+-$`, 'm'));
+      assert.match(table, /cli-watcher\s.*\s+-\s+-\s+-$/m);
+      const listed = (JSON.parse(await ok(['nodes', 'list', '--json'])) as unknown[]).map((x) => NodeInfo.parse(x));
+      assert.deepEqual([listed.find((x) => x.id === m.id)?.os, listed.find((x) => x.id === m.id)?.version], ['linux debian 12', '0.1.0']);
+      assert.equal(listed.find((x) => x.name === 'cli-watcher')?.os, null);
+      // Bad OS or version: a one-line 400 and nothing registered.
+      const bad = new SimulatedNode();
+      const ctl = await bad.register(coord.url, { authKey: key, hostname: 'cli-bad', os: 'linux\u001b[31m' });
+      assert.equal(ctl.status, 400);
+      assert.match(ctl.body.error, /^os: printable text without control characters or surrounding spaces$/);
+      const long = await bad.register(coord.url, { authKey: key, hostname: 'cli-bad', version: 'x'.repeat(33) });
+      assert.equal(long.status, 400);
+      assert.match(long.body.error, /^version: /);
+      assert.ok(!(await ok(['nodes', 'list'])).includes('cli-bad'));
+
+      // Rename: acknowledged after the commit, in the peers' netmaps at once.
+      assert.match(await ok(['nodes', 'rename', 'cli-mover', 'DB-Primary']), new RegExp(`^renamed node ${m.id}: cli-mover → db-primary$`, 'm'));
+      await stream.waitFor('the new name in the watcher\'s netmap', () => stream.peers.get(m.id)?.name === 'db-primary');
+      assert.deepEqual(stream.violations, []);
+      await fails(['nodes', 'rename', 'db-primary', 'cli-watcher'], /^pinhole: name cli-watcher is taken by node \d+$/);
+      await fails(['nodes', 'rename', 'db-primary', 'bad_name'], /^pinhole: new name "bad_name": a hostname of letters, digits and "-"$/);
+      const api = await coord.call('POST', `/api/v1/admin/nodes/${m.id}/rename`, { name: '-x' });
+      assert.equal(api.status, 400);
+      assert.match(api.body.error, /^name: a hostname of letters, digits and "-"$/);
+      const renamed = NodeInfo.parse(JSON.parse(await ok(['nodes', 'rename', String(m.id), 'db-main', '--json'])));
+      assert.equal(renamed.name, 'db-main');
+      // The agent re-registers with its own hostname (as at every start): the admin's name stays.
+      await mover.join(coord.url, { hostname: 'cli-mover', os: 'linux debian 13', version: '0.2.0' });
+      const again = (JSON.parse(await ok(['nodes', 'list', '--json'])) as unknown[]).map((x) => NodeInfo.parse(x)).find((x) => x.id === m.id);
+      assert.deepEqual([again?.name, again?.os, again?.version], ['db-main', 'linux debian 13', '0.2.0']);
+      // The old name is free again.
+      await new SimulatedNode().join(coord.url, { authKey: key, hostname: 'cli-mover' }).then((n) => assert.equal(n.name, 'cli-mover'));
+    } finally {
+      stream.ws.close();
+    }
   });
 
   test('policy set / get', async () => {

@@ -2,7 +2,8 @@
 // CSP, sign-in (wrong token: 401 and no cookie), the session cookie's attributes, 401 for every
 // API call without a session, 403 for a change without the CSRF token (and nothing changed), the
 // policy check at its lines, live events (a path report and a new node reach an open stream),
-// sign-out (the old cookie gets 401, its stream ends), and the admin API's behaviour unchanged.
+// sign-out (the old cookie gets 401, its stream ends), renames (bad, taken, racing), and the admin
+// API's behaviour unchanged.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CONSOLE_CSP } from '../../coordinator/console/console-server.js';
@@ -213,4 +214,33 @@ test('sign-out needs the CSRF token, ends the session and its streams; the old c
 test('the admin API inside the control channel is not reachable on the public port, console or not', async () => {
   const r = await fetch(`${base}/api/v1/admin/nodes`, { headers: { authorization: `Bearer ${c.token}` } });
   assert.equal(r.status, 426);
+});
+
+test('rename through the console: CSRF needed, a bad name 400, a taken one 409, two renames racing for one name: one wins', async () => {
+  const s = await signIn();
+  const a = await c.addNode('rename-a');
+  const b = await c.addNode('rename-b');
+  assert.equal((await api('POST', `nodes/${a.id}/rename`, { cookie: s.cookie, body: { name: 'web-1' } })).status, 403, 'no CSRF token');
+  for (const name of ['bad_name', '-edge', 'x'.repeat(64), '']) {
+    const r = await api('POST', `nodes/${a.id}/rename`, { cookie: s.cookie, csrf: s.csrf, body: { name } });
+    assert.equal(r.status, 400, name);
+    assert.match(r.body.error, /^name: /);
+  }
+  const taken = await api('POST', `nodes/${a.id}/rename`, { cookie: s.cookie, csrf: s.csrf, body: { name: 'rename-b' } });
+  assert.equal(taken.status, 409);
+  assert.equal(taken.body.error, `name rename-b is taken by node ${b.id}`);
+  assert.equal((await api('POST', 'nodes/99999/rename', { cookie: s.cookie, csrf: s.csrf, body: { name: 'ghost' } })).status, 404);
+  const ok = await api('POST', `nodes/${a.id}/rename`, { cookie: s.cookie, csrf: s.csrf, body: { name: 'Web-1' } });
+  assert.equal(ok.status, 200);
+  assert.equal(ok.body.name, 'web-1');
+  // Racing renames of two nodes to one free name: exactly one gets it, the other a 409; names stay unique.
+  const race = await Promise.all([a, b].map((n) => api('POST', `nodes/${n.id}/rename`, { cookie: s.cookie, csrf: s.csrf, body: { name: 'contested' } })));
+  assert.deepEqual(race.map((r) => r.status).sort(), [200, 409]);
+  const names = (await api('GET', 'nodes', { cookie: s.cookie })).body.nodes.map((n: { name: string }) => n.name);
+  assert.equal(names.filter((n: string) => n === 'contested').length, 1);
+  assert.equal(new Set(names).size, names.length, 'names unique');
+  // The winner's old name is free again: a new node with that hostname gets it as is.
+  const freed = race[0]!.status === 200 ? 'web-1' : 'rename-b';
+  assert.ok(!names.includes(freed));
+  assert.equal((await c.addNode(freed)).name, freed);
 });

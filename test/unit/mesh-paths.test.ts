@@ -30,7 +30,7 @@ test('mesh paths: stored, rate-limited, unknown peers skipped, forgotten on dele
   const registry = new NodeRegistry(store, [], 0, { nodeKeyExpiryMs: null, ephemeralTimeoutMs: 60_000, log: pino({ level: 'silent' }) });
   const ids: number[] = [];
   for (const i of [1, 2, 3]) {
-    const { node } = await registry.register({ nodeKey: key(i), discoKey: key(100 + i), hostname: `n${i}`, advertisedRoutes: [], advertisedExitNode: false, authKey: null });
+    const { node } = await registry.register({ nodeKey: key(i), discoKey: key(100 + i), hostname: `n${i}`, advertisedRoutes: [], advertisedExitNode: false, os: null, version: null, authKey: null });
     ids.push(node.id);
   }
   const mesh = new MeshPaths(registry, () => clock);

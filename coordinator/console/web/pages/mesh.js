@@ -21,7 +21,7 @@ const STYLE = [
 ];
 
 function layoutFor(n) {
-  return n <= FORCE_LAYOUT_MAX_NODES ? { name: 'cose', animate: false, randomize: false, nodeRepulsion: () => 40000, idealEdgeLength: () => 120 } : { name: 'circle', animate: false };
+  return n <= FORCE_LAYOUT_MAX_NODES ? { name: 'cose', animate: false, randomize: false, nodeRepulsion: () => 40000, idealEdgeLength: () => 120, componentSpacing: 160 } : { name: 'circle', animate: false };
 }
 
 function Side({ name, side }) {
