@@ -6,7 +6,7 @@ import { isFingerprint, keyFingerprint, parseAuthKey } from '../../proto/control
 import { RegisterResponse, type RegisterRequest, type SelfNode } from '../../proto/control/schemas.js';
 import { decodeKey, encodeKey } from '../../proto/wireguard/keys.js';
 import {
-  CoordinatorKeyMismatchError, CoordinatorProtocolError, controlCall, markedConnector, resolvePinnedKey,
+  CoordinatorKeyMismatchError, CoordinatorProtocolError, CoordinatorRefusedError, controlCall, markedConnector, resolvePinnedKey,
 } from './control-channel.js';
 
 export {
@@ -94,14 +94,29 @@ export async function registerNode(opts: RegisterOptions): Promise<Registered> {
     ...(opts.platform ?? {}),
   };
   let pin = encodeKey(serverKey);
-  const reply = await controlCall({
+  const call = (body: RegisterRequest): Promise<RegisterResponse> => controlCall({
     url: opts.coordinatorUrl, serverKey, staticPrivate: opts.nodePrivate,
     // A rotation's next key arrives inside the channel the current key authenticated: pin it.
     onWelcome: (w) => { if (w.nextKey) pin = w.nextKey; },
     ...(opts.socketMark ? { connect: markedConnector(opts.socketMark)! } : {}), ...(opts.signal ? { signal: opts.signal } : {}),
-  }, 'POST', '/api/v1/register', RegisterResponse, req);
+  }, 'POST', '/api/v1/register', RegisterResponse, body);
+  let reply: RegisterResponse;
+  try {
+    reply = await call(req);
+  } catch (err) {
+    // A coordinator older than this agent refuses the fields it does not know (os, version): an
+    // agent upgraded first still registers, without them, rather than dropping off the network.
+    if (!opts.platform || !refusedPlatformFields(err)) throw err;
+    const { os: _os, version: _version, ...older } = req;
+    reply = await call(older);
+  }
   if (reply.node.nodeKey !== opts.nodeKey) throw new CoordinatorProtocolError('the coordinator registered a different node key');
   return { node: reply.node, serverKey: pin };
+}
+
+/** The coordinator refused the registration for carrying os/version, the only fields it may not know. */
+export function refusedPlatformFields(err: unknown): boolean {
+  return err instanceof CoordinatorRefusedError && err.status === 400 && /^Unrecognized keys?: "(os|version)"(, "(os|version)")?$/.test(err.reason);
 }
 
 /** "key 1a2b…" for messages. */

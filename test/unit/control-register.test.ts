@@ -13,7 +13,7 @@ import {
 } from '../../agent/control/register.js';
 import { normalizeCoordinatorUrl, CoordinatorUrlError } from '../../agent/control/coordinator-url.js';
 import { keyFingerprint } from '../../proto/control/coordinator-key.js';
-import { RegisterRequest } from '../../proto/control/schemas.js';
+import { RegisterRequest, describeZodError } from '../../proto/control/schemas.js';
 import { decodeKey, encodeKey, generatePrivateKey, publicKeyFromPrivate } from '../../proto/wireguard/keys.js';
 import { callerKeyOf, startScriptedControlServer, type ScriptedControlServer } from '../helpers/scripted-control-server.js';
 
@@ -26,7 +26,9 @@ const discoKey = encodeKey(publicKeyFromPrivate(generatePrivateKey()));
 const AUTH = `phk_0123456789ab_${'f'.repeat(64)}_${fp}`;
 
 /** What the server does with POST /api/v1/register: 'check' verifies the caller and accepts. */
-let mode: 'check' | 'refuse' | 'garbage' | 'other-key' = 'check';
+let mode: 'check' | 'refuse' | 'garbage' | 'other-key' | 'old' = 'check';
+/** A coordinator from before agents reported their OS and version: those keys are unknown to it. */
+const OldRegisterRequest = RegisterRequest.omit({ os: true, version: true }).strict();
 let lastRequest: RegisterRequest | undefined;
 let requests = 0;
 let server: ScriptedControlServer;
@@ -43,7 +45,12 @@ before(async () => {
       req.on('data', (c: Buffer) => chunks.push(c));
       req.on('end', () => {
         requests++;
-        const r = RegisterRequest.parse(JSON.parse(Buffer.concat(chunks).toString()));
+        const body: unknown = JSON.parse(Buffer.concat(chunks).toString());
+        if (mode === 'old') {
+          const old = OldRegisterRequest.safeParse(body);
+          if (!old.success) return reply(400, { error: describeZodError(old.error) });
+        }
+        const r = RegisterRequest.parse(body);
         lastRequest = r;
         if (mode === 'refuse') return reply(403, { error: 'auth key already used' });
         if (mode === 'garbage') return reply(200, { hello: 'world' });
@@ -132,4 +139,22 @@ test('coordinator URLs are normalised; only http(s) without query or credentials
   for (const bad of ['203.0.113.10:8080', 'ftp://x', 'http://u:p@x', 'http://x/?a=1', '']) {
     assert.throws(() => normalizeCoordinatorUrl(bad), CoordinatorUrlError, bad);
   }
+});
+
+test('an agent newer than its coordinator registers without os/version when the coordinator does not know them', async () => {
+  mode = 'old';
+  const before = requests;
+  const r = await registerNode(opts({ authKey: AUTH, platform: { os: 'linux debian 12', version: '0.1.0' } }));
+  assert.equal(r.node.id, 7);
+  assert.equal(requests - before, 2, 'refused once, then sent without the new fields');
+  assert.equal('os' in lastRequest!, false);
+  assert.equal('version' in lastRequest!, false);
+  // Any other 400 is not retried.
+  const n = requests;
+  await assert.rejects(registerNode(opts({ authKey: AUTH, hostname: 'not a hostname!', platform: { os: 'linux', version: '0.1.0' } })),
+    (e: Error) => e instanceof CoordinatorRefusedError && e.status === 400);
+  assert.equal(requests - n, 1);
+  mode = 'check';
+  await registerNode(opts({ authKey: AUTH, platform: { os: 'linux', version: '0.1.0' } }));
+  assert.equal(lastRequest!.os, 'linux', 'a current coordinator gets them');
 });
