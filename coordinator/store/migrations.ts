@@ -64,6 +64,12 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE nodes ADD COLUMN user_name TEXT;
     `,
   },
+  {
+    // PostgreSQL only (several coordinators on one database); a SQLite file has one coordinator.
+    version: 3,
+    name: 'replica change feed (PostgreSQL only)',
+    sql: 'SELECT 1;',
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;
