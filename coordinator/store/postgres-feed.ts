@@ -131,7 +131,7 @@ export class PostgresChangeFeed implements ChangeFeedStore {
     let backoffMs = 100;
     const connect = (): void => {
       if (closed) return;
-      const c = new pg.Client(this.clientConfig);
+      const c = new pg.Client({ ...this.clientConfig, application_name: 'pinhole-coordinator-feed' });
       client = c;
       let failed = false;
       const fail = (err: Error): void => {
