@@ -30,7 +30,9 @@ const CoordinatorUrl = z.string().min(1).max(2000).refine((u) => URL.canParse(u)
 
 const UpSection = z.object({
   /** One coordinator, or the replicas of one (the same key, one database): tried in turn. */
-  coordinator: z.union([CoordinatorUrl, z.array(CoordinatorUrl).min(1, 'at least one coordinator URL').max(8, 'at most 8 coordinator URLs')]),
+  coordinator: z.union([CoordinatorUrl, z.array(CoordinatorUrl).min(1, 'at least one coordinator URL').max(8, 'at most 8 coordinator URLs')], {
+    error: (iss) => (Array.isArray(iss.input) || typeof iss.input === 'string' ? undefined : 'a coordinator URL, or a list of them (replicas)'),
+  }),
   'auth-key-file': Path.optional(),
   'coordinator-key': z.string().min(1).max(100).optional(),
   hostname: Hostname.optional(),
