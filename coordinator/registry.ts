@@ -125,7 +125,7 @@ export class NodeRegistry {
         return await this.registerOnce(input);
       } catch (err) {
         if (!(err instanceof IdentityTakenError)) throw err;
-        if (err.field === 'nodeKey') throw new ConflictError('this node key is registered through another coordinator on the same database: register there');
+        if (err.field === 'nodeKey') throw new ConflictError('this node key was registered through another coordinator on the same database a moment ago: retry');
         if (attempt >= MAX_IDENTITY_ATTEMPTS) throw new ConflictError('could not find a free id, name and address: too many concurrent registrations, retry');
         this.conflicts++;
         // A random pause, growing with the attempts, so coordinators that raced do not race again in step.
