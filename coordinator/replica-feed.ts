@@ -103,6 +103,8 @@ export class ReplicaFeed {
     } catch (err) {
       this.log.warn({ err: (err as Error).message }, 'replica heartbeat failed');
     }
+    // A safety net under the notifications: one cheap read per beat finds anything one missed.
+    this.kick();
   }
 
   /** Reads and applies everything after the last applied id; one reader at a time. */

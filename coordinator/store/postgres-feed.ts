@@ -131,7 +131,8 @@ export class PostgresChangeFeed implements ChangeFeedStore {
     let backoffMs = 100;
     const connect = (): void => {
       if (closed) return;
-      const c = new pg.Client({ ...this.clientConfig, application_name: 'pinhole-coordinator-feed' });
+      // Keepalive: a database host that vanished without a reset is noticed, not waited on forever.
+      const c = new pg.Client({ ...this.clientConfig, application_name: 'pinhole-coordinator-feed', keepAlive: true, keepAliveInitialDelayMillis: 5000 });
       client = c;
       let failed = false;
       const fail = (err: Error): void => {
