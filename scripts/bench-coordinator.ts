@@ -180,9 +180,16 @@ async function startPostgres(): Promise<BenchPostgres> {
 }
 
 async function stopPostgres(pg: BenchPostgres): Promise<void> {
-  const exited = new Promise((r) => pg.proc.once('exit', r));
-  pg.proc.kill('SIGINT'); // fast shutdown
-  await exited;
+  if (pg.proc.exitCode === null && pg.proc.signalCode === null) {
+    const exited = new Promise((r) => pg.proc.once('exit', r));
+    const stop = asPostgres([join(PG_BIN, 'pg_ctl'), '-D', join(pg.dir, 'data'), '-m', 'fast', '-w', '-t', '20', 'stop']);
+    try {
+      execFileSync(stop[0]!, stop.slice(1), { stdio: 'ignore' });
+    } catch {
+      pg.proc.kill('SIGKILL');
+    }
+    await exited;
+  }
   await rm(pg.dir, { recursive: true, force: true });
 }
 
@@ -203,8 +210,12 @@ async function startCoordinator(dir: string, flushInterval: string, db: string =
       const m = /listening on (\S+)/.exec(out);
       if (m) resolve(m[1]!);
     });
-    proc.once('exit', (code) => reject(new Error(`coordinator exited with ${code}`)));
+    proc.once('exit', (code) => reject(new Error(`coordinator exited with ${code}: ${out.slice(-500)}`)));
   });
+  // A coordinator that dies later says why (its log is on stdout).
+  let tail = '';
+  proc.stdout!.on('data', (d: Buffer) => { tail = (tail + d.toString()).slice(-2000); });
+  proc.once('exit', (code, signal) => { if (code !== 0 && signal !== 'SIGTERM') process.stderr.write(`bench-coordinator: a coordinator exited (${code ?? signal}): ${tail}\n`); });
   return { proc, url, token };
 }
 
@@ -251,8 +262,8 @@ async function runSize(n: number, o: Options, setup: Setup): Promise<Record<stri
     for (const c of coords.slice(1)) {
       // Made on the first replica: wait until the change feed brought it to the others.
       for (let i = 0; ; i++) {
-        const keys = (await channelCall(c.url, generatePrivateKey(), 'GET', '/api/v1/admin/authkeys', { headers: { authorization: `Bearer ${c.token}` } })).body as unknown[];
-        if (keys.length > 0) break;
+        const { authKeys } = (await channelCall(c.url, generatePrivateKey(), 'GET', '/api/v1/admin/authkeys', { headers: { authorization: `Bearer ${c.token}` } })).body as { authKeys: unknown[] };
+        if (authKeys.length > 0) break;
         if (i > 100) throw new Error(`the auth key did not reach ${c.url}`);
         await new Promise((r) => setTimeout(r, 100));
       }
@@ -368,6 +379,7 @@ async function runSize(n: number, o: Options, setup: Setup): Promise<Record<stri
     clearInterval(sampler);
     for (const w of workers) w.close();
     await Promise.all(coords.map(async ({ proc }) => {
+      if (proc.exitCode !== null || proc.signalCode !== null) return;
       const exited = new Promise((r) => proc.once('exit', r));
       proc.kill('SIGTERM');
       await exited;
