@@ -34,6 +34,7 @@ describe('coordinator replicas on one PostgreSQL', { timeout: 150_000 }, () => {
   let alpha: ManagedAgent;
   let beta: ManagedAgent;
   let betaIp = '';
+  let deadReplica = '';
   const stats = async (co: LabCoordinator): Promise<CoordinatorStats> => (await co.request('GET', '/api/v1/admin/stats', undefined, true)).body as CoordinatorStats;
   const peersOf = async (agent: ManagedAgent): Promise<string[]> => (await agent.status()).peers.map((p) => p.name ?? '?');
 
@@ -106,6 +107,7 @@ describe('coordinator replicas on one PostgreSQL', { timeout: 150_000 }, () => {
     assert.ok(warm.ok, warm.output);
     const pinging = alphaHost.exec(['ping', '-c', '60', '-i', '0.1', '-W', '1', betaIp], { timeoutMs: 20_000 });
     await new Promise((resolve) => setTimeout(resolve, 1000));
+    deadReplica = (await stats(a)).replica!.replica;
     const killedAt = Date.now();
     await a.kill9();
     await waitFor('alpha to stream from B or C', async () => {
@@ -157,5 +159,12 @@ describe('coordinator replicas on one PostgreSQL', { timeout: 150_000 }, () => {
     assert.equal((await alpha.status()).self?.connected, true);
     const r = await ping(alphaHost, betaIp, 3, 5);
     assert.ok(r.ok, r.output);
+    // The replica killed in the previous test fell silent (10 s): declared dead, none of its nodes online.
+    await waitFor('the killed replica to be declared dead', async () =>
+      (await pg.psql(`SELECT count(*) FROM replicas WHERE id = '${deadReplica}'`, 'replicas')) === '0', 15_000, 250);
+    assert.equal(await pg.psql(`SELECT count(*) FROM nodes WHERE online_by = '${deadReplica}'`, 'replicas'), '0');
+    assert.equal(await pg.psql('SELECT count(*) FROM replicas', 'replicas'), '3', 'the restarted A and B, C');
+    const reaped = (await Promise.all([a, b, c].map(stats))).reduce((n, s) => n + s.replica!.replicasReaped, 0);
+    assert.equal(reaped, 1, 'one replica declared the dead one dead');
   });
 });
