@@ -270,6 +270,8 @@ export class NodeRegistry {
         this.names.set(node.name, node.id);
         this.byKey.set(node.nodeKey, node);
         this.syncExpired(node);
+        if (!node.ephemeral) this.cancelEphemeralDeletion(node.id);
+        else if (!online) this.scheduleEphemeralDeletion(node);
         this.emit({ kind: 'updated', node, membership: true, self: true });
       }
       if (this.localOnline.has(row.id)) continue;
