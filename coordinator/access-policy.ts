@@ -42,6 +42,23 @@ export class AccessPolicy {
     netmap.setPolicy(this.compiled);
   }
 
+  /**
+   * Applies a policy another replica committed (read back from the database), without writing it.
+   * It validated there; one that no longer validates here (a different version) is refused, and
+   * the policy in force stays.
+   */
+  applyStored(stored: PolicyRow): void {
+    let compiled: CompiledPolicy | null = null;
+    if (stored.json !== null) {
+      const value: unknown = JSON.parse(stored.json);
+      if (policyIssues(value).some((i) => i.hostname === undefined)) throw new StoredPolicyInvalidError('the policy another replica stored does not validate here');
+      compiled = new CompiledPolicy(PolicyShape.parse(value));
+    }
+    this.compiled = compiled;
+    this.updatedAt = stored.updatedAt;
+    this.netmap.setPolicy(compiled);
+  }
+
   /** One line for a refusal: "acls.0.src.0: reason; ...", a hostname's current node id added. */
   private describe(issues: PolicyIssue[]): string {
     const text = issues.slice(0, MAX_REPORTED_ISSUES).map((i) => {

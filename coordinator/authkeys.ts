@@ -104,6 +104,20 @@ export class AuthKeys {
     return { ...authKeyInfo(row), key: formatAuthKey(prefix, secret, this.fingerprint()) };
   }
 
+  /** Applies keys another replica committed (read back from the database), without writing them. */
+  applyStored(rows: AuthKeyRow[]): void {
+    for (const r of rows) {
+      const known = this.byId.get(r.id);
+      if (known) {
+        Object.assign(known, r); // the same object: a use in flight keeps counting on it
+        continue;
+      }
+      this.byId.set(r.id, r);
+      this.byPrefix.set(r.prefix, r);
+      this.lastId = Math.max(this.lastId, r.id);
+    }
+  }
+
   list(): AuthKeyInfo[] {
     return [...this.byId.values()].map(authKeyInfo);
   }

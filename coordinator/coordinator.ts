@@ -16,6 +16,7 @@ import type { Logger } from './log.js';
 import { NetmapHub } from './netmap.js';
 import { MeshPaths } from './mesh-paths.js';
 import { NodeRegistry } from './registry.js';
+import { ReplicaFeed } from './replica-feed.js';
 import { relayAuthorizationRoutes } from './relay-authorization.js';
 import { createChannelServer, createPublicServer, nodeRoutes, type TlsFiles } from './server.js';
 import { ServerKeys } from './server-keys.js';
@@ -69,6 +70,8 @@ export interface Coordinator {
 }
 
 const EXPIRY_SWEEP_MS = 1000;
+/** Endpoints reach peers on other replicas through the database: flushed often enough for the 1 s fan-out bar. */
+const LIVENESS_FLUSH_REPLICA_MS = 250;
 
 export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordinator> {
   const { log } = opts;
@@ -80,6 +83,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
   const authKeys = new AuthKeys(store, snap.authKeys, snap.lastAuthKeyId, () => keys.authKeyFingerprint());
   const registry = new NodeRegistry(store, snap.nodes, snap.lastNodeId, {
     nodeKeyExpiryMs: opts.nodeKeyExpiryMs, ephemeralTimeoutMs: opts.ephemeralTimeoutMs, log,
+    ...(snap.onlineElsewhere ? { onlineElsewhere: snap.onlineElsewhere } : {}),
   });
   let streams: StreamServer;
   let channels: ControlChannels;
@@ -96,6 +100,8 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
   const relayKeys = new Set(opts.relays.flatMap((r) => (r.key ? [r.key] : [])));
   const isRelayKey = (key: string): boolean => relayKeys.has(key);
   const meshPaths = new MeshPaths(registry);
+  // PostgreSQL: other coordinators may share the database; follow what they commit.
+  const feed = store.feed ? new ReplicaFeed(store.feed, { registry, authKeys, policy }, snap.lastChangeId ?? 0, log) : null;
   streams = new StreamServer({ registry, netmap, meshPaths, keepaliveMs: opts.keepaliveMs, log });
   const tokenHash = opts.adminToken === null ? null : hashAdminToken(opts.adminToken);
   const registerPerSecond = opts.registerPerSecond ?? 5;
@@ -115,6 +121,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
       netmap: { ...netmap.stats },
       stream: { ...streams.stats },
       control: { ...channels.stats, ...registration.refusals, unauthenticated: channels.unauthenticatedCount },
+      ...(feed ? { replica: { ...feed.stats } } : {}),
     }),
   };
   const inner = createChannelServer([
@@ -137,11 +144,12 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
   const sweep = setInterval(() => registry.sweepExpiry(), EXPIRY_SWEEP_MS);
   const liveness = setInterval(() => {
     registry.flushLiveness().catch((err: Error) => log.error({ err: err.message }, 'saving endpoints failed'));
-  }, opts.livenessFlushMs ?? 2000);
+  }, opts.livenessFlushMs ?? (feed ? LIVENESS_FLUSH_REPLICA_MS : 2000));
   sweep.unref();
   liveness.unref();
 
   try {
+    await feed?.start();
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(opts.port, opts.host, () => {
@@ -166,6 +174,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
   async function stopEverything(): Promise<void> {
     clearInterval(sweep);
     clearInterval(liveness);
+    await feed?.close();
     webConsole.close();
     streams.close();
     netmap.close();
@@ -197,7 +206,9 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
           server.close(() => resolve());
           server.closeAllConnections();
         });
+        await feed?.close();
         await registry.flushLiveness().catch(() => undefined);
+        await store.feed?.leave().catch(() => undefined);
         registry.close();
         await store.close();
       })();

@@ -42,6 +42,8 @@ export interface RegistryOptions {
   ephemeralTimeoutMs: number;
   log: Logger;
   now?: () => number;
+  /** Nodes whose stream another coordinator on the same database holds (replicas). */
+  onlineElsewhere?: number[];
 }
 
 export const EXIT_ROUTES = ['0.0.0.0/0', '::/0'];
@@ -66,6 +68,10 @@ export function policyNodeOf(n: NodeRow): PolicyNode {
   return { id: n.id, name: n.name, user: n.user, ipv4: n.ipv4, ipv6: n.ipv6, tags: n.tags, routes: servedRoutes(n) };
 }
 
+function sameList(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
 export class NodeRegistry {
   private readonly nodes = new Map<number, NodeRecord>();
   private readonly byKey = new Map<string, NodeRecord>();
@@ -77,6 +83,10 @@ export class NodeRegistry {
   private readonly ephemeralTimers = new Map<number, NodeJS.Timeout>();
   private readonly expired = new Set<number>();
   private readonly livenessDirty = new Set<number>();
+  /** Nodes whose stream is held here, and nodes another replica says it holds: online is either. */
+  private readonly localOnline = new Set<number>();
+  private readonly remoteOnline = new Set<number>();
+  private flushing = false;
   private readonly now: () => number;
   private lastId: number;
   private conflicts = 0;
@@ -86,12 +96,13 @@ export class NodeRegistry {
 
   constructor(private readonly store: ControlStore, rows: NodeRow[], lastId: number, private readonly opts: RegistryOptions) {
     this.now = opts.now ?? Date.now;
-    for (const r of rows) this.insert({ ...r, online: false });
+    for (const id of opts.onlineElsewhere ?? []) this.remoteOnline.add(id);
+    for (const r of rows) this.insert({ ...r, online: this.remoteOnline.has(r.id) });
     this.lastId = Math.max(lastId, ...rows.map((r) => r.id), 0);
     const now = this.now();
     for (const n of this.nodes.values()) {
       if (this.isExpired(n, now)) this.expired.add(n.id);
-      if (n.ephemeral) this.scheduleEphemeralDeletion(n); // every node is offline after a restart
+      if (n.ephemeral && !n.online) this.scheduleEphemeralDeletion(n); // offline unless another replica streams it
     }
   }
 
@@ -117,7 +128,7 @@ export class NodeRegistry {
         return await this.registerOnce(input);
       } catch (err) {
         if (!(err instanceof IdentityTakenError)) throw err;
-        if (err.field === 'nodeKey') throw new ConflictError('this node key is registered through another coordinator on the same database: register there');
+        if (err.field === 'nodeKey') throw new ConflictError('this node key was registered through another coordinator on the same database a moment ago: retry');
         if (attempt >= MAX_IDENTITY_ATTEMPTS) throw new ConflictError('could not find a free id, name and address: too many concurrent registrations, retry');
         this.conflicts++;
         // A random pause, growing with the attempts, so coordinators that raced do not race again in step.
@@ -203,7 +214,13 @@ export class NodeRegistry {
   async delete(id: number): Promise<NodeRecord> {
     const node = this.require(id);
     await this.store.deleteNode(id);
-    if (this.nodes.get(id) !== node) return node; // deleted meanwhile
+    this.forget(node);
+    return node;
+  }
+
+  private forget(node: NodeRecord): void {
+    const id = node.id;
+    if (this.nodes.get(id) !== node) return; // deleted meanwhile
     this.nodes.delete(id);
     this.byKey.delete(node.nodeKey);
     if (this.names.get(node.name) === id) this.names.delete(node.name);
@@ -211,8 +228,83 @@ export class NodeRegistry {
     this.cancelEphemeralDeletion(id);
     this.expired.delete(id);
     this.livenessDirty.delete(id);
+    this.localOnline.delete(id);
+    this.remoteOnline.delete(id);
     this.emit({ kind: 'removed', node });
-    return node;
+  }
+
+  /**
+   * Applies rows another replica committed (read back from the database), without writing them:
+   * `ids` are the nodes the changes named, `rows` those that still exist. Emits the events a
+   * local write emits. The liveness of a node streamed here is this replica's to say, so its
+   * endpoints are kept; every other node's endpoints and online state come from the rows.
+   */
+  applyStored(ids: number[], rows: NodeRow[], onlineElsewhere: number[]): void {
+    const present = new Map(rows.map((r) => [r.id, r]));
+    const elsewhere = new Set(onlineElsewhere);
+    for (const id of ids) {
+      const node = this.nodes.get(id);
+      if (node && !present.has(id)) this.forget(node);
+    }
+    for (const row of rows) {
+      this.lastId = Math.max(this.lastId, row.id);
+      if (elsewhere.has(row.id)) this.remoteOnline.add(row.id);
+      else this.remoteOnline.delete(row.id);
+      const online = this.localOnline.has(row.id) || this.remoteOnline.has(row.id);
+      let node = this.nodes.get(row.id);
+      if (!node) {
+        const other = this.byKey.get(row.nodeKey);
+        if (other) this.forget(other);
+        node = this.insert({ ...row, online });
+        this.syncExpired(node);
+        if (node.ephemeral && !online) this.scheduleEphemeralDeletion(node);
+        this.emit({ kind: 'added', node });
+        continue;
+      }
+      const { endpoints, homeRelay, lastSeen, ...declared } = row;
+      const membership = node.name !== declared.name || node.keyExpiresAt !== declared.keyExpiresAt || node.user !== declared.user ||
+        !sameList(node.tags, declared.tags) || !sameList(node.approvedRoutes, declared.approvedRoutes) ||
+        !sameList(node.advertisedRoutes, declared.advertisedRoutes) || node.advertisedExitNode !== declared.advertisedExitNode;
+      const identity = membership || node.nodeKey !== declared.nodeKey || node.discoKey !== declared.discoKey ||
+        node.hostname !== declared.hostname || node.ephemeral !== declared.ephemeral || node.authKeyId !== declared.authKeyId ||
+        node.os !== declared.os || node.version !== declared.version;
+      if (identity) {
+        if (node.name !== declared.name && this.names.get(node.name) === node.id) this.names.delete(node.name);
+        if (node.nodeKey !== declared.nodeKey) this.byKey.delete(node.nodeKey);
+        Object.assign(node, declared);
+        this.names.set(node.name, node.id);
+        this.byKey.set(node.nodeKey, node);
+        this.syncExpired(node);
+        if (!node.ephemeral) this.cancelEphemeralDeletion(node.id);
+        else if (!online) this.scheduleEphemeralDeletion(node);
+        this.emit({ kind: 'updated', node, membership: true, self: true });
+      }
+      if (this.localOnline.has(row.id)) continue;
+      if (node.homeRelay !== homeRelay || !sameList(node.endpoints, endpoints)) {
+        node.endpoints = endpoints;
+        node.homeRelay = homeRelay;
+        this.emit({ kind: 'updated', node, membership: false, self: false, live: 'endpoints' });
+      }
+      node.lastSeen = lastSeen;
+      if (node.online !== online) {
+        node.online = online;
+        if (node.ephemeral) {
+          if (online) this.cancelEphemeralDeletion(node.id);
+          else this.scheduleEphemeralDeletion(node);
+        }
+        this.emit({ kind: 'updated', node, membership: false, self: false, live: 'online' });
+      }
+    }
+  }
+
+  /** Writes every node streamed here again at the next flush (another replica had declared this one dead). */
+  markLocalLivenessDirty(): void {
+    for (const id of this.localOnline) this.livenessDirty.add(id);
+  }
+
+  private syncExpired(node: NodeRecord): void {
+    if (this.isExpired(node)) this.expired.add(node.id);
+    else this.expired.delete(node.id);
   }
 
   /** Expires the node key now: the node drops out of every netmap until it re-authenticates. */
@@ -294,12 +386,17 @@ export class NodeRegistry {
     }
   }
 
-  setOnline(id: number, online: boolean): void {
+  /** A stream held here opened (true) or closed (false). */
+  setOnline(id: number, local: boolean): void {
     const node = this.nodes.get(id);
-    if (!node || node.online === online) return;
-    node.online = online;
+    if (!node || this.localOnline.has(id) === local) return;
+    if (local) this.localOnline.add(id);
+    else this.localOnline.delete(id);
     node.lastSeen = this.now();
     this.livenessDirty.add(id);
+    const online = local || this.remoteOnline.has(id);
+    if (node.online === online) return;
+    node.online = online;
     if (node.ephemeral) {
       if (online) this.cancelEphemeralDeletion(id);
       else this.scheduleEphemeralDeletion(node);
@@ -330,14 +427,23 @@ export class NodeRegistry {
 
   /** Writes the endpoints and last-seen times that changed since the last call, in one batch. */
   async flushLiveness(): Promise<void> {
-    if (this.livenessDirty.size === 0) return;
+    // One flush at a time: an older batch committing after a newer one would bring back old values.
+    if (this.livenessDirty.size === 0 || this.flushing) return;
     const rows: LivenessRow[] = [];
     for (const id of this.livenessDirty) {
       const n = this.nodes.get(id);
-      if (n) rows.push({ id, endpoints: n.endpoints, homeRelay: n.homeRelay, lastSeen: n.lastSeen });
+      if (n) rows.push({ id, endpoints: n.endpoints, homeRelay: n.homeRelay, lastSeen: n.lastSeen, online: this.localOnline.has(id) });
     }
     this.livenessDirty.clear();
-    await this.store.saveLiveness(rows);
+    this.flushing = true;
+    try {
+      await this.store.saveLiveness(rows);
+    } catch (err) {
+      for (const r of rows) if (this.nodes.has(r.id)) this.livenessDirty.add(r.id); // next flush tries again
+      throw err;
+    } finally {
+      this.flushing = false;
+    }
   }
 
   close(): void {

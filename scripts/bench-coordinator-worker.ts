@@ -24,7 +24,7 @@ const SAMPLE_EVERY = 100;
 const PING_EVERY_MS = 30_000;
 
 export type WorkerCommand =
-  | { cmd: 'init'; url: string; authKey: string; count: number; offset: number; expectedPeers: number; patches: boolean }
+  | { cmd: 'init'; urls: string[]; authKey: string; count: number; offset: number; expectedPeers: number; patches: boolean }
   | { cmd: 'register'; concurrency: number }
   | { cmd: 'connect'; concurrency: number }
   | { cmd: 'arm'; marker: string }
@@ -53,7 +53,9 @@ interface SimNode {
   arrival: number;
 }
 
-let url = '';
+/** The coordinator, or its replicas: node i registers and streams at urls[i mod n]. */
+let urls: string[] = [];
+const urlOf = (n: SimNode): string => urls[n.index % urls.length]!;
 let authKey = '';
 let expectedPeers = 0;
 let capabilities: string[] = [];
@@ -79,12 +81,12 @@ async function pool<T>(items: T[], concurrency: number, fn: (item: T) => Promise
 let serverKey: Uint8Array | null = null;
 
 async function coordinatorKey(): Promise<Uint8Array> {
-  serverKey ??= decodeKey(ServerInfo.parse(await (await fetch(`${url}/api/v1/server`)).json()).serverKey);
+  serverKey ??= decodeKey(ServerInfo.parse(await (await fetch(`${urls[0]}/api/v1/server`)).json()).serverKey);
   return serverKey;
 }
 
 async function register(n: SimNode): Promise<void> {
-  const { channel } = await openChannel(url, n.privateKey, await coordinatorKey());
+  const { channel } = await openChannel(urlOf(n), n.privateKey, await coordinatorKey());
   const r = await requestOn(channel, 'POST', '/api/v1/register', { body: { nodeKey: n.nodeKey, discoKey: n.discoKey, hostname: `bench-${n.index}`, authKey } });
   if (r.status !== 200) throw new Error(`register ${r.status}: ${JSON.stringify(r.body)}`);
 }
@@ -122,7 +124,7 @@ function onDelta(n: SimNode, data: Buffer): void {
 }
 
 async function connect(n: SimNode): Promise<{ bytes: number; validated: boolean }> {
-  const { channel } = await openChannel(url, n.privateKey, await coordinatorKey());
+  const { channel } = await openChannel(urlOf(n), n.privateKey, await coordinatorKey());
   return new Promise((resolve, reject) => {
     // skipUTF8Validation: ws's JavaScript UTF-8 check of every text frame would cost more than the rest of the client.
     const ws = new WebSocket('ws://coordinator/api/v1/stream', { perMessageDeflate: false, skipUTF8Validation: true, createConnection: () => channel as never });
@@ -175,7 +177,7 @@ async function churn(perSecond: number, durationMs: number): Promise<number> {
 async function handle(m: WorkerCommand): Promise<void> {
   switch (m.cmd) {
     case 'init': {
-      url = m.url;
+      urls = m.urls;
       authKey = m.authKey;
       expectedPeers = m.expectedPeers;
       capabilities = m.patches ? [STREAM_CAPABILITIES.peerPatches] : [];

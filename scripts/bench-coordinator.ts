@@ -7,18 +7,24 @@
 //   - churn: R endpoint changes per second for D seconds, latency of every (change, recipient)
 //   - coordinator RSS (held and peak) and CPU per phase
 // Bar (issue 3): 10,000 nodes held, fan-out p99 ≤ 1 s, churn p99 ≤ 2 s, RSS ≤ 1 GiB.
+// --db postgres --replicas R (issue 16): each size runs twice, on one coordinator with SQLite,
+// then on R coordinator processes sharing one PostgreSQL (started here: initdb in a temporary
+// directory, Unix socket only), node i at replica i mod R: every change crosses the database to
+// reach the peers on the other replicas. "No change lost": every peer got every single change,
+// every churn change reached every peer, and the replicas end at the same last change id, no gap.
 // Writes JSON to bench/results/coordinator-<ts>.json and prints a table.
 //
 //   node dist/scripts/bench-coordinator.js [--nodes 1000,5000,10000] [--workers 4]
 //        [--churn-seconds 60] [--churn-rate 100] [--changes 10] [--flush-interval 50ms] [--full-records]
+//        [--db sqlite|postgres] [--replicas 3]
 // The simulated nodes ask for peer patches (live changes as changed fields only) unless
 // --full-records is given, which measures streams that get whole peer records for every change.
 import { channelCall } from '../test/helpers/control-client.js';
 import { generatePrivateKey } from '../proto/wireguard/keys.js';
-import { fork, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, fork, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chown, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -33,11 +39,15 @@ const BAR = { nodes: 10_000, fanoutP99Ms: 1000, churnP99Ms: 2000, rssBytes: 1024
 interface Options {
   sizes: number[]; workers: number; churnSeconds: number; churnRate: number; changes: number; flushInterval: string;
   registerConcurrency: number; connectConcurrency: number; patches: boolean;
+  db: 'sqlite' | 'postgres'; replicas: number;
 }
+
+/** One run: a single coordinator on SQLite, or replicas on PostgreSQL. */
+type Setup = { kind: 'sqlite' } | { kind: 'postgres'; replicas: number; pg: BenchPostgres };
 
 function usage(msg?: string): never {
   if (msg) process.stderr.write(`bench-coordinator: ${msg}\n`);
-  process.stderr.write('usage: bench-coordinator [--nodes 1000,5000,10000] [--workers 4] [--churn-seconds 60] [--churn-rate 100] [--changes 10] [--flush-interval 50ms] [--full-records]\n');
+  process.stderr.write('usage: bench-coordinator [--nodes 1000,5000,10000] [--workers 4] [--churn-seconds 60] [--churn-rate 100] [--changes 10] [--flush-interval 50ms] [--full-records] [--db sqlite|postgres] [--replicas 3]\n');
   process.exit(2);
 }
 
@@ -47,6 +57,7 @@ function parseOptions(): Options {
     ({ values } = parseArgs({ options: {
       nodes: { type: 'string' }, workers: { type: 'string' }, 'churn-seconds': { type: 'string' }, 'churn-rate': { type: 'string' },
       changes: { type: 'string' }, 'flush-interval': { type: 'string' }, 'full-records': { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+      db: { type: 'string' }, replicas: { type: 'string' },
     } }));
   } catch (err) {
     usage((err as Error).message);
@@ -68,6 +79,8 @@ function parseOptions(): Options {
     registerConcurrency: 16,
     connectConcurrency: 8,
     patches: !values['full-records'],
+    db: values.db === undefined || values.db === 'sqlite' ? 'sqlite' : values.db === 'postgres' ? 'postgres' : usage('--db must be sqlite or postgres'),
+    replicas: int(values.replicas, values.db === 'postgres' ? 3 : 1, 1, 16, 'replicas'),
   };
 }
 
@@ -133,13 +146,60 @@ class Worker {
   }
 }
 
-async function startCoordinator(dir: string, flushInterval: string): Promise<{ proc: ChildProcess; url: string; token: string }> {
+interface BenchPostgres {
+  dir: string;
+  proc: ChildProcess;
+  psql(sql: string): string;
+}
+
+const PG_BIN = '/usr/lib/postgresql/15/bin';
+const asPostgres = (argv: string[]): string[] => ['runuser', '-u', 'postgres', '--', ...argv];
+
+/** A PostgreSQL on a Unix socket only (listen_addresses empty), in a temporary directory. */
+async function startPostgres(): Promise<BenchPostgres> {
+  const dir = await mkdtemp(join(tmpdir(), 'pinhole-bench-pg-'));
+  const [uid, gid] = ['-u', '-g'].map((f) => Number(execFileSync('id', [f, 'postgres'], { encoding: 'utf8' }).trim()));
+  await chown(dir, uid!, gid!);
+  const init = asPostgres([join(PG_BIN, 'initdb'), '-D', join(dir, 'data'), '-A', 'trust', '-U', 'pinhole', '--no-sync']);
+  execFileSync(init[0]!, init.slice(1), { stdio: 'ignore' });
+  const argv = asPostgres([join(PG_BIN, 'postgres'), '-D', join(dir, 'data'), '-c', "listen_addresses=", '-c', `unix_socket_directories=${dir}`, '-c', 'max_connections=200']);
+  const proc = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] });
+  await new Promise<void>((resolve, reject) => {
+    let err = '';
+    proc.stderr!.on('data', (d: Buffer) => {
+      err += d.toString();
+      if (err.includes('ready to accept connections')) resolve();
+    });
+    proc.once('exit', (code) => reject(new Error(`postgres exited with ${code}: ${err.slice(-300)}`)));
+  });
+  proc.stderr!.resume();
+  return {
+    dir, proc,
+    psql: (sql) => execFileSync(join(PG_BIN, 'psql'), ['-h', dir, '-U', 'pinhole', '-d', 'postgres', '-v', 'ON_ERROR_STOP=1', '-Atc', sql], { encoding: 'utf8' }).trim(),
+  };
+}
+
+async function stopPostgres(pg: BenchPostgres): Promise<void> {
+  if (pg.proc.exitCode === null && pg.proc.signalCode === null) {
+    const exited = new Promise((r) => pg.proc.once('exit', r));
+    const stop = asPostgres([join(PG_BIN, 'pg_ctl'), '-D', join(pg.dir, 'data'), '-m', 'fast', '-w', '-t', '20', 'stop']);
+    try {
+      execFileSync(stop[0]!, stop.slice(1), { stdio: 'ignore' });
+    } catch {
+      pg.proc.kill('SIGKILL');
+    }
+    await exited;
+  }
+  await rm(pg.dir, { recursive: true, force: true });
+}
+
+async function startCoordinator(dir: string, flushInterval: string, db: string = join(dir, 'bench.db')): Promise<{ proc: ChildProcess; url: string; token: string }> {
   const token = randomBytes(24).toString('base64url');
-  const tokenFile = join(dir, 'token');
+  const tokenFile = join(dir, `token-${randomBytes(4).toString('hex')}`);
   await writeFile(tokenFile, token, { mode: 0o600 });
   // BENCH_COORDINATOR_CPU_PROF=DIR: write a V8 CPU profile of the coordinator there.
   const prof = process.env.BENCH_COORDINATOR_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_COORDINATOR_CPU_PROF] : [];
-  const proc = spawn(process.execPath, [...prof, PINHOLE_BIN, 'coordinator', '--listen', '127.0.0.1:0', '--db', join(dir, 'bench.db'),
+  const proc = spawn(process.execPath, [...prof, PINHOLE_BIN, 'coordinator', '--listen', '127.0.0.1:0', '--db', db,
     '--admin-token-file', tokenFile, '--flush-interval', flushInterval,
     // Every simulated node comes from 127.0.0.1: the per-address limits are for the internet, not this.
     '--max-handshake-rate', '1000000', '--max-register-rate', '1000000', '--max-unauthenticated-per-address', '100000', '--max-unauthenticated', '100000'], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, PINHOLE_LOG_LEVEL: process.env.BENCH_COORDINATOR_LOG_LEVEL ?? 'warn' } });
@@ -150,8 +210,12 @@ async function startCoordinator(dir: string, flushInterval: string): Promise<{ p
       const m = /listening on (\S+)/.exec(out);
       if (m) resolve(m[1]!);
     });
-    proc.once('exit', (code) => reject(new Error(`coordinator exited with ${code}`)));
+    proc.once('exit', (code) => reject(new Error(`coordinator exited with ${code}: ${out.slice(-500)}`)));
   });
+  // A coordinator that dies later says why (its log is on stdout).
+  let tail = '';
+  proc.stdout!.on('data', (d: Buffer) => { tail = (tail + d.toString()).slice(-2000); });
+  proc.once('exit', (code, signal) => { if (code !== 0 && signal !== 'SIGTERM') process.stderr.write(`bench-coordinator: a coordinator exited (${code ?? signal}): ${tail}\n`); });
   return { proc, url, token };
 }
 
@@ -165,30 +229,58 @@ async function settle(pids: number[], maxSeconds = 300): Promise<void> {
   }
 }
 
-async function runSize(n: number, o: Options): Promise<Record<string, unknown>> {
+function setupName(s: Setup): string {
+  return s.kind === 'sqlite' ? 'sqlite x1' : `postgres x${s.replicas}`;
+}
+
+async function runSize(n: number, o: Options, setup: Setup): Promise<Record<string, unknown>> {
   const dir = await mkdtemp(join(tmpdir(), 'pinhole-bench-coord-'));
-  const { proc, url, token } = await startCoordinator(dir, o.flushInterval);
-  const pid = proc.pid!;
-  let peakRss = 0;
-  const sampler = setInterval(() => { peakRss = Math.max(peakRss, procStats(pid).rss); }, 200);
-  const log = (msg: string): void => { process.stderr.write(`[N=${n}] ${msg}\n`); };
-  const workers = Array.from({ length: Math.min(o.workers, n) }, (_, i) => new Worker(i));
+  const log = (msg: string): void => { process.stderr.write(`[N=${n} ${setupName(setup)}] ${msg}\n`); };
+  const coords: { proc: ChildProcess; url: string; token: string }[] = [];
+  let sampler: NodeJS.Timeout | undefined;
+  const workers: Worker[] = [];
   try {
-    const admin = { authorization: `Bearer ${token}` };
+    if (setup.kind === 'sqlite') {
+      coords.push(await startCoordinator(dir, o.flushInterval));
+    } else {
+      const name = `bench_${n}_${randomBytes(3).toString('hex')}`;
+      setup.pg.psql(`CREATE DATABASE ${name}`);
+      const db = `postgres://pinhole@localhost:5432/${name}?host=${encodeURIComponent(setup.pg.dir)}`;
+      // The first one stores the coordinator key; the others load it.
+      for (let i = 0; i < setup.replicas; i++) coords.push(await startCoordinator(dir, o.flushInterval, db));
+    }
+    const pids = coords.map((c) => c.proc.pid!);
+    const url = coords[0]!.url;
+    const admin = { authorization: `Bearer ${coords[0]!.token}` };
+    // CPU: all coordinator processes together; RSS: the largest one (the bar is per process).
+    const coordCpu = (): number => pids.reduce((s, p) => s + procStats(p).cpu, 0);
+    const coordRss = (): number => Math.max(...pids.map((p) => procStats(p).rss));
+    let peakRss = 0;
+    sampler = setInterval(() => { peakRss = Math.max(peakRss, coordRss()); }, 200);
+    workers.push(...Array.from({ length: Math.min(o.workers, n) }, (_, i) => new Worker(i)));
     const authKey = (await channelCall(url, generatePrivateKey(), 'POST', '/api/v1/admin/authkeys', { body: { reusable: true }, headers: admin })).body.key as string;
+    for (const c of coords.slice(1)) {
+      // Made on the first replica: wait until the change feed brought it to the others.
+      for (let i = 0; ; i++) {
+        const { authKeys } = (await channelCall(c.url, generatePrivateKey(), 'GET', '/api/v1/admin/authkeys', { headers: { authorization: `Bearer ${c.token}` } })).body as { authKeys: unknown[] };
+        if (authKeys.length > 0) break;
+        if (i > 100) throw new Error(`the auth key did not reach ${c.url}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
     const per = Math.ceil(n / workers.length);
     const owner = (index: number): Worker => workers[Math.floor(index / per)]!;
-    await Promise.all(workers.map((w) => w.request({ cmd: 'init', url, authKey, offset: w.index * per, count: Math.max(0, Math.min(per, n - w.index * per)), expectedPeers: n - 1, patches: o.patches })));
+    await Promise.all(workers.map((w) => w.request({ cmd: 'init', urls: coords.map((c) => c.url), authKey, offset: w.index * per, count: Math.max(0, Math.min(per, n - w.index * per)), expectedPeers: n - 1, patches: o.patches })));
 
     const workersCpu = (): number => workers.reduce((sum, w) => sum + procStats(w.pid).cpu, 0);
     const phase = async <T>(name: string, run: () => Promise<T>): Promise<{ result: T; seconds: number; cpu: number; workersCpu: number; machineBusyPct: number }> => {
-      const c0 = procStats(pid).cpu;
+      const c0 = coordCpu();
       const w0 = workersCpu();
       const m0 = machineJiffies();
       const t0 = wallNow();
       const result = await run();
       const seconds = (wallNow() - t0) / 1000;
-      const cpu = procStats(pid).cpu - c0;
+      const cpu = coordCpu() - c0;
       const wcpu = workersCpu() - w0;
       const m1 = machineJiffies();
       const machineBusyPct = (100 * (m1.busy - m0.busy)) / Math.max(1, m1.total - m0.total);
@@ -202,8 +294,8 @@ async function runSize(n: number, o: Options): Promise<Record<string, unknown>> 
     const con = await phase('connect', () => Promise.all(workers.map((w) => w.request<Extract<WorkerEvent, { ev: 'connected' }>>({ cmd: 'connect', concurrency: o.connectConcurrency }))));
     const conFailed = con.result.reduce((s, r) => s + r.failed, 0);
     if (conFailed > 0) throw new Error(`${conFailed} streams failed: ${con.result.find((r) => r.firstError)?.firstError}`);
-    const settleRun = await phase('settle (online deltas drained)', () => settle([pid, ...workers.map((w) => w.pid)]));
-    const held = procStats(pid).rss;
+    const settleRun = await phase('settle (online deltas drained)', () => settle([...pids, ...workers.map((w) => w.pid)]));
+    const held = coordRss();
     log(`holding ${n} streams, RSS ${(held / 2 ** 20).toFixed(0)} MiB`);
 
     // Single changes, one at a time: how long until every peer has it.
@@ -239,7 +331,7 @@ async function runSize(n: number, o: Options): Promise<Record<string, unknown>> 
     let churn: Record<string, number> | null = null;
     if (o.churnSeconds > 0) {
       const t0 = wallNow() + 200;
-      peakRss = Math.max(peakRss, procStats(pid).rss);
+      peakRss = Math.max(peakRss, coordRss());
       const { result: results, cpu, workersCpu: wcpu, seconds, machineBusyPct } = await phase('churn', () => Promise.all(workers.map((w) => w.request<Extract<WorkerEvent, { ev: 'churned' }>>({ cmd: 'churn', t0, perSecond: o.churnRate / workers.length, durationMs: o.churnSeconds * 1000 }))));
       const hist = new Map<number, number>();
       let samples = 0;
@@ -259,32 +351,52 @@ async function runSize(n: number, o: Options): Promise<Record<string, unknown>> 
       };
       log(`churn: ${sent} changes, p50 ${churn.p50} ms, p99 ${churn.p99} ms, delivered ${churn.deliveredPct!.toFixed(2)}%, CPU: coordinator ${churn.cpuPct!.toFixed(0)}%, simulated nodes ${churn.workersCpuPct!.toFixed(0)}%`);
     }
-    const coordinatorStats = (await channelCall(url, generatePrivateKey(), 'GET', '/api/v1/admin/stats', { headers: admin })).body;
+    const statsOf = async (c: { url: string; token: string }): Promise<Record<string, any>> =>
+      (await channelCall(c.url, generatePrivateKey(), 'GET', '/api/v1/admin/stats', { headers: { authorization: `Bearer ${c.token}` } })).body as Record<string, any>;
+    let replicaStats: Record<string, any>[] = [];
+    let feedIntact: boolean | null = null;
+    if (setup.kind === 'postgres') {
+      // Every replica at the same last change id (waited for: the last flush may be in flight), none skipped one.
+      for (let i = 0; i < 100; i++) {
+        replicaStats = await Promise.all(coords.map(async (c) => (await statsOf(c)).replica as Record<string, any>));
+        if (new Set(replicaStats.map((r) => r.lastApplied)).size === 1) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      feedIntact = new Set(replicaStats.map((r) => r.lastApplied)).size === 1 && replicaStats.every((r) => r.gaps === 0 && r.resyncs === 0);
+      log(`change feed: last id ${replicaStats.map((r) => r.lastApplied).join(' / ')}, gaps ${replicaStats.map((r) => r.gaps).join(' / ')}, reloads ${replicaStats.map((r) => r.resyncs).join(' / ')}`);
+    }
+    const noChangeLost = fan.missing === 0 && (churn === null || churn.samples === churn.expected) && feedIntact !== false;
+    const coordinatorStats = await statsOf(coords[0]!);
     return {
-      nodes: n, coordinatorStats,
+      nodes: n, setup: setupName(setup), coordinatorStats, replicaStats, noChangeLost,
       registrationsPerSecond: n / reg.seconds, registrationCpuSeconds: reg.cpu, registrationWorkersCpuSeconds: reg.workersCpu,
       streamsPerSecond: n / con.seconds, connectCpuSeconds: con.cpu, connectWorkersCpuSeconds: con.workersCpu, netmapBytes: con.result.reduce((s, r) => s + r.netmapBytes, 0),
       netmapsValidated: con.result.reduce((s, r) => s + r.validated, 0), settleSeconds: settleRun.seconds,
-      heldRssBytes: held, peakRssBytes: Math.max(peakRss, procStats(pid).rss),
+      heldRssBytes: held, peakRssBytes: Math.max(peakRss, coordRss()),
       fanoutMs: fan, churn,
     };
   } finally {
     clearInterval(sampler);
     for (const w of workers) w.close();
-    proc.kill('SIGTERM');
-    await new Promise((r) => proc.once('exit', r));
+    await Promise.all(coords.map(async ({ proc }) => {
+      if (proc.exitCode !== null || proc.signalCode !== null) return;
+      const exited = new Promise((r) => proc.once('exit', r));
+      proc.kill('SIGTERM');
+      await exited;
+    }));
     await rm(dir, { recursive: true, force: true });
   }
 }
 
 function table(rows: Record<string, any>[]): string {
-  const header = ['nodes', 'reg/s', 'streams/s', 'held RSS', 'peak RSS', 'fan-out p50', 'fan-out p99', 'all peers', 'churn p50', 'churn p99', 'delivered', 'churn CPU'];
+  const header = ['nodes', 'setup', 'reg/s', 'streams/s', 'held RSS', 'peak RSS', 'fan-out p50', 'fan-out p99', 'all peers', 'churn p50', 'churn p99', 'delivered', 'churn CPU', 'none lost'];
   const ms = (v: number | undefined): string => (v === undefined || Number.isNaN(v) ? '-' : v === Infinity ? '>60 s' : `${Math.round(v)} ms`);
   const mib = (b: number): string => `${Math.round(b / 2 ** 20)} MiB`;
   const lines = rows.map((r) => [
-    String(r.nodes), r.registrationsPerSecond.toFixed(0), r.streamsPerSecond.toFixed(0), mib(r.heldRssBytes), mib(r.peakRssBytes),
+    String(r.nodes), r.setup, r.registrationsPerSecond.toFixed(0), r.streamsPerSecond.toFixed(0), mib(r.heldRssBytes), mib(r.peakRssBytes),
     ms(r.fanoutMs.p50), ms(r.fanoutMs.p99), ms(r.fanoutMs.allPeersP50),
     ms(r.churn?.p50), ms(r.churn?.p99), r.churn ? `${r.churn.deliveredPct.toFixed(2)}%` : '-', r.churn ? `${r.churn.cpuPct.toFixed(0)}%` : '-',
+    r.noChangeLost ? 'yes' : 'NO',
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
   return [header, ...lines].map((l) => l.map((c, i) => c.padStart(widths[i]!)).join('  ')).join('\n');
@@ -293,9 +405,17 @@ function table(rows: Record<string, any>[]): string {
 async function main(): Promise<void> {
   const o = parseOptions();
   const results: Record<string, any>[] = [];
-  for (const n of o.sizes) results.push(await runSize(n, o));
+  const pg = o.db === 'postgres' ? await startPostgres() : null;
+  try {
+    for (const n of o.sizes) {
+      results.push(await runSize(n, o, { kind: 'sqlite' }));
+      if (pg) results.push(await runSize(n, o, { kind: 'postgres', replicas: o.replicas, pg }));
+    }
+  } finally {
+    if (pg) await stopPostgres(pg);
+  }
   const verdicts = results.map((r) => ({
-    nodes: r.nodes,
+    nodes: r.nodes, setup: r.setup as string, noChangeLost: r.noChangeLost as boolean,
     fanoutP99: r.fanoutMs.p99 <= BAR.fanoutP99Ms,
     churnP99: r.churn ? r.churn.p99 <= BAR.churnP99Ms : null,
     rss: r.peakRssBytes <= BAR.rssBytes,
@@ -303,7 +423,7 @@ async function main(): Promise<void> {
   const out = {
     benchmark: 'coordinator', date: new Date().toISOString(), node: process.version,
     options: o, bar: BAR, results, verdicts,
-    note: `every node sees every node (no policy); one coordinator process; simulated nodes in worker processes on the same machine; ${o.patches ? 'streams ask for peer patches' : 'streams get whole peer records'}`,
+    note: `every node sees every node (no policy); one coordinator process${o.db === 'postgres' ? `, then ${o.replicas} on one PostgreSQL (node i at replica i mod ${o.replicas})` : ''}; simulated nodes in worker processes on the same machine; ${o.patches ? 'streams ask for peer patches' : 'streams get whole peer records'}`,
   };
   const dir = join(REPO_ROOT, 'bench', 'results');
   await mkdir(dir, { recursive: true });
@@ -312,7 +432,7 @@ async function main(): Promise<void> {
   process.stdout.write(`${table(results)}\n`);
   for (const v of verdicts) {
     const mark = (ok: boolean | null): string => (ok === null ? 'not run' : ok ? 'ok' : 'MISSED');
-    process.stdout.write(`N=${v.nodes}: fan-out p99 ≤ 1 s ${mark(v.fanoutP99)}; churn p99 ≤ 2 s ${mark(v.churnP99)}; RSS ≤ 1 GiB ${mark(v.rss)}\n`);
+    process.stdout.write(`N=${v.nodes} ${v.setup}: fan-out p99 ≤ 1 s ${mark(v.fanoutP99)}; churn p99 ≤ 2 s ${mark(v.churnP99)}; RSS ≤ 1 GiB ${mark(v.rss)}; no change lost ${mark(v.noChangeLost)}\n`);
   }
   process.stdout.write(`wrote ${file}\n`);
 }

@@ -94,7 +94,7 @@ function coordinatorFlag(text: string): string {
 export function registerNodeCommands(program: Command): void {
   program.command('up')
     .description('register this node with a coordinator (once) and bring its tunnel up')
-    .option('--coordinator <url>', 'coordinator URL, e.g. http://203.0.113.10:8080 (default: the one registered with)')
+    .option('--coordinator <url>', 'coordinator URL, e.g. http://203.0.113.10:8080, or replicas URL1,URL2,... (default: the one registered with)')
     .option('--auth-key <key>', 'auth key from `pinhole admin authkey create` (not needed once registered; prefer --auth-key-file)')
     .option('--auth-key-file <file>', 'file holding the auth key (keeps it off the command line)')
     .option('--coordinator-key <fingerprint>', 'the coordinator key to pin, when the auth key does not name it')

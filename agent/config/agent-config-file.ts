@@ -26,8 +26,13 @@ const Port = z.number().int().min(0, 'port out of range (0-65535)').max(65535, '
 const Group = z.string().min(1).max(64).regex(/^[a-z_][a-z0-9_-]*\$?$/i, 'a group name like pinhole-admins');
 const Path = z.string().min(1, 'an empty path').max(4096).refine((p) => !p.includes('\0'), 'a path cannot hold NUL');
 
+const CoordinatorUrl = z.string().min(1).max(2000).refine((u) => URL.canParse(u) && /^https?:$/.test(new URL(u).protocol), 'a coordinator URL like https://coord.example.net:8080');
+
 const UpSection = z.object({
-  coordinator: z.string().min(1).max(2000).refine((u) => URL.canParse(u) && /^https?:$/.test(new URL(u).protocol), 'a coordinator URL like https://coord.example.net:8080'),
+  /** One coordinator, or the replicas of one (the same key, one database): tried in turn. */
+  coordinator: z.union([CoordinatorUrl, z.array(CoordinatorUrl).min(1, 'at least one coordinator URL').max(8, 'at most 8 coordinator URLs')], {
+    error: (iss) => (Array.isArray(iss.input) || typeof iss.input === 'string' ? undefined : 'a coordinator URL, or a list of them (replicas)'),
+  }),
   'auth-key-file': Path.optional(),
   'coordinator-key': z.string().min(1).max(100).optional(),
   hostname: Hostname.optional(),
@@ -56,6 +61,7 @@ const AgentConfigShape = z.object({
 }).strict();
 
 export interface AgentConfigUp {
+  /** One URL, or several separated by commas (replicas). */
   coordinator: string;
   authKeyFile?: string;
   coordinatorKey?: string;
@@ -158,7 +164,7 @@ export function parseAgentConfig(file: string, text: string): AgentConfig {
     ...(c['portmap-lease'] !== undefined ? { portmapLease: c['portmap-lease'] } : {}),
     ...(up ? {
       up: {
-        coordinator: up.coordinator,
+        coordinator: Array.isArray(up.coordinator) ? up.coordinator.join(',') : up.coordinator,
         ...(up['auth-key-file'] !== undefined ? { authKeyFile: up['auth-key-file'] } : {}),
         ...(up['coordinator-key'] !== undefined ? { coordinatorKey: up['coordinator-key'] } : {}),
         ...(up.hostname !== undefined ? { hostname: up.hostname } : {}),

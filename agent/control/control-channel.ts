@@ -72,8 +72,30 @@ function describeCause(err: unknown): string {
   return e.code ?? e.cause?.code ?? e.cause?.message ?? e.message;
 }
 
-/** Opens a channel; the error says in one line whether the network, the key or the server failed. */
-export async function openControlChannel(t: ChannelTarget): Promise<{ channel: NoiseChannel; welcome: ChannelWelcome }> {
+/**
+ * Runs `fn` on each URL of a replica list in turn until one is reachable: only an unreachable
+ * coordinator moves on to the next (a refusal or a key mismatch is an answer).
+ */
+export async function onFirstReachable<T>(list: string, fn: (url: string) => Promise<T>): Promise<T> {
+  const urls = list.split(',');
+  for (let i = 0; ; i++) {
+    try {
+      return await fn(urls[i]!);
+    } catch (err) {
+      if (!(err instanceof CoordinatorUnreachableError) || i === urls.length - 1) throw err;
+    }
+  }
+}
+
+/**
+ * Opens a channel; the error says in one line whether the network, the key or the server failed.
+ * t.url may be a list of replicas: the first reachable one is used.
+ */
+export function openControlChannel(t: ChannelTarget): Promise<{ channel: NoiseChannel; welcome: ChannelWelcome }> {
+  return onFirstReachable(t.url, (url) => openOne({ ...t, url }));
+}
+
+async function openOne(t: ChannelTarget): Promise<{ channel: NoiseChannel; welcome: ChannelWelcome }> {
   const u = new URL(t.url);
   const tls = u.protocol === 'https:';
   const port = Number(u.port || (tls ? 443 : 80));
@@ -188,7 +210,11 @@ export async function controlCall<T>(
  * The coordinator's public keys, asked in the clear (they are public): only ever used to find
  * the key whose fingerprint the caller already holds, never trusted by itself.
  */
-export async function fetchServerKeys(url: string, signal?: AbortSignal, socketMark?: number): Promise<ServerInfo> {
+export function fetchServerKeys(url: string, signal?: AbortSignal, socketMark?: number): Promise<ServerInfo> {
+  return onFirstReachable(url, (one) => fetchOne(one, signal, socketMark));
+}
+
+async function fetchOne(url: string, signal?: AbortSignal, socketMark?: number): Promise<ServerInfo> {
   const timeout = AbortSignal.timeout(CHANNEL_TIMEOUT_MS);
   const init = { method: 'GET', headers: {}, signal: signal ? AbortSignal.any([signal, timeout]) : timeout };
   let res: { ok: boolean; status: number };

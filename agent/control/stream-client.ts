@@ -27,6 +27,7 @@ export interface StreamLog {
 }
 
 export interface ControlStreamOptions {
+  /** One URL, or replicas "URL1,URL2,...": a lost or refused connection moves on to the next. */
   coordinatorUrl: string;
   /** The pinned coordinator key (base64), asked on every connect (a rotation changes it). */
   serverKey: () => string;
@@ -90,11 +91,21 @@ export class ControlStream {
   private lastError: string | null = null;
   private keyMismatch = false;
   private opening: AbortController | undefined;
+  private readonly urls: string[];
+  private urlIndex = 0;
+  /** Replicas tried since the last connection that delivered a netmap. */
+  private triedSinceNetmap = 0;
   readonly counters: ControlStreamCounters = { attempts: 0, netmaps: 0, deltas: 0, malformed: 0 };
 
   constructor(private readonly opts: ControlStreamOptions) {
     this.backoff = new Backoff(opts.backoff);
     this.log = opts.log ?? quiet;
+    this.urls = opts.coordinatorUrl.split(',');
+  }
+
+  /** The coordinator (replica) this client is connected to or dialling. */
+  get currentUrl(): string {
+    return this.urls[this.urlIndex]!;
   }
 
   get connected(): boolean {
@@ -179,7 +190,7 @@ export class ControlStream {
     const opening = new AbortController();
     this.opening = opening;
     openControlChannel({
-      url: this.opts.coordinatorUrl, serverKey: decodeKey(this.opts.serverKey()), staticPrivate: this.opts.nodePrivate,
+      url: this.currentUrl, serverKey: decodeKey(this.opts.serverKey()), staticPrivate: this.opts.nodePrivate,
       signal: opening.signal, ...(this.opts.socketMark ? { connect: markedConnector(this.opts.socketMark)! } : {}),
       onWelcome: (w) => { if (w.nextKey) this.notify(() => this.opts.onNextKey?.(w.nextKey!)); },
     }).then(({ channel }) => {
@@ -248,6 +259,16 @@ export class ControlStream {
     if (wasConnected) this.log.warn(why);
     else this.log.debug(why);
     if (!this.running) return;
+    // Replicas: the next one right away, until each was tried once; then the usual backoff.
+    if (this.urls.length > 1) {
+      this.urlIndex = (this.urlIndex + 1) % this.urls.length;
+      if (++this.triedSinceNetmap < this.urls.length) {
+        this.log.info(`control stream: trying the next coordinator, ${this.currentUrl}`);
+        this.retryTimer = setTimeout(() => this.connect(), 50 + Math.random() * 200);
+        return;
+      }
+      this.triedSinceNetmap = 0;
+    }
     const delay = this.backoff.next();
     this.log.debug(`control stream: retrying in ${delay} ms`);
     this.retryTimer = setTimeout(() => this.connect(), delay);
@@ -288,6 +309,7 @@ export class ControlStream {
           this.connectedSince = new Date().toISOString();
           this.lastError = null;
           this.backoff.reset();
+          this.triedSinceNetmap = 0;
           this.log.info(`control stream connected (netmap seq ${msg.seq}, ${msg.peers.length} peers)`);
         }
         this.notify(() => this.opts.onNetmap(msg));

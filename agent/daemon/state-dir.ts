@@ -17,7 +17,8 @@ import { isAtomicLeftover, writeFileAtomic } from './atomic-file.js';
 import { RoutingPrefs } from './routing-prefs.js';
 
 export const Registration = z.object({
-  coordinatorUrl: z.string().url(),
+  /** One URL, or the replicas' URLs separated by commas (coordinator-url.ts). */
+  coordinatorUrl: z.string().max(20_000).refine((u) => u.split(',').every((p) => URL.canParse(p)), 'coordinator URLs'),
   serverKey: Key32,
   hostname: z.string(),
   node: SelfNode,

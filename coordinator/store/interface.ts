@@ -70,6 +70,8 @@ export interface LivenessRow {
   endpoints: string[];
   homeRelay: string | null;
   lastSeen: number | null;
+  /** Whether this coordinator holds the node's stream (undefined: leave what is stored; PostgreSQL only). */
+  online?: boolean;
 }
 
 export interface StoreSnapshot {
@@ -82,6 +84,49 @@ export interface StoreSnapshot {
   /** Highest ids ever handed out (ids are never reused, even after a delete). */
   lastNodeId: number;
   lastAuthKeyId: number;
+  /** PostgreSQL (replicas): the last change id this snapshot includes. */
+  lastChangeId?: number;
+  /** PostgreSQL (replicas): nodes whose stream another live replica holds. */
+  onlineElsewhere?: number[];
+}
+
+/** One committed transaction of some replica: what it changed (feed readers load the rows). */
+export interface ChangeRow {
+  id: number;
+  replica: string;
+  nodeIds: number[];
+  authKeyIds: number[];
+  policy: boolean;
+}
+
+/**
+ * The change feed of a database shared by several coordinators (replicas). Ids are gapless and
+ * become visible in id order, so a reader that has applied id N only ever needs the ids after N.
+ */
+export interface ChangeFeedStore {
+  /** This coordinator's name in the changes and replicas tables (random per process). */
+  readonly replicaId: string;
+  /**
+   * Up to `limit` changes after `after`, in order, and the last id committed. A first id above
+   * after + 1 (or none while lastId > after) means the rows were pruned: reload the snapshot.
+   */
+  changesAfter(after: number, limit: number): Promise<{ changes: ChangeRow[]; lastId: number }>;
+  /** The nodes among `ids` that still exist, and which of them another replica streams. */
+  loadNodes(ids: number[]): Promise<{ rows: NodeRow[]; onlineElsewhere: number[] }>;
+  loadAuthKeys(ids: number[]): Promise<AuthKeyRow[]>;
+  loadPolicy(): Promise<PolicyRow>;
+  /** Everything, with lastChangeId and onlineElsewhere (ControlStore.load). */
+  loadSnapshot(): Promise<StoreSnapshot>;
+  /**
+   * Records this replica alive; declares replicas silent for staleMs dead (their nodes offline,
+   * as a change); prunes changes older than retentionMs or more than maxRows behind the last.
+   * reinstated: this replica had itself been declared dead (its nodes' online state was cleared).
+   */
+  heartbeat(opts: { staleMs: number; retentionMs: number; maxRows: number }): Promise<{ reinstated: boolean; reaped: string[] }>;
+  /** A dedicated connection LISTENing for commits; reconnects by itself, onConnected after each (re)connect. */
+  listen(handlers: { onNotify: () => void; onConnected: () => void; onError: (err: Error) => void }): { close(): Promise<void> };
+  /** Removes this replica's row and its nodes' online state (a clean shutdown). */
+  leave(): Promise<void>;
 }
 
 /** The auth key was revoked or, single-use, already used (by this or another coordinator). */
@@ -106,6 +151,8 @@ export interface TakenIdentities {
 }
 
 export interface ControlStore {
+  /** Present when several coordinators may share the database (PostgreSQL). */
+  readonly feed?: ChangeFeedStore;
   load(): Promise<StoreSnapshot>;
   /** Stores `current` as the first coordinator key unless one is stored already; returns the stored one. */
   initServerKey(current: string): Promise<string>;

@@ -72,6 +72,12 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE nodes ADD COLUMN agent_version TEXT;
     `,
   },
+  {
+    // PostgreSQL only (several coordinators on one database); a SQLite file has one coordinator.
+    version: 4,
+    name: 'replica change feed (PostgreSQL only)',
+    sql: 'SELECT 1;',
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

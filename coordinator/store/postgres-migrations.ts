@@ -77,4 +77,29 @@ export const POSTGRES_MIGRATIONS: readonly Migration[] = [
       ALTER TABLE nodes ADD COLUMN agent_version TEXT;
     `,
   },
+  {
+    // Coordinators sharing the database (replicas): every committed change a netmap depends on
+    // appends one row to changes (ids from id_high_water 'changes', see postgres-feed.ts); each
+    // replica heartbeats in replicas; nodes.online_by names the replica holding the node's stream.
+    version: 4,
+    name: 'replica change feed',
+    sql: `
+      INSERT INTO id_high_water (name, last_id) VALUES ('changes', 0);
+      CREATE TABLE changes (
+        id           BIGINT PRIMARY KEY,
+        at           BIGINT NOT NULL,
+        replica      TEXT NOT NULL,
+        node_ids     BIGINT[] NOT NULL,
+        auth_key_ids BIGINT[] NOT NULL,
+        policy       BOOLEAN NOT NULL
+      );
+      CREATE INDEX changes_at ON changes (at);
+      CREATE TABLE replicas (
+        id           TEXT PRIMARY KEY,
+        started_at   BIGINT NOT NULL,
+        heartbeat_at BIGINT NOT NULL
+      );
+      ALTER TABLE nodes ADD COLUMN online_by TEXT;
+    `,
+  },
 ];

@@ -8,6 +8,7 @@ import { SCHEMA_VERSION } from './migrations.js';
 import { POSTGRES_MIGRATIONS } from './postgres-migrations.js';
 import { DatabaseOpenError, SchemaTooNewError } from './errors.js';
 import type { PostgresTarget } from './database-url.js';
+import { appendChange, DB_NOW_MS, newReplicaId, PostgresChangeFeed, type ChangeSet } from './postgres-feed.js';
 import { AuthKeyUsedError, IdentityTakenError } from './interface.js';
 import type { AuthKeyRow, ControlStore, LivenessRow, NodeRow, PolicyRow, RouteApprovalRow, StoreSnapshot, TakenIdentities } from './interface.js';
 
@@ -121,23 +122,36 @@ function translate(err: unknown): unknown {
   return err;
 }
 
+/** A replica silent this long is dead to load(): its nodes do not count as online. */
+const REPLICA_STALE_MS = 10_000;
+
 export class PostgresStore implements ControlStore {
   private closed = false;
+  readonly feed: PostgresChangeFeed;
+  private readonly replica = newReplicaId();
 
-  private constructor(private readonly pool: pg.Pool, readonly display: string) {}
+  private constructor(private readonly pool: pg.Pool, readonly display: string, clientConfig: pg.ClientConfig) {
+    this.feed = new PostgresChangeFeed(this.replica, (body, begin) => this.transaction(body, begin), clientConfig, nodeFromDb, authKeyFromDb, () => this.load());
+  }
+
+  /** Runs `body` and appends its change (the last statement: postgres-feed.ts says why). */
+  private write(change: ChangeSet | ((c: Queryable) => Promise<ChangeSet>), body?: (c: Queryable) => Promise<void>): Promise<void> {
+    return this.transaction(async (c) => {
+      await body?.(c);
+      await appendChange(c, this.replica, typeof change === 'function' ? await change(c) : change);
+    });
+  }
 
   /** Connects (failing fast with one line if the database cannot be reached) and migrates. */
   static async open(opts: PostgresStoreOptions): Promise<PostgresStore> {
     const { target } = opts;
     const timeout = opts.statementTimeoutMs ?? 10_000;
-    const pool = new pg.Pool({
+    const clientConfig: pg.ClientConfig = {
       host: target.host, port: target.port, database: target.database,
       ...(target.user !== null ? { user: target.user } : {}),
       ...(opts.password !== undefined ? { password: opts.password } : {}),
       ssl: target.ssl,
-      max: opts.poolSize ?? 8,
       connectionTimeoutMillis: opts.connectTimeoutMs ?? 5000,
-      idleTimeoutMillis: 30_000,
       statement_timeout: timeout,
       query_timeout: timeout + 1000,
       lock_timeout: timeout,
@@ -145,9 +159,10 @@ export class PostgresStore implements ControlStore {
       application_name: 'pinhole-coordinator',
       // Acknowledged means committed to disk, whatever the server's default says.
       options: '-c synchronous_commit=on',
-    });
+    };
+    const pool = new pg.Pool({ ...clientConfig, max: opts.poolSize ?? 8, idleTimeoutMillis: 30_000 });
     pool.on('error', (err) => opts.onIdleError?.(err));
-    const store = new PostgresStore(pool, target.display);
+    const store = new PostgresStore(pool, target.display, clientConfig);
     try {
       const client = await pool.connect();
       client.release();
@@ -217,7 +232,13 @@ export class PostgresStore implements ControlStore {
       const policy = (await c.query('SELECT json, updated_at FROM policy WHERE id = 1')).rows as Row[];
       const high = (await c.query('SELECT name, last_id FROM id_high_water')).rows as Row[];
       const last = (table: string): number => num(high.find((h) => h.name === table)?.last_id ?? 0);
+      const online = (await c.query(
+        `SELECT n.id FROM nodes n JOIN replicas r ON r.id = n.online_by WHERE r.id <> $1 AND r.heartbeat_at >= ${DB_NOW_MS} - $2`,
+        [this.replica, REPLICA_STALE_MS],
+      )).rows as Row[];
       return {
+        lastChangeId: last('changes'),
+        onlineElsewhere: online.map((r) => num(r.id)),
         serverPrivateKey: meta.find((m) => m.key === 'server_private_key')?.value ?? null,
         nextServerPrivateKey: meta.find((m) => m.key === 'next_server_private_key')?.value ?? null,
         nodes: nodes.map(nodeFromDb),
@@ -246,18 +267,18 @@ export class PostgresStore implements ControlStore {
   }
 
   insertAuthKey(k: AuthKeyRow): Promise<void> {
-    return this.transaction(async (c) => {
+    return this.write({ authKeyIds: [k.id] }, async (c) => {
       await c.query(INSERT_AUTH_KEY, authKeyParams(k));
       await c.query(RAISE_HIGH_WATER, ['auth_keys', k.id]);
     });
   }
 
   revokeAuthKey(id: number, at: number): Promise<void> {
-    return this.transaction(async (c) => { await c.query('UPDATE auth_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL', [id, at]); });
+    return this.write({ authKeyIds: [id] }, async (c) => { await c.query('UPDATE auth_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL', [id, at]); });
   }
 
   saveRegistration(node: NodeRow, authKeyId: number | null): Promise<void> {
-    return this.transaction(async (c) => {
+    return this.write({ nodeIds: [node.id], authKeyIds: authKeyId === null ? [] : [authKeyId] }, async (c) => {
       if ((await c.query(UPSERT_NODE, nodeParams(node))).rowCount === 0) {
         throw new IdentityTakenError('id', `node id ${node.id} belongs to another node key`);
       }
@@ -283,15 +304,15 @@ export class PostgresStore implements ControlStore {
   }
 
   setNodeKeyExpiry(id: number, keyExpiresAt: number | null): Promise<void> {
-    return this.transaction(async (c) => { await c.query('UPDATE nodes SET key_expires_at = $2 WHERE id = $1', [id, keyExpiresAt]); });
+    return this.write({ nodeIds: [id] }, async (c) => { await c.query('UPDATE nodes SET key_expires_at = $2 WHERE id = $1', [id, keyExpiresAt]); });
   }
 
   renameNode(id: number, name: string): Promise<void> {
-    return this.transaction(async (c) => { await c.query('UPDATE nodes SET name = $2 WHERE id = $1', [id, name]); });
+    return this.write({ nodeIds: [id] }, async (c) => { await c.query('UPDATE nodes SET name = $2 WHERE id = $1', [id, name]); });
   }
 
   setApprovedRoutes(approvals: RouteApprovalRow[]): Promise<void> {
-    return this.transaction((c) => this.runApprovals(c, approvals));
+    return this.write({ nodeIds: approvals.map((a) => a.id) }, (c) => this.runApprovals(c, approvals));
   }
 
   private async runApprovals(c: Queryable, approvals: RouteApprovalRow[]): Promise<void> {
@@ -303,11 +324,11 @@ export class PostgresStore implements ControlStore {
   }
 
   deleteNode(id: number): Promise<void> {
-    return this.transaction(async (c) => { await c.query('DELETE FROM nodes WHERE id = $1', [id]); });
+    return this.write({ nodeIds: [id] }, async (c) => { await c.query('DELETE FROM nodes WHERE id = $1', [id]); });
   }
 
   savePolicy(policy: PolicyRow, approvals: RouteApprovalRow[]): Promise<void> {
-    return this.transaction(async (c) => {
+    return this.write({ nodeIds: approvals.map((a) => a.id), policy: true }, async (c) => {
       await c.query('UPDATE policy SET json = $1, updated_at = $2 WHERE id = 1', [policy.json, policy.updatedAt]);
       await this.runApprovals(c, approvals);
     });
@@ -316,12 +337,18 @@ export class PostgresStore implements ControlStore {
   saveLiveness(rows: LivenessRow[]): Promise<void> {
     if (rows.length === 0) return Promise.resolve();
     const sorted = [...rows].sort((a, b) => a.id - b.id); // one lock order for every writer
-    return this.transaction(async (c) => {
-      await c.query(
-        'UPDATE nodes SET endpoints = v.endpoints, home_relay = v.home_relay, last_seen = v.last_seen ' +
-        'FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[]) AS v(id, endpoints, home_relay, last_seen) WHERE nodes.id = v.id',
-        [sorted.map((r) => r.id), sorted.map((r) => JSON.stringify(r.endpoints)), sorted.map((r) => r.homeRelay), sorted.map((r) => r.lastSeen)],
+    // online_by: this replica when it holds the stream; cleared only if it is still this replica
+    // (the node may have moved to another one meanwhile); left alone when online is not given.
+    // One transaction and one change for the whole batch.
+    return this.write(async (c) => {
+      const { rows: changed } = await c.query<{ id: string }>(
+        'UPDATE nodes SET endpoints = v.endpoints, home_relay = v.home_relay, last_seen = v.last_seen, ' +
+        'online_by = CASE WHEN v.online IS NULL THEN nodes.online_by WHEN v.online THEN $5 WHEN nodes.online_by = $5 THEN NULL ELSE nodes.online_by END ' +
+        'FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $6::boolean[]) AS v(id, endpoints, home_relay, last_seen, online) WHERE nodes.id = v.id RETURNING nodes.id',
+        [sorted.map((r) => r.id), sorted.map((r) => JSON.stringify(r.endpoints)), sorted.map((r) => r.homeRelay), sorted.map((r) => r.lastSeen),
+          this.replica, sorted.map((r) => r.online ?? null)],
       );
+      return { nodeIds: changed.map((r) => Number(r.id)) };
     });
   }
 

@@ -336,6 +336,11 @@ export const CoordinatorStats = z.object({
   stream: z.record(z.string(), z.number()),
   /** Control channels: opened, refused (bad handshake, key mismatch, rate, caps), registrations throttled. */
   control: z.record(z.string(), z.number()).optional(),
+  /** Coordinators sharing a PostgreSQL database: this replica's change feed (replica-feed.ts). */
+  replica: z.object({
+    replica: z.string(), connected: z.boolean(), lastApplied: z.number().int(), applied: z.number().int(), ownSkipped: z.number().int(),
+    resyncs: z.number().int(), gaps: z.number().int(), reconnects: z.number().int(), replicasReaped: z.number().int(),
+  }).optional(),
 });
 export type CoordinatorStats = z.infer<typeof CoordinatorStats>;
 

@@ -23,6 +23,8 @@ export interface PostgresServer {
   socketUrl(database: string): string;
   /** Runs SQL as the superuser; the rows, one per line, columns split by |. */
   psql(sql: string, database?: string): Promise<string>;
+  /** Stops it (pg_ctl -m fast: every connection is cut) and starts it again on the same data. */
+  restart(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -38,6 +40,16 @@ export async function startPostgres(host: Host, opts: { port?: number; password?
     if (r.code !== 0) throw new Error(`psql ${sql}: ${r.stderr.trim()}`);
     return r.stdout.trim();
   };
+  const launch = async (): Promise<void> => {
+    proc = host.spawn(asPostgres([join(POSTGRES_BIN, 'postgres'), '-D', data, '-c', `listen_addresses=${host.ip}`, '-c', `unix_socket_directories=${dir}`, '-p', String(port)]));
+    await proc.waitForOutput('database system is ready to accept connections', 20_000);
+  };
+  const restart = async (): Promise<void> => {
+    const r = await host.exec(asPostgres([join(POSTGRES_BIN, 'pg_ctl'), '-D', data, '-m', 'fast', '-w', '-t', '10', 'stop']));
+    if (r.code !== 0) throw new Error(`pg_ctl stop failed: ${r.stderr.trim()}`);
+    if (proc?.running) await proc.kill('SIGKILL', 1000);
+    await launch();
+  };
   const stop = async (): Promise<void> => {
     if (proc?.running) {
       await host.exec(asPostgres([join(POSTGRES_BIN, 'pg_ctl'), '-D', data, '-m', 'fast', '-w', '-t', '10', 'stop']));
@@ -51,8 +63,7 @@ export async function startPostgres(host: Host, opts: { port?: number; password?
     if (init.code !== 0) throw new Error(`initdb failed: ${init.stderr.trim()}`);
     // The lab segment only; the password role first (the first matching line wins).
     await appendFile(join(data, 'pg_hba.conf'), 'host all pinhole_pw samenet scram-sha-256\nhost all pinhole samenet trust\n');
-    proc = host.spawn(asPostgres([join(POSTGRES_BIN, 'postgres'), '-D', data, '-c', `listen_addresses=${host.ip}`, '-c', `unix_socket_directories=${dir}`, '-p', String(port)]));
-    await proc.waitForOutput('database system is ready to accept connections', 20_000);
+    await launch();
     if (opts.password !== undefined) {
       await psql(`CREATE ROLE pinhole_pw LOGIN PASSWORD '${opts.password.replace(/'/g, "''")}'`);
     }
@@ -65,6 +76,7 @@ export async function startPostgres(host: Host, opts: { port?: number; password?
     url: (database, user = 'pinhole') => `postgres://${user}@${host.ip}:${port}/${database}`,
     socketUrl: (database) => `postgres://pinhole@localhost:${port}/${database}?host=${encodeURIComponent(dir)}`,
     psql,
+    restart,
     stop,
   };
 }

@@ -33,7 +33,8 @@ async function rejectsWith(p: Promise<unknown>, cls: typeof AuthKeyUsedError | t
 export async function checkStoreContract(open: () => Promise<ControlStore>): Promise<void> {
   let store = await open();
   try {
-    const empty = await store.load();
+    // PostgreSQL adds the change feed's position (replicas); checked below.
+    const { lastChangeId: _change, onlineElsewhere: _online, ...empty } = await store.load();
     assert.deepEqual(empty, {
       serverPrivateKey: null, nextServerPrivateKey: null, nodes: [], authKeys: [], policy: { json: null, updatedAt: null }, lastNodeId: 0, lastAuthKeyId: 0,
     });
@@ -91,6 +92,17 @@ export async function checkStoreContract(open: () => Promise<ControlStore>): Pro
     await store.deleteNode(3);
     await store.saveServerKeys('key-next', null);
     const before = await store.load();
+    if (store.feed) {
+      // Every write committed one change, ids 1, 2, 3, ... without a gap, the last in the snapshot.
+      const { changes, lastId } = await store.feed.changesAfter(0, 1000);
+      assert.ok(changes.length > 5, `changes: ${changes.length}`);
+      assert.deepEqual(changes.map((c) => c.id), changes.map((_, i) => i + 1));
+      assert.equal(lastId, changes.length);
+      assert.equal(before.lastChangeId, lastId);
+      assert.ok(changes.every((c) => c.replica === store.feed!.replicaId));
+      assert.deepEqual(changes.at(-1)!.nodeIds, [3], 'the last one is the delete of node 3');
+      assert.deepEqual((await store.feed.changesAfter(lastId - 1, 1000)).changes.map((c) => c.id), [lastId]);
+    }
     await store.close();
 
     // Everything acknowledged is there after a reopen; ids are never reused.

@@ -25,6 +25,9 @@ test('a good file gives every setting', () => {
     up: { coordinator: 'https://coord.example.net:8080', authKeyFile: '/etc/pinhole/auth.key', hostname: 'laptop', advertiseRoutes: ['198.18.5.0/24'], acceptRoutes: true },
   });
   assert.deepEqual(parseAgentConfig('e.yaml', ''), {});
+  // Replicas: a list, passed on as the comma-separated list the agent takes on its command line.
+  assert.deepEqual(parseAgentConfig('r.yaml', 'up:\n  coordinator: [http://198.51.100.1:8080, http://198.51.100.2:8080]\n').up,
+    { coordinator: 'http://198.51.100.1:8080,http://198.51.100.2:8080' });
   assert.deepEqual(parseAgentConfig('p.yaml', 'portmap: false\nportmap-protocol: nat-pmp\nportmap-lease: 600\n'), { portmap: false, portmapProtocol: 'nat-pmp', portmapLease: 600 });
 });
 
@@ -36,7 +39,9 @@ const refusals: [string, string][] = [
   ['up:\n  coordinator: http://192.0.2.1:8080\n  auth-key: tskey-secret\n', 'a.yaml:3: auth-key: the key itself does not go in the config file; put it in a 0600 file and name it with up: auth-key-file'],
   ['up:\n  coordinator: http://192.0.2.1:8080\n  advertise-routes:\n    - 198.18.5.0/24\n    - 192.0.2.129/26\n', 'a.yaml:5: up.advertise-routes.1: 192.0.2.129/26 has host bits set: did you mean 192.0.2.128/26?'],
   ['up:\n  coordinator: 192.0.2.1\n', 'a.yaml:2: up.coordinator: a coordinator URL like https://coord.example.net:8080'],
-  ['up:\n  hostname: x\n', 'a.yaml:1: up.coordinator: Invalid input: expected string, received undefined'],
+  ['up:\n  hostname: x\n', 'a.yaml:1: up.coordinator: a coordinator URL, or a list of them (replicas)'],
+  ['up:\n  coordinator: [http://192.0.2.1:8080, ftp://192.0.2.2]\n', 'a.yaml:2: up.coordinator.1: a coordinator URL like https://coord.example.net:8080'],
+  ['up:\n  coordinator: []\n', 'a.yaml:2: up.coordinator: at least one coordinator URL'],
   ['state-dir: [1\n', 'a.yaml:2: not valid YAML'],
   ['- a\n- b\n', 'a.yaml:1: expected keys like state-dir: /var/lib/pinhole'],
   ['port: 1\nport: 2\n', 'a.yaml:2: not valid YAML'],

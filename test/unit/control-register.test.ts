@@ -11,7 +11,8 @@ import {
   CoordinatorKeyMismatchError, CoordinatorKeyUnknownError, CoordinatorProtocolError, CoordinatorRefusedError,
   CoordinatorUnreachableError, registerNode,
 } from '../../agent/control/register.js';
-import { normalizeCoordinatorUrl, CoordinatorUrlError } from '../../agent/control/coordinator-url.js';
+import fc from 'fast-check';
+import { coordinatorUrls, normalizeCoordinatorUrl, CoordinatorUrlError } from '../../agent/control/coordinator-url.js';
 import { keyFingerprint } from '../../proto/control/coordinator-key.js';
 import { RegisterRequest, describeZodError } from '../../proto/control/schemas.js';
 import { decodeKey, encodeKey, generatePrivateKey, publicKeyFromPrivate } from '../../proto/wireguard/keys.js';
@@ -131,6 +132,15 @@ test('nobody listening is "cannot reach the coordinator", in one line', async ()
   await new Promise((r) => gone.close(r));
   await assert.rejects(registerNode(opts({ coordinatorUrl: `http://127.0.0.1:${port}` })), (e: Error) =>
     e instanceof CoordinatorUnreachableError && e.message === `cannot reach the coordinator at http://127.0.0.1:${port}: ECONNREFUSED`);
+  // Replicas: an unreachable one is passed over, the next one registers; all unreachable: the last error.
+  const before = requests;
+  mode = 'check';
+  const reg = await registerNode(opts({ coordinatorUrl: `http://127.0.0.1:${port},${server.url}` }));
+  assert.equal(reg.node.id, 7);
+  assert.equal(requests, before + 1);
+  await assert.rejects(registerNode(opts({ coordinatorUrl: `${server.url},http://127.0.0.1:${port}`, coordinatorKey: undefined, authKey: `phk_0123456789ab_${'f'.repeat(64)}_${'0'.repeat(32)}` })),
+    (e: Error) => e.name === 'CoordinatorProtocolError' || e.name === 'CoordinatorKeyMismatchError', 'an answer from the first (no key published) is not passed over');
+  await assert.rejects(registerNode(opts({ coordinatorUrl: `http://127.0.0.1:${port},http://127.0.0.1:${port + 1 === 65536 ? 1 : port + 1}` })), CoordinatorUnreachableError);
 });
 
 test('coordinator URLs are normalised; only http(s) without query or credentials', () => {
@@ -139,6 +149,31 @@ test('coordinator URLs are normalised; only http(s) without query or credentials
   for (const bad of ['203.0.113.10:8080', 'ftp://x', 'http://u:p@x', 'http://x/?a=1', '']) {
     assert.throws(() => normalizeCoordinatorUrl(bad), CoordinatorUrlError, bad);
   }
+  // Replicas: a comma-separated list, each normalised, duplicates dropped, order kept.
+  assert.equal(normalizeCoordinatorUrl('http://198.51.100.1:8080/, http://198.51.100.2:8080,http://198.51.100.1:8080'), 'http://198.51.100.1:8080,http://198.51.100.2:8080');
+  assert.deepEqual(coordinatorUrls('http://a:1,http://b:2'), ['http://a:1', 'http://b:2']);
+  for (const bad of ['http://a:1,', ',http://a:1', 'http://a:1,ftp://b', Array.from({ length: 9 }, (_, i) => `http://h${i}:1`).join(',')]) {
+    assert.throws(() => normalizeCoordinatorUrl(bad), CoordinatorUrlError, bad);
+  }
+});
+
+test('a coordinator URL list: any text is a normalised list or one CoordinatorUrlError, never another error', () => {
+  const part = fc.oneof(fc.constantFrom('http://198.51.100.1:8080', 'https://ctl.example/p/', ' http://[2001:db8::1]:80 ', '', 'ftp://x', 'http://u:p@x', ','), fc.string({ maxLength: 12 }));
+  fc.assert(fc.property(fc.array(part, { maxLength: 10 }), (parts) => {
+    const text = parts.join(',');
+    let out: string;
+    try {
+      out = normalizeCoordinatorUrl(text);
+    } catch (err) {
+      assert.ok(err instanceof CoordinatorUrlError, String(err));
+      return;
+    }
+    const urls = coordinatorUrls(out);
+    assert.ok(urls.length >= 1 && urls.length <= 8);
+    assert.equal(new Set(urls).size, urls.length);
+    for (const u of urls) assert.equal(normalizeCoordinatorUrl(u), u, 'each normalised');
+    assert.equal(normalizeCoordinatorUrl(out), out, 'idempotent');
+  }), { numRuns: 1000 });
 });
 
 test('an agent newer than its coordinator registers without os/version when the coordinator does not know them', async () => {

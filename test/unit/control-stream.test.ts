@@ -178,6 +178,23 @@ test('an unreachable coordinator is retried with growing delays until it answers
   } finally { stream.stop(); }
 });
 
+test('replicas: an unreachable coordinator in the list is passed over at once, without the backoff', async () => {
+  // A backoff of 5 s: connecting within 2 s means the next replica was tried right away.
+  const { stream } = client({ coordinatorUrl: `http://127.0.0.1:1,${url}`, backoff: { initialMs: 5000, maxMs: 5000 } });
+  const connP = nextConn();
+  const t0 = Date.now();
+  stream.start();
+  try {
+    const conn = await connP;
+    assert.equal(await conn.helloOk, true);
+    conn.ws.send(JSON.stringify(netmap(1, [2])));
+    await until(() => stream.connected);
+    assert.ok(Date.now() - t0 < 2000, `connected after ${Date.now() - t0} ms`);
+    assert.equal(stream.currentUrl, url);
+    assert.equal(stream.status().attempts, 2);
+  } finally { stream.stop(); }
+});
+
 test('a silent server is detected by the keepalive and replaced', async () => {
   const warnings: string[] = [];
   const log = { debug() {}, info() {}, error() {}, warn: (m: string) => { warnings.push(m); } };
