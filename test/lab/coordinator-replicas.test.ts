@@ -1,6 +1,6 @@
 // Coordinator replicas (docs/postgres.md): one real PostgreSQL, three coordinator processes on it
 // (A, B, C, one key), two real agents that know all three URLs. A node registered through A
-// reaches a peer streaming from B within a second; a policy set on C reaches the agents on A and
+// reaches a peer streaming from B within a second; a policy set on C (and a rename) reaches the agents on A and
 // B; after kill -9 of A its agent streams from another replica within 5 s while a ping across
 // never stops; after a PostgreSQL restart under a registration burst every replica applies every
 // change id, without a gap, and holds exactly the database's nodes.
@@ -100,6 +100,16 @@ describe('coordinator replicas on one PostgreSQL', { timeout: 150_000 }, () => {
       (await peersOf(alpha)).includes('beta') && (await peersOf(beta)).includes('alpha'), 5000, 20);
     process.stderr.write(`# policy on C to agents on A and B: ${denyMs} ms (including the admin call)\n`);
     assert.deepEqual((await a.request('GET', '/api/v1/admin/policy', undefined, true)).body, (await c.request('GET', '/api/v1/admin/policy', undefined, true)).body);
+    // A rename on C reaches the peer streaming from A, and every replica's node list.
+    const betaId = (await c.nodes()).find((n) => n.name === 'beta')!.id;
+    assert.equal((await c.request('POST', `/api/v1/admin/nodes/${betaId}/rename`, { name: 'beta-renamed' }, true)).status, 200);
+    await waitFor('alpha (streaming from A) to see beta renamed on C', async () => (await peersOf(alpha)).includes('beta-renamed'), 5000, 20);
+    await waitFor('A and B to list beta renamed', async () => {
+      const lists = await Promise.all([a, b].map((co) => co.nodes()));
+      return lists.every((l) => l.some((n) => n.id === betaId && n.name === 'beta-renamed'));
+    }, 5000, 20);
+    assert.equal((await c.request('POST', `/api/v1/admin/nodes/${betaId}/rename`, { name: 'beta' }, true)).status, 200);
+    await waitFor('alpha to see the old name again', async () => (await peersOf(alpha)).includes('beta'), 5000, 20);
   });
 
   test('kill -9 of A: alpha streams from another replica within 5 s, a ping across never stops', async () => {
