@@ -2,7 +2,7 @@
 // native TUN/UDP batches and the handshake, transport and timer code.
 import { randomInt } from 'node:crypto';
 import { AllowedIps } from '../../proto/wireguard/allowed-ips.js';
-import { DEFAULT_TIMERS, MAX_INITIATIONS_PER_SECOND, type WireGuardTimers } from '../../proto/wireguard/constants.js';
+import { DEFAULT_TIMERS, type WireGuardTimers } from '../../proto/wireguard/constants.js';
 import { localIdentity, remoteIdentity, type LocalIdentity } from '../../proto/wireguard/handshake.js';
 import { CookieChecker } from '../../proto/wireguard/macs.js';
 import { messageType } from '../../proto/wireguard/messages.js';
@@ -11,7 +11,7 @@ import { formatCidr, maskCidr, type Cidr } from '../../proto/ip/address.js';
 import type { DeviceContext, DeviceTransport, InboundPacketHook, IndexEntry, OutboundPacketHook, PacketBind, PacketTun } from './context.js';
 import { newDropCounters, newHandshakeCounters } from './counters.js';
 import { decodePackedAddr, formatEndpoint } from '../tun/packed-addr.js';
-import { sendInitiation, receiveHandshake } from './handshakes.js';
+import { receiveHandshake, sendInitiation, sendInitiationCopy } from './handshakes.js';
 import { Peer } from './peer.js';
 import { nextTimerDeadline, tickPeer, timerWakeDelay, TIMER_TICK_MS } from './timers.js';
 import { DECRYPTED_BY_NATIVE, FastPathLink, TAKEN_BY_NATIVE, fastPathLimits, type NativeDirections } from './fast-path.js';
@@ -45,12 +45,6 @@ export interface PeerConfig {
   persistentKeepaliveSeconds?: number;
   name?: string;
 }
-
-/**
- * Two initiations to one peer at least this far apart: the responder refuses a second one within
- * 1000 / MAX_INITIATIONS_PER_SECOND ms and answers only the first, whose state we would have replaced.
- */
-export const RESEND_INITIATION_GAP_MS = 2 * (1000 / MAX_INITIATIONS_PER_SECOND) + 10;
 
 /** What Device.attach joins the device to. */
 export interface DeviceAttachment {
@@ -94,8 +88,6 @@ export class Device implements DeviceContext {
   private handshakeWindowStart = 0;
   private handshakeWindowCount = 0;
   private underLoadUntil = 0;
-  /** Initiations to resend once RESEND_INITIATION_GAP_MS has passed (resendInitiation). */
-  private readonly resendTimers = new Map<Peer, NodeJS.Timeout>();
 
   constructor(opts: DeviceOptions) {
     this.identity = localIdentity(Uint8Array.from(opts.privateKey), publicKeyFromPrivate(opts.privateKey));
@@ -184,8 +176,6 @@ export class Device implements DeviceContext {
     if (this.ticker) clearTimeout(this.ticker);
     this.ticker = undefined;
     this.tickerAt = Infinity;
-    for (const t of this.resendTimers.values()) clearTimeout(t);
-    this.resendTimers.clear();
     this.fast?.close();
     this.fast = undefined;
     for (const peer of this.peers.values()) for (const kp of peer.keypairs()) kp.wipe();
@@ -311,23 +301,12 @@ export class Device implements DeviceContext {
 
   /**
    * The peer's path changed while an initiation is outstanding (it may have gone to a relay that is
-   * down): send it again on the new path now, or as soon as the responder's rate limit allows,
-   * instead of waiting REKEY_TIMEOUT for the retransmit timer. No-op without an outstanding one.
+   * down): send a copy of it on the new path now, instead of waiting REKEY_TIMEOUT for the
+   * retransmit timer (handshakes.ts, sendInitiationCopy). No-op without an outstanding one.
    */
   resendInitiation(peer: Peer, now: number): void {
-    if (peer.retransmitDueAt === 0 || this.resendTimers.has(peer)) return;
-    const wait = peer.lastInitiationSentAt + RESEND_INITIATION_GAP_MS - now;
-    if (wait <= 0) { sendInitiation(this, peer, now); return; }
-    // A timer may fire up to a millisecond or so early by this clock (libuv starts it from the
-    // loop's cached time): it then waits out the rest instead of dropping the resend, which would
-    // leave the initiation to the retransmit timer, REKEY_TIMEOUT later.
-    const timer = setTimeout(() => {
-      this.resendTimers.delete(peer);
-      if (peer.retransmitDueAt === 0 || this.peers.get(peer.publicKeyBase64) !== peer) return;
-      this.resendInitiation(peer, this.now());
-    }, Math.ceil(wait));
-    timer.unref();
-    this.resendTimers.set(peer, timer);
+    if (peer.retransmitDueAt === 0) return;
+    sendInitiationCopy(this, peer, now);
   }
 
   flushStaged(peer: Peer, now: number): void {

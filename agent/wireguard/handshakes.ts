@@ -13,6 +13,9 @@ import { DecodeError } from '../../proto/errors.js';
 import type { DeviceContext } from './context.js';
 import type { Peer } from './peer.js';
 
+/** Copies of one initiation sent on new paths, at most (each path change sends one). */
+export const MAX_INITIATION_COPIES = 4;
+
 export function sendInitiation(ctx: DeviceContext, peer: Peer, now: number): void {
   if (peer.endpoint === undefined || ctx.bind === undefined) { ctx.drops.noEndpoint++; return; }
   if (peer.handshake !== undefined) ctx.indices.delete(peer.handshake.localIndex);
@@ -20,6 +23,8 @@ export function sendInitiation(ctx: DeviceContext, peer: Peer, now: number): voi
   const { message, state } = createInitiation(ctx.identity, peer.remote, index, tai64n(Date.now()));
   peer.cookieJar.stamp(message, INITIATION_MAC1_OFFSET, now);
   peer.handshake = state;
+  peer.initiation = message;
+  peer.initiationCopies = 0;
   ctx.indices.set(index, { peer, keypair: undefined });
   ctx.bind.send(message, peer.endpoint);
   ctx.handshakes.initiationsSent++;
@@ -33,6 +38,27 @@ export function sendInitiation(ctx: DeviceContext, peer: Peer, now: number): voi
  * Handles a handshake message (type 1-3) that arrived from `addrs[addrOff..+20]`.
  * Every failure is counted and dropped; nothing here throws.
  */
+/**
+ * Sends the outstanding initiation again, byte for byte, to the peer's endpoint (its path changed).
+ * A copy, not a new initiation: the responder answers whichever copy reaches it first and refuses
+ * the other as a replay, and that answer completes our handshake. A new initiation would replace
+ * the state the first one's answer needs, and reaching the responder within its rate limit
+ * (1000 / MAX_INITIATIONS_PER_SECOND ms) of the first (a slow relay, a fast direct path) it would
+ * be refused: no session until the retransmit timer, REKEY_TIMEOUT later.
+ */
+export function sendInitiationCopy(ctx: DeviceContext, peer: Peer, now: number): boolean {
+  const initiation = peer.initiation;
+  if (peer.handshake === undefined || initiation === undefined || peer.endpoint === undefined || ctx.bind === undefined) return false;
+  if (peer.initiationCopies >= MAX_INITIATION_COPIES) return false;
+  peer.initiationCopies++;
+  const copy = Uint8Array.from(initiation);
+  peer.cookieJar.stamp(copy, INITIATION_MAC1_OFFSET, now); // mac2 with a cookie that came since
+  ctx.bind.send(copy, peer.endpoint);
+  ctx.handshakes.initiationsSent++;
+  return true;
+}
+
+
 export function receiveHandshake(ctx: DeviceContext, type: number, msg: Uint8Array, addrs: Uint8Array, addrOff: number, now: number): void {
   try {
     if (type === 1) receiveInitiation(ctx, msg, addrs, addrOff, now);
@@ -114,6 +140,7 @@ function receiveResponse(ctx: DeviceContext, msg: Uint8Array, addrs: Uint8Array,
   }
   peer.current = keypair;
   peer.handshake = undefined;
+  peer.initiation = undefined;
   ctx.indices.set(receiver, { peer, keypair });
   peer.noteHandshakeSource(addrs, addrOff);
   peer.handshakeAttemptStartedAt = 0;

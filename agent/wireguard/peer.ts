@@ -64,6 +64,10 @@ export class Peer {
   set next(v: Keypair | undefined) { this._next = v; this.onChange?.(); }
 
   handshake: InitiatorState | undefined;
+  /** The initiation `handshake` belongs to, as sent: copies of it go out on a new path (Device.resendInitiation). */
+  initiation: Uint8Array | undefined;
+  /** Copies of `initiation` sent so far (bounded by MAX_INITIATION_COPIES). */
+  initiationCopies = 0;
   /** Greatest TAI64N timestamp accepted from this peer (initiation replay protection). */
   lastInitiationTimestamp: Uint8Array | undefined;
   lastInitiationReceivedAt = 0;

@@ -41,6 +41,7 @@ export function tickPeer(ctx: DeviceContext, peer: Peer, now: number): void {
       peer.handshakeAttemptStartedAt = 0;
       peer.staged = [];
       if (peer.handshake !== undefined) { ctx.indices.delete(peer.handshake.localIndex); peer.handshake = undefined; }
+      peer.initiation = undefined;
     } else {
       sendInitiation(ctx, peer, now);
     }
