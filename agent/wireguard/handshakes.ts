@@ -35,10 +35,6 @@ export function sendInitiation(ctx: DeviceContext, peer: Peer, now: number): voi
 }
 
 /**
- * Handles a handshake message (type 1-3) that arrived from `addrs[addrOff..+20]`.
- * Every failure is counted and dropped; nothing here throws.
- */
-/**
  * Sends the outstanding initiation again, byte for byte, to the peer's endpoint (its path changed).
  * A copy, not a new initiation: the responder answers whichever copy reaches it first and refuses
  * the other as a replay, and that answer completes our handshake. A new initiation would replace
@@ -58,7 +54,10 @@ export function sendInitiationCopy(ctx: DeviceContext, peer: Peer, now: number):
   return true;
 }
 
-
+/**
+ * Handles a handshake message (type 1-3) that arrived from `addrs[addrOff..+20]`.
+ * Every failure is counted and dropped; nothing here throws.
+ */
 export function receiveHandshake(ctx: DeviceContext, type: number, msg: Uint8Array, addrs: Uint8Array, addrOff: number, now: number): void {
   try {
     if (type === 1) receiveInitiation(ctx, msg, addrs, addrOff, now);
