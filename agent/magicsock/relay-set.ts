@@ -46,11 +46,23 @@ export interface RelayStatusJson {
 
 /** Re-measure relay latencies this often; a new home needs to be clearly better (hysteresis). */
 const HOME_CHECK_MS = 60_000;
+/** Clearly better: under 70 % of the current home's round trip and at least 10 ms less. */
 const HOME_SWITCH_RATIO = 0.7;
+const HOME_SWITCH_MIN_GAIN_MS = 10;
 /** Non-home relays unused this long are disconnected. */
 const IDLE_CLOSE_MS = 120_000;
 const PENDING_MAX = 128;
 const PENDING_MAX_AGE_MS = 3000;
+
+/**
+ * Whether a relay measured at `candidateMs` should replace a home at `currentMs` (Infinity: the
+ * home did not answer). Sub-millisecond jitter between relays of one site never moves the home:
+ * each move is a netmap update to every peer and, across a region, a path change for them.
+ */
+export function clearlyFaster(candidateMs: number, currentMs: number): boolean {
+  if (currentMs === Infinity) return candidateMs !== Infinity;
+  return candidateMs < currentMs * HOME_SWITCH_RATIO && currentMs - candidateMs >= HOME_SWITCH_MIN_GAIN_MS;
+}
 
 interface Slot {
   entry: RelayEntry;
@@ -207,7 +219,7 @@ export class RelaySet {
         return;
       }
       const cur = this.home ? this.latency.get(this.home) ?? Infinity : Infinity;
-      if (this.home !== best.n && (best.ms < cur * HOME_SWITCH_RATIO || cur === Infinity)) this.setHome(best.n);
+      if (this.home !== best.n && clearlyFaster(best.ms, cur)) this.setHome(best.n);
       this.closeIdle();
     })().finally(() => { this.measuring = null; });
     return this.measuring;
