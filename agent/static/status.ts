@@ -4,7 +4,8 @@ import type { DropCounters, HandshakeCounters } from '../wireguard/counters.js';
 import type { RoutingStatusJson } from '../daemon/node-routing.js';
 import type { DnsStatusJson } from '../dns/magic-dns.js';
 import type { PortmapStatusJson } from '../portmap/portmapper.js';
-import type { NatKind } from '../../proto/control/schemas.js';
+import type { PeerNatJson } from '../magicsock/magic-socket.js';
+import type { PeerBirthdayJson } from '../magicsock/birthday.js';
 
 export interface PeerStatusJson {
   name: string | null;
@@ -29,11 +30,9 @@ export interface PeerStatusJson {
   /** Seconds since traffic or disco last went to or came from the peer. */
   idleSeconds?: number;
   /** Managed mode while up: both NAT kinds (the peer's as it reported it, else as its pings showed it). */
-  nat?: { self: NatKind | null; peer: NatKind | null; peerSource: 'reported' | 'inferred' | null };
+  nat?: PeerNatJson;
   /** Managed mode while up: birthday probing toward the peer (null: never tried). */
-  birthday?: {
-    attempts: number; role: 'hard' | 'easy' | null; outcome: 'direct' | 'gave-up' | 'running' | null; ms?: number; probes?: number;
-  } | null;
+  birthday?: PeerBirthdayJson | null;
 }
 
 export interface IoCountersJson {
