@@ -89,6 +89,7 @@ describe('birthday probing: symmetric NAT × restricted and port-restricted cone
     assert.equal(natAtPrc.birthday?.outcome, 'direct', JSON.stringify(natAtPrc.birthday));
     assert.ok((natAtPrc.birthday?.attempts ?? 0) >= 1 && (natAtPrc.birthday?.probes ?? 0) >= 1, JSON.stringify(natAtPrc.birthday));
     const peerText = (await prc.agent.cli(['status'])).stdout;
+    process.stdout.write(`# prc's status for sym: ${/^ {2}nat: .*$/m.exec(peerText)?.[0]?.trim()}\n`);
     assert.match(peerText, /^ {2}nat: this side port-restricted cone, peer symmetric \(reported\); birthday: \d+ attempts?, direct after \d+\.\d s, \d+ probes \(easy side\)$/m, peerText);
     process.stdout.write(`# sym x prc: direct after ${ms} ms; easy side sprayed ${packets} probes (${bp.lastSuccessMs} ms); hard side opened ${bs.socketsOpened} sockets\n`);
     // Still direct after heartbeats: the winning socket keeps the path alive.
