@@ -8,7 +8,7 @@ import type { NodeRecord, NodeRegistry } from './registry.js';
 import { isExitNode, servedRoutes } from './registry.js';
 
 /** What changed about a peer since it was last sent: a bit set; CHANGED_RECORD means "send it whole". */
-export const CHANGED_ENDPOINTS = 1; // endpoints, home relay
+export const CHANGED_ENDPOINTS = 1; // endpoints, home relay, NAT kind
 export const CHANGED_ONLINE = 2; // online, last seen
 export const CHANGED_RECORD = 4;
 
@@ -18,7 +18,7 @@ const COMMA = Buffer.from(',');
 export function peerOf(n: NodeRecord): Peer {
   return {
     id: n.id, name: n.name, nodeKey: n.nodeKey, discoKey: n.discoKey, ipv4: n.ipv4, ipv6: n.ipv6,
-    endpoints: n.endpoints, homeRelay: n.homeRelay, online: n.online,
+    endpoints: n.endpoints, homeRelay: n.homeRelay, natKind: n.natKind, online: n.online,
     lastSeen: n.lastSeen === null ? null : new Date(n.lastSeen).toISOString(),
     routes: servedRoutes(n), exitNode: isExitNode(n), tags: n.tags,
   };
@@ -29,6 +29,7 @@ function patchOf(n: NodeRecord, changed: number): PeerPatch {
   if (changed & CHANGED_ENDPOINTS) {
     p.endpoints = n.endpoints;
     p.homeRelay = n.homeRelay;
+    p.natKind = n.natKind;
   }
   if (changed & CHANGED_ONLINE) {
     p.online = n.online;

@@ -4,6 +4,7 @@
 // nothing of netmaps or streams.
 import { AddressPool } from './addresses.js';
 import { ConflictError, NotFoundError } from './errors.js';
+import type { NatKind } from '../proto/control/schemas.js';
 import type { Logger } from './log.js';
 import type { PolicyNode } from './policy.js';
 import { IdentityTakenError, type AuthKeyRow, type ControlStore, type LivenessRow, type NodeRow } from './store/interface.js';
@@ -15,7 +16,7 @@ export interface NodeRecord extends NodeRow {
 /**
  * `membership`: something policy and visibility depend on changed (name, tags, routes, expiry).
  * `self`: something the node itself is told about changed (name, expiry, tags, served routes).
- * `live`: only endpoints + home relay, or only online + last seen changed.
+ * `live`: only endpoints + home relay + NAT kind, or only online + last seen changed.
  */
 export type NodeChange =
   | { kind: 'added'; node: NodeRecord }
@@ -178,7 +179,8 @@ export class NodeRegistry {
       advertisedExitNode: input.advertisedExitNode,
       approvedRoutes: [...(existing?.approvedRoutes ?? [])],
       os: input.os, version: input.version,
-      endpoints: existing?.endpoints ?? [], homeRelay: existing?.homeRelay ?? null, lastSeen: existing?.lastSeen ?? null,
+      endpoints: existing?.endpoints ?? [], homeRelay: existing?.homeRelay ?? null, natKind: existing?.natKind ?? null,
+      lastSeen: existing?.lastSeen ?? null,
     };
     row.approvedRoutes = [...new Set([...row.approvedRoutes, ...this.autoApprove(row)])];
     this.registering.add(input.nodeKey);
@@ -201,7 +203,7 @@ export class NodeRegistry {
       return { node, created: true };
     }
     if (current.name !== name && this.names.get(current.name) === id) this.names.delete(current.name);
-    const { endpoints: _e, homeRelay: _h, lastSeen: _l, ...declared } = row;
+    const { endpoints: _e, homeRelay: _h, natKind: _n, lastSeen: _l, ...declared } = row;
     Object.assign(current, declared);
     if (this.isExpired(current)) this.expired.add(id);
     else this.expired.delete(id);
@@ -261,7 +263,7 @@ export class NodeRegistry {
         this.emit({ kind: 'added', node });
         continue;
       }
-      const { endpoints, homeRelay, lastSeen, ...declared } = row;
+      const { endpoints, homeRelay, natKind, lastSeen, ...declared } = row;
       const membership = node.name !== declared.name || node.keyExpiresAt !== declared.keyExpiresAt || node.user !== declared.user ||
         !sameList(node.tags, declared.tags) || !sameList(node.approvedRoutes, declared.approvedRoutes) ||
         !sameList(node.advertisedRoutes, declared.advertisedRoutes) || node.advertisedExitNode !== declared.advertisedExitNode;
@@ -280,9 +282,10 @@ export class NodeRegistry {
         this.emit({ kind: 'updated', node, membership: true, self: true });
       }
       if (this.localOnline.has(row.id)) continue;
-      if (node.homeRelay !== homeRelay || !sameList(node.endpoints, endpoints)) {
+      if (node.homeRelay !== homeRelay || node.natKind !== natKind || !sameList(node.endpoints, endpoints)) {
         node.endpoints = endpoints;
         node.homeRelay = homeRelay;
+        node.natKind = natKind;
         this.emit({ kind: 'updated', node, membership: false, self: false, live: 'endpoints' });
       }
       node.lastSeen = lastSeen;
@@ -404,12 +407,15 @@ export class NodeRegistry {
     this.emit({ kind: 'updated', node, membership: false, self: false, live: 'online' });
   }
 
-  setEndpoints(id: number, endpoints: string[], homeRelay: string | null): void {
+  /** What the node's stream reported; natKind undefined (an agent older than the field): keep what is known. */
+  setEndpoints(id: number, endpoints: string[], homeRelay: string | null, natKind?: NatKind | null): void {
     const node = this.nodes.get(id);
     if (!node) return;
-    if (node.homeRelay === homeRelay && node.endpoints.length === endpoints.length && node.endpoints.every((e, i) => e === endpoints[i])) return;
+    const kind = natKind === undefined ? node.natKind : natKind;
+    if (node.homeRelay === homeRelay && node.natKind === kind && sameList(node.endpoints, endpoints)) return;
     node.endpoints = endpoints;
     node.homeRelay = homeRelay;
+    node.natKind = kind;
     this.livenessDirty.add(id);
     this.emit({ kind: 'updated', node, membership: false, self: false, live: 'endpoints' });
   }
@@ -425,14 +431,14 @@ export class NodeRegistry {
     }
   }
 
-  /** Writes the endpoints and last-seen times that changed since the last call, in one batch. */
+  /** Writes the endpoints, NAT kinds and last-seen times that changed since the last call, in one batch. */
   async flushLiveness(): Promise<void> {
     // One flush at a time: an older batch committing after a newer one would bring back old values.
     if (this.livenessDirty.size === 0 || this.flushing) return;
     const rows: LivenessRow[] = [];
     for (const id of this.livenessDirty) {
       const n = this.nodes.get(id);
-      if (n) rows.push({ id, endpoints: n.endpoints, homeRelay: n.homeRelay, lastSeen: n.lastSeen, online: this.localOnline.has(id) });
+      if (n) rows.push({ id, endpoints: n.endpoints, homeRelay: n.homeRelay, natKind: n.natKind, lastSeen: n.lastSeen, online: this.localOnline.has(id) });
     }
     this.livenessDirty.clear();
     this.flushing = true;

@@ -164,7 +164,7 @@ export class StreamServer {
             return this.malformed(conn, `endpoints: ${(err as Error).message}`);
           }
         }
-        this.opts.registry.setEndpoints(conn.stream.nodeId, endpoints, msg.homeRelay ?? null);
+        this.opts.registry.setEndpoints(conn.stream.nodeId, endpoints, msg.homeRelay ?? null, msg.natKind);
         return;
       }
       case 'paths':

@@ -77,10 +77,29 @@ function peerLines(p: PeerStatusJson, managed: boolean): string[] {
   const latency = p.latencyMs !== null && p.latencyMs !== undefined ? `, ${p.latencyMs} ms` : '';
   lines.push(`  path: ${p.path}${via}${latency}`);
   if (p.whyNotDirect) lines.push(`  why not direct: ${p.whyNotDirect}${triedText(p.tried)}`);
+  const nat = natLine(p);
+  if (nat) lines.push(nat);
   if (!managed) lines.push(`  allowed ips: ${p.allowedIps.join(', ')}`);
   lines.push(`  latest handshake: ${ago(p.lastHandshake)}`);
   lines.push(`  transfer: ${bytes(p.rxBytes)} received, ${bytes(p.txBytes)} sent`);
   return lines;
+}
+
+const natName = (k: string | null): string => (k === null ? 'unknown' : k === 'none' ? 'no NAT' : k === 'udp-blocked' ? 'UDP blocked' : k.replace(/-/g, ' ').replace('port restricted', 'port-restricted'));
+
+/** "  nat: this side symmetric, peer port-restricted cone (reported); birthday: 1 attempt, direct after 3.8 s" */
+function natLine(p: PeerStatusJson): string | null {
+  if (!p.nat) return null;
+  const { self, peer, peerSource } = p.nat;
+  const parts = [`  nat: this side ${natName(self)}, peer ${natName(peer)}${peerSource ? ` (${peerSource})` : ''}`];
+  const b = p.birthday;
+  if (b) {
+    const secs = b.ms !== undefined ? ` after ${(b.ms / 1000).toFixed(1)} s` : '';
+    const probes = b.probes !== undefined ? `, ${b.probes} ${b.role === 'hard' ? 'sockets' : 'probes'}` : '';
+    const outcome = b.outcome === 'direct' ? `direct${secs}${probes}` : b.outcome === 'gave-up' ? `gave up${secs}${probes}` : b.outcome ?? '';
+    parts.push(`birthday: ${b.attempts} attempt${b.attempts === 1 ? '' : 's'}${outcome ? `, ${outcome}` : ''}${b.role ? ` (${b.role} side)` : ''}`);
+  }
+  return parts.join('; ');
 }
 
 /** "; tried 3 candidates, 12 pings, 0 pongs" (status keeps it to the one line). */

@@ -6,7 +6,7 @@
 import WebSocket from 'ws';
 import type { NoiseChannel } from '../../proto/control/noise-channel.js';
 import {
-  SERVER_CAPABILITIES, STREAM_CAPABILITIES, ServerStreamMessage, type ClientStreamMessage, type Netmap, type NetmapDelta, type StreamPaths,
+  SERVER_CAPABILITIES, STREAM_CAPABILITIES, ServerStreamMessage, type ClientStreamMessage, type NatKind, type Netmap, type NetmapDelta, type StreamPaths,
 } from '../../proto/control/schemas.js';
 import { decodeKey } from '../../proto/wireguard/keys.js';
 import { Backoff, type BackoffOptions } from './backoff.js';
@@ -41,6 +41,8 @@ export interface ControlStreamOptions {
   endpoints: () => string[];
   /** The home relay to report with the endpoints (null: none). */
   homeRelay?: () => string | null;
+  /** This node's NAT kind to report with the endpoints (null: unknown), to coordinators that take it. */
+  natKind?: () => NatKind | null;
   /** A full netmap: it replaces whatever the agent held. */
   onNetmap: (netmap: Netmap) => void;
   /** A delta on top of the last netmap of the same connection. */
@@ -169,14 +171,17 @@ export class ControlStream {
     return this.takesPathReports && this.send(msg);
   }
 
-  /** Reports the endpoints again if they changed since the last report. */
+  /** Reports the endpoints (home relay, NAT kind) again if they changed since the last report. */
   refreshEndpoints(): void {
     if (!this.gotNetmap) return;
     const eps = this.opts.endpoints();
     const homeRelay = this.opts.homeRelay?.() ?? null;
-    const text = `${eps.join(',')} ${homeRelay ?? ''}`;
+    // StreamEndpoints is strict: a coordinator older than 'nat-kind' would refuse the extra key.
+    const natKind = this.serverCaps.includes(SERVER_CAPABILITIES.natKind) ? this.opts.natKind?.() : undefined;
+    const text = `${eps.join(',')} ${homeRelay ?? ''} ${natKind ?? ''}`;
     if (text === this.reportedEndpoints) return;
-    if (this.send({ type: 'endpoints', endpoints: eps, homeRelay })) this.reportedEndpoints = text;
+    const msg: ClientStreamMessage = { type: 'endpoints', endpoints: eps, homeRelay, ...(natKind !== undefined ? { natKind } : {}) };
+    if (this.send(msg)) this.reportedEndpoints = text;
   }
 
   private connect(): void {

@@ -499,6 +499,7 @@ export class ManagedAgent {
     const report: NetcheckReport = { ...run, portmap };
     this.lastNetcheck = report;
     if (this.live === live) live.magic.setNetcheck(natTypeOf(report), report.udp);
+    this.stream?.refreshEndpoints(); // the NAT kind goes with the endpoints, changed or not
     return report;
   }
 
@@ -531,6 +532,7 @@ export class ManagedAgent {
       onNextKey: (next) => this.pinNextKey(next),
       endpoints: () => this.endpoints(),
       homeRelay: () => this.live?.magic.homeRelay ?? null,
+      natKind: () => (this.lastNetcheck ? natTypeOf(this.lastNetcheck)?.kind ?? null : null),
       onNetmap: (n) => this.onNetmap(n),
       onDelta: (d) => this.onDelta(d),
       onConnectedChange: (c) => {

@@ -47,6 +47,7 @@ export class NetmapView {
       const next: Peer = { ...old };
       if (patch.endpoints !== undefined) next.endpoints = patch.endpoints;
       if (patch.homeRelay !== undefined) next.homeRelay = patch.homeRelay;
+      if (patch.natKind !== undefined) next.natKind = patch.natKind;
       if (patch.online !== undefined) next.online = patch.online;
       if (patch.lastSeen !== undefined) next.lastSeen = patch.lastSeen;
       upsert(next);

@@ -10,6 +10,7 @@
 // pong opens the easy NAT's filter the other way. With N mappings among P usable ports, k probes
 // hit at least once with probability 1 - (1 - N/P)^k; see docs/traversal.md for the numbers.
 import type { BirthdayNat } from '../../proto/disco/messages.js';
+import type { NatKind } from '../../proto/control/schemas.js';
 
 /** Sockets the hard side opens. */
 export const BIRTHDAY_SOCKETS = 256;
@@ -42,6 +43,16 @@ export function birthdayRole(ours: BirthdayNat, theirs: BirthdayNat): BirthdayRo
 export function natKindOf(mapping: string | null | undefined): BirthdayNat {
   if (mapping === 'endpoint-independent') return 'easy';
   if (mapping === 'address-dependent' || mapping === 'address-and-port-dependent') return 'hard';
+  return 'unknown';
+}
+
+/**
+ * A peer's NAT kind as birthday probing sees it, for a peer that sent no offer yet (its reported
+ * or inferred kind): symmetric is hard, a cone easy; no NAT, UDP blocked or unknown say nothing.
+ */
+export function birthdayNatOfKind(kind: NatKind | null): BirthdayNat {
+  if (kind === 'symmetric') return 'hard';
+  if (kind === 'full-cone' || kind === 'restricted-cone' || kind === 'port-restricted-cone' || kind === 'cone') return 'easy';
   return 'unknown';
 }
 

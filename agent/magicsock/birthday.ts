@@ -19,7 +19,7 @@ import dgram from 'node:dgram';
 import type { Logger } from 'pino';
 import type { BirthdayNat, DiscoEndpoint, DiscoMessage } from '../../proto/disco/messages.js';
 import {
-  BIRTHDAY_SOCKETS, BirthdayGate, HARD_SIDE_HOLD_MS, PUNCH_GRACE_MS, SprayPlan, birthdayRole,
+  BIRTHDAY_SOCKETS, BirthdayGate, HARD_SIDE_HOLD_MS, PUNCH_GRACE_MS, SprayPlan, birthdayNatOfKind, birthdayRole, type BirthdayRole,
 } from './birthday-plan.js';
 import { addrKind, birthdayAddr, birthdaySocketId, discoToPacked } from './path-addr.js';
 import type { DiscoPeer } from './disco-peer.js';
@@ -73,12 +73,24 @@ export interface BirthdayStatus {
   lastSuccessMs: number | null;
 }
 
+/** One peer's birthday probing as `status --json` shows it: attempts, and how the last one went. */
+export interface PeerBirthdayJson {
+  attempts: number;
+  role: BirthdayRole | null;
+  outcome: 'direct' | 'gave-up' | 'running' | null;
+  /** The last finished attempt's duration, and its packets (easy side: probes sprayed; hard side: sockets opened). */
+  ms?: number;
+  probes?: number;
+}
+
 interface HardRun {
   round: number;
   startedAt: number;
   sockets: Map<number, dgram.Socket>;
   /** The socket the confirmed path runs through, once known. */
   kept: number | null;
+  /** Sockets this run opened (its packets: one ping each). */
+  opened: number;
   timer: NodeJS.Timeout | undefined;
 }
 
@@ -98,6 +110,8 @@ interface PeerState {
   remotePublic: DiscoEndpoint | null;
   hard: HardRun | null;
   easy: EasyRun | null;
+  /** What status shows (PeerBirthdayJson). */
+  last: PeerBirthdayJson;
 }
 
 export class Birthday {
@@ -116,6 +130,12 @@ export class Birthday {
 
   status(): BirthdayStatus {
     return { ...this.stats, socketsOpen: this.sockets.size, active: this.gate.active };
+  }
+
+  /** The peer's attempts and the last one's outcome; null when it never had one. */
+  peerStatus(p: DiscoPeer): PeerBirthdayJson | null {
+    const st = this.peers.get(p);
+    return st && st.last.attempts > 0 ? { ...st.last } : null;
   }
 
   /** MagicBind.sideSend: a packet to a birthday address leaves through its socket. */
@@ -152,7 +172,9 @@ export class Birthday {
     if (ours !== 'hard' && ours !== 'easy') return;
     if (st.hard || st.easy || now < this.gate.notBefore(key(p)) || now - st.lastOfferAt < OFFER_GAP_MS) return;
     // A peer that told us its kind and cannot pair with ours is not asked again and again.
-    if (st.remoteNat !== 'unknown' && birthdayRole(ours, st.remoteNat) === null) return;
+    // Before its offer, the peer's reported (else inferred) NAT kind says whether to offer at all.
+    const theirs = st.remoteNat !== 'unknown' ? st.remoteNat : birthdayNatOfKind(p.nat().kind);
+    if (theirs !== 'unknown' && birthdayRole(ours, theirs) === null) return;
     this.offer(p, st, now, (Math.random() * 0xffffffff) >>> 0);
   }
 
@@ -221,7 +243,8 @@ export class Birthday {
     if (!pub) { this.gate.finish(key(p), false, now); return; }
     this.stats.attempts++;
     this.stats.hardAttempts++;
-    const run: HardRun = { round, startedAt: now, sockets: new Map(), kept: null, timer: undefined };
+    st.last = { attempts: st.last.attempts + 1, role: 'hard', outcome: 'running' };
+    const run: HardRun = { round, startedAt: now, sockets: new Map(), kept: null, opened: 0, timer: undefined };
     st.hard = run;
     const ip = `${to[4]}.${to[5]}.${to[6]}.${to[7]}`;
     const port = (to[2]! << 8) | to[3]!;
@@ -233,6 +256,7 @@ export class Birthday {
       run.sockets.set(id, socket);
       this.sockets.set(id, { peer: p, socket });
       this.stats.socketsOpened++;
+      run.opened++;
       socket.on('error', () => this.closeSocket(run, id));
       socket.on('message', (data, rinfo) => {
         const parts = rinfo.address.split('.').map(Number);
@@ -258,6 +282,7 @@ export class Birthday {
     if (!to || to[0] !== 4 || !this.gate.tryStart(key(p), now)) return;
     this.stats.attempts++;
     this.stats.easyAttempts++;
+    st.last = { attempts: st.last.attempts + 1, role: 'easy', outcome: 'running' };
     const run: EasyRun = { round, startedAt: now, plan: new SprayPlan(now), ip: to.slice(4, 8), timer: undefined };
     st.easy = run;
     this.host.log.info(`${p.name}: birthday probing as the easy side: spraying ${to[4]}.${to[5]}.${to[6]}.${to[7]}`);
@@ -286,6 +311,7 @@ export class Birthday {
     clearTimeout(run.timer);
     st.easy = null;
     this.gate.finish(key(p), outcome !== 'gave-up', now);
+    st.last = { ...st.last, outcome: outcome === 'gave-up' ? 'gave-up' : 'direct', ms: Math.round(now - run.startedAt), probes: run.plan.sent };
     if (outcome === 'moot') return;
     if (outcome === 'hit') {
       this.stats.successes++;
@@ -306,7 +332,11 @@ export class Birthday {
     if (!run) return;
     if (addrKind(direct) !== 'birthday') {
       // Direct some other way: an attempt still looking ends; a kept socket goes once idle.
-      if (run.kept === null) { this.endHard(p, st, false, now, false); this.gate.finish(key(p), true, now); } else this.closeIdleKept(p, st, now);
+      if (run.kept === null) {
+        st.last = { ...st.last, outcome: 'direct', ms: Math.round(now - run.startedAt), probes: run.opened };
+        this.endHard(p, st, false, now, false);
+        this.gate.finish(key(p), true, now);
+      } else this.closeIdleKept(p, st, now);
       return;
     }
     const id = birthdaySocketId(direct);
@@ -317,6 +347,7 @@ export class Birthday {
     for (const other of [...run.sockets.keys()]) if (other !== id) this.closeSocket(run, other);
     clearTimeout(run.timer);
     if (first) {
+      st.last = { ...st.last, outcome: 'direct', ms: Math.round(now - run.startedAt), probes: run.opened };
       this.gate.finish(key(p), true, now);
       this.stats.successes++;
       this.stats.lastSuccessMs = Math.round(now - run.startedAt);
@@ -339,6 +370,7 @@ export class Birthday {
     for (const id of [...run.sockets.keys()]) this.closeSocket(run, id);
     st.hard = null;
     if (run.kept === null && counts) {
+      st.last = { ...st.last, outcome: 'gave-up', ms: Math.round(now - run.startedAt), probes: run.opened };
       this.gate.finish(key(p), ok, now);
       this.stats.failures++;
       this.host.log.info(`${p.name}: birthday probing (hard side) found no path`);
@@ -356,7 +388,10 @@ export class Birthday {
   private state(p: DiscoPeer): PeerState {
     let st = this.peers.get(p);
     if (!st) {
-      st = { stuckSince: 0, lastOfferAt: -Infinity, round: 0, remoteNat: 'unknown', remotePublic: null, hard: null, easy: null };
+      st = {
+        stuckSince: 0, lastOfferAt: -Infinity, round: 0, remoteNat: 'unknown', remotePublic: null, hard: null, easy: null,
+        last: { attempts: 0, role: null, outcome: null },
+      };
       this.peers.set(p, st);
     }
     return st;

@@ -33,6 +33,8 @@ export class DiscoPeer {
   online = true;
   /** The peer's NAT as its pings showed it (null: unknown). */
   peerNat: NatKind | null = null;
+  /** The peer's NAT as it reported it to the coordinator (its netmap record; null: not reported). */
+  reportedNat: NatKind | null = null;
 
   constructor(
     readonly id: number,
@@ -64,6 +66,13 @@ export class DiscoPeer {
       if (c.text.slice(0, c.text.lastIndexOf(':')) === ip) sameIp = true;
     }
     if (sameIp) this.peerNat = 'symmetric';
+  }
+
+  /** The peer's NAT for decisions and "why not direct": what it reported, else what its pings showed. */
+  nat(): { kind: NatKind | null; source: 'reported' | 'inferred' | null } {
+    if (this.reportedNat !== null) return { kind: this.reportedNat, source: 'reported' };
+    if (this.peerNat !== null) return { kind: this.peerNat, source: 'inferred' };
+    return { kind: null, source: null };
   }
 
   setDiscoKey(discoKey: Uint8Array, discoSecret: Uint8Array): void {

@@ -29,9 +29,9 @@ import { candidateRefusal, readLocalAddresses, type CandidateRefusal, type Local
 import { PongLimiter } from './pong-limiter.js';
 import { nextTickDelay, TICK_MS } from './tick-schedule.js';
 import { Portmapper, type PortmapperOptions } from '../portmap/portmapper.js';
-import type { NatType } from '../netcheck/nat-type.js';
+import type { NatKind, NatType } from '../netcheck/nat-type.js';
 import { whyNotDirect } from './why-not-direct.js';
-import { Birthday } from './birthday.js';
+import { Birthday, type PeerBirthdayJson } from './birthday.js';
 import type { BirthdayNat } from '../../proto/disco/messages.js';
 
 const PING_TIMEOUT_MS = 5000;
@@ -85,6 +85,8 @@ export interface PeerSpec {
   name: string;
   endpoints: string[];
   homeRelay: string | null;
+  /** The NAT the peer reported (absent or null: not reported). */
+  natKind?: NatKind | null | undefined;
   /** The coordinator sees the peer's stream open (absent: assumed online). */
   online?: boolean;
 }
@@ -100,6 +102,16 @@ export interface PeerPathStatus {
   tried: { candidates: number; pingsSent: number; pongsReceived: number };
   /** Seconds since traffic or disco last went to or came from the peer. */
   idleSeconds: number;
+  /** Both NAT kinds: ours from netcheck, the peer's as it reported it, else as its pings showed it. */
+  nat: PeerNatJson;
+  /** Birthday probing toward the peer (null: never tried). */
+  birthday: PeerBirthdayJson | null;
+}
+
+export interface PeerNatJson {
+  self: NatKind | null;
+  peer: NatKind | null;
+  peerSource: 'reported' | 'inferred' | null;
 }
 
 /** One row of the path table the agent reports to the coordinator (StreamPaths). */
@@ -303,6 +315,7 @@ export class MagicSocket implements DeviceTransport, PathOwner {
       }
       p.name = s.name;
       p.homeRelay = s.homeRelay;
+      p.reportedNat = s.natKind ?? null;
       p.online = s.online ?? true;
       const eps: { text: string; packed: Uint8Array }[] = [];
       const refused: string[] = [];
@@ -352,7 +365,9 @@ export class MagicSocket implements DeviceTransport, PathOwner {
     const relay = this.relayFor(p);
     const tried = { candidates: path.candidates.size, pingsSent: path.pingsSent, pongsReceived: path.pongsReceived };
     const idleSeconds = Math.round(Math.max(0, now - Math.max(path.lastActiveAt, p.addedAt)) / 1000);
-    let s: Omit<PeerPathStatus, 'whyNotDirect' | 'tried' | 'idleSeconds'>;
+    const peerNat = p.nat();
+    const nat: PeerNatJson = { self: this.nat?.kind ?? null, peer: peerNat.kind, peerSource: peerNat.source };
+    let s: Omit<PeerPathStatus, 'whyNotDirect' | 'tried' | 'idleSeconds' | 'nat' | 'birthday'>;
     if (best) s = { path: 'direct', endpoint: best.text, relay: p.homeRelay, latencyMs: round(best.latencyMs) };
     else if (relay && p.wg.endpoint && addrKind(p.wg.endpoint) === 'relay') s = { path: 'relay', endpoint: firstText(p), relay, latencyMs: round(path.relayLatencyMs) };
     else {
@@ -362,14 +377,14 @@ export class MagicSocket implements DeviceTransport, PathOwner {
       s = { path: 'none', endpoint: ep ? packedText(ep) : null, relay: p.homeRelay, latencyMs: null };
     }
     const why = s.path === 'direct' ? null : whyNotDirect({
-      path: s.path, forceRelay: this.opts.forceRelay === true, udpBlocked: this.udpBlocked(), selfNat: this.nat?.kind ?? null, peerNat: p.peerNat,
+      path: s.path, forceRelay: this.opts.forceRelay === true, udpBlocked: this.udpBlocked(), selfNat: nat.self, peerNat: nat.peer,
       candidates: path.candidates.size, refused: p.netmapRefused, netmapEndpoints: p.netmapEndpoints,
       pingsSent: path.pingsSent, pongsReceived: path.pongsReceived,
       unansweredMs: path.unansweredSince === 0 ? null : now - path.unansweredSince,
       lostAgoMs: path.lostAt === 0 ? null : now - path.lostAt,
       relay, relayDown: relay !== null && this.relays.down(relay), active: path.active(now), peerOnline: p.online,
     });
-    return { ...s, whyNotDirect: why, tried, idleSeconds };
+    return { ...s, whyNotDirect: why, tried, idleSeconds, nat, birthday: this.birthday.peerStatus(p) };
   }
 
   /** No STUN server answers over UDP: netcheck said so, or endpoint discovery never got an answer. */

@@ -1,8 +1,9 @@
 // A netcheck report's NAT behaviour in the classic names (RFC 3489's cone/symmetric table), for
 // people and for "why not direct": "port-restricted cone", "symmetric", "no NAT", "UDP blocked".
+import type { NatKind } from '../../proto/control/schemas.js';
 import type { NetcheckReport } from './report.js';
 
-export type NatKind = 'udp-blocked' | 'none' | 'full-cone' | 'restricted-cone' | 'port-restricted-cone' | 'cone' | 'symmetric';
+export type { NatKind };
 
 export interface NatType {
   kind: NatKind;

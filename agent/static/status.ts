@@ -4,6 +4,8 @@ import type { DropCounters, HandshakeCounters } from '../wireguard/counters.js';
 import type { RoutingStatusJson } from '../daemon/node-routing.js';
 import type { DnsStatusJson } from '../dns/magic-dns.js';
 import type { PortmapStatusJson } from '../portmap/portmapper.js';
+import type { PeerNatJson } from '../magicsock/magic-socket.js';
+import type { PeerBirthdayJson } from '../magicsock/birthday.js';
 
 export interface PeerStatusJson {
   name: string | null;
@@ -27,6 +29,10 @@ export interface PeerStatusJson {
   tried?: { candidates: number; pingsSent: number; pongsReceived: number };
   /** Seconds since traffic or disco last went to or came from the peer. */
   idleSeconds?: number;
+  /** Managed mode while up: both NAT kinds (the peer's as it reported it, else as its pings showed it). */
+  nat?: PeerNatJson;
+  /** Managed mode while up: birthday probing toward the peer (null: never tried). */
+  birthday?: PeerBirthdayJson | null;
 }
 
 export interface IoCountersJson {

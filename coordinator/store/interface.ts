@@ -5,6 +5,7 @@
 // Several coordinators may share one PostgreSQL database, so the facts that must be unique are
 // enforced by the database, not by memory: a single-use key counts one use at most
 // (AuthKeyUsedError), ids, node keys, names and addresses are unique (IdentityTakenError).
+import type { NatKind } from '../../proto/control/schemas.js';
 
 /** A node as stored. Times are milliseconds since the epoch. */
 export interface NodeRow {
@@ -30,9 +31,11 @@ export interface NodeRow {
   /** What the agent said at its last registration about its OS and pinhole version (null: not said). */
   os: string | null;
   version: string | null;
-  /** Last known endpoints, home relay and last-seen time (written lazily, in batches). */
+  /** Last known endpoints, home relay, NAT kind and last-seen time (written lazily, in batches). */
   endpoints: string[];
   homeRelay: string | null;
+  /** The NAT the node reported with its endpoints (null: not reported). */
+  natKind: NatKind | null;
   lastSeen: number | null;
 }
 
@@ -69,6 +72,7 @@ export interface LivenessRow {
   id: number;
   endpoints: string[];
   homeRelay: string | null;
+  natKind: NatKind | null;
   lastSeen: number | null;
   /** Whether this coordinator holds the node's stream (undefined: leave what is stored; PostgreSQL only). */
   online?: boolean;

@@ -78,6 +78,11 @@ export const MIGRATIONS: readonly Migration[] = [
     name: 'replica change feed (PostgreSQL only)',
     sql: 'SELECT 1;',
   },
+  {
+    version: 5,
+    name: 'NAT kind the agent reports with its endpoints',
+    sql: 'ALTER TABLE nodes ADD COLUMN nat_kind TEXT;',
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

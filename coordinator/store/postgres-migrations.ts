@@ -102,4 +102,9 @@ export const POSTGRES_MIGRATIONS: readonly Migration[] = [
       ALTER TABLE nodes ADD COLUMN online_by TEXT;
     `,
   },
+  {
+    version: 5,
+    name: 'NAT kind the agent reports with its endpoints',
+    sql: 'ALTER TABLE nodes ADD COLUMN nat_kind TEXT;',
+  },
 ];

@@ -6,6 +6,7 @@
 import pg from 'pg';
 import { SCHEMA_VERSION } from './migrations.js';
 import { POSTGRES_MIGRATIONS } from './postgres-migrations.js';
+import { natKindFromDb } from './nat-kind-column.js';
 import { DatabaseOpenError, SchemaTooNewError } from './errors.js';
 import type { PostgresTarget } from './database-url.js';
 import { appendChange, DB_NOW_MS, newReplicaId, PostgresChangeFeed, type ChangeSet } from './postgres-feed.js';
@@ -46,9 +47,9 @@ const MAX_ATTEMPTS = 3;
 const NODE_COLUMNS = [
   'id', 'node_key', 'disco_key', 'hostname', 'name', 'ipv4', 'ipv6', 'created_at', 'key_expires_at', 'ephemeral',
   'tags', 'user_name', 'auth_key_id', 'advertised_routes', 'advertised_exit_node', 'approved_routes', 'endpoints', 'home_relay', 'last_seen',
-  'os', 'agent_version',
+  'os', 'agent_version', 'nat_kind',
 ];
-const LIVENESS_COLUMNS = new Set(['endpoints', 'home_relay', 'last_seen']);
+const LIVENESS_COLUMNS = new Set(['endpoints', 'home_relay', 'last_seen', 'nat_kind']);
 const NODE_VALUES = NODE_COLUMNS.map((_, i) => `$${i + 1}`).join(', ');
 // As in sqlite.ts: a re-registration keeps the liveness columns; an id held by another node key
 // is left alone (no row: IdentityTakenError).
@@ -73,7 +74,7 @@ function nodeParams(n: NodeRow): unknown[] {
   return [
     n.id, n.nodeKey, n.discoKey, n.hostname, n.name, n.ipv4, n.ipv6, n.createdAt, n.keyExpiresAt, n.ephemeral,
     JSON.stringify(n.tags), n.user, n.authKeyId, JSON.stringify(n.advertisedRoutes), n.advertisedExitNode,
-    JSON.stringify(n.approvedRoutes), JSON.stringify(n.endpoints), n.homeRelay, n.lastSeen, n.os, n.version,
+    JSON.stringify(n.approvedRoutes), JSON.stringify(n.endpoints), n.homeRelay, n.lastSeen, n.os, n.version, n.natKind,
   ];
 }
 
@@ -93,7 +94,7 @@ function nodeFromDb(r: Row): NodeRow {
     ephemeral: r.ephemeral as boolean, tags: strings(r.tags), user: r.user_name as string | null, authKeyId: numOrNull(r.auth_key_id),
     advertisedRoutes: strings(r.advertised_routes), advertisedExitNode: r.advertised_exit_node as boolean, approvedRoutes: strings(r.approved_routes),
     endpoints: strings(r.endpoints), homeRelay: r.home_relay as string | null, lastSeen: numOrNull(r.last_seen),
-    os: r.os as string | null, version: r.agent_version as string | null,
+    os: r.os as string | null, version: r.agent_version as string | null, natKind: natKindFromDb(r.nat_kind),
   };
 }
 
@@ -342,11 +343,11 @@ export class PostgresStore implements ControlStore {
     // One transaction and one change for the whole batch.
     return this.write(async (c) => {
       const { rows: changed } = await c.query<{ id: string }>(
-        'UPDATE nodes SET endpoints = v.endpoints, home_relay = v.home_relay, last_seen = v.last_seen, ' +
+        'UPDATE nodes SET endpoints = v.endpoints, home_relay = v.home_relay, nat_kind = v.nat_kind, last_seen = v.last_seen, ' +
         'online_by = CASE WHEN v.online IS NULL THEN nodes.online_by WHEN v.online THEN $5 WHEN nodes.online_by = $5 THEN NULL ELSE nodes.online_by END ' +
-        'FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $6::boolean[]) AS v(id, endpoints, home_relay, last_seen, online) WHERE nodes.id = v.id RETURNING nodes.id',
+        'FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $6::boolean[], $7::text[]) AS v(id, endpoints, home_relay, last_seen, online, nat_kind) WHERE nodes.id = v.id RETURNING nodes.id',
         [sorted.map((r) => r.id), sorted.map((r) => JSON.stringify(r.endpoints)), sorted.map((r) => r.homeRelay), sorted.map((r) => r.lastSeen),
-          this.replica, sorted.map((r) => r.online ?? null)],
+          this.replica, sorted.map((r) => r.online ?? null), sorted.map((r) => r.natKind)],
       );
       return { nodeIds: changed.map((r) => Number(r.id)) };
     });

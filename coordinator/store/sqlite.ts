@@ -7,6 +7,7 @@ import sqlite3 from 'sqlite3';
 import { DatabaseOpenError, SchemaTooNewError } from './errors.js';
 import { MIGRATIONS, SCHEMA_VERSION } from './migrations.js';
 import { AuthKeyUsedError, IdentityTakenError } from './interface.js';
+import { natKindFromDb } from './nat-kind-column.js';
 import type { AuthKeyRow, ControlStore, LivenessRow, NodeRow, PolicyRow, RouteApprovalRow, StoreSnapshot, TakenIdentities } from './interface.js';
 
 
@@ -17,6 +18,7 @@ interface NodeDbRow {
   created_at: number; key_expires_at: number | null; ephemeral: number; tags: string; user_name: string | null; auth_key_id: number | null;
   advertised_routes: string; advertised_exit_node: number; approved_routes: string;
   endpoints: string; home_relay: string | null; last_seen: number | null; os: string | null; agent_version: string | null;
+  nat_kind: string | null;
 }
 
 interface AuthKeyDbRow {
@@ -27,9 +29,9 @@ interface AuthKeyDbRow {
 const NODE_COLUMNS = [
   'id', 'node_key', 'disco_key', 'hostname', 'name', 'ipv4', 'ipv6', 'created_at', 'key_expires_at', 'ephemeral',
   'tags', 'user_name', 'auth_key_id', 'advertised_routes', 'advertised_exit_node', 'approved_routes', 'endpoints', 'home_relay', 'last_seen',
-  'os', 'agent_version',
+  'os', 'agent_version', 'nat_kind',
 ];
-const LIVENESS_COLUMNS = new Set(['endpoints', 'home_relay', 'last_seen']);
+const LIVENESS_COLUMNS = new Set(['endpoints', 'home_relay', 'last_seen', 'nat_kind']);
 // A re-registration replaces what the node declared, never the liveness columns written meanwhile;
 // an id held by another node key is left alone (no row changes: IdentityTakenError).
 const UPSERT_NODE =
@@ -51,7 +53,7 @@ function nodeParams(n: NodeRow): Params {
   return [
     n.id, n.nodeKey, n.discoKey, n.hostname, n.name, n.ipv4, n.ipv6, n.createdAt, n.keyExpiresAt, n.ephemeral ? 1 : 0,
     JSON.stringify(n.tags), n.user, n.authKeyId, JSON.stringify(n.advertisedRoutes), n.advertisedExitNode ? 1 : 0,
-    JSON.stringify(n.approvedRoutes), JSON.stringify(n.endpoints), n.homeRelay, n.lastSeen, n.os, n.version,
+    JSON.stringify(n.approvedRoutes), JSON.stringify(n.endpoints), n.homeRelay, n.lastSeen, n.os, n.version, n.natKind,
   ];
 }
 
@@ -62,6 +64,7 @@ function nodeFromDb(r: NodeDbRow): NodeRow {
     user: r.user_name, authKeyId: r.auth_key_id, advertisedRoutes: JSON.parse(r.advertised_routes) as string[],
     advertisedExitNode: r.advertised_exit_node === 1, approvedRoutes: JSON.parse(r.approved_routes) as string[],
     endpoints: JSON.parse(r.endpoints) as string[], homeRelay: r.home_relay, lastSeen: r.last_seen, os: r.os, version: r.agent_version,
+    natKind: natKindFromDb(r.nat_kind),
   };
 }
 
@@ -312,8 +315,8 @@ export class SqliteStore implements ControlStore {
   saveLiveness(rows: LivenessRow[]): Promise<void> {
     if (rows.length === 0) return Promise.resolve();
     return this.transaction(() => this.runMany(
-      'UPDATE nodes SET endpoints = ?, home_relay = ?, last_seen = ? WHERE id = ?',
-      rows.map((r) => [JSON.stringify(r.endpoints), r.homeRelay, r.lastSeen, r.id]),
+      'UPDATE nodes SET endpoints = ?, home_relay = ?, nat_kind = ?, last_seen = ? WHERE id = ?',
+      rows.map((r) => [JSON.stringify(r.endpoints), r.homeRelay, r.natKind, r.lastSeen, r.id]),
     ));
   }
 

@@ -82,6 +82,15 @@ export type DeregisterRequest = z.infer<typeof DeregisterRequest>;
 export const DeregisterResponse = z.object({ deregistered: NodeId });
 export type DeregisterResponse = z.infer<typeof DeregisterResponse>;
 
+/**
+ * A node's NAT in the classic names (RFC 3489's cone/symmetric table), as its netcheck showed it:
+ * 'cone' is endpoint-independent mapping with filtering unknown. The agent reports it with its
+ * endpoints; peers use it for "why not direct" and birthday probing.
+ */
+export const NAT_KINDS = ['udp-blocked', 'none', 'full-cone', 'restricted-cone', 'port-restricted-cone', 'cone', 'symmetric'] as const;
+export const NatKind = z.enum(NAT_KINDS);
+export type NatKind = z.infer<typeof NatKind>;
+
 /** A peer as a node sees it in its netmap. */
 export const Peer = z.object({
   id: NodeId,
@@ -92,6 +101,8 @@ export const Peer = z.object({
   ipv6: z.string(),
   endpoints: z.array(Endpoint),
   homeRelay: z.string().nullable(),
+  /** The peer's NAT as it reported it (null: not reported; absent from coordinators older than the field). */
+  natKind: NatKind.nullable().optional(),
   online: z.boolean(),
   lastSeen: z.string().nullable(),
   /** Approved subnet routes (and 0.0.0.0/0 + ::/0 for an approved exit node). */
@@ -154,6 +165,7 @@ export const PeerPatch = z.object({
   id: NodeId,
   endpoints: z.array(Endpoint).optional(),
   homeRelay: z.string().nullable().optional(),
+  natKind: NatKind.nullable().optional(),
   online: z.boolean().optional(),
   lastSeen: z.string().nullable().optional(),
 });
@@ -191,6 +203,8 @@ export const STREAM_CAPABILITIES = {
 } as const;
 export const StreamEndpoints = z.object({
   type: z.literal('endpoints'), endpoints: z.array(Endpoint).max(32), homeRelay: z.string().max(64).nullable().optional(),
+  /** This node's NAT from its last netcheck (null: unknown); only to coordinators listing 'nat-kind' (the schema is strict). */
+  natKind: NatKind.nullable().optional(),
 }).strict();
 export const StreamPing = z.object({ type: z.literal('ping'), t: z.number() }).strict();
 
@@ -198,6 +212,8 @@ export const StreamPing = z.object({ type: z.literal('ping'), t: z.number() }).s
 export const SERVER_CAPABILITIES = {
   /** The agent may send {type:'paths'} reports (its path table, for the console's live mesh). */
   pathReports: 'path-reports',
+  /** The agent may send natKind with its endpoints; peers get it in their netmaps. */
+  natKind: 'nat-kind',
 } as const;
 
 export const PATH_KINDS = ['direct', 'relay', 'none'] as const;

@@ -14,16 +14,17 @@ import { invariant, rejects, type FuzzTarget } from './target.js';
 const KEY = 'AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=';
 const peer = {
   id: 2, name: 'bob', nodeKey: KEY, discoKey: KEY, ipv4: '100.64.0.2', ipv6: 'fd7a:1e57:9a3c::6440:2', endpoints: ['203.0.113.7:41641', '[2001:db8::7]:41641'],
-  homeRelay: 'lab', online: true, lastSeen: null, routes: ['198.18.5.0/24'], exitNode: false, tags: ['tag:server'],
+  homeRelay: 'lab', natKind: 'port-restricted-cone', online: true, lastSeen: null, routes: ['198.18.5.0/24'], exitNode: false, tags: ['tag:server'],
 };
 const self = { id: 1, name: 'alice', nodeKey: KEY, ipv4: '100.64.0.1', ipv6: 'fd7a:1e57:9a3c::6440:1', keyExpiresAt: null, tags: [], routes: ['0.0.0.0/0'] };
 const filter = [{ srcIps: ['100.64.0.2'], dst: [{ cidr: '100.64.0.1/32', ports: '22,80-90' }], protocols: [6] }];
 const SAMPLES: unknown[] = [
   { type: 'netmap', seq: 0, self, peers: [peer, { ...peer, id: 3 }], packetFilter: filter, relays: [{ name: 'lab', url: 'ws://203.0.113.10:443/relay', stun: ['203.0.113.10:3478'] }] },
-  { type: 'delta', seq: 4, upserts: [peer], patches: [{ id: 2, endpoints: ['198.51.100.1:1'], online: false }], removals: [3], packetFilter: null },
+  { type: 'delta', seq: 4, upserts: [peer], patches: [{ id: 2, endpoints: ['198.51.100.1:1'], natKind: 'symmetric', online: false }], removals: [3], packetFilter: null },
   { type: 'challenge', challenge: 'c'.repeat(32), serverKey: KEY },
   { type: 'hello', nodeKey: KEY, challenge: 'c'.repeat(32), proof: 'p'.repeat(22), lastSeq: 3, capabilities: ['peer-patches'] },
   { type: 'endpoints', endpoints: ['203.0.113.7:41641'] },
+  { type: 'endpoints', endpoints: ['203.0.113.7:41641'], homeRelay: 'lab', natKind: 'symmetric' },
   { type: 'ping', t: 1 },
   { authKey: 'phk_abc', nodeKey: KEY, discoKey: KEY, hostname: 'alice', challenge: 'c'.repeat(32), proof: 'p'.repeat(22), advertiseRoutes: ['198.18.0.0/24'] },
   { groups: { 'group:ops': ['alice'] }, acls: [{ action: 'accept', src: ['group:ops'], dst: ['tag:server:22,443'] }] },

@@ -18,7 +18,7 @@ function node(id: number, over: Partial<NodeRow> = {}): NodeRow {
     id, nodeKey: `nodekey-${id}`, discoKey: `disco-${id}`, hostname: `host${id}`, name: `host${id}`,
     ipv4: `100.64.0.${id}`, ipv6: `fd7a:1e57:9a3c::6440:${id}`, createdAt: T0 + id, keyExpiresAt: T0 + 1000, ephemeral: false,
     tags: ['tag:ci'], user: 'ops@example.com', authKeyId: 1, advertisedRoutes: ['198.18.5.0/24'], advertisedExitNode: true,
-    approvedRoutes: [], endpoints: [], homeRelay: null, lastSeen: null, os: 'linux debian 12', version: '0.1.0', ...over,
+    approvedRoutes: [], endpoints: [], homeRelay: null, natKind: null, lastSeen: null, os: 'linux debian 12', version: '0.1.0', ...over,
   };
 }
 
@@ -75,7 +75,10 @@ export async function checkStoreContract(open: () => Promise<ControlStore>): Pro
     await store.renameNode(3, 'host3');
 
     // Liveness is written in batches and survives a re-registration; routes, expiry and policy stick.
-    await store.saveLiveness([{ id: 1, endpoints: ['203.0.113.9:41641'], homeRelay: 'r1', lastSeen: T0 + 50 }, { id: 3, endpoints: [], homeRelay: null, lastSeen: T0 + 51 }]);
+    await store.saveLiveness([
+      { id: 1, endpoints: ['203.0.113.9:41641'], homeRelay: 'r1', natKind: 'symmetric', lastSeen: T0 + 50 },
+      { id: 3, endpoints: [], homeRelay: null, natKind: null, lastSeen: T0 + 51 },
+    ]);
     // A re-registration replaces OS and version (an older agent that says nothing: null).
     await store.saveRegistration(node(1, { hostname: 'renamed', name: 'renamed', discoKey: 'disco-new', os: null, version: null }), null);
     await store.setApprovedRoutes([{ id: 1, approvedRoutes: ['198.18.5.0/24'] }]);
@@ -114,7 +117,7 @@ export async function checkStoreContract(open: () => Promise<ControlStore>): Pro
     assert.equal(snap.lastNodeId, 3, 'the deleted node 3 still counts as handed out');
     assert.deepEqual(snap.nodes, [node(1, {
       hostname: 'renamed', name: 'renamed', discoKey: 'disco-new', os: null, version: null, approvedRoutes: ['198.18.5.0/24'],
-      endpoints: ['203.0.113.9:41641'], homeRelay: 'r1', lastSeen: T0 + 50,
+      endpoints: ['203.0.113.9:41641'], homeRelay: 'r1', natKind: 'symmetric', lastSeen: T0 + 50,
     })]);
     assert.deepEqual(snap.policy, { json: '{"acls":[]}', updatedAt: T0 + 60 });
     assert.equal(snap.authKeys[1]!.expiresAt, T0 + 86_400_000);

@@ -73,6 +73,24 @@ describe('birthday probing: symmetric NAT × restricted and port-restricted cone
     }
     const text = await prc.agent.cli(['status']);
     assert.match(text.stdout, /birthday probing: \d+ attempts, \d+ direct, \d+ packets sent/);
+    // Why the path is what it is, per peer: both NAT kinds (the peer's as it reported it through the
+    // coordinator after its netcheck) and this peer's birthday outcome.
+    await waitFor('each side to show the other\'s reported NAT kind', async () => {
+      [ss, sp] = await Promise.all([sym.agent.status(), prc.agent.status()]);
+      return peerOf(ss, 'prc')!.nat?.peerSource === 'reported' && peerOf(sp, 'sym')!.nat?.peerSource === 'reported';
+    }, 10_000, 200).catch(() => undefined);
+    const natAtSym = peerOf(ss, 'prc')!;
+    const natAtPrc = peerOf(sp, 'sym')!;
+    assert.deepEqual(natAtSym.nat, { self: 'symmetric', peer: 'port-restricted-cone', peerSource: 'reported' }, JSON.stringify(natAtSym));
+    assert.deepEqual(natAtPrc.nat, { self: 'port-restricted-cone', peer: 'symmetric', peerSource: 'reported' }, JSON.stringify(natAtPrc));
+    assert.equal(natAtSym.birthday?.role, 'hard', JSON.stringify(natAtSym.birthday));
+    assert.equal(natAtSym.birthday?.outcome, 'direct', JSON.stringify(natAtSym.birthday));
+    assert.equal(natAtPrc.birthday?.role, 'easy', JSON.stringify(natAtPrc.birthday));
+    assert.equal(natAtPrc.birthday?.outcome, 'direct', JSON.stringify(natAtPrc.birthday));
+    assert.ok((natAtPrc.birthday?.attempts ?? 0) >= 1 && (natAtPrc.birthday?.probes ?? 0) >= 1, JSON.stringify(natAtPrc.birthday));
+    const peerText = (await prc.agent.cli(['status'])).stdout;
+    process.stdout.write(`# prc's status for sym: ${/^ {2}nat: .*$/m.exec(peerText)?.[0]?.trim()}\n`);
+    assert.match(peerText, /^ {2}nat: this side port-restricted cone, peer symmetric \(reported\); birthday: \d+ attempts?, direct after \d+\.\d s, \d+ probes \(easy side\)$/m, peerText);
     process.stdout.write(`# sym x prc: direct after ${ms} ms; easy side sprayed ${packets} probes (${bp.lastSuccessMs} ms); hard side opened ${bs.socketsOpened} sockets\n`);
     // Still direct after heartbeats: the winning socket keeps the path alive.
     await new Promise((r) => setTimeout(r, 5000));

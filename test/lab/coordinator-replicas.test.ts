@@ -1,6 +1,7 @@
 // Coordinator replicas (docs/postgres.md): one real PostgreSQL, three coordinator processes on it
 // (A, B, C, one key), two real agents that know all three URLs. A node registered through A
-// reaches a peer streaming from B within a second; a policy set on C (and a rename) reaches the agents on A and
+// reaches a peer streaming from B within a second; the NAT kind a node reports to B reaches its
+// peer on A; a policy set on C (and a rename) reaches the agents on A and
 // B; after kill -9 of A its agent streams from another replica within 5 s while a ping across
 // never stops; after a PostgreSQL restart under a registration burst every replica applies every
 // change id, without a gap, and holds exactly the database's nodes.
@@ -16,6 +17,8 @@ import { join } from 'node:path';
 import type { CoordinatorStats } from '../../proto/control/schemas.js';
 import { ping } from '../helpers/transfer.js';
 import { startPostgres, type PostgresServer } from '../helpers/postgres-server.js';
+import { natTypeOf } from '../../agent/netcheck/nat-type.js';
+import type { NetcheckReport } from '../../agent/netcheck/report.js';
 
 const BURST = join(REPO_ROOT, 'dist', 'test', 'helpers', 'register-burst.js');
 // The burst comes from one address: lift the per-address limits that would refuse it.
@@ -87,6 +90,20 @@ describe('coordinator replicas on one PostgreSQL', { timeout: 150_000 }, () => {
     assert.deepEqual([sa.streams, sb.streams, sc.streams], [1, 1, 0], 'alpha streams from A, beta from B');
     for (const s of [sa, sb, sc]) assert.equal(s.nodes, 2);
     await waitFor('alpha to see beta online', async () => (await alpha.status()).peers.some((p) => p.name === 'beta' && p.online === true), 5000, 50);
+  });
+
+  test('the NAT kind beta reports to B reaches alpha streaming from A (liveness flush, change feed, peer patch)', async () => {
+    // This lab has no relay, so no STUN server: netcheck says UDP blocked, which is a kind like any other.
+    const nc = await beta.cli(['netcheck', '--json']);
+    assert.equal(nc.code, 0, nc.stderr);
+    const kind = natTypeOf(JSON.parse(nc.stdout) as NetcheckReport)?.kind ?? null;
+    assert.notEqual(kind, null, `netcheck tells a kind: ${nc.stdout}`);
+    await waitFor(`alpha to see beta's reported NAT kind (${kind})`, async () => {
+      const nat = (await alpha.status()).peers.find((p) => p.name === 'beta')?.nat;
+      return nat?.peer === kind && nat.peerSource === 'reported';
+    }, 10_000, 50);
+    for (const co of [a, b, c]) assert.equal((await co.nodes()).find((n) => n.name === 'beta')!.natKind, kind);
+    process.stderr.write(`# beta's NAT kind (${kind}) reported to B reached alpha on A\n`);
   });
 
   test('a policy set on C reaches the agents on A and B', async () => {

@@ -13,10 +13,14 @@ import { packedToDisco } from '../../agent/magicsock/path-addr.js';
 import { encodePackedAddr } from '../../agent/tun/packed-addr.js';
 import type { BirthdayNat } from '../../proto/disco/messages.js';
 import type { DiscoPeer } from '../../agent/magicsock/disco-peer.js';
+import type { NatKind } from '../../proto/control/schemas.js';
 
 const log = pino({ level: 'silent' });
-const peerA = { name: 'a', nodeKeyB64: 'A' } as DiscoPeer; // how B sees A
-const peerB = { name: 'b', nodeKeyB64: 'B' } as DiscoPeer; // how A sees B
+/** A peer as the orchestrator sees it: a name, a key and the NAT kind it reported (or none). */
+const fakePeer = (name: string, kind: NatKind | null = null): DiscoPeer =>
+  ({ name, nodeKeyB64: name.toUpperCase(), nat: () => ({ kind, source: kind === null ? null : 'reported' }) }) as unknown as DiscoPeer;
+const peerA = fakePeer('a'); // how B sees A
+const peerB = fakePeer('b'); // how A sees B
 
 function host(nat: BirthdayNat, pub: { address: string; port: number }, deliver: (m: BirthdayMessage) => void, sprayed: Uint8Array[], wanted: { n: number }): BirthdayHost {
   return {
@@ -63,6 +67,10 @@ test('easy offers, hard opens its sockets and says go, easy sprays within its ra
     const es = easy.status();
     assert.equal(es.successes, 1);
     assert.equal(es.lastSuccessPackets, n);
+    // Per peer (status --json): one attempt as the easy side, direct after n probes; the hard side still waits for its path.
+    assert.deepEqual({ ...easy.peerStatus(peerB)!, ms: 0 }, { attempts: 1, role: 'easy', outcome: 'direct', ms: 0, probes: n });
+    assert.deepEqual(hard.peerStatus(peerA), { attempts: 1, role: 'hard', outcome: 'running' });
+    assert.equal(easy.peerStatus(peerA), null, 'no attempt toward a peer: null');
     await new Promise((r) => setTimeout(r, 100));
     assert.equal(sprayed.length, n, 'no probe after the hit');
     assert.equal(wanted.n, 0);
@@ -94,6 +102,19 @@ test('two easy NATs never start; an unknown kind asks for a netcheck', () => {
   assert.equal(u.status().offersSent, 0);
   b.close();
   u.close();
+});
+
+test('a peer\'s reported NAT kind decides before its offer: an easy one is not asked, a symmetric one is', () => {
+  const wanted = { n: 0 };
+  const b = new Birthday(host('easy', { address: '127.0.0.1', port: 9 }, () => {}, [], wanted));
+  const cone = fakePeer('cone', 'port-restricted-cone');
+  const sym = fakePeer('sym', 'symmetric');
+  for (const p of [cone, sym]) {
+    b.tick(p, 1000, true, null, true);
+    b.tick(p, 1000 + PUNCH_GRACE_MS, true, null, true);
+  }
+  assert.equal(b.status().offersSent, 1, 'only the symmetric peer gets an offer');
+  b.close();
 });
 
 async function waitUntil(f: () => boolean, ms: number): Promise<void> {

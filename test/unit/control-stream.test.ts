@@ -274,3 +274,32 @@ test('path reports go out only to a coordinator whose netmap lists path-reports,
   } finally { stream.stop(); }
   assert.equal(stream.takesPathReports, false, 'stopped');
 });
+
+test('the NAT kind goes with the endpoints only to a coordinator listing nat-kind, and again when only the kind changes', async () => {
+  let kind: 'symmetric' | 'port-restricted-cone' | null = 'symmetric';
+  const { stream, got } = client({ natKind: () => kind });
+  let connP = nextConn();
+  stream.start();
+  try {
+    let conn = await connP;
+    await conn.helloOk;
+    conn.ws.send(JSON.stringify(netmap(1, [2])));
+    await until(() => conn.received.some((m) => m.type === 'endpoints'));
+    // An older coordinator's schema is strict: the key is left out, not sent as null.
+    assert.equal('natKind' in conn.received.find((m) => m.type === 'endpoints')!, false);
+    connP = nextConn();
+    conn.ws.terminate();
+    conn = await connP;
+    await conn.helloOk;
+    conn.ws.send(JSON.stringify({ ...netmap(2, [2]), serverCapabilities: ['path-reports', 'nat-kind'] }));
+    await until(() => got.netmaps.length === 2 && conn.received.some((m) => m.type === 'endpoints'));
+    assert.equal(conn.received.find((m) => m.type === 'endpoints')!.natKind, 'symmetric');
+    kind = 'port-restricted-cone';
+    stream.refreshEndpoints();
+    stream.refreshEndpoints();
+    await until(() => conn.received.filter((m) => m.type === 'endpoints').length === 2);
+    await new Promise((r) => setTimeout(r, 50));
+    const sent = conn.received.filter((m) => m.type === 'endpoints');
+    assert.deepEqual(sent.map((m) => [m.endpoints, m.natKind]), [[['203.0.113.7:41641'], 'symmetric'], [['203.0.113.7:41641'], 'port-restricted-cone']]);
+  } finally { stream.stop(); }
+});

@@ -154,7 +154,8 @@ test('change detection helpers and the wire form of a magic socket row', () => {
   assert.equal(latencyMoved(100, 110), false, '10 %');
   assert.equal(latencyMoved(100, 130), true);
   assert.equal(latencyMoved(null, 3), true);
-  const row = { nodeKey: key(4), path: 'relay' as const, endpoint: '198.51.100.4:41641', relay: 'lab', latencyMs: 12.5, whyNotDirect: 'probing 1 candidate', tried: { candidates: 1, pingsSent: 0, pongsReceived: 0 }, idleSeconds: 3 };
+  const row = { nodeKey: key(4), path: 'relay' as const, endpoint: '198.51.100.4:41641', relay: 'lab', latencyMs: 12.5, whyNotDirect: 'probing 1 candidate', tried: { candidates: 1, pingsSent: 0, pongsReceived: 0 }, idleSeconds: 3,
+    nat: { self: 'symmetric' as const, peer: 'port-restricted-cone' as const, peerSource: 'reported' as const }, birthday: { attempts: 1, role: 'hard' as const, outcome: 'running' as const } };
   const wire = pathReportOf(row);
   assert.equal(wire.endpoint, null, 'a candidate is not a confirmed endpoint');
   assert.equal(wire.relay, 'lab');

@@ -62,3 +62,18 @@ test('the port mapping: external address, protocol, lease left; or off, or none 
     /^ {2}port mapping: none \(the gateway 198\.18\.1\.1 offers none of pcp, nat-pmp, upnp\)$/m);
   assert.doesNotMatch(formatStatus(status('up')), /port mapping/, 'a status without the field (static mode) has no line');
 });
+
+test('both NAT kinds and the birthday outcome, one line per peer', () => {
+  const withPeer = (over: Partial<AgentStatus['peers'][number]>): string => {
+    const st = status('up');
+    return formatStatus({ ...st, peers: [{ ...st.peers[0]!, ...over }] });
+  };
+  assert.match(withPeer({ nat: { self: 'symmetric', peer: 'port-restricted-cone', peerSource: 'reported' }, birthday: { attempts: 1, role: 'hard', outcome: 'direct', ms: 3800, probes: 256 } }),
+    /^ {2}nat: this side symmetric, peer port-restricted cone \(reported\); birthday: 1 attempt, direct after 3\.8 s, 256 sockets \(hard side\)$/m);
+  assert.match(withPeer({ nat: { self: 'full-cone', peer: 'symmetric', peerSource: 'inferred' }, birthday: { attempts: 2, role: 'easy', outcome: 'gave-up', ms: 10_000, probes: 2000 } }),
+    /^ {2}nat: this side full cone, peer symmetric \(inferred\); birthday: 2 attempts, gave up after 10\.0 s, 2000 probes \(easy side\)$/m);
+  assert.match(withPeer({ nat: { self: null, peer: null, peerSource: null }, birthday: null }), /^ {2}nat: this side unknown, peer unknown$/m);
+  assert.match(withPeer({ nat: { self: 'none', peer: 'udp-blocked', peerSource: 'reported' }, birthday: { attempts: 1, role: 'easy', outcome: 'running' } }),
+    /^ {2}nat: this side no NAT, peer UDP blocked \(reported\); birthday: 1 attempt, running \(easy side\)$/m);
+  assert.doesNotMatch(formatStatus(status('up')), /nat:/, 'no line without the field (static mode, or down)');
+});

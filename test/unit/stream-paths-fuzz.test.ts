@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { parseClientStreamMessage } from '../../coordinator/stream.js';
 import { MeshPaths } from '../../coordinator/mesh-paths.js';
-import { MAX_PATH_REPORT_PEERS, StreamPaths } from '../../proto/control/schemas.js';
+import { MAX_PATH_REPORT_PEERS, NAT_KINDS, StreamPaths } from '../../proto/control/schemas.js';
 import type { NodeRegistry } from '../../coordinator/registry.js';
 
 const key = fc.uint8Array({ minLength: 32, maxLength: 32 }).map((b) => Buffer.from(b).toString('base64'));
@@ -88,4 +88,23 @@ test('the bounds hold: too many peers, a reason or NAT type too long, a bad key 
   assert.ok(refused({ type: 'paths', natType: null, peers: [{ ...p, endpoint: 'example.com:80' }] }));
   assert.ok(refused({ type: 'paths', natType: null, peers: [{ ...p, latencyMs: -1 }] }));
   assert.ok(refused({ type: 'paths', natType: null, peers: [{ ...p, path: 'teleport' }] }));
+});
+
+test('endpoints with a NAT kind: each kind, null or absent accepted; anything else refused with one line, never a throw', () => {
+  const base = { type: 'endpoints', endpoints: ['198.51.100.7:41641'], homeRelay: 'lab' };
+  for (const natKind of [...NAT_KINDS, null, undefined]) {
+    const r = parseClientStreamMessage(JSON.stringify({ ...base, natKind }));
+    assert.ok(r.ok && r.msg.type === 'endpoints' && r.msg.natKind === natKind, `${String(natKind)}: ${r.ok ? '' : r.error}`);
+  }
+  for (const natKind of ['symmetric ', 'Symmetric', 'x'.repeat(10_000), 7, true, ['none'], { kind: 'none' }]) {
+    const r = parseClientStreamMessage(JSON.stringify({ ...base, natKind }));
+    assert.ok(!r.ok && r.error.length > 0 && !r.error.includes('\n'), JSON.stringify(natKind).slice(0, 40));
+  }
+  fc.assert(fc.property(fc.oneof(fc.constantFrom<unknown>(...NAT_KINDS, null), fc.jsonValue()), (natKind) => {
+    const r = parseClientStreamMessage(JSON.stringify({ ...base, natKind }));
+    if (!r.ok) { assert.ok(!r.error.includes('\n')); return; }
+    assert.equal(r.msg.type, 'endpoints');
+    const k = r.msg.type === 'endpoints' ? r.msg.natKind : undefined;
+    assert.ok(k === undefined || k === null || (NAT_KINDS as readonly string[]).includes(k), String(k));
+  }), { numRuns: 3000 });
 });

@@ -133,3 +133,12 @@ test('the peer\'s NAT from its pings: a ping from a listed ip with an unlisted p
   peer.notePingFrom(encodePackedAddr({ address: '198.51.100.7', port: 30923 }));
   assert.equal(peer.peerNat, 'symmetric');
 });
+
+test('the peer\'s NAT used: what it reported beats what its pings showed; neither is unknown', () => {
+  const peer = new DiscoPeer(1, new Uint8Array(32), 'k', new Uint8Array(32).fill(1), new Uint8Array(32).fill(2), {} as Peer, 'b');
+  assert.deepEqual(peer.nat(), { kind: null, source: null });
+  peer.peerNat = 'symmetric';
+  assert.deepEqual(peer.nat(), { kind: 'symmetric', source: 'inferred' });
+  peer.reportedNat = 'port-restricted-cone';
+  assert.deepEqual(peer.nat(), { kind: 'port-restricted-cone', source: 'reported' });
+});
