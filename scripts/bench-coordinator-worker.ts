@@ -3,14 +3,16 @@
 // no WireGuard. Driven by the parent (bench-coordinator.ts) over IPC.
 //
 // Receiving is kept cheap on purpose, so the figures measure the coordinator, not these clients:
-// every message is read off its socket, the first netmap of every SAMPLE_EVERY-th node is parsed
-// and schema-checked in full, and deltas are searched for markers with Buffer.indexOf instead of
-// JSON.parse (10,000 parsers sharing two cores would benchmark the parsers).
+// the stream is bench-stream-client.ts (fragments handed over as read, not the ws library's
+// receive path), every message is read off its socket, the first netmap of every SAMPLE_EVERY-th
+// node is assembled, parsed and schema-checked in full, and deltas are searched for markers with
+// Buffer.indexOf instead of JSON.parse (10,000 parsers sharing two cores would benchmark the
+// parsers).
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import { WebSocket } from 'ws';
 import { Netmap, STREAM_CAPABILITIES, ServerInfo } from '../proto/control/schemas.js';
 import { openChannel, requestOn } from '../test/helpers/control-client.js';
+import { LeanStream } from './bench-stream-client.js';
 import { decodeKey, encodeKey, generatePrivateKey, publicKeyFromPrivate } from '../proto/wireguard/keys.js';
 
 /** Wall-clock milliseconds with sub-millisecond resolution, comparable across processes. */
@@ -48,7 +50,7 @@ interface SimNode {
   privateKey: Uint8Array;
   nodeKey: string;
   discoKey: string;
-  ws: WebSocket | null;
+  stream: LeanStream | null;
   gotNetmap: boolean;
   arrival: number;
 }
@@ -126,33 +128,41 @@ function onDelta(n: SimNode, data: Buffer): void {
 async function connect(n: SimNode): Promise<{ bytes: number; validated: boolean }> {
   const { channel } = await openChannel(urlOf(n), n.privateKey, await coordinatorKey());
   return new Promise((resolve, reject) => {
-    // skipUTF8Validation: ws's JavaScript UTF-8 check of every text frame would cost more than the rest of the client.
-    const ws = new WebSocket('ws://coordinator/api/v1/stream', { perMessageDeflate: false, skipUTF8Validation: true, createConnection: () => channel as never });
-    n.ws = ws;
-    ws.on('open', () => ws.send(JSON.stringify({ type: 'hello', nodeKey: n.nodeKey, capabilities })));
     const fail = (err: Error): void => { if (!n.gotNetmap) reject(err); };
-    ws.on('error', fail);
-    ws.on('close', (code, reason) => fail(new Error(`stream closed ${code} ${reason.toString()}`)));
-    ws.on('message', (data: Buffer) => {
-      if (n.gotNetmap) return onDelta(n, data);
-      if (data.subarray(0, 25).toString() !== '{"type":"netmap","seq":0,') return fail(new Error(`expected a netmap, got ${data.subarray(0, 80).toString()}`));
+    // The netmap may come in fragments: only the sampled nodes keep them to parse the whole.
+    let parts: Buffer[] | null = n.index % SAMPLE_EVERY === 0 ? [] : null;
+    let bytes = 0;
+    const onFirst = (data: Buffer, first: boolean, fin: boolean): void => {
+      if (first && data.subarray(0, 25).toString() !== '{"type":"netmap","seq":0,') return fail(new Error(`expected a netmap, got ${data.subarray(0, 80).toString()}`));
+      bytes += data.length;
+      parts?.push(data);
+      if (!fin) return;
       let validated = false;
-      if (n.index % SAMPLE_EVERY === 0) {
-        const m = Netmap.parse(JSON.parse(data.toString()));
+      if (parts) {
+        const m = Netmap.parse(JSON.parse(Buffer.concat(parts).toString()));
+        parts = null;
         if (m.peers.length !== expectedPeers) return fail(new Error(`netmap of node ${n.index} has ${m.peers.length} peers, expected ${expectedPeers}`));
         validated = true;
       }
       n.gotNetmap = true;
-      const timer = setInterval(() => ws.send(JSON.stringify({ type: 'ping', t: Date.now() })), PING_EVERY_MS + Math.random() * 5000);
+      const timer = setInterval(() => n.stream?.sendText(JSON.stringify({ type: 'ping', t: Date.now() })), PING_EVERY_MS + Math.random() * 5000);
       timer.unref();
-      ws.once('close', () => clearInterval(timer));
-      resolve({ bytes: data.length, validated });
-    });
+      closers.push(() => clearInterval(timer));
+      resolve({ bytes, validated });
+    };
+    const closers: (() => void)[] = [];
+    LeanStream.open(channel, '/api/v1/stream', {
+      onFragment: (data, first, fin) => (n.gotNetmap ? onDelta(n, data) : onFirst(data, first, fin)),
+      onClose: (reason) => { for (const c of closers) c(); fail(new Error(`stream closed: ${reason}`)); },
+    }).then((stream) => {
+      n.stream = stream;
+      stream.sendText(JSON.stringify({ type: 'hello', nodeKey: n.nodeKey, capabilities }));
+    }, fail);
   });
 }
 
 function sendEndpoints(n: SimNode, endpoint: string): void {
-  n.ws!.send(JSON.stringify({ type: 'endpoints', endpoints: [endpoint], homeRelay: null }));
+  n.stream!.sendText(JSON.stringify({ type: 'endpoints', endpoints: [endpoint], homeRelay: null }));
 }
 
 async function churn(perSecond: number, durationMs: number): Promise<number> {
@@ -185,7 +195,7 @@ async function handle(m: WorkerCommand): Promise<void> {
         const privateKey = generatePrivateKey();
         return {
           index: m.offset + i, privateKey, nodeKey: encodeKey(publicKeyFromPrivate(privateKey)),
-          discoKey: encodeKey(randomBytes(32)), ws: null, gotNetmap: false, arrival: NaN,
+          discoKey: encodeKey(randomBytes(32)), stream: null, gotNetmap: false, arrival: NaN,
         };
       });
       return send({ ev: 'ready' });
@@ -251,7 +261,7 @@ async function handle(m: WorkerCommand): Promise<void> {
       return send({ ev: 'churned', sent, histogram: hist, samples, over });
     }
     case 'close':
-      for (const n of nodes) n.ws?.terminate();
+      for (const n of nodes) n.stream?.destroy();
       process.exit(0);
   }
 }
