@@ -13,6 +13,15 @@ import type { AuthKeyRow, ControlStore, LivenessRow, NodeRow, PolicyRow, RouteAp
 
 type Params = (string | number | null)[];
 
+interface PendingRegistration {
+  node: NodeRow;
+  authKeyId: number | null;
+  resolve(): void;
+  reject(err: Error): void;
+}
+/** Registrations committed together at most (a bound on one transaction's length). */
+const MAX_REGISTRATION_GROUP = 256;
+
 interface NodeDbRow {
   id: number; node_key: string; disco_key: string; hostname: string; name: string; ipv4: string; ipv6: string;
   created_at: number; key_expires_at: number | null; ephemeral: number; tags: string; user_name: string | null; auth_key_id: number | null;
@@ -128,6 +137,8 @@ function lockDatabase(path: string): () => void {
 
 export class SqliteStore implements ControlStore {
   private queue: Promise<void> = Promise.resolve();
+  /** Registrations waiting for the next transaction (saveRegistration), or null. */
+  private registrations: PendingRegistration[] | null = null;
 
   private constructor(private readonly db: sqlite3.Database, private readonly unlock: () => void) {}
 
@@ -264,13 +275,46 @@ export class SqliteStore implements ControlStore {
     return this.transaction(() => this.run('UPDATE auth_keys SET revoked_at = ? WHERE id = ?', [at, id]));
   }
 
+  /**
+   * Registrations are committed in groups: those that arrive while earlier transactions run share
+   * the next one (one fsync for all), each inside its own savepoint, so one that fails (a taken
+   * identity, a used key) is rolled back alone and the rest still commit. Each caller hears back
+   * only after the commit that holds its row.
+   */
   saveRegistration(node: NodeRow, authKeyId: number | null): Promise<void> {
-    return this.transaction(async () => {
-      if (await this.change(UPSERT_NODE, nodeParams(node)) === 0) throw new IdentityTakenError('id', `node id ${node.id} belongs to another node key`);
-      if (authKeyId !== null && await this.change(COUNT_KEY_USE, [authKeyId]) === 0) {
-        throw new AuthKeyUsedError('auth key revoked or, single-use, already used');
+    return new Promise((resolve, reject) => {
+      const item: PendingRegistration = { node, authKeyId, resolve, reject };
+      if (this.registrations && this.registrations.length < MAX_REGISTRATION_GROUP) {
+        this.registrations.push(item);
+        return;
       }
+      const group = [item];
+      this.registrations = group;
+      const failures = new Map<PendingRegistration, Error>();
+      this.transaction(async () => {
+        if (this.registrations === group) this.registrations = null; // later arrivals start the next group
+        for (const r of group) {
+          await this.run('SAVEPOINT registration');
+          try {
+            await this.insertRegistration(r.node, r.authKeyId);
+          } catch (err) {
+            failures.set(r, err as Error);
+            await this.run('ROLLBACK TO registration');
+          }
+          await this.run('RELEASE registration');
+        }
+      }).then(
+        () => { for (const r of group) { const err = failures.get(r); if (err) r.reject(err); else r.resolve(); } },
+        (err: Error) => { for (const r of group) r.reject(failures.get(r) ?? err); },
+      );
     });
+  }
+
+  private async insertRegistration(node: NodeRow, authKeyId: number | null): Promise<void> {
+    if (await this.change(UPSERT_NODE, nodeParams(node)) === 0) throw new IdentityTakenError('id', `node id ${node.id} belongs to another node key`);
+    if (authKeyId !== null && await this.change(COUNT_KEY_USE, [authKeyId]) === 0) {
+      throw new AuthKeyUsedError('auth key revoked or, single-use, already used');
+    }
   }
 
   async takenIdentities(): Promise<TakenIdentities> {

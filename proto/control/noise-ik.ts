@@ -34,11 +34,23 @@ interface SymmetricState {
   h: Uint8Array;
 }
 
+const H0 = hash(PROTOCOL_NAME); // the name is 33 bytes > HASHLEN, so it is hashed
+const H_PROLOGUE = hash(H0, CONTROL_PROLOGUE);
+/** The last responder key's initial h: a coordinator answers every handshake with one or two keys. */
+let lastResponder: { key: Uint8Array; h: Uint8Array } | null = null;
+
 function initialState(responderStatic: Uint8Array): SymmetricState {
-  const h0 = hash(PROTOCOL_NAME); // the name is 33 bytes > HASHLEN, so it is hashed
-  let h = hash(h0, CONTROL_PROLOGUE);
-  h = hash(h, responderStatic);
-  return { ck: h0, h };
+  if (!lastResponder || !equalBytes(lastResponder.key, responderStatic)) {
+    lastResponder = { key: Uint8Array.from(responderStatic), h: hash(H_PROLOGUE, responderStatic) };
+  }
+  // Never mutated in place: mixKey and the hash steps replace ck and h with new arrays.
+  return { ck: H0, h: lastResponder.h };
+}
+
+function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 function mixKey(st: SymmetricState, dhOut: Uint8Array): Uint8Array {

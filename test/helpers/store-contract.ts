@@ -125,3 +125,43 @@ export async function checkStoreContract(open: () => Promise<ControlStore>): Pro
     await store.close();
   }
 }
+
+/**
+ * Registrations arriving together (the SQLite store commits them as one group): each one's
+ * outcome is its own — a used single-use key or a taken name refuses only that registration —
+ * and what was acknowledged is exactly what a reopened store holds.
+ */
+export async function checkConcurrentRegistrations(open: () => Promise<ControlStore>): Promise<void> {
+  let store = await open();
+  try {
+    await store.insertAuthKey(authKey(1, false));
+    await store.insertAuthKey(authKey(2, true));
+    const attempts: [NodeRow, number | null, string][] = [
+      ...Array.from({ length: 40 }, (_, i) => [node(i + 1, { authKeyId: 2 }), 2, 'ok'] as [NodeRow, number, string]),
+      ...Array.from({ length: 5 }, (_, i) => [node(41 + i), 1, 'single-use'] as [NodeRow, number, string]),
+      [node(46, { name: 'host1' }), null, 'name'],
+      [node(47, { nodeKey: 'nodekey-2' }), null, 'nodeKey'],
+    ];
+    const results = await Promise.allSettled(attempts.map(([n, key]) => store.saveRegistration(n, key)));
+    const ok = attempts.filter((_, i) => results[i]!.status === 'fulfilled').map(([n]) => n.id);
+    const singleUse = ok.filter((id) => id > 40 && id <= 45);
+    assert.equal(singleUse.length, 1, `one registration of five with the single-use key: ${singleUse.join(',')}`);
+    assert.deepEqual(ok.filter((id) => id <= 40 || id > 45), Array.from({ length: 40 }, (_, i) => i + 1), 'every reusable-key registration, and neither taken identity');
+    for (const [i, [, , what]] of attempts.entries()) {
+      const r = results[i]!;
+      if (r.status === 'fulfilled') continue;
+      if (what === 'single-use') assert.ok(r.reason instanceof AuthKeyUsedError, `${what}: ${r.reason}`);
+      else {
+        assert.ok(r.reason instanceof IdentityTakenError, `${what}: ${r.reason}`);
+        assert.equal((r.reason as IdentityTakenError).field, what);
+      }
+    }
+    await store.close();
+    store = await open();
+    const snap = await store.load();
+    assert.deepEqual(snap.nodes.map((n) => n.id).sort((a, b) => a - b), [...ok].sort((a, b) => a - b), 'the reopened store holds exactly what was acknowledged');
+    assert.deepEqual(snap.authKeys.map((k) => [k.id, k.usedCount]), [[1, 1], [2, 40]]);
+  } finally {
+    await store.close();
+  }
+}

@@ -19,7 +19,7 @@ import { PostgresStore } from '../../coordinator/store/postgres.js';
 import { SqliteStore } from '../../coordinator/store/sqlite.js';
 import { ping } from '../helpers/transfer.js';
 import { startPostgres, type PostgresServer } from '../helpers/postgres-server.js';
-import { checkStoreContract } from '../helpers/store-contract.js';
+import { checkConcurrentRegistrations, checkStoreContract } from '../helpers/store-contract.js';
 
 const BURST = join(REPO_ROOT, 'dist', 'test', 'helpers', 'register-burst.js');
 const PASSWORD = 'lab-password-not-a-secret';
@@ -75,6 +75,8 @@ describe('coordinator on PostgreSQL', { timeout: 240_000 }, () => {
     await pg.psql('CREATE DATABASE contract');
     const target = parsePostgresUrl(pg.socketUrl('contract'));
     await checkStoreContract(() => PostgresStore.open({ target }));
+    await pg.psql('CREATE DATABASE contract_burst');
+    await checkConcurrentRegistrations(() => PostgresStore.open({ target: parsePostgresUrl(pg.socketUrl('contract_burst')) }));
   });
 
   test('three coordinators on one database: a single-use key registers 1 node of 200, a reusable key 200 distinct addresses', async () => {
