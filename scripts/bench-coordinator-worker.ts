@@ -26,10 +26,10 @@ const SAMPLE_EVERY = 100;
 const PING_EVERY_MS = 30_000;
 
 export type WorkerCommand =
-  | { cmd: 'init'; urls: string[]; authKey: string; count: number; offset: number; expectedPeers: number; patches: boolean }
+  | { cmd: 'init'; urls: string[]; authKeys: string[]; groups: number; total: number; count: number; offset: number; patches: boolean }
   | { cmd: 'register'; concurrency: number }
   | { cmd: 'connect'; concurrency: number }
-  | { cmd: 'arm'; marker: string }
+  | { cmd: 'arm'; marker: string; sender: number }
   | { cmd: 'change'; index: number; endpoint: string }
   | { cmd: 'collect' }
   | { cmd: 'churn'; t0: number; perSecond: number; durationMs: number }
@@ -42,7 +42,7 @@ export type WorkerEvent =
   | { ev: 'armed' }
   | { ev: 'changed'; sentAt: number }
   | { ev: 'arrivals'; times: number[]; missing: number }
-  | { ev: 'churned'; sent: number; histogram: [number, number][]; samples: number; over: number }
+  | { ev: 'churned'; sent: number; expected: number; histogram: [number, number][]; samples: number; over: number }
   | { ev: 'error'; message: string };
 
 interface SimNode {
@@ -58,8 +58,16 @@ interface SimNode {
 /** The coordinator, or its replicas: node i registers and streams at urls[i mod n]. */
 let urls: string[] = [];
 const urlOf = (n: SimNode): string => urls[n.index % urls.length]!;
-let authKey = '';
-let expectedPeers = 0;
+let authKeys: string[] = [];
+/** Policy groups (node i in group i mod groups), 0: none, everyone sees everyone. */
+let groups = 0;
+let total = 0;
+const groupOf = (index: number): number => (groups > 0 ? index % groups : 0);
+/** How many peers node `index` has: its group's other members (or every other node). */
+const peersOf = (index: number): number => (groups > 0 ? Math.floor((total - 1 - groupOf(index)) / groups) : total - 1);
+/** The fan-out change's sender's group: only its members count as missing. */
+let armedGroup = -1;
+let churnExpected = 0;
 let capabilities: string[] = [];
 let nodes: SimNode[] = [];
 let marker: Buffer | null = null;
@@ -87,9 +95,15 @@ async function coordinatorKey(): Promise<Uint8Array> {
   return serverKey;
 }
 
+/**
+ * Each simulated node connects from its own loopback address (127.0.0.0/8 is all on lo): from
+ * 127.0.0.1 alone, 28,000 ephemeral ports (minus TIME_WAIT) would cap a run well below 50,000.
+ */
+const sourceOf = (n: SimNode): string => `127.${1 + (n.index >> 14)}.${(n.index >> 6) & 255}.${1 + (n.index & 63)}`;
+
 async function register(n: SimNode): Promise<void> {
-  const { channel } = await openChannel(urlOf(n), n.privateKey, await coordinatorKey());
-  const r = await requestOn(channel, 'POST', '/api/v1/register', { body: { nodeKey: n.nodeKey, discoKey: n.discoKey, hostname: `bench-${n.index}`, authKey } });
+  const { channel } = await openChannel(urlOf(n), n.privateKey, await coordinatorKey(), sourceOf(n));
+  const r = await requestOn(channel, 'POST', '/api/v1/register', { body: { nodeKey: n.nodeKey, discoKey: n.discoKey, hostname: `bench-${n.index}`, authKey: authKeys[groupOf(n.index)] } });
   if (r.status !== 200) throw new Error(`register ${r.status}: ${JSON.stringify(r.body)}`);
 }
 
@@ -126,7 +140,7 @@ function onDelta(n: SimNode, data: Buffer): void {
 }
 
 async function connect(n: SimNode): Promise<{ bytes: number; validated: boolean }> {
-  const { channel } = await openChannel(urlOf(n), n.privateKey, await coordinatorKey());
+  const { channel } = await openChannel(urlOf(n), n.privateKey, await coordinatorKey(), sourceOf(n));
   return new Promise((resolve, reject) => {
     const fail = (err: Error): void => { if (!n.gotNetmap) reject(err); };
     // The netmap may come in fragments: only the sampled nodes keep them to parse the whole.
@@ -141,7 +155,7 @@ async function connect(n: SimNode): Promise<{ bytes: number; validated: boolean 
       if (parts) {
         const m = Netmap.parse(JSON.parse(Buffer.concat(parts).toString()));
         parts = null;
-        if (m.peers.length !== expectedPeers) return fail(new Error(`netmap of node ${n.index} has ${m.peers.length} peers, expected ${expectedPeers}`));
+        if (m.peers.length !== peersOf(n.index)) return fail(new Error(`netmap of node ${n.index} has ${m.peers.length} peers, expected ${peersOf(n.index)}`));
         validated = true;
       }
       n.gotNetmap = true;
@@ -176,6 +190,7 @@ async function churn(perSecond: number, durationMs: number): Promise<number> {
     while (sent < due) {
       const n = byIndex.get(order[sent % order.length]!)!;
       const elapsed = Math.round(wallNow() - churnT0);
+      churnExpected += peersOf(n.index);
       sendEndpoints(n, `10.${(elapsed >> 16) & 255}.${(elapsed >> 8) & 255}.${elapsed & 255}:${1 + (sent % 65535)}`);
       sent++;
     }
@@ -188,8 +203,9 @@ async function handle(m: WorkerCommand): Promise<void> {
   switch (m.cmd) {
     case 'init': {
       urls = m.urls;
-      authKey = m.authKey;
-      expectedPeers = m.expectedPeers;
+      authKeys = m.authKeys;
+      groups = m.groups;
+      total = m.total;
       capabilities = m.patches ? [STREAM_CAPABILITIES.peerPatches] : [];
       nodes = Array.from({ length: m.count }, (_, i) => {
         const privateKey = generatePrivateKey();
@@ -236,6 +252,7 @@ async function handle(m: WorkerCommand): Promise<void> {
     }
     case 'arm':
       marker = Buffer.from(`"${m.marker}"`);
+      armedGroup = groupOf(m.sender);
       for (const n of nodes) n.arrival = NaN;
       return send({ ev: 'armed' });
     case 'change': {
@@ -245,20 +262,22 @@ async function handle(m: WorkerCommand): Promise<void> {
       return send({ ev: 'changed', sentAt });
     }
     case 'collect': {
-      const times = nodes.filter((n) => !Number.isNaN(n.arrival)).map((n) => n.arrival);
-      return send({ ev: 'arrivals', times, missing: nodes.length - times.length });
+      const group = nodes.filter((n) => groupOf(n.index) === armedGroup);
+      const times = group.filter((n) => !Number.isNaN(n.arrival)).map((n) => n.arrival);
+      return send({ ev: 'arrivals', times, missing: group.length - times.length });
     }
     case 'churn': {
       churnT0 = m.t0;
       histogram.fill(0);
       samples = 0;
       over = 0;
+      churnExpected = 0;
       const sent = await churn(m.perSecond, m.durationMs);
       await new Promise((r) => setTimeout(r, 3000)); // let the last batches arrive
       churnActive = false;
       const hist: [number, number][] = [];
       histogram.forEach((count, ms) => { if (count > 0) hist.push([ms, count]); });
-      return send({ ev: 'churned', sent, histogram: hist, samples, over });
+      return send({ ev: 'churned', sent, expected: churnExpected, histogram: hist, samples, over });
     }
     case 'close':
       for (const n of nodes) n.stream?.destroy();
