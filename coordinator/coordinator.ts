@@ -101,7 +101,17 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
   const isRelayKey = (key: string): boolean => relayKeys.has(key);
   const meshPaths = new MeshPaths(registry);
   // PostgreSQL: other coordinators may share the database; follow what they commit.
-  const feed = store.feed ? new ReplicaFeed(store.feed, { registry, authKeys, policy }, snap.lastChangeId ?? 0, log) : null;
+  const feed = store.feed ? new ReplicaFeed(store.feed, {
+    registry, authKeys, policy,
+    // A rotation started or finished on another replica: answer with the same keys, and reopen
+    // the channels it concerns, as that replica did with its own.
+    onServerKeys: (current, next) => {
+      const reopen = keys.adopt(current, next);
+      if (reopen === null) return;
+      log.info({ next: keys.next?.fingerprint ?? null, current: keys.current.fingerprint }, 'coordinator keys changed on another replica');
+      setTimeout(() => channels.closeChannelsOn(reopen), 200).unref();
+    },
+  }, snap.lastChangeId ?? 0, log) : null;
   streams = new StreamServer({ registry, netmap, meshPaths, keepaliveMs: opts.keepaliveMs, log });
   const tokenHash = opts.adminToken === null ? null : hashAdminToken(opts.adminToken);
   const registerPerSecond = opts.registerPerSecond ?? 5;

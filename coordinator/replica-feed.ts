@@ -56,7 +56,11 @@ export class ReplicaFeed {
 
   constructor(
     private readonly store: ChangeFeedStore,
-    private readonly state: { registry: NodeRegistry; authKeys: AuthKeys; policy: AccessPolicy },
+    private readonly state: {
+      registry: NodeRegistry; authKeys: AuthKeys; policy: AccessPolicy;
+      /** The stored coordinator keys after another replica rotated them (private, base64). */
+      onServerKeys?: (current: string, next: string | null) => void;
+    },
     lastChangeId: number,
     private readonly log: Logger,
     private readonly opts: ReplicaFeedOptions = {},
@@ -151,6 +155,7 @@ export class ReplicaFeed {
     const nodeIds = new Set<number>();
     const keyIds = new Set<number>();
     let policy = false;
+    let serverKeys = false;
     let expect = after + 1;
     for (const c of changes) {
       if (c.id !== expect) this.stats.gaps++;
@@ -162,12 +167,14 @@ export class ReplicaFeed {
       for (const id of c.nodeIds) nodeIds.add(id);
       for (const id of c.authKeyIds) keyIds.add(id);
       policy ||= c.policy;
+      serverKeys ||= c.serverKeys;
     }
     // The rows as they are now: a later change to the same row is applied early, which is
     // harmless (it is applied again, to no effect, when its own id comes).
     const { registry, authKeys } = this.state;
     if (keyIds.size > 0) authKeys.applyStored(await this.store.loadAuthKeys([...keyIds]));
     if (policy) this.applyPolicy(await this.store.loadPolicy());
+    if (serverKeys) this.applyServerKeys(await this.store.loadServerKeys());
     if (nodeIds.size > 0) {
       const ids = [...nodeIds];
       const { rows, onlineElsewhere } = await this.store.loadNodes(ids);
@@ -186,6 +193,15 @@ export class ReplicaFeed {
     }
   }
 
+  private applyServerKeys(k: { current: string | null; next: string | null }): void {
+    if (k.current === null) return;
+    try {
+      this.state.onServerKeys?.(k.current, k.next);
+    } catch (err) {
+      this.log.error({ err: (err as Error).message }, 'stored coordinator keys unusable: keeping the keys in use');
+    }
+  }
+
   /** The whole snapshot, for a replica that missed pruned changes. */
   private async resync(): Promise<void> {
     this.stats.resyncs++;
@@ -194,6 +210,7 @@ export class ReplicaFeed {
     const { registry, authKeys } = this.state;
     authKeys.applyStored(snap.authKeys);
     this.applyPolicy(snap.policy);
+    this.applyServerKeys({ current: snap.serverPrivateKey, next: snap.nextServerPrivateKey });
     const ids = new Set<number>(snap.nodes.map((n) => n.id));
     for (const n of registry.all()) ids.add(n.id);
     registry.applyStored([...ids], snap.nodes, snap.onlineElsewhere ?? []);

@@ -46,6 +46,21 @@ export class ServerKeys {
     return (this.nxt ?? this.cur).fingerprint;
   }
 
+  /**
+   * Another replica started or finished a rotation (the replica feed read the stored keys): take
+   * them. Returns the public key whose channels must reopen (to learn the next key, or to leave
+   * the old one), as after a local rotate or finish; null when nothing changed.
+   */
+  adopt(current: string, next: string | null): string | null {
+    const cur = pairOf(decodeKey(current));
+    const nxt = next ? pairOf(decodeKey(next)) : null;
+    if (cur.text === this.cur.text && (nxt?.text ?? null) === (this.nxt?.text ?? null)) return null;
+    const reopen = this.cur.text;
+    this.cur = cur;
+    this.nxt = nxt;
+    return reopen;
+  }
+
   /** Starts a rotation: a next key that both answers handshakes and is announced to callers. */
   async rotate(): Promise<void> {
     if (this.nxt) throw new ConflictError('a key rotation is already running: finish it first');

@@ -19,10 +19,13 @@ function ago(iso: string | null): string {
 
 function selfLines(s: ManagedSelfJson): string[] {
   if (s.state === 'logged-out') return ['node: not registered (pinhole up --coordinator URL --auth-key KEY)', `  node key: ${s.nodeKey}`];
+  // With several replicas, which one the stream uses (or tries).
+  const via = s.coordinatorConnectedUrl && s.coordinator?.includes(',') ? ` to ${s.coordinatorConnectedUrl}` : '';
+  const state = s.coordinatorKeyMismatch ? 'KEY MISMATCH: not the coordinator this node registered with'
+    : s.connected ? `connected${via}` : `not connected${via ? `; trying ${s.coordinatorConnectedUrl}` : ''}`;
   const lines = [
     `node: ${s.name} (${s.ipv4}, ${s.ipv6}) — ${s.state}`,
-    `  coordinator: ${s.coordinator} (${s.coordinatorKeyMismatch ? 'KEY MISMATCH: not the coordinator this node registered with' : s.connected ? 'connected' : 'not connected'})`
-      + (s.coordinatorKey ? `, key ${s.coordinatorKey}` : ''),
+    `  coordinator: ${s.coordinator} (${state})` + (s.coordinatorKey ? `, key ${s.coordinatorKey}` : ''),
     `  node key: ${s.nodeKey}`,
   ];
   if (s.lastError) lines.push(`  last error: ${s.lastError}`);

@@ -72,6 +72,8 @@ export interface ControlStreamStatus extends ControlStreamCounters {
   lastError: string | null;
   /** The last attempt met a server that does not hold the pinned key. */
   keyMismatch: boolean;
+  /** The coordinator URL the stream uses now (one of several replicas, or the only one). */
+  url: string;
 }
 
 const quiet: StreamLog = { debug() {}, info() {}, warn() {}, error() {} };
@@ -115,7 +117,7 @@ export class ControlStream {
   }
 
   status(): ControlStreamStatus {
-    return { ...this.counters, connected: this.connected, connectedSince: this.connectedSince, lastError: this.lastError, keyMismatch: this.keyMismatch };
+    return { ...this.counters, connected: this.connected, connectedSince: this.connectedSince, lastError: this.lastError, keyMismatch: this.keyMismatch, url: this.currentUrl };
   }
 
   start(): void {

@@ -329,7 +329,7 @@ export class ManagedAgent {
         id: self?.id ?? null, name: self?.name ?? null, ipv4: self?.ipv4 ?? null, ipv6: self?.ipv6 ?? null,
         nodeKey: keys.nodeKey, discoKey: keys.discoKey, coordinator: reg?.coordinatorUrl ?? null,
         coordinatorKey: reg ? describeKey(reg.serverKey) : null, coordinatorKeyMismatch: cs?.keyMismatch ?? false,
-        connected: cs?.connected ?? false, keyExpiresAt: self?.keyExpiresAt ?? null,
+        connected: cs?.connected ?? false, coordinatorConnectedUrl: cs?.url ?? null, keyExpiresAt: self?.keyExpiresAt ?? null,
         netmapSeq: this.view?.seq ?? null, lastError: cs?.lastError ?? this.lastError,
       },
       control: {

@@ -82,6 +82,8 @@ export interface ManagedSelfJson {
   coordinatorKeyMismatch?: boolean;
   /** The control stream is up and has delivered a netmap. */
   connected: boolean;
+  /** The coordinator URL the stream uses (with several replicas in `coordinator`: which one). */
+  coordinatorConnectedUrl?: string | null;
   keyExpiresAt: string | null;
   netmapSeq: number | null;
   lastError: string | null;

@@ -101,6 +101,8 @@ export interface ChangeRow {
   nodeIds: number[];
   authKeyIds: number[];
   policy: boolean;
+  /** The coordinator key(s) changed: a rotation started or finished on that replica. */
+  serverKeys: boolean;
 }
 
 /**
@@ -119,6 +121,8 @@ export interface ChangeFeedStore {
   loadNodes(ids: number[]): Promise<{ rows: NodeRow[]; onlineElsewhere: number[] }>;
   loadAuthKeys(ids: number[]): Promise<AuthKeyRow[]>;
   loadPolicy(): Promise<PolicyRow>;
+  /** The stored coordinator keys (private, base64), current and, during a rotation, next. */
+  loadServerKeys(): Promise<{ current: string | null; next: string | null }>;
   /** Everything, with lastChangeId and onlineElsewhere (ControlStore.load). */
   loadSnapshot(): Promise<StoreSnapshot>;
   /**

@@ -83,6 +83,12 @@ export const MIGRATIONS: readonly Migration[] = [
     name: 'NAT kind the agent reports with its endpoints',
     sql: 'ALTER TABLE nodes ADD COLUMN nat_kind TEXT;',
   },
+  {
+    // PostgreSQL only, like v4: a SQLite file has one coordinator and nobody to tell.
+    version: 6,
+    name: 'coordinator key rotations in the replica change feed (PostgreSQL only)',
+    sql: 'SELECT 1;',
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

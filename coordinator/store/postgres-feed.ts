@@ -29,6 +29,8 @@ export interface ChangeSet {
   nodeIds?: number[];
   authKeyIds?: number[];
   policy?: boolean;
+  /** The coordinator key(s) changed (a rotation started or finished). */
+  serverKeys?: boolean;
 }
 
 export function newReplicaId(): string {
@@ -40,8 +42,8 @@ export async function appendChange(c: Queryable, replica: string, change: Change
   const { rows } = await c.query<{ last_id: string }>("UPDATE id_high_water SET last_id = last_id + 1 WHERE name = 'changes' RETURNING last_id");
   const id = rows[0]!.last_id;
   await c.query(
-    `INSERT INTO changes (id, at, replica, node_ids, auth_key_ids, policy) VALUES ($1, ${DB_NOW_MS}, $2, $3::bigint[], $4::bigint[], $5)`,
-    [id, replica, [...new Set(change.nodeIds ?? [])], [...new Set(change.authKeyIds ?? [])], change.policy ?? false],
+    `INSERT INTO changes (id, at, replica, node_ids, auth_key_ids, policy, server_keys) VALUES ($1, ${DB_NOW_MS}, $2, $3::bigint[], $4::bigint[], $5, $6)`,
+    [id, replica, [...new Set(change.nodeIds ?? [])], [...new Set(change.authKeyIds ?? [])], change.policy ?? false, change.serverKeys ?? false],
   );
   await c.query('SELECT pg_notify($1, $2)', [CHANGES_CHANNEL, id]);
 }
@@ -60,11 +62,11 @@ export class PostgresChangeFeed implements ChangeFeedStore {
 
   changesAfter(after: number, limit: number): Promise<{ changes: ChangeRow[]; lastId: number }> {
     return this.transaction(async (c) => {
-      const { rows } = await c.query('SELECT id, replica, node_ids, auth_key_ids, policy FROM changes WHERE id > $1 ORDER BY id LIMIT $2', [after, limit]);
+      const { rows } = await c.query('SELECT id, replica, node_ids, auth_key_ids, policy, server_keys FROM changes WHERE id > $1 ORDER BY id LIMIT $2', [after, limit]);
       const last = await c.query<{ last_id: string }>("SELECT last_id FROM id_high_water WHERE name = 'changes'");
       return {
         changes: (rows as Row[]).map((r) => ({
-          id: Number(r.id), replica: r.replica as string, nodeIds: ids(r.node_ids), authKeyIds: ids(r.auth_key_ids), policy: r.policy as boolean,
+          id: Number(r.id), replica: r.replica as string, nodeIds: ids(r.node_ids), authKeyIds: ids(r.auth_key_ids), policy: r.policy as boolean, serverKeys: r.server_keys as boolean,
         })),
         lastId: Number(last.rows[0]?.last_id ?? 0),
       };
@@ -86,6 +88,14 @@ export class PostgresChangeFeed implements ChangeFeedStore {
       const { rows } = await c.query('SELECT * FROM auth_keys WHERE id = ANY($1::bigint[]) ORDER BY id', [keyIds]);
       return (rows as Row[]).map(this.authKeyFromDb);
     });
+  }
+
+  loadServerKeys(): Promise<{ current: string | null; next: string | null }> {
+    return this.transaction(async (c) => {
+      const { rows } = await c.query<{ key: string; value: string }>("SELECT key, value FROM meta WHERE key IN ('server_private_key', 'next_server_private_key')");
+      const get = (k: string): string | null => rows.find((r) => r.key === k)?.value ?? null;
+      return { current: get('server_private_key'), next: get('next_server_private_key') };
+    }, 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
   }
 
   loadPolicy(): Promise<PolicyRow> {

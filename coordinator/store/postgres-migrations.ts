@@ -107,4 +107,9 @@ export const POSTGRES_MIGRATIONS: readonly Migration[] = [
     name: 'NAT kind the agent reports with its endpoints',
     sql: 'ALTER TABLE nodes ADD COLUMN nat_kind TEXT;',
   },
+  {
+    version: 6,
+    name: 'coordinator key rotations in the replica change feed',
+    sql: 'ALTER TABLE changes ADD COLUMN server_keys BOOLEAN NOT NULL DEFAULT false;',
+  },
 ];

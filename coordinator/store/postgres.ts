@@ -260,7 +260,8 @@ export class PostgresStore implements ControlStore {
   }
 
   saveServerKeys(current: string, next: string | null): Promise<void> {
-    return this.transaction(async (c) => {
+    // A change of its own: the other replicas take the keys from the database (replica-feed.ts).
+    return this.write({ serverKeys: true }, async (c) => {
       await c.query("INSERT INTO meta (key, value) VALUES ('server_private_key', $1) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value", [current]);
       if (next === null) await c.query("DELETE FROM meta WHERE key = 'next_server_private_key'");
       else await c.query("INSERT INTO meta (key, value) VALUES ('next_server_private_key', $1) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value", [next]);

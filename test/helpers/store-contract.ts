@@ -103,7 +103,10 @@ export async function checkStoreContract(open: () => Promise<ControlStore>): Pro
       assert.equal(lastId, changes.length);
       assert.equal(before.lastChangeId, lastId);
       assert.ok(changes.every((c) => c.replica === store.feed!.replicaId));
-      assert.deepEqual(changes.at(-1)!.nodeIds, [3], 'the last one is the delete of node 3');
+      assert.deepEqual(changes.at(-2)!.nodeIds, [3], 'the one before the last is the delete of node 3');
+      assert.deepEqual([changes.at(-1)!.serverKeys, changes.at(-1)!.nodeIds], [true, []], 'the last one is the coordinator key change');
+      assert.equal(changes.filter((c) => c.serverKeys).length, 2, 'one key change per saveServerKeys, no other change marked as one');
+      assert.deepEqual(await store.feed.loadServerKeys(), { current: 'key-next', next: null });
       assert.deepEqual((await store.feed.changesAfter(lastId - 1, 1000)).changes.map((c) => c.id), [lastId]);
     }
     await store.close();

@@ -3,8 +3,10 @@
 // reaches a peer streaming from B within a second; the NAT kind a node reports to B reaches its
 // peer on A; a policy set on C (and a rename) reaches the agents on A and
 // B; after kill -9 of A its agent streams from another replica within 5 s while a ping across
-// never stops; after a PostgreSQL restart under a registration burst every replica applies every
-// change id, without a gap, and holds exactly the database's nodes.
+// never stops, and its status names the replica in use; after a PostgreSQL restart under a
+// registration burst every replica applies every change id, without a gap, and holds exactly the
+// database's nodes; a coordinator key rotation started on B and finished on C reaches every
+// replica, and the agents follow it.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createLab, type Host, type Lab } from '../../scripts/natlab/index.js';
@@ -15,6 +17,7 @@ import { REPO_ROOT } from '../../scripts/tunnels/paths.js';
 import { waitFor } from '../../scripts/tunnels/wait-for.js';
 import { join } from 'node:path';
 import type { CoordinatorStats } from '../../proto/control/schemas.js';
+import { keyFingerprint } from '../../proto/control/coordinator-key.js';
 import { ping } from '../helpers/transfer.js';
 import { startPostgres, type PostgresServer } from '../helpers/postgres-server.js';
 import { natTypeOf } from '../../agent/netcheck/nat-type.js';
@@ -148,7 +151,11 @@ describe('coordinator replicas on one PostgreSQL', { timeout: 150_000 }, () => {
     const m = /(\d+) packets transmitted, (\d+) received/.exec(r.stdout);
     assert.ok(m, r.stdout + r.stderr);
     assert.equal(m[2], m[1], `every ping across answered while A died: ${m[0]}`);
-    assert.equal((await alpha.status()).self?.connected, true);
+    const self = (await alpha.status()).self!;
+    assert.equal(self.connected, true);
+    // status names the replica the stream moved to.
+    assert.ok(self.coordinatorConnectedUrl && [b.url, c.url].includes(self.coordinatorConnectedUrl), `replica in use: ${self.coordinatorConnectedUrl}`);
+    assert.match((await alpha.cli(['status'])).stdout, new RegExp(`\\(connected to ${self.coordinatorConnectedUrl.replace(/[.]/g, '\\.')}\\)`));
     // B holds alpha's stream now: it says so in the database, and beta sees alpha online.
     await waitFor('beta to see alpha online', async () => (await beta.status()).peers.some((p) => p.name === 'alpha' && p.online === true), 5000, 50);
     await a.start();
@@ -193,5 +200,29 @@ describe('coordinator replicas on one PostgreSQL', { timeout: 150_000 }, () => {
     assert.equal(await pg.psql('SELECT count(*) FROM replicas', 'replicas'), '3', 'the restarted A and B, C');
     const reaped = (await Promise.all([a, b, c].map(stats))).reduce((n, s) => n + s.replica!.replicasReaped, 0);
     assert.equal(reaped, 1, 'one replica declared the dead one dead');
+  });
+
+  test('a key rotation started on B and finished on C reaches every replica, and the agents follow it', async () => {
+    const fp = (b64: string | undefined): string | null => (b64 ? keyFingerprint(Buffer.from(b64, 'base64')) : null);
+    const keysOf = async (co: LabCoordinator): Promise<[string | null, string | null]> => {
+      const info = (await co.request('GET', '/api/v1/server')).body as { serverKey: string; nextServerKey?: string };
+      return [fp(info.serverKey), fp(info.nextServerKey)];
+    };
+    const old = b.fingerprint;
+    const rotated = await b.request('POST', '/api/v1/admin/coordinator-key/rotate', undefined, true);
+    assert.equal(rotated.status, 200, JSON.stringify(rotated.body));
+    const next = (rotated.body as { next: { fingerprint: string } }).next.fingerprint;
+    assert.notEqual(next, old);
+    await waitFor('A and C to answer with the next key as well', async () =>
+      (await Promise.all([a, c].map(keysOf))).every(([cur, nxt]) => cur === old && nxt === next), 10_000, 100);
+    // The replicas reopen the channels on the old key, as B does: alpha and beta learn and pin the next one.
+    for (const agent of [alpha, beta]) await waitFor('an agent to pin the next key', async () => (await agent.status()).self?.coordinatorKey === next, 45_000, 200);
+    const finished = await c.request('POST', '/api/v1/admin/coordinator-key/finish', undefined, true);
+    assert.equal(finished.status, 200, JSON.stringify(finished.body));
+    await waitFor('every replica to answer with the new key only', async () =>
+      (await Promise.all([a, b, c].map(keysOf))).every(([cur, nxt]) => cur === next && nxt === null), 10_000, 100);
+    for (const agent of [alpha, beta]) {
+      await waitFor('an agent connected under the new key', async () => { const st = (await agent.status()).self; return st?.connected === true && st.coordinatorKey === next; }, 45_000, 200);
+    }
   });
 });

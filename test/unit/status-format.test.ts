@@ -77,3 +77,13 @@ test('both NAT kinds and the birthday outcome, one line per peer', () => {
     /^ {2}nat: this side no NAT, peer UDP blocked \(reported\); birthday: 1 attempt, running \(easy side\)$/m);
   assert.doesNotMatch(formatStatus(status('up')), /nat:/, 'no line without the field (static mode, or down)');
 });
+
+test('with several coordinator replicas, the line names the one the stream uses (or tries)', () => {
+  const s = status('up');
+  assert.match(formatStatus(s), /^ {2}coordinator: http:\/\/192\.0\.2\.1:8080 \(connected\)$/m, 'one URL: nothing added');
+  const urls = 'http://192.0.2.1:8080,http://192.0.2.5:8080';
+  Object.assign((s as unknown as { self: object }).self, { coordinator: urls, coordinatorConnectedUrl: 'http://192.0.2.5:8080' });
+  assert.match(formatStatus(s), /^ {2}coordinator: http:\/\/192\.0\.2\.1:8080,http:\/\/192\.0\.2\.5:8080 \(connected to http:\/\/192\.0\.2\.5:8080\)$/m);
+  Object.assign((s as unknown as { self: object }).self, { connected: false });
+  assert.match(formatStatus(s), /\(not connected; trying http:\/\/192\.0\.2\.5:8080\)$/m);
+});
