@@ -2,6 +2,7 @@
 // is and whether its coordinator is connected).
 import type { AgentStatus, ManagedSelfJson, PeerStatusJson } from '../static/status.js';
 import type { RoutingStatusJson } from '../daemon/node-routing.js';
+import { natKindName, type NatKind } from '../netcheck/nat-type.js';
 
 function bytes(n: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
@@ -88,7 +89,7 @@ function peerLines(p: PeerStatusJson, managed: boolean): string[] {
   return lines;
 }
 
-const natName = (k: string | null): string => (k === null ? 'unknown' : k === 'none' ? 'no NAT' : k === 'udp-blocked' ? 'UDP blocked' : k.replace(/-/g, ' ').replace('port restricted', 'port-restricted'));
+const natName = (k: NatKind | null): string => (k === null ? 'unknown' : natKindName(k));
 
 /** "  nat: this side symmetric, peer port-restricted cone (reported); birthday: 1 attempt, direct after 3.8 s" */
 function natLine(p: PeerStatusJson): string | null {

@@ -83,6 +83,11 @@ export interface PeerBirthdayJson {
   probes?: number;
 }
 
+/** The peer's last attempt ended: how, after how long, with how many packets (status). */
+function finished(st: PeerState, outcome: 'direct' | 'gave-up', ms: number, probes: number): void {
+  st.last = { ...st.last, outcome, ms: Math.round(ms), probes };
+}
+
 interface HardRun {
   round: number;
   startedAt: number;
@@ -311,7 +316,7 @@ export class Birthday {
     clearTimeout(run.timer);
     st.easy = null;
     this.gate.finish(key(p), outcome !== 'gave-up', now);
-    st.last = { ...st.last, outcome: outcome === 'gave-up' ? 'gave-up' : 'direct', ms: Math.round(now - run.startedAt), probes: run.plan.sent };
+    finished(st, outcome === 'gave-up' ? 'gave-up' : 'direct', now - run.startedAt, run.plan.sent);
     if (outcome === 'moot') return;
     if (outcome === 'hit') {
       this.stats.successes++;
@@ -333,7 +338,7 @@ export class Birthday {
     if (addrKind(direct) !== 'birthday') {
       // Direct some other way: an attempt still looking ends; a kept socket goes once idle.
       if (run.kept === null) {
-        st.last = { ...st.last, outcome: 'direct', ms: Math.round(now - run.startedAt), probes: run.opened };
+        finished(st, 'direct', now - run.startedAt, run.opened);
         this.endHard(p, st, false, now, false);
         this.gate.finish(key(p), true, now);
       } else this.closeIdleKept(p, st, now);
@@ -347,7 +352,7 @@ export class Birthday {
     for (const other of [...run.sockets.keys()]) if (other !== id) this.closeSocket(run, other);
     clearTimeout(run.timer);
     if (first) {
-      st.last = { ...st.last, outcome: 'direct', ms: Math.round(now - run.startedAt), probes: run.opened };
+      finished(st, 'direct', now - run.startedAt, run.opened);
       this.gate.finish(key(p), true, now);
       this.stats.successes++;
       this.stats.lastSuccessMs = Math.round(now - run.startedAt);
@@ -370,7 +375,7 @@ export class Birthday {
     for (const id of [...run.sockets.keys()]) this.closeSocket(run, id);
     st.hard = null;
     if (run.kept === null && counts) {
-      st.last = { ...st.last, outcome: 'gave-up', ms: Math.round(now - run.startedAt), probes: run.opened };
+      finished(st, 'gave-up', now - run.startedAt, run.opened);
       this.gate.finish(key(p), ok, now);
       this.stats.failures++;
       this.host.log.info(`${p.name}: birthday probing (hard side) found no path`);

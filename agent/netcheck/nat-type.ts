@@ -11,6 +11,13 @@ export interface NatType {
   text: string;
 }
 
+/** A NAT kind for people: "port-restricted cone", "no NAT", "UDP blocked", "symmetric". */
+export function natKindName(k: NatKind): string {
+  if (k === 'none') return 'no NAT';
+  if (k === 'udp-blocked') return 'UDP blocked';
+  return k.replace(/-/g, ' ').replace('port restricted', 'port-restricted');
+}
+
 /** The NAT type a netcheck report shows; null when it could not tell (no mapping result). */
 export function natTypeOf(r: Pick<NetcheckReport, 'udp' | 'behindNat' | 'mapping' | 'filtering'>): NatType | null {
   if (!r.udp) return { kind: 'udp-blocked', text: 'UDP blocked' };
