@@ -5,9 +5,12 @@ import { createSocket } from 'node:dgram';
 import { request } from 'node:http';
 import { isDecodeError } from '../../proto/errors.js';
 import {
-  decodeDeviceDescription, decodeSoapResponse, decodeSsdpResponse, encodeSoapRequest, encodeSsdpSearch,
+  decodeSsdpResponse, encodeSoapRequest, encodeSsdpSearch,
   SSDP_GROUP, SSDP_PORT, UPNP_XML_MAX_LEN, type SoapResponse, type WanService,
 } from '../../proto/portmap/upnp.js';
+
+/** The XML decoders, loaded at the first description or SOAP answer: most agents never meet a UPnP gateway. */
+const upnpXml = (): Promise<typeof import('../../proto/portmap/upnp-xml.js')> => import('../../proto/portmap/upnp-xml.js');
 
 export class UpnpHttpError extends Error {
   override readonly name = 'UpnpHttpError';
@@ -99,7 +102,7 @@ function http(url: string, opts: { method: 'GET' | 'POST'; headers?: Record<stri
 export async function fetchWanService(location: string, gateway: string, timeoutMs: number): Promise<WanService> {
   const r = await http(location, { method: 'GET', timeoutMs });
   if (r.status !== 200) throw new UpnpHttpError(`${location}: HTTP ${r.status}`);
-  const service = decodeDeviceDescription(r.body, location);
+  const service = (await upnpXml()).decodeDeviceDescription(r.body, location);
   if (new URL(service.controlUrl).hostname !== gateway) throw new UpnpHttpError(`control URL ${service.controlUrl} is not on the gateway ${gateway}`);
   return service;
 }
@@ -111,9 +114,10 @@ export async function soapCall(service: WanService, action: string, args: Readon
     method: 'POST', timeoutMs, body,
     headers: { 'Content-Type': 'text/xml; charset="utf-8"', SOAPAction: soapAction, 'Content-Length': String(Buffer.byteLength(body)) },
   });
+  const xml = await upnpXml();
   let answer: SoapResponse;
   try {
-    answer = decodeSoapResponse(r.body, action);
+    answer = xml.decodeSoapResponse(r.body, action);
   } catch (err) {
     if (isDecodeError(err) && r.status !== 200) throw new UpnpHttpError(`UPnP ${action}: HTTP ${r.status}`);
     throw err;

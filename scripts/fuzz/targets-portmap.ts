@@ -3,7 +3,8 @@
 // decoder (as bytes, and as text for the XML ones); only DecodeError may come out.
 import { decodeNatPmpResponse } from '../../proto/portmap/natpmp.js';
 import { decodePcpResponse } from '../../proto/portmap/pcp.js';
-import { decodeDeviceDescription, decodeSoapResponse, decodeSsdpResponse } from '../../proto/portmap/upnp.js';
+import { decodeSsdpResponse } from '../../proto/portmap/upnp.js';
+import { decodeDeviceDescription, decodeSoapResponse } from '../../proto/portmap/upnp-xml.js';
 import { invariant, rejects, type FuzzTarget } from './target.js';
 
 const text = (s: string): Uint8Array => new TextEncoder().encode(s);

@@ -10,9 +10,8 @@ import {
   decodeNatPmpResponse, encodeNatPmpMapRequest, encodeNatPmpPublicAddressRequest, epochWentBack,
 } from '../../proto/portmap/natpmp.js';
 import { decodePcpResponse, encodePcpAnnounceRequest, encodePcpMapRequest } from '../../proto/portmap/pcp.js';
-import {
-  decodeDeviceDescription, decodeSoapResponse, decodeSsdpResponse, encodeSoapRequest, encodeSsdpSearch,
-} from '../../proto/portmap/upnp.js';
+import { decodeSsdpResponse, encodeSoapRequest, encodeSsdpSearch } from '../../proto/portmap/upnp.js';
+import { decodeDeviceDescription, decodeSoapResponse } from '../../proto/portmap/upnp-xml.js';
 import { parseDefaultGateway } from '../../agent/portmap/gateway.js';
 
 const RUNS = 20_000;
