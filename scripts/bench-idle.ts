@@ -3,7 +3,9 @@
 // streams), left alone: its CPU over --seconds (utime+stime from /proc/PID/stat) and its RSS
 // (VmRSS, VmHWM from /proc/PID/status). No traffic flows; whatever CPU it uses is timers.
 //
-//   node dist/scripts/bench-idle.js [--peers 10,100] [--seconds 60]      (root; see scripts/bench-idle)
+//   node dist/scripts/bench-idle.js [--peers 10,100] [--seconds 60] [--v8-defaults-too]   (root; see scripts/bench-idle)
+// --v8-defaults-too measures each peer count a second time with PINHOLE_OPTIMIZE_FOR_SIZE=0 (the
+// agent on V8's default heap settings), for what --optimize-for-size saves in the same run.
 // Prints a table and writes bench/results/idle-<date>.json.
 import { fork, type ChildProcess } from 'node:child_process';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
@@ -32,6 +34,8 @@ const DEFAULT_SETTLE_SECONDS = 100;
 
 interface Row {
   peers: number;
+  /** The agent's V8 settings: bin/pinhole's --optimize-for-size, or V8's defaults (PINHOLE_OPTIMIZE_FOR_SIZE=0). */
+  v8: 'optimize-for-size' | 'defaults';
   seconds: number;
   cpuSeconds: number;
   /** CPU over the window in percent of one core. */
@@ -46,14 +50,14 @@ interface Row {
 
 function usage(msg?: string): never {
   if (msg) process.stderr.write(`bench-idle: ${msg}\n`);
-  process.stderr.write('usage: bench-idle [--peers 10,100] [--seconds 60] [--settle 100]\n');
+  process.stderr.write('usage: bench-idle [--peers 10,100] [--seconds 60] [--settle 100] [--v8-defaults-too]\n');
   process.exit(2);
 }
 
-function options(): { peers: number[]; seconds: number; settleSeconds: number } {
+function options(): { peers: number[]; seconds: number; settleSeconds: number; v8DefaultsToo: boolean } {
   let values;
   try {
-    ({ values } = parseArgs({ options: { peers: { type: 'string' }, seconds: { type: 'string' }, settle: { type: 'string' }, help: { type: 'boolean', short: 'h' } } }));
+    ({ values } = parseArgs({ options: { peers: { type: 'string' }, seconds: { type: 'string' }, settle: { type: 'string' }, 'v8-defaults-too': { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } }));
   } catch (err) {
     return usage((err as Error).message);
   }
@@ -64,7 +68,7 @@ function options(): { peers: number[]; seconds: number; settleSeconds: number } 
   if (!Number.isInteger(seconds) || seconds < 1 || seconds > 3600) usage('--seconds: an integer in 1..3600');
   const settleSeconds = Number(values.settle ?? DEFAULT_SETTLE_SECONDS);
   if (!Number.isInteger(settleSeconds) || settleSeconds < 0 || settleSeconds > 3600) usage('--settle: an integer in 0..3600');
-  return { peers, seconds, settleSeconds };
+  return { peers, seconds, settleSeconds, v8DefaultsToo: values['v8-defaults-too'] === true };
 }
 
 /** The simulated nodes, in a worker process inside `host`'s namespace (it must reach the coordinator). */
@@ -102,17 +106,17 @@ async function memoryMB(pid: number): Promise<{ rss: number; hwm: number; anon: 
   return { rss: kb('VmRSS') / 1024, hwm: kb('VmHWM') / 1024, anon: kb('RssAnon') / 1024, file: kb('RssFile') / 1024 };
 }
 
-async function measure(lab: Lab, peers: number, seconds: number, settleMs: number): Promise<Row> {
+async function measure(lab: Lab, peers: number, seconds: number, settleMs: number, v8: Row['v8']): Promise<Row> {
   const id = runId();
-  const coordHost = await lab.addPublicHost(`c${peers}`);
-  const agentHost = await lab.addPublicHost(`a${peers}`);
+  const coordHost = await lab.addPublicHost(`c${peers}${v8 === 'defaults' ? 'd' : ''}`);
+  const agentHost = await lab.addPublicHost(`a${peers}${v8 === 'defaults' ? 'd' : ''}`);
   const coord = await startCoordinator(coordHost, {
     extraArgs: ['--max-handshake-rate', '1000000', '--max-register-rate', '1000000', '--max-unauthenticated-per-address', '100000'],
   });
   const sims = new SimulatedNodes(coordHost);
   try {
     const authKey = await coord.createAuthKey({ reusable: true });
-    const agent = await startManagedAgent(agentHost, { tun: `pi${id}`.slice(0, 15), env: { PINHOLE_LOG_LEVEL: 'warn' } });
+    const agent = await startManagedAgent(agentHost, { tun: `pi${id}`.slice(0, 15), env: { PINHOLE_LOG_LEVEL: 'warn', PINHOLE_OPTIMIZE_FOR_SIZE: v8 === 'defaults' ? '0' : '1' } });
     try {
       const up = await agent.cli(['up', '--coordinator', coord.url, '--auth-key', authKey, '--hostname', 'idle'], 30_000);
       if (up.code !== 0) throw new Error(`pinhole up failed: ${up.stderr.trim()}`);
@@ -140,7 +144,7 @@ async function measure(lab: Lab, peers: number, seconds: number, settleMs: numbe
       const cpuSeconds = processCpuSeconds(pid) - cpu0;
       const wall = (performance.now() - t0) / 1000;
       const mem = await memoryMB(pid);
-      return { peers, seconds: wall, cpuSeconds, cpuPct: (100 * cpuSeconds) / wall, rssMB: mem.rss, peakRssMB: Math.max(peak, mem.hwm), rssAnonMB: mem.anon, rssFileMB: mem.file, peersInNetmap: inNetmap };
+      return { peers, v8, seconds: wall, cpuSeconds, cpuPct: (100 * cpuSeconds) / wall, rssMB: mem.rss, peakRssMB: Math.max(peak, mem.hwm), rssAnonMB: mem.anon, rssFileMB: mem.file, peersInNetmap: inNetmap };
     } finally {
       await agent.stop();
     }
@@ -160,22 +164,31 @@ async function main(): Promise<number> {
   const rows: Row[] = [];
   try {
     lab = await createLab({ name: 'bidle' });
-    for (const n of o.peers) {
-      const r = await measure(lab, n, o.seconds, o.settleSeconds * 1000);
-      process.stdout.write(`  ${n} peers: CPU ${r.cpuPct.toFixed(3)}% over ${r.seconds.toFixed(0)} s, RSS ${r.rssMB.toFixed(1)} MB (anonymous ${r.rssAnonMB.toFixed(1)}, file ${r.rssFileMB.toFixed(1)}; peak ${r.peakRssMB.toFixed(1)} MB)\n`);
+    for (const [n, v8] of o.peers.flatMap((n) => (o.v8DefaultsToo ? [[n, 'optimize-for-size'], [n, 'defaults']] as const : [[n, 'optimize-for-size']] as const))) {
+      const r = await measure(lab, n, o.seconds, o.settleSeconds * 1000, v8);
+      process.stdout.write(`  ${n} peers${o.v8DefaultsToo ? ` (V8 ${v8})` : ''}: CPU ${r.cpuPct.toFixed(3)}% over ${r.seconds.toFixed(0)} s, RSS ${r.rssMB.toFixed(1)} MB (anonymous ${r.rssAnonMB.toFixed(1)}, file ${r.rssFileMB.toFixed(1)}; peak ${r.peakRssMB.toFixed(1)} MB)\n`);
       rows.push(r);
     }
   } finally {
     await lab?.destroy();
   }
-  const cpuRow = rows.find((r) => r.peers === 10) ?? rows[0]!;
-  const rssRow = rows.find((r) => r.peers === 100) ?? rows[rows.length - 1]!;
+  const shipped = rows.filter((r) => r.v8 === 'optimize-for-size');
+  const cpuRow = shipped.find((r) => r.peers === 10) ?? shipped[0]!;
+  const rssRow = shipped.find((r) => r.peers === 100) ?? shipped[shipped.length - 1]!;
   const bars = {
     idleCpuPct: { peers: cpuRow.peers, value: cpuRow.cpuPct, bar: BAR_IDLE_CPU_PCT, met: cpuRow.cpuPct <= BAR_IDLE_CPU_PCT },
     rssMB: { peers: rssRow.peers, value: rssRow.rssMB, bar: BAR_RSS_MB, met: rssRow.rssMB <= BAR_RSS_MB },
   };
   process.stdout.write(`idle CPU with ${cpuRow.peers} peers: ${cpuRow.cpuPct.toFixed(3)}% (bar <= ${BAR_IDLE_CPU_PCT}%: ${bars.idleCpuPct.met ? 'met' : 'NOT met'})\n`);
   process.stdout.write(`RSS with ${rssRow.peers} peers: ${rssRow.rssMB.toFixed(1)} MB (bar <= ${BAR_RSS_MB} MB: ${bars.rssMB.met ? 'met' : 'NOT met'})\n`);
+  // What --optimize-for-size changes, against V8's defaults measured in the same run.
+  const versusDefaults = shipped.flatMap((r) => {
+    const d = rows.find((x) => x.v8 === 'defaults' && x.peers === r.peers);
+    return d ? [{ peers: r.peers, rss: r.rssMB / d.rssMB, peakRss: r.peakRssMB / d.peakRssMB, cpu: d.cpuSeconds > 0 ? r.cpuSeconds / d.cpuSeconds : null }] : [];
+  });
+  for (const v of versusDefaults) {
+    process.stdout.write(`${v.peers} peers, --optimize-for-size / V8 defaults: RSS ${v.rss.toFixed(2)}, peak RSS ${v.peakRss.toFixed(2)}, CPU ${v.cpu === null ? '-' : v.cpu.toFixed(2)}\n`);
+  }
   const report = {
     benchmark: 'idle',
     startedAt: startedAt.toISOString(),
@@ -188,6 +201,7 @@ async function main(): Promise<number> {
     },
     rows,
     bars,
+    versusDefaults,
   };
   const dir = join(REPO_ROOT, 'bench', 'results');
   await mkdir(dir, { recursive: true });

@@ -2,7 +2,7 @@
 // what actually happened — the candidates the coordinator gave and the filter refused, the disco
 // pings sent and answered, when a direct path was lost, the relay's state, this node's NAT type
 // from netcheck and the peer's when its pings showed it. Pure (the magic socket gathers the facts).
-import type { NatKind } from '../netcheck/nat-type.js';
+import { natKindName, type NatKind } from '../netcheck/nat-type.js';
 import type { PathKind } from './peer-path.js';
 
 /** A direct path lost less than this long ago is reported as lost (re-probing), not as unanswered pings. */
@@ -68,14 +68,15 @@ function directReason(f: PathFacts): string {
 /** What the NAT types say about unanswered pings. */
 function natHint(self: NatKind | null, peer: NatKind | null): string {
   const sym = (k: NatKind | null): boolean => k === 'symmetric';
-  const name = (k: NatKind): string => k.replace(/-/g, ' ');
   if (sym(self) && sym(peer)) return 'both sides behind symmetric NAT';
-  if (sym(self) && peer !== null) return `this side's symmetric NAT vs the peer's ${name(peer)}`;
+  // NAT kinds by natKindName, as `pinhole status` and netcheck name them.
+  const its = (side: string, k: NatKind): string => (k === 'none' || k === 'udp-blocked' ? `${side} with ${natKindName(k)}` : `${side}'s ${natKindName(k)}`);
+  if (sym(self) && peer !== null) return `this side's symmetric NAT vs ${its('the peer', peer)}`;
   if (sym(self)) return 'this side behind symmetric NAT; the peer\'s symmetric or port-restricted?';
-  if (sym(peer) && self !== null) return `the peer's symmetric NAT vs this side's ${name(self)}`;
+  if (sym(peer) && self !== null) return `the peer's symmetric NAT vs ${its('this side', self)}`;
   if (sym(peer)) return 'the peer behind symmetric NAT';
   if (self === 'udp-blocked' || peer === 'udp-blocked') return `UDP blocked on ${self === 'udp-blocked' ? 'this side' : 'the peer\'s side'}`;
-  if (self !== null) return `this side ${name(self)}: the peer's NAT symmetric, or UDP filtered there?`;
+  if (self !== null) return `this side ${natKindName(self)}: the peer's NAT symmetric, or UDP filtered there?`;
   return 'both sides behind symmetric NAT, or UDP filtered? pinhole netcheck shows this side';
 }
 

@@ -41,8 +41,10 @@ test('no candidates: none from the coordinator yet, or all filtered (with the fi
 test('unanswered pings: the count, the time, and what the NAT types suggest', () => {
   assert.equal(why({ unansweredMs: 12_400, selfNat: 'symmetric', peerNat: 'symmetric' }), 'pings to 2 candidates unanswered for 12 s (both sides behind symmetric NAT)');
   assert.match(why({ unansweredMs: 5000, selfNat: 'symmetric' })!, /^pings to 2 candidates unanswered for 5 s \(this side behind symmetric NAT; the peer's symmetric or port-restricted\?\)$/);
-  assert.match(why({ unansweredMs: 5000, selfNat: 'symmetric', peerNat: 'port-restricted-cone' })!, /this side's symmetric NAT vs the peer's port restricted cone/);
+  assert.match(why({ unansweredMs: 5000, selfNat: 'symmetric', peerNat: 'port-restricted-cone' })!, /this side's symmetric NAT vs the peer's port-restricted cone/);
   assert.match(why({ unansweredMs: 5000, selfNat: 'full-cone' })!, /this side full cone: the peer's NAT symmetric, or UDP filtered there\?/);
+  // The same names as `pinhole status` and netcheck (natKindName), "no NAT" included.
+  assert.match(why({ unansweredMs: 5000, selfNat: 'symmetric', peerNat: 'none' })!, /this side's symmetric NAT vs the peer with no NAT/);
   assert.match(why({ unansweredMs: 5000, peerNat: 'symmetric' })!, /the peer behind symmetric NAT/);
   assert.match(why({ unansweredMs: 5000, candidates: 1 })!, /^pings to 1 candidate unanswered for 5 s \(.*pinhole netcheck/);
 });
