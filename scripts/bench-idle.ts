@@ -108,8 +108,9 @@ async function memoryMB(pid: number): Promise<{ rss: number; hwm: number; anon: 
 
 async function measure(lab: Lab, peers: number, seconds: number, settleMs: number, v8: Row['v8']): Promise<Row> {
   const id = runId();
-  const coordHost = await lab.addPublicHost(`c${peers}${v8 === 'defaults' ? 'd' : ''}`);
-  const agentHost = await lab.addPublicHost(`a${peers}${v8 === 'defaults' ? 'd' : ''}`);
+  const hostTag = `${peers}${v8 === 'defaults' ? 'd' : ''}`; // host names are unique per lab
+  const coordHost = await lab.addPublicHost(`c${hostTag}`);
+  const agentHost = await lab.addPublicHost(`a${hostTag}`);
   const coord = await startCoordinator(coordHost, {
     extraArgs: ['--max-handshake-rate', '1000000', '--max-register-rate', '1000000', '--max-unauthenticated-per-address', '100000'],
   });
