@@ -3,12 +3,14 @@
 // streams), left alone: its CPU over --seconds (utime+stime from /proc/PID/stat) and its RSS
 // (VmRSS, VmHWM from /proc/PID/status). No traffic flows; whatever CPU it uses is timers.
 //
-//   node dist/scripts/bench-idle.js [--peers 10,100] [--seconds 60] [--v8-defaults-too]   (root; see scripts/bench-idle)
-// --v8-defaults-too measures each peer count a second time with PINHOLE_OPTIMIZE_FOR_SIZE=0 (the
-// agent on V8's default heap settings), for what --optimize-for-size saves in the same run.
+//   node dist/scripts/bench-idle.js [--peers 10,100] [--seconds 60] [--v8-defaults-too] [--unbundled-too]   (root; see scripts/bench-idle)
+// --v8-defaults-too measures each peer count again with PINHOLE_OPTIMIZE_FOR_SIZE=0 (the agent on
+// V8's default heap settings), for what --optimize-for-size saves in the same run;
+// --unbundled-too again with PINHOLE_BUNDLE=0 (the agent from dist/agent/'s ~275 modules instead
+// of the minified bundle), for what the bundle saves.
 // Prints a table and writes bench/results/idle-<date>.json.
 import { fork, type ChildProcess } from 'node:child_process';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -34,8 +36,11 @@ const DEFAULT_SETTLE_SECONDS = 100;
 
 interface Row {
   peers: number;
-  /** The agent's V8 settings: bin/pinhole's --optimize-for-size, or V8's defaults (PINHOLE_OPTIMIZE_FOR_SIZE=0). */
-  v8: 'optimize-for-size' | 'defaults';
+  /**
+   * How the agent ran: as shipped (the bundle, V8 with --optimize-for-size), on V8's defaults
+   * (PINHOLE_OPTIMIZE_FOR_SIZE=0) or from dist/agent/'s modules (PINHOLE_BUNDLE=0).
+   */
+  variant: Variant;
   seconds: number;
   cpuSeconds: number;
   /** CPU over the window in percent of one core. */
@@ -48,16 +53,25 @@ interface Row {
   peersInNetmap: number;
 }
 
+type Variant = 'shipped' | 'v8-defaults' | 'unbundled';
+const VARIANT_ENV: Record<Variant, Record<string, string>> = {
+  shipped: { PINHOLE_OPTIMIZE_FOR_SIZE: '1', PINHOLE_BUNDLE: '1' },
+  'v8-defaults': { PINHOLE_OPTIMIZE_FOR_SIZE: '0', PINHOLE_BUNDLE: '1' },
+  unbundled: { PINHOLE_OPTIMIZE_FOR_SIZE: '1', PINHOLE_BUNDLE: '0' },
+};
+/** Host-name tags (host names are unique per lab). */
+const VARIANT_TAG: Record<Variant, string> = { shipped: '', 'v8-defaults': 'd', unbundled: 'u' };
+
 function usage(msg?: string): never {
   if (msg) process.stderr.write(`bench-idle: ${msg}\n`);
-  process.stderr.write('usage: bench-idle [--peers 10,100] [--seconds 60] [--settle 100] [--v8-defaults-too]\n');
+  process.stderr.write('usage: bench-idle [--peers 10,100] [--seconds 60] [--settle 100] [--v8-defaults-too] [--unbundled-too]\n');
   process.exit(2);
 }
 
-function options(): { peers: number[]; seconds: number; settleSeconds: number; v8DefaultsToo: boolean } {
+function options(): { peers: number[]; seconds: number; settleSeconds: number; variants: Variant[] } {
   let values;
   try {
-    ({ values } = parseArgs({ options: { peers: { type: 'string' }, seconds: { type: 'string' }, settle: { type: 'string' }, 'v8-defaults-too': { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } }));
+    ({ values } = parseArgs({ options: { peers: { type: 'string' }, seconds: { type: 'string' }, settle: { type: 'string' }, 'v8-defaults-too': { type: 'boolean' }, 'unbundled-too': { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } }));
   } catch (err) {
     return usage((err as Error).message);
   }
@@ -68,7 +82,10 @@ function options(): { peers: number[]; seconds: number; settleSeconds: number; v
   if (!Number.isInteger(seconds) || seconds < 1 || seconds > 3600) usage('--seconds: an integer in 1..3600');
   const settleSeconds = Number(values.settle ?? DEFAULT_SETTLE_SECONDS);
   if (!Number.isInteger(settleSeconds) || settleSeconds < 0 || settleSeconds > 3600) usage('--settle: an integer in 0..3600');
-  return { peers, seconds, settleSeconds, v8DefaultsToo: values['v8-defaults-too'] === true };
+  const variants: Variant[] = ['shipped'];
+  if (values['v8-defaults-too']) variants.push('v8-defaults');
+  if (values['unbundled-too']) variants.push('unbundled');
+  return { peers, seconds, settleSeconds, variants };
 }
 
 /** The simulated nodes, in a worker process inside `host`'s namespace (it must reach the coordinator). */
@@ -106,9 +123,9 @@ async function memoryMB(pid: number): Promise<{ rss: number; hwm: number; anon: 
   return { rss: kb('VmRSS') / 1024, hwm: kb('VmHWM') / 1024, anon: kb('RssAnon') / 1024, file: kb('RssFile') / 1024 };
 }
 
-async function measure(lab: Lab, peers: number, seconds: number, settleMs: number, v8: Row['v8']): Promise<Row> {
+async function measure(lab: Lab, peers: number, seconds: number, settleMs: number, variant: Variant): Promise<Row> {
   const id = runId();
-  const hostTag = `${peers}${v8 === 'defaults' ? 'd' : ''}`; // host names are unique per lab
+  const hostTag = `${peers}${VARIANT_TAG[variant]}`;
   const coordHost = await lab.addPublicHost(`c${hostTag}`);
   const agentHost = await lab.addPublicHost(`a${hostTag}`);
   const coord = await startCoordinator(coordHost, {
@@ -117,7 +134,7 @@ async function measure(lab: Lab, peers: number, seconds: number, settleMs: numbe
   const sims = new SimulatedNodes(coordHost);
   try {
     const authKey = await coord.createAuthKey({ reusable: true });
-    const agent = await startManagedAgent(agentHost, { tun: `pi${id}`.slice(0, 15), env: { PINHOLE_LOG_LEVEL: 'warn', PINHOLE_OPTIMIZE_FOR_SIZE: v8 === 'defaults' ? '0' : '1' } });
+    const agent = await startManagedAgent(agentHost, { tun: `pi${id}`.slice(0, 15), env: { PINHOLE_LOG_LEVEL: 'warn', ...VARIANT_ENV[variant] } });
     try {
       const up = await agent.cli(['up', '--coordinator', coord.url, '--auth-key', authKey, '--hostname', 'idle'], 30_000);
       if (up.code !== 0) throw new Error(`pinhole up failed: ${up.stderr.trim()}`);
@@ -145,7 +162,7 @@ async function measure(lab: Lab, peers: number, seconds: number, settleMs: numbe
       const cpuSeconds = processCpuSeconds(pid) - cpu0;
       const wall = (performance.now() - t0) / 1000;
       const mem = await memoryMB(pid);
-      return { peers, v8, seconds: wall, cpuSeconds, cpuPct: (100 * cpuSeconds) / wall, rssMB: mem.rss, peakRssMB: Math.max(peak, mem.hwm), rssAnonMB: mem.anon, rssFileMB: mem.file, peersInNetmap: inNetmap };
+      return { peers, variant, seconds: wall, cpuSeconds, cpuPct: (100 * cpuSeconds) / wall, rssMB: mem.rss, peakRssMB: Math.max(peak, mem.hwm), rssAnonMB: mem.anon, rssFileMB: mem.file, peersInNetmap: inNetmap };
     } finally {
       await agent.stop();
     }
@@ -155,8 +172,16 @@ async function measure(lab: Lab, peers: number, seconds: number, settleMs: numbe
   }
 }
 
+/** The shipped agent runs from the bundle only if it is current (bin/pinhole): refuse to measure a stale one. */
+async function checkBundleCurrent(): Promise<void> {
+  const mtime = async (p: string): Promise<number> => (await stat(join(REPO_ROOT, 'dist', p))).mtimeMs;
+  const current = await Promise.all([mtime('bundle/agent.js'), mtime('agent/cli/main.js')]).then(([b, m]) => b >= m, () => false);
+  if (!current) throw new Error('dist/bundle/agent.js is missing or older than dist/agent/: run npm run build:bundle');
+}
+
 async function main(): Promise<number> {
   const o = options();
+  await checkBundleCurrent();
   const startedAt = new Date();
   let lab: Lab | null = null;
   const onSignal = (): void => { void lab?.destroy(); setTimeout(() => process.exit(130), 10_000).unref(); };
@@ -165,15 +190,15 @@ async function main(): Promise<number> {
   const rows: Row[] = [];
   try {
     lab = await createLab({ name: 'bidle' });
-    for (const [n, v8] of o.peers.flatMap((n) => (o.v8DefaultsToo ? [[n, 'optimize-for-size'], [n, 'defaults']] as const : [[n, 'optimize-for-size']] as const))) {
-      const r = await measure(lab, n, o.seconds, o.settleSeconds * 1000, v8);
-      process.stdout.write(`  ${n} peers${o.v8DefaultsToo ? ` (V8 ${v8})` : ''}: CPU ${r.cpuPct.toFixed(3)}% over ${r.seconds.toFixed(0)} s, RSS ${r.rssMB.toFixed(1)} MB (anonymous ${r.rssAnonMB.toFixed(1)}, file ${r.rssFileMB.toFixed(1)}; peak ${r.peakRssMB.toFixed(1)} MB)\n`);
+    for (const [n, variant] of o.peers.flatMap((n) => o.variants.map((v) => [n, v] as const))) {
+      const r = await measure(lab, n, o.seconds, o.settleSeconds * 1000, variant);
+      process.stdout.write(`  ${n} peers${o.variants.length > 1 ? ` (${variant})` : ''}: CPU ${r.cpuPct.toFixed(3)}% over ${r.seconds.toFixed(0)} s, RSS ${r.rssMB.toFixed(1)} MB (anonymous ${r.rssAnonMB.toFixed(1)}, file ${r.rssFileMB.toFixed(1)}; peak ${r.peakRssMB.toFixed(1)} MB)\n`);
       rows.push(r);
     }
   } finally {
     await lab?.destroy();
   }
-  const shipped = rows.filter((r) => r.v8 === 'optimize-for-size');
+  const shipped = rows.filter((r) => r.variant === 'shipped');
   const cpuRow = shipped.find((r) => r.peers === 10) ?? shipped[0]!;
   const rssRow = shipped.find((r) => r.peers === 100) ?? shipped[shipped.length - 1]!;
   const bars = {
@@ -182,14 +207,16 @@ async function main(): Promise<number> {
   };
   process.stdout.write(`idle CPU with ${cpuRow.peers} peers: ${cpuRow.cpuPct.toFixed(3)}% (bar <= ${BAR_IDLE_CPU_PCT}%: ${bars.idleCpuPct.met ? 'met' : 'NOT met'})\n`);
   process.stdout.write(`RSS with ${rssRow.peers} peers: ${rssRow.rssMB.toFixed(1)} MB (bar <= ${BAR_RSS_MB} MB: ${bars.rssMB.met ? 'met' : 'NOT met'})\n`);
-  // What --optimize-for-size changes, against V8's defaults measured in the same run.
-  const versusDefaults = shipped.flatMap((r) => {
-    const d = rows.find((x) => x.v8 === 'defaults' && x.peers === r.peers);
-    return d ? [{ peers: r.peers, rss: r.rssMB / d.rssMB, peakRss: r.peakRssMB / d.peakRssMB, cpu: d.cpuSeconds > 0 ? r.cpuSeconds / d.cpuSeconds : null }] : [];
+  // What --optimize-for-size and the bundle change, against the agent without them in the same run.
+  const versus = (other: Variant, label: string) => shipped.flatMap((r) => {
+    const d = rows.find((x) => x.variant === other && x.peers === r.peers);
+    if (!d) return [];
+    const v = { peers: r.peers, rss: r.rssMB / d.rssMB, peakRss: r.peakRssMB / d.peakRssMB, cpu: d.cpuSeconds > 0 ? r.cpuSeconds / d.cpuSeconds : null };
+    process.stdout.write(`${v.peers} peers, shipped / ${label}: RSS ${v.rss.toFixed(2)}, peak RSS ${v.peakRss.toFixed(2)}, CPU ${v.cpu === null ? '-' : v.cpu.toFixed(2)}\n`);
+    return [v];
   });
-  for (const v of versusDefaults) {
-    process.stdout.write(`${v.peers} peers, --optimize-for-size / V8 defaults: RSS ${v.rss.toFixed(2)}, peak RSS ${v.peakRss.toFixed(2)}, CPU ${v.cpu === null ? '-' : v.cpu.toFixed(2)}\n`);
-  }
+  const versusDefaults = versus('v8-defaults', 'V8 defaults');
+  const versusUnbundled = versus('unbundled', 'unbundled');
   const report = {
     benchmark: 'idle',
     startedAt: startedAt.toISOString(),
@@ -203,6 +230,7 @@ async function main(): Promise<number> {
     rows,
     bars,
     versusDefaults,
+    versusUnbundled,
   };
   const dir = join(REPO_ROOT, 'bench', 'results');
   await mkdir(dir, { recursive: true });

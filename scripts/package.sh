@@ -33,8 +33,9 @@ if [ "$build" = 1 ]; then
   [ -f "$addon" ] || npm run --silent build:addon >&2
   npm run --silent build:ts >&2
   npm run --silent build:console >&2
+  npm run --silent build:bundle >&2
 fi
-for need in "$addon" dist/agent/cli/main.js dist/coordinator/main.js dist/coordinator/console/assets/app.js dist/relay/main.js node_modules; do
+for need in "$addon" dist/agent/cli/main.js dist/bundle/agent.js dist/coordinator/main.js dist/coordinator/console/assets/app.js dist/relay/main.js node_modules; do
   [ -e "$need" ] || { echo "package.sh: $need is missing: run bash scripts/setup.sh first" >&2; exit 1; }
 done
 
@@ -54,7 +55,8 @@ mkdir -p "$lib/bin" "$lib/dist" "$lib/agent/tun/build/Release" "$root/usr/bin" \
 # The program: entry point, the compiled parts that run (no tests, scripts or source maps), the addon.
 cp package.json package-lock.json "$lib/"
 cp bin/pinhole "$lib/bin/pinhole"
-for part in agent coordinator relay proto metrics; do cp -r "dist/$part" "$lib/dist/$part"; done
+# Timestamps kept: bin/pinhole runs the agent's bundle only if it is as new as dist/agent/.
+for part in agent coordinator relay proto metrics bundle; do cp -r --preserve=timestamps "dist/$part" "$lib/dist/$part"; done
 find "$lib/dist" -name '*.map' -delete
 cp "$addon" "$lib/agent/tun/build/Release/"
 ln -s ../lib/pinhole/bin/pinhole "$root/usr/bin/pinhole"

@@ -16,6 +16,8 @@ import { publicKeyFromPrivate } from '../../proto/wireguard/keys.js';
 
 /** How long connecting plus the handshake may take. */
 export const CHANNEL_TIMEOUT_MS = 8_000;
+/** GET /api/v1/server answers with public keys and a version: anything longer is not a coordinator. */
+const SERVER_INFO_MAX_BYTES = 64 * 1024;
 /** How long one request inside a channel may take. */
 export const REQUEST_TIMEOUT_MS = 15_000;
 /** Replies larger than this are not from a coordinator (a netmap comes on the stream, not here). */
@@ -220,13 +222,7 @@ async function fetchOne(url: string, signal?: AbortSignal, socketMark?: number):
   let res: { ok: boolean; status: number };
   let text: string;
   try {
-    if (socketMark) {
-      ({ text, ...res } = await markedHttpRequest(`${url}/api/v1/server`, init, socketMark));
-    } else {
-      const r = await fetch(`${url}/api/v1/server`, init);
-      res = r;
-      text = await r.text().catch(() => '');
-    }
+    ({ text, ...res } = await markedHttpRequest(`${url}/api/v1/server`, init, socketMark, SERVER_INFO_MAX_BYTES));
   } catch (err) {
     throw new CoordinatorUnreachableError(`cannot reach the coordinator at ${url}: ${timeout.aborted || signal?.aborted ? 'no answer in time' : describeCause(err)}`);
   }

@@ -209,11 +209,11 @@ const ADDON_FILE = join('build', 'Release', 'pinhole_native.node');
  */
 const ADDON_PATH_OVERRIDE = process.env['PINHOLE_ADDON_PATH'] || undefined;
 
-/** Candidate locations: next to the source file, or from dist/agent/tun back to agent/tun. */
+/** Candidate locations: next to the source file, from dist/agent/tun back to agent/tun, or from the bundle (dist/bundle). */
 function addonCandidates(): string[] {
   if (ADDON_PATH_OVERRIDE) return [ADDON_PATH_OVERRIDE];
   const here = dirname(fileURLToPath(import.meta.url));
-  return [join(here, ADDON_FILE), join(here, '..', '..', '..', 'agent', 'tun', ADDON_FILE)];
+  return [join(here, ADDON_FILE), join(here, '..', '..', '..', 'agent', 'tun', ADDON_FILE), join(here, '..', '..', 'agent', 'tun', ADDON_FILE)];
 }
 
 let cached: NativeAddon | undefined;

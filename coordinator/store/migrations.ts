@@ -1,11 +1,9 @@
 // Schema versions, applied in order at start, each in its own transaction and recorded in
-// schema_migrations. Never edit a released migration: add the next one.
+// schema_migrations. Never edit a released migration: add the next one. Versions whose SQL is the
+// same in PostgreSQL live in portable-migrations.ts.
+import { V2_OWNER, V3_AGENT_INFO, V5_NAT_KIND, type Migration } from './portable-migrations.js';
 
-export interface Migration {
-  version: number;
-  name: string;
-  sql: string;
-}
+export type { Migration };
 
 export const MIGRATIONS: readonly Migration[] = [
   {
@@ -56,33 +54,15 @@ export const MIGRATIONS: readonly Migration[] = [
       INSERT INTO policy (id, json, updated_at) VALUES (1, NULL, NULL);
     `,
   },
-  {
-    version: 2,
-    name: 'owner (user) of auth keys and nodes',
-    sql: `
-      ALTER TABLE auth_keys ADD COLUMN user_name TEXT;
-      ALTER TABLE nodes ADD COLUMN user_name TEXT;
-    `,
-  },
-  {
-    version: 3,
-    name: 'OS and pinhole version the agent reports',
-    sql: `
-      ALTER TABLE nodes ADD COLUMN os TEXT;
-      ALTER TABLE nodes ADD COLUMN agent_version TEXT;
-    `,
-  },
+  V2_OWNER,
+  V3_AGENT_INFO,
   {
     // PostgreSQL only (several coordinators on one database); a SQLite file has one coordinator.
     version: 4,
     name: 'replica change feed (PostgreSQL only)',
     sql: 'SELECT 1;',
   },
-  {
-    version: 5,
-    name: 'NAT kind the agent reports with its endpoints',
-    sql: 'ALTER TABLE nodes ADD COLUMN nat_kind TEXT;',
-  },
+  V5_NAT_KIND,
   {
     // PostgreSQL only, like v4: a SQLite file has one coordinator and nobody to tell.
     version: 6,

@@ -1,10 +1,11 @@
 // The PostgreSQL schema: the same versions as migrations.ts (SQLite), in PostgreSQL's dialect,
 // applied in order, each in its own transaction and recorded in schema_migrations. Never edit a
-// released migration: add the next one, here and in migrations.ts.
+// released migration: add the next one, here and in migrations.ts (or, if its SQL is the same in
+// both dialects, once in portable-migrations.ts).
 // Differences that matter: booleans are BOOLEAN, times BIGINT (ms since the epoch), and the
 // highest ids ever handed out live in id_high_water (SQLite keeps them in sqlite_sequence).
 // A CHECK keeps a single-use key at one use whatever any coordinator does.
-import type { Migration } from './migrations.js';
+import { V2_OWNER, V3_AGENT_INFO, V5_NAT_KIND, type Migration } from './portable-migrations.js';
 
 export const POSTGRES_MIGRATIONS: readonly Migration[] = [
   {
@@ -61,22 +62,8 @@ export const POSTGRES_MIGRATIONS: readonly Migration[] = [
       INSERT INTO policy (id, json, updated_at) VALUES (1, NULL, NULL);
     `,
   },
-  {
-    version: 2,
-    name: 'owner (user) of auth keys and nodes',
-    sql: `
-      ALTER TABLE auth_keys ADD COLUMN user_name TEXT;
-      ALTER TABLE nodes ADD COLUMN user_name TEXT;
-    `,
-  },
-  {
-    version: 3,
-    name: 'OS and pinhole version the agent reports',
-    sql: `
-      ALTER TABLE nodes ADD COLUMN os TEXT;
-      ALTER TABLE nodes ADD COLUMN agent_version TEXT;
-    `,
-  },
+  V2_OWNER,
+  V3_AGENT_INFO,
   {
     // Coordinators sharing the database (replicas): every committed change a netmap depends on
     // appends one row to changes (ids from id_high_water 'changes', see postgres-feed.ts); each
@@ -102,11 +89,7 @@ export const POSTGRES_MIGRATIONS: readonly Migration[] = [
       ALTER TABLE nodes ADD COLUMN online_by TEXT;
     `,
   },
-  {
-    version: 5,
-    name: 'NAT kind the agent reports with its endpoints',
-    sql: 'ALTER TABLE nodes ADD COLUMN nat_kind TEXT;',
-  },
+  V5_NAT_KIND,
   {
     version: 6,
     name: 'coordinator key rotations in the replica change feed',

@@ -1,0 +1,38 @@
+// Bundles the agent (dist/agent/cli/main.js and everything it imports, libraries included) into
+// dist/bundle/: one minified entry, agent.js, plus one chunk per lazily imported part (the UPnP XML
+// parser, the metrics endpoint, each mode of the daemon) so those still load only when used.
+// bin/pinhole runs it instead of dist/agent/ when it is at least as new as dist/agent/cli/main.js.
+// Why: an agent daemon that loads ~275 modules keeps their source text and module records on its
+// heap for months; one minified, tree-shaken file costs a fraction of that (docs/protocol.md,
+// "At idle: timers and memory"). Run after tsc: `npm run build:bundle`.
+import { build } from 'esbuild';
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { REPO_ROOT } from './tunnels/paths.js';
+
+const out = join(REPO_ROOT, 'dist', 'bundle');
+
+await rm(out, { recursive: true, force: true });
+const result = await build({
+  entryPoints: { agent: join(REPO_ROOT, 'dist', 'agent', 'cli', 'main.js') },
+  bundle: true,
+  splitting: true,
+  format: 'esm',
+  platform: 'node',
+  target: 'node20',
+  minify: true,
+  // Error and class names show in logs and `status`; keep them readable.
+  keepNames: true,
+  // Loads its prebuilt libsodium through node-gyp-build, by path at run time.
+  external: ['sodium-native'],
+  // Libraries written as CommonJS call require() for node's own modules; an ES module has none.
+  banner: { js: "import { createRequire as __pinholeRequire } from 'node:module'; const require = __pinholeRequire(import.meta.url);" },
+  outdir: out,
+  legalComments: 'none',
+  sourcemap: 'linked',
+  logLevel: 'warning',
+  metafile: true,
+});
+const outputs = Object.entries(result.metafile.outputs).filter(([f]) => f.endsWith('.js'));
+const bytes = outputs.reduce((n, [, o]) => n + o.bytes, 0);
+console.log(`agent bundled: ${out} (${outputs.length} files, ${Math.round(bytes / 1024)} KiB)`);
