@@ -23,6 +23,7 @@ import type { AuthorizationResult, NodeAuthorizer } from './authorizer.js';
 import type { RelayCounters } from './counters.js';
 import type { Logger } from './log.js';
 import { TokenBucket } from './rate-limit.js';
+import { FrameArena, MAX_ARENA_FRAME } from './frame-arena.js';
 import { SendQueue, type SendQueueLimits } from './send-queue.js';
 
 export interface SessionConfig {
@@ -79,6 +80,12 @@ export interface PausableSender {
   unblock(): void;
 }
 
+/** Where a frame for a client of another relay of the mesh goes (relay/mesh-link.ts). */
+export interface MeshRoute {
+  readonly state: string;
+  forward(from: PausableSender, src: Uint8Array, dst: Uint8Array, data: Uint8Array, priority: boolean): void;
+}
+
 /** Bytes handed to the socket but not yet written: above this, frames wait in the queue. */
 const INFLIGHT_LIMIT = 512 * 1024;
 /** Frames are packed into WebSocket messages of up to this size. */
@@ -104,6 +111,9 @@ export class ClientSession implements PauseTarget, PausableSender {
   /** One-entry route cache: consecutive frames to one peer skip the table lookup. */
   lastDst: ClientSession | null = null;
   readonly lastDstKey = new Uint8Array(NODE_KEY_LEN);
+  /** The same for a peer at another relay of the mesh (lastDst null): its link, valid while the routes' version is meshRouteVersion. */
+  meshRoute: MeshRoute | null = null;
+  meshRouteVersion = -1;
 
   /** Bytes this session holds in its queue and in its socket, charged to the host's budget. */
   private held = 0;
@@ -114,6 +124,7 @@ export class ClientSession implements PauseTarget, PausableSender {
   private lastKeepaliveAt = performance.now();
   private readonly reader = new RelayFrameReader();
   private readonly queue: SendQueue;
+  private readonly arena = new FrameArena();
   private readonly bucket: TokenBucket;
   private readonly challenge = new Uint8Array(randomBytes(CHALLENGE_LEN));
   private inflight = 0;
@@ -151,6 +162,7 @@ export class ClientSession implements PauseTarget, PausableSender {
     if ((this.state === 'handshake' || this.state === 'authorizing') && now - this.createdAt > cfg.handshakeTimeoutMs + (this.state === 'authorizing' ? 5000 : 0)) {
       this.refuse('unauthenticated', 'no client-info in time');
     } else if (this.state === 'open') {
+      if (this.held === 0) this.arena.release();
       if (this.held > 0 && now - this.lastWriteProgressAt > cfg.writeTimeoutMs) {
         this.host.counters.writeTimeouts++;
         this.host.logger.info({ remote: this.remote, node: Buffer.from(this.nodeKey).toString('base64'), queuedBytes: this.held }, 'relay client not reading: closed');
@@ -169,20 +181,27 @@ export class ClientSession implements PauseTarget, PausableSender {
    * Queues a data frame from `from` for this client, pausing `from` when it fills the data lane
    * (see the top of this file).
    */
-  enqueueData(frame: Uint8Array, from: PausableSender): void {
-    if (!this.enqueue(frame, false)) return;
+  enqueueData(frame: Uint8Array, from: PausableSender, frames = 1): void {
+    if (!this.enqueue(frame, false, true, frames)) return;
     if (this.queue.dataFull && !this.overrun && from !== this && from.state === 'open') from.blockOn(this);
   }
 
-  /** Queues a frame for this client; false if the session is not open. */
-  enqueue(frame: Uint8Array, priority: boolean): boolean {
+  /**
+   * Queues a frame for this client; false if the session is not open. `forwarded`: the frame is a
+   * view into someone else's receive buffer (the relay's own frames are not). `frames`: how many
+   * frames lie back to back in `frame` (a forward-run's recv frames from the mesh).
+   */
+  enqueue(frame: Uint8Array, priority: boolean, forwarded = false, frames = 1): boolean {
     if (this.state !== 'open') return false;
-    // A forwarded frame is a view into the sender's receive buffer. If it has to wait behind
-    // others, give it its own copy: a queued 100-byte view must not keep a 1 MiB buffer alive.
-    if (this.queue.length > 0 && frame.byteLength * 2 < frame.buffer.byteLength) frame = Buffer.from(frame);
+    // A forwarded frame is a view into the sender's receive buffer: copied into the arena, where
+    // it sits next to the frames queued before it (one ws message per flush, no concat). A large
+    // one (a run from the mesh) keeps its view unless it waits behind others and is a small part
+    // of its buffer (a queued view must not keep a 1 MiB buffer alive).
+    if (forwarded && frame.length <= MAX_ARENA_FRAME) frame = this.arena.copy(frame);
+    else if (this.queue.length > 0 && frame.byteLength * 2 < frame.buffer.byteLength) frame = Buffer.from(frame);
     if (this.held === 0) this.lastWriteProgressAt = performance.now();
     const before = this.queue.bytes;
-    const dropped = this.queue.push(frame, priority, this.overrun);
+    const dropped = this.queue.push(frame, priority, this.overrun, frames);
     this.charge(this.queue.bytes - before);
     if (dropped > 0) {
       if (priority) this.host.counters.drops.priorityOverflow += dropped;
@@ -257,7 +276,7 @@ export class ClientSession implements PauseTarget, PausableSender {
   private releaseAll(): void {
     this.unblock();
     this.releaseSenders();
-    this.host.counters.drops.clientGone += this.queue.length;
+    this.host.counters.drops.clientGone += this.queue.frames;
     this.queue.clear();
     this.host.budget.usedBytes -= this.held;
     this.held = 0;
@@ -453,20 +472,15 @@ export class ClientSession implements PauseTarget, PausableSender {
     if (this.state !== 'open') return;
     const c = this.host.counters;
     while (this.inflight < INFLIGHT_LIMIT && this.queue.length > 0) {
-      const parts: Uint8Array[] = [];
-      let total = 0;
-      do {
-        const f = this.queue.shift()!;
-        parts.push(f);
-        total += f.length;
-      } while (this.queue.length > 0 && total + this.queue.nextLength() <= BATCH_BYTES);
-      const batch = parts.length === 1 ? parts[0]! : Buffer.concat(parts, total);
-      const frames = parts.length;
+      const batch = this.queue.shiftBatch(BATCH_BYTES);
+      const frames = this.queue.batchFrames;
+      const total = batch.length;
       this.inflight += total;
       this.ws.send(batch, { binary: true }, (err) => {
         this.inflight -= total;
         if (err || this.state === 'closed') return; // releaseAll() already gave the bytes back
         this.charge(-total);
+        this.arena.written(batch);
         this.lastWriteProgressAt = performance.now();
         c.framesOut += frames;
         c.bytesOut += total;

@@ -79,6 +79,8 @@ export function createRelayCounters() {
         presenceFull: 0,
         /** Frames queued for a link when it went down. */
         linkDown: 0,
+        /** A client's packet too large for a forward frame (32 bytes more header than a send frame). */
+        tooLarge: 0,
       },
     },
     stun: {

@@ -19,6 +19,8 @@ export interface MeshHost {
   localKeys(): Iterable<Uint8Array>;
   /** The open client session of key `id` (hex) here, if any. */
   localSession(id: string): ClientSession | undefined;
+  /** Presence changed: route caches are stale. */
+  routesChanged(): void;
 }
 
 export function keyHex(key: Uint8Array): string {

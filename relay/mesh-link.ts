@@ -1,7 +1,8 @@
 // The connection this relay dials to one peer relay of the mesh. It proves this relay's static
 // key and the mesh credential (and checks the peer's), then carries two things: the peer's
-// presence announcements in (which client keys are connected there), and forward frames out
-// (packets from our clients for keys connected there). Its outbound queue is a client queue
+// presence announcements in (which client keys are connected there), and forward-runs out
+// (packets from our clients for keys connected there, forward-runs.ts: each packet copied once,
+// into the batch the socket is handed, no buffer of its own). Its outbound queue is a client queue
 // (send-queue.ts) with the same backpressure: a client filling it is paused, for at most
 // maxPauseMs, then the queue drops its oldest frames instead. Lost connections are dialled again
 // with backoff; everything the peer announced is forgotten meanwhile.
@@ -12,8 +13,11 @@ import { checkRelayProof, makeNodeProof, relayHandshakeKey, type RelayHandshake 
 import { RelayFrameReader } from '../proto/relay/frame-reader.js';
 import { CLIENT_NONCE_LEN, decodeRelayFrame, FRAME, MAX_FRAME_PAYLOAD, noticeName } from '../proto/relay/frames.js';
 import { checkMeshProof, makeMeshProof, type MeshHandshake } from '../proto/relay/mesh-auth.js';
-import { decodeMeshFrame, encodeForward, encodeMeshFrame, MESH_PATH, MESH_PROTOCOL_VERSION, type PresenceEntry } from '../proto/relay/mesh-frames.js';
+import {
+  decodeMeshFrame, encodeMeshFrame, MAX_RUN_PACKET, MESH_PATH, MESH_PROTOCOL_VERSION, type PresenceEntry,
+} from '../proto/relay/mesh-frames.js';
 import type { PausableSender, PauseTarget } from './client-session.js';
+import { ForwardRuns } from './forward-runs.js';
 import { keyText, type MeshHost } from './mesh-host.js';
 import { SendQueue } from './send-queue.js';
 
@@ -51,6 +55,13 @@ export class MeshLink implements PauseTarget {
   overrun = false;
   private ws: WebSocket | null = null;
   private readonly queue: SendQueue;
+  /** Packets become forward-runs here, queued as each run closes (at the latest at the next flush). */
+  private readonly runs = new ForwardRuns((run, packets, priority) => {
+    const before = this.queue.bytes;
+    const dropped = this.queue.push(run, priority, this.overrun, packets);
+    this.charge(this.queue.bytes - before);
+    if (dropped > 0) this.host.counters.mesh.drops.queueOverflow += dropped;
+  });
   private held = 0;
   private inflight = 0;
   private flushScheduled = false;
@@ -73,11 +84,11 @@ export class MeshLink implements PauseTarget {
       this.host.counters.mesh.drops.linkDown++;
       return;
     }
-    const frame = encodeForward(dst, src, data, priority);
-    const before = this.queue.bytes;
-    const dropped = this.queue.push(frame, priority, this.overrun);
-    this.charge(this.queue.bytes - before);
-    if (dropped > 0) this.host.counters.mesh.drops.queueOverflow += dropped;
+    if (data.length > MAX_RUN_PACKET) {
+      this.host.counters.mesh.drops.tooLarge++;
+      return;
+    }
+    this.runs.add(src, dst, data, priority);
     this.host.counters.mesh.forwardedOut++;
     if (!priority && this.queue.dataFull && !this.overrun && from.state === 'open') from.blockOn(this);
     if (!this.flushScheduled) {
@@ -110,7 +121,13 @@ export class MeshLink implements PauseTarget {
   private dial(): void {
     if (this.stopped) return;
     this.state = 'connecting';
-    const ws = new WebSocket(this.url, { perMessageDeflate: false, maxPayload: 16 * (MAX_FRAME_PAYLOAD + 64), handshakeTimeout: this.host.config.handshakeTimeoutMs });
+    const ws = new WebSocket(this.url, {
+      perMessageDeflate: false, maxPayload: 16 * (MAX_FRAME_PAYLOAD + 64), handshakeTimeout: this.host.config.handshakeTimeoutMs,
+      // No RFC 6455 masking (an all-zero mask, which ws skips): it defends proxies against bytes a
+      // browser's script chose; these are frames of two relays, and masking them in JS was 40% of
+      // the dialer's CPU (and unmasking them a pass on the dialled side).
+      generateMask: (mask: Buffer) => { mask.fill(0); },
+    });
     this.ws = ws;
     const reader = new RelayFrameReader();
     const nonce = new Uint8Array(randomBytes(CLIENT_NONCE_LEN));
@@ -224,7 +241,7 @@ export class MeshLink implements PauseTarget {
     if (this.state !== 'closed') this.state = 'connecting';
     this.overrun = false;
     for (const s of [...this.blocked]) s.unblock();
-    this.host.counters.mesh.drops.linkDown += this.queue.length;
+    this.host.counters.mesh.drops.linkDown += this.queue.frames + this.runs.discard();
     this.queue.clear();
     this.charge(-this.held);
     this.inflight = 0;
@@ -242,21 +259,17 @@ export class MeshLink implements PauseTarget {
     this.flushScheduled = false;
     const ws = this.ws;
     if (this.state !== 'open' || !ws) return;
+    this.runs.close();
     while (this.inflight < INFLIGHT_LIMIT && this.queue.length > 0) {
-      const parts: Uint8Array[] = [];
-      let total = 0;
-      do {
-        const f = this.queue.shift()!;
-        parts.push(f);
-        total += f.length;
-      } while (this.queue.length > 0 && total + this.queue.nextLength() <= BATCH_BYTES);
-      const batch = parts.length === 1 ? parts[0]! : Buffer.concat(parts, total);
+      const batch = this.queue.shiftBatch(BATCH_BYTES);
+      const total = batch.length;
       this.inflight += total;
       ws.send(batch, { binary: true }, (err) => {
         if (ws !== this.ws || this.state !== 'open') return; // down() gave the bytes back
         this.inflight -= total;
         if (err) return;
         this.charge(-total);
+        this.runs.written(batch);
         if ((this.blocked.size > 0 || this.overrun) && this.queue.dataLow) {
           this.overrun = false;
           for (const s of [...this.blocked]) s.unblock();

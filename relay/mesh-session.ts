@@ -1,7 +1,8 @@
 // A peer relay's connection into this one (it dialled us, mesh-link.ts is its side). After the
 // peer proved its static key and the mesh credential, this relay announces its own clients to
-// it (a snapshot, then every connect and disconnect) and delivers the forward frames it sends to
-// the clients connected here — only here: a frame for a key that is not connected here is dropped
+// it (a snapshot, then every connect and disconnect) and delivers the forward-runs (or, from a
+// version 1 peer, forward frames) it sends to the clients connected here — a run's recv frames go
+// to the client's queue as they are, one entry, no copy — and only here: a frame for a key that is not connected here is dropped
 // and counted, never forwarded again (one hop, no loops). A local client whose queue fills pauses
 // this socket like it pauses a client (TCP flow control then reaches the peer relay's link queue).
 import { randomBytes } from 'node:crypto';
@@ -9,12 +10,13 @@ import type { WebSocket } from 'ws';
 import { isDecodeError } from '../proto/errors.js';
 import { checkNodeProof, makeRelayProof, relayHandshakeKey, type RelayHandshake } from '../proto/relay/auth.js';
 import { RelayFrameReader } from '../proto/relay/frame-reader.js';
-import { CHALLENGE_LEN, encodeRelayFrame, FRAME, MAX_PRIORITY_PACKET, NOTICE, RELAY_PROTOCOL_VERSION, SEND_FLAG_PRIORITY, type NoticeName } from '../proto/relay/frames.js';
+import { CHALLENGE_LEN, encodeRelayFrame, FRAME, FRAME_HEADER_LEN, MAX_PRIORITY_PACKET, NODE_KEY_LEN, NOTICE, RELAY_PROTOCOL_VERSION, SEND_FLAG_PRIORITY, type NoticeName } from '../proto/relay/frames.js';
 import { checkMeshProof, makeMeshProof, type MeshHandshake } from '../proto/relay/mesh-auth.js';
 import {
-  decodeMeshFrame, encodeMeshFrame, FORWARD_HEADER_LEN, MAX_PRESENCE_ENTRIES, MESH_FRAME, MESH_PROTOCOL_VERSION, meshForwardToRecvInPlace, type PresenceEntry,
+  decodeMeshFrame, encodeMeshFrame, FORWARD_HEADER_LEN, forwardRunPackets, MAX_PRESENCE_ENTRIES, MESH_FRAME, MESH_PROTOCOL_VERSION, meshForwardToRecvInPlace,
+  MIN_MESH_PROTOCOL_VERSION, RECV_FRAME_OVERHEAD, RUN_HEADER_LEN, type PresenceEntry,
 } from '../proto/relay/mesh-frames.js';
-import type { PausableSender, PauseTarget } from './client-session.js';
+import type { ClientSession, PausableSender, PauseTarget } from './client-session.js';
 import { keyHex, keyText, type MeshHost } from './mesh-host.js';
 
 /** Presence and keepalives a peer relay has not read, above which it is closed. */
@@ -31,6 +33,8 @@ export class MeshSession implements PausableSender {
   private lastKeepaliveAt = performance.now();
   private blockedOn: PauseTarget | null = null;
   private blockTimer: NodeJS.Timeout | null = null;
+  private lastTo: ClientSession | null = null;
+  private readonly lastToKey = new Uint8Array(NODE_KEY_LEN);
 
   constructor(private readonly ws: WebSocket, private readonly host: MeshHost, readonly remote: string, private readonly onClosed: (s: MeshSession) => void) {
     ws.on('message', (data: Buffer, isBinary: boolean) => this.onMessage(data, isBinary));
@@ -101,6 +105,7 @@ export class MeshSession implements PausableSender {
     if (this.state === 'closed') return;
     if (this.state === 'open') this.host.counters.mesh.linksIn--;
     this.state = 'closed';
+    this.lastTo = null;
     this.unblock();
     this.onClosed(this);
   }
@@ -134,6 +139,7 @@ export class MeshSession implements PausableSender {
 
   private readonly onFrame = (type: number, payload: Uint8Array, frame: Uint8Array): void => {
     if (this.state === 'open') {
+      if (type === MESH_FRAME.FORWARD_RUN) return this.deliverRun(payload, frame);
       if (type === MESH_FRAME.FORWARD) return this.deliver(payload, frame);
       if (type === FRAME.KEEPALIVE && payload.length === 0) return;
       this.host.counters.mesh.drops.badFrame++;
@@ -148,7 +154,9 @@ export class MeshSession implements PausableSender {
       return this.refuse('malformed', 'unauthenticated', `malformed mesh-hello: ${err.message}`);
     }
     if (f.type !== 'mesh-hello') return this.refuse('malformed', 'unauthenticated', `expected mesh-hello, got ${f.type}`);
-    if (f.version !== MESH_PROTOCOL_VERSION) return this.refuse('malformed', 'unauthenticated', `mesh protocol version ${f.version} is not ${MESH_PROTOCOL_VERSION}`);
+    if (f.version < MIN_MESH_PROTOCOL_VERSION || f.version > MESH_PROTOCOL_VERSION) {
+      return this.refuse('malformed', 'unauthenticated', `mesh protocol version ${f.version} is not ${MIN_MESH_PROTOCOL_VERSION}..${MESH_PROTOCOL_VERSION}`);
+    }
     const h = this.host;
     const peerKey = Uint8Array.from(f.relayKey);
     const hs: RelayHandshake = { nodeKey: peerKey, relayKey: h.relayPublicKey, challenge: this.challenge, clientNonce: Uint8Array.from(f.nonce) };
@@ -172,6 +180,43 @@ export class MeshSession implements PausableSender {
     }, () => this.refuse('notAuthorized', 'authorizer-unavailable', 'could not ask the coordinator'));
   };
 
+  /** The open session here of the key at payload[1..33] (forward and forward-run put dst there), or null. */
+  private destination(payload: Uint8Array): ClientSession | null {
+    // One-entry cache: consecutive frames for one client skip the table (a replaced session is closed, so never open here).
+    const to = this.lastTo;
+    if (to !== null && to.state === 'open' && sameKey(this.lastToKey, payload, 1)) return to;
+    const found = this.host.localSession(keyHex(payload.subarray(1, 1 + NODE_KEY_LEN)));
+    if (found === undefined || found.state !== 'open') return null;
+    this.lastTo = found;
+    this.lastToKey.set(payload.subarray(1, 1 + NODE_KEY_LEN));
+    return found;
+  }
+
+  /** A forward-run: its recv frames go to the client as they are, one queue entry. */
+  private deliverRun(payload: Uint8Array, frame: Uint8Array): void {
+    const c = this.host.counters;
+    const n = forwardRunPackets(payload);
+    if (n < 0) {
+      c.mesh.drops.badFrame++;
+      return;
+    }
+    const to = this.destination(payload);
+    if (to === null) {
+      c.mesh.drops.notHere += n;
+      return;
+    }
+    const b = this.host.budget;
+    if (b.usedBytes + frame.length > b.capBytes) {
+      c.drops.globalBudget += n;
+      return;
+    }
+    c.mesh.forwardedIn += n;
+    c.packetsForwarded += n;
+    const run = frame.subarray(FRAME_HEADER_LEN + RUN_HEADER_LEN);
+    if (n === 1 && payload[0] !== 0 && run.length - RECV_FRAME_OVERHEAD <= MAX_PRIORITY_PACKET) to.enqueue(run, true, true);
+    else to.enqueueData(run, this, n);
+  }
+
   private deliver(payload: Uint8Array, frame: Uint8Array): void {
     const c = this.host.counters;
     const flags = payload[0];
@@ -179,8 +224,8 @@ export class MeshSession implements PausableSender {
       c.mesh.drops.badFrame++;
       return;
     }
-    const to = this.host.localSession(keyHex(payload.subarray(1, 33)));
-    if (!to || to.state !== 'open') {
+    const to = this.destination(payload);
+    if (to === null) {
       c.mesh.drops.notHere++;
       return;
     }
@@ -193,7 +238,13 @@ export class MeshSession implements PausableSender {
     c.packetsForwarded++;
     const priority = flags !== 0 && payload.length - FORWARD_HEADER_LEN <= MAX_PRIORITY_PACKET;
     const out = meshForwardToRecvInPlace(frame);
-    if (priority) to.enqueue(out, true);
+    if (priority) to.enqueue(out, true, true);
     else to.enqueueData(out, this);
   }
+}
+
+/** a equals the key at b[at..at+32]. */
+function sameKey(a: Uint8Array, b: Uint8Array, at: number): boolean {
+  for (let i = 0; i < NODE_KEY_LEN; i++) if (a[i] !== b[at + i]) return false;
+  return true;
 }

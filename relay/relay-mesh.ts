@@ -4,7 +4,6 @@
 // does not hold, and tells announce() when its own clients come and go.
 import type { WebSocket } from 'ws';
 import type { PresenceEntry } from '../proto/relay/mesh-frames.js';
-import type { PausableSender } from './client-session.js';
 import { keyHex, type MeshHost } from './mesh-host.js';
 import { MeshLink, meshUrl } from './mesh-link.js';
 import { PresenceTable } from './mesh-presence.js';
@@ -37,22 +36,22 @@ export class RelayMesh {
           if (!e.connected) this.table.withdraw(id, link);
           else if (!this.table.announce(id, link)) host.counters.mesh.drops.presenceFull++;
         }
+        host.routesChanged();
         host.counters.mesh.presence = this.table.size;
       },
       onDown: (link: MeshLink) => {
         this.table.dropPeer(link);
+        host.routesChanged();
         host.counters.mesh.presence = this.table.size;
       },
     };
     this.links = [...new Set(opts.peers.map(meshUrl))].map((u) => new MeshLink(u, host, events));
   }
 
-  /** Forwards a client's packet for `dst` to the peer relay holding it; false when no peer does. */
-  route(from: PausableSender & { nodeKey: Uint8Array }, dst: Uint8Array, data: Uint8Array, priority: boolean): boolean {
+  /** The link to the peer relay holding `dst`, if one does (forward frames to it with link.forward). */
+  route(dst: Uint8Array): MeshLink | null {
     const link = this.table.lookup(keyHex(dst));
-    if (!link || link.state !== 'open') return false;
-    link.forward(from, from.nodeKey, dst, data, priority);
-    return true;
+    return link && link.state === 'open' ? link : null;
   }
 
   /** A peer relay dialled in on the mesh path. */

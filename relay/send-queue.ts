@@ -23,31 +23,44 @@ const HARD_CAP_FACTOR = 2;
 const HARD_SLACK_FRAMES = 1024;
 const HARD_SLACK_BYTES = 1024 * 1024;
 
-/** A ring of frames with a byte total. */
+/**
+ * A ring of queue entries with byte and frame totals. An entry is one frame, or a run of frames
+ * lying back to back (a forward-run's recv frames, queued whole): `frames` counts what is inside.
+ */
 class Lane {
   private ring: Array<Uint8Array | undefined>;
+  private counts: Uint32Array;
   private head = 0;
   length = 0;
   bytes = 0;
+  frames = 0;
+  /** Frames in the entry the last shift() returned. */
+  shiftedFrames = 0;
 
   constructor(capacity: number) {
     this.ring = new Array(Math.max(1, capacity));
+    this.counts = new Uint32Array(this.ring.length);
   }
 
-  push(f: Uint8Array): void {
+  push(f: Uint8Array, frames: number): void {
     if (this.length === this.ring.length) this.grow();
-    this.ring[(this.head + this.length) % this.ring.length] = f;
+    const i = (this.head + this.length) % this.ring.length;
+    this.ring[i] = f;
+    this.counts[i] = frames;
     this.length++;
     this.bytes += f.length;
+    this.frames += frames;
   }
 
   shift(): Uint8Array | undefined {
     if (this.length === 0) return undefined;
     const f = this.ring[this.head]!;
+    this.shiftedFrames = this.counts[this.head]!;
     this.ring[this.head] = undefined;
     this.head = (this.head + 1) % this.ring.length;
     this.length--;
     this.bytes -= f.length;
+    this.frames -= this.shiftedFrames;
     return f;
   }
 
@@ -60,12 +73,18 @@ class Lane {
     this.head = 0;
     this.length = 0;
     this.bytes = 0;
+    this.frames = 0;
   }
 
   private grow(): void {
     const next = new Array<Uint8Array | undefined>(this.ring.length * 2);
-    for (let i = 0; i < this.length; i++) next[i] = this.ring[(this.head + i) % this.ring.length];
+    const counts = new Uint32Array(next.length);
+    for (let i = 0; i < this.length; i++) {
+      next[i] = this.ring[(this.head + i) % this.ring.length];
+      counts[i] = this.counts[(this.head + i) % this.ring.length]!;
+    }
     this.ring = next;
+    this.counts = counts;
     this.head = 0;
   }
 }
@@ -79,8 +98,14 @@ export class SendQueue {
     this.priority = new Lane(limits.maxPriorityFrames + 1);
   }
 
+  /** Entries queued (a run of frames is one). */
   get length(): number {
     return this.data.length + this.priority.length;
+  }
+
+  /** Frames queued, those inside runs included. */
+  get frames(): number {
+    return this.data.frames + this.priority.frames;
   }
 
   get bytes(): number {
@@ -92,39 +117,88 @@ export class SendQueue {
    * frame is dropped at the hard cap (twice the limits plus slack), or at the limits themselves with
    * `atHighWater` (a destination whose senders may no longer be paused).
    */
-  push(frame: Uint8Array, priority: boolean, atHighWater = false): number {
+  push(frame: Uint8Array, priority: boolean, atHighWater = false, frames = 1): number {
     const lane = priority ? this.priority : this.data;
     const hard = !priority && !atHighWater;
     const maxFrames = priority ? this.limits.maxPriorityFrames : hard ? this.limits.maxFrames * HARD_CAP_FACTOR + HARD_SLACK_FRAMES : this.limits.maxFrames;
     const maxBytes = priority ? this.limits.maxPriorityBytes : hard ? this.limits.maxBytes * HARD_CAP_FACTOR + HARD_SLACK_BYTES : this.limits.maxBytes;
-    lane.push(frame);
+    lane.push(frame, frames);
     let dropped = 0;
-    // The newest frame always stays, even if it alone exceeds the byte limit.
-    while (lane.length > 1 && (lane.length > maxFrames || lane.bytes > maxBytes)) {
+    // The newest entry always stays, even if it alone exceeds the limits.
+    while (lane.length > 1 && (lane.frames > maxFrames || lane.bytes > maxBytes)) {
       lane.shift();
-      dropped++;
+      dropped += lane.shiftedFrames;
     }
     return dropped;
   }
 
   /** The data lane is at or over its limits: senders to it should wait. */
   get dataFull(): boolean {
-    return this.data.length >= this.limits.maxFrames || this.data.bytes >= this.limits.maxBytes;
+    return this.data.frames >= this.limits.maxFrames || this.data.bytes >= this.limits.maxBytes;
   }
 
   /** The data lane drained to half its limits or less: waiting senders may go on. */
   get dataLow(): boolean {
-    return this.data.length <= this.limits.maxFrames / 2 && this.data.bytes <= this.limits.maxBytes / 2;
+    return this.data.frames <= this.limits.maxFrames / 2 && this.data.bytes <= this.limits.maxBytes / 2;
   }
 
-  /** The next frame to send: priority lane first. */
+  /** The next entry to send: priority lane first. `shiftedFrames` says how many frames it holds. */
   shift(): Uint8Array | undefined {
-    return this.priority.shift() ?? this.data.shift();
+    const p = this.priority.shift();
+    if (p !== undefined) {
+      this.shiftedFrames = this.priority.shiftedFrames;
+      return p;
+    }
+    const d = this.data.shift();
+    this.shiftedFrames = this.data.shiftedFrames;
+    return d;
+  }
+
+  /** Frames in the entry the last shift() returned. */
+  shiftedFrames = 0;
+
+  /**
+   * Takes frames in send order, as many as fit in `maxBytes` (at least one; call only when not
+   * empty), as one buffer. Frames lying next to each other in one buffer (a FrameArena's) go out
+   * as one view of it; the run ends where they stop doing so, unless it is still short (under
+   * maxBytes / 8), when the rest is copied in. `batchFrames` says how many it took.
+   */
+  shiftBatch(maxBytes: number): Uint8Array {
+    const first = this.shift()!;
+    let frames = this.shiftedFrames;
+    let total = first.length;
+    let end = first.byteOffset + total;
+    let contiguous = true;
+    const parts = this.scratch;
+    parts.push(first);
+    for (let f = this.peek(); f !== undefined && total + f.length <= maxBytes; f = this.peek()) {
+      if (contiguous && (f.buffer !== first.buffer || f.byteOffset !== end)) {
+        if (total >= maxBytes / 8) break;
+        contiguous = false;
+      }
+      this.shift();
+      frames += this.shiftedFrames;
+      end = f.byteOffset + f.length;
+      total += f.length;
+      parts.push(f);
+    }
+    this.batchFrames = frames;
+    const out = parts.length === 1 ? first : contiguous ? Buffer.from(first.buffer, first.byteOffset, total) : Buffer.concat(parts, total);
+    parts.length = 0;
+    return out;
+  }
+
+  /** Frames in the last shiftBatch(). */
+  batchFrames = 0;
+  private readonly scratch: Uint8Array[] = [];
+
+  private peek(): Uint8Array | undefined {
+    return this.priority.peek() ?? this.data.peek();
   }
 
   /** Size of the frame shift() would return, or 0. */
   nextLength(): number {
-    return (this.priority.peek() ?? this.data.peek())?.length ?? 0;
+    return this.peek()?.length ?? 0;
   }
 
   clear(): void {

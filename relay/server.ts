@@ -113,6 +113,8 @@ export async function startRelayServer(opts: RelayServerOptions): Promise<RelayS
   const routes = new Map<string, ClientSession>();
   const startedAt = Date.now();
   let mesh: RelayMesh | null = null;
+  /** Bumped whenever a route may have changed (a client came or went here, presence at a peer): mesh route caches compare it. */
+  let routesVersion = 0;
 
   const host: SessionHost = {
     counters,
@@ -124,6 +126,7 @@ export async function startRelayServer(opts: RelayServerOptions): Promise<RelayS
     authorizer: opts.authorizer ?? allowAllNodes,
 
     register(s) {
+      routesVersion++;
       const old = routes.get(s.id);
       routes.set(s.id, s);
       counters.clients = routes.size;
@@ -146,6 +149,7 @@ export async function startRelayServer(opts: RelayServerOptions): Promise<RelayS
     unregister(s) {
       sessions.delete(s);
       if (!s.id) return;
+      routesVersion++;
       const current = routes.get(s.id);
       if (current === s) routes.delete(s.id);
       counters.clients = routes.size;
@@ -170,24 +174,35 @@ export async function startRelayServer(opts: RelayServerOptions): Promise<RelayS
     forward(from, frame, dst, priority) {
       let to = from.lastDst;
       if (to === null || to.state !== 'open' || !equalKey(from.lastDstKey, dst)) {
-        to = routes.get(Buffer.from(dst.buffer, dst.byteOffset, NODE_KEY_LEN).toString('hex')) ?? null;
-        if (to === null && mesh !== null) {
+        let link = from.meshRoute;
+        if (link === null || link.state !== 'open' || from.meshRouteVersion !== routesVersion || !equalKey(from.lastDstKey, dst)) {
+          to = routes.get(Buffer.from(dst.buffer, dst.byteOffset, NODE_KEY_LEN).toString('hex')) ?? null;
           // Not here: a peer relay of the mesh may hold it (one hop; what comes from the mesh never goes back).
+          link = to === null && mesh !== null ? mesh.route(dst) : null;
+          from.lastDst = to;
+          from.meshRoute = link;
+          from.meshRouteVersion = routesVersion;
+          from.lastDstKey.set(dst);
+          if (to !== null) {
+            from.sentTo.add(to);
+            to.senders.add(from);
+          }
+        } else {
+          to = null;
+        }
+        if (link !== null) {
           if (budget.usedBytes + frame.length > budget.capBytes) {
             counters.drops.globalBudget++;
             return;
           }
-          if (mesh.route(from, dst, frame.subarray(FRAME_HEADER_LEN + SEND_HEADER_LEN), priority)) return;
+          link.forward(from, from.nodeKey, dst, frame.subarray(FRAME_HEADER_LEN + SEND_HEADER_LEN), priority);
+          return;
         }
         if (to === null) {
           counters.drops.unknownDestination++;
           from.notifyNotHere(dst);
           return;
         }
-        from.lastDst = to;
-        from.lastDstKey.set(dst);
-        from.sentTo.add(to);
-        to.senders.add(from);
       }
       // One budget for everyone: a crowd of receivers that never read cannot grow the relay
       // past it (and each of them is closed at its write timeout, giving its share back).
@@ -197,7 +212,7 @@ export async function startRelayServer(opts: RelayServerOptions): Promise<RelayS
       }
       counters.packetsForwarded++;
       const out = sendFrameToRecvInPlace(frame, from.nodeKey);
-      if (priority) to.enqueue(out, true);
+      if (priority) to.enqueue(out, true, true);
       else to.enqueueData(out, from);
     },
   };
@@ -298,6 +313,7 @@ export async function startRelayServer(opts: RelayServerOptions): Promise<RelayS
       authorizePeer: m.authorizePeer ?? (async () => 'allowed'),
       localKeys: () => [...routes.values()].map((s) => s.nodeKey),
       localSession: (id) => routes.get(id),
+      routesChanged: () => { routesVersion++; },
     }, { peers: m.peers, ...(m.maxPresence ? { maxPresence: m.maxPresence } : {}) });
   }
 

@@ -216,6 +216,17 @@ export function writeSendFrame(out: Uint8Array, off: number, dst: Uint8Array, da
   return FRAME_HEADER_LEN + payloadLen;
 }
 
+/** Writes a recv frame at out[off] and returns its length: 5 + 32 + data.length. */
+export function writeRecvFrame(out: Uint8Array, off: number, src: Uint8Array, data: Uint8Array): number {
+  checkLen(src, NODE_KEY_LEN, 'node key');
+  const payloadLen = RECV_HEADER_LEN + data.length;
+  if (payloadLen > MAX_FRAME_PAYLOAD) throw new RangeError(`relay packet of ${data.length} bytes (max ${MAX_FRAME_PAYLOAD - RECV_HEADER_LEN})`);
+  writeHeader(out, off, FRAME.RECV, payloadLen);
+  out.set(src, off + FRAME_HEADER_LEN);
+  out.set(data, off + FRAME_HEADER_LEN + NODE_KEY_LEN);
+  return FRAME_HEADER_LEN + payloadLen;
+}
+
 /**
  * The relay's forwarding step without a copy: rewrites a whole send frame (header included) into
  * the recv frame for its destination, in place, and returns it (a view starting one byte later):

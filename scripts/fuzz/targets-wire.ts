@@ -1,6 +1,6 @@
 // Fuzz targets for what arrives on the agent's UDP socket and the relay's TCP stream: WireGuard
 // messages and the handshake responder, a whole WireGuard device, disco (box + replay window),
-// STUN, relay frames and the frame reader.
+// STUN, relay frames and the frame reader, relay mesh frames.
 import nacl from 'tweetnacl';
 import {
   decodeCookieReply, decodeInitiation, decodeResponse, encodeCookieReply, encodeResponse, isTransportMessage, messageType,
@@ -15,6 +15,7 @@ import { decodeStunMessage, encodeStunMessage, isStunMessage, METHOD_BINDING } f
 import { encodeBindingError, encodeBindingRequest, encodeBindingSuccess } from '../../proto/stun/binding.js';
 import { decodeRelayFrame, encodeRelayFrame, FRAME_HEADER_LEN, type RelayFrame } from '../../proto/relay/frames.js';
 import { RelayFrameReader } from '../../proto/relay/frame-reader.js';
+import { decodeMeshFrame, encodeMeshFrame, forwardRunPackets, MESH_FRAME, type MeshFrame } from '../../proto/relay/mesh-frames.js';
 import { makeWire, ipv4Packet, SLOT } from '../../test/helpers/memory-link.js';
 import { bytesEqual, invariant, rejects, type FuzzTarget } from './target.js';
 
@@ -218,6 +219,38 @@ export function relayFrames(): FuzzTarget {
       });
       if (ok) invariant(out + reader.r.buffered === before + input.length, `reader: ${before} buffered + ${input.length} fed != ${out} out + ${reader.r.buffered} buffered`);
       if (!ok || reader.r.buffered > 8192) reader.r = new RelayFrameReader(4096);
+    },
+  };
+}
+
+/**
+ * What a peer relay sends on the mesh: every mesh frame, the forward-run among them. The decoder
+ * throws only DecodeError, the dialled relay's fast forward-run check agrees with it, and what the
+ * decoder accepts re-encodes to the same bytes.
+ */
+export function relayMeshFrames(): FuzzTarget {
+  const key = new Uint8Array(32).fill(7);
+  const frames: MeshFrame[] = [
+    { type: 'mesh-hello', version: 2, relayKey: key, nonce: new Uint8Array(32).fill(1), keyProof: new Uint8Array(16), meshProof: new Uint8Array(16).fill(2) },
+    { type: 'mesh-welcome', keyProof: new Uint8Array(16), meshProof: new Uint8Array(16) },
+    { type: 'presence', entries: [{ connected: true, nodeKey: key }, { connected: false, nodeKey: key }] },
+    { type: 'forward', priority: false, dst: key, src: key, data: new Uint8Array(60).fill(4) },
+    { type: 'forward-run', priority: false, dst: key, packets: [{ src: key, data: new Uint8Array(30).fill(5) }, { src: key, data: new Uint8Array(0) }, { src: key, data: new Uint8Array(9) }] },
+  ];
+  return {
+    name: 'relay-mesh-frames',
+    corpus: frames.map(encodeMeshFrame),
+    run(input) {
+      if (input.length < FRAME_HEADER_LEN) return;
+      const type = input[0]!;
+      const payload = input.subarray(FRAME_HEADER_LEN);
+      let f: MeshFrame | null = null;
+      rejects(() => { f = decodeMeshFrame(type, payload); });
+      if (type === MESH_FRAME.FORWARD_RUN) invariant((forwardRunPackets(payload) >= 1) === (f !== null), 'forwardRunPackets and decodeMeshFrame disagree');
+      if (f !== null) {
+        const again = encodeMeshFrame(f);
+        invariant(Buffer.from(again.subarray(FRAME_HEADER_LEN)).equals(Buffer.from(payload)) && again[0] === type, 'a decoded mesh frame re-encodes to other bytes');
+      }
     },
   };
 }

@@ -1,7 +1,7 @@
 // Every fuzz target, in the order a run visits them. Each is built fresh per run (its own keys,
 // sockets and state), so a run is reproducible from its seed.
 import type { FuzzTargetFactory } from './target.js';
-import { disco, relayFrames, stun, wireguardDevice, wireguardMessages, wireguardResponder } from './targets-wire.js';
+import { disco, relayFrames, relayMeshFrames, stun, wireguardDevice, wireguardMessages, wireguardResponder } from './targets-wire.js';
 import { ipParsers, packetFilter, userspaceNat } from './targets-packets.js';
 import { controlJson } from './targets-control.js';
 import { portmap } from './targets-portmap.js';
@@ -13,6 +13,7 @@ export const FUZZ_TARGETS: ReadonlyArray<{ name: string; make: FuzzTargetFactory
   { name: 'disco', make: disco },
   { name: 'stun', make: stun },
   { name: 'relay-frames', make: relayFrames },
+  { name: 'relay-mesh-frames', make: relayMeshFrames },
   { name: 'control-json', make: controlJson },
   { name: 'ip-parsers', make: ipParsers },
   { name: 'packet-filter', make: packetFilter },

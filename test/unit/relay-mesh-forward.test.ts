@@ -1,10 +1,12 @@
 // Two relay servers meshed on loopback (in this process, real WebSockets): a client of one relay
-// reaches a client of the other both ways; a relay with another mesh credential is refused and
+// reaches a client of the other both ways, a burst arrives intact and in order, a packet too large
+// for the mesh is dropped and counted; a relay with another mesh credential is refused and
 // learns nothing; a frame sent from the mesh for a key that is not here is dropped, not sent on.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRelayClient, type RelayClient } from '../../agent/relay/relay-client.js';
 import { startRelayServer, type RelayServer } from '../../relay/server.js';
+import { MAX_PACKET_LEN } from '../../proto/relay/frames.js';
 import { generatePrivateKey } from '../../proto/wireguard/keys.js';
 import { eventually } from '../helpers/relay-process.js';
 
@@ -56,6 +58,29 @@ test('clients of two meshed relays reach each other', async () => {
   const before = r1.counters.drops.unknownDestination;
   a.send(b.nodeKey, Buffer.from('gone'));
   await eventually(() => assert.equal(r1.counters.drops.unknownDestination, before + 1), 5000);
+});
+
+test('a burst crosses the mesh intact and in order; a packet too large for the mesh is counted, not fatal', async () => {
+  const a = client(r1);
+  const b = client(r2);
+  await Promise.all([a.ready(), b.ready()]);
+  await eventually(() => assert.ok(r1.counters.mesh.presence >= 1), 5000);
+  const got: Buffer[] = [];
+  b.onRecv((_src, d) => got.push(Buffer.from(d)));
+  const sent: Buffer[] = [];
+  for (let i = 0; i < 3000; i++) {
+    const p = Buffer.alloc(2 + (i * 37) % 1500, i & 0xff);
+    p.writeUInt16BE(i, 0);
+    sent.push(p);
+    a.send(b.nodeKey, p);
+  }
+  await eventually(() => assert.equal(got.length, sent.length), 10_000);
+  assert.ok(got.every((g, i) => g.equals(sent[i]!)), 'every packet intact, in order');
+  const before = r1.counters.mesh.drops.tooLarge;
+  a.send(b.nodeKey, new Uint8Array(MAX_PACKET_LEN));
+  a.send(b.nodeKey, Buffer.from('after'));
+  await eventually(() => assert.ok(got.some((g) => g.toString() === 'after')), 5000);
+  assert.equal(r1.counters.mesh.drops.tooLarge, before + 1);
 });
 
 test('a relay without the mesh credential is refused and learns nothing', async () => {

@@ -1,5 +1,6 @@
 // Relay mesh frames and table: every mesh frame round-trips, forward→recv rewriting in place gives
-// exactly the client protocol's recv frame, mesh proofs verify only under the same credential and
+// exactly the client protocol's recv frame, a forward-run built packet by packet (as a mesh link
+// does) carries exactly the client protocol's recv frames, mesh proofs verify only under the same credential and
 // role, hostile payloads make the decoder throw nothing but DecodeError, and the presence table
 // never holds more than its bound.
 import { test } from 'node:test';
@@ -10,8 +11,10 @@ import { DecodeError } from '../../proto/errors.js';
 import { decodeRelayFrame, encodeRelayFrame, FRAME_HEADER_LEN } from '../../proto/relay/frames.js';
 import { checkMeshProof, makeMeshProof, meshKeyFromCredential, type MeshHandshake } from '../../proto/relay/mesh-auth.js';
 import {
-  decodeMeshFrame, encodeForward, encodeMeshFrame, MAX_PRESENCE_ENTRIES, MESH_FRAME, meshForwardToRecvInPlace, type MeshFrame,
+  decodeMeshFrame, encodeForward, encodeMeshFrame, forwardRunPackets, MAX_PRESENCE_ENTRIES, MAX_RUN_PACKET, MESH_FRAME, meshForwardToRecvInPlace,
+  RUN_HEADER_LEN, type MeshFrame,
 } from '../../proto/relay/mesh-frames.js';
+import { ForwardRuns } from '../../relay/forward-runs.js';
 import { PresenceTable } from '../../relay/mesh-presence.js';
 
 const key = (): Uint8Array => new Uint8Array(randomBytes(32));
@@ -43,6 +46,63 @@ test('forward → recv in place equals the client protocol recv frame', () => {
   }), { numRuns: 2000 });
 });
 
+test('forward-run: round-trips, and a run built packet by packet holds the recv frames the client would get', () => {
+  const run: MeshFrame = { type: 'forward-run', priority: false, dst: key(), packets: [{ src: key(), data: new Uint8Array(randomBytes(100)) }, { src: key(), data: new Uint8Array(0) }] };
+  assert.deepEqual(roundTrip(run), run);
+  assert.throws(() => encodeMeshFrame({ type: 'forward-run', priority: false, dst: key(), packets: [] }), RangeError);
+  fc.assert(fc.property(fc.array(fc.tuple(fc.integer({ min: 0, max: 2 }), fc.integer({ min: 0, max: 3000 }), fc.boolean()), { minLength: 1, maxLength: 80 }), (ops) => {
+    const dsts = [key(), key(), key()];
+    const src = key();
+    const runs: Array<{ run: Uint8Array; packets: number; priority: boolean }> = [];
+    const builder = new ForwardRuns((r, packets, priority) => runs.push({ run: Uint8Array.from(r), packets, priority }));
+    const sent: Array<{ dst: number; data: Uint8Array; priority: boolean }> = [];
+    for (const [d, size, priority] of ops) {
+      const data = new Uint8Array(randomBytes(size));
+      builder.add(src, dsts[d]!, data, priority);
+      sent.push({ dst: d, data, priority });
+    }
+    builder.close();
+    // Every run decodes, packets arrive in order, each for the run's destination, and its recv frames are the client protocol's.
+    const got: Array<{ dst: number; data: Uint8Array; priority: boolean }> = [];
+    for (const r of runs) {
+      const payload = r.run.subarray(FRAME_HEADER_LEN);
+      assert.equal(forwardRunPackets(payload), r.packets);
+      const f = decodeMeshFrame(r.run[0]!, payload);
+      assert.ok(f.type === 'forward-run');
+      assert.ok(!r.priority || r.packets === 1, 'a priority packet travels alone');
+      let at = RUN_HEADER_LEN;
+      for (const p of f.packets) {
+        const recv = payload.subarray(at, at + FRAME_HEADER_LEN + 32 + p.data.length);
+        assert.deepEqual(Buffer.from(recv), Buffer.from(encodeRelayFrame({ type: 'recv', src, data: p.data })));
+        at += recv.length;
+        got.push({ dst: dsts.findIndex((k) => Buffer.from(k).equals(Buffer.from(f.dst))), data: p.data, priority: f.priority });
+      }
+    }
+    assert.deepEqual(got.map((g) => [g.dst, Buffer.from(g.data).toString('hex'), g.priority]), sent.map((g) => [g.dst, Buffer.from(g.data).toString('hex'), g.priority]));
+  }), { numRuns: 300 });
+  const big = new ForwardRuns(() => undefined);
+  assert.throws(() => big.add(key(), key(), new Uint8Array(MAX_RUN_PACKET + 1), false), RangeError);
+  big.add(key(), key(), new Uint8Array(MAX_RUN_PACKET), false);
+});
+
+test('forward-run: the fast check agrees with the decoder on hostile payloads', () => {
+  const valid = encodeMeshFrame({ type: 'forward-run', priority: false, dst: key(), packets: [{ src: key(), data: new Uint8Array(5) }, { src: key(), data: new Uint8Array(7) }] }).subarray(FRAME_HEADER_LEN);
+  fc.assert(fc.property(fc.oneof(
+    fc.uint8Array({ maxLength: 200 }),
+    fc.tuple(fc.integer({ min: 0, max: valid.length - 1 }), fc.integer({ min: 0, max: 255 })).map(([i, v]) => { const b = Uint8Array.from(valid); b[i] = v; return b; }),
+    fc.integer({ min: 0, max: valid.length }).map((n) => valid.subarray(0, n)),
+  ), (payload) => {
+    let decoded = true;
+    try {
+      decodeMeshFrame(MESH_FRAME.FORWARD_RUN, payload);
+    } catch (err) {
+      assert.ok(err instanceof DecodeError);
+      decoded = false;
+    }
+    assert.equal(forwardRunPackets(payload) >= 1, decoded);
+  }), { numRuns: 20_000 });
+});
+
 test('mesh proofs: only the same credential and role verify', () => {
   const h: MeshHandshake = { dialerKey: key(), dialledKey: key(), challenge: key(), nonce: key() };
   const m = meshKeyFromCredential(new TextEncoder().encode('a'.repeat(40)));
@@ -56,7 +116,7 @@ test('mesh proofs: only the same credential and role verify', () => {
 });
 
 test('fuzz: the mesh decoder throws only DecodeError, and what it accepts re-encodes to the same bytes', () => {
-  const types = [MESH_FRAME.HELLO, MESH_FRAME.WELCOME, MESH_FRAME.PRESENCE, MESH_FRAME.FORWARD, 0x00, 0x25, 0xff];
+  const types = [MESH_FRAME.HELLO, MESH_FRAME.WELCOME, MESH_FRAME.PRESENCE, MESH_FRAME.FORWARD, MESH_FRAME.FORWARD_RUN, 0x00, 0x26, 0xff];
   fc.assert(fc.property(fc.constantFrom(...types), fc.oneof(fc.uint8Array({ maxLength: 300 }), fc.uint8Array({ minLength: 2, maxLength: 2 + 33 * 4 })), (type, payload) => {
     let f: MeshFrame;
     try {
