@@ -6,6 +6,7 @@
 import pg from 'pg';
 import { SCHEMA_VERSION } from './migrations.js';
 import { POSTGRES_MIGRATIONS } from './postgres-migrations.js';
+import { watchCheckedOut } from './pg-checkout.js';
 import { natKindFromDb } from './nat-kind-column.js';
 import { DatabaseOpenError, SchemaTooNewError } from './errors.js';
 import type { PostgresTarget } from './database-url.js';
@@ -166,7 +167,9 @@ export class PostgresStore implements ControlStore {
     const store = new PostgresStore(pool, target.display, clientConfig);
     try {
       const client = await pool.connect();
-      client.release();
+      const lost = watchCheckedOut(client);
+      lost.done();
+      client.release(lost.error !== null);
     } catch (err) {
       await pool.end().catch(() => undefined);
       throw new DatabaseOpenError(`cannot connect to PostgreSQL at ${target.display}: ${describe(err)}`);
@@ -186,6 +189,7 @@ export class PostgresStore implements ControlStore {
     if (this.closed) throw new Error('the PostgreSQL store is closed');
     for (let attempt = 1; ; attempt++) {
       const client = await this.pool.connect();
+      const lost = watchCheckedOut(client);
       let broken = false;
       try {
         await client.query(begin);
@@ -197,7 +201,8 @@ export class PostgresStore implements ControlStore {
         if (attempt < MAX_ATTEMPTS && RETRYABLE.has((err as { code?: string }).code ?? '')) continue;
         throw translate(err);
       } finally {
-        client.release(broken);
+        lost.done();
+        client.release(broken || lost.error !== null);
       }
     }
   }
@@ -384,3 +389,4 @@ export class PostgresStore implements ControlStore {
     await this.pool.end(); // waits for the connections in use to be released
   }
 }
+
