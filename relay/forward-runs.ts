@@ -5,6 +5,7 @@
 import { FRAME_HEADER_LEN, NODE_KEY_LEN, writeRecvFrame } from '../proto/relay/frames.js';
 import { MAX_RUN_PACKET, RECV_FRAME_OVERHEAD, RUN_HEADER_LEN, setRunLength, writeRunHeader } from '../proto/relay/mesh-frames.js';
 import { FrameArena, MAX_ARENA_FRAME, SLAB_BYTES } from './frame-arena.js';
+import { sameKey } from './mesh-host.js';
 
 /** A closed run: the whole forward-run frame and the packets in it. */
 export type RunSink = (run: Uint8Array, packets: number, priority: boolean) => void;
@@ -67,9 +68,4 @@ export class ForwardRuns {
     this.arena.release();
     return n;
   }
-}
-
-function sameKey(a: Uint8Array, b: Uint8Array): boolean {
-  for (let i = 0; i < NODE_KEY_LEN; i++) if (a[i] !== b[i]) return false;
-  return true;
 }

@@ -23,6 +23,12 @@ export interface MeshHost {
   routesChanged(): void;
 }
 
+/** Key `a` equals the 32 bytes of `b` at `at` (relay hot paths: no views, no strings). */
+export function sameKey(a: Uint8Array, b: Uint8Array, at = 0): boolean {
+  for (let i = 0; i < 32; i++) if (a[i] !== b[at + i]) return false;
+  return true;
+}
+
 export function keyHex(key: Uint8Array): string {
   return Buffer.from(key.buffer, key.byteOffset, 32).toString('hex');
 }

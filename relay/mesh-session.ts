@@ -17,7 +17,7 @@ import {
   MIN_MESH_PROTOCOL_VERSION, RECV_FRAME_OVERHEAD, RUN_HEADER_LEN, type PresenceEntry,
 } from '../proto/relay/mesh-frames.js';
 import type { ClientSession, PausableSender, PauseTarget } from './client-session.js';
-import { keyHex, keyText, type MeshHost } from './mesh-host.js';
+import { keyHex, keyText, sameKey, type MeshHost } from './mesh-host.js';
 
 /** Presence and keepalives a peer relay has not read, above which it is closed. */
 const MAX_UNREAD_BYTES = 8 * 1024 * 1024;
@@ -241,10 +241,4 @@ export class MeshSession implements PausableSender {
     if (priority) to.enqueue(out, true, true);
     else to.enqueueData(out, this);
   }
-}
-
-/** a equals the key at b[at..at+32]. */
-function sameKey(a: Uint8Array, b: Uint8Array, at: number): boolean {
-  for (let i = 0; i < NODE_KEY_LEN; i++) if (a[i] !== b[at + i]) return false;
-  return true;
 }

@@ -196,11 +196,6 @@ export class SendQueue {
     return this.priority.peek() ?? this.data.peek();
   }
 
-  /** Size of the frame shift() would return, or 0. */
-  nextLength(): number {
-    return this.peek()?.length ?? 0;
-  }
-
   clear(): void {
     this.data.clear();
     this.priority.clear();

@@ -6,7 +6,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { sendFrameToRecvInPlace, encodeRelayFrame, FRAME_HEADER_LEN, MAX_FRAME_PAYLOAD, NODE_KEY_LEN, RELAY_PATH, SEND_HEADER_LEN } from '../proto/relay/frames.js';
+import { sendFrameToRecvInPlace, encodeRelayFrame, FRAME_HEADER_LEN, MAX_FRAME_PAYLOAD, RELAY_PATH, SEND_HEADER_LEN } from '../proto/relay/frames.js';
 import { meshKeyFromCredential } from '../proto/relay/mesh-auth.js';
 import { MESH_PATH } from '../proto/relay/mesh-frames.js';
 import type { StunEndpoint } from '../proto/stun/attributes.js';
@@ -16,6 +16,7 @@ import { allowAllNodes, type AuthorizationResult, type NodeAuthorizer } from './
 import { ClientSession, type QueueBudget, type SessionConfig, type SessionHost } from './client-session.js';
 import { createRelayCounters, type RelayCounters } from './counters.js';
 import { silentLogger, type Logger } from './log.js';
+import { keyHex, sameKey } from './mesh-host.js';
 import { RelayMesh } from './relay-mesh.js';
 import { startStunResponder, type StunResponder } from './stun-responder.js';
 
@@ -173,10 +174,10 @@ export async function startRelayServer(opts: RelayServerOptions): Promise<RelayS
 
     forward(from, frame, dst, priority) {
       let to = from.lastDst;
-      if (to === null || to.state !== 'open' || !equalKey(from.lastDstKey, dst)) {
+      if (to === null || to.state !== 'open' || !sameKey(from.lastDstKey, dst)) {
         let link = from.meshRoute;
-        if (link === null || link.state !== 'open' || from.meshRouteVersion !== routesVersion || !equalKey(from.lastDstKey, dst)) {
-          to = routes.get(Buffer.from(dst.buffer, dst.byteOffset, NODE_KEY_LEN).toString('hex')) ?? null;
+        if (link === null || link.state !== 'open' || from.meshRouteVersion !== routesVersion || !sameKey(from.lastDstKey, dst)) {
+          to = routes.get(keyHex(dst)) ?? null;
           // Not here: a peer relay of the mesh may hold it (one hop; what comes from the mesh never goes back).
           link = to === null && mesh !== null ? mesh.route(dst) : null;
           from.lastDst = to;
@@ -340,9 +341,4 @@ export async function startRelayServer(opts: RelayServerOptions): Promise<RelayS
       await stun?.close();
     },
   };
-}
-
-function equalKey(a: Uint8Array, b: Uint8Array): boolean {
-  for (let i = 0; i < NODE_KEY_LEN; i++) if (a[i] !== b[i]) return false;
-  return true;
 }

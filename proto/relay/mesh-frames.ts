@@ -173,37 +173,17 @@ export function forwardRunPackets(payload: Uint8Array): number {
   return n;
 }
 
-/** A forward frame for `data` from `src` to `dst` in a fresh buffer. */
+/** A forward frame for `data` from `src` to `dst` (protocol 1; a protocol 2 dialer sends forward-runs). */
 export function encodeForward(dst: Uint8Array, src: Uint8Array, data: Uint8Array, priority: boolean): Uint8Array {
-  const out = new Uint8Array(forwardFrameLen(data.length));
-  writeForward(out, 0, dst, src, data, priority);
-  return out;
-}
-
-/** Bytes of the forward frame (header included) carrying a packet of `dataLen` bytes. */
-export function forwardFrameLen(dataLen: number): number {
-  return FRAME_HEADER_LEN + FORWARD_HEADER_LEN + dataLen;
-}
-
-/**
- * Writes a forward frame at out[off] (the dialer's hot path: the packet's one copy goes straight
- * into the link's batch buffer) and returns its length, forwardFrameLen(data.length).
- */
-export function writeForward(out: Uint8Array, off: number, dst: Uint8Array, src: Uint8Array, data: Uint8Array, priority: boolean): number {
   checkLen(dst, NODE_KEY_LEN, 'node key');
   checkLen(src, NODE_KEY_LEN, 'node key');
   if (data.length > MAX_FORWARD_PACKET) throw new RangeError(`mesh packet of ${data.length} bytes (max ${MAX_FORWARD_PACKET})`);
-  const payloadLen = FORWARD_HEADER_LEN + data.length;
-  out[off] = MESH_FRAME.FORWARD;
-  out[off + 1] = payloadLen >>> 24;
-  out[off + 2] = (payloadLen >>> 16) & 0xff;
-  out[off + 3] = (payloadLen >>> 8) & 0xff;
-  out[off + 4] = payloadLen & 0xff;
-  out[off + 5] = priority ? SEND_FLAG_PRIORITY : 0;
-  out.set(dst, off + 6);
-  out.set(src, off + 6 + NODE_KEY_LEN);
-  out.set(data, off + 6 + 2 * NODE_KEY_LEN);
-  return FRAME_HEADER_LEN + payloadLen;
+  const out = header(MESH_FRAME.FORWARD, FORWARD_HEADER_LEN + data.length);
+  out[5] = priority ? SEND_FLAG_PRIORITY : 0;
+  out.set(dst, 6);
+  out.set(src, 6 + NODE_KEY_LEN);
+  out.set(data, 6 + 2 * NODE_KEY_LEN);
+  return out;
 }
 
 /**
