@@ -89,6 +89,7 @@ export function createAgentMetrics(src: AgentMetricsSource): AgentMetrics {
     return fieldsAs('event', Object.fromEntries(Object.entries(m).filter(([k]) => !MAGICSOCK_DROPS.has(k))));
   });
   counterFrom(r, 'pinhole_handshakes_total', 'WireGuard handshake messages, by kind', ['kind'], () => fieldsAs('kind', { ...status().handshakes }));
+  counterFrom(r, 'pinhole_trains_total', 'Relay trains (several packets in one WireGuard message through a relay) and the packets they carried, by kind', ['kind'], () => fieldsAs('kind', { ...status().trains }));
   counterFrom(r, 'pinhole_io_packets_total', 'Packets through the TUN device and the UDP socket', ['device', 'direction'], () => {
     const { tun, udp } = status().io;
     return [[{ device: 'tun', direction: 'rx' }, tun.rxPackets], [{ device: 'tun', direction: 'tx' }, tun.txPackets],

@@ -4,8 +4,8 @@
 // (VmRSS, VmHWM from /proc/PID/status). No traffic flows; whatever CPU it uses is timers.
 //
 //   node dist/scripts/bench-idle.js [--peers 10,100] [--seconds 60] [--v8-defaults-too] [--unbundled-too]   (root; see scripts/bench-idle)
-// --v8-defaults-too measures each peer count again with PINHOLE_OPTIMIZE_FOR_SIZE=0 (the agent on
-// V8's default heap settings), for what --optimize-for-size saves in the same run;
+// --v8-defaults-too measures each peer count again with PINHOLE_V8_FLAGS='' (the agent on V8's
+// defaults, without bin/pinhole's flags), for what those flags change in the same run;
 // --unbundled-too again with PINHOLE_BUNDLE=0 (the agent from dist/agent/'s ~275 modules instead
 // of the minified bundle), for what the bundle saves.
 // Prints a table and writes bench/results/idle-<date>.json.
@@ -37,8 +37,8 @@ const DEFAULT_SETTLE_SECONDS = 100;
 interface Row {
   peers: number;
   /**
-   * How the agent ran: as shipped (the bundle, V8 with --optimize-for-size), on V8's defaults
-   * (PINHOLE_OPTIMIZE_FOR_SIZE=0) or from dist/agent/'s modules (PINHOLE_BUNDLE=0).
+   * How the agent ran: as shipped (the bundle, bin/pinhole's V8 flags), on V8's defaults
+   * (PINHOLE_V8_FLAGS='') or from dist/agent/'s modules (PINHOLE_BUNDLE=0).
    */
   variant: Variant;
   seconds: number;
@@ -55,9 +55,9 @@ interface Row {
 
 type Variant = 'shipped' | 'v8-defaults' | 'unbundled';
 const VARIANT_ENV: Record<Variant, Record<string, string>> = {
-  shipped: { PINHOLE_OPTIMIZE_FOR_SIZE: '1', PINHOLE_BUNDLE: '1' },
-  'v8-defaults': { PINHOLE_OPTIMIZE_FOR_SIZE: '0', PINHOLE_BUNDLE: '1' },
-  unbundled: { PINHOLE_OPTIMIZE_FOR_SIZE: '1', PINHOLE_BUNDLE: '0' },
+  shipped: { PINHOLE_BUNDLE: '1' },
+  'v8-defaults': { PINHOLE_V8_FLAGS: '', PINHOLE_BUNDLE: '1' },
+  unbundled: { PINHOLE_BUNDLE: '0' },
 };
 /** Host-name tags (host names are unique per lab). */
 const VARIANT_TAG: Record<Variant, string> = { shipped: '', 'v8-defaults': 'd', unbundled: 'u' };

@@ -1,7 +1,11 @@
 // NAT traversal benchmark: TCP throughput over the direct path vs the relayed path between the
 // same two NATed sites, in one run, and the relay's CPU per Gbit/s. Each site has two agents: one
-// pair finds its direct path, the other runs with PINHOLE_FORCE_RELAY=1 and stays on the relay.
-// iperf3 alternates between the two pairs each round; the relay process's CPU time comes from
+// pair finds its direct path, the other runs with PINHOLE_FORCE_RELAY=1 and stays on the relay; a
+// third pair is forced to relay too but sends no relay trains (PINHOLE_RELAY_TRAINS=0: one
+// WireGuard message per packet, agent/wireguard/relay-train.ts), the reference for what trains
+// change. The relay runs with --rate-limit 0: its default per-client limit (128 MiB/s) would cap
+// one flow near 1 Gbit/s, and this measures the relay, not its policy.
+// iperf3 rotates between the pairs each round; the relay process's CPU time comes from
 // /proc/PID/stat before and after each run. Prints a table and writes
 // bench/results/traversal-bench-<date>.json.
 //
@@ -24,7 +28,9 @@ const SITES: MeshSiteSpec[] = [
 const BAR_RELAYED_VS_DIRECT = 0.8;
 const PINGS = 20;
 
-type Kind = 'direct' | 'relay';
+type Kind = 'direct' | 'relay' | 'relay-plain';
+const KINDS: Kind[] = ['direct', 'relay', 'relay-plain'];
+const pathOf = (k: Kind): PathName => (k === 'direct' ? 'direct' : 'relay');
 
 interface Measurement {
   path: Kind;
@@ -68,7 +74,7 @@ async function relayHealth(mesh: Mesh): Promise<RelayHealth['counters']> {
 }
 
 /** Pings until both sides report `want`. */
-async function settle(a: MeshNode, b: MeshNode, want: Kind): Promise<void> {
+async function settle(a: MeshNode, b: MeshNode, want: PathName): Promise<void> {
   await waitFor(`${a.spec.name} x ${b.spec.name} on the ${want} path`, async () => {
     await pingSummary(a, b, 1, 0.2, 1);
     const p = await pairPaths(a, b);
@@ -80,7 +86,7 @@ async function measure(path: Kind, [a, b]: [MeshNode, MeshNode], mesh: Mesh, sec
   const pair = `${a.spec.name} -> ${b.spec.name}`;
   const empty = { path, pair, mbps: null, retransmits: null, rttAvgMs: null, relayCpuSecPerGbit: null, relayCpu: null, senderCpu: null, receiverCpu: null, relayFramesOut: null, relayQueueDrops: null, clientSendDrops: null, rateLimitPausedMs: null, pathsAfter: null };
   try {
-    await settle(a, b, path);
+    await settle(a, b, pathOf(path));
     const ping = await pingSummary(a, b, PINGS, 0.05, 1);
     const pid = mesh.relay.proc.pid;
     const [client0, health0] = [await relayClientCounts(a), await relayHealth(mesh)];
@@ -98,7 +104,7 @@ async function measure(path: Kind, [a, b]: [MeshNode, MeshNode], mesh: Mesh, sec
       relayQueueDrops: queueDrops(health1) - queueDrops(health0), clientSendDrops: client1.sendDrops - client0.sendDrops,
       rateLimitPausedMs: health1.rateLimitPausedMs - health0.rateLimitPausedMs, pathsAfter,
     };
-    if (pathsAfter.ab !== path || pathsAfter.ba !== path) m.error = `path changed during the run: ${JSON.stringify(pathsAfter)}`;
+    if (pathsAfter.ab !== pathOf(path) || pathsAfter.ba !== pathOf(path)) m.error = `path changed during the run: ${JSON.stringify(pathsAfter)}`;
     return m;
   } catch (err) {
     return { ...empty, error: (err as Error).message };
@@ -139,22 +145,25 @@ async function main(): Promise<number> {
   const perRound: { round: number; order: Kind[]; results: Measurement[] }[] = [];
   try {
     lab = await createLab({ name: 'btrav' });
-    mesh = await startMesh(lab, SITES);
+    mesh = await startMesh(lab, SITES, { relayArgs: ['--rate-limit', '0'] });
     const [home, office] = [mesh.node('home'), mesh.node('office')];
-    // the second pair, on the same two sites, never goes direct
-    for (const [site, name] of [[home.site, 'home-relayed'], [office.site, 'office-relayed']] as const) {
-      extra.push(await addMeshNode(mesh, site, name, { env: { PINHOLE_FORCE_RELAY: '1' } }));
+    // the other pairs, on the same two sites, never go direct
+    for (const [site, name, env] of [
+      [home.site, 'home-relayed', {}], [office.site, 'office-relayed', {}],
+      [home.site, 'home-plain', { PINHOLE_RELAY_TRAINS: '0' }], [office.site, 'office-plain', { PINHOLE_RELAY_TRAINS: '0' }],
+    ] as const) {
+      extra.push(await addMeshNode(mesh, site, name, { env: { PINHOLE_FORCE_RELAY: '1', ...env } }));
     }
     await waitMeshReady(mesh, 60_000);
-    const pairs: Record<Kind, [MeshNode, MeshNode]> = { direct: [home, office], relay: [extra[0]!, extra[1]!] };
+    const pairs: Record<Kind, [MeshNode, MeshNode]> = { direct: [home, office], relay: [extra[0]!, extra[1]!], 'relay-plain': [extra[2]!, extra[3]!] };
     process.stdout.write(`bench-traversal: ${SITES.map((s) => `${s.name} (${s.nat})`).join(' and ')}, two agents per site; `
-      + `iperf3 -t ${seconds} over the direct pair and the relay-forced pair, ${rounds} alternating round(s)\n`);
+      + `iperf3 -t ${seconds} over the direct pair, the relay-forced pair and the relay-forced pair without trains, ${rounds} round(s) in rotating order\n`);
     for (let round = 1; round <= rounds && !aborted; round++) {
-      const order: Kind[] = round % 2 === 1 ? ['direct', 'relay'] : ['relay', 'direct'];
+      const order: Kind[] = KINDS.map((_, i) => KINDS[(i + round - 1) % KINDS.length]!);
       const results: Measurement[] = [];
       for (const kind of order) {
         const m = await measure(kind, pairs[kind], mesh, seconds);
-        process.stdout.write(`  round ${round}: ${kind.padEnd(6)} ${m.error && m.mbps === null ? `error: ${m.error}`
+        process.stdout.write(`  round ${round}: ${kind.padEnd(11)} ${m.error && m.mbps === null ? `error: ${m.error}`
           : `${fmt(m.mbps, 1)} Mbit/s, ping ${fmt(m.rttAvgMs, 3)} ms, relay CPU ${fmt(m.relayCpuSecPerGbit, 3)} s/Gbit${m.error ? ` (${m.error})` : ''}`}\n`);
         results.push(m);
       }
@@ -167,7 +176,7 @@ async function main(): Promise<number> {
   }
   if (aborted) return 130;
 
-  const summary: Measurement[] = (['direct', 'relay'] as const).map((path) => {
+  const summary: Measurement[] = KINDS.map((path) => {
     const runs = perRound.map((r) => r.results.find((m) => m.path === path)!);
     const errors = runs.filter((m) => m.error).map((m) => m.error!);
     return {
@@ -187,13 +196,16 @@ async function main(): Promise<number> {
       ...(errors.length ? { error: errors.join('; ') } : {}),
     };
   });
-  const [direct, relay] = summary as [Measurement, Measurement];
+  const [direct, relay, plain] = summary as [Measurement, Measurement, Measurement];
   const ratio = direct.mbps && relay.mbps !== null ? relay.mbps / direct.mbps : null;
+  const trainsRatio = plain.mbps && relay.mbps !== null ? relay.mbps / plain.mbps : null;
+  const cpuRatio = plain.relayCpuSecPerGbit && relay.relayCpuSecPerGbit !== null ? relay.relayCpuSecPerGbit / plain.relayCpuSecPerGbit : null;
   const barMet = ratio !== null && ratio >= BAR_RELAYED_VS_DIRECT;
 
   process.stdout.write(`\n${rounds > 1 ? `median of ${rounds} rounds\n` : ''}${formatTable(summary)}\n\n`);
   process.stdout.write(`throughput relayed / direct: ${fmt(ratio, 2)} (bar >= ${BAR_RELAYED_VS_DIRECT}: ${barMet ? 'met' : 'NOT met'})\n`);
   process.stdout.write(`relay CPU per Gbit/s moved: ${fmt(relay.relayCpuSecPerGbit, 3)} CPU-seconds per Gbit (= cores busy at 1 Gbit/s)\n`);
+  process.stdout.write(`relay trains vs one message per packet: throughput ${fmt(trainsRatio, 2)}x, relay CPU per Gbit ${fmt(cpuRatio, 2)}x\n`);
   for (const m of summary) if (m.error) process.stdout.write(`${m.path}: ${m.error}\n`);
 
   const report = {
@@ -202,12 +214,12 @@ async function main(): Promise<number> {
     machine: { nproc: availableParallelism(), node: process.version, kernel: version(['uname', '-r'], /(.+)/), iperf3: version(['iperf3', '--version'], /iperf (\S+)/) },
     settings: {
       seconds, rounds, pings: PINGS, sites: SITES,
-      topology: 'two NATed sites with two agents each on the lab internet; relay and coordinator public hosts; the second pair runs with PINHOLE_FORCE_RELAY=1',
+      topology: 'two NATed sites with three agents each on the lab internet; relay (--rate-limit 0) and coordinator public hosts; the second pair runs with PINHOLE_FORCE_RELAY=1, the third also with PINHOLE_RELAY_TRAINS=0',
       relayCpu: 'utime+stime of the pinhole relay process from /proc/PID/stat over each iperf3 run, per Gbit of TCP payload received',
     },
     rounds: perRound,
     summary,
-    ratios: { throughputRelayedVsDirect: ratio, bar: BAR_RELAYED_VS_DIRECT, barMet },
+    ratios: { throughputRelayedVsDirect: ratio, bar: BAR_RELAYED_VS_DIRECT, barMet, trainsVsPlainThroughput: trainsRatio, trainsVsPlainRelayCpuPerGbit: cpuRatio },
     relayCpuSecPerGbit: relay.relayCpuSecPerGbit,
   };
   const dir = join(REPO_ROOT, 'bench', 'results');

@@ -48,6 +48,7 @@ function buildProgram(): Command {
     .option('--portmap-protocol <name>', 'managed mode: use only this port-mapping protocol: pcp, nat-pmp or upnp (default: whichever the gateway offers, in that order)')
     .option('--portmap-lease <seconds>', 'managed mode: port-mapping lease to ask for (renewed at half of what is granted)', '7200')
     .option('--force-relay', 'managed mode: never go direct, reach every peer through its relay (debugging, benchmarks); also PINHOLE_FORCE_RELAY=1')
+    .option('--no-relay-trains', 'managed mode: through a relay, one WireGuard message per packet (no trains: docs/protocol.md); also PINHOLE_RELAY_TRAINS=0')
     .option('--config-file <file>', 'managed mode: a YAML file with these flags and the preferences of `up` (docs/agent.yaml.example); flags override it')
     .action(async (opts: AgentFlags, cmd: Command) => {
       let socket = (cmd.optsWithGlobals() as { socket: string }).socket;
@@ -87,6 +88,7 @@ function buildProgram(): Command {
         await runManagedAgent({
           stateDir: opts.stateDir, socketPath: socket, tunName: opts.tun, port: parsePort(opts.port), socketMark, resolvConfPath: opts.resolvConf, portmap,
           forceRelay: opts.forceRelay === true || process.env.PINHOLE_FORCE_RELAY === '1',
+          relayTrains: opts.relayTrains !== false && process.env.PINHOLE_RELAY_TRAINS !== '0',
           ...accessGroups(opts), ...(metricsListen ? { metricsListen } : {}), ...(join ? { join } : {}),
         });
         return;
@@ -131,7 +133,7 @@ function buildProgram(): Command {
 interface AgentFlags {
   config?: string; configFile?: string; tun?: string; stateDir?: string; port?: string; adminGroup?: string; operatorGroup?: string;
   socketMark: string; resolvConf: string; metricsListen?: string;
-  portmap: boolean; portmapProtocol?: string; portmapLease: string; forceRelay?: boolean;
+  portmap: boolean; portmapProtocol?: string; portmapLease: string; forceRelay?: boolean; relayTrains?: boolean;
 }
 
 /** --no-portmap / PINHOLE_NO_PORTMAP=1 (read here, once), --portmap-protocol, --portmap-lease. */

@@ -66,6 +66,8 @@ export interface ManagedAgentOptions {
   portmap?: PortmapSettings | null;
   /** Never go direct (--force-relay, PINHOLE_FORCE_RELAY=1). */
   forceRelay?: boolean;
+  /** Relay trains (agent/wireguard/relay-train.ts) both ways; default on. */
+  relayTrains?: boolean;
 }
 
 /** What the CLI decides about port mapping: the protocols to try and the lease to ask for. */
@@ -386,6 +388,7 @@ export class ManagedAgent {
       // The coordinator connection may hang on an address we no longer have: dial again now.
       onNetworkChange: () => this.stream?.reconnectNow(),
       forceRelay: this.opts.forceRelay === true,
+      relayTrains: this.opts.relayTrains !== false,
       onPathChange: () => this.pathReporter.poke(),
       portmap: this.opts.portmap === undefined ? {} : this.opts.portmap,
       socketMark: this.opts.socketMark.value,

@@ -2,7 +2,7 @@
 // bytes, handshake) joined with the netmap's (node id, IPv6, online), plus who this node is and
 // how its control connection is doing. While the node is down, the peers come from the netmap.
 import type { Peer as NetmapPeer } from '../../proto/control/schemas.js';
-import { newDropCounters, newHandshakeCounters } from '../wireguard/counters.js';
+import { newDropCounters, newHandshakeCounters, newTrainCounters } from '../wireguard/counters.js';
 import { buildStatus, dataPath } from '../static/status-build.js';
 import type { AgentStatus, ControlStatusJson, IoCountersJson, ManagedSelfJson, PeerStatusJson } from '../static/status.js';
 import type { Tunnel } from './tunnel.js';
@@ -61,6 +61,7 @@ export function buildManagedStatus(x: ManagedStatusInput): AgentStatus {
     peers: [...byKey.values()].map((p) => withNetmap(idlePeer(p))),
     drops: newDropCounters(),
     handshakes: newHandshakeCounters(),
+    trains: newTrainCounters(),
     io: { tun: noIo(), udp: noIo() },
     dataPath: dataPath(undefined),
     self: x.self,

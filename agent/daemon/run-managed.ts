@@ -34,6 +34,8 @@ export interface ManagedDaemonOptions extends AccessGroupOptions {
   portmap?: PortmapSettings | null;
   /** --force-relay / PINHOLE_FORCE_RELAY=1: never go direct. */
   forceRelay?: boolean;
+  /** --no-relay-trains / PINHOLE_RELAY_TRAINS=0 give false: one message per packet through relays. */
+  relayTrains?: boolean;
 }
 
 export interface JoinOnStart {
@@ -58,7 +60,7 @@ export async function runManagedAgent(opts: ManagedDaemonOptions): Promise<void>
   const metrics = metricsModules ? metricsModules[0].createAgentMetrics({ status: () => agent.status(), netcheck: () => agent.netcheckReport }) : null;
   const agent: ManagedAgent = await ManagedAgent.load({
     state, log, tunName, port: opts.port, timers: timersFromEnv(process.env.PINHOLE_WG_TIMERS), defaultHostname: defaultHostname(),
-    socketMark: opts.socketMark ?? DEFAULT_SOCKET_MARK, forceRelay: opts.forceRelay === true,
+    socketMark: opts.socketMark ?? DEFAULT_SOCKET_MARK, forceRelay: opts.forceRelay === true, relayTrains: opts.relayTrains !== false,
     ...(opts.portmap !== undefined ? { portmap: opts.portmap } : {}),
     ...(metrics ? { onPathEvent: metrics.onPathEvent } : {}),
     ...(opts.resolvConfPath !== undefined ? { resolvConfPath: opts.resolvConfPath } : {}),

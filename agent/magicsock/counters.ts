@@ -8,6 +8,9 @@ export function newMagicCounters() {
     pongsUnmatched: 0,
     callMeMaybeSent: 0,
     callMeMaybeReceived: 0,
+    /** Disco 'features' sent (with each call-me-maybe, and in answer to the peer's first) and received. */
+    featuresSent: 0,
+    featuresReceived: 0,
     /** Disco packets that failed to open or decode. */
     discoBadPacket: 0,
     /** Disco packets from a disco key (or relay sender) that is not a peer of ours. */

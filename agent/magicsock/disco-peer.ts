@@ -35,6 +35,8 @@ export class DiscoPeer {
   peerNat: NatKind | null = null;
   /** The peer's NAT as it reported it to the coordinator (its netmap record; null: not reported). */
   reportedNat: NatKind | null = null;
+  /** Our disco 'features' went to this disco key (else the peer's own features are answered with ours). */
+  featuresSent = false;
 
   constructor(
     readonly id: number,
@@ -79,5 +81,8 @@ export class DiscoPeer {
     this.discoKeyB64 = Buffer.from(discoKey).toString('base64');
     this.sharedKey = discoSharedKey(discoKey, discoSecret);
     this.replay = new DiscoReplayWindow();
+    // A new disco key is a restarted peer, perhaps another version: it says again what it accepts.
+    this.featuresSent = false;
+    this.wg.relayTrains = false;
   }
 }

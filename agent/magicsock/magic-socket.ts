@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { isDecodeError } from '../../proto/errors.js';
 import {
-  encodeDiscoPayload, isDiscoPacket, openDisco, sealDisco, DiscoClock, DISCO_KEY_LEN, DISCO_MAGIC, type DiscoEnvelope, type DiscoMessage,
+  encodeDiscoPayload, isDiscoPacket, openDisco, sealDisco, DiscoClock, DISCO_KEY_LEN, DISCO_MAGIC, FEATURE_RELAY_TRAINS, type DiscoEnvelope, type DiscoMessage,
 } from '../../proto/disco/messages.js';
 import { messageType } from '../../proto/wireguard/messages.js';
 import { isStunMessage } from '../../proto/stun/message.js';
@@ -56,6 +56,11 @@ export interface MagicSocketOptions {
   onNetworkChange?: () => void;
   /** Never go direct: every peer with a relay is reached through it (benchmarks, debugging; --force-relay, PINHOLE_FORCE_RELAY=1). */
   forceRelay?: boolean;
+  /**
+   * Announce relay trains to peers (disco 'features') and send them trains where they announced
+   * them (agent/wireguard/relay-train.ts). Default on.
+   */
+  relayTrains?: boolean;
   /** A peer's path kind, endpoint or relay changed (the path reporter looks at the table again). */
   onPathChange?: () => void;
   /** SO_MARK of the relay connections (socket-mark.ts); 0 or absent: unmarked. */
@@ -570,6 +575,11 @@ export class MagicSocket implements DeviceTransport, PathOwner {
         this.markActive(p, now);
         if (!this.opts.forceRelay) this.birthday.onMessage(p, msg, now);
         return;
+      case 'features':
+        this.counters.featuresReceived++;
+        p.wg.relayTrains = this.opts.relayTrains !== false && (msg.flags & FEATURE_RELAY_TRAINS) !== 0;
+        if (!p.featuresSent) this.sendFeatures(p, relay ?? this.relayFor(p));
+        return;
     }
   }
 
@@ -598,6 +608,7 @@ export class MagicSocket implements DeviceTransport, PathOwner {
       const endpoints = this.endpoints.map(packedFromText).filter((x): x is Uint8Array => x !== undefined).map((x) => packedToDisco(x));
       this.sendDisco(p, this.payload({ type: 'call-me-maybe', endpoints }), null, relay);
       this.counters.callMeMaybeSent++;
+      this.sendFeatures(p, relay);
       this.sendPing(p, null, now);
     }
   }
@@ -612,6 +623,16 @@ export class MagicSocket implements DeviceTransport, PathOwner {
     if (target) p.path.notePingSent(target, now);
     this.counters.pingsSent++;
     return this.sendDisco(p, this.payload({ type: 'ping', txid, nodeKey: this.opts.nodeKey }), target?.packed ?? null, relay);
+  }
+
+  /** What we accept beyond plain WireGuard (disco 'features'), through the relay. */
+  private sendFeatures(p: DiscoPeer, relay: string | null): void {
+    if (relay === null) return;
+    const flags = this.opts.relayTrains === false ? 0 : FEATURE_RELAY_TRAINS;
+    if (this.sendDisco(p, this.payload({ type: 'features', flags }), null, relay)) {
+      p.featuresSent = true;
+      this.counters.featuresSent++;
+    }
   }
 
   private payload(msg: DiscoMessage): Uint8Array {

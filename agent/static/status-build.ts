@@ -54,6 +54,7 @@ export function buildStatus(x: { device: Device; tun: TunDevice; udp: BatchUdpSo
     })),
     drops: d.drops,
     handshakes: d.handshakes,
+    trains: d.trains,
     io: { tun: io(x.tun.counters()), udp: io(x.udp.counters()) },
     dataPath: dataPath(x.device, x.tun),
   };

@@ -1,6 +1,6 @@
 // What `pinhole status --json` returns. The per-peer fields are the contract in design.md
 // (name, overlay ip, path, endpoint, relay region, latency, rx/tx bytes, last handshake).
-import type { DropCounters, HandshakeCounters } from '../wireguard/counters.js';
+import type { DropCounters, HandshakeCounters, TrainCounters } from '../wireguard/counters.js';
 import type { RoutingStatusJson } from '../daemon/node-routing.js';
 import type { DnsStatusJson } from '../dns/magic-dns.js';
 import type { PortmapStatusJson } from '../portmap/portmapper.js';
@@ -108,6 +108,8 @@ export interface AgentStatus {
   peers: PeerStatusJson[];
   drops: DropCounters;
   handshakes: HandshakeCounters;
+  /** Relay trains sent and received (agent/wireguard/relay-train.ts); zero in static mode. */
+  trains: TrainCounters;
   io: { tun: IoCountersJson; udp: IoCountersJson };
   dataPath: DataPathJson;
   /** Managed mode only. */

@@ -5,7 +5,7 @@ import type { WireGuardTimers } from '../../proto/wireguard/constants.js';
 import type { LocalIdentity } from '../../proto/wireguard/handshake.js';
 import type { Keypair } from '../../proto/wireguard/keypair.js';
 import type { CookieChecker } from '../../proto/wireguard/macs.js';
-import type { DropCounters, HandshakeCounters } from './counters.js';
+import type { DropCounters, HandshakeCounters, TrainCounters } from './counters.js';
 import type { LocalAddresses } from './local-addresses.js';
 import type { Peer } from './peer.js';
 import type { NativeFlowTables } from '../tun/native.js';
@@ -74,6 +74,8 @@ export interface DeviceContext {
   readonly indices: Map<number, IndexEntry>;
   readonly cookieChecker: CookieChecker;
   readonly drops: DropCounters;
+  /** Relay trains sent and received (relay-train.ts). */
+  readonly trains: TrainCounters;
   readonly handshakes: HandshakeCounters;
   /** This node's own addresses: the only destinations a peer's packet is delivered to the TUN for. */
   readonly localAddresses: LocalAddresses;

@@ -65,3 +65,17 @@ export function newHandshakeCounters(): HandshakeCounters {
     cookieRepliesSent: 0, cookieRepliesReceived: 0, completed: 0,
   };
 }
+
+/** Relay trains (relay-train.ts): WireGuard messages that carried several packets through a relay. */
+export interface TrainCounters {
+  /** Trains (messages of more than one packet) sealed and sent, and the packets they carried. */
+  sent: number;
+  packetsSent: number;
+  /** Relayed messages that carried more than one packet, and the packets in them. */
+  received: number;
+  packetsReceived: number;
+}
+
+export function newTrainCounters(): TrainCounters {
+  return { sent: 0, packetsSent: 0, received: 0, packetsReceived: 0 };
+}

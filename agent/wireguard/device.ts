@@ -9,7 +9,8 @@ import { messageType } from '../../proto/wireguard/messages.js';
 import { publicKeyFromPrivate } from '../../proto/wireguard/keys.js';
 import { formatCidr, maskCidr, type Cidr } from '../../proto/ip/address.js';
 import type { DeviceContext, DeviceTransport, InboundPacketHook, IndexEntry, OutboundPacketHook, PacketBind, PacketTun } from './context.js';
-import { newDropCounters, newHandshakeCounters } from './counters.js';
+import { newDropCounters, newHandshakeCounters, newTrainCounters } from './counters.js';
+import { TRAIN_MAX_PLAINTEXT } from './relay-train.js';
 import { decodePackedAddr, formatEndpoint } from '../tun/packed-addr.js';
 import { receiveHandshake, sendInitiation, sendInitiationCopy } from './handshakes.js';
 import { Peer } from './peer.js';
@@ -22,6 +23,9 @@ import { addrKind } from '../magicsock/path-addr.js';
 
 /** Handshake messages per second above which the device answers with cookies (wireguard-go: queue ≥ 1/8 full). */
 export const DEFAULT_UNDER_LOAD_THRESHOLD = 128;
+/** Relayed messages decrypted as one batch, and the largest one (a full train, sealed: relay-train.ts). */
+const RELAYED_SLOTS = 32;
+const RELAYED_MAX = TRAIN_MAX_PLAINTEXT + 64;
 /** How long the device stays "under load" after the rate drops. */
 const UNDER_LOAD_AFTER_MS = 1000;
 
@@ -65,6 +69,7 @@ export class Device implements DeviceContext {
   readonly cookieChecker: CookieChecker;
   readonly drops = newDropCounters();
   readonly handshakes = newHandshakeCounters();
+  readonly trains = newTrainCounters();
   readonly localAddresses: LocalAddresses;
   private _bind: PacketBind | undefined;
   private _tun: PacketTun | undefined;
@@ -221,21 +226,26 @@ export class Device implements DeviceContext {
   }
 
   /**
-   * A WireGuard datagram that came through a relay, from the peer the 20-byte `addr` names. It is
-   * copied into the relay slab; everything received in the same turn of the event loop (one
-   * WebSocket message carries many) is decrypted and written to the TUN as one batch.
+   * A WireGuard datagram that came through a relay (or a birthday socket), from the peer the
+   * 20-byte `addr` names. It is copied into the relay slab; everything received in the same turn
+   * of the event loop (one WebSocket message carries many) is decrypted and written to the TUN as
+   * one batch. A relayed message may be a train of packets (relay-train.ts), so its slots hold a
+   * whole train; the slab is allocated on the first relayed packet, and the kernel backs only the
+   * pages a train touches.
    */
   receiveRelayed(packet: Uint8Array, addr: Uint8Array): void {
     const udp = this.udpLayout;
     if (udp === undefined) return;
     let r = this.relayed;
     if (r === undefined) {
-      const slots = 64;
-      const layout: SlabLayout = { slab: Buffer.alloc(udp.slotSize * slots), slotSize: udp.slotSize, headroom: udp.headroom, slots };
-      r = { layout, receiver: new TransportReceiver(this, layout), lengths: new Uint32Array(slots), addrs: new Uint8Array(slots * 20), count: 0, flushQueued: false };
+      const slots = RELAYED_SLOTS;
+      const slotSize = udp.headroom + RELAYED_MAX;
+      const layout: SlabLayout = { slab: Buffer.alloc(slotSize * slots), slotSize, headroom: udp.headroom, slots };
+      const receiver = new TransportReceiver(this, layout, true, Math.ceil(TRAIN_MAX_PLAINTEXT / 576));
+      r = { layout, receiver, lengths: new Uint32Array(slots), addrs: new Uint8Array(slots * 20), count: 0, flushQueued: false };
       this.relayed = r;
     }
-    if (packet.length > udp.slotSize - udp.headroom) { this.drops.malformed++; return; }
+    if (packet.length > RELAYED_MAX) { this.drops.malformed++; return; }
     const i = r.count++;
     r.layout.slab.set(packet, i * r.layout.slotSize + r.layout.headroom);
     r.lengths[i] = packet.length;
@@ -247,7 +257,8 @@ export class Device implements DeviceContext {
     }
   }
 
-  private flushRelayed(): void {
+  /** Runs what receiveRelayed gathered now (a microtask does it otherwise; the in-memory test wire calls it). */
+  flushRelayed(): void {
     const r = this.relayed;
     if (r === undefined) return;
     r.flushQueued = false;
@@ -391,6 +402,7 @@ export class Device implements DeviceContext {
       publicKey: this.publicKeyBase64,
       drops: this.dropsWithNative(),
       handshakes: { ...this.handshakes },
+      trains: { ...this.trains },
       peers: [...this.peers.values()].map((p) => ({
         publicKey: p.publicKeyBase64,
         name: p.name,
@@ -404,6 +416,7 @@ export class Device implements DeviceContext {
         persistentKeepalive: p.persistentKeepaliveSeconds,
         sessionIndex: p.current?.localIndex ?? null,
         staged: p.staged.length,
+        relayTrains: p.relayTrains,
       })),
     };
   }
@@ -422,11 +435,14 @@ export interface PeerStatus {
   persistentKeepalive: number;
   sessionIndex: number | null;
   staged: number;
+  /** The peer accepts relay trains (relay-train.ts). */
+  relayTrains: boolean;
 }
 
 export interface DeviceStatus {
   publicKey: string;
   drops: ReturnType<typeof newDropCounters>;
   handshakes: ReturnType<typeof newHandshakeCounters>;
+  trains: ReturnType<typeof newTrainCounters>;
   peers: PeerStatus[];
 }

@@ -73,6 +73,12 @@ export class Peer {
   lastInitiationReceivedAt = 0;
 
   staged: Uint8Array[] = [];
+  /**
+   * The peer said (disco 'features') that a WireGuard message reaching it through a relay may
+   * carry a train of packets (relay-train.ts); the magic socket sets it, and clears it when the
+   * peer's disco key changes (a restart, perhaps into an older version).
+   */
+  relayTrains = false;
 
   // Timer state, as timestamps in ms (0 = not armed); see timers.ts.
   lastInitiationSentAt = 0;

@@ -11,6 +11,8 @@ import { PACKED_ADDR_SIZE as ADDR_LEN } from '../tun/packed-addr.js';
 import type { Peer } from './peer.js';
 import { SlotViews } from './slot-views.js';
 import { TAKEN_BY_NATIVE } from './fast-path.js';
+import { addrKind } from '../magicsock/path-addr.js';
+import { RelayTrain, type CryptoViews } from './relay-train.js';
 
 /** A slab of fixed-size slots; packet i starts at i*slotSize + headroom. */
 export interface SlabLayout {
@@ -90,6 +92,21 @@ export class TransportSender {
         continue;
       }
       if (peer.endpoint === undefined) { ctx.drops.noEndpoint++; continue; }
+      const train = this.train;
+      // A packet whose IP length is not its length goes alone (the receiver walks a train by IP lengths).
+      if (peer.relayTrains && addrKind(peer.endpoint) === 'relay' && ipPacketLength(slab, off, len) === len) {
+        if (train !== undefined && !train.fits(peer, kp, len)) {
+          // In order: what is queued before this train leaves first.
+          if (n > 0) { this.flush(slab, n); n = 0; }
+          this.sendTrain(now);
+        }
+        (this.train ??= new RelayTrain()).add(peer, kp, slab, off, len);
+        continue;
+      }
+      if (train !== undefined && train.count > 0 && train.peer === peer) {
+        if (n > 0) { this.flush(slab, n); n = 0; }
+        this.sendTrain(now);
+      }
       const total = this.seal(kp, slab, this.views, i, off, len, now, peer);
       this.offsets[n] = off - TRANSPORT_HEADER_LEN;
       this.lengths[n] = total;
@@ -97,6 +114,25 @@ export class TransportSender {
       n++;
     }
     if (n > 0) this.flush(slab, n);
+    if (this.train !== undefined && this.train.count > 0) this.sendTrain(now);
+  }
+
+  // --- relay trains (relay-train.ts) --------------------------------------------------------
+
+  /** The train being filled during sendTunBatch (one peer at a time; empty between batches). */
+  private train: RelayTrain | undefined;
+
+  private sendTrain(now: number): void {
+    const t = this.train!;
+    const peer = t.peer!;
+    const total = this.seal(t.keypair!, t.buf, t, 0, TRANSPORT_HEADER_LEN, t.len, now, peer);
+    if (t.count > 1) { // a train of one is a plain message
+      const trains = this.ctx.trains;
+      trains.sent++;
+      trains.packetsSent += t.count;
+    }
+    if (!(this.ctx.bind?.send(t.buf.subarray(0, total), peer.endpoint!) ?? false)) this.ctx.drops.ioDropped += t.count;
+    t.reset();
   }
 
   /** Sends packets held outside the slab (staged ones, or [] for a keepalive) to one peer. */
@@ -190,7 +226,7 @@ export class TransportSender {
   }
 
   /** Pads, encrypts in place and writes the header in front; returns the datagram length. */
-  private seal(kp: Keypair, slab: Buffer, views: SlotViews, slot: number, off: number, len: number, now: number, peer: Peer): number {
+  private seal(kp: Keypair, slab: Buffer, views: CryptoViews, slot: number, off: number, len: number, now: number, peer: Peer): number {
     const t = this.ctx.timers;
     const padded = paddedLength(len, this.mtu);
     if (padded > len) slab.fill(0, off + len, off + padded);
@@ -223,9 +259,13 @@ export class TransportReceiver {
   private readonly nonce = Buffer.alloc(12);
   private readonly views: SlotViews;
 
-  constructor(private readonly ctx: DeviceContext, private readonly layout: SlabLayout) {
-    this.tunOffsets = new Uint32Array(layout.slots);
-    this.tunLengths = new Uint32Array(layout.slots);
+  /**
+   * `trains`: a message may carry several packets back to back (relay-train.ts); only for what
+   * came through a relay. Then up to `packetsPerTrain` packets per slot are queued for one TUN write.
+   */
+  constructor(private readonly ctx: DeviceContext, private readonly layout: SlabLayout, private readonly trains = false, packetsPerTrain = 1) {
+    this.tunOffsets = new Uint32Array(layout.slots * packetsPerTrain);
+    this.tunLengths = new Uint32Array(layout.slots * packetsPerTrain);
     this.views = new SlotViews(layout.slab, layout.slotSize, layout.headroom + TRANSPORT_HEADER_LEN, layout.slots);
   }
 
@@ -275,14 +315,29 @@ export class TransportReceiver {
 
     const plainLen = sealedLen - TAG_LEN;
     if (plainLen === 0) return peer; // keepalive
-    const p = off + TRANSPORT_HEADER_LEN;
-    const ipLen = ipPacketLength(slab, p, plainLen);
-    if (ipLen <= 0) { ctx.drops.badInnerPacket++; return peer; }
-    const version = slab[p]! >>> 4;
-    const owner = version === 4 ? ctx.allowedIps.lookupV4(slab, p + 12) : ctx.allowedIps.lookupV6(slab, p + 8);
-    if (owner !== peer) { ctx.drops.allowedIpsMismatch++; return peer; }
-    if (peer.keepaliveDueAt === 0) peer.keepaliveDueAt = now + t.KEEPALIVE_TIMEOUT;
-    this.decide(p, ipLen, now);
+    const start = off + TRANSPORT_HEADER_LEN;
+    const end = start + plainLen;
+    let p = start;
+    let packets = 0;
+    // One packet, or (trains) packets back to back until the end or the zero padding.
+    do {
+      const ipLen = ipPacketLength(slab, p, end - p);
+      if (ipLen <= 0) { ctx.drops.badInnerPacket++; break; }
+      const version = slab[p]! >>> 4;
+      const owner = version === 4 ? ctx.allowedIps.lookupV4(slab, p + 12) : ctx.allowedIps.lookupV6(slab, p + 8);
+      if (owner !== peer) ctx.drops.allowedIpsMismatch++;
+      else {
+        if (peer.keepaliveDueAt === 0) peer.keepaliveDueAt = now + t.KEEPALIVE_TIMEOUT;
+        if (this.pending === this.tunOffsets.length) this.flush();
+        this.decide(p, ipLen, now);
+      }
+      p += ipLen;
+      packets++;
+    } while (this.trains && p < end && slab[p] !== 0);
+    if (packets > 1) {
+      ctx.trains.received++;
+      ctx.trains.packetsReceived += packets;
+    }
     return peer;
   }
 
@@ -291,6 +346,7 @@ export class TransportReceiver {
    * back: the inner packet of `ipLen` bytes sits right after the transport header of `slot`.
    */
   deliverOpened(slot: number, ipLen: number, now: number): void {
+    if (this.pending === this.tunOffsets.length) this.flush();
     this.decide(slot * this.layout.slotSize + this.layout.headroom + TRANSPORT_HEADER_LEN, ipLen, now);
   }
 

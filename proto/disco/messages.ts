@@ -20,6 +20,13 @@ import { DecodeError } from '../errors.js';
  *   0x02 pong           txid [12] | observed source: address [16] | port u16
  *   0x03 call-me-maybe  endpoints: (address [16] | port u16) × n, n ≤ MAX_CALL_ENDPOINTS
  *   0x04 birthday       nat u8 | phase u8 | sockets u16 | round u32 | public endpoint: address [16] | port u16
+ *   0x05 features       flags u32 | (later fields; ignored, at most MAX_FEATURES_EXTRA bytes)
+ *
+ * features (sent through the relay with each call-me-maybe, and once in answer to the peer's):
+ * what the sender accepts from this peer beyond plain WireGuard. Bit 0 (FEATURE_RELAY_TRAINS):
+ * a WireGuard message that comes through a relay may carry a train of IP packets back to back
+ * (agent/wireguard/relay-train.ts). Unknown bits are ignored. Agents older than the message
+ * refuse it as 'bad-type' and so never announce anything: their peers send them plain WireGuard.
  *
  * birthday (sent through the relay, see agent/magicsock/birthday-plan.ts): the sender's NAT
  * mapping kind (0 unknown, 1 easy = endpoint-independent, 2 hard = endpoint-dependent), the phase
@@ -53,7 +60,11 @@ const BOX_OVERHEAD = 16;
 const MAX_PAYLOAD = PAYLOAD_HEADER_LEN + MAX_CALL_ENDPOINTS * ENDPOINT_LEN;
 export const MAX_DISCO_PACKET = DISCO_HEADER_LEN + MAX_PAYLOAD + BOX_OVERHEAD;
 
-export const DISCO_TYPE = { PING: 0x01, PONG: 0x02, CALL_ME_MAYBE: 0x03, BIRTHDAY: 0x04 } as const;
+export const DISCO_TYPE = { PING: 0x01, PONG: 0x02, CALL_ME_MAYBE: 0x03, BIRTHDAY: 0x04, FEATURES: 0x05 } as const;
+/** features flag: "a relayed WireGuard message to me may carry a train of packets". */
+export const FEATURE_RELAY_TRAINS = 1;
+/** Bytes a later version may append to a features body (ignored here; more is refused). */
+export const MAX_FEATURES_EXTRA = 60;
 /** The most sockets a birthday attempt may ask the hard side to open. */
 export const MAX_BIRTHDAY_SOCKETS = 1024;
 const BIRTHDAY_BODY_LEN = 8 + ENDPOINT_LEN;
@@ -73,7 +84,8 @@ export type DiscoMessage =
   | { type: 'ping'; txid: Uint8Array; nodeKey: Uint8Array }
   | { type: 'pong'; txid: Uint8Array; src: DiscoEndpoint }
   | { type: 'call-me-maybe'; endpoints: DiscoEndpoint[] }
-  | { type: 'birthday'; nat: BirthdayNat; phase: BirthdayPhase; sockets: number; round: number; public: DiscoEndpoint };
+  | { type: 'birthday'; nat: BirthdayNat; phase: BirthdayPhase; sockets: number; round: number; public: DiscoEndpoint }
+  | { type: 'features'; flags: number };
 
 /** A decoded payload: the message and its sender's sent-at (microseconds, see the header comment). */
 export interface DiscoEnvelope {
@@ -161,6 +173,13 @@ function encodeBody(msg: DiscoMessage): Uint8Array {
       writeEndpoint(out, H + 8, msg.public);
       return out;
     }
+    case 'features': {
+      if (!Number.isInteger(msg.flags) || msg.flags < 0 || msg.flags > 0xffffffff) throw new RangeError('features: flags is a u32');
+      const out = new Uint8Array(H + 4);
+      out[0] = DISCO_TYPE.FEATURES;
+      new DataView(out.buffer).setUint32(H, msg.flags);
+      return out;
+    }
   }
 }
 
@@ -197,6 +216,9 @@ export function decodeDiscoPayload(p: Uint8Array): DiscoEnvelope {
       if (sockets > MAX_BIRTHDAY_SOCKETS) throw new DecodeError('bad-value', `birthday of ${sockets} sockets`);
       return { sentAt, msg: { type: 'birthday', nat, phase, sockets, round: v.getUint32(H + 4), public: readEndpoint(p, H + 8) } };
     }
+    case DISCO_TYPE.FEATURES:
+      if (body < 4 || body > 4 + MAX_FEATURES_EXTRA) throw new DecodeError('bad-length', `disco features of ${p.length} bytes`);
+      return { sentAt, msg: { type: 'features', flags: new DataView(p.buffer, p.byteOffset, p.byteLength).getUint32(H) } };
     default:
       throw new DecodeError('bad-type', `disco message type ${p[0]}`);
   }

@@ -16,7 +16,9 @@ import { encodeBindingError, encodeBindingRequest, encodeBindingSuccess } from '
 import { decodeRelayFrame, encodeRelayFrame, FRAME_HEADER_LEN, type RelayFrame } from '../../proto/relay/frames.js';
 import { RelayFrameReader } from '../../proto/relay/frame-reader.js';
 import { decodeMeshFrame, encodeMeshFrame, forwardRunPackets, MESH_FRAME, type MeshFrame } from '../../proto/relay/mesh-frames.js';
-import { makeWire, ipv4Packet, SLOT } from '../../test/helpers/memory-link.js';
+import { makeWire, ipv4Packet, sealTransport, SLOT } from '../../test/helpers/memory-link.js';
+import { TRAIN_MAX_PLAINTEXT } from '../../agent/wireguard/relay-train.js';
+import { ipPacketLength } from '../../proto/ip/packet.js';
 import { bytesEqual, invariant, rejects, type FuzzTarget } from './target.js';
 
 export function wireguardMessages(): FuzzTarget {
@@ -113,6 +115,52 @@ export function wireguardDevice(): FuzzTarget {
   };
 }
 
+/**
+ * Relay trains: hostile plaintexts sealed under a real session (so they pass the AEAD, as a
+ * hostile peer's would) and received through the relayed path, which walks them as trains.
+ * Everything delivered is a whole IP packet from the peer's allowed IPs to this node.
+ */
+export function relayTrains(): FuzzTarget {
+  const w = makeWire({ relayed: true });
+  const A = '100.64.0.1', B = '100.64.0.2';
+  w.sendIp(w.a, ipv4Packet(A, B, Buffer.from('up')));
+  const peerB = [...w.a.device.peers.values()][0]!;
+  peerB.relayTrains = true;
+  const kp = peerB.current!;
+  const node = w.b;
+  const pk = (n: number, size: number, proto = 6): Buffer => ipv4Packet(A, B, Buffer.alloc(size, n), proto);
+  const corpus = [
+    Buffer.concat([pk(1, 100), pk(2, 1300), pk(3, 0, 17)]),
+    pk(4, 50),
+    Buffer.concat([pk(5, 10), Buffer.alloc(7)]),
+    Buffer.concat([pk(6, 40), ipv4Packet('100.64.7.7', B, Buffer.alloc(30)), pk(8, 20)]),
+  ];
+  const sumDrops = (): number => Object.values(node.device.drops).reduce((x, y) => x + y, 0);
+  return {
+    name: 'relay-trains',
+    corpus,
+    run(input) {
+      const plain = input.subarray(0, TRAIN_MAX_PLAINTEXT);
+      const before = sumDrops() + node.delivered.length;
+      const seen = node.delivered.length;
+      w.inject(node, w.a.addr, sealTransport(kp, plain));
+      for (const p of node.delivered.slice(seen)) {
+        invariant(ipPacketLength(p, 0, p.length) === p.length, 'delivered a packet that is not whole');
+        invariant((p[0]! >>> 4) === 4 && p.subarray(12, 16).join('.') === A && p.subarray(16, 20).join('.') === B, 'delivered a packet not from the peer to us');
+      }
+      invariant(plain.length === 0 || sumDrops() + node.delivered.length > before, 'a train was neither delivered nor a counted drop');
+      if (node.delivered.length > 64) node.delivered.length = 0;
+    },
+    finish() {
+      const pkt = pk(9, 200);
+      node.delivered.length = 0;
+      w.sendIps(w.a, [pkt, pkt]);
+      invariant(node.delivered.length === 2 && bytesEqual(node.delivered[1]!, pkt) && node.device.trains.received > 0, 'the tunnel stopped working after the fuzzing');
+    },
+    close() { w.close(); },
+  };
+}
+
 /** Disco: box, payload decoder and the replay window. Only untouched sealed packets open. */
 export function disco(): FuzzTarget {
   const a = nacl.box.keyPair();
@@ -124,6 +172,7 @@ export function disco(): FuzzTarget {
     { type: 'ping', txid: new Uint8Array(12).fill(1), nodeKey: new Uint8Array(32).fill(2) },
     { type: 'pong', txid: new Uint8Array(12).fill(3), src: ep },
     { type: 'call-me-maybe', endpoints: [ep, ep, ep] },
+    { type: 'features', flags: 1 },
   ];
   const now = Date.now();
   const payloads = msgs.map((m, i) => encodeDiscoPayload(m, now * 1000 + i));

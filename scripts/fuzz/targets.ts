@@ -1,7 +1,7 @@
 // Every fuzz target, in the order a run visits them. Each is built fresh per run (its own keys,
 // sockets and state), so a run is reproducible from its seed.
 import type { FuzzTargetFactory } from './target.js';
-import { disco, relayFrames, relayMeshFrames, stun, wireguardDevice, wireguardMessages, wireguardResponder } from './targets-wire.js';
+import { disco, relayFrames, relayMeshFrames, relayTrains, stun, wireguardDevice, wireguardMessages, wireguardResponder } from './targets-wire.js';
 import { ipParsers, packetFilter, userspaceNat } from './targets-packets.js';
 import { controlJson } from './targets-control.js';
 import { portmap } from './targets-portmap.js';
@@ -10,6 +10,7 @@ export const FUZZ_TARGETS: ReadonlyArray<{ name: string; make: FuzzTargetFactory
   { name: 'wireguard-messages', make: wireguardMessages },
   { name: 'wireguard-responder', make: wireguardResponder },
   { name: 'wireguard-device', make: wireguardDevice },
+  { name: 'relay-trains', make: relayTrains },
   { name: 'disco', make: disco },
   { name: 'stun', make: stun },
   { name: 'relay-frames', make: relayFrames },

@@ -49,7 +49,8 @@ export const RELAY_PORT = 3340;
 export { waitFor };
 
 /** Builds the infrastructure and the sites, starts and joins every agent. Stops what it started on failure. */
-export async function startMesh(lab: Lab, specs: MeshSiteSpec[], opts: { agentEnv?: Record<string, string>; tls?: boolean } = {}): Promise<Mesh> {
+/** `relayArgs`: more flags for `pinhole relay` (e.g. a benchmark's --rate-limit 0). */
+export async function startMesh(lab: Lab, specs: MeshSiteSpec[], opts: { agentEnv?: Record<string, string>; tls?: boolean; relayArgs?: string[] } = {}): Promise<Mesh> {
   const stoppers: Array<() => Promise<void>> = [];
   const stop = async (): Promise<void> => {
     for (const s of stoppers.reverse()) await s().catch(() => undefined);
@@ -70,7 +71,7 @@ export async function startMesh(lab: Lab, specs: MeshSiteSpec[], opts: { agentEn
     const tls = certDir ? await makeLabCertificate(certDir, coordHost.ip) : undefined;
     const coord = await startCoordinator(coordHost, { extraArgs: relayCoordinatorArgs(RELAY_NAME, `ws://${relayHost.ip}:${RELAY_PORT}/relay`, relayKey), ...(tls ? { tls } : {}) });
     stoppers.push(() => coord.stop());
-    const relay = await startLabRelay(relayHost, { port: RELAY_PORT, coordinator: { url: coord.url, fingerprint: coord.fingerprint }, key: relayKey, env: tlsEnv(tls) });
+    const relay = await startLabRelay(relayHost, { port: RELAY_PORT, coordinator: { url: coord.url, fingerprint: coord.fingerprint }, key: relayKey, env: tlsEnv(tls), ...(opts.relayArgs ? { extraArgs: opts.relayArgs } : {}) });
     stoppers.push(() => relay.stop());
     const key = await coord.createAuthKey({ reusable: true });
     const id = runId();

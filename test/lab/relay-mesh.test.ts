@@ -1,6 +1,7 @@
 // The relay mesh with real processes in the NAT lab: a coordinator publishing two relays of one
 // region, the relays meshed (--mesh-with, --mesh-key-file), two agents forced to relay and homed
-// on different relays. They ping each other through the mesh; relay r1 is killed with SIGKILL and
+// on different relays. They ping each other through the mesh, and a bulk TCP transfer crosses it
+// in relay trains (agent/wireguard/relay-train.ts), intact; relay r1 is killed with SIGKILL and
 // both go on through r2 within 5 s; a relay holding another mesh credential is refused. Needs root.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -20,6 +21,19 @@ const PORT = 3340;
 const FAILOVER_BOUND_MS = 5000;
 
 interface Node { site: Site; host: Host; agent: ManagedAgent; ip: string }
+
+// A TCP sink printing the byte count and SHA-256 of what a connection delivered, and a sender of
+// N random bytes printing the same of what it sent.
+const HASH_SINK = `
+const h = require('node:crypto').createHash('sha256'); let n = 0;
+require('node:net').createServer((c) => { c.on('data', (d) => { n += d.length; h.update(d); }); c.on('end', () => { console.log('received ' + n + ' ' + h.digest('hex')); c.end(); }); })
+  .listen(Number(process.argv[1]), '0.0.0.0', () => console.log('listening'));`;
+const HASH_SEND = `
+const [host, port, n] = process.argv.slice(1);
+const data = require('node:crypto').randomBytes(Number(n));
+console.log('sent ' + n + ' ' + require('node:crypto').createHash('sha256').update(data).digest('hex'));
+const c = require('node:net').connect(Number(port), host, () => c.end(data));
+c.on('close', (err) => process.exit(err ? 1 : 0)); c.resume();`;
 
 async function healthz(relayHost: Host, port = PORT): Promise<any> {
   const r = await relayHost.exec(['node', '-e', `fetch('http://${relayHost.ip}:${port}/healthz').then((r) => r.text()).then((t) => process.stdout.write(t))`]);
@@ -117,6 +131,27 @@ describe('relay mesh: agents homed on different relays, one relay killed', { tim
     assert.ok(h1.counters.mesh.forwardedOut > 0 && h2.counters.mesh.forwardedIn > 0, `r1→r2 over the mesh: ${JSON.stringify([h1.counters.mesh, h2.counters.mesh])}`);
     assert.ok(h2.counters.mesh.forwardedOut > 0 && h1.counters.mesh.forwardedIn > 0, 'r2→r1 over the mesh');
     assert.equal(h1.mesh.peers[0].state, 'open');
+  });
+
+  test('a bulk TCP transfer crosses the mesh in relay trains and arrives intact', async () => {
+    const [a, b] = nodes as [Node, Node];
+    const [ta0, tb0] = await Promise.all([a.agent.status(), b.agent.status()]).then((s) => s.map((x) => x.trains));
+    const sink = b.host.spawn([process.execPath, '-e', HASH_SINK, '5301']);
+    try {
+      await sink.waitForOutput('listening');
+      const sent = await a.host.exec([process.execPath, '-e', HASH_SEND, b.ip, '5301', String(8 << 20)], { timeoutMs: 60_000 });
+      assert.equal(sent.code, 0, sent.stderr);
+      const got = await sink.waitForOutput(/received (\d+) ([0-9a-f]{64})/, 30_000);
+      assert.equal(`sent ${got[1]} ${got[2]}`, sent.stdout.trim(), 'every byte arrived, in order');
+    } finally {
+      await sink.kill();
+    }
+    const [ta, tb] = await Promise.all([a.agent.status(), b.agent.status()]).then((s) => s.map((x) => x.trains)) as [typeof ta0, typeof tb0];
+    const [sa, sb] = [ta!.sent - ta0!.sent, tb!.received - tb0!.received];
+    process.stdout.write(`# 8 MiB a→b: ${sa} trains sent carrying ${ta!.packetsSent - ta0!.packetsSent} packets; b received ${sb} trains\n`);
+    assert.ok(sa > 0 && ta!.packetsSent - ta0!.packetsSent > 2 * sa, `a sent trains of several packets: ${JSON.stringify([ta0, ta])}`);
+    assert.ok(sb > 0 && tb!.packetsReceived - tb0!.packetsReceived > 2 * sb, `b received trains: ${JSON.stringify([tb0, tb])}`);
+    assert.equal((await b.agent.status()).drops.badInnerPacket, 0);
   });
 
   test('kill -9 of r1: both agents continue through r2 within 5 s', async () => {

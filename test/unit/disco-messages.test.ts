@@ -7,7 +7,7 @@ import fc from 'fast-check';
 import nacl from 'tweetnacl';
 import { DecodeError } from '../../proto/errors.js';
 import {
-  BIRTHDAY_NATS, BIRTHDAY_PHASES, decodeDiscoPayload, DiscoClock, MAX_BIRTHDAY_SOCKETS, discoSender, discoSharedKey, encodeDiscoPayload, isDiscoPacket, MAX_CALL_ENDPOINTS, openDisco, sealDisco,
+  BIRTHDAY_NATS, BIRTHDAY_PHASES, DISCO_TYPE, FEATURE_RELAY_TRAINS, MAX_FEATURES_EXTRA, decodeDiscoPayload, DiscoClock, MAX_BIRTHDAY_SOCKETS, discoSender, discoSharedKey, encodeDiscoPayload, isDiscoPacket, MAX_CALL_ENDPOINTS, openDisco, sealDisco,
   type DiscoMessage,
 } from '../../proto/disco/messages.js';
 import { messageType } from '../../proto/wireguard/messages.js';
@@ -114,6 +114,24 @@ test('birthday: every valid message round-trips sealed; hostile birthday payload
   }), { numRuns: RUNS });
   assert.ok(codes.has('ok') && codes.has('bad-length') && codes.has('bad-value'), [...codes].join());
   assert.throws(() => encodeDiscoPayload({ type: 'birthday', nat: 'hard', phase: 'go', sockets: MAX_BIRTHDAY_SOCKETS + 1, round: 1, public: v4([203, 0, 113, 1], 1) }, 1), RangeError);
+});
+
+test('features: flags round-trip; later fields appended are ignored, within a bound; a short body is refused', () => {
+  for (const flags of [0, FEATURE_RELAY_TRAINS, 0xffffffff]) {
+    const packet = sealDisco(encodeDiscoPayload({ type: 'features', flags }, 5), a.publicKey, ab);
+    assert.deepEqual(openDisco(packet, ba), { sentAt: 5, msg: { type: 'features', flags } });
+  }
+  const payload = (body: number): Uint8Array => {
+    const p = new Uint8Array(10 + body);
+    p[0] = DISCO_TYPE.FEATURES;
+    p[1] = 1;
+    p[13] = FEATURE_RELAY_TRAINS;
+    return p;
+  };
+  assert.deepEqual(decodeDiscoPayload(payload(4 + MAX_FEATURES_EXTRA)).msg, { type: 'features', flags: FEATURE_RELAY_TRAINS });
+  assert.equal(codeOf(() => decodeDiscoPayload(payload(4 + MAX_FEATURES_EXTRA + 1))), 'bad-length');
+  assert.equal(codeOf(() => decodeDiscoPayload(payload(3))), 'bad-length');
+  assert.throws(() => encodeDiscoPayload({ type: 'features', flags: -1 }, 1), RangeError);
 });
 
 test('version 0 payloads (no sent-at) are refused; sent-at round-trips up to 2^53 - 1 and not beyond', () => {
