@@ -116,7 +116,13 @@ export class RelayRefusedError extends Error {
 /** Delay before trying a refused relay again (it may be fixed; the netmap may change its key). */
 const REFUSED_RETRY_MS = 30_000;
 
-const BATCH_BYTES = 64 * 1024;
+/**
+ * Frames sent in one turn go out as one WebSocket message of at most this much (a larger frame
+ * goes alone): room for several relay trains (agent/wireguard/relay-train.ts).
+ */
+const BATCH_BYTES = 256 * 1024;
+/** Batch buffers kept for reuse once written: a fresh one per message made V8 collect more often. */
+const SPARE_BATCHES = 4;
 
 interface PendingPing {
   started: number;
@@ -148,6 +154,8 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   private pendingRefusal: RelayRefusal | null = null;
   private batch: Buffer | null = null;
   private batchLen = 0;
+  /** Written batch buffers of BATCH_BYTES, ready for reuse. */
+  private readonly spare: Buffer[] = [];
   private flushScheduled = false;
   private wantDrain = false;
   private readonly pings = new Map<string, PendingPing>();
@@ -236,7 +244,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     }
     const len = FRAME_HEADER_LEN + SEND_HEADER_LEN + data.length;
     if (this.batch && this.batchLen + len > this.batch.length) this.flush();
-    if (!this.batch) this.batch = Buffer.allocUnsafe(Math.max(BATCH_BYTES, len));
+    if (!this.batch) this.batch = len <= BATCH_BYTES ? (this.spare.pop() ?? Buffer.allocUnsafeSlow(BATCH_BYTES)) : Buffer.allocUnsafe(len);
     this.batchLen += writeSendFrame(this.batch, this.batchLen, dst, data, !!opts.priority);
     this.stats.framesOut++;
     this.stats.bytesOut += data.length;
@@ -472,13 +480,18 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     const out = batch.subarray(0, this.batchLen);
     this.batch = null;
     this.batchLen = 0;
-    if (!ws || ws.readyState !== WebSocket.OPEN) return;
+    if (!ws || ws.readyState !== WebSocket.OPEN) { this.recycle(batch); return; }
     ws.send(out, { binary: true }, () => {
+      this.recycle(batch); // written (or failed): the socket holds it no longer
       if (this.wantDrain && ws.bufferedAmount + this.batchLen < this.hwm / 2) {
         this.wantDrain = false;
         this.emit('drain');
       }
     });
+  }
+
+  private recycle(batch: Buffer): void {
+    if (batch.length === BATCH_BYTES && this.spare.length < SPARE_BATCHES) this.spare.push(batch);
   }
 
   private teardown(code: number, message: string): void {

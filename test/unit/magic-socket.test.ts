@@ -53,6 +53,16 @@ test('with UDP between the nodes cut, the relay carries the first packets and th
   assert.ok(pair.cut > 0, 'the probes were dropped on the way');
 });
 
+test('through the relay both say (disco features) that they accept relay trains', async () => {
+  const wg = (from: MagicNode, to: MagicNode) => from.device.peers.get(to.record.nodeKey)!;
+  await eventually(() => {
+    pair.sendIp(pair.a, 'features');
+    assert.equal(wg(pair.a, pair.b).relayTrains, true, 'b said so to a');
+    assert.equal(wg(pair.b, pair.a).relayTrains, true, 'a said so to b');
+  }, 5000, 100);
+  assert.ok(pair.a.magic.counters.featuresSent > 0 && pair.b.magic.counters.featuresReceived > 0);
+});
+
 test('a pong moves the relayed peer to the direct path; traffic follows it', async () => {
   pair.udpOpen = true;
   await eventually(() => {
