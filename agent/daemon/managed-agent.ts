@@ -60,6 +60,8 @@ export interface ManagedAgentOptions {
   socketMark: SocketMark;
   /** Each peer's first packet and first direct path (metrics). */
   onPathEvent?: (event: PathEvent) => void;
+  /** The magic socket's onBulkRelay: this node carries bulk traffic through a relay (once). */
+  onBulkRelay?: () => void;
   /** --resolv-conf: the file MagicDNS rewrites when systemd-resolved is not running (default /etc/resolv.conf). */
   resolvConfPath?: string;
   /** Port mapping by the gateway (UPnP, NAT-PMP, PCP); null: off (--no-portmap, PINHOLE_NO_PORTMAP=1). */
@@ -395,6 +397,7 @@ export class ManagedAgent {
       natKind: () => natKindOf(this.lastNetcheck?.mapping),
       onNatKindWanted: () => this.netcheckForBirthday(),
       ...(this.opts.onPathEvent ? { onPathEvent: this.opts.onPathEvent } : {}),
+      ...(this.opts.onBulkRelay ? { onBulkRelay: this.opts.onBulkRelay } : {}),
     });
     const wanted = this.opts.port ?? this.prefs.listenPort ?? 0;
     let tunnel: Tunnel<MagicSocket>;

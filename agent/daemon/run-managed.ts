@@ -6,6 +6,7 @@ import { prepareLocalApi, refusalLogFields, startLocalApi } from '../localapi/se
 import type { AccessGroupOptions } from '../localapi/credentials.js';
 import { timersFromEnv } from '../static/timer-overrides.js';
 import { defaultHostname } from './hostname.js';
+import { collectorForBulkRelay } from './collector-mode.js';
 import { managedRoutes } from './local-routes.js';
 import { ManagedAgent, type PortmapSettings, type RegisterRequestLocal } from './managed-agent.js';
 import type { ClientRoutingFlags } from './routing-prefs.js';
@@ -63,6 +64,7 @@ export async function runManagedAgent(opts: ManagedDaemonOptions): Promise<void>
     socketMark: opts.socketMark ?? DEFAULT_SOCKET_MARK, forceRelay: opts.forceRelay === true, relayTrains: opts.relayTrains !== false,
     ...(opts.portmap !== undefined ? { portmap: opts.portmap } : {}),
     ...(metrics ? { onPathEvent: metrics.onPathEvent } : {}),
+    onBulkRelay: collectorForBulkRelay(log),
     ...(opts.resolvConfPath !== undefined ? { resolvConfPath: opts.resolvConfPath } : {}),
   });
   // The tunnel first: by the time the local API answers, a node that was up is up again.

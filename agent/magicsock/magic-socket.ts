@@ -35,6 +35,8 @@ import { Birthday, type PeerBirthdayJson } from './birthday.js';
 import type { BirthdayNat } from '../../proto/disco/messages.js';
 
 const PING_TIMEOUT_MS = 5000;
+/** Relayed bytes (in and out) after which the node counts as carrying bulk traffic through relays (onBulkRelay). */
+export const BULK_RELAY_BYTES = 256 * 1024 * 1024;
 /** How often our own interface addresses are re-read for the candidate filter. */
 const LOCAL_ADDRS_REFRESH_MS = 10_000;
 
@@ -67,6 +69,8 @@ export interface MagicSocketOptions {
   socketMark?: number;
   /** Told once per peer (metrics): its first packet received, its first direct path. */
   onPathEvent?: (event: PathEvent) => void;
+  /** Called once, when BULK_RELAY_BYTES have gone through relays (in and out): this node carries bulk traffic through a relay. */
+  onBulkRelay?: () => void;
   /** Ask the gateway to map our UDP port (UPnP, NAT-PMP, PCP); null: never (--no-portmap). */
   portmap: Pick<PortmapperOptions, 'protocols' | 'leaseSeconds'> | null;
   /** Our NAT's mapping kind for birthday probing (birthday.ts); absent: unknown, never tried. */
@@ -481,6 +485,7 @@ export class MagicSocket implements DeviceTransport, PathOwner {
       this.lastRelayPeer = p ?? null;
     }
     if (!p) { this.counters.relayUnknownSender++; return; }
+    if (this.relayBytes < BULK_RELAY_BYTES) this.noteRelayBytes(data.length);
     if (messageType(data) !== 0) {
       this.markActive(p, this.now());
       this.opts.device.receiveRelayed(data, p.relayAddr);
@@ -589,6 +594,7 @@ export class MagicSocket implements DeviceTransport, PathOwner {
     const p = this.byId.get(peerId);
     const relay = p ? this.relayFor(p) : null;
     if (!p || !relay) { this.counters.relayNoRoute++; return false; }
+    if (this.relayBytes < BULK_RELAY_BYTES) this.noteRelayBytes(packet.length);
     const now = this.now();
     if (!p.path.active(now)) p.path.resetProbes();
     this.markActive(p, now);
@@ -623,6 +629,14 @@ export class MagicSocket implements DeviceTransport, PathOwner {
     if (target) p.path.notePingSent(target, now);
     this.counters.pingsSent++;
     return this.sendDisco(p, this.payload({ type: 'ping', txid, nodeKey: this.opts.nodeKey }), target?.packed ?? null, relay);
+  }
+
+  /** Bytes through relays (both ways), counted up to BULK_RELAY_BYTES. */
+  private relayBytes = 0;
+
+  private noteRelayBytes(n: number): void {
+    this.relayBytes += n;
+    if (this.relayBytes >= BULK_RELAY_BYTES) this.opts.onBulkRelay?.();
   }
 
   /** What we accept beyond plain WireGuard (disco 'features'), through the relay. */
