@@ -31,7 +31,7 @@ function idlePeer(p: NetmapPeer): PeerStatusJson {
   return {
     name: p.name, publicKey: p.nodeKey, overlayIp: p.ipv4, path: 'none', endpoint: p.endpoints[0] ?? null,
     relay: null, latencyMs: null, rxBytes: 0, txBytes: 0, lastHandshake: null,
-    allowedIps: [`${p.ipv4}/32`, `${p.ipv6}/128`], persistentKeepalive: 0,
+    allowedIps: [`${p.ipv4}/32`, `${p.ipv6}/128`], persistentKeepalive: 0, relayTrains: false,
   };
 }
 

@@ -51,6 +51,7 @@ export function buildStatus(x: { device: Device; tun: TunDevice; udp: BatchUdpSo
       lastHandshake: p.lastHandshake,
       allowedIps: p.allowedIps,
       persistentKeepalive: p.persistentKeepalive,
+      relayTrains: p.relayTrains,
     })),
     drops: d.drops,
     handshakes: d.handshakes,

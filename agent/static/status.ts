@@ -20,6 +20,8 @@ export interface PeerStatusJson {
   lastHandshake: string | null;
   allowedIps: string[];
   persistentKeepalive: number;
+  /** The peer said it accepts relay trains (docs/relay.md); always false in static mode. */
+  relayTrains: boolean;
   /** Managed mode: the peer's node id, IPv6 overlay address, and whether the coordinator sees it online. */
   nodeId?: number;
   overlayIpv6?: string | null;
