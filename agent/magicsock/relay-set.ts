@@ -40,6 +40,8 @@ export interface RelayStatusJson {
   framesIn: number;
   framesOut: number;
   sendDrops: number;
+  /** Bytes held for the relay while it (re)connects (bounded: PENDING_MAX_BYTES). */
+  pendingBytes: number;
   /** Why this agent refuses the relay ("key mismatch: …"), or null. */
   refused: string | null;
 }
@@ -51,7 +53,9 @@ const HOME_SWITCH_RATIO = 0.7;
 const HOME_SWITCH_MIN_GAIN_MS = 10;
 /** Non-home relays unused this long are disconnected. */
 const IDLE_CLOSE_MS = 120_000;
+/** Packets held for a relay that is (re)connecting: at most this many, bytes (a relay train is up to 64 KiB) and ms old. */
 const PENDING_MAX = 128;
+export const PENDING_MAX_BYTES = 1024 * 1024;
 const PENDING_MAX_AGE_MS = 3000;
 
 /**
@@ -69,6 +73,7 @@ interface Slot {
   client: RelayClient;
   lastUsed: number;
   pending: { dst: Uint8Array; data: Uint8Array; priority: boolean; at: number }[];
+  pendingBytes: number;
 }
 
 export class RelaySet {
@@ -122,8 +127,11 @@ export class RelaySet {
       return true; // queued (a false from the client only asks for backpressure)
     }
     const now = Date.now();
-    while (slot.pending.length > 0 && (slot.pending.length >= PENDING_MAX || now - slot.pending[0]!.at > PENDING_MAX_AGE_MS)) slot.pending.shift();
+    while (slot.pending.length > 0 && (slot.pending.length >= PENDING_MAX || slot.pendingBytes + data.length > PENDING_MAX_BYTES || now - slot.pending[0]!.at > PENDING_MAX_AGE_MS)) {
+      slot.pendingBytes -= slot.pending.shift()!.data.length;
+    }
     slot.pending.push({ dst: Uint8Array.from(dst), data: Uint8Array.from(data), priority, at: now });
+    slot.pendingBytes += data.length;
     return true;
   }
 
@@ -189,7 +197,7 @@ export class RelaySet {
         name: e.name, url: e.url, connected: c?.connected ?? false, home: e.name === this.home,
         latencyMs: this.latency.get(e.name) ?? null,
         framesIn: c?.stats.framesIn ?? 0, framesOut: c?.stats.framesOut ?? 0, sendDrops: c?.stats.sendDrops ?? 0,
-        refused: this.refusalOf(e.name),
+        pendingBytes: this.slots.get(e.name)?.pendingBytes ?? 0, refused: this.refusalOf(e.name),
       };
     });
   }
@@ -241,17 +249,19 @@ export class RelaySet {
     const client = createRelayClient({
       url: entry.url, nodePrivateKey: this.opts.nodePrivateKey, relayKey: decodeKey(entry.key), reconnect: { minDelayMs: 100, maxDelayMs: 5000 }, socketMark: this.opts.socketMark,
     });
-    const slot: Slot = { entry, client, lastUsed: Date.now(), pending: [] };
+    const slot: Slot = { entry, client, lastUsed: Date.now(), pending: [], pendingBytes: 0 };
     client.onRecv((src, data) => this.opts.onRecv(name, src, data));
     client.on('connect', () => {
       this.opts.log.info(`connected to relay ${name} (${entry.url})`);
       const now = Date.now();
+      slot.pendingBytes = 0;
       for (const p of slot.pending.splice(0)) if (now - p.at <= PENDING_MAX_AGE_MS) client.send(p.dst, p.data, { priority: p.priority });
       this.opts.onConnect?.(name);
     });
     client.on('disconnect', (d) => {
       if (d.refused) {
         slot.pending.length = 0;
+        slot.pendingBytes = 0;
         this.opts.log.warn(`relay ${name} (${entry.url}) refused: ${d.refused.message}; using other relays and direct paths`);
         if (name === this.home) void this.chooseHome();
         return;

@@ -120,7 +120,7 @@ export interface AgentStatus {
   routing?: RoutingStatusJson;
   /** Managed mode: the relay map as this node sees it (connected, home, latency). */
   /** refused: why this agent will not use the relay (e.g. "key mismatch: …"), else null. */
-  relays?: { name: string; url: string; connected: boolean; home: boolean; latencyMs: number | null; framesIn: number; framesOut: number; sendDrops: number; refused: string | null }[];
+  relays?: { name: string; url: string; connected: boolean; home: boolean; latencyMs: number | null; framesIn: number; framesOut: number; sendDrops: number; pendingBytes?: number; refused: string | null }[];
   /** Managed mode: disco and relay counters of the magic socket. */
   magicsock?: Record<string, number>;
   /** Managed mode while up: the gateway's port mapping and its lease; null when turned off (--no-portmap). */
