@@ -48,7 +48,7 @@ function buildProgram(): Command {
     .option('--portmap-protocol <name>', 'managed mode: use only this port-mapping protocol: pcp, nat-pmp or upnp (default: whichever the gateway offers, in that order)')
     .option('--portmap-lease <seconds>', 'managed mode: port-mapping lease to ask for (renewed at half of what is granted)', '7200')
     .option('--force-relay', 'managed mode: never go direct, reach every peer through its relay (debugging, benchmarks); also PINHOLE_FORCE_RELAY=1')
-    .option('--no-relay-trains', 'managed mode: through a relay, one WireGuard message per packet (no trains: docs/protocol.md); also PINHOLE_RELAY_TRAINS=0')
+    .option('--no-relay-trains', 'managed mode: through a relay, one WireGuard message per packet (no relay trains: docs/relay.md); also PINHOLE_RELAY_TRAINS=0')
     .option('--config-file <file>', 'managed mode: a YAML file with these flags and the preferences of `up` (docs/agent.yaml.example); flags override it')
     .action(async (opts: AgentFlags, cmd: Command) => {
       let socket = (cmd.optsWithGlobals() as { socket: string }).socket;

@@ -48,6 +48,7 @@ export class DiscoPeer {
     name: string,
   ) {
     this.relayAddr = relayAddr(id);
+    wg.relayTrains = false; // until this disco key says otherwise (setDiscoKey)
     this.discoKeyB64 = Buffer.from(discoKey).toString('base64');
     this.sharedKey = discoSharedKey(discoKey, discoSecret);
     this.name = name;

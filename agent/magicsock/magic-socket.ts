@@ -485,7 +485,7 @@ export class MagicSocket implements DeviceTransport, PathOwner {
       this.lastRelayPeer = p ?? null;
     }
     if (!p) { this.counters.relayUnknownSender++; return; }
-    if (this.relayBytes < BULK_RELAY_BYTES) this.noteRelayBytes(data.length);
+    this.noteRelayBytes(data.length);
     if (messageType(data) !== 0) {
       this.markActive(p, this.now());
       this.opts.device.receiveRelayed(data, p.relayAddr);
@@ -594,7 +594,7 @@ export class MagicSocket implements DeviceTransport, PathOwner {
     const p = this.byId.get(peerId);
     const relay = p ? this.relayFor(p) : null;
     if (!p || !relay) { this.counters.relayNoRoute++; return false; }
-    if (this.relayBytes < BULK_RELAY_BYTES) this.noteRelayBytes(packet.length);
+    this.noteRelayBytes(packet.length);
     const now = this.now();
     if (!p.path.active(now)) p.path.resetProbes();
     this.markActive(p, now);
@@ -635,6 +635,7 @@ export class MagicSocket implements DeviceTransport, PathOwner {
   private relayBytes = 0;
 
   private noteRelayBytes(n: number): void {
+    if (this.relayBytes >= BULK_RELAY_BYTES) return;
     this.relayBytes += n;
     if (this.relayBytes >= BULK_RELAY_BYTES) this.opts.onBulkRelay?.();
   }
