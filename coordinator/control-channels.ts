@@ -1,11 +1,13 @@
 // The coordinator's side of the control channel (proto/control/noise-upgrade.ts): answers the
-// upgrade on the public port with Noise message 2 and hands the channel to the inner HTTP server,
+// upgrade on the public port (or a stream of an HTTP/2 connection, control-h2.ts) with Noise
+// message 2 and hands the channel to the inner HTTP server,
 // where registration, the netmap stream and the admin API run. Before any of that it applies the
 // limits an unauthenticated caller meets: handshakes per address, a cap on channels that have not
 // yet proven who they are (globally and per address), and a deadline to do so.
 import type { IncomingMessage, Server } from 'node:http';
+import type { IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
 import type { Duplex } from 'node:stream';
-import { NoiseChannel } from '../proto/control/noise-channel.js';
+import { NoiseChannel, type ChannelTransport } from '../proto/control/noise-channel.js';
 import { responderMessage2, responderReadMessage1, MSG1_OVERHEAD } from '../proto/control/noise-ik.js';
 import { CONTROL_UPGRADE, HANDSHAKE_HEADER, type ChannelWelcome } from '../proto/control/noise-upgrade.js';
 import { frameBytes } from '../proto/control/noise-transport.js';
@@ -67,7 +69,7 @@ export class ControlChannels {
   private readonly handshakes: AddressRateLimiter;
   private readonly unauthenticated: AddressCounter;
   /** Open channels and the coordinator key (base64) each was opened with. */
-  private readonly open = new Map<NoiseChannel, string>();
+  private readonly channels = new Map<NoiseChannel, string>();
 
   constructor(private readonly opts: ControlChannelsOptions) {
     this.handshakes = new AddressRateLimiter({ perSecond: opts.limits.handshakesPerSecond, burst: opts.limits.handshakesPerSecond * 10 });
@@ -82,7 +84,7 @@ export class ControlChannels {
    */
   closeChannelsOn(key: string): number {
     let n = 0;
-    for (const [channel, used] of this.open) {
+    for (const [channel, used] of this.channels) {
       if (used !== key) continue;
       channel.destroy();
       n++;
@@ -90,21 +92,53 @@ export class ControlChannels {
     return n;
   }
 
+  /** A control channel asked for on an HTTP/1.1 connection (Upgrade: pinhole-control-v1). */
   handleUpgrade(req: IncomingMessage, socket: Duplex & { remoteAddress?: string }, head: Buffer): void {
-    const address = socket.remoteAddress ?? 'unknown';
     if ((req.headers.upgrade ?? '').toLowerCase() !== CONTROL_UPGRADE) {
       return refuse(socket, 400, `expected Upgrade: ${CONTROL_UPGRADE}`);
     }
+    this.open(socket.remoteAddress ?? 'unknown', req.headers[HANDSHAKE_HEADER], {
+      refuse: (status, reason, extra) => refuse(socket, status, reason, extra),
+      accept: (msg2) => {
+        socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: ${CONTROL_UPGRADE}\r\nConnection: Upgrade\r\n\r\n`);
+        socket.write(msg2);
+        return { transport: socket, head };
+      },
+    });
+  }
+
+  /**
+   * A control channel asked for as one stream of an HTTP/2 connection (control-h2.ts): the same
+   * handshake in the same header, answered with status 200 and message 2 as the stream's first
+   * frame; a refusal is the same status and one-line JSON reason as on HTTP/1.1.
+   */
+  handleStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, address: string): void {
+    this.open(address, headers[HANDSHAKE_HEADER], {
+      refuse: (status, reason, extra = {}) => {
+        if (stream.destroyed) return;
+        stream.respond({ ':status': status, 'content-type': 'application/json', ...extra });
+        stream.end(JSON.stringify({ error: reason }));
+      },
+      accept: (msg2) => {
+        stream.respond({ ':status': 200 });
+        stream.write(msg2);
+        const transport = stream as ServerHttp2Stream & ChannelTransport;
+        transport.remoteAddress = address;
+        return { transport };
+      },
+    });
+  }
+
+  private open(address: string, header: string | string[] | undefined, reply: ChannelReply): void {
     const wait = this.handshakes.take(address);
     if (wait > 0) {
       this.stats.rateLimited++;
-      return refuse(socket, 429, `too many handshakes from ${address}: retry in ${Math.ceil(wait / 1000)} s`, { 'retry-after': String(Math.ceil(wait / 1000)) });
+      return reply.refuse(429, `too many handshakes from ${address}: retry in ${Math.ceil(wait / 1000)} s`, { 'retry-after': String(Math.ceil(wait / 1000)) });
     }
-    const text = req.headers[HANDSHAKE_HEADER];
-    const msg1 = typeof text === 'string' && text.length <= Math.ceil(MAX_MSG1 / 3) * 4 ? Buffer.from(text, 'base64') : null;
+    const msg1 = typeof header === 'string' && header.length <= Math.ceil(MAX_MSG1 / 3) * 4 ? Buffer.from(header, 'base64') : null;
     if (!msg1 || msg1.length < MSG1_OVERHEAD || msg1.length > MAX_MSG1) {
       this.stats.badHandshake++;
-      return refuse(socket, 400, `missing or malformed ${HANDSHAKE_HEADER} header`);
+      return reply.refuse(400, `missing or malformed ${HANDSHAKE_HEADER} header`);
     }
     const statics = this.opts.keys.statics();
     let pending;
@@ -113,7 +147,7 @@ export class ControlChannels {
     } catch {
       this.stats.keyMismatch++;
       const held = statics.map((s) => s.fingerprint).join(' and ');
-      return refuse(socket, 403, `handshake failed: not addressed to this coordinator's key (fingerprint ${held})`, { 'pinhole-control': 'key-mismatch' });
+      return reply.refuse(403, `handshake failed: not addressed to this coordinator's key (fingerprint ${held})`, { 'pinhole-control': 'key-mismatch' });
     }
     const key = encodeKey(pending.initiatorStatic);
     const known = this.opts.isKnownKey(key);
@@ -121,16 +155,15 @@ export class ControlChannels {
       const slot = this.unauthenticated.acquire(address);
       if (slot !== 'ok') {
         this.stats.unauthenticatedCap++;
-        return refuse(socket, 429, slot === 'total' ? 'too many unauthenticated connections: retry later' : `too many unauthenticated connections from ${address}`, { 'retry-after': '5' });
+        return reply.refuse(429, slot === 'total' ? 'too many unauthenticated connections: retry later' : `too many unauthenticated connections from ${address}`, { 'retry-after': '5' });
       }
     }
     const via = pending.keyIndex === 0 ? 'current' : 'next';
     const next = this.opts.keys.next;
     const welcome: ChannelWelcome = { v: 1, ...(via === 'current' && next ? { nextKey: next.text } : {}) };
     const { msg2, keys } = responderMessage2(pending, new TextEncoder().encode(JSON.stringify(welcome)));
-    socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: ${CONTROL_UPGRADE}\r\nConnection: Upgrade\r\n\r\n`);
-    socket.write(frameBytes(msg2));
-    const channel = new NoiseChannel(socket, { keys, peerStatic: pending.initiatorStatic, head });
+    const { transport, head } = reply.accept(frameBytes(msg2));
+    const channel = new NoiseChannel(transport, { keys, peerStatic: pending.initiatorStatic, ...(head ? { head } : {}) });
     this.stats.opened++;
 
     let pendingAuth = !known;
@@ -151,14 +184,21 @@ export class ControlChannels {
       deadline.unref();
     }
     const usedKey = statics[pending.keyIndex]!.text;
-    this.open.set(channel, usedKey);
+    this.channels.set(channel, usedKey);
     channel.on('close', () => {
-      this.open.delete(channel);
+      this.channels.delete(channel);
       leave();
     });
     callers.set(channel, { key, address, via, authenticated: leave });
     this.opts.inner.emit('connection', channel);
   }
+}
+
+/** How a handshake is answered on the connection it came on (HTTP/1.1 upgrade or HTTP/2 stream). */
+interface ChannelReply {
+  refuse(status: number, reason: string, extra?: Record<string, string>): void;
+  /** Sends message 2 (framed); returns what the channel runs on and bytes already read past the request. */
+  accept(msg2: Uint8Array): { transport: ChannelTransport; head?: Buffer };
 }
 
 function refuse(socket: Duplex, status: number, reason: string, extra: Record<string, string> = {}): void {

@@ -18,7 +18,8 @@ import { MeshPaths } from './mesh-paths.js';
 import { NodeRegistry } from './registry.js';
 import { ReplicaFeed } from './replica-feed.js';
 import { relayAuthorizationRoutes } from './relay-authorization.js';
-import { createChannelServer, createPublicServer, nodeRoutes, type TlsFiles } from './server.js';
+import { ControlH2 } from './control-h2.js';
+import { PUBLIC_TIMEOUTS, createChannelServer, createPublicServer, nodeRoutes, type TlsFiles } from './server.js';
 import { ServerKeys } from './server-keys.js';
 import { openStore, type StoreOptions } from './store/open.js';
 import { StreamServer } from './stream.js';
@@ -130,7 +131,10 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
       streams: streams.streamCount,
       netmap: { ...netmap.stats },
       stream: { ...streams.stats },
-      control: { ...channels.stats, ...registration.refusals, unauthenticated: channels.unauthenticatedCount },
+      control: {
+        ...channels.stats, ...registration.refusals, unauthenticated: channels.unauthenticatedCount,
+        ...(h2 ? { h2Connections: h2.stats.connections, h2NotControl: h2.stats.notControl, h2StreamErrors: h2.stats.streamErrors, h2SessionErrors: h2.stats.sessionErrors } : {}),
+      },
       ...(feed ? { replica: { ...feed.stats } } : {}),
     }),
   };
@@ -149,7 +153,8 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
     tokenHash, secure: Boolean(opts.tls), operations: adminOperations(adminDeps), registry, meshPaths, relays: opts.relays, log,
     ...(opts.consoleAssetsDir ? { assetsDir: opts.consoleAssetsDir } : {}),
   });
-  const server = createPublicServer(keys, channels, log, opts.tls ?? null, webConsole);
+  const h2 = opts.tls ? null : new ControlH2(channels, PUBLIC_TIMEOUTS.keepAliveMs, log);
+  const server = createPublicServer(keys, channels, log, opts.tls ?? null, webConsole, h2);
 
   const sweep = setInterval(() => registry.sweepExpiry(), EXPIRY_SWEEP_MS);
   const liveness = setInterval(() => {
@@ -215,6 +220,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
         await new Promise<void>((resolve) => {
           server.close(() => resolve());
           server.closeAllConnections();
+          h2?.close();
         });
         await feed?.close();
         await registry.flushLiveness().catch(() => undefined);

@@ -2,6 +2,7 @@
 // each control channel.
 //   public:  GET  /api/v1/server     → ServerInfo {serverKey, nextServerKey?} (public keys only)
 //            POST /api/v1/control    Upgrade: pinhole-control-v1 → a control channel (control-channels.ts)
+//            HTTP/2 (prior knowledge, plain port only): control channels as streams (control-h2.ts)
 //            /admin/...              the web console (console/console-server.ts)
 //   inside a control channel (HTTP/1.1 over Noise):
 //            POST /api/v1/register   RegisterRequest → RegisterResponse
@@ -10,11 +11,13 @@
 //            /api/v1/admin/...       admin.ts;  /api/v1/relay/...  relay-authorization.ts
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { ServerInfo } from '../proto/control/schemas.js';
 import { CONTROL_PATH } from '../proto/control/noise-upgrade.js';
 import { AddressCounter } from './address-limits.js';
 import type { ControlChannels } from './control-channels.js';
+import { routeByPreface, type ControlH2 } from './control-h2.js';
 import { isConsolePath, type ConsoleServer } from './console/console-server.js';
 import { dispatch, requireCaller, type Route } from './http.js';
 import type { Logger } from './log.js';
@@ -76,7 +79,8 @@ export function createChannelServer(routes: Route[], streams: StreamServer, log:
 /** Connections that have not yet upgraded to a channel, per source address (slow clients). */
 export const MAX_PENDING_PER_ADDRESS = 256;
 
-export function createPublicServer(keys: ServerKeys, channels: ControlChannels, log: Logger, tls: TlsFiles | null, webConsole: ConsoleServer | null = null): Server {
+/** The public port. On a plain port, `h2` takes the connections that open with the HTTP/2 preface (control-h2.ts). */
+export function createPublicServer(keys: ServerKeys, channels: ControlChannels, log: Logger, tls: TlsFiles | null, webConsole: ConsoleServer | null = null, h2: ControlH2 | null = null): Server {
   const pending = new AddressCounter(Number.MAX_SAFE_INTEGER, MAX_PENDING_PER_ADDRESS);
   const counted = new WeakMap<object, string>();
   const release = (socket: object): void => {
@@ -98,7 +102,10 @@ export function createPublicServer(keys: ServerKeys, channels: ControlChannels, 
   };
   const opts = { headersTimeout: PUBLIC_TIMEOUTS.headersMs, requestTimeout: PUBLIC_TIMEOUTS.requestMs, keepAliveTimeout: PUBLIC_TIMEOUTS.keepAliveMs, maxHeaderSize: 8192 };
   const server = tls ? createHttpsServer({ ...opts, cert: tls.cert, key: tls.key }, handler) : createServer(opts, handler);
-  server.on(tls ? 'secureConnection' : 'connection', (socket: Duplex & { remoteAddress?: string }) => {
+  // node:http's own connection handler; on the plain port it runs only for connections that are not HTTP/2.
+  const http1 = server.listeners('connection') as ((socket: Socket) => void)[];
+  if (h2 && !tls) server.removeAllListeners('connection');
+  server.on(tls ? 'secureConnection' : 'connection', (socket: Socket) => {
     const address = socket.remoteAddress ?? 'unknown';
     if (pending.acquire(address) !== 'ok') {
       channels.stats.pendingCap++;
@@ -107,6 +114,8 @@ export function createPublicServer(keys: ServerKeys, channels: ControlChannels, 
     }
     counted.set(socket, address);
     socket.once('close', () => release(socket));
+    // An HTTP/2 connection stays counted while it lives: at most MAX_PENDING_PER_ADDRESS per address.
+    if (h2 && !tls) routeByPreface(socket, PUBLIC_TIMEOUTS.headersMs, () => { for (const l of http1) l.call(server, socket); }, () => h2.accept(socket));
   });
   server.on('upgrade', (req: IncomingMessage, socket: Duplex & { remoteAddress?: string }, head: Buffer) => {
     release(socket);

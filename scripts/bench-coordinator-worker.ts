@@ -11,7 +11,10 @@
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { Netmap, STREAM_CAPABILITIES, ServerInfo } from '../proto/control/schemas.js';
+import type { ClientHttp2Session } from 'node:http2';
+import type { NoiseChannel } from '../proto/control/noise-channel.js';
 import { openChannel, requestOn } from '../test/helpers/control-client.js';
+import { connectControlH2, openChannelOnH2 } from '../test/helpers/control-client-h2.js';
 import { LeanStream } from './bench-stream-client.js';
 import { decodeKey, encodeKey, generatePrivateKey, publicKeyFromPrivate } from '../proto/wireguard/keys.js';
 
@@ -26,7 +29,7 @@ const SAMPLE_EVERY = 100;
 const PING_EVERY_MS = 30_000;
 
 export type WorkerCommand =
-  | { cmd: 'init'; urls: string[]; authKeys: string[]; groups: number; total: number; count: number; offset: number; patches: boolean }
+  | { cmd: 'init'; urls: string[]; authKeys: string[]; groups: number; total: number; count: number; offset: number; patches: boolean; multiplex: number }
   | { cmd: 'register'; concurrency: number }
   | { cmd: 'connect'; concurrency: number }
   | { cmd: 'arm'; marker: string; sender: number }
@@ -101,8 +104,34 @@ async function coordinatorKey(): Promise<Uint8Array> {
  */
 const sourceOf = (n: SimNode): string => `127.${1 + (n.index >> 14)}.${(n.index >> 6) & 255}.${1 + (n.index & 63)}`;
 
+/** 0: a TCP connection per channel; K: channels as streams of HTTP/2 connections, nodes K·j … K·j+K-1 on one per coordinator. */
+let multiplex = 0;
+const h2Sessions = new Map<string, Promise<ClientHttp2Session>>();
+
+async function channelOf(n: SimNode): Promise<NoiseChannel> {
+  const key = await coordinatorKey();
+  if (multiplex === 0) return (await openChannel(urlOf(n), n.privateKey, key, sourceOf(n))).channel;
+  const name = `${urlOf(n)} ${Math.floor(n.index / multiplex)}`;
+  let session = h2Sessions.get(name);
+  if (!session) {
+    // The coordinator closes a connection left without channels (between registering and streaming).
+    session = connectControlH2(urlOf(n), sourceOf(n));
+    session.then((s) => s.once('close', () => { if (h2Sessions.get(name) === session) h2Sessions.delete(name); }), () => h2Sessions.delete(name));
+    h2Sessions.set(name, session);
+  }
+  const open = await session;
+  try {
+    return (await openChannelOnH2(open, n.privateKey, key)).channel;
+  } catch (err) {
+    // Closing as this channel was asked for (idle): once more, on a new connection.
+    if (!open.closed && !open.destroyed) throw err;
+    if (h2Sessions.get(name) === session) h2Sessions.delete(name);
+    return channelOf(n);
+  }
+}
+
 async function register(n: SimNode): Promise<void> {
-  const { channel } = await openChannel(urlOf(n), n.privateKey, await coordinatorKey(), sourceOf(n));
+  const channel = await channelOf(n);
   const r = await requestOn(channel, 'POST', '/api/v1/register', { body: { nodeKey: n.nodeKey, discoKey: n.discoKey, hostname: `bench-${n.index}`, authKey: authKeys[groupOf(n.index)] } });
   if (r.status !== 200) throw new Error(`register ${r.status}: ${JSON.stringify(r.body)}`);
 }
@@ -140,7 +169,7 @@ function onDelta(n: SimNode, data: Buffer): void {
 }
 
 async function connect(n: SimNode): Promise<{ bytes: number; validated: boolean }> {
-  const { channel } = await openChannel(urlOf(n), n.privateKey, await coordinatorKey(), sourceOf(n));
+  const channel = await channelOf(n);
   return new Promise((resolve, reject) => {
     const fail = (err: Error): void => { if (!n.gotNetmap) reject(err); };
     // The netmap may come in fragments: only the sampled nodes keep them to parse the whole.
@@ -207,6 +236,7 @@ async function handle(m: WorkerCommand): Promise<void> {
       groups = m.groups;
       total = m.total;
       capabilities = m.patches ? [STREAM_CAPABILITIES.peerPatches] : [];
+      multiplex = m.multiplex;
       nodes = Array.from({ length: m.count }, (_, i) => {
         const privateKey = generatePrivateKey();
         return {

@@ -15,11 +15,16 @@
 // directory, Unix socket only), node i at replica i mod R: every change crosses the database to
 // reach the peers on the other replicas. "No change lost": every peer got every single change,
 // every churn change reached every peer, and the replicas end at the same last change id, no gap.
+// --multiplex K: the simulated nodes open their control channels as streams of HTTP/2 connections,
+// K to one (coordinator/control-h2.ts), instead of a TCP connection each: the way to hold more
+// nodes than the open-files limit allows sockets (20,000 here, and not raisable in this container).
+// Each node still has its own Noise channel, its own inner HTTP and WebSocket; what is shared is
+// the TCP connection under them.
 // Writes JSON to bench/results/coordinator-<ts>.json and prints a table.
 //
 //   node dist/scripts/bench-coordinator.js [--nodes 1000,5000,10000] [--workers 4]
 //        [--churn-seconds 60] [--churn-rate 100] [--changes 10] [--flush-interval 50ms] [--full-records]
-//        [--db sqlite|postgres] [--replicas 3] [--peers-per-node 100]
+//        [--db sqlite|postgres] [--replicas 3] [--peers-per-node 100] [--multiplex 1000]
 // The simulated nodes ask for peer patches (live changes as changed fields only) unless
 // --full-records is given, which measures streams that get whole peer records for every change.
 import { channelCall } from '../test/helpers/control-client.js';
@@ -32,6 +37,7 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { MAX_CHANNELS_PER_CONNECTION } from '../coordinator/control-h2.js';
 import { REPO_ROOT, PINHOLE_BIN } from './tunnels/paths.js';
 import { wallNow, type WorkerCommand, type WorkerEvent } from './bench-coordinator-worker.js';
 
@@ -53,6 +59,8 @@ interface Options {
   db: 'sqlite' | 'postgres'; replicas: number;
   /** 0: no policy (everyone sees everyone); else groups of about this many nodes. */
   peersPerNode: number;
+  /** 0: a TCP connection per node; K: nodes' channels as streams of HTTP/2 connections, K to one. */
+  multiplex: number;
 }
 
 /** One run: a single coordinator on SQLite, or replicas on PostgreSQL. */
@@ -60,7 +68,7 @@ type Setup = { kind: 'sqlite' } | { kind: 'postgres'; replicas: number; pg: Benc
 
 function usage(msg?: string): never {
   if (msg) process.stderr.write(`bench-coordinator: ${msg}\n`);
-  process.stderr.write('usage: bench-coordinator [--nodes 1000,5000,10000] [--workers 4] [--churn-seconds 60] [--churn-rate 100] [--changes 10] [--flush-interval 50ms] [--full-records] [--db sqlite|postgres] [--replicas 3] [--peers-per-node 100]\n');
+  process.stderr.write('usage: bench-coordinator [--nodes 1000,5000,10000] [--workers 4] [--churn-seconds 60] [--churn-rate 100] [--changes 10] [--flush-interval 50ms] [--full-records] [--db sqlite|postgres] [--replicas 3] [--peers-per-node 100] [--multiplex 1000]\n');
   process.exit(2);
 }
 
@@ -70,7 +78,7 @@ function parseOptions(): Options {
     ({ values } = parseArgs({ options: {
       nodes: { type: 'string' }, workers: { type: 'string' }, 'churn-seconds': { type: 'string' }, 'churn-rate': { type: 'string' },
       changes: { type: 'string' }, 'flush-interval': { type: 'string' }, 'full-records': { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
-      db: { type: 'string' }, replicas: { type: 'string' }, 'peers-per-node': { type: 'string' },
+      db: { type: 'string' }, replicas: { type: 'string' }, 'peers-per-node': { type: 'string' }, multiplex: { type: 'string' },
     } }));
   } catch (err) {
     usage((err as Error).message);
@@ -95,6 +103,7 @@ function parseOptions(): Options {
     db: values.db === undefined || values.db === 'sqlite' ? 'sqlite' : values.db === 'postgres' ? 'postgres' : usage('--db must be sqlite or postgres'),
     replicas: int(values.replicas, values.db === 'postgres' ? 3 : 1, 1, 16, 'replicas'),
     peersPerNode: int(values['peers-per-node'], 0, 0, 50_000, 'peers-per-node'),
+    multiplex: int(values.multiplex, 0, 0, MAX_CHANNELS_PER_CONNECTION, 'multiplex'),
   };
 }
 
@@ -295,7 +304,7 @@ async function runSize(n: number, o: Options, setup: Setup): Promise<Record<stri
     }
     const per = Math.ceil(n / workers.length);
     const owner = (index: number): Worker => workers[Math.floor(index / per)]!;
-    await Promise.all(workers.map((w) => w.request({ cmd: 'init', urls: coords.map((c) => c.url), authKeys, groups, total: n, offset: w.index * per, count: Math.max(0, Math.min(per, n - w.index * per)), patches: o.patches })));
+    await Promise.all(workers.map((w) => w.request({ cmd: 'init', urls: coords.map((c) => c.url), authKeys, groups, total: n, offset: w.index * per, count: Math.max(0, Math.min(per, n - w.index * per)), patches: o.patches, multiplex: o.multiplex })));
 
     const workersCpu = (): number => workers.reduce((sum, w) => sum + procStats(w.pid).cpu, 0);
     const phase = async <T>(name: string, run: () => Promise<T>): Promise<{ result: T; seconds: number; cpu: number; workersCpu: number; machineBusyPct: number }> => {
@@ -430,9 +439,10 @@ function table(rows: Record<string, any>[]): string {
 
 async function main(): Promise<void> {
   const o = parseOptions();
-  // The coordinator holds a socket per node; the limit is inherited from here.
-  const need = Math.max(...o.sizes) + 2000;
-  if (openFilesLimit() < need) usage(`${Math.max(...o.sizes)} nodes need an open-files limit of at least ${need} (now ${openFilesLimit()}); as root: ulimit -n ${Math.max(need, 100_000)}`);
+  // The coordinator holds a socket per node (per K nodes with --multiplex K); the limit is inherited from here.
+  const largest = Math.max(...o.sizes);
+  const need = (o.multiplex > 0 ? Math.ceil(largest / o.multiplex) : largest) + 2000;
+  if (openFilesLimit() < need) usage(`${largest} nodes need an open-files limit of at least ${need} (now ${openFilesLimit()}); as root: ulimit -n ${Math.max(need, 100_000)}; or --multiplex 1000 (HTTP/2, 1,000 nodes' channels to a connection)`);
   const results: Record<string, any>[] = [];
   const pg = o.db === 'postgres' ? await startPostgres() : null;
   try {
@@ -452,7 +462,7 @@ async function main(): Promise<void> {
   const out = {
     benchmark: 'coordinator', date: new Date().toISOString(), node: process.version,
     options: o, bar: BAR, results, verdicts,
-    note: `${o.peersPerNode > 0 ? `a policy of groups of ~${o.peersPerNode} nodes (each sees its group)` : 'every node sees every node (no policy)'}; one coordinator process${o.db === 'postgres' ? `, then ${o.replicas} on one PostgreSQL (node i at replica i mod ${o.replicas})` : ''}; simulated nodes in worker processes on the same machine; ${o.patches ? 'streams ask for peer patches' : 'streams get whole peer records'}`,
+    note: `${o.peersPerNode > 0 ? `a policy of groups of ~${o.peersPerNode} nodes (each sees its group)` : 'every node sees every node (no policy)'}; one coordinator process${o.db === 'postgres' ? `, then ${o.replicas} on one PostgreSQL (node i at replica i mod ${o.replicas})` : ''}; simulated nodes in worker processes on the same machine, ${o.multiplex > 0 ? `their channels as streams of HTTP/2 connections, ${o.multiplex} to one` : 'a TCP connection each'}; ${o.patches ? 'streams ask for peer patches' : 'streams get whole peer records'}`,
   };
   const dir = join(REPO_ROOT, 'bench', 'results');
   await mkdir(dir, { recursive: true });

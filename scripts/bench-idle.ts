@@ -139,7 +139,7 @@ async function measure(lab: Lab, peers: number, seconds: number, settleMs: numbe
       const up = await agent.cli(['up', '--coordinator', coord.url, '--auth-key', authKey, '--hostname', 'idle'], 30_000);
       if (up.code !== 0) throw new Error(`pinhole up failed: ${up.stderr.trim()}`);
       // total: the simulated nodes and the agent, so each sim expects `peers` peers.
-      await sims.request({ cmd: 'init', urls: [coord.url], authKeys: [authKey], groups: 0, total: peers + 1, count: peers, offset: 0, patches: true });
+      await sims.request({ cmd: 'init', urls: [coord.url], authKeys: [authKey], groups: 0, total: peers + 1, count: peers, offset: 0, patches: true, multiplex: 0 });
       const reg = await sims.request<Extract<WorkerEvent, { ev: 'registered' }>>({ cmd: 'register', concurrency: 16 });
       if (reg.failed > 0) throw new Error(`simulated nodes: ${reg.failed} registrations failed: ${reg.firstError}`);
       const con = await sims.request<Extract<WorkerEvent, { ev: 'connected' }>>({ cmd: 'connect', concurrency: 16 });

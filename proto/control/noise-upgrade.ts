@@ -15,7 +15,7 @@ import { z } from 'zod';
 import { DecodeError } from '../errors.js';
 import { HandshakeError } from '../wireguard/noise-crypto.js';
 import { NoiseChannel, type ChannelTransport } from './noise-channel.js';
-import { initiatorMessage1, initiatorReadMessage2 } from './noise-ik.js';
+import { initiatorMessage1, initiatorReadMessage2, type InitiatorPending } from './noise-ik.js';
 import { Key32 } from './schemas.js';
 
 export const CONTROL_PATH = '/api/v1/control';
@@ -23,7 +23,7 @@ export const CONTROL_UPGRADE = 'pinhole-control-v1';
 export const HANDSHAKE_HEADER = 'pinhole-handshake';
 /** A reply head longer than this is not from a coordinator. */
 const MAX_REPLY_HEAD = 16 * 1024;
-const MAX_REFUSAL_BODY = 4 * 1024;
+export const MAX_REFUSAL_BODY = 4 * 1024;
 
 /** Message 2's payload: what the coordinator tells every caller about its keys. */
 export const ChannelWelcome = z.object({
@@ -65,7 +65,8 @@ export function upgradeRequest(host: string, msg1: Uint8Array): string {
     + `${HANDSHAKE_HEADER}: ${Buffer.from(msg1).toString('base64')}\r\nContent-Length: 0\r\n\r\n`;
 }
 
-interface ReplyHead { status: number; headers: Map<string, string>; rest: Buffer }
+/** An answer's status and headers (names in lower case), and the bytes read after its head. */
+export interface ReplyHead { status: number; headers: Map<string, string>; rest: Buffer }
 
 function parseHead(head: string, rest: Buffer): ReplyHead {
   const lines = head.split('\r\n');
@@ -79,7 +80,8 @@ function parseHead(head: string, rest: Buffer): ReplyHead {
   return { status: Number(m[1]), headers, rest };
 }
 
-function refusal(reply: ReplyHead, body: Buffer): Error {
+/** The error a refusal (any answer but a channel) means, with its one-line reason from `body` (≤ MAX_REFUSAL_BODY). */
+export function refusal(reply: ReplyHead, body: Buffer): Error {
   let reason: string | null = null;
   if ((reply.headers.get('content-type') ?? '').includes('json')) {
     try {
@@ -147,18 +149,10 @@ export function upgradeToControlChannel(conn: ChannelTransport, opts: UpgradeOpt
         if ((head.headers.get('upgrade') ?? '').toLowerCase() !== CONTROL_UPGRADE) {
           throw new ControlProtocolError('not a pinhole coordinator (it switched to another protocol)');
         }
-        if (buf.length < 2) return;
-        const len = buf.readUInt16BE(0);
-        if (buf.length < 2 + len) return; // wait for the rest of message 2 (≤ 64 KiB)
-        const { payload, keys } = initiatorReadMessage2(pending, buf.subarray(2, 2 + len));
-        const welcome = parseWelcome(payload);
-        // Bytes after message 2 (frames the server sent at once) belong to the channel.
-        const channel = new NoiseChannel(conn, { keys, peerStatic: opts.serverKey, head: Buffer.from(buf.subarray(2 + len)) });
-        finish(null, { channel, welcome });
+        const opened = channelFromMessage2(conn, buf, pending, opts.serverKey);
+        if (opened) finish(null, opened);
       } catch (err) {
-        if (err instanceof HandshakeError) return finish(new CoordinatorKeyMismatchError('the coordinator\'s answer did not authenticate with the pinned key'));
-        if (err instanceof DecodeError) return finish(new ControlProtocolError(`not a pinhole coordinator (${err.message})`));
-        finish(err as Error);
+        finish(handshakeFailure(err));
       }
     };
     if (opts.signal?.aborted) return onAbort();
@@ -168,6 +162,27 @@ export function upgradeToControlChannel(conn: ChannelTransport, opts: UpgradeOpt
     conn.on('error', onError);
     conn.write(upgradeRequest(opts.host, msg1));
   });
+}
+
+/**
+ * Message 2, framed, at the start of `buf`: the channel it opens on `conn` (bytes after it, frames
+ * the server sent at once, belong to the channel), or null until all of it has arrived (≤ 64 KiB).
+ * Throws as the handshake fails; handshakeFailure says what that means to the caller.
+ */
+export function channelFromMessage2(conn: ChannelTransport, buf: Buffer, pending: InitiatorPending, serverKey: Uint8Array): { channel: NoiseChannel; welcome: ChannelWelcome } | null {
+  if (buf.length < 2) return null;
+  const len = buf.readUInt16BE(0);
+  if (buf.length < 2 + len) return null;
+  const { payload, keys } = initiatorReadMessage2(pending, buf.subarray(2, 2 + len));
+  const welcome = parseWelcome(payload);
+  return { channel: new NoiseChannel(conn, { keys, peerStatic: serverKey, head: Buffer.from(buf.subarray(2 + len)) }), welcome };
+}
+
+/** What a failed handshake means to the caller. */
+export function handshakeFailure(err: unknown): Error {
+  if (err instanceof HandshakeError) return new CoordinatorKeyMismatchError('the coordinator\'s answer did not authenticate with the pinned key');
+  if (err instanceof DecodeError) return new ControlProtocolError(`not a pinhole coordinator (${err.message})`);
+  return err as Error;
 }
 
 function parseWelcome(payload: Uint8Array): ChannelWelcome {

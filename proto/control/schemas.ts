@@ -350,7 +350,7 @@ export const CoordinatorStats = z.object({
   netmap: z.record(z.string(), z.number()),
   /** Streams accepted, refused at hello, messages dropped as malformed, hellos that never came. */
   stream: z.record(z.string(), z.number()),
-  /** Control channels: opened, refused (bad handshake, key mismatch, rate, caps), registrations throttled. */
+  /** Control channels: opened, refused (bad handshake, key mismatch, rate, caps), registrations throttled; h2*: over HTTP/2. */
   control: z.record(z.string(), z.number()).optional(),
   /** Coordinators sharing a PostgreSQL database: this replica's change feed (replica-feed.ts). */
   replica: z.object({

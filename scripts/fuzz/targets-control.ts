@@ -9,6 +9,7 @@ import { Policy, parseDestination, parsePorts, parseSelector } from '../../proto
 import { JsonSyntaxError, parseJsonWithLines } from '../../proto/control/json-lines.js';
 import { parseDuration } from '../../proto/control/duration.js';
 import { RouteRefusedError, advertisableRoute } from '../../proto/control/routes.js';
+import { H2_PREFACE, prefaceVerdict } from '../../coordinator/control-h2.js';
 import { invariant, rejects, type FuzzTarget } from './target.js';
 
 const KEY = 'AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=';
@@ -90,4 +91,24 @@ function replaceLeaf(sample: unknown, input: Uint8Array): unknown {
     (node as Record<string, unknown>)[k] = ODD[(input[i] ?? 0) % ODD.length];
     return copy;
   }
+}
+
+/**
+ * The first bytes of a connection on the coordinator's plain port, as the HTTP/2 preface check
+ * reads them (coordinator/control-h2.ts), whole and cut in two: the verdict is HTTP/2 exactly when
+ * the bytes start with the preface, and once given it never changes as more bytes come.
+ */
+export function controlPreface(): FuzzTarget {
+  return {
+    name: 'control-preface',
+    corpus: [H2_PREFACE, Buffer.concat([H2_PREFACE, Buffer.from([0, 0, 18, 4, 0, 0, 0, 0, 0])]), Buffer.from('POST /api/v1/control HTTP/1.1\r\n'), H2_PREFACE.subarray(0, 10)],
+    run(input) {
+      const whole = prefaceVerdict(input);
+      const starts = input.length >= H2_PREFACE.length && Buffer.from(input.subarray(0, H2_PREFACE.length)).equals(H2_PREFACE);
+      invariant((whole === 'http2') === starts, `verdict ${whole} for ${Buffer.from(input.subarray(0, 24)).toString('hex')}`);
+      const cut = input.length === 0 ? 0 : input[0]! % (input.length + 1);
+      const first = prefaceVerdict(input.subarray(0, cut));
+      invariant(first === 'more' || first === whole, `verdict ${first} on ${cut} bytes, then ${whole}`);
+    },
+  };
 }

@@ -3,7 +3,7 @@
 import type { FuzzTargetFactory } from './target.js';
 import { disco, relayFrames, relayMeshFrames, relayTrains, stun, wireguardDevice, wireguardMessages, wireguardResponder } from './targets-wire.js';
 import { ipParsers, packetFilter, userspaceNat } from './targets-packets.js';
-import { controlJson } from './targets-control.js';
+import { controlJson, controlPreface } from './targets-control.js';
 import { portmap } from './targets-portmap.js';
 
 export const FUZZ_TARGETS: ReadonlyArray<{ name: string; make: FuzzTargetFactory }> = [
@@ -16,6 +16,7 @@ export const FUZZ_TARGETS: ReadonlyArray<{ name: string; make: FuzzTargetFactory
   { name: 'relay-frames', make: relayFrames },
   { name: 'relay-mesh-frames', make: relayMeshFrames },
   { name: 'control-json', make: controlJson },
+  { name: 'control-preface', make: controlPreface },
   { name: 'ip-parsers', make: ipParsers },
   { name: 'packet-filter', make: packetFilter },
   { name: 'userspace-nat', make: userspaceNat },
