@@ -90,7 +90,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
   let channels: ControlChannels;
   const adminRefusals = newAdminRefusals();
   const metrics: CoordinatorMetrics | null = opts.metricsListen ? createCoordinatorMetrics({
-    registry: () => registry, streams: () => streams, netmap: (): NetmapHub => netmap, channels: () => channels,
+    registry: () => registry, streams: () => streams, netmap: (): NetmapHub => netmap, channels: () => channels, controlH2: () => h2,
     registration: () => registration, adminRefusals: () => adminRefusals, meshPaths: () => meshPaths,
   }) : null;
   const netmap: NetmapHub = new NetmapHub(registry, {

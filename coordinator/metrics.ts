@@ -9,6 +9,7 @@ import type { NetmapHub } from './netmap.js';
 import type { RegistrationDeps } from './registration.js';
 import type { NodeRegistry } from './registry.js';
 import type { StreamServer } from './stream.js';
+import type { ControlH2 } from './control-h2.js';
 import type { MeshPaths } from './mesh-paths.js';
 
 /** The parts the metrics read; asked at scrape time, so they may be built after the metrics. */
@@ -17,6 +18,8 @@ export interface CoordinatorMetricsSource {
   streams(): StreamServer;
   netmap(): NetmapHub;
   channels(): ControlChannels;
+  /** Control channels over HTTP/2 (null on a TLS port, which does not offer it). */
+  controlH2?(): ControlH2 | null;
   registration(): Pick<RegistrationDeps, 'refusals' | 'outcomes'>;
   adminRefusals(): AdminRefusals;
   meshPaths(): MeshPaths;
@@ -45,6 +48,7 @@ export function createCoordinatorMetrics(src: CoordinatorMetricsSource): Coordin
   gaugeFrom(r, 'pinhole_coordinator_streams', 'Authenticated netmap streams open now', [], () => one(src.streams().streamCount));
   gaugeFrom(r, 'pinhole_coordinator_control_unauthenticated', 'Control channels open that have not yet authenticated', [], () => one(src.channels().unauthenticatedCount));
   counterFrom(r, 'pinhole_coordinator_control_channels_opened_total', 'Control channels opened (Noise handshake done)', [], () => one(src.channels().stats.opened));
+  counterFrom(r, 'pinhole_coordinator_control_h2_connections_total', 'HTTP/2 connections taken on the plain port (each carries up to 1,024 control channels)', [], () => one(src.controlH2?.()?.stats.connections ?? 0));
   counterFrom(r, 'pinhole_coordinator_streams_accepted_total', 'Netmap streams accepted after a valid hello', [], () => one(src.streams().stats.accepted));
   counterFrom(r, 'pinhole_coordinator_registrations_total', 'Registrations by outcome (created, updated, or the refusal)', ['outcome'], () => {
     const o = src.registration().outcomes;
@@ -61,10 +65,12 @@ export function createCoordinatorMetrics(src: CoordinatorMetricsSource): Coordin
     'Registrations retried because another coordinator on the same database took the id, name or address first', [], () => one(src.registry().identityConflicts));
   counterFrom(r, 'pinhole_coordinator_refusals_total', 'Callers refused, by where (stage) and why (reason)', ['stage', 'reason'], () => {
     const ch = src.channels().stats;
+    const h2 = src.controlH2?.()?.stats;
     const st = src.streams().stats;
     return [
       ...fieldsAs('reason', { badHandshake: ch.badHandshake, keyMismatch: ch.keyMismatch, rateLimited: ch.rateLimited,
         unauthenticatedCap: ch.unauthenticatedCap, unauthenticatedTimeout: ch.unauthenticatedTimeout, pendingCap: ch.pendingCap }, { stage: 'control' }),
+      ...fieldsAs('reason', { h2NotControl: h2?.notControl ?? 0, h2ProtocolError: h2?.sessionErrors ?? 0 }, { stage: 'control' }),
       ...fieldsAs('reason', src.registration().refusals, { stage: 'register' }),
       ...fieldsAs('reason', { refused: st.refused, malformed: st.malformed, timedOut: st.timedOut }, { stage: 'stream' }),
       ...fieldsAs('reason', { ...src.adminRefusals() }, { stage: 'admin' }),

@@ -1,7 +1,8 @@
 // Control channels as streams of one HTTP/2 connection to a real coordinator process, beside
 // HTTP/1.1 on the same port: several nodes register and stream over one connection; refusals
-// come back per stream without harming the connection; junk after the preface is counted and
-// changes nothing; the coordinator stops while HTTP/2 connections are open.
+// come back per stream without harming the connection; junk after the preface is counted (stats
+// and Prometheus) and changes nothing; a connection without channels is closed; the coordinator
+// stops while HTTP/2 connections are open.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ClientHttp2Session } from 'node:http2';
@@ -32,8 +33,9 @@ describe('control channels over HTTP/2', () => {
   let authKey: string;
   const sessions: ClientHttp2Session[] = [];
 
+  const metricsPort = 20_000 + Math.floor(Math.random() * 20_000);
   before(async () => {
-    coord = await CoordinatorProcess.start();
+    coord = await CoordinatorProcess.start({ flags: ['--metrics-listen', `127.0.0.1:${metricsPort}`] });
     serverKey = await serverKeyOf(coord.url);
     authKey = await coord.createAuthKey({ reusable: true });
   });
@@ -112,6 +114,15 @@ describe('control channels over HTTP/2', () => {
     const after = (await coord.call('GET', '/api/v1/admin/stats')).body.control;
     assert.equal(after.h2Connections, before.h2Connections + 1);
     assert.equal(after.h2SessionErrors, before.h2SessionErrors + 1);
+    const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    assert.match(metrics, new RegExp(`^pinhole_coordinator_control_h2_connections_total ${after.h2Connections}$`, 'm'));
+    assert.match(metrics, /^pinhole_coordinator_refusals_total\{stage="control",reason="h2_protocol_error"\} 1$/m);
+    // A connection that carries no channel is closed by the coordinator (after 5 s).
+    const idle = await connectControlH2(coord.url);
+    sessions.push(idle);
+    const t1 = Date.now();
+    await new Promise<void>((resolve) => idle.once('close', () => resolve()));
+    assert.ok(Date.now() - t1 >= 4_000 && Date.now() - t1 < 8_000, `an idle connection closed after ${Date.now() - t1} ms`);
     // An idle HTTP/2 connection is open as the coordinator stops: it still exits, cleanly.
     const session = await connectControlH2(coord.url);
     sessions.push(session);
