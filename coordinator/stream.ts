@@ -8,7 +8,8 @@
 //            lists 'path-reports'), coalesced, at most every PATH_REPORT_MIN_INTERVAL_MS (mesh-paths.ts)
 // Keepalives both ways: the client pings at the application level, the server sends WebSocket
 // pings every keepalive interval and drops a connection that stayed silent for a whole interval
-// (the node then goes offline, which its peers hear about).
+// (the node then goes offline, which its peers hear about). The server's pings are spread over
+// the interval (keepalive-wheel.ts), a slice of the connections every 100 ms.
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -16,6 +17,7 @@ import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import { ClientStreamMessage, STREAM_CAPABILITIES, describeZodError } from '../proto/control/schemas.js';
 import { parseEndpoint } from '../proto/ip/address.js';
 import { callerOf, type ChannelCaller } from './control-channels.js';
+import { KeepaliveWheel, type WheelMember } from './keepalive-wheel.js';
 import type { Logger } from './log.js';
 import type { MeshPaths } from './mesh-paths.js';
 import type { NetmapHub, NetmapSink } from './netmap.js';
@@ -75,7 +77,7 @@ class NodeStream implements NetmapSink {
   }
 }
 
-interface Connection {
+interface Connection extends WheelMember {
   ws: WebSocket;
   caller: ChannelCaller | null;
   stream: NodeStream | null;
@@ -84,9 +86,9 @@ interface Connection {
 
 export class StreamServer {
   private readonly wss: WebSocketServer;
-  private readonly connections = new Set<Connection>();
+  /** Every open connection, dealt into the keepalive rounds. */
+  private readonly connections: KeepaliveWheel<Connection>;
   private readonly streams = new Map<number, NodeStream>();
-  private readonly keepaliveTimer: NodeJS.Timeout;
   readonly stats = { accepted: 0, refused: 0, malformed: 0, timedOut: 0 };
 
   constructor(private readonly opts: StreamServerOptions) {
@@ -97,8 +99,7 @@ export class StreamServer {
         this.drop(c.node.id, CloseCode.forbidden, 'node key expired: re-authenticate with an auth key');
       }
     });
-    this.keepaliveTimer = setInterval(() => this.keepalive(), opts.keepaliveMs);
-    this.keepaliveTimer.unref();
+    this.connections = new KeepaliveWheel(opts.keepaliveMs, (c) => this.keepalive(c));
   }
 
   get streamCount(): number { return this.streams.size; }
@@ -109,13 +110,13 @@ export class StreamServer {
   }
 
   close(): void {
-    clearInterval(this.keepaliveTimer);
-    for (const c of this.connections) c.ws.close(CloseCode.shutdown, 'coordinator shutting down');
+    this.connections.close();
+    this.connections.forEach((c) => c.ws.close(CloseCode.shutdown, 'coordinator shutting down'));
     this.wss.close();
   }
 
   private accept(ws: WebSocket, caller: ChannelCaller | null): void {
-    const conn: Connection = { ws, caller, stream: null, alive: true };
+    const conn: Connection = { ws, caller, stream: null, alive: true, wheelSlot: -1 };
     this.connections.add(conn);
     const helloTimer = setTimeout(() => {
       this.stats.timedOut++;
@@ -213,15 +214,13 @@ export class StreamServer {
     s.ws.close(code, reason);
   }
 
-  /** Pings every connection; one that stayed silent since the previous round is dropped. */
-  private keepalive(): void {
-    for (const c of this.connections) {
-      if (!c.alive) {
-        c.ws.terminate();
-        continue;
-      }
-      c.alive = false;
-      c.ws.ping();
+  /** Pings a connection, once per keepalive interval; one silent since the previous ping is dropped. */
+  private keepalive(c: Connection): void {
+    if (!c.alive) {
+      c.ws.terminate();
+      return;
     }
+    c.alive = false;
+    c.ws.ping();
   }
 }
