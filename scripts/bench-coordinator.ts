@@ -243,12 +243,20 @@ async function startCoordinator(dir: string, flushInterval: string, db: string =
 }
 
 /** Waits until the coordinator and the simulated nodes are idle (the last deltas are out and read). */
-async function settle(pids: number[], maxSeconds = 300): Promise<void> {
+async function settle(pids: number[], deltasSent: () => Promise<number>, maxSeconds = 300): Promise<void> {
   const cpu = (): number => pids.reduce((s, p) => s + procStats(p).cpu, 0);
+  // Idle, or no delta sent for 3 s: with tens of thousands of streams their keepalives alone keep
+  // the processes from ever looking idle.
+  let deltas = await deltasSent();
+  let still = 0;
   for (let i = 0; i < maxSeconds; i++) {
     const a = cpu();
     await new Promise((r) => setTimeout(r, 1000));
     if (cpu() - a < 0.05 * pids.length) return;
+    const now = await deltasSent();
+    still = now === deltas ? still + 1 : 0;
+    deltas = now;
+    if (still >= 3) return;
   }
 }
 
@@ -273,6 +281,8 @@ async function runSize(n: number, o: Options, setup: Setup): Promise<Record<stri
       for (let i = 0; i < setup.replicas; i++) coords.push(await startCoordinator(dir, o.flushInterval, db));
     }
     const pids = coords.map((c) => c.proc.pid!);
+    const statsOf = async (c: { url: string; token: string }): Promise<Record<string, any>> =>
+      (await channelCall(c.url, generatePrivateKey(), 'GET', '/api/v1/admin/stats', { headers: { authorization: `Bearer ${c.token}` } })).body as Record<string, any>;
     const url = coords[0]!.url;
     const admin = { authorization: `Bearer ${coords[0]!.token}` };
     // CPU: all coordinator processes together; RSS: the largest one (the bar is per process).
@@ -328,7 +338,8 @@ async function runSize(n: number, o: Options, setup: Setup): Promise<Record<stri
     const con = await phase('connect', () => Promise.all(workers.map((w) => w.request<Extract<WorkerEvent, { ev: 'connected' }>>({ cmd: 'connect', concurrency: o.connectConcurrency }))));
     const conFailed = con.result.reduce((s, r) => s + r.failed, 0);
     if (conFailed > 0) throw new Error(`${conFailed} streams failed: ${con.result.find((r) => r.firstError)?.firstError}`);
-    const settleRun = await phase('settle (online deltas drained)', () => settle([...pids, ...workers.map((w) => w.pid)]));
+    const deltasSent = async (): Promise<number> => (await Promise.all(coords.map(statsOf))).reduce((sum, st) => sum + Number(st.netmap.deltas), 0);
+    const settleRun = await phase('settle (online deltas drained)', () => settle([...pids, ...workers.map((w) => w.pid)], deltasSent));
     const held = coordRss();
     log(`holding ${n} streams, RSS ${(held / 2 ** 20).toFixed(0)} MiB`);
 
@@ -386,8 +397,6 @@ async function runSize(n: number, o: Options, setup: Setup): Promise<Record<stri
       };
       log(`churn: ${sent} changes, p50 ${churn.p50} ms, p99 ${churn.p99} ms, delivered ${churn.deliveredPct!.toFixed(2)}%, CPU: coordinator ${churn.cpuPct!.toFixed(0)}%, simulated nodes ${churn.workersCpuPct!.toFixed(0)}%`);
     }
-    const statsOf = async (c: { url: string; token: string }): Promise<Record<string, any>> =>
-      (await channelCall(c.url, generatePrivateKey(), 'GET', '/api/v1/admin/stats', { headers: { authorization: `Bearer ${c.token}` } })).body as Record<string, any>;
     let replicaStats: Record<string, any>[] = [];
     let feedIntact: boolean | null = null;
     if (setup.kind === 'postgres') {
