@@ -1,9 +1,9 @@
 // The coordinator's side of the control channel (proto/control/noise-upgrade.ts): answers the
 // upgrade on the public port (or a stream of an HTTP/2 connection, control-h2.ts) with Noise
-// message 2 and hands the channel to the inner HTTP server,
-// where registration, the netmap stream and the admin API run. Before any of that it applies the
-// limits an unauthenticated caller meets: handshakes per address, a cap on channels that have not
-// yet proven who they are (globally and per address), and a deadline to do so.
+// message 2 and hands the channel to the inner HTTP server, where registration, the netmap stream
+// and the admin API run. Before any of that it applies the limits an unauthenticated caller
+// meets: handshakes per address, a cap on channels that have not yet proven who they are
+// (globally and per address), and a deadline to do so.
 import type { IncomingMessage, Server } from 'node:http';
 import type { IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
 import type { Duplex } from 'node:stream';

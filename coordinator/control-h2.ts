@@ -27,6 +27,8 @@ export class ControlH2 {
   readonly stats = { connections: 0, notControl: 0, streamErrors: 0, sessionErrors: 0 };
   private readonly server: Http2Server;
   private readonly sessions = new Set<ServerHttp2Session>();
+  /** Connections whose first bytes have not yet said which protocol they speak. */
+  private readonly undecided = new Set<Socket>();
 
   constructor(channels: ControlChannels, private readonly idleMs: number, private readonly log: Logger) {
     this.server = createServer({
@@ -52,16 +54,29 @@ export class ControlH2 {
     });
   }
 
-  /** Takes over a connection that opened with the client preface (bytes already read are unshifted). */
-  accept(socket: Socket): void {
-    this.stats.connections++;
-    this.server.emit('connection', socket);
+  /**
+   * A new connection on the plain port: HTTP/2 when it opens with the client preface, else handed
+   * to `http1` (node:http's own connection handler), with what was read put back.
+   */
+  route(socket: Socket, timeoutMs: number, http1: () => void): void {
+    this.undecided.add(socket);
+    routeByPreface(socket, timeoutMs, () => {
+      this.undecided.delete(socket);
+      http1();
+    }, () => {
+      this.undecided.delete(socket);
+      this.stats.connections++;
+      this.server.emit('connection', socket);
+    });
+    socket.once('close', () => this.undecided.delete(socket));
   }
 
-  /** Closes every HTTP/2 connection (the coordinator is stopping). */
+  /** Closes every HTTP/2 connection, and those not yet routed (the coordinator is stopping). */
   close(): void {
     for (const s of this.sessions) s.destroy();
     this.sessions.clear();
+    for (const s of this.undecided) s.destroy();
+    this.undecided.clear();
   }
 
   private track(session: ServerHttp2Session): void {

@@ -17,7 +17,7 @@ import type { ServerInfo } from '../proto/control/schemas.js';
 import { CONTROL_PATH } from '../proto/control/noise-upgrade.js';
 import { AddressCounter } from './address-limits.js';
 import type { ControlChannels } from './control-channels.js';
-import { routeByPreface, type ControlH2 } from './control-h2.js';
+import type { ControlH2 } from './control-h2.js';
 import { isConsolePath, type ConsoleServer } from './console/console-server.js';
 import { dispatch, requireCaller, type Route } from './http.js';
 import type { Logger } from './log.js';
@@ -115,7 +115,7 @@ export function createPublicServer(keys: ServerKeys, channels: ControlChannels, 
     counted.set(socket, address);
     socket.once('close', () => release(socket));
     // An HTTP/2 connection stays counted while it lives: at most MAX_PENDING_PER_ADDRESS per address.
-    if (h2 && !tls) routeByPreface(socket, PUBLIC_TIMEOUTS.headersMs, () => { for (const l of http1) l.call(server, socket); }, () => h2.accept(socket));
+    if (h2 && !tls) h2.route(socket, PUBLIC_TIMEOUTS.headersMs, () => { for (const l of http1) l.call(server, socket); });
   });
   server.on('upgrade', (req: IncomingMessage, socket: Duplex & { remoteAddress?: string }, head: Buffer) => {
     release(socket);

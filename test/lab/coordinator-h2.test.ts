@@ -123,11 +123,15 @@ describe('control channels over HTTP/2', () => {
     const t1 = Date.now();
     await new Promise<void>((resolve) => idle.once('close', () => resolve()));
     assert.ok(Date.now() - t1 >= 4_000 && Date.now() - t1 < 8_000, `an idle connection closed after ${Date.now() - t1} ms`);
-    // An idle HTTP/2 connection is open as the coordinator stops: it still exits, cleanly.
+    // An HTTP/2 connection with a channel, and one that has sent nothing yet, are open as the
+    // coordinator stops: it still exits at once, closing both.
     const session = await connectControlH2(coord.url);
     sessions.push(session);
     await openChannelOnH2(session, generatePrivateKey(), serverKey);
-    const closed = new Promise<void>((resolve) => session.once('close', () => resolve()));
+    const silent = connect({ host: '127.0.0.1', port: Number(new URL(coord.url).port) });
+    await new Promise((r) => silent.once('connect', r));
+    const silentClosed = new Promise<void>((resolve) => { silent.once('close', () => resolve()); silent.resume(); });
+    const closed = Promise.all([new Promise<void>((resolve) => session.once('close', () => resolve())), silentClosed]);
     const t0 = Date.now();
     await coord.stop();
     await closed;
