@@ -2,6 +2,10 @@
 // through one `pinhole relay` process, and through two meshed ones (sender on relay 1, receiver
 // on relay 2: every frame crosses the mesh link), in the same run. Bar: meshed ≥ 0.8 × one relay.
 // Same window-of-frames pump as scripts/bench-relay.ts (below the relay queues: nothing dropped).
+// A third path is the reference for what any extra hop costs on this machine: one relay, with the
+// receiver connected to it through a TCP forwarder process that does nothing but copy bytes
+// (node's socket.pipe, both ways). Every process shares the same cores, so an extra hop costs
+// CPU (two more kernel copies of each byte, and a process to wake) even where it does no work.
 //
 //   node dist/scripts/bench-relay-mesh.js [--seconds 5] [--size 1400] [--rounds 2]
 // Prints the figures and writes bench/results/relay-mesh-<date>.json.
@@ -33,6 +37,21 @@ async function startRelay(port: number, extra: string[]): Promise<Relay> {
     if (m) return { proc, url: m[1]!, port: Number(m[2]), key: new Uint8Array(Buffer.from(m[3]!, 'base64')) };
   }
   throw new Error(`relay did not start: ${out}`);
+}
+
+/** A process that accepts on a port and pipes each connection to 127.0.0.1:target, both ways. */
+async function startForwarder(target: number): Promise<{ proc: ChildProcess; port: number }> {
+  const script = `const net = require('node:net');
+const s = net.createServer((c) => { const u = net.connect(${target}, '127.0.0.1'); c.pipe(u); u.pipe(c); c.on('error', () => u.destroy()); u.on('error', () => c.destroy()); });
+s.listen(0, '127.0.0.1', () => console.log('port ' + s.address().port));`;
+  const proc = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  for await (const chunk of proc.stdout!) {
+    out += String(chunk);
+    const m = /port (\d+)\n/.exec(out);
+    if (m) return { proc, port: Number(m[1]) };
+  }
+  throw new Error(`forwarder did not start: ${out}`);
 }
 
 async function healthz(r: Relay): Promise<any> {
@@ -68,9 +87,11 @@ async function measure(a: RelayClient, b: RelayClient, size: number, seconds: nu
   return { mbytesPerSec: ((r1 - r0) * size) / ((t1 - t0) / 1000) / 1e6, frames: r1 - r0 };
 }
 
-async function pair(ra: Relay, rb: Relay): Promise<[RelayClient, RelayClient]> {
+/** Clients a on ra and b on rb (b through the port viaPort instead, when given). */
+async function pair(ra: Relay, rb: Relay, viaPort?: number): Promise<[RelayClient, RelayClient]> {
+  const bUrl = viaPort === undefined ? rb.url : rb.url.replace(`:${rb.port}/`, `:${viaPort}/`);
   const a = createRelayClient({ url: ra.url, relayKey: ra.key, nodePrivateKey: generatePrivateKey(), reconnect: false });
-  const b = createRelayClient({ url: rb.url, relayKey: rb.key, nodePrivateKey: generatePrivateKey(), reconnect: false });
+  const b = createRelayClient({ url: bUrl, relayKey: rb.key, nodePrivateKey: generatePrivateKey(), reconnect: false });
   await Promise.all([a.ready(), b.ready()]);
   return [a, b];
 }
@@ -91,6 +112,7 @@ async function main(): Promise<void> {
   const mesh = [`ws://127.0.0.1:${p1}/relay`, `ws://127.0.0.1:${p2}/relay`].join(',');
   const m1 = await startRelay(p1, ['--mesh-with', mesh, '--mesh-key-file', keyFile]);
   const m2 = await startRelay(p2, ['--mesh-with', mesh, '--mesh-key-file', keyFile]);
+  const forwarder = await startForwarder(single.port);
   const runs: Array<{ round: number; path: string; mbytesPerSec: number; frames: number }> = [];
   try {
     for (let i = 0; i < 50; i++) {
@@ -100,33 +122,36 @@ async function main(): Promise<void> {
     }
     const [sa, sb] = await pair(single, single);
     const [ma, mb] = await pair(m1, m2);
+    const [fa, fb] = await pair(single, single, forwarder.port);
     for (let h = 0; h < 50 && (await healthz(m1)).counters.mesh.presence < 1; h++) await new Promise((r) => setTimeout(r, 100));
     for (let round = 1; round <= rounds; round++) {
-      for (const [path, a, b] of [['one relay', sa, sb], ['two meshed relays', ma, mb]] as const) {
+      for (const [path, a, b] of [['one relay', sa, sb], ['two meshed relays', ma, mb], ['one relay + TCP forwarder', fa, fb]] as const) {
         const r = await measure(a, b, size, seconds);
         runs.push({ round, path, ...r });
         process.stderr.write(`round ${round} ${path}: ${r.mbytesPerSec.toFixed(1)} MB/s\n`);
       }
     }
-    await Promise.all([sa, sb, ma, mb].map((c) => c.close()));
+    await Promise.all([sa, sb, ma, mb, fa, fb].map((c) => c.close()));
     const [h1, h2] = await Promise.all([healthz(m1), healthz(m2)]);
     if (h1.counters.mesh.forwardedOut === 0 || h2.counters.mesh.forwardedIn === 0) throw new Error('the meshed run did not cross the mesh');
     const median = (xs: number[]) => { const s = [...xs].sort((x, y) => x - y); return s[Math.floor(s.length / 2)]!; };
     const one = median(runs.filter((r) => r.path === 'one relay').map((r) => r.mbytesPerSec));
     const two = median(runs.filter((r) => r.path === 'two meshed relays').map((r) => r.mbytesPerSec));
+    const hop = median(runs.filter((r) => r.path === 'one relay + TCP forwarder').map((r) => r.mbytesPerSec));
     const ratio = two / one;
     process.stdout.write(`one relay ${one.toFixed(1)} MB/s, two meshed relays ${two.toFixed(1)} MB/s: ratio ${ratio.toFixed(2)} (bar >= 0.8: ${ratio >= 0.8 ? 'met' : 'NOT met'})\n`);
+    process.stdout.write(`reference, an extra hop that only copies: one relay + TCP forwarder ${hop.toFixed(1)} MB/s, ${(hop / one).toFixed(2)} of one relay; two meshed relays are ${(two / hop).toFixed(2)} of it\n`);
     const out = join(REPO_ROOT, 'bench', 'results');
     mkdirSync(out, { recursive: true });
     const date = new Date().toISOString();
     const file = join(out, `relay-mesh-${date.replace(/:/g, '-').replace(/\.\d+Z$/, 'Z')}.json`);
     writeFileSync(file, `${JSON.stringify({
       date, node: process.version, seconds, size, rounds, note: 'relay clients in this process, each relay its own process; loopback; 2 shared cores; medians over rounds',
-      oneRelayMBps: one, meshedMBps: two, ratio, bar: 0.8, met: ratio >= 0.8, runs, meshDrops: { r1: h1.counters.mesh.drops, r2: h2.counters.mesh.drops },
+      oneRelayMBps: one, meshedMBps: two, ratio, forwarderHopMBps: hop, forwarderHopRatio: hop / one, bar: 0.8, met: ratio >= 0.8, runs, meshDrops: { r1: h1.counters.mesh.drops, r2: h2.counters.mesh.drops },
     }, null, 2)}\n`);
     process.stdout.write(`wrote ${file}\n`);
   } finally {
-    for (const r of [single, m1, m2]) r.proc.kill('SIGTERM');
+    for (const r of [single, m1, m2, forwarder]) r.proc.kill('SIGTERM');
     rmSync(dir, { recursive: true, force: true });
   }
 }
