@@ -16,6 +16,7 @@ import type { NoiseChannel } from '../proto/control/noise-channel.js';
 import { openChannel, requestOn } from '../test/helpers/control-client.js';
 import { connectControlH2, openChannelOnH2 } from '../test/helpers/control-client-h2.js';
 import { LeanStream } from './bench-stream-client.js';
+import { KEEPALIVE_INTERVAL_MS } from '../agent/control/stream-client.js';
 import { decodeKey, encodeKey, generatePrivateKey, publicKeyFromPrivate } from '../proto/wireguard/keys.js';
 
 /** Wall-clock milliseconds with sub-millisecond resolution, comparable across processes. */
@@ -26,7 +27,8 @@ export const wallNow = (): number => performance.timeOrigin + performance.now();
 const CHURN_PREFIX = Buffer.from('"endpoints":["10.');
 const HISTOGRAM_MS = 60_000;
 const SAMPLE_EVERY = 100;
-const PING_EVERY_MS = 30_000;
+/** Each simulated node pings its stream as often as an agent does, from a random phase. */
+const PING_EVERY_MS = KEEPALIVE_INTERVAL_MS;
 
 export type WorkerCommand =
   | { cmd: 'init'; urls: string[]; authKeys: string[]; groups: number; total: number; count: number; offset: number; patches: boolean; multiplex: number }
@@ -188,9 +190,14 @@ async function connect(n: SimNode): Promise<{ bytes: number; validated: boolean 
         validated = true;
       }
       n.gotNetmap = true;
-      const timer = setInterval(() => n.stream?.sendText(JSON.stringify({ type: 'ping', t: Date.now() })), PING_EVERY_MS + Math.random() * 5000);
+      const ping = (): void => { n.stream?.sendText(JSON.stringify({ type: 'ping', t: Date.now() })); };
+      let timer = setTimeout(() => {
+        ping();
+        timer = setInterval(ping, PING_EVERY_MS);
+        timer.unref();
+      }, Math.random() * PING_EVERY_MS);
       timer.unref();
-      closers.push(() => clearInterval(timer));
+      closers.push(() => clearTimeout(timer));
       resolve({ bytes, validated });
     };
     const closers: (() => void)[] = [];
