@@ -9,12 +9,15 @@
 // Keepalives both ways: the client pings at the application level, the server sends WebSocket
 // pings every keepalive interval and drops a connection that stayed silent for a whole interval
 // (the node then goes offline, which its peers hear about). The server's pings are spread over
-// the interval (keepalive-wheel.ts), a slice of the connections every 100 ms.
+// the interval (keepalive-wheel.ts), a slice of the connections every 100 ms. A client whose
+// hello promised to ping at least twice per interval (`client-pings:N`, N ≤ interval / 2: agents
+// ping every 15 s, the interval is 30 s) is not pinged: its own pings keep it heard from, and a
+// silent interval drops it just the same.
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
-import { ClientStreamMessage, STREAM_CAPABILITIES, describeZodError } from '../proto/control/schemas.js';
+import { ClientStreamMessage, STREAM_CAPABILITIES, clientPingsPromise, describeZodError } from '../proto/control/schemas.js';
 import { parseEndpoint } from '../proto/ip/address.js';
 import { callerOf, type ChannelCaller } from './control-channels.js';
 import { KeepaliveWheel, type WheelMember } from './keepalive-wheel.js';
@@ -81,7 +84,10 @@ interface Connection extends WheelMember {
   ws: WebSocket;
   caller: ChannelCaller | null;
   stream: NodeStream | null;
+  /** Heard from (any message, or a pong) since the keepalive's last visit. */
   alive: boolean;
+  /** Its hello promised pings often enough that the server need not send its own. */
+  pingsItself: boolean;
 }
 
 export class StreamServer {
@@ -89,7 +95,8 @@ export class StreamServer {
   /** Every open connection, dealt into the keepalive rounds. */
   private readonly connections: KeepaliveWheel<Connection>;
   private readonly streams = new Map<number, NodeStream>();
-  readonly stats = { accepted: 0, refused: 0, malformed: 0, timedOut: 0 };
+  /** pingedByClient: streams accepted whose client pings often enough that the server does not. */
+  readonly stats = { accepted: 0, refused: 0, malformed: 0, timedOut: 0, pingedByClient: 0 };
 
   constructor(private readonly opts: StreamServerOptions) {
     this.wss = new WebSocketServer({ noServer: true, maxPayload: MAX_MESSAGE_BYTES, perMessageDeflate: false, clientTracking: false });
@@ -116,7 +123,7 @@ export class StreamServer {
   }
 
   private accept(ws: WebSocket, caller: ChannelCaller | null): void {
-    const conn: Connection = { ws, caller, stream: null, alive: true, wheelSlot: -1 };
+    const conn: Connection = { ws, caller, stream: null, alive: true, pingsItself: false, wheelSlot: -1 };
     this.connections.add(conn);
     const helloTimer = setTimeout(() => {
       this.stats.timedOut++;
@@ -184,6 +191,9 @@ export class StreamServer {
     if (registry.isExpired(node)) return this.refuse(conn, CloseCode.forbidden, 'node key expired: re-authenticate with an auth key');
     const stream = new NodeStream(conn.ws, node.id, hello.capabilities?.includes(STREAM_CAPABILITIES.peerPatches) ?? false);
     conn.stream = stream;
+    const promisedMs = clientPingsPromise(hello.capabilities);
+    conn.pingsItself = promisedMs !== null && promisedMs * 2 <= this.opts.keepaliveMs;
+    if (conn.pingsItself) this.stats.pingedByClient++;
     const old = this.streams.get(node.id);
     this.streams.set(node.id, stream);
     if (old) old.ws.close(CloseCode.replaced, 'replaced by a newer stream');
@@ -214,13 +224,16 @@ export class StreamServer {
     s.ws.close(code, reason);
   }
 
-  /** Pings a connection, once per keepalive interval; one silent since the previous ping is dropped. */
+  /**
+   * Visits a connection once per keepalive interval: one not heard from since the previous visit
+   * is dropped; the others are pinged, unless they ping often enough themselves.
+   */
   private keepalive(c: Connection): void {
     if (!c.alive) {
       c.ws.terminate();
       return;
     }
     c.alive = false;
-    c.ws.ping();
+    if (!c.pingsItself) c.ws.ping();
   }
 }

@@ -10,7 +10,7 @@
 // parsers).
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import { Netmap, STREAM_CAPABILITIES, ServerInfo } from '../proto/control/schemas.js';
+import { Netmap, STREAM_CAPABILITIES, ServerInfo, clientPingsCapability } from '../proto/control/schemas.js';
 import type { ClientHttp2Session } from 'node:http2';
 import type { NoiseChannel } from '../proto/control/noise-channel.js';
 import { openChannel, requestOn } from '../test/helpers/control-client.js';
@@ -27,7 +27,7 @@ export const wallNow = (): number => performance.timeOrigin + performance.now();
 const CHURN_PREFIX = Buffer.from('"endpoints":["10.');
 const HISTOGRAM_MS = 60_000;
 const SAMPLE_EVERY = 100;
-/** Each simulated node pings its stream as often as an agent does, from a random phase. */
+/** Each simulated node pings its stream as often as an agent does, from a random phase, and says so in its hello as agents do. */
 const PING_EVERY_MS = KEEPALIVE_INTERVAL_MS;
 
 export type WorkerCommand =
@@ -206,7 +206,7 @@ async function connect(n: SimNode): Promise<{ bytes: number; validated: boolean 
       onClose: (reason) => { for (const c of closers) c(); fail(new Error(`stream closed: ${reason}`)); },
     }).then((stream) => {
       n.stream = stream;
-      stream.sendText(JSON.stringify({ type: 'hello', nodeKey: n.nodeKey, capabilities }));
+      stream.sendText(JSON.stringify({ type: 'hello', nodeKey: n.nodeKey, capabilities: [...capabilities, clientPingsCapability(PING_EVERY_MS)] }));
     }, fail);
   });
 }

@@ -6,7 +6,7 @@
 import WebSocket from 'ws';
 import type { NoiseChannel } from '../../proto/control/noise-channel.js';
 import {
-  SERVER_CAPABILITIES, STREAM_CAPABILITIES, ServerStreamMessage, type ClientStreamMessage, type NatKind, type Netmap, type NetmapDelta, type StreamPaths,
+  SERVER_CAPABILITIES, STREAM_CAPABILITIES, ServerStreamMessage, clientPingsCapability, type ClientStreamMessage, type NatKind, type Netmap, type NetmapDelta, type StreamPaths,
 } from '../../proto/control/schemas.js';
 import { decodeKey } from '../../proto/wireguard/keys.js';
 import { Backoff, type BackoffOptions } from './backoff.js';
@@ -228,11 +228,12 @@ export class ControlStream {
     ws.on('open', () => {
       this.log.debug('control stream open');
       const lastSeq = this.opts.lastSeq?.();
+      // It pings every `every` ms (below), and says so: a coordinator then need not ping it too.
+      const every = this.opts.keepaliveMs ?? KEEPALIVE_INTERVAL_MS;
       this.helloSent = this.send({
-        type: 'hello', nodeKey: this.opts.nodeKey, capabilities: [STREAM_CAPABILITIES.peerPatches],
+        type: 'hello', nodeKey: this.opts.nodeKey, capabilities: [STREAM_CAPABILITIES.peerPatches, clientPingsCapability(every)],
         ...(lastSeq !== undefined ? { lastSeq } : {}),
       });
-      const every = this.opts.keepaliveMs ?? KEEPALIVE_INTERVAL_MS;
       this.keepaliveTimer = setInterval(() => this.keepalive(ws), every);
     });
     ws.on('message', (data, isBinary) => {

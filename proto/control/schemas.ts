@@ -200,7 +200,26 @@ export const StreamHello = z.object({
 export const STREAM_CAPABILITIES = {
   /** Deltas may carry `patches` (changed live fields) instead of whole peer records. */
   peerPatches: 'peer-patches',
+  /** `client-pings:N`: the client sends a `ping` at least every N ms (clientPingsCapability). */
+  clientPings: 'client-pings',
 } as const;
+
+/** The capability a client sends when it pings its stream at least every `everyMs` ms. */
+export function clientPingsCapability(everyMs: number): string {
+  return `${STREAM_CAPABILITIES.clientPings}:${Math.max(1, Math.ceil(everyMs))}`;
+}
+
+/**
+ * The interval a client promised with `client-pings:N`, in ms; null when it promised none (or
+ * only malformed ones: N must be an integer, 1 ms to 1 hour).
+ */
+export function clientPingsPromise(capabilities: readonly string[] | undefined): number | null {
+  for (const c of capabilities ?? []) {
+    const m = /^client-pings:([1-9]\d{0,6})$/.exec(c);
+    if (m && Number(m[1]) <= 3_600_000) return Number(m[1]);
+  }
+  return null;
+}
 export const StreamEndpoints = z.object({
   type: z.literal('endpoints'), endpoints: z.array(Endpoint).max(32), homeRelay: z.string().max(64).nullable().optional(),
   /** This node's NAT from its last netcheck (null: unknown); only to coordinators listing 'nat-kind' (the schema is strict). */

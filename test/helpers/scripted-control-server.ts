@@ -34,6 +34,9 @@ export async function startScriptedControlServer(
   const callers: string[] = [];
   const outer = createServer((_req, res) => { res.writeHead(404); res.end(); });
   outer.on('upgrade', (req, socket, head) => {
+    // node:http drops its own error listener at an upgrade: a client that resets the connection
+    // (an agent stopping mid-handshake) must not become an uncaught ECONNRESET here.
+    socket.on('error', () => socket.destroy());
     try {
       const msg1 = Buffer.from(String(req.headers[HANDSHAKE_HEADER] ?? ''), 'base64');
       const pending = responderReadMessage1(msg1, [{ privateKey: serverPrivate, publicKey: serverPublic }]);

@@ -81,6 +81,49 @@ describe('coordinator netmap stream', () => {
     assert.ok(took >= 300 && took < 2000, `dropped after ${took} ms with a 400 ms keepalive`);
   });
 
+  test('a node that promised to ping twice per keepalive is not pinged, and is dropped once it goes quiet', async () => {
+    const watcher = new SimulatedNode();
+    const pinger = new SimulatedNode();
+    const slow = new SimulatedNode();
+    await watcher.join(coord.url, { authKey: key, hostname: 'watcher-2' });
+    const selfP = await pinger.join(coord.url, { authKey: key, hostname: 'self-pinger' });
+    const selfS = await slow.join(coord.url, { authKey: key, hostname: 'slow-pinger' });
+    const statsBefore = (await coord.call('GET', '/api/v1/admin/stats')).body;
+    const sw = await open(watcher);
+    // Every 150 ms fits twice in the 400 ms keepalive; every 300 ms does not, and is pinged anyway.
+    const sp = await open(pinger, { capabilities: ['client-pings:150'] });
+    const ss = await open(slow, { capabilities: ['client-pings:300'] });
+    const serverPings = { pinger: 0, slow: 0 };
+    sp.ws.on('ping', () => { serverPings.pinger++; });
+    ss.ws.on('ping', () => { serverPings.slow++; });
+    let t = 0;
+    const pinging = setInterval(() => {
+      t++;
+      sp.sendRaw(JSON.stringify({ type: 'ping', t }));
+      ss.sendRaw(JSON.stringify({ type: 'ping', t }));
+    }, 150);
+    try {
+      await sw.waitFor('both online', () => sw.peers.get(selfP.id)?.online === true && sw.peers.get(selfS.id)?.online === true);
+      await new Promise((r) => setTimeout(r, 1600));
+      assert.equal(serverPings.pinger, 0, 'the coordinator pinged a node that pings itself');
+      assert.ok(serverPings.slow >= 2, `the node that pings too slowly got ${serverPings.slow} pings in 1.6 s`);
+      assert.equal(sp.closed, null);
+      assert.ok(sp.pongs.length >= 8, `pongs: ${sp.pongs.length}`);
+      assert.equal(sw.peers.get(selfP.id)?.online, true);
+    } finally {
+      clearInterval(pinging);
+    }
+    // Its pings stop: with nothing else to hear, it is dropped within two intervals, as any silent node.
+    const t0 = Date.now();
+    await sw.waitFor('self-pinger offline', () => sw.peers.get(selfP.id)?.online === false, 5000);
+    const took = Date.now() - t0;
+    assert.ok(took >= 200 && took < 2000, `dropped after ${took} ms with a 400 ms keepalive`);
+    // The slow one answers the coordinator's pings (ws does), so it stays.
+    assert.equal(sw.peers.get(selfS.id)?.online, true);
+    const stats = (await coord.call('GET', '/api/v1/admin/stats')).body;
+    assert.equal(stats.stream.pingedByClient - statsBefore.stream.pingedByClient, 1, JSON.stringify(stats.stream));
+  });
+
   test('ping gets pong; a malformed message gets an error and the stream stays', async () => {
     const n = new SimulatedNode();
     await n.join(coord.url, { authKey: key, hostname: 'pinger' });

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { ControlStream } from '../../agent/control/stream-client.js';
-import { ClientStreamMessage, type Netmap, type NetmapDelta } from '../../proto/control/schemas.js';
+import { ClientStreamMessage, clientPingsCapability, clientPingsPromise, type Netmap, type NetmapDelta } from '../../proto/control/schemas.js';
 import { encodeKey, generatePrivateKey, publicKeyFromPrivate } from '../../proto/wireguard/keys.js';
 import { callerKeyOf, startScriptedControlServer, type ScriptedControlServer } from '../helpers/scripted-control-server.js';
 
@@ -102,6 +102,10 @@ test('hello comes from the channel opened with the node key; the netmap and delt
   try {
     const conn = await connP;
     assert.equal(await conn.helloOk, true, 'hello names the channel\'s own key');
+    // It says how often it pings (every 15 s), so the coordinator need not ping it too.
+    const hello = conn.received.find((m) => m.type === 'hello') as { capabilities?: string[] };
+    assert.deepEqual(hello.capabilities, ['peer-patches', 'client-pings:15000']);
+    assert.equal(clientPingsPromise(hello.capabilities), 15_000);
     conn.ws.send(JSON.stringify(netmap(5, [2, 3])));
     await until(() => got.netmaps.length === 1 && stream.connected);
     assert.deepEqual(got.states, [true]);
@@ -302,4 +306,17 @@ test('the NAT kind goes with the endpoints only to a coordinator listing nat-kin
     const sent = conn.received.filter((m) => m.type === 'endpoints');
     assert.deepEqual(sent.map((m) => [m.endpoints, m.natKind]), [[['203.0.113.7:41641'], 'symmetric'], [['203.0.113.7:41641'], 'port-restricted-cone']]);
   } finally { stream.stop(); }
+});
+
+test('client-pings:N is read only when well formed (an integer, 1 ms to 1 hour)', () => {
+  assert.equal(clientPingsCapability(15_000), 'client-pings:15000');
+  assert.equal(clientPingsCapability(0.4), 'client-pings:1');
+  assert.equal(clientPingsPromise(undefined), null);
+  assert.equal(clientPingsPromise(['peer-patches']), null);
+  assert.equal(clientPingsPromise(['peer-patches', 'client-pings:150']), 150);
+  assert.equal(clientPingsPromise(['client-pings:3600000']), 3_600_000);
+  for (const bad of ['client-pings', 'client-pings:', 'client-pings:0', 'client-pings:015', 'client-pings:-5', 'client-pings:1e3',
+    'client-pings:1.5', 'client-pings:3600001', 'client-pings:99999999', ' client-pings:5', 'client-pings:5 ', 'CLIENT-PINGS:5']) {
+    assert.equal(clientPingsPromise([bad]), null, bad);
+  }
 });
