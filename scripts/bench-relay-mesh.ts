@@ -36,6 +36,7 @@ async function startRelay(port: number, extra: string[]): Promise<Relay> {
     const m = /listening (ws:\/\/\S+:(\d+)\/relay).*\npinhole relay key (\S+)\n/.exec(out);
     if (m) return { proc, url: m[1]!, port: Number(m[2]), key: new Uint8Array(Buffer.from(m[3]!, 'base64')) };
   }
+  proc.kill('SIGTERM');
   throw new Error(`relay did not start: ${out}`);
 }
 
@@ -51,6 +52,7 @@ s.listen(0, '127.0.0.1', () => console.log('port ' + s.address().port));`;
     const m = /port (\d+)\n/.exec(out);
     if (m) return { proc, port: Number(m[1]) };
   }
+  proc.kill('SIGTERM');
   throw new Error(`forwarder did not start: ${out}`);
 }
 
@@ -89,7 +91,9 @@ async function measure(a: RelayClient, b: RelayClient, size: number, seconds: nu
 
 /** Clients a on ra and b on rb (b through the port viaPort instead, when given). */
 async function pair(ra: Relay, rb: Relay, viaPort?: number): Promise<[RelayClient, RelayClient]> {
-  const bUrl = viaPort === undefined ? rb.url : rb.url.replace(`:${rb.port}/`, `:${viaPort}/`);
+  const via = new URL(rb.url);
+  if (viaPort !== undefined) via.port = String(viaPort);
+  const bUrl = via.toString();
   const a = createRelayClient({ url: ra.url, relayKey: ra.key, nodePrivateKey: generatePrivateKey(), reconnect: false });
   const b = createRelayClient({ url: bUrl, relayKey: rb.key, nodePrivateKey: generatePrivateKey(), reconnect: false });
   await Promise.all([a.ready(), b.ready()]);
@@ -105,16 +109,19 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'pinhole-bench-mesh-'));
   const keyFile = join(dir, 'mesh.key');
   writeFileSync(keyFile, `${randomBytes(32).toString('base64')}\n`, { mode: 0o600 });
-  const single = await startRelay(0, []);
-  // Two meshed relays: ports picked first so each can name the other.
-  const p1 = 20000 + Math.floor(Math.random() * 20000);
-  const p2 = p1 + 1;
-  const mesh = [`ws://127.0.0.1:${p1}/relay`, `ws://127.0.0.1:${p2}/relay`].join(',');
-  const m1 = await startRelay(p1, ['--mesh-with', mesh, '--mesh-key-file', keyFile]);
-  const m2 = await startRelay(p2, ['--mesh-with', mesh, '--mesh-key-file', keyFile]);
-  const forwarder = await startForwarder(single.port);
+  // Every process started is ended in `finally`, also when a later one fails to start.
+  const procs: ChildProcess[] = [];
+  const started = <T extends { proc: ChildProcess }>(x: T): T => { procs.push(x.proc); return x; };
   const runs: Array<{ round: number; path: string; mbytesPerSec: number; frames: number }> = [];
   try {
+    const single = started(await startRelay(0, []));
+    // Two meshed relays: ports picked first so each can name the other.
+    const p1 = 20000 + Math.floor(Math.random() * 20000);
+    const p2 = p1 + 1;
+    const mesh = [`ws://127.0.0.1:${p1}/relay`, `ws://127.0.0.1:${p2}/relay`].join(',');
+    const m1 = started(await startRelay(p1, ['--mesh-with', mesh, '--mesh-key-file', keyFile]));
+    const m2 = started(await startRelay(p2, ['--mesh-with', mesh, '--mesh-key-file', keyFile]));
+    const forwarder = started(await startForwarder(single.port));
     for (let i = 0; i < 50; i++) {
       const [h1, h2] = await Promise.all([healthz(m1), healthz(m2)]);
       if (h1.counters.mesh.linksOut === 1 && h2.counters.mesh.linksOut === 1) break;
@@ -151,7 +158,7 @@ async function main(): Promise<void> {
     }, null, 2)}\n`);
     process.stdout.write(`wrote ${file}\n`);
   } finally {
-    for (const r of [single, m1, m2, forwarder]) r.proc.kill('SIGTERM');
+    for (const p of procs) p.kill('SIGTERM');
     rmSync(dir, { recursive: true, force: true });
   }
 }

@@ -214,9 +214,11 @@ export function clientPingsCapability(everyMs: number): string {
  * only malformed ones: N must be an integer, 1 ms to 1 hour).
  */
 export function clientPingsPromise(capabilities: readonly string[] | undefined): number | null {
+  const prefix = `${STREAM_CAPABILITIES.clientPings}:`;
   for (const c of capabilities ?? []) {
-    const m = /^client-pings:([1-9]\d{0,6})$/.exec(c);
-    if (m && Number(m[1]) <= 3_600_000) return Number(m[1]);
+    if (!c.startsWith(prefix)) continue;
+    const n = c.slice(prefix.length);
+    if (/^[1-9]\d{0,6}$/.test(n) && Number(n) <= 3_600_000) return Number(n);
   }
   return null;
 }
