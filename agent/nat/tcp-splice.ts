@@ -8,6 +8,7 @@ import { IP_PROTO_TCP, type IpHeaderView } from '../../proto/ip/ip-header.js';
 import { TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, newTcpHeaderView, readTcpHeader, seqAdd, type TcpHeaderView } from '../../proto/ip/tcp.js';
 import { FlowKey, FlowTable } from './flow-table.js';
 import type { NatContext } from './nat-context.js';
+import { ownedBytes } from './owned-bytes.js';
 import { emitTcpSegment } from './tcp-output.js';
 import { TcpConnection, type TcpFlowOwner, type TcpFlowState } from './tcp-connection.js';
 
@@ -71,16 +72,14 @@ export class TcpSplice implements TcpFlowOwner {
 
   /** RFC 9293 §3.10.7.1: a segment for no connection gets a RST that the sender will accept. */
   private resetUnknown(buf: Uint8Array, ip: IpHeaderView, seg: TcpHeaderView): void {
+    // The segment's own buffer holds the addresses: copy them out before the writer reuses memory.
     const ends = {
       version: ip.version,
-      remote: buf.subarray(ip.dstOffset, ip.dstOffset + ip.addrLength),
+      remote: ownedBytes(buf, ip.dstOffset, ip.dstOffset + ip.addrLength),
       remotePort: seg.dstPort,
-      client: buf.subarray(ip.srcOffset, ip.srcOffset + ip.addrLength),
+      client: ownedBytes(buf, ip.srcOffset, ip.srcOffset + ip.addrLength),
       clientPort: seg.srcPort,
     };
-    // The segment's own buffer holds the addresses: copy them out before the writer reuses memory.
-    ends.remote = ends.remote.slice();
-    ends.client = ends.client.slice();
     if (seg.flags & TCP_ACK) {
       emitTcpSegment(this.ctx.writer, ends, seg.ack, 0, TCP_RST, 0, null, 0, 0);
     } else {
@@ -109,8 +108,8 @@ export class TcpSplice implements TcpFlowOwner {
       counters.drop('syn-rate-limited');
       return;
     }
-    const client = buf.slice(ip.srcOffset, ip.srcOffset + ip.addrLength);
-    const remote = buf.slice(ip.dstOffset, ip.dstOffset + ip.addrLength);
+    const client = ownedBytes(buf, ip.srcOffset, ip.srcOffset + ip.addrLength);
+    const remote = ownedBytes(buf, ip.dstOffset, ip.dstOffset + ip.addrLength);
     const conn = new TcpConnection(
       this, this.key.copy(), this.key.hash, peer, ip.version, client, seg.srcPort, remote, seg.dstPort, seg, this.isn(), now,
     );

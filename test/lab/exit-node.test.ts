@@ -197,7 +197,20 @@ describe('exit node: a client behind NAT reaches the internet through a peer', {
     try {
       const [, sha] = (await srv.waitForOutput(/^listening ([0-9a-f]{64})$/m, 10_000))!;
       const r = await client.exec(['node', PROBE, 'http-get', `http://${wwwIp}:8000/`, '60000'], { timeoutMs: 90_000 });
-      assert.equal(r.stdout.trim(), `got ${DOWNLOAD_BYTES} ${sha}`, r.stderr);
+      if (r.stdout.trim() !== `got ${DOWNLOAD_BYTES} ${sha}`) {
+        // Both ends of the spliced flow (the client's socket, the exit node's host socket) and
+        // what each agent and the exit node's NAT made of it.
+        const [ls, es] = [await laptop.status().catch(() => null), await exit.status().catch(() => null)];
+        const diag = [
+          `server:\n${srv.stdout}`,
+          `laptop ss:\n${await client.run(['ss', '-tnie'])}`,
+          `exit ss:\n${await exitHost.run(['ss', '-tnie'])}`,
+          `laptop peers: ${JSON.stringify(ls?.peers)}`,
+          `exit peers: ${JSON.stringify(es?.peers)}`,
+          `exit nat: ${JSON.stringify(es?.routing?.nat)}`,
+        ];
+        assert.fail(`http-get: ${r.stdout.trim()} ${r.stderr}\n${diag.join('\n')}`);
+      }
       assert.match(srv.stdout, new RegExp(`^peer (::ffff:)?${exitHost.ip.replace(/\./g, '\\.')}:\\d+$`, 'm'));
     } finally {
       await srv.kill('SIGKILL', 100);
