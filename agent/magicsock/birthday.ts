@@ -143,12 +143,17 @@ export class Birthday {
     return st && st.last.attempts > 0 ? { ...st.last } : null;
   }
 
-  /** MagicBind.sideSend: a packet to a birthday address leaves through its socket. */
+  /**
+   * MagicBind.sideSend: a packet to a birthday address leaves through its socket. The packet is
+   * usually a view into a slab the device reuses (TUN batch, keepalive/staged scratch, NAT answers),
+   * and dgram reads the bytes only later (its address lookup defers the send to the next tick, and
+   * a full socket buffer longer): so the socket gets a copy of its own.
+   */
   readonly send = (addr: Uint8Array, packet: Uint8Array): boolean => {
     if (addrKind(addr) !== 'birthday') return false;
     const s = this.sockets.get(birthdaySocketId(addr));
     if (!s) return false;
-    s.socket.send(packet, (addr[2]! << 8) | addr[3]!, `${addr[4]}.${addr[5]}.${addr[6]}.${addr[7]}`);
+    s.socket.send(Uint8Array.prototype.slice.call(packet), (addr[2]! << 8) | addr[3]!, `${addr[4]}.${addr[5]}.${addr[6]}.${addr[7]}`);
     return true;
   };
 

@@ -100,7 +100,7 @@ export function decodePcpResponse(buf: Uint8Array): PcpResponse {
   }
   return {
     kind: 'map', result, lifetimeSeconds, epoch,
-    nonce: buf.slice(24, 24 + PCP_NONCE_LEN),
+    nonce: Uint8Array.prototype.slice.call(buf, 24, 24 + PCP_NONCE_LEN), // a copy: Buffer#slice is a view of the datagram
     protocol: buf[36]!,
     internalPort: v.getUint16(40),
     externalPort: v.getUint16(42),

@@ -174,7 +174,8 @@ export function decodeStunMessage(buf: Uint8Array): DecodedStunMessage {
     throw new DecodeError('bad-length', `STUN: length field ${bodyLen} for ${buf.length} bytes`);
   }
   const { method, cls } = splitMessageType(view.getUint16(0));
-  const transactionId = buf.slice(8, HEADER_LEN);
+  // A copy: Buffer#slice is a view, and the agent decodes straight out of its reused receive slab.
+  const transactionId = Uint8Array.prototype.slice.call(buf, 8, HEADER_LEN);
   const xorKey = xorKeyOf(transactionId);
   const msg: DecodedStunMessage = { method, class: cls, transactionId, fingerprint: false, unknownRequired: [] };
   const seen = new Set<number>();
