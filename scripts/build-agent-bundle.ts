@@ -5,12 +5,31 @@
 // Why: an agent daemon that loads ~275 modules keeps their source text and module records on its
 // heap for months; one minified, tree-shaken file costs a fraction of that (docs/protocol.md,
 // "At idle: timers and memory"). Run after tsc: `npm run build:bundle`.
-import { build } from 'esbuild';
+import { build, type Plugin } from 'esbuild';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { REPO_ROOT } from './tunnels/paths.js';
 
 const out = join(REPO_ROOT, 'dist', 'bundle');
+const EXTERNAL = ['sodium-native'];
+
+/**
+ * Loads the external packages with require(), not `import`: node answers an ES import of a
+ * CommonJS package by scanning its source for export names (cjs-module-lexer). On sodium-native's
+ * 105 KB index.js that scan was the hottest code of the agent's start-up: V8 compiled the lexer
+ * with TurboFan, whose code and memory an idle agent then held (about 3 MB of RSS; docs/protocol.md,
+ * "At idle: timers and memory").
+ */
+const requireExternals: Plugin = {
+  name: 'require-externals',
+  setup(b) {
+    const filter = new RegExp(`^(${EXTERNAL.join('|')})$`);
+    b.onResolve({ filter }, (args) =>
+      args.namespace === 'require-external' ? { path: args.path, external: true } : { path: args.path, namespace: 'require-external' });
+    b.onLoad({ filter: /.*/, namespace: 'require-external' }, (args) =>
+      ({ contents: `module.exports = require(${JSON.stringify(args.path)});`, loader: 'js' }));
+  },
+};
 
 await rm(out, { recursive: true, force: true });
 const result = await build({
@@ -24,7 +43,8 @@ const result = await build({
   // Error and class names show in logs and `status`; keep them readable.
   keepNames: true,
   // Loads its prebuilt libsodium through node-gyp-build, by path at run time.
-  external: ['sodium-native'],
+  external: EXTERNAL,
+  plugins: [requireExternals],
   // Libraries written as CommonJS call require() for node's own modules; an ES module has none.
   banner: { js: "import { createRequire as __pinholeRequire } from 'node:module'; const require = __pinholeRequire(import.meta.url);" },
   outdir: out,

@@ -62,6 +62,8 @@ export interface ManagedAgentOptions {
   onPathEvent?: (event: PathEvent) => void;
   /** The magic socket's onBulkRelay: this node carries bulk traffic through a relay (once). */
   onBulkRelay?: () => void;
+  /** The device's onBatch: one call per packet batch handed to JavaScript (optimizer-on-load.ts). */
+  onBatch?: () => void;
   /** --resolv-conf: the file MagicDNS rewrites when systemd-resolved is not running (default /etc/resolv.conf). */
   resolvConfPath?: string;
   /** Port mapping by the gateway (UPnP, NAT-PMP, PCP); null: off (--no-portmap, PINHOLE_NO_PORTMAP=1). */
@@ -376,6 +378,7 @@ export class ManagedAgent {
     if (this.live || !self) return;
     const device = new Device({
       privateKey: this.opts.state.keys.nodePrivate, mtu: this.mtu, timers: this.opts.timers, localAddresses: overlayAddresses(self),
+      ...(this.opts.onBatch ? { onBatch: this.opts.onBatch } : {}),
     });
     const onFatal = (err: Error): void => {
       this.fail(`${err.message}; tunnel closed`);

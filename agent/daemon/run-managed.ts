@@ -6,6 +6,7 @@ import { prepareLocalApi, refusalLogFields, startLocalApi } from '../localapi/se
 import type { AccessGroupOptions } from '../localapi/credentials.js';
 import { timersFromEnv } from '../static/timer-overrides.js';
 import { defaultHostname } from './hostname.js';
+import { OptimizerOnLoad } from './optimizer-on-load.js';
 import { collectorForBulkRelay } from './collector-mode.js';
 import { managedRoutes } from './local-routes.js';
 import { ManagedAgent, type PortmapSettings, type RegisterRequestLocal } from './managed-agent.js';
@@ -59,12 +60,15 @@ export async function runManagedAgent(opts: ManagedDaemonOptions): Promise<void>
     ? await Promise.all([import('../metrics.js'), import('../../metrics/http-server.js')])
     : null;
   const metrics = metricsModules ? metricsModules[0].createAgentMetrics({ status: () => agent.status(), netcheck: () => agent.netcheckReport }) : null;
+  const collector = collectorForBulkRelay(log);
+  const optimizer = new OptimizerOnLoad({ log });
   const agent: ManagedAgent = await ManagedAgent.load({
     state, log, tunName, port: opts.port, timers: timersFromEnv(process.env.PINHOLE_WG_TIMERS), defaultHostname: defaultHostname(),
     socketMark: opts.socketMark ?? DEFAULT_SOCKET_MARK, forceRelay: opts.forceRelay === true, relayTrains: opts.relayTrains !== false,
     ...(opts.portmap !== undefined ? { portmap: opts.portmap } : {}),
     ...(metrics ? { onPathEvent: metrics.onPathEvent } : {}),
-    onBulkRelay: collectorForBulkRelay(log),
+    onBulkRelay: () => { collector(); optimizer.noteBulkRelay(); },
+    onBatch: optimizer.noteBatch,
     ...(opts.resolvConfPath !== undefined ? { resolvConfPath: opts.resolvConfPath } : {}),
   });
   // The tunnel first: by the time the local API answers, a node that was up is up again.

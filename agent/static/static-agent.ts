@@ -13,6 +13,7 @@ import type { AccessGroupOptions } from '../localapi/credentials.js';
 import { timersFromEnv } from './timer-overrides.js';
 import { buildStatus } from './status-build.js';
 import { createLogger } from '../log.js';
+import { OptimizerOnLoad } from '../daemon/optimizer-on-load.js';
 
 export interface StaticAgentOptions extends AccessGroupOptions {
   configPath: string;
@@ -39,6 +40,7 @@ export async function runStaticAgent(opts: StaticAgentOptions): Promise<void> {
   const device = new Device({
     privateKey: cfg.interface.privateKey, mtu, timers: timersFromEnv(process.env.PINHOLE_WG_TIMERS),
     localAddresses: cfg.interface.addresses,
+    onBatch: new OptimizerOnLoad({ log }).noteBatch,
   });
   for (const p of cfg.peers) {
     device.addPeer({

@@ -28,6 +28,7 @@ const RELAYED_SLOTS = 32;
 const RELAYED_MAX = TRAIN_MAX_PLAINTEXT + 64;
 /** How long the device stays "under load" after the rate drops. */
 const UNDER_LOAD_AFTER_MS = 1000;
+const noop = (): void => undefined;
 
 export interface DeviceOptions {
   privateKey: Uint8Array;
@@ -39,6 +40,8 @@ export interface DeviceOptions {
   localAddresses: Cidr[];
   timers?: Partial<WireGuardTimers>;
   underLoadThreshold?: number;
+  /** Called once per batch the native side hands to JavaScript (TUN, UDP, relayed): a load signal. */
+  onBatch?: () => void;
 }
 
 export interface PeerConfig {
@@ -93,6 +96,7 @@ export class Device implements DeviceContext {
   private handshakeWindowStart = 0;
   private handshakeWindowCount = 0;
   private underLoadUntil = 0;
+  private readonly onBatch: () => void;
 
   constructor(opts: DeviceOptions) {
     this.identity = localIdentity(Uint8Array.from(opts.privateKey), publicKeyFromPrivate(opts.privateKey));
@@ -100,6 +104,7 @@ export class Device implements DeviceContext {
     this.mtu = opts.mtu;
     this.cookieChecker = new CookieChecker(this.identity, Date.now(), this.timers.COOKIE_REFRESH_TIME);
     this.underLoadThreshold = opts.underLoadThreshold ?? DEFAULT_UNDER_LOAD_THRESHOLD;
+    this.onBatch = opts.onBatch ?? noop;
     this.allowedIps.onChange = () => this.fast?.routesChanged();
     this.localAddresses = new LocalAddresses(opts.localAddresses);
     this.localAddresses.onChange = () => this.fast?.localChanged();
@@ -215,6 +220,7 @@ export class Device implements DeviceContext {
 
   /** TUN → peers: the native TUN callback lands here with the packets in the TUN slab. */
   receiveTunBatch(lengths: Uint32Array, count: number): void {
+    this.onBatch();
     this.sender?.sendTunBatch(lengths, count);
   }
 
@@ -268,6 +274,7 @@ export class Device implements DeviceContext {
   }
 
   private receiveBatch(receiver: TransportReceiver, layout: SlabLayout, lengths: Uint32Array, addrs: Uint8Array, count: number): void {
+    this.onBatch();
     const { slab, slotSize, headroom } = layout;
     const now = this.now();
     for (let i = 0; i < count; i++) {

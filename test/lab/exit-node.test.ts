@@ -16,6 +16,7 @@ import { startManagedAgent, type ManagedAgent } from '../../scripts/tunnels/pinh
 import { runId } from '../../scripts/tunnels/keys.js';
 import { REPO_ROOT } from '../../scripts/tunnels/paths.js';
 import { join } from 'node:path';
+import { readFile } from 'node:fs/promises';
 import type { LabProcess } from '../../scripts/natlab/index.js';
 import { DEFAULT_SOCKET_MARK, formatSocketMark } from '../../agent/routing/socket-mark.js';
 import { ping } from '../helpers/transfer.js';
@@ -225,6 +226,10 @@ describe('exit node: a client behind NAT reaches the internet through a peer', {
       assert.equal(tcp.code, 0, tcp.stdout.slice(-500) + tcp.stderr);
       const t = JSON.parse(tcp.stdout) as { end: { sum_received: { bytes: number; bits_per_second: number } } };
       assert.ok(t.end.sum_received.bytes > 1_000_000, `TCP received ${t.end.sum_received.bytes} bytes`);
+      // The exit node's NAT runs every packet through JavaScript: busy, it turned TurboFan on
+      // (started without it: agent/daemon/optimizer-on-load.ts).
+      const exitLog = await readFile(join(exit.dir, 'agent.log'), 'utf8');
+      assert.match(exitLog, /busy \(\d+ packet batches in \d+ ms at \d+% of a core\): V8's optimizing compiler on/);
       const udp = await client.exec(['iperf3', '-c', wwwIp, '-p', '5201', '-u', '-b', '20M', '-t', '3', '-J', '--connect-timeout', '5000'], { timeoutMs: 60_000 });
       assert.equal(udp.code, 0, udp.stdout.slice(-500) + udp.stderr);
       const u = JSON.parse(udp.stdout) as { end: { sum: { packets: number; lost_percent: number } } };
