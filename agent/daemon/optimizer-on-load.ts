@@ -41,6 +41,7 @@ export class OptimizerOnLoad {
   private readonly log: Pick<Logger, 'info'>;
   /** Already on, or never ours to turn on (PINHOLE_V8_FLAGS: the user chose V8's flags). */
   private settled: boolean;
+  private enabled = false;
   private batches = 0;
   private windowAt: number;
   private windowCpu: number;
@@ -54,8 +55,9 @@ export class OptimizerOnLoad {
     this.windowCpu = this.clock.cpuMicros();
   }
 
+  /** TurboFan was turned on by this switch. */
   get on(): boolean {
-    return this.settled && this.batches < 0;
+    return this.enabled;
   }
 
   /** The device's onBatch: one call per batch the native side hands to JavaScript. Cheap. */
@@ -81,7 +83,7 @@ export class OptimizerOnLoad {
 
   private turnOn(why: string): void {
     this.settled = true;
-    this.batches = -1;
+    this.enabled = true;
     this.enable();
     this.log.info(`busy (${why}): V8's optimizing compiler on for this process (docs/protocol.md, "At idle")`);
   }

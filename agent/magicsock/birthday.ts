@@ -15,6 +15,7 @@
 // Packets to birthday addresses leave through MagicBind.sideSend (in JS: the native fast path
 // only handles plain UDP endpoints); packets received on socket k enter the device like relayed
 // ones (Device.receiveRelayed) with that birthday address as their source.
+import { copyBytes } from '../../proto/bytes.js';
 import dgram from 'node:dgram';
 import type { Logger } from 'pino';
 import type { BirthdayNat, DiscoEndpoint, DiscoMessage } from '../../proto/disco/messages.js';
@@ -153,7 +154,7 @@ export class Birthday {
     if (addrKind(addr) !== 'birthday') return false;
     const s = this.sockets.get(birthdaySocketId(addr));
     if (!s) return false;
-    s.socket.send(Uint8Array.prototype.slice.call(packet), (addr[2]! << 8) | addr[3]!, `${addr[4]}.${addr[5]}.${addr[6]}.${addr[7]}`);
+    s.socket.send(copyBytes(packet), (addr[2]! << 8) | addr[3]!, `${addr[4]}.${addr[5]}.${addr[6]}.${addr[7]}`);
     return true;
   };
 

@@ -3,6 +3,7 @@
 // to find direct paths; and points each WireGuard peer at the best path: a direct UDP endpoint
 // confirmed by a recent pong, or else the peer's relay, which carries traffic from the first
 // packet while probing goes on (see peer-path.ts for the rules).
+import { copyBytes } from '../../proto/bytes.js';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { isDecodeError } from '../../proto/errors.js';
@@ -435,7 +436,7 @@ export class MagicSocket implements DeviceTransport, PathOwner {
   /** DeviceTransport: a datagram on the UDP socket that is not WireGuard (disco or STUN). */
   onOtherPacket(packet: Uint8Array, addrs: Uint8Array, off: number): void {
     if (isDiscoPacket(packet)) {
-      this.onDisco(Uint8Array.from(packet), Uint8Array.prototype.slice.call(addrs, off, off + 20), null, null);
+      this.onDisco(Uint8Array.from(packet), copyBytes(addrs, off, off + 20), null, null);
       return;
     }
     if (isStunMessage(packet)) {
@@ -457,14 +458,14 @@ export class MagicSocket implements DeviceTransport, PathOwner {
    * where it wrote from, as WireGuard would.
    */
   onPeerSource(peer: Peer, addrs: Uint8Array, off: number): void {
-    if (peer.endpoint === undefined) { this.setEndpoint(peer, Uint8Array.prototype.slice.call(addrs, off, off + 20)); return; }
+    if (peer.endpoint === undefined) { this.setEndpoint(peer, copyBytes(addrs, off, off + 20)); return; }
     if (addrKind(addrs, off) !== 'udp') return; // through a relay or a birthday socket: nothing to learn
     const p = this.byNodeKey.get(peer.publicKeyBase64);
     if (!p || this.opts.forceRelay) return;
     const now = this.now();
     if (now - p.lastSourceCheckAt < 1000) return;
     p.lastSourceCheckAt = now;
-    const c = p.path.addPacked(Uint8Array.prototype.slice.call(addrs, off, off + 20), 'ping', now);
+    const c = p.path.addPacked(copyBytes(addrs, off, off + 20), 'ping', now);
     this.sendPing(p, c, now);
     const best = p.path.best;
     if (best && best !== c && now - best.lastPingAt >= MIN_PING_GAP_MS) this.sendPing(p, best, now);

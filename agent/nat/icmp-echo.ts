@@ -10,7 +10,7 @@ import { IP_PROTO_ICMPV6, type IpHeaderView } from '../../proto/ip/ip-header.js'
 import { IcmpSocket } from '../tun/icmp-socket.js';
 import type { PacketSlab } from '../tun/packet-slab.js';
 import type { NatContext } from './nat-context.js';
-import { ownedBytes } from './owned-bytes.js';
+import { copyBytes } from '../../proto/bytes.js';
 import type { PeerState } from './peer-table.js';
 
 /** After a failed open, try again at most this often (a sysctl or capability may change). */
@@ -113,8 +113,8 @@ export class IcmpEcho {
     }
     this.pending.set((ip.version << 16) | seq, {
       peer,
-      client: ownedBytes(buf, ip.srcOffset, ip.srcOffset + ip.addrLength),
-      remote: ownedBytes(buf, ip.dstOffset, ip.dstOffset + ip.addrLength),
+      client: copyBytes(buf, ip.srcOffset, ip.srcOffset + ip.addrLength),
+      remote: copyBytes(buf, ip.dstOffset, ip.dstOffset + ip.addrLength),
       identifier: v.identifier,
       sequence: v.sequence,
       expires: now + limits.icmpTimeoutMs,

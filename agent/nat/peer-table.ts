@@ -1,7 +1,7 @@
 // Per-peer (overlay source address) accounting: how many flows of each kind a peer holds and a
 // token bucket for new TCP flows. Looked up only when a flow is created, never per data packet.
 import { formatAddress } from '../../proto/ip/address.js';
-import { ownedBytes } from './owned-bytes.js';
+import { copyBytes } from '../../proto/bytes.js';
 
 export class PeerState {
   tcp = 0;
@@ -47,7 +47,7 @@ export class PeerTable {
 
   /** The state of the peer whose address is buf[off, off+len); null when the table is full. */
   get(buf: Uint8Array, off: number, len: number, now: number): PeerState | null {
-    const address = ownedBytes(buf, off, off + len);
+    const address = copyBytes(buf, off, off + len);
     const key = formatAddress(address);
     let peer = this.peers.get(key);
     if (!peer) {

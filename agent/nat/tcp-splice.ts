@@ -8,7 +8,7 @@ import { IP_PROTO_TCP, type IpHeaderView } from '../../proto/ip/ip-header.js';
 import { TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, newTcpHeaderView, readTcpHeader, seqAdd, type TcpHeaderView } from '../../proto/ip/tcp.js';
 import { FlowKey, FlowTable } from './flow-table.js';
 import type { NatContext } from './nat-context.js';
-import { ownedBytes } from './owned-bytes.js';
+import { copyBytes } from '../../proto/bytes.js';
 import { emitTcpSegment } from './tcp-output.js';
 import { TcpConnection, type TcpFlowOwner, type TcpFlowState } from './tcp-connection.js';
 
@@ -75,9 +75,9 @@ export class TcpSplice implements TcpFlowOwner {
     // The segment's own buffer holds the addresses: copy them out before the writer reuses memory.
     const ends = {
       version: ip.version,
-      remote: ownedBytes(buf, ip.dstOffset, ip.dstOffset + ip.addrLength),
+      remote: copyBytes(buf, ip.dstOffset, ip.dstOffset + ip.addrLength),
       remotePort: seg.dstPort,
-      client: ownedBytes(buf, ip.srcOffset, ip.srcOffset + ip.addrLength),
+      client: copyBytes(buf, ip.srcOffset, ip.srcOffset + ip.addrLength),
       clientPort: seg.srcPort,
     };
     if (seg.flags & TCP_ACK) {
@@ -108,8 +108,8 @@ export class TcpSplice implements TcpFlowOwner {
       counters.drop('syn-rate-limited');
       return;
     }
-    const client = ownedBytes(buf, ip.srcOffset, ip.srcOffset + ip.addrLength);
-    const remote = ownedBytes(buf, ip.dstOffset, ip.dstOffset + ip.addrLength);
+    const client = copyBytes(buf, ip.srcOffset, ip.srcOffset + ip.addrLength);
+    const remote = copyBytes(buf, ip.dstOffset, ip.dstOffset + ip.addrLength);
     const conn = new TcpConnection(
       this, this.key.copy(), this.key.hash, peer, ip.version, client, seg.srcPort, remote, seg.dstPort, seg, this.isn(), now,
     );

@@ -8,7 +8,7 @@ import { IP_PROTO_UDP, type IpHeaderView } from '../../proto/ip/ip-header.js';
 import { newUdpHeaderView, readUdpHeader } from '../../proto/ip/udp.js';
 import { FlowKey, FlowTable, type FlowEntry } from './flow-table.js';
 import type { NatContext } from './nat-context.js';
-import { ownedBytes } from './owned-bytes.js';
+import { copyBytes } from '../../proto/bytes.js';
 import type { PeerState } from './peer-table.js';
 import { sendUnreachable, unreachableKindOf } from './unreachable.js';
 
@@ -143,7 +143,7 @@ export class UdpNat {
       this.ctx.log.warn(`NAT: cannot open a UDP socket: ${(err as Error).message}`);
       return null;
     }
-    const client = ownedBytes(buf, ip.srcOffset, ip.srcOffset + ip.addrLength);
+    const client = copyBytes(buf, ip.srcOffset, ip.srcOffset + ip.addrLength);
     const m = new UdpMapping(this.key.copy(), this.key.hash, peer, ip.version, client, clientPort, socket, this, this.apdf, now);
     this.table.insert(m);
     peer.udp++;

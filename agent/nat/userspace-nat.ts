@@ -18,7 +18,7 @@ import { IcmpEcho, type IcmpSocketState } from './icmp-echo.js';
 import type { NatContext, NatLog } from './nat-context.js';
 import { resolveNatLimits, type NatLimits } from './nat-limits.js';
 import { OverlayWriter } from './overlay-writer.js';
-import { ownedBytes } from './owned-bytes.js';
+import { copyBytes } from '../../proto/bytes.js';
 import { PeerTable } from './peer-table.js';
 import { TcpSplice, type TcpTableStatus } from './tcp-splice.js';
 import { UdpNat, type UdpFiltering } from './udp-nat.js';
@@ -179,8 +179,8 @@ export class UserspaceNat {
       if (type !== (ip.version === 4 ? ICMPV4_ECHO_REQUEST : ICMPV6_ECHO_REQUEST)) return;
     }
     const code = ip.version === 4 ? UnreachableCode.v4.adminProhibited : UnreachableCode.v6.adminProhibited;
-    const src = ownedBytes(packet, ip.dstOffset, ip.dstOffset + ip.addrLength);
-    const dst = ownedBytes(packet, ip.srcOffset, ip.srcOffset + ip.addrLength);
+    const src = copyBytes(packet, ip.dstOffset, ip.dstOffset + ip.addrLength);
+    const dst = copyBytes(packet, ip.srcOffset, ip.srcOffset + ip.addrLength);
     this.ctx.writer.unreachable(ip.version, code, src, dst, packet, ip.offset, ip.totalLength);
   }
 

@@ -1,5 +1,6 @@
 // Handshake messages on the device: sending initiations, answering them (or answering with a
 // cookie reply when under load), completing sessions and rotating keypairs.
+import { copyBytes } from '../../proto/bytes.js';
 import { MAX_INITIATIONS_PER_SECOND } from '../../proto/wireguard/constants.js';
 import {
   HandshakeError, consumeInitiation, consumeResponse, createInitiation, createResponse, responseReceiver,
@@ -74,7 +75,7 @@ export function receiveHandshake(ctx: DeviceContext, type: number, msg: Uint8Arr
 function admit(ctx: DeviceContext, msg: Uint8Array, mac1Offset: number, sender: number, addrs: Uint8Array, addrOff: number, now: number): boolean {
   if (!ctx.cookieChecker.checkMac1(msg, mac1Offset)) { ctx.drops.badMac1++; return false; }
   if (!ctx.underLoad(now)) return true;
-  const source = Uint8Array.prototype.slice.call(addrs, addrOff, addrOff + 20);
+  const source = copyBytes(addrs, addrOff, addrOff + 20);
   if (ctx.cookieChecker.checkMac2(msg, mac1Offset, source, now)) return true;
   const reply = ctx.cookieChecker.createReply(msg, mac1Offset, sender, source, now);
   ctx.bind?.send(reply, addrs.subarray(addrOff, addrOff + 20));

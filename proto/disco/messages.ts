@@ -4,6 +4,7 @@
 // Payloads are sealed with NaCl box (tweetnacl) under the two nodes' disco keys.
 import nacl from 'tweetnacl';
 import { DecodeError } from '../errors.js';
+import { copyBytes } from '../bytes.js';
 
 /**
  * A disco packet on the wire:
@@ -120,12 +121,7 @@ export function isDiscoPacket(buf: Uint8Array, off = 0, len = buf.length - off):
 /** The sender's disco public key (a copy), from a packet isDiscoPacket accepted. */
 export function discoSender(buf: Uint8Array): Uint8Array {
   if (!isDiscoPacket(buf)) throw new DecodeError('short', 'not a disco packet');
-  return copyOf(buf, DISCO_MAGIC.length, DISCO_MAGIC.length + DISCO_KEY_LEN);
-}
-
-/** A copy of buf[start, end): Buffer#slice would be a view (of a receive slab, for a packet straight off the socket). */
-function copyOf(buf: Uint8Array, start: number, end: number): Uint8Array {
-  return Uint8Array.prototype.slice.call(buf, start, end);
+  return copyBytes(buf, DISCO_MAGIC.length, DISCO_MAGIC.length + DISCO_KEY_LEN);
 }
 
 export function encodeDiscoPayload(msg: DiscoMessage, sentAt: number): Uint8Array {
@@ -200,10 +196,10 @@ export function decodeDiscoPayload(p: Uint8Array): DiscoEnvelope {
   switch (p[0]) {
     case DISCO_TYPE.PING:
       if (body !== TXID_LEN + 32) throw new DecodeError('bad-length', `disco ping of ${p.length} bytes`);
-      return { sentAt, msg: { type: 'ping', txid: copyOf(p, H, H + TXID_LEN), nodeKey: copyOf(p, H + TXID_LEN, p.length) } };
+      return { sentAt, msg: { type: 'ping', txid: copyBytes(p, H, H + TXID_LEN), nodeKey: copyBytes(p, H + TXID_LEN, p.length) } };
     case DISCO_TYPE.PONG:
       if (body !== TXID_LEN + ENDPOINT_LEN) throw new DecodeError('bad-length', `disco pong of ${p.length} bytes`);
-      return { sentAt, msg: { type: 'pong', txid: copyOf(p, H, H + TXID_LEN), src: readEndpoint(p, H + TXID_LEN) } };
+      return { sentAt, msg: { type: 'pong', txid: copyBytes(p, H, H + TXID_LEN), src: readEndpoint(p, H + TXID_LEN) } };
     case DISCO_TYPE.CALL_ME_MAYBE: {
       if (body % ENDPOINT_LEN !== 0) throw new DecodeError('bad-length', `call-me-maybe of ${p.length} bytes`);
       const endpoints: DiscoEndpoint[] = [];
@@ -264,5 +260,5 @@ function writeEndpoint(out: Uint8Array, off: number, e: DiscoEndpoint): void {
 }
 
 function readEndpoint(p: Uint8Array, off: number): DiscoEndpoint {
-  return { address: copyOf(p, off, off + 16), port: (p[off + 16]! << 8) | p[off + 17]! };
+  return { address: copyBytes(p, off, off + 16), port: (p[off + 16]! << 8) | p[off + 17]! };
 }

@@ -10,6 +10,7 @@
 //
 // ANNOUNCE (opcode 0) has no payload: a request probes for a PCP server, an unsolicited response
 // (to 224.0.0.1:5350) tells clients the server restarted. MAP with lifetime 0 deletes a mapping.
+import { copyBytes } from '../bytes.js';
 import { DecodeError } from '../errors.js';
 import { formatAddress, tryParseAddress } from '../ip/address.js';
 
@@ -100,7 +101,7 @@ export function decodePcpResponse(buf: Uint8Array): PcpResponse {
   }
   return {
     kind: 'map', result, lifetimeSeconds, epoch,
-    nonce: Uint8Array.prototype.slice.call(buf, 24, 24 + PCP_NONCE_LEN), // a copy: Buffer#slice is a view of the datagram
+    nonce: copyBytes(buf, 24, 24 + PCP_NONCE_LEN),
     protocol: buf[36]!,
     internalPort: v.getUint16(40),
     externalPort: v.getUint16(42),

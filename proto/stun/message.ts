@@ -1,5 +1,6 @@
 // STUN messages (RFC 8489): header, attribute list, FINGERPRINT; pure functions, no I/O.
 // The one UDP socket of an agent carries WireGuard, disco and STUN: isStunMessage tells STUN apart.
+import { copyBytes } from '../bytes.js';
 import { randomFillSync } from 'node:crypto';
 import { DecodeError } from '../errors.js';
 import { crc32 } from './crc32.js';
@@ -175,7 +176,7 @@ export function decodeStunMessage(buf: Uint8Array): DecodedStunMessage {
   }
   const { method, cls } = splitMessageType(view.getUint16(0));
   // A copy: Buffer#slice is a view, and the agent decodes straight out of its reused receive slab.
-  const transactionId = Uint8Array.prototype.slice.call(buf, 8, HEADER_LEN);
+  const transactionId = copyBytes(buf, 8, HEADER_LEN);
   const xorKey = xorKeyOf(transactionId);
   const msg: DecodedStunMessage = { method, class: cls, transactionId, fingerprint: false, unknownRequired: [] };
   const seen = new Set<number>();

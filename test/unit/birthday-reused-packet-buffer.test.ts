@@ -13,6 +13,7 @@ import { MagicBind } from '../../agent/magicsock/magic-bind.js';
 import { birthdayAddr, packedToDisco } from '../../agent/magicsock/path-addr.js';
 import { encodePackedAddr } from '../../agent/tun/packed-addr.js';
 import type { DiscoPeer } from '../../agent/magicsock/disco-peer.js';
+import { waitFor } from '../../scripts/tunnels/wait-for.js';
 
 const SCRIBBLE = 0xee;
 const PING = Uint8Array.from([0x50, 1, 2, 3]); // the hard side's mapping-making pings
@@ -39,7 +40,7 @@ test('packets to a birthday address arrive as sent after the slot they left from
     // The easy peer's offer makes us the hard side: BIRTHDAY_SOCKETS sockets, each pinging the receiver once bound.
     const easyPublic = packedToDisco(encodePackedAddr({ address: '127.0.0.1', port }));
     birthday.onMessage(peer, { type: 'birthday', nat: 'easy', phase: 'offer', sockets: 0, round: 1, public: easyPublic }, performance.now());
-    await waitUntil(() => pings === BIRTHDAY_SOCKETS, 5000);
+    await waitFor('a ping on every birthday socket', async () => pings === BIRTHDAY_SOCKETS, 5000, 10);
 
     // Socket #1's path to the receiver, as the magic socket would make it the peer's endpoint.
     const addrs = birthdayAddr(1, Uint8Array.from([127, 0, 0, 1]), port);
@@ -60,18 +61,10 @@ test('packets to a birthday address arrive as sent after the slot they left from
     assert.equal(bind.send(slab.subarray(64, 64 + lengths[0]!), addrs), true);
     slab.fill(SCRIBBLE); // the next batch lands here
 
-    await waitUntil(() => got.length === sent.length, 3000);
+    await waitFor('every packet', async () => got.length === sent.length, 3000, 10);
     assert.deepEqual(got, sent);
   } finally {
     birthday.close();
     receiver.close();
   }
 });
-
-async function waitUntil(f: () => boolean, ms: number): Promise<void> {
-  const end = performance.now() + ms;
-  while (!f()) {
-    if (performance.now() > end) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}

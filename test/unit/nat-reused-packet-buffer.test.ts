@@ -10,10 +10,10 @@ import { createHash, randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
 import net from 'node:net';
 import { once } from 'node:events';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { UserspaceNat } from '../../agent/nat/userspace-nat.js';
 import { echoRequest, parse, udpPacket, type Parsed } from '../helpers/nat-packets.js';
 import { MiniTcpClient, NatLink, type NatLike } from '../helpers/nat-tcp-client.js';
+import { waitFor } from '../../scripts/tunnels/wait-for.js';
 
 const CLIENT = '100.64.0.2';
 const SCRIBBLE = 0xee; // 238.238.238.238 where an address was
@@ -41,14 +41,6 @@ function natWith(emit: (packet: Uint8Array) => void): { nat: UserspaceNat; slot:
   const nat = new UserspaceNat({ emit, allowLocalDestinations: true });
   cleanups.push(() => nat.close());
   return { nat, slot: new ReusedSlot(nat) };
-}
-
-async function waitFor(cond: () => boolean, what: string, ms = 10_000): Promise<void> {
-  const until = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > until) throw new Error(`timed out waiting: ${what}`);
-    await sleep(5);
-  }
 }
 
 const addressed = (ps: readonly Parsed[]): string[] => [...new Set(ps.map((p) => `${p.src} > ${p.dst}`))];
@@ -86,12 +78,12 @@ test('UDP replies and ICMP echo replies go to the client after the request\'s bu
   srv.on('message', (m, r) => srv.send(Buffer.concat([Buffer.from('re:'), m]), r.port, r.address));
   slot.handle(udpPacket(CLIENT, 5353, '127.0.0.1', srv.address().port, Buffer.from('ping')));
   slot.handle(echoRequest(CLIENT, '127.0.0.1', 0x1234, 7, Buffer.from('abcdefgh')));
-  await waitFor(() => out.length === 2, 'a UDP reply and an echo reply');
+  await waitFor('a UDP reply and an echo reply', async () => out.length === 2, 10_000, 5);
   assert.deepEqual(addressed(out), [`127.0.0.1 > ${CLIENT}`]);
   assert.deepEqual(out.map((p) => p.checksumsOk), [true, true]);
   // The mapping keeps answering to the client (its address is the mapping's own, not the slot's).
   slot.handle(udpPacket(CLIENT, 5353, '127.0.0.1', srv.address().port, Buffer.from('again')));
-  await waitFor(() => out.length === 3, 'the second reply');
+  await waitFor('the second reply', async () => out.length === 3, 10_000, 5);
   assert.equal(out[2]!.dst, CLIENT);
   assert.equal(out[2]!.udp!.data.toString(), 're:again');
   assert.equal(nat.status().udp.mappings, 1);
