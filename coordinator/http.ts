@@ -1,7 +1,7 @@
 // The little HTTP layer the API needs: a route table, JSON bodies with a size limit, JSON replies,
 // and refusals turned into {"error": "one line"} with their status.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { z } from 'zod';
+import * as z from 'zod/mini';
 import { describeZodError } from '../proto/control/schemas.js';
 import { callerOf, type ChannelCaller } from './control-channels.js';
 import { BadRequestError, RequestRefusedError } from './errors.js';
@@ -83,8 +83,8 @@ export function readJsonBody(req: IncomingMessage, limit: number): Promise<unkno
 }
 
 /** Parses with a schema, or refuses with the first problem as a one-line reason. */
-export function parseWith<T extends z.ZodType>(schema: T, value: unknown): z.infer<T> {
-  const r = schema.safeParse(value);
+export function parseWith<T extends z.core.$ZodType>(schema: T, value: unknown): z.infer<T> {
+  const r = z.safeParse(schema, value);
   if (!r.success) throw new BadRequestError(describeZodError(r.error));
   return r.data;
 }

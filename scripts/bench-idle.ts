@@ -1,6 +1,7 @@
 // Idle benchmark: one real managed agent in a lab namespace with N peers in its netmap (simulated
 // nodes from bench-coordinator-worker.ts that register with a real coordinator and hold their
-// streams), left alone: its CPU over --seconds (utime+stime from /proc/PID/stat) and its RSS
+// streams), left alone: its CPU over --seconds (the scheduler's run time from /proc/PID/task/*/schedstat; utime+stime,
+// which this kernel samples at the clock tick, beside it) and its RSS
 // (VmRSS, VmHWM from /proc/PID/status). No traffic flows; whatever CPU it uses is timers.
 //
 //   node dist/scripts/bench-idle.js [--peers 10,100] [--seconds 60] [--v8-defaults-too] [--unbundled-too]   (root; see scripts/bench-idle)
@@ -20,7 +21,7 @@ import { startCoordinator } from './tunnels/pinhole-coordinator.js';
 import { startManagedAgent } from './tunnels/pinhole-managed.js';
 import { runId } from './tunnels/keys.js';
 import { waitFor } from './tunnels/wait-for.js';
-import { processCpuSeconds } from './traversal/throughput.js';
+import { processCpuSeconds, runSecondsBetween, threadRunNanos } from './traversal/throughput.js';
 import type { WorkerCommand, WorkerEvent } from './bench-coordinator-worker.js';
 import { REPO_ROOT } from './tunnels/paths.js';
 
@@ -42,9 +43,12 @@ interface Row {
    */
   variant: Variant;
   seconds: number;
+  /** Run time over the window (the scheduler's, exact; threadRunNanos). */
   cpuSeconds: number;
-  /** CPU over the window in percent of one core. */
+  /** cpuSeconds in percent of one core. */
   cpuPct: number;
+  /** utime+stime over the window, sampled at the clock tick (coarse at idle; shown beside the exact figure). */
+  tickCpuSeconds: number;
   rssMB: number;
   peakRssMB: number;
   /** Of rssMB: anonymous pages (the V8 heap, malloc) and file pages (node's own binary, shared with every node process). */
@@ -152,6 +156,7 @@ async function measure(lab: Lab, peers: number, seconds: number, settleMs: numbe
       await new Promise((r) => setTimeout(r, settleMs));
       const pid = agent.proc.pid;
       const cpu0 = processCpuSeconds(pid);
+      const run0 = threadRunNanos(pid);
       const t0 = performance.now();
       let peak = 0;
       const deadline = t0 + seconds * 1000;
@@ -159,10 +164,11 @@ async function measure(lab: Lab, peers: number, seconds: number, settleMs: numbe
         await new Promise((r) => setTimeout(r, Math.min(5000, deadline - performance.now())));
         peak = Math.max(peak, (await memoryMB(pid)).rss);
       }
-      const cpuSeconds = processCpuSeconds(pid) - cpu0;
+      const tickCpuSeconds = processCpuSeconds(pid) - cpu0;
+      const cpuSeconds = runSecondsBetween(run0, threadRunNanos(pid));
       const wall = (performance.now() - t0) / 1000;
       const mem = await memoryMB(pid);
-      return { peers, variant, seconds: wall, cpuSeconds, cpuPct: (100 * cpuSeconds) / wall, rssMB: mem.rss, peakRssMB: Math.max(peak, mem.hwm), rssAnonMB: mem.anon, rssFileMB: mem.file, peersInNetmap: inNetmap };
+      return { peers, variant, seconds: wall, cpuSeconds, cpuPct: (100 * cpuSeconds) / wall, tickCpuSeconds, rssMB: mem.rss, peakRssMB: Math.max(peak, mem.hwm), rssAnonMB: mem.anon, rssFileMB: mem.file, peersInNetmap: inNetmap };
     } finally {
       await agent.stop();
     }
@@ -192,7 +198,7 @@ async function main(): Promise<number> {
     lab = await createLab({ name: 'bidle' });
     for (const [n, variant] of o.peers.flatMap((n) => o.variants.map((v) => [n, v] as const))) {
       const r = await measure(lab, n, o.seconds, o.settleSeconds * 1000, variant);
-      process.stdout.write(`  ${n} peers${o.variants.length > 1 ? ` (${variant})` : ''}: CPU ${r.cpuPct.toFixed(3)}% over ${r.seconds.toFixed(0)} s, RSS ${r.rssMB.toFixed(1)} MB (anonymous ${r.rssAnonMB.toFixed(1)}, file ${r.rssFileMB.toFixed(1)}; peak ${r.peakRssMB.toFixed(1)} MB)\n`);
+      process.stdout.write(`  ${n} peers${o.variants.length > 1 ? ` (${variant})` : ''}: CPU ${r.cpuPct.toFixed(3)}% over ${r.seconds.toFixed(0)} s (clock-tick sample ${((100 * r.tickCpuSeconds) / r.seconds).toFixed(3)}%), RSS ${r.rssMB.toFixed(1)} MB (anonymous ${r.rssAnonMB.toFixed(1)}, file ${r.rssFileMB.toFixed(1)}; peak ${r.peakRssMB.toFixed(1)} MB)\n`);
       rows.push(r);
     }
   } finally {
@@ -224,7 +230,7 @@ async function main(): Promise<number> {
     settings: {
       seconds: o.seconds, settleSeconds: o.settleSeconds,
       topology: 'one managed agent and a coordinator on the lab internet; the peers are simulated nodes (real keys, real control streams, no WireGuard) registered with the same coordinator',
-      cpu: 'utime+stime of the agent process from /proc/PID/stat over the window, in % of one core',
+      cpu: 'run time of the agent process over the window, in % of one core: the scheduler\'s exact figure summed over its threads (/proc/PID/task/*/schedstat); tickCpuSeconds is utime+stime from /proc/PID/stat, which this kernel samples at the clock tick',
       rss: 'VmRSS at the end of the window; peak = max(VmHWM, sampled VmRSS)',
     },
     rows,

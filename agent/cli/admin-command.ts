@@ -15,7 +15,7 @@ import { CoordinatorKeyState, Hostname, Tag, TAG_RULE } from '../../proto/contro
 import { controlCall, CoordinatorRefusedError } from '../control/control-channel.js';
 import { keyToPin } from '../control/register.js';
 import { Command, Option } from 'commander';
-import type { z } from 'zod';
+import type * as z from 'zod/mini';
 import { parseDuration } from '../../proto/control/duration.js';
 import { PolicyReply } from '../../proto/control/policy.js';
 import { checkPolicyText } from './policy-file.js';
@@ -57,11 +57,11 @@ function target(cmd: Command): AdminTarget {
 }
 
 /** One admin API call inside a fresh control channel; the reply is checked against its schema. */
-async function call<S extends z.ZodType>(t: AdminTarget, method: string, path: string, schema: S, body?: unknown): Promise<z.infer<S>> {
+async function call<S extends z.ZodMiniType>(t: AdminTarget, method: string, path: string, schema: S, body?: unknown): Promise<z.infer<S>> {
   try {
     const serverKey = await keyToPin({ coordinatorUrl: t.coordinator, coordinatorKey: t.coordinatorKey });
     return await controlCall({ url: t.coordinator, serverKey, staticPrivate: generatePrivateKey() },
-      method, `/api/v1/admin/${path}`, schema as z.ZodType<z.infer<S>>, body, { headers: { authorization: `Bearer ${t.token}` } });
+      method, `/api/v1/admin/${path}`, schema as z.ZodMiniType<z.infer<S>>, body, { headers: { authorization: `Bearer ${t.token}` } });
   } catch (err) {
     if (err instanceof CoordinatorRefusedError) throw new AdminRequestError(err.reason);
     throw new AdminRequestError((err as Error).message.split('\n')[0]!);

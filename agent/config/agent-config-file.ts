@@ -13,7 +13,7 @@
 //
 // Pure: the caller reads the file; checking the auth key file's mode is the caller's (I/O).
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document } from 'yaml';
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { Hostname } from '../../proto/control/schemas.js';
 import { advertisableRoute, RouteRefusedError } from '../../proto/control/routes.js';
 
@@ -22,43 +22,43 @@ export class ConfigFileError extends Error {
 }
 
 const MAX_CONFIG_BYTES = 64 * 1024;
-const Port = z.number().int().min(0, 'port out of range (0-65535)').max(65535, 'port out of range (0-65535)');
-const Group = z.string().min(1).max(64).regex(/^[a-z_][a-z0-9_-]*\$?$/i, 'a group name like pinhole-admins');
-const Path = z.string().min(1, 'an empty path').max(4096).refine((p) => !p.includes('\0'), 'a path cannot hold NUL');
+const Port = z.number().check(z.int(), z.gte(0, 'port out of range (0-65535)'), z.lte(65535, 'port out of range (0-65535)'));
+const Group = z.string().check(z.minLength(1), z.maxLength(64), z.regex(/^[a-z_][a-z0-9_-]*\$?$/i, 'a group name like pinhole-admins'));
+const Path = z.string().check(z.minLength(1, 'an empty path'), z.maxLength(4096), z.refine((p) => !p.includes('\0'), 'a path cannot hold NUL'));
 
-const CoordinatorUrl = z.string().min(1).max(2000).refine((u) => URL.canParse(u) && /^https?:$/.test(new URL(u).protocol), 'a coordinator URL like https://coord.example.net:8080');
+const CoordinatorUrl = z.string().check(z.minLength(1), z.maxLength(2000), z.refine((u) => URL.canParse(u) && /^https?:$/.test(new URL(u).protocol), 'a coordinator URL like https://coord.example.net:8080'));
 
-const UpSection = z.object({
+const UpSection = z.strictObject({
   /** One coordinator, or the replicas of one (the same key, one database): tried in turn. */
-  coordinator: z.union([CoordinatorUrl, z.array(CoordinatorUrl).min(1, 'at least one coordinator URL').max(8, 'at most 8 coordinator URLs')], {
+  coordinator: z.union([CoordinatorUrl, z.array(CoordinatorUrl).check(z.minLength(1, 'at least one coordinator URL'), z.maxLength(8, 'at most 8 coordinator URLs'))], {
     error: (iss) => (Array.isArray(iss.input) || typeof iss.input === 'string' ? undefined : 'a coordinator URL, or a list of them (replicas)'),
   }),
-  'auth-key-file': Path.optional(),
-  'coordinator-key': z.string().min(1).max(100).optional(),
-  hostname: Hostname.optional(),
-  'advertise-routes': z.array(z.string().max(64)).max(64).optional(),
-  'advertise-exit-node': z.boolean().optional(),
-  'accept-routes': z.boolean().optional(),
-  'exit-node': z.string().max(200).optional(),
-  'exit-node-allow-lan-access': z.boolean().optional(),
-  'accept-dns': z.boolean().optional(),
-}).strict();
+  'auth-key-file': z.optional(Path),
+  'coordinator-key': z.optional(z.string().check(z.minLength(1), z.maxLength(100))),
+  hostname: z.optional(Hostname),
+  'advertise-routes': z.optional(z.array(z.string().check(z.maxLength(64))).check(z.maxLength(64))),
+  'advertise-exit-node': z.optional(z.boolean()),
+  'accept-routes': z.optional(z.boolean()),
+  'exit-node': z.optional(z.string().check(z.maxLength(200))),
+  'exit-node-allow-lan-access': z.optional(z.boolean()),
+  'accept-dns': z.optional(z.boolean()),
+});
 
-const AgentConfigShape = z.object({
-  'state-dir': Path.optional(),
-  socket: Path.optional(),
-  tun: z.string().regex(/^[a-zA-Z0-9_=+.-]{1,15}$/, 'a TUN name: 1-15 letters, digits, _=+.-').optional(),
-  port: Port.optional(),
-  'socket-mark': z.string().max(40).optional(),
-  'admin-group': Group.optional(),
-  'operator-group': Group.optional(),
-  'resolv-conf': Path.optional(),
-  'metrics-listen': z.string().min(1).max(300).optional(),
-  portmap: z.boolean().optional(),
-  'portmap-protocol': z.enum(['pcp', 'nat-pmp', 'upnp']).optional(),
-  'portmap-lease': z.number().int().min(2, 'a lease from 2 to 604800 seconds').max(604800, 'a lease from 2 to 604800 seconds').optional(),
-  up: UpSection.optional(),
-}).strict();
+const AgentConfigShape = z.strictObject({
+  'state-dir': z.optional(Path),
+  socket: z.optional(Path),
+  tun: z.optional(z.string().check(z.regex(/^[a-zA-Z0-9_=+.-]{1,15}$/, 'a TUN name: 1-15 letters, digits, _=+.-'))),
+  port: z.optional(Port),
+  'socket-mark': z.optional(z.string().check(z.maxLength(40))),
+  'admin-group': z.optional(Group),
+  'operator-group': z.optional(Group),
+  'resolv-conf': z.optional(Path),
+  'metrics-listen': z.optional(z.string().check(z.minLength(1), z.maxLength(300))),
+  portmap: z.optional(z.boolean()),
+  'portmap-protocol': z.optional(z.enum(['pcp', 'nat-pmp', 'upnp'])),
+  'portmap-lease': z.optional(z.number().check(z.int(), z.gte(2, 'a lease from 2 to 604800 seconds'), z.lte(604800, 'a lease from 2 to 604800 seconds'))),
+  up: z.optional(UpSection),
+});
 
 export interface AgentConfigUp {
   /** One URL, or several separated by commas (replicas). */

@@ -5,7 +5,7 @@ import { request as httpRequest } from 'node:http';
 import { connect as netConnect, type Socket } from 'node:net';
 import { connectMarked, markedHttpRequest } from '../routing/marked-socket.js';
 import { connect as tlsConnect } from 'node:tls';
-import type { z } from 'zod';
+import type * as z from 'zod/mini';
 import { keyFingerprint } from '../../proto/control/coordinator-key.js';
 import type { NoiseChannel } from '../../proto/control/noise-channel.js';
 import {
@@ -148,7 +148,7 @@ export interface CallOptions {
 
 /** One JSON request on an open channel (the channel is closed after the reply). */
 export function channelRequest<T>(
-  channel: NoiseChannel, method: string, path: string, schema: z.ZodType<T>, body?: unknown, opts: CallOptions = {},
+  channel: NoiseChannel, method: string, path: string, schema: z.ZodMiniType<T>, body?: unknown, opts: CallOptions = {},
 ): Promise<T> {
   const text = body === undefined ? undefined : JSON.stringify(body);
   return new Promise<T>((resolve, reject) => {
@@ -202,7 +202,7 @@ export function channelRequest<T>(
 
 /** Opens a channel, makes one request, closes it. */
 export async function controlCall<T>(
-  t: ChannelTarget, method: string, path: string, schema: z.ZodType<T>, body?: unknown, opts: CallOptions = {},
+  t: ChannelTarget, method: string, path: string, schema: z.ZodMiniType<T>, body?: unknown, opts: CallOptions = {},
 ): Promise<T> {
   const { channel } = await openControlChannel(t);
   return channelRequest(channel, method, path, schema, body, { ...opts, signal: opts.signal ?? t.signal });

@@ -1,6 +1,6 @@
 // Logout: tells the coordinator to delete this node, inside a control channel opened with the
 // node key (POST /api/v1/deregister {nodeKey}; the coordinator accepts only the channel's own key).
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { decodeKey } from '../../proto/wireguard/keys.js';
 import { controlCall, markedConnector } from './control-channel.js';
 

@@ -1,7 +1,7 @@
 // The managed agent's local API (unix socket, used by the CLI). Request bodies are parsed with
 // zod like everything else that comes from outside the process: a bad one is a 400 with a reason.
 import type { IncomingMessage } from 'node:http';
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { describeZodError } from '../../proto/control/schemas.js';
 import { changeCall, LocalApiError, readCall, type LocalApiRoute } from '../localapi/server.js';
 import type { ManagedAgent } from './managed-agent.js';
@@ -16,18 +16,19 @@ export const LOCAL_PATHS = {
   netcheck: '/v0/netcheck',
 } as const;
 
-export const LocalRegisterBody = z.object({
-  coordinatorUrl: z.string().max(2000).optional(),
-  authKey: z.string().max(200).optional(),
-  coordinatorKey: z.string().max(100).optional(),
-  hostname: z.string().max(200).optional(),
+export const LocalRegisterBody = z.strictObject({
+  coordinatorUrl: z.optional(z.string().check(z.maxLength(2000))),
+  authKey: z.optional(z.string().check(z.maxLength(200))),
+  coordinatorKey: z.optional(z.string().check(z.maxLength(100))),
+  hostname: z.optional(z.string().check(z.maxLength(200))),
   /** Plain `up` of a registered node: if the coordinator is unreachable, come up on what is on file. */
-  allowOffline: z.boolean().optional(),
-}).extend(AdvertiseFlags.shape).strict();
+  allowOffline: z.optional(z.boolean()),
+  ...AdvertiseFlags.shape,
+});
 export type LocalRegisterBody = z.infer<typeof LocalRegisterBody>;
 
 /** `up`: the routing flags, and --accept-dns. */
-export const LocalUpBody = ClientRoutingFlags.extend({ acceptDns: z.boolean().optional() }).strict();
+export const LocalUpBody = z.strictObject({ ...ClientRoutingFlags.shape, acceptDns: z.optional(z.boolean()) });
 export type LocalUpBody = z.infer<typeof LocalUpBody>;
 
 const MAX_BODY = 64 * 1024;
@@ -49,10 +50,10 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
   }
 }
 
-export const LocalPingBody = z.object({
-  peer: z.string().min(1).max(200),
-  timeoutMs: z.number().int().min(10).max(8000).default(2000),
-}).strict();
+export const LocalPingBody = z.strictObject({
+  peer: z.string().check(z.minLength(1), z.maxLength(200)),
+  timeoutMs: z._default(z.number().check(z.int(), z.gte(10), z.lte(8000)), 2000),
+});
 
 /** Every call that alters prefs or state (register carries routes and the exit-node offer; up the exit node) is a change. */
 export function managedRoutes(agent: ManagedAgent): Record<string, LocalApiRoute> {

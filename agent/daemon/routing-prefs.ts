@@ -3,7 +3,7 @@
 // out of `up` keeps its value; "" clears a list or the exit node. The exit node is remembered by
 // node key, not by name: names are first come, first served, and a node that later takes the
 // name of the one the user chose must not get this node's traffic.
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { CidrText, Key32, type Peer } from '../../proto/control/schemas.js';
 import { advertisableRoute, RouteRefusedError } from '../../proto/control/routes.js';
 
@@ -11,15 +11,15 @@ import { advertisableRoute, RouteRefusedError } from '../../proto/control/routes
  * The exit node `up --exit-node` chose: the peer's node key at that moment, and its name then (to
  * show). nodeKey null: a name saved by an older version, pinned to a key at the first netmap.
  */
-export const ExitNodeChoice = z.object({ nodeKey: Key32.nullable(), name: z.string().max(200) });
+export const ExitNodeChoice = z.object({ nodeKey: z.nullable(Key32), name: z.string().check(z.maxLength(200)) });
 export type ExitNodeChoice = z.infer<typeof ExitNodeChoice>;
 
 export const RoutingPrefs = z.object({
-  advertiseRoutes: z.array(CidrText).max(64).default([]),
-  advertiseExitNode: z.boolean().default(false),
-  acceptRoutes: z.boolean().default(false),
-  exitNode: z.union([ExitNodeChoice, z.string().max(200).transform((name): ExitNodeChoice => ({ nodeKey: null, name }))]).nullable().default(null),
-  exitNodeAllowLanAccess: z.boolean().default(false),
+  advertiseRoutes: z._default(z.array(CidrText).check(z.maxLength(64)), []),
+  advertiseExitNode: z._default(z.boolean(), false),
+  acceptRoutes: z._default(z.boolean(), false),
+  exitNode: z._default(z.nullable(z.union([ExitNodeChoice, z.pipe(z.string().check(z.maxLength(200)), z.transform((name): ExitNodeChoice => ({ nodeKey: null, name })))])), null),
+  exitNodeAllowLanAccess: z._default(z.boolean(), false),
 });
 export type RoutingPrefs = z.infer<typeof RoutingPrefs>;
 
@@ -29,17 +29,17 @@ export const DEFAULT_ROUTING_PREFS: RoutingPrefs = {
 
 /** What `up` may change about what this node offers (sent in the registration). */
 export const AdvertiseFlags = z.object({
-  advertiseRoutes: z.array(z.string().max(64)).max(64).optional(),
-  advertiseExitNode: z.boolean().optional(),
+  advertiseRoutes: z.optional(z.array(z.string().check(z.maxLength(64))).check(z.maxLength(64))),
+  advertiseExitNode: z.optional(z.boolean()),
 });
 export type AdvertiseFlags = z.infer<typeof AdvertiseFlags>;
 
 /** What `up` may change about what this node uses. `exitNode: ""` clears it. */
-export const ClientRoutingFlags = z.object({
-  acceptRoutes: z.boolean().optional(),
-  exitNode: z.string().max(200).optional(),
-  exitNodeAllowLanAccess: z.boolean().optional(),
-}).strict();
+export const ClientRoutingFlags = z.strictObject({
+  acceptRoutes: z.optional(z.boolean()),
+  exitNode: z.optional(z.string().check(z.maxLength(200))),
+  exitNodeAllowLanAccess: z.optional(z.boolean()),
+});
 export type ClientRoutingFlags = z.infer<typeof ClientRoutingFlags>;
 
 export class RoutingPrefsError extends Error {

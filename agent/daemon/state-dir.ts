@@ -10,7 +10,7 @@
 import nacl from 'tweetnacl';
 import { chmod, mkdir, readdir, readFile, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { Key32, Netmap, SelfNode } from '../../proto/control/schemas.js';
 import { decodeKey, encodeKey, generatePrivateKey, publicKeyFromPrivate } from '../../proto/wireguard/keys.js';
 import { isAtomicLeftover, writeFileAtomic } from './atomic-file.js';
@@ -18,7 +18,7 @@ import { RoutingPrefs } from './routing-prefs.js';
 
 export const Registration = z.object({
   /** One URL, or the replicas' URLs separated by commas (coordinator-url.ts). */
-  coordinatorUrl: z.string().max(20_000).refine((u) => u.split(',').every((p) => URL.canParse(p)), 'coordinator URLs'),
+  coordinatorUrl: z.string().check(z.maxLength(20_000), z.refine((u) => u.split(',').every((p) => URL.canParse(p)), 'coordinator URLs')),
   serverKey: Key32,
   hostname: z.string(),
   node: SelfNode,
@@ -30,11 +30,11 @@ export const Prefs = z.object({
   /** `up` sets it, `down` and `logout` clear it; a restarted daemon follows it. */
   wantUp: z.boolean(),
   /** The UDP port last bound, reused so peers holding an old netmap still reach us. */
-  listenPort: z.number().int().min(0).max(65535).nullable(),
+  listenPort: z.nullable(z.number().check(z.int(), z.gte(0), z.lte(65535))),
   /** Subnet routes / exit node offered and used (absent: all off). */
-  routing: RoutingPrefs.optional(),
+  routing: z.optional(RoutingPrefs),
   /** `up --accept-dns`: MagicDNS points the OS resolver at itself (absent: yes). */
-  acceptDns: z.boolean().optional(),
+  acceptDns: z.optional(z.boolean()),
 });
 export type Prefs = z.infer<typeof Prefs>;
 
@@ -112,7 +112,7 @@ export class StateDir {
     this.currentKeys = keysOf(nodePrivate, discoSecret);
   }
 
-  private async loadJson<T>(file: keyof typeof FILES, schema: z.ZodType<T>): Promise<T | null> {
+  private async loadJson<T>(file: keyof typeof FILES, schema: z.ZodMiniType<T>): Promise<T | null> {
     let text: string;
     try {
       text = await readFile(this.path(file), 'utf8');

@@ -12,7 +12,7 @@
 // session's CSRF token in X-CSRF-Token (else 403). Every answer carries a strict CSP.
 import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import type { RelayInfo } from '../../proto/control/schemas.js';
 import { AddressRateLimiter } from '../address-limits.js';
 import { hashAdminToken, nodeInfo, type AdminOperation } from '../admin.js';
@@ -40,8 +40,8 @@ const SECURITY_HEADERS: Record<string, string> = {
   'cross-origin-resource-policy': 'same-origin',
 };
 
-const SignIn = z.object({ token: z.string().min(1).max(1024) }).strict();
-const PolicyText = z.object({ text: z.string().max(MAX_POLICY_TEXT) }).strict();
+const SignIn = z.strictObject({ token: z.string().check(z.minLength(1), z.maxLength(1024)) });
+const PolicyText = z.strictObject({ text: z.string().check(z.maxLength(MAX_POLICY_TEXT)) });
 const CONSOLE_BODY_LIMIT = 2 * MAX_POLICY_TEXT;
 
 /** What the coordinator knows of a relay's load: nodes that call it home, and pairs relayed through it. */

@@ -11,7 +11,7 @@
 //
 // The client side runs over a connection the caller opened (proto/ opens none). Both message 2's
 // payload and the refusal are read with a bound.
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { DecodeError } from '../errors.js';
 import { HandshakeError } from '../wireguard/noise-crypto.js';
 import { NoiseChannel, type ChannelTransport } from './noise-channel.js';
@@ -26,11 +26,11 @@ const MAX_REPLY_HEAD = 16 * 1024;
 export const MAX_REFUSAL_BODY = 4 * 1024;
 
 /** Message 2's payload: what the coordinator tells every caller about its keys. */
-export const ChannelWelcome = z.object({
+export const ChannelWelcome = z.strictObject({
   v: z.literal(1),
   /** During a key rotation: the key that replaces the one this channel used (docs/security.md). */
-  nextKey: Key32.optional(),
-}).strict();
+  nextKey: z.optional(Key32),
+});
 export type ChannelWelcome = z.infer<typeof ChannelWelcome>;
 
 /** The server answered, but not with a channel: its status and one-line reason. */

@@ -23,13 +23,13 @@
 //   "IP" | "CIDR"      nodes with an address inside, or advertising an approved route overlapping it
 //   "autogroup:internet"  dst only: public address space (proto/ip/internet.ts) through exit nodes
 // Ports (dst, after the last ':'): "*", "22", "80,443", "8000-8999", or a list of those.
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { parseCidr } from '../ip/address.js';
 import { CidrText, Tag, UserName } from './schemas.js';
 
-export const GroupName = z.string().max(64).regex(/^group:[a-z0-9-]+$/i, 'a group like group:ops');
-const AliasName = z.string().max(63).regex(/^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/i, 'a host alias of letters, digits and "-"');
-const SelectorText = z.string().min(1).max(128);
+export const GroupName = z.string().check(z.maxLength(64), z.regex(/^group:[a-z0-9-]+$/i, 'a group like group:ops'));
+const AliasName = z.string().check(z.maxLength(63), z.regex(/^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/i, 'a host alias of letters, digits and "-"'));
+const SelectorText = z.string().check(z.minLength(1), z.maxLength(128));
 
 export type SelectorKind = 'all' | 'tag' | 'user' | 'node' | 'group' | 'cidr' | 'internet' | 'name';
 export interface ParsedSelector { kind: SelectorKind; text: string }
@@ -111,27 +111,27 @@ export function protocolNumbers(names: readonly PolicyProtocol[]): number[] {
   return out;
 }
 
-export const PolicyAcl = z.object({
+export const PolicyAcl = z.strictObject({
   action: z.literal('accept'),
-  src: z.array(SelectorText).min(1).max(256),
-  dst: z.array(SelectorText).min(1).max(256),
+  src: z.array(SelectorText).check(z.minLength(1), z.maxLength(256)),
+  dst: z.array(SelectorText).check(z.minLength(1), z.maxLength(256)),
   /** Empty or absent: TCP, UDP and ICMP. */
-  proto: z.array(z.enum(['tcp', 'udp', 'icmp'])).max(3).optional(),
-}).strict();
+  proto: z.optional(z.array(z.enum(['tcp', 'udp', 'icmp'])).check(z.maxLength(3))),
+});
 export type PolicyAcl = z.infer<typeof PolicyAcl>;
 
 /** The shape alone (types, unknown fields), without the reference checks (referenceIssues). */
-export const PolicyShape = z.object({
-  groups: z.record(GroupName, z.array(SelectorText).max(1024)).optional(),
+export const PolicyShape = z.strictObject({
+  groups: z.optional(z.record(GroupName, z.array(SelectorText).check(z.maxLength(1024)))),
   /** Tag owners: who may put a tag on a node. Recorded now; enforced when nodes can request tags. */
-  tags: z.record(Tag, z.array(SelectorText).max(256)).optional(),
-  hosts: z.record(AliasName, z.string().max(64)).optional(),
-  acls: z.array(PolicyAcl).max(1024),
-  autoApprovers: z.object({
-    routes: z.record(CidrText, z.array(SelectorText).max(256)).optional(),
-    exitNode: z.array(SelectorText).max(256).optional(),
-  }).strict().optional(),
-}).strict();
+  tags: z.optional(z.record(Tag, z.array(SelectorText).check(z.maxLength(256)))),
+  hosts: z.optional(z.record(AliasName, z.string().check(z.maxLength(64)))),
+  acls: z.array(PolicyAcl).check(z.maxLength(1024)),
+  autoApprovers: z.optional(z.strictObject({
+    routes: z.optional(z.record(CidrText, z.array(SelectorText).check(z.maxLength(256)))),
+    exitNode: z.optional(z.array(SelectorText).check(z.maxLength(256))),
+  })),
+});
 
 /** One thing wrong with a policy: `hostname` when a bare node name was used, `unknownKey` for a field not in the format. */
 export interface PolicyIssue {
@@ -206,13 +206,13 @@ export function referenceIssues(value: unknown): PolicyIssue[] {
   return issues;
 }
 
-function checkReferences(p: z.infer<typeof PolicyShape>, ctx: z.RefinementCtx): void {
+function checkReferences(p: z.infer<typeof PolicyShape>, ctx: z.core.$RefinementCtx<z.infer<typeof PolicyShape>>): void {
   for (const issue of referenceIssues(p)) {
     ctx.addIssue({ code: 'custom', path: issue.path, message: issue.message, ...(issue.hostname === undefined ? {} : { params: { hostname: issue.hostname } }) });
   }
 }
 
-export const Policy = PolicyShape.superRefine(checkReferences);
+export const Policy = PolicyShape.check(z.superRefine(checkReferences));
 
 /** Every problem with a policy, in one pass: shape errors and reference errors side by side. */
 export function policyIssues(value: unknown): PolicyIssue[] {
@@ -233,5 +233,5 @@ export function policyIssues(value: unknown): PolicyIssue[] {
 export type Policy = z.infer<typeof Policy>;
 
 /** GET/PUT /api/v1/admin/policy reply: the policy in force (null: none, every node sees every node). */
-export const PolicyReply = z.object({ policy: Policy.nullable(), updatedAt: z.string().nullable() });
+export const PolicyReply = z.object({ policy: z.nullable(Policy), updatedAt: z.nullable(z.string()) });
 export type PolicyReply = z.infer<typeof PolicyReply>;

@@ -1,25 +1,29 @@
 // Control-plane wire formats (coordinator ⇄ agent, admin ⇄ coordinator), defined once with zod.
 // Every inbound message on either side is parsed with these schemas before anything else.
-import { z } from 'zod';
+// All our schemas use zod/mini, zod's functional API (`z.optional(s)`, `s.check(z.maxLength(64))`):
+// unlike its classic API it can be tree-shaken, and the agent's bundle carries only what it calls
+// (docs/protocol.md, "At idle"). The messages are zod's English ones (../zod-locale.ts).
+import * as z from 'zod/mini';
+import '../zod-locale.js';
 import { DnsConfig } from '../dns/dns-config.js';
 
 /** A 32-byte key in standard base64 (44 chars), as wg prints it. */
-export const Key32 = z.string().regex(/^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$/, 'a base64 32-byte key');
+export const Key32 = z.string().check(z.regex(/^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$/, 'a base64 32-byte key'));
 /** "ip:port" or "[ipv6]:port". */
-export const Endpoint = z.string().max(64).regex(/^(\d{1,3}(\.\d{1,3}){3}|\[[0-9a-fA-F:.]+\]):\d{1,5}$/, 'an ip:port endpoint');
-export const CidrText = z.string().max(64).regex(/^[0-9a-fA-F:.]+\/\d{1,3}$/, 'a CIDR like 198.18.5.0/24');
-export const Hostname = z.string().min(1).max(63).regex(/^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/i, 'a hostname of letters, digits and "-"');
+export const Endpoint = z.string().check(z.maxLength(64), z.regex(/^(\d{1,3}(\.\d{1,3}){3}|\[[0-9a-fA-F:.]+\]):\d{1,5}$/, 'an ip:port endpoint'));
+export const CidrText = z.string().check(z.maxLength(64), z.regex(/^[0-9a-fA-F:.]+\/\d{1,3}$/, 'a CIDR like 198.18.5.0/24'));
+export const Hostname = z.string().check(z.minLength(1), z.maxLength(63), z.regex(/^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/i, 'a hostname of letters, digits and "-"'));
 export const TAG_RULE = 'a tag is tag:NAME (NAME: letters, digits and -, up to 60), e.g. tag:web';
-export const Tag = z.string().max(64, TAG_RULE).regex(/^tag:[a-z0-9-]+$/i, TAG_RULE);
-export const NodeId = z.number().int().positive();
+export const Tag = z.string().check(z.maxLength(64, TAG_RULE), z.regex(/^tag:[a-z0-9-]+$/i, TAG_RULE));
+export const NodeId = z.number().check(z.int(), z.positive());
 /**
  * The owner an admin names when creating an auth key (`authkey create --user alice`): every node
  * registered with the key belongs to that user, and `user:NAME` in a policy picks them.
  */
-export const UserName = z.string().min(1).max(64).regex(/^[a-z0-9]([a-z0-9._@-]*[a-z0-9])?$/i, 'a user name of letters, digits and ".", "_", "@", "-"');
+export const UserName = z.string().check(z.minLength(1), z.maxLength(64), z.regex(/^[a-z0-9]([a-z0-9._@-]*[a-z0-9])?$/i, 'a user name of letters, digits and ".", "_", "@", "-"'));
 /** Printable text without control or format characters (what an agent says about itself is shown to admins). */
 const AGENT_TEXT_RULE = 'printable text without control characters or surrounding spaces';
-const agentText = (max: number): z.ZodString => z.string().min(1).max(max).regex(/^(?!\s)[^\p{Cc}\p{Cf}\p{Zl}\p{Zp}]+(?<!\s)$/u, AGENT_TEXT_RULE);
+const agentText = (max: number): z.ZodMiniString => z.string().check(z.minLength(1), z.maxLength(max), z.regex(/^(?!\s)[^\p{Cc}\p{Cf}\p{Zl}\p{Zp}]+(?<!\s)$/u, AGENT_TEXT_RULE));
 export const MAX_AGENT_OS = 64;
 export const MAX_AGENT_VERSION = 32;
 /** The agent's OS as it reports it: "linux", or "linux debian 12" when /etc/os-release says so. */
@@ -35,23 +39,23 @@ export const ServerInfo = z.object({
   /** The coordinator's X25519 static key: the control channel's Noise responder key. */
   serverKey: Key32,
   /** During a key rotation: the key replacing it. */
-  nextServerKey: Key32.optional(),
+  nextServerKey: z.optional(Key32),
 });
 export type ServerInfo = z.infer<typeof ServerInfo>;
 
 /** POST /api/v1/register */
-export const RegisterRequest = z.object({
+export const RegisterRequest = z.strictObject({
   /** Needed for a new node or an expired one; a known, unexpired node may re-register without. */
-  authKey: z.string().max(200).optional(),
+  authKey: z.optional(z.string().check(z.maxLength(200))),
   nodeKey: Key32,
   discoKey: Key32,
   hostname: Hostname,
-  advertiseRoutes: z.array(CidrText).max(64).default([]),
-  advertiseExitNode: z.boolean().default(false),
+  advertiseRoutes: z._default(z.array(CidrText).check(z.maxLength(64)), []),
+  advertiseExitNode: z._default(z.boolean(), false),
   /** What the agent runs on and which pinhole it is (absent from agents older than the fields). */
-  os: AgentOs.optional(),
-  version: AgentVersion.optional(),
-}).strict();
+  os: z.optional(AgentOs),
+  version: z.optional(AgentVersion),
+});
 export type RegisterRequest = z.infer<typeof RegisterRequest>;
 
 export const SelfNode = z.object({
@@ -60,13 +64,13 @@ export const SelfNode = z.object({
   nodeKey: Key32,
   ipv4: z.string(),
   ipv6: z.string(),
-  keyExpiresAt: z.string().nullable(),
+  keyExpiresAt: z.nullable(z.string()),
   tags: z.array(z.string()),
   /**
    * Approved routes this node serves (a subnet router's prefixes; 0.0.0.0/0 and ::/0 for an
    * approved exit node): packets from peers for these destinations go to its userspace NAT.
    */
-  routes: z.array(CidrText).optional(),
+  routes: z.optional(z.array(CidrText)),
 });
 export type SelfNode = z.infer<typeof SelfNode>;
 
@@ -74,9 +78,9 @@ export const RegisterResponse = z.object({ node: SelfNode });
 export type RegisterResponse = z.infer<typeof RegisterResponse>;
 
 /** POST /api/v1/deregister (logout): the node deletes itself, proving it holds its node key. */
-export const DeregisterRequest = z.object({
+export const DeregisterRequest = z.strictObject({
   nodeKey: Key32,
-}).strict();
+});
 export type DeregisterRequest = z.infer<typeof DeregisterRequest>;
 
 export const DeregisterResponse = z.object({ deregistered: NodeId });
@@ -100,11 +104,11 @@ export const Peer = z.object({
   ipv4: z.string(),
   ipv6: z.string(),
   endpoints: z.array(Endpoint),
-  homeRelay: z.string().nullable(),
+  homeRelay: z.nullable(z.string()),
   /** The peer's NAT as it reported it (null: not reported; absent from coordinators older than the field). */
-  natKind: NatKind.nullable().optional(),
+  natKind: z.optional(z.nullable(NatKind)),
   online: z.boolean(),
-  lastSeen: z.string().nullable(),
+  lastSeen: z.nullable(z.string()),
   /** Approved subnet routes (and 0.0.0.0/0 + ::/0 for an approved exit node). */
   routes: z.array(CidrText),
   exitNode: z.boolean(),
@@ -117,7 +121,7 @@ export const FilterRule = z.object({
   srcIps: z.array(z.string()),
   dst: z.array(z.object({ cidr: CidrText, ports: z.string() })),
   /** IP protocol numbers; empty = TCP, UDP and ICMP. */
-  protocols: z.array(z.number().int().min(0).max(255)),
+  protocols: z.array(z.number().check(z.int(), z.gte(0), z.lte(255))),
 });
 export type FilterRule = z.infer<typeof FilterRule>;
 
@@ -130,30 +134,30 @@ export type FilterRule = z.infer<typeof FilterRule>;
 export const RelayInfo = z.object({
   name: z.string(),
   url: z.string(),
-  stun: z.array(z.string().max(300)).max(16).default([]),
+  stun: z._default(z.array(z.string().check(z.maxLength(300))).check(z.maxLength(16)), []),
   /** The relay's static key (base64): the agent refuses a relay that does not prove it holds it ('' in netmaps saved before keys). */
-  key: z.string().max(64).default(''),
+  key: z._default(z.string().check(z.maxLength(64)), ''),
   /**
    * Relays sharing a region are one relay mesh (docs/relay-mesh.md): a node reaches a peer homed on
    * any of them through its own home relay, and moves to another of them when its home dies.
    * Absent: the relay is a region of its own (its name).
    */
-  region: z.string().regex(/^[a-z0-9-]{1,64}$/i).optional(),
+  region: z.optional(z.string().check(z.regex(/^[a-z0-9-]{1,64}$/i))),
 });
 export type RelayInfo = z.infer<typeof RelayInfo>;
 
 export const Netmap = z.object({
   type: z.literal('netmap'),
-  seq: z.number().int().nonnegative(),
+  seq: z.number().check(z.int(), z.nonnegative()),
   self: SelfNode,
   peers: z.array(Peer),
   /** null: no policy set, everything allowed. */
-  packetFilter: z.array(FilterRule).nullable(),
+  packetFilter: z.nullable(z.array(FilterRule)),
   relays: z.array(RelayInfo),
   /** Names in DNS (absent from coordinators and saved netmaps older than the field). */
-  dns: DnsConfig.optional(),
+  dns: z.optional(DnsConfig),
   /** Stream messages this coordinator accepts beyond the first round's (SERVER_CAPABILITIES). */
-  serverCapabilities: z.array(z.string().max(32)).max(16).optional(),
+  serverCapabilities: z.optional(z.array(z.string().check(z.maxLength(32))).check(z.maxLength(16))),
 });
 export type Netmap = z.infer<typeof Netmap>;
 
@@ -163,11 +167,11 @@ export type Netmap = z.infer<typeof Netmap>;
  */
 export const PeerPatch = z.object({
   id: NodeId,
-  endpoints: z.array(Endpoint).optional(),
-  homeRelay: z.string().nullable().optional(),
-  natKind: NatKind.nullable().optional(),
-  online: z.boolean().optional(),
-  lastSeen: z.string().nullable().optional(),
+  endpoints: z.optional(z.array(Endpoint)),
+  homeRelay: z.optional(z.nullable(z.string())),
+  natKind: z.optional(z.nullable(NatKind)),
+  online: z.optional(z.boolean()),
+  lastSeen: z.optional(z.nullable(z.string())),
 });
 export type PeerPatch = z.infer<typeof PeerPatch>;
 
@@ -178,24 +182,24 @@ export type PeerPatch = z.infer<typeof PeerPatch>;
  */
 export const NetmapDelta = z.object({
   type: z.literal('delta'),
-  seq: z.number().int().nonnegative(),
+  seq: z.number().check(z.int(), z.nonnegative()),
   upserts: z.array(Peer),
-  patches: z.array(PeerPatch).optional(),
+  patches: z.optional(z.array(PeerPatch)),
   removals: z.array(NodeId),
-  packetFilter: z.array(FilterRule).nullable().optional(),
-  self: SelfNode.optional(),
+  packetFilter: z.optional(z.nullable(z.array(FilterRule))),
+  self: z.optional(SelfNode),
 });
 export type NetmapDelta = z.infer<typeof NetmapDelta>;
 
 // Stream (WebSocket /api/v1/stream, inside the control channel, whose static key is the node key).
 // The client speaks first with hello.
-export const StreamHello = z.object({
+export const StreamHello = z.strictObject({
   type: z.literal('hello'), nodeKey: Key32,
   /** Last seq the agent holds; informational (the server always starts with a full map). */
-  lastSeq: z.number().int().nonnegative().optional(),
+  lastSeq: z.optional(z.number().check(z.int(), z.nonnegative())),
   /** Optional protocol features the agent understands (STREAM_CAPABILITIES); unknown ones are ignored. */
-  capabilities: z.array(z.string().max(32)).max(16).optional(),
-}).strict();
+  capabilities: z.optional(z.array(z.string().check(z.maxLength(32))).check(z.maxLength(16))),
+});
 
 export const STREAM_CAPABILITIES = {
   /** Deltas may carry `patches` (changed live fields) instead of whole peer records. */
@@ -222,12 +226,12 @@ export function clientPingsPromise(capabilities: readonly string[] | undefined):
   }
   return null;
 }
-export const StreamEndpoints = z.object({
-  type: z.literal('endpoints'), endpoints: z.array(Endpoint).max(32), homeRelay: z.string().max(64).nullable().optional(),
+export const StreamEndpoints = z.strictObject({
+  type: z.literal('endpoints'), endpoints: z.array(Endpoint).check(z.maxLength(32)), homeRelay: z.optional(z.nullable(z.string().check(z.maxLength(64)))),
   /** This node's NAT from its last netcheck (null: unknown); only to coordinators listing 'nat-kind' (the schema is strict). */
-  natKind: NatKind.nullable().optional(),
-}).strict();
-export const StreamPing = z.object({ type: z.literal('ping'), t: z.number() }).strict();
+  natKind: z.optional(z.nullable(NatKind)),
+});
+export const StreamPing = z.strictObject({ type: z.literal('ping'), t: z.number() });
 
 /** What a coordinator lists in its netmap's serverCapabilities. */
 export const SERVER_CAPABILITIES = {
@@ -239,36 +243,36 @@ export const SERVER_CAPABILITIES = {
 
 export const PATH_KINDS = ['direct', 'relay', 'none'] as const;
 /** One peer as the reporting agent sees it. */
-export const PeerPathReport = z.object({
+export const PeerPathReport = z.strictObject({
   /** The peer's node key. */
   peer: Key32,
   path: z.enum(PATH_KINDS),
   /** Relay region name when path is 'relay'. */
-  relay: z.string().max(64).nullable(),
+  relay: z.nullable(z.string().check(z.maxLength(64))),
   /** The confirmed direct endpoint when path is 'direct'. */
-  endpoint: Endpoint.nullable(),
+  endpoint: z.nullable(Endpoint),
   /** Round-trip time of the path in use (disco pong), when known. */
-  latencyMs: z.number().nonnegative().max(600_000).nullable(),
+  latencyMs: z.nullable(z.number().check(z.nonnegative(), z.lte(600_000))),
   /** Why the path is not direct, one line (null when direct). */
-  whyNotDirect: z.string().max(200).nullable(),
+  whyNotDirect: z.nullable(z.string().check(z.maxLength(200))),
   /** What was tried toward the peer: candidates, disco pings sent, pongs received. */
-  tried: z.object({
-    candidates: z.number().int().nonnegative().max(1_000_000),
-    pingsSent: z.number().int().nonnegative().max(1e12),
-    pongsReceived: z.number().int().nonnegative().max(1e12),
-  }).strict(),
+  tried: z.strictObject({
+    candidates: z.number().check(z.int(), z.nonnegative(), z.lte(1_000_000)),
+    pingsSent: z.number().check(z.int(), z.nonnegative(), z.lte(1e12)),
+    pongsReceived: z.number().check(z.int(), z.nonnegative(), z.lte(1e12)),
+  }),
   /** Seconds since traffic or disco last went to or came from the peer. */
-  idleSeconds: z.number().nonnegative().max(1e9),
-}).strict();
+  idleSeconds: z.number().check(z.nonnegative(), z.lte(1e9)),
+});
 export type PeerPathReport = z.infer<typeof PeerPathReport>;
 export const MAX_PATH_REPORT_PEERS = 4096;
 /** The agent's whole path table, sent on change (coalesced, at most PATH_REPORT_MIN_INTERVAL_MS apart). */
-export const StreamPaths = z.object({
+export const StreamPaths = z.strictObject({
   type: z.literal('paths'),
   /** This node's NAT type from its netcheck (e.g. "endpoint-independent mapping"), when known. */
-  natType: z.string().max(100).nullable(),
-  peers: z.array(PeerPathReport).max(MAX_PATH_REPORT_PEERS),
-}).strict();
+  natType: z.nullable(z.string().check(z.maxLength(100))),
+  peers: z.array(PeerPathReport).check(z.maxLength(MAX_PATH_REPORT_PEERS)),
+});
 export type StreamPaths = z.infer<typeof StreamPaths>;
 export const PATH_REPORT_MIN_INTERVAL_MS = 500;
 export const StreamPong = z.object({ type: z.literal('pong'), t: z.number() });
@@ -280,60 +284,60 @@ export const ServerStreamMessage = z.discriminatedUnion('type', [Netmap, NetmapD
 export type ServerStreamMessage = z.infer<typeof ServerStreamMessage>;
 
 // Admin API (Authorization: Bearer TOKEN).
-export const AuthKeyCreate = z.object({
-  reusable: z.boolean().default(false),
-  ephemeral: z.boolean().default(false),
+export const AuthKeyCreate = z.strictObject({
+  reusable: z._default(z.boolean(), false),
+  ephemeral: z._default(z.boolean(), false),
   /** Seconds until the key expires; absent = never. */
-  expirySeconds: z.number().int().positive().max(10 * 365 * 86400).optional(),
-  tags: z.array(Tag).max(16).default([]),
+  expirySeconds: z.optional(z.number().check(z.int(), z.positive(), z.lte(10 * 365 * 86400))),
+  tags: z._default(z.array(Tag).check(z.maxLength(16)), []),
   /** The owner of the nodes it registers; absent = none. */
-  user: UserName.optional(),
-}).strict();
+  user: z.optional(UserName),
+});
 export type AuthKeyCreate = z.infer<typeof AuthKeyCreate>;
 
 export const AuthKeyInfo = z.object({
-  id: z.number().int(),
+  id: z.number().check(z.int()),
   prefix: z.string(),
   reusable: z.boolean(),
   ephemeral: z.boolean(),
   tags: z.array(z.string()),
   /** Owner of the nodes it registers (null: none; absent from coordinators older than the field). */
-  user: z.string().nullable().default(null),
+  user: z._default(z.nullable(z.string()), null),
   createdAt: z.string(),
-  expiresAt: z.string().nullable(),
-  usedCount: z.number().int(),
+  expiresAt: z.nullable(z.string()),
+  usedCount: z.number().check(z.int()),
   revoked: z.boolean(),
 });
 export type AuthKeyInfo = z.infer<typeof AuthKeyInfo>;
 
 /** Only in the creation reply: the secret is never shown again. */
-export const AuthKeyCreated = AuthKeyInfo.extend({ key: z.string() });
+export const AuthKeyCreated = z.extend(AuthKeyInfo, { key: z.string() });
 
-export const NodeInfo = Peer.extend({
+export const NodeInfo = z.extend(Peer, {
   /** Owner, from the auth key it registered with (null: none). */
-  user: z.string().nullable().default(null),
+  user: z._default(z.nullable(z.string()), null),
   createdAt: z.string(),
-  keyExpiresAt: z.string().nullable(),
+  keyExpiresAt: z.nullable(z.string()),
   ephemeral: z.boolean(),
   advertisedRoutes: z.array(CidrText),
   advertisedExitNode: z.boolean(),
   /** The agent's OS and pinhole version from its last registration (null: not reported, an older agent). */
-  os: z.string().nullable().default(null),
-  version: z.string().nullable().default(null),
+  os: z._default(z.nullable(z.string()), null),
+  version: z._default(z.nullable(z.string()), null),
 });
 export type NodeInfo = z.infer<typeof NodeInfo>;
 
-export const RoutesApprove = z.object({ routes: z.array(CidrText).min(1).max(64) }).strict();
+export const RoutesApprove = z.strictObject({ routes: z.array(CidrText).check(z.minLength(1), z.maxLength(64)) });
 
 /** POST /api/v1/admin/nodes/:id/rename: the same rules as a hostname at registration. */
-export const NodeRename = z.object({ name: Hostname }).strict();
+export const NodeRename = z.strictObject({ name: Hostname });
 export type NodeRename = z.infer<typeof NodeRename>;
 
 /** One-line reason for a refused request, with the HTTP status. */
 export const ErrorReply = z.object({ error: z.string() });
 
 /** First line of a zod error, for one-line refusals ("hostname: a hostname of letters, ..."). */
-export function describeZodError(err: z.ZodError): string {
+export function describeZodError(err: z.core.$ZodError): string {
   const issue = err.issues[0];
   if (!issue) return 'invalid message';
   const path = issue.path.join('.');
@@ -364,20 +368,20 @@ export type RouteList = z.infer<typeof RouteList>;
 
 /** GET /api/v1/admin/stats: the coordinator's counters since it started. */
 export const CoordinatorStats = z.object({
-  nodes: z.number().int(),
-  onlineNodes: z.number().int(),
-  streams: z.number().int(),
+  nodes: z.number().check(z.int()),
+  onlineNodes: z.number().check(z.int()),
+  streams: z.number().check(z.int()),
   /** Netmap fan-out: flushes, deltas and netmaps sent, their bytes, recipients skipped as behind. */
   netmap: z.record(z.string(), z.number()),
   /** Streams accepted, refused at hello, messages dropped as malformed, hellos that never came. */
   stream: z.record(z.string(), z.number()),
   /** Control channels: opened, refused (bad handshake, key mismatch, rate, caps), registrations throttled; h2*: over HTTP/2. */
-  control: z.record(z.string(), z.number()).optional(),
+  control: z.optional(z.record(z.string(), z.number())),
   /** Coordinators sharing a PostgreSQL database: this replica's change feed (replica-feed.ts). */
-  replica: z.object({
-    replica: z.string(), connected: z.boolean(), lastApplied: z.number().int(), applied: z.number().int(), ownSkipped: z.number().int(),
-    resyncs: z.number().int(), gaps: z.number().int(), reconnects: z.number().int(), replicasReaped: z.number().int(),
-  }).optional(),
+  replica: z.optional(z.object({
+    replica: z.string(), connected: z.boolean(), lastApplied: z.number().check(z.int()), applied: z.number().check(z.int()), ownSkipped: z.number().check(z.int()),
+    resyncs: z.number().check(z.int()), gaps: z.number().check(z.int()), reconnects: z.number().check(z.int()), replicasReaped: z.number().check(z.int()),
+  })),
 });
 export type CoordinatorStats = z.infer<typeof CoordinatorStats>;
 
@@ -385,7 +389,7 @@ export type CoordinatorStats = z.infer<typeof CoordinatorStats>;
 const KeyWithFingerprint = z.object({ key: Key32, fingerprint: z.string() });
 export const CoordinatorKeyState = z.object({
   current: KeyWithFingerprint,
-  next: KeyWithFingerprint.nullable(),
+  next: z.nullable(KeyWithFingerprint),
   /** The fingerprint auth keys created now carry. */
   authKeyFingerprint: z.string(),
 });

@@ -1,7 +1,8 @@
 // The DNS settings a coordinator sends with the netmap: the domain nodes are named under
 // (HOST.DOMAIN) and split-DNS routes (queries under SUFFIX go to RESOLVER instead of the host's
 // resolvers). Parsing of the coordinator's flags lives here too, so the flag and the wire agree.
-import { z } from 'zod';
+import * as z from 'zod/mini';
+import '../zod-locale.js';
 
 export const DEFAULT_DNS_DOMAIN = 'pinhole.internal';
 /** The address every agent answers DNS on (never a node's address: the allocator skips it). */
@@ -15,17 +16,17 @@ export function isDnsName(text: string): boolean {
   return text.split('.').every((l) => LABEL.test(l));
 }
 
-export const DnsName = z.string().max(253).refine(isDnsName, 'a DNS name like pinhole.internal (lower-case letters, digits, "-", dots)');
+export const DnsName = z.string().check(z.maxLength(253), z.refine(isDnsName, 'a DNS name like pinhole.internal (lower-case letters, digits, "-", dots)'));
 
 /** "IP" or "IP:port" / "[IPv6]:port" of a resolver. */
-export const ResolverAddress = z.string().max(64).regex(/^(\d{1,3}(\.\d{1,3}){3}(:\d{1,5})?|\[[0-9a-fA-F:.]+\]:\d{1,5}|[0-9a-fA-F:]+)$/, 'a resolver address like 192.0.2.53 or 192.0.2.53:5353');
+export const ResolverAddress = z.string().check(z.maxLength(64), z.regex(/^(\d{1,3}(\.\d{1,3}){3}(:\d{1,5})?|\[[0-9a-fA-F:.]+\]:\d{1,5}|[0-9a-fA-F:]+)$/, 'a resolver address like 192.0.2.53 or 192.0.2.53:5353'));
 
 export const DnsRoute = z.object({ suffix: DnsName, resolver: ResolverAddress });
 export type DnsRoute = z.infer<typeof DnsRoute>;
 
 export const DnsConfig = z.object({
   domain: DnsName,
-  routes: z.array(DnsRoute).max(64).default([]),
+  routes: z._default(z.array(DnsRoute).check(z.maxLength(64)), []),
 });
 export type DnsConfig = z.infer<typeof DnsConfig>;
 

@@ -1,6 +1,6 @@
 // Measuring a path: iperf3 TCP throughput between two lab hosts and a process's CPU time from
 // /proc (for relay CPU per Gbit/s).
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import type { Host } from '../natlab/index.js';
 
 const CLK_TCK = 100; // Linux USER_HZ
@@ -20,6 +20,32 @@ export function processCpuSeconds(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return (Number(fields[11]) + Number(fields[12])) / CLK_TCK; // utime, stime
+}
+
+/**
+ * Nanoseconds each thread of process `pid` has run so far, from /proc/PID/task/TID/schedstat: the
+ * scheduler's exact run time. utime and stime (processCpuSeconds) are sampled at the clock tick
+ * (CONFIG_TICK_CPU_ACCOUNTING, 10 ms here): a process that wakes a few times a second for well under
+ * a tick is charged a whole tick or nothing, so over a minute at idle they measure noise.
+ */
+export function threadRunNanos(pid: number): Map<number, bigint> {
+  const out = new Map<number, bigint>();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      out.set(Number(tid), BigInt(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]!));
+    } catch { /* the thread ended between the listing and the read */ }
+  }
+  return out;
+}
+
+/**
+ * Seconds process `pid` ran between two threadRunNanos readings, summed over its threads (a thread
+ * that ended in between is left out: its last reading is gone with it).
+ */
+export function runSecondsBetween(before: Map<number, bigint>, after: Map<number, bigint>): number {
+  let ns = 0n;
+  for (const [tid, t] of after) ns += t - (before.get(tid) ?? 0n);
+  return Number(ns) / 1e9;
 }
 
 /** iperf3 TCP from `client` to a server on `server` bound to `ip`, for `seconds`. */

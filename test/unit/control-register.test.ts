@@ -12,6 +12,7 @@ import {
   CoordinatorUnreachableError, registerNode,
 } from '../../agent/control/register.js';
 import fc from 'fast-check';
+import * as z from 'zod/mini';
 import { coordinatorUrls, normalizeCoordinatorUrl, CoordinatorUrlError } from '../../agent/control/coordinator-url.js';
 import { keyFingerprint } from '../../proto/control/coordinator-key.js';
 import { RegisterRequest, describeZodError } from '../../proto/control/schemas.js';
@@ -29,7 +30,7 @@ const AUTH = `phk_0123456789ab_${'f'.repeat(64)}_${fp}`;
 /** What the server does with POST /api/v1/register: 'check' verifies the caller and accepts. */
 let mode: 'check' | 'refuse' | 'garbage' | 'other-key' | 'old' = 'check';
 /** A coordinator from before agents reported their OS and version: those keys are unknown to it. */
-const OldRegisterRequest = RegisterRequest.omit({ os: true, version: true }).strict();
+const OldRegisterRequest = z.strictObject(z.omit(RegisterRequest, { os: true, version: true }).shape);
 let lastRequest: RegisterRequest | undefined;
 let requests = 0;
 let server: ScriptedControlServer;
