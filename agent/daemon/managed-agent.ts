@@ -399,6 +399,7 @@ export class ManagedAgent {
       socketMark: this.opts.socketMark.value,
       natKind: () => natKindOf(this.lastNetcheck?.mapping),
       onNatKindWanted: () => this.netcheckForBirthday(),
+      linkWatched: () => this.live?.linkMonitor.running === true,
       ...(this.opts.onPathEvent ? { onPathEvent: this.opts.onPathEvent } : {}),
       ...(this.opts.onBulkRelay ? { onBulkRelay: this.opts.onBulkRelay } : {}),
     });

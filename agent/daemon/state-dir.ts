@@ -7,7 +7,6 @@
 //   registration.json  coordinator URL and server key, hostname asked for, SelfNode as assigned
 //   prefs.json         whether the user wants the node up, the UDP port last used, routing prefs
 //   netmap.json        the last full netmap with every delta since folded in
-import nacl from 'tweetnacl';
 import { chmod, mkdir, readdir, readFile, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as z from 'zod/mini';
@@ -66,7 +65,7 @@ export class StateDir {
     // Leftovers of a write interrupted by kill -9: the target file is intact, these are junk.
     for (const name of await readdir(dir)) if (isAtomicLeftover(name)) await unlink(join(dir, name)).catch(() => undefined);
     const nodePrivate = await loadOrCreateKey(join(dir, FILES.node), generatePrivateKey);
-    const discoSecret = await loadOrCreateKey(join(dir, FILES.disco), () => nacl.box.keyPair().secretKey);
+    const discoSecret = await loadOrCreateKey(join(dir, FILES.disco), generatePrivateKey);
     return new StateDir(dir, keysOf(nodePrivate, discoSecret));
   }
 
@@ -106,7 +105,7 @@ export class StateDir {
   async forgetNode(): Promise<void> {
     for (const f of ['registration', 'netmap'] as const) await unlink(this.path(f)).catch(ignoreMissing);
     const nodePrivate = generatePrivateKey();
-    const discoSecret = nacl.box.keyPair().secretKey;
+    const discoSecret = generatePrivateKey();
     await writeFileAtomic(this.path('node'), `${encodeKey(nodePrivate)}\n`);
     await writeFileAtomic(this.path('disco'), `${encodeKey(discoSecret)}\n`);
     this.currentKeys = keysOf(nodePrivate, discoSecret);
@@ -141,7 +140,7 @@ function keysOf(nodePrivate: Uint8Array, discoSecret: Uint8Array): NodeKeys {
     nodePrivate,
     nodeKey: encodeKey(publicKeyFromPrivate(nodePrivate)),
     discoSecret,
-    discoKey: encodeKey(nacl.box.keyPair.fromSecretKey(discoSecret).publicKey),
+    discoKey: encodeKey(publicKeyFromPrivate(discoSecret)),
   };
 }
 

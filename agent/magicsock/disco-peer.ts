@@ -1,6 +1,6 @@
 // What the magic socket knows of one peer: identity (node key, disco key and the box key shared
 // with it), its relay, its path state, and the WireGuard peer the path is applied to.
-import { discoSharedKey } from '../../proto/disco/messages.js';
+import { discoSharedKey } from './disco-key.js';
 import { DiscoReplayWindow } from '../../proto/disco/replay-window.js';
 import type { Peer } from '../wireguard/peer.js';
 import type { NatKind } from '../netcheck/nat-type.js';
@@ -14,6 +14,8 @@ export class DiscoPeer {
   replay = new DiscoReplayWindow();
   readonly relayAddr: Uint8Array;
   sharedKey: Uint8Array;
+  /** false when the peer's disco key is of low order (disco-key.ts): nothing is sent to it or accepted from it. */
+  discoUsable: boolean;
   discoKeyB64: string;
   name: string;
   homeRelay: string | null = null;
@@ -50,7 +52,7 @@ export class DiscoPeer {
     this.relayAddr = relayAddr(id);
     wg.relayTrains = false; // until this disco key says otherwise (setDiscoKey)
     this.discoKeyB64 = Buffer.from(discoKey).toString('base64');
-    this.sharedKey = discoSharedKey(discoKey, discoSecret);
+    ({ key: this.sharedKey, usable: this.discoUsable } = discoSharedKey(discoKey, discoSecret));
     this.name = name;
   }
 
@@ -80,7 +82,7 @@ export class DiscoPeer {
 
   setDiscoKey(discoKey: Uint8Array, discoSecret: Uint8Array): void {
     this.discoKeyB64 = Buffer.from(discoKey).toString('base64');
-    this.sharedKey = discoSharedKey(discoKey, discoSecret);
+    ({ key: this.sharedKey, usable: this.discoUsable } = discoSharedKey(discoKey, discoSecret));
     this.replay = new DiscoReplayWindow();
     // A new disco key is a restarted peer, perhaps another version: it says again what it accepts.
     this.featuresSent = false;

@@ -8,8 +8,14 @@ import type { StunClient } from '../netcheck/stun-client.js';
 import { localEndpoints } from '../control/local-endpoints.js';
 
 export const RESTUN_INTERVAL_MS = 20_000;
-/** The slow fallback poll of the local addresses (the link monitor reports changes at once). */
-const LOCAL_CHECK_MS = 10_000;
+/** The fallback poll of the local addresses while nothing else reports their changes. */
+export const LOCAL_CHECK_MS = 10_000;
+/**
+ * The poll while a link monitor runs (linkWatched): it reports changes at once, so the poll only
+ * covers what it could miss. Each look costs a netlink dump (os.networkInterfaces): at idle the
+ * 10 s poll was the costliest timer the agent had after the path report.
+ */
+export const WATCHED_LOCAL_CHECK_MS = 60_000;
 export const DEFAULT_STUN_PORT = 3478;
 
 export interface EndpointDiscoveryOptions {
@@ -24,6 +30,10 @@ export interface EndpointDiscoveryOptions {
   mapped?: () => string | null;
   /** The poll saw the local addresses change (a new network the link monitor did not report). */
   onLocalChange?: () => void;
+  /** True while a link monitor reports address changes (agent/netmon/): the poll slows down then. */
+  linkWatched?: () => boolean;
+  /** The local endpoints ("ip:port"); default localEndpoints (os.networkInterfaces). */
+  readLocal?: (port: number, exclude: readonly string[]) => string[];
   log: Logger;
 }
 
@@ -43,11 +53,16 @@ export class EndpointDiscovery {
   private reflexive: string[] = [];
   private current: string[] = [];
   private timers: NodeJS.Timeout[] = [];
+  private watchTimer: NodeJS.Timeout | undefined;
   private running: Promise<void> | null = null;
   lastStunAt: string | null = null;
   lastStunError: string | null = null;
 
-  constructor(private readonly opts: EndpointDiscoveryOptions) {}
+  private readonly readLocal: (port: number, exclude: readonly string[]) => string[];
+
+  constructor(private readonly opts: EndpointDiscoveryOptions) {
+    this.readLocal = opts.readLocal ?? localEndpoints;
+  }
 
   get endpoints(): string[] {
     return this.current;
@@ -58,32 +73,45 @@ export class EndpointDiscovery {
   }
 
   start(): void {
-    this.local = localEndpoints(this.opts.port(), this.opts.exclude);
+    this.local = this.readLocal(this.opts.port(), this.opts.exclude);
     this.publish();
     void this.discover();
     const restun = setInterval(() => void this.discover(), RESTUN_INTERVAL_MS);
-    const watch = setInterval(() => {
-      const now = localEndpoints(this.opts.port(), this.opts.exclude);
-      if (now.join() === this.local.join()) return;
-      this.opts.log.info(`local addresses changed (${now.join(', ') || 'none'}): discovering endpoints again`);
-      this.local = now;
-      this.publish();
-      if (this.opts.onLocalChange) this.opts.onLocalChange();
-      else void this.discover();
-    }, LOCAL_CHECK_MS);
     restun.unref();
-    watch.unref();
-    this.timers.push(restun, watch);
+    this.timers.push(restun);
+    this.armWatch();
   }
 
   stop(): void {
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
+    clearTimeout(this.watchTimer);
+    this.watchTimer = undefined;
+  }
+
+  /** The next look at the local addresses: every LOCAL_CHECK_MS, or WATCHED_LOCAL_CHECK_MS while a link monitor runs. */
+  private armWatch(): void {
+    const ms = this.opts.linkWatched?.() ? WATCHED_LOCAL_CHECK_MS : LOCAL_CHECK_MS;
+    this.watchTimer = setTimeout(() => {
+      this.watchLocal();
+      this.armWatch();
+    }, ms);
+    this.watchTimer.unref();
+  }
+
+  private watchLocal(): void {
+    const now = this.readLocal(this.opts.port(), this.opts.exclude);
+    if (now.join() === this.local.join()) return;
+    this.opts.log.info(`local addresses changed (${now.join(', ') || 'none'}): discovering endpoints again`);
+    this.local = now;
+    this.publish();
+    if (this.opts.onLocalChange) this.opts.onLocalChange();
+    else void this.discover();
   }
 
   /** A new network: re-reads the local addresses and asks STUN again (after any run in flight, whose answer may be stale). */
   async refresh(): Promise<void> {
-    this.local = localEndpoints(this.opts.port(), this.opts.exclude);
+    this.local = this.readLocal(this.opts.port(), this.opts.exclude);
     this.publish();
     await this.running?.catch(() => undefined);
     await this.discover();

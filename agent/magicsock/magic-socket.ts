@@ -78,6 +78,8 @@ export interface MagicSocketOptions {
   natKind?: () => BirthdayNat;
   /** A peer needs our NAT kind and it is unknown: run a netcheck. */
   onNatKindWanted?: () => void;
+  /** True while a link monitor reports the host's address changes (networkChanged): the fallback poll of the local addresses slows down. */
+  linkWatched?: () => boolean;
 }
 
 /**
@@ -202,6 +204,7 @@ export class MagicSocket implements DeviceTransport, PathOwner {
       servers: () => [...new Set(this.relays.relays().flatMap((r) => relayStunServers(r)))],
       onChange: () => this.opts.onReportChange(),
       onLocalChange: () => this.networkChanged(['local addresses changed (poll)']),
+      linkWatched: () => this.opts.linkWatched?.() ?? false,
       mapped: () => this.portmapper?.external ?? null,
     });
     this.portmapper = opts.portmap ? new Portmapper({
@@ -500,6 +503,7 @@ export class MagicSocket implements DeviceTransport, PathOwner {
     const sender = Buffer.from(packet.subarray(DISCO_MAGIC.length, DISCO_MAGIC.length + DISCO_KEY_LEN)).toString('base64');
     const p = this.byDiscoKey.get(sender);
     if (!p || (relayPeer && relayPeer !== p)) { this.counters.discoUnknownSender++; return; }
+    if (!p.discoUsable) { this.counters.discoBadPacket++; return; }
     let env: DiscoEnvelope;
     try {
       env = openDisco(packet, p.sharedKey);
@@ -681,6 +685,7 @@ export class MagicSocket implements DeviceTransport, PathOwner {
   }
 
   private sendDisco(p: DiscoPeer, payload: Uint8Array, udpAddr: Uint8Array | null, relay: string | null): boolean {
+    if (!p.discoUsable) return false;
     const packet = sealDisco(payload, this.opts.discoPublic, p.sharedKey);
     if (udpAddr) return this.bind.send(packet, udpAddr); // plain UDP, or a birthday socket's address
     if (relay) return this.relays.send(relay, p.nodeKey, packet, true);

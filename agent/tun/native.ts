@@ -179,6 +179,11 @@ export interface NativeAddon {
   /** getgrgid_r: the name of a gid, null if there is no such group. */
   groupName(gid: number): string | null;
   /**
+   * libsodium's crypto_box_beforenm into `out` (32 bytes): NaCl box's key for (their public key,
+   * our secret key). false, and `out` zeroed, when their key is of low order (box.c).
+   */
+  boxBeforenm(out: Uint8Array, theirPublic: Uint8Array, ourSecret: Uint8Array): boolean;
+  /**
    * The native path's inbound destination verdicts for a batch against local tables packed as for
    * setLocal: out[i] = 1 delivered, 0 not for us, 2 not an IP packet (for the differential test).
    */

@@ -1,8 +1,10 @@
 // Disco: the small messages agents exchange to find a direct path to each other. They share the
 // agent's one UDP socket with WireGuard and STUN (and travel through relays as ordinary packets),
 // so every disco packet starts with a magic prefix that neither of the others can start with.
-// Payloads are sealed with NaCl box (tweetnacl) under the two nodes' disco keys.
-import nacl from 'tweetnacl';
+// Payloads are sealed with NaCl box under the two nodes' disco keys: with the key the two share
+// (crypto_box_beforenm, computed once per peer by the agent: agent/magicsock/disco-key.ts), box is
+// libsodium's secretbox (XSalsa20-Poly1305), which is what tweetnacl's box.after did before.
+import sodium from 'sodium-native';
 import { DecodeError } from '../errors.js';
 import { copyBytes } from '../bytes.js';
 
@@ -227,13 +229,12 @@ export function decodeDiscoPayload(p: Uint8Array): DiscoEnvelope {
 
 /** Seals a payload from us (our disco secret) to the peer (its disco public key, via the shared key). */
 export function sealDisco(payload: Uint8Array, senderPublic: Uint8Array, sharedKey: Uint8Array): Uint8Array {
-  const nonce = nacl.randomBytes(DISCO_NONCE_LEN);
-  const boxed = nacl.box.after(payload, nonce, sharedKey);
-  const out = new Uint8Array(DISCO_HEADER_LEN + boxed.length);
+  const out = new Uint8Array(DISCO_HEADER_LEN + payload.length + BOX_OVERHEAD);
   out.set(DISCO_MAGIC, 0);
   out.set(senderPublic, DISCO_MAGIC.length);
-  out.set(nonce, DISCO_MAGIC.length + DISCO_KEY_LEN);
-  out.set(boxed, DISCO_HEADER_LEN);
+  const nonce = out.subarray(DISCO_MAGIC.length + DISCO_KEY_LEN, DISCO_HEADER_LEN);
+  sodium.randombytes_buf(nonce);
+  sodium.crypto_secretbox_easy(out.subarray(DISCO_HEADER_LEN), payload, nonce, sharedKey);
   return out;
 }
 
@@ -242,14 +243,11 @@ export function openDisco(packet: Uint8Array, sharedKey: Uint8Array): DiscoEnvel
   if (!isDiscoPacket(packet)) throw new DecodeError('short', 'not a disco packet');
   if (packet.length > MAX_DISCO_PACKET) throw new DecodeError('oversized', `disco packet of ${packet.length} bytes`);
   const nonce = packet.subarray(DISCO_MAGIC.length + DISCO_KEY_LEN, DISCO_HEADER_LEN);
-  const opened = nacl.box.open.after(packet.subarray(DISCO_HEADER_LEN), nonce, sharedKey);
-  if (!opened) throw new DecodeError('bad-box', 'disco packet failed to open');
+  const boxed = packet.subarray(DISCO_HEADER_LEN);
+  if (boxed.length < BOX_OVERHEAD) throw new DecodeError('bad-box', `disco packet of ${packet.length} bytes: shorter than its box`);
+  const opened = new Uint8Array(boxed.length - BOX_OVERHEAD);
+  if (!sodium.crypto_secretbox_open_easy(opened, boxed, nonce, sharedKey)) throw new DecodeError('bad-box', 'disco packet failed to open');
   return decodeDiscoPayload(opened);
-}
-
-/** The precomputed box key for (our disco secret, their disco public key). */
-export function discoSharedKey(theirPublic: Uint8Array, ourSecret: Uint8Array): Uint8Array {
-  return nacl.box.before(theirPublic, ourSecret);
 }
 
 function writeEndpoint(out: Uint8Array, off: number, e: DiscoEndpoint): void {

@@ -2,6 +2,7 @@
 // messages and the handshake responder, a whole WireGuard device, disco (box + replay window),
 // STUN, relay frames and the frame reader, relay mesh frames.
 import nacl from 'tweetnacl';
+import { discoSharedKey } from '../../agent/magicsock/disco-key.js';
 import {
   decodeCookieReply, decodeInitiation, decodeResponse, encodeCookieReply, encodeResponse, isTransportMessage, messageType,
   transportCounter, transportReceiver,
@@ -9,7 +10,7 @@ import {
 import { HandshakeError, consumeInitiation, createInitiation, localIdentity, remoteIdentity } from '../../proto/wireguard/handshake.js';
 import { generatePrivateKey, publicKeyFromPrivate } from '../../proto/wireguard/keys.js';
 import { tai64n } from '../../proto/wireguard/tai64n.js';
-import { DISCO_KEY_LEN, DISCO_MAGIC, decodeDiscoPayload, discoSharedKey, encodeDiscoPayload, openDisco, sealDisco, isDiscoPacket, type DiscoMessage } from '../../proto/disco/messages.js';
+import { DISCO_KEY_LEN, DISCO_MAGIC, decodeDiscoPayload, encodeDiscoPayload, openDisco, sealDisco, isDiscoPacket, type DiscoMessage } from '../../proto/disco/messages.js';
 import { DiscoReplayWindow, REORDER_US } from '../../proto/disco/replay-window.js';
 import { decodeStunMessage, encodeStunMessage, isStunMessage, METHOD_BINDING } from '../../proto/stun/message.js';
 import { encodeBindingError, encodeBindingRequest, encodeBindingSuccess } from '../../proto/stun/binding.js';
@@ -165,8 +166,8 @@ export function relayTrains(): FuzzTarget {
 export function disco(): FuzzTarget {
   const a = nacl.box.keyPair();
   const b = nacl.box.keyPair();
-  const ab = discoSharedKey(b.publicKey, a.secretKey);
-  const ba = discoSharedKey(a.publicKey, b.secretKey);
+  const ab = discoSharedKey(b.publicKey, a.secretKey).key;
+  const ba = discoSharedKey(a.publicKey, b.secretKey).key;
   const ep = { address: Uint8Array.from([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 203, 0, 113, 5]), port: 41641 };
   const msgs: DiscoMessage[] = [
     { type: 'ping', txid: new Uint8Array(12).fill(1), nodeKey: new Uint8Array(32).fill(2) },

@@ -5,7 +5,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import nacl from 'tweetnacl';
-import { decodeDiscoPayload, discoSender, discoSharedKey, encodeDiscoPayload, sealDisco } from '../../proto/disco/messages.js';
+import { decodeDiscoPayload, discoSender, encodeDiscoPayload, sealDisco } from '../../proto/disco/messages.js';
+import { discoSharedKey } from '../../agent/magicsock/disco-key.js';
 import { encodeBindingSuccess } from '../../proto/stun/binding.js';
 import { decodeStunMessage, newTransactionId } from '../../proto/stun/message.js';
 import { decodePcpResponse } from '../../proto/portmap/pcp.js';
@@ -23,7 +24,7 @@ test('discoSender, and the txid, node key and endpoint of a disco payload, outli
   const slab = Buffer.alloc(2048);
   const a = nacl.box.keyPair();
   const b = nacl.box.keyPair();
-  const packet = inSlot(slab, sealDisco(encodeDiscoPayload({ type: 'ping', txid: new Uint8Array(12).fill(7), nodeKey: new Uint8Array(32).fill(9) }, 1), a.publicKey, discoSharedKey(b.publicKey, a.secretKey)));
+  const packet = inSlot(slab, sealDisco(encodeDiscoPayload({ type: 'ping', txid: new Uint8Array(12).fill(7), nodeKey: new Uint8Array(32).fill(9) }, 1), a.publicKey, discoSharedKey(b.publicKey, a.secretKey).key));
   const sender = discoSender(packet);
   const ping = decodeDiscoPayload(inSlot(slab, encodeDiscoPayload({ type: 'ping', txid: new Uint8Array(12).fill(7), nodeKey: new Uint8Array(32).fill(9) }, 1))).msg;
   slab.fill(SCRIBBLE);

@@ -7,18 +7,19 @@ import fc from 'fast-check';
 import nacl from 'tweetnacl';
 import { DecodeError } from '../../proto/errors.js';
 import {
-  BIRTHDAY_NATS, BIRTHDAY_PHASES, DISCO_TYPE, FEATURE_RELAY_TRAINS, MAX_FEATURES_EXTRA, decodeDiscoPayload, DiscoClock, MAX_BIRTHDAY_SOCKETS, discoSender, discoSharedKey, encodeDiscoPayload, isDiscoPacket, MAX_CALL_ENDPOINTS, openDisco, sealDisco,
+  BIRTHDAY_NATS, BIRTHDAY_PHASES, DISCO_TYPE, FEATURE_RELAY_TRAINS, MAX_FEATURES_EXTRA, decodeDiscoPayload, DiscoClock, MAX_BIRTHDAY_SOCKETS, discoSender, encodeDiscoPayload, isDiscoPacket, MAX_CALL_ENDPOINTS, openDisco, sealDisco,
   type DiscoMessage,
 } from '../../proto/disco/messages.js';
 import { messageType } from '../../proto/wireguard/messages.js';
+import { discoSharedKey } from '../../agent/magicsock/disco-key.js';
 import { isStunMessage } from '../../proto/stun/message.js';
 import { encodeBindingRequest } from '../../proto/stun/binding.js';
 
 const RUNS = 100_000;
 const a = nacl.box.keyPair();
 const b = nacl.box.keyPair();
-const ab = discoSharedKey(b.publicKey, a.secretKey);
-const ba = discoSharedKey(a.publicKey, b.secretKey);
+const ab = discoSharedKey(b.publicKey, a.secretKey).key;
+const ba = discoSharedKey(a.publicKey, b.secretKey).key;
 const v4 = (x: number[], port: number) => ({ address: Uint8Array.from([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, ...x]), port });
 
 function codeOf(f: () => unknown): string {
@@ -45,7 +46,7 @@ test('ping, pong and call-me-maybe round-trip sealed by A and opened by B', () =
 test('a packet opens only with the key shared by its two ends', () => {
   const c = nacl.box.keyPair();
   const packet = sealDisco(encodeDiscoPayload({ type: 'call-me-maybe', endpoints: [] }, 1), a.publicKey, ab);
-  assert.equal(codeOf(() => openDisco(packet, discoSharedKey(a.publicKey, c.secretKey))), 'bad-box');
+  assert.equal(codeOf(() => openDisco(packet, discoSharedKey(a.publicKey, c.secretKey).key)), 'bad-box');
   const flipped = Uint8Array.from(packet);
   flipped[flipped.length - 1]! ^= 1;
   assert.equal(codeOf(() => openDisco(flipped, ba)), 'bad-box');

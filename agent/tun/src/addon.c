@@ -1,7 +1,9 @@
 // Module entry: exports the native classes { Tun, Udp, BusyPoll, Icmp, FastPath, checkDestinations },
-// the socket-mark functions { markedTcpSocket, socketMark } and { peerCred, groupId, groupName }.
+// the socket-mark functions { markedTcpSocket, socketMark }, { peerCred, groupId, groupName } and
+// boxBeforenm (disco's precomputed box key).
 #include <node_api.h>
 
+#include "box.h"
 #include "busy_poll.h"
 #include "errors.h"
 #include "fast_flows.h"
@@ -32,6 +34,7 @@ static napi_value init(napi_env env, napi_value exports) {
   PH_NAPI(env, ph_sockmark_define(env, exports));
   static const struct { const char *name; napi_callback fn; } functions[] = {
     {"peerCred", ph_peer_cred}, {"groupId", ph_group_id}, {"groupName", ph_group_name},
+    {"boxBeforenm", ph_box_beforenm},
   };
   for (size_t i = 0; i < sizeof functions / sizeof functions[0]; i++) {
     napi_value fn;
