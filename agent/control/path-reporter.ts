@@ -20,11 +20,11 @@ export const LATENCY_MIN_MS = 5;
 export const REFRESH_MS = 30_000;
 export const POLL_MS = 1000;
 /**
- * The poll while every peer is quiet: nothing moves without an event (poke) then, so the look is
- * the refresh's. (It was 10 s: two looks in three found nothing and cost the idle agent the most
- * CPU of all its timers.)
+ * The poll while every peer is quiet. Paths move only with an event (poke) then, but a reason can
+ * still change without one (pings found unanswered after the traffic stopped): 30 s, the refresh's
+ * interval, was tried on 2026-12-07 and the lab test saw "pings unanswered" reported too late.
  */
-export const QUIET_POLL_MS = REFRESH_MS;
+export const QUIET_POLL_MS = 10_000;
 
 export interface PathTable {
   natType: string | null;
