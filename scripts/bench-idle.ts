@@ -11,6 +11,7 @@
 // of the minified bundle), for what the bundle saves.
 // Prints a table and writes bench/results/idle-<date>.json.
 import { fork, type ChildProcess } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
@@ -55,6 +56,8 @@ interface Row {
   rssAnonMB: number;
   rssFileMB: number;
   peersInNetmap: number;
+  /** cpuSeconds by thread: the main thread, the others by name (/proc/PID/task/TID/comm); milliseconds run and times scheduled in. */
+  byThread: Record<string, { ms: number; runs: number }>;
 }
 
 type Variant = 'shipped' | 'v8-defaults' | 'unbundled';
@@ -157,6 +160,7 @@ async function measure(lab: Lab, peers: number, seconds: number, settleMs: numbe
       const pid = agent.proc.pid;
       const cpu0 = processCpuSeconds(pid);
       const run0 = threadRunNanos(pid);
+      const threads0 = threadStats(pid);
       const t0 = performance.now();
       let peak = 0;
       const deadline = t0 + seconds * 1000;
@@ -166,9 +170,10 @@ async function measure(lab: Lab, peers: number, seconds: number, settleMs: numbe
       }
       const tickCpuSeconds = processCpuSeconds(pid) - cpu0;
       const cpuSeconds = runSecondsBetween(run0, threadRunNanos(pid));
+      const byThread = threadStatsBetween(threads0, threadStats(pid));
       const wall = (performance.now() - t0) / 1000;
       const mem = await memoryMB(pid);
-      return { peers, variant, seconds: wall, cpuSeconds, cpuPct: (100 * cpuSeconds) / wall, tickCpuSeconds, rssMB: mem.rss, peakRssMB: Math.max(peak, mem.hwm), rssAnonMB: mem.anon, rssFileMB: mem.file, peersInNetmap: inNetmap };
+      return { peers, variant, seconds: wall, cpuSeconds, cpuPct: (100 * cpuSeconds) / wall, tickCpuSeconds, rssMB: mem.rss, peakRssMB: Math.max(peak, mem.hwm), rssAnonMB: mem.anon, rssFileMB: mem.file, peersInNetmap: inNetmap, byThread };
     } finally {
       await agent.stop();
     }
@@ -176,6 +181,34 @@ async function measure(lab: Lab, peers: number, seconds: number, settleMs: numbe
     sims.close();
     await coord.stop();
   }
+}
+
+interface ThreadStat { name: string; ns: bigint; runs: number }
+
+/** Per thread of `pid`: its name, run time and how many times it was scheduled in (schedstat's first and third fields). */
+function threadStats(pid: number): Map<number, ThreadStat> {
+  const out = new Map<number, ThreadStat>();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const [ns, , runs] = readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').trim().split(' ');
+      // Node names none of its threads: tell the main thread (the event loop) from the rest.
+      const name = Number(tid) === pid ? 'main' : `other ${readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim()}`;
+      out.set(Number(tid), { name, ns: BigInt(ns!), runs: Number(runs) });
+    } catch { /* the thread ended between the listing and the reads */ }
+  }
+  return out;
+}
+
+/** What each thread name ran between two threadStats readings (threads of one name summed). */
+function threadStatsBetween(before: Map<number, ThreadStat>, after: Map<number, ThreadStat>): Record<string, { ms: number; runs: number }> {
+  const out: Record<string, { ms: number; runs: number }> = {};
+  for (const [tid, t] of after) {
+    const b = before.get(tid);
+    const row = (out[t.name] ??= { ms: 0, runs: 0 });
+    row.ms += Number(t.ns - (b?.ns ?? 0n)) / 1e6;
+    row.runs += t.runs - (b?.runs ?? 0);
+  }
+  return out;
 }
 
 /** The shipped agent runs from the bundle only if it is current (bin/pinhole): refuse to measure a stale one. */
@@ -199,6 +232,7 @@ async function main(): Promise<number> {
     for (const [n, variant] of o.peers.flatMap((n) => o.variants.map((v) => [n, v] as const))) {
       const r = await measure(lab, n, o.seconds, o.settleSeconds * 1000, variant);
       process.stdout.write(`  ${n} peers${o.variants.length > 1 ? ` (${variant})` : ''}: CPU ${r.cpuPct.toFixed(3)}% over ${r.seconds.toFixed(0)} s (clock-tick sample ${((100 * r.tickCpuSeconds) / r.seconds).toFixed(3)}%), RSS ${r.rssMB.toFixed(1)} MB (anonymous ${r.rssAnonMB.toFixed(1)}, file ${r.rssFileMB.toFixed(1)}; peak ${r.peakRssMB.toFixed(1)} MB)\n`);
+      process.stdout.write(`    by thread: ${Object.entries(r.byThread).sort((a, b) => b[1].ms - a[1].ms).map(([name, t]) => `${name} ${t.ms.toFixed(1)} ms in ${t.runs} runs`).join(', ')}\n`);
       rows.push(r);
     }
   } finally {

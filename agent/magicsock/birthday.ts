@@ -47,8 +47,8 @@ export interface BirthdayHost {
   ourPublic(): DiscoEndpoint | null;
   /** A birthday message to the peer through its relay. */
   sendBirthday(p: DiscoPeer, msg: BirthdayMessage): boolean;
-  /** A sealed disco ping to the peer, not tracked (the hard side's mapping-making pings). */
-  sealedPing(p: DiscoPeer): Uint8Array;
+  /** A sealed disco ping to the peer, not tracked (the hard side's mapping-making pings); null when the peer has no usable disco key. */
+  sealedPing(p: DiscoPeer): Uint8Array | null;
   /** A tracked disco ping from the main socket to `to`; its pong confirms a direct path. */
   sprayPing(p: DiscoPeer, to: Uint8Array): void;
   /** A datagram received on a birthday socket, with its birthday source address. */
@@ -276,7 +276,9 @@ export class Birthday {
       });
       socket.bind(0, () => {
         if (st.hard !== run || !run.sockets.has(id)) return;
-        socket.send(this.host.sealedPing(p), port, ip);
+        const ping = this.host.sealedPing(p);
+        if (ping === null) return;
+        socket.send(ping, port, ip);
         this.stats.packetsSent++;
         // Once every socket has made its mapping, the easy side may spray.
         if (++bound === BIRTHDAY_SOCKETS || bound === run.sockets.size) {

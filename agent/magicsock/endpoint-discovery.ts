@@ -52,7 +52,7 @@ export class EndpointDiscovery {
   private local: string[] = [];
   private reflexive: string[] = [];
   private current: string[] = [];
-  private timers: NodeJS.Timeout[] = [];
+  private restunTimer: NodeJS.Timeout | undefined;
   private watchTimer: NodeJS.Timeout | undefined;
   private running: Promise<void> | null = null;
   lastStunAt: string | null = null;
@@ -76,21 +76,22 @@ export class EndpointDiscovery {
     this.local = this.readLocal(this.opts.port(), this.opts.exclude);
     this.publish();
     void this.discover();
-    const restun = setInterval(() => void this.discover(), RESTUN_INTERVAL_MS);
-    restun.unref();
-    this.timers.push(restun);
+    clearInterval(this.restunTimer);
+    this.restunTimer = setInterval(() => void this.discover(), RESTUN_INTERVAL_MS);
+    this.restunTimer.unref();
     this.armWatch();
   }
 
   stop(): void {
-    for (const t of this.timers) clearInterval(t);
-    this.timers = [];
+    clearInterval(this.restunTimer);
+    this.restunTimer = undefined;
     clearTimeout(this.watchTimer);
     this.watchTimer = undefined;
   }
 
   /** The next look at the local addresses: every LOCAL_CHECK_MS, or WATCHED_LOCAL_CHECK_MS while a link monitor runs. */
   private armWatch(): void {
+    clearTimeout(this.watchTimer);
     const ms = this.opts.linkWatched?.() ? WATCHED_LOCAL_CHECK_MS : LOCAL_CHECK_MS;
     this.watchTimer = setTimeout(() => {
       this.watchLocal();

@@ -223,7 +223,7 @@ export class MagicSocket implements DeviceTransport, PathOwner {
         const relay = this.relayFor(p);
         return relay !== null && this.sendDisco(p, this.payload(msg), null, relay);
       },
-      sealedPing: (p) => sealDisco(this.payload({ type: 'ping', txid: randomBytes(12), nodeKey: this.opts.nodeKey }), this.opts.discoPublic, p.sharedKey),
+      sealedPing: (p) => !p.discoUsable ? null : sealDisco(this.payload({ type: 'ping', txid: randomBytes(12), nodeKey: this.opts.nodeKey }), this.opts.discoPublic, p.sharedKey),
       sprayPing: (p, to) => {
         const now = this.now();
         this.sendPing(p, p.path.detached(packedText(to), to, now), now, undefined, true);

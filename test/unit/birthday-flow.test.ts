@@ -117,6 +117,34 @@ test('a peer\'s reported NAT kind decides before its offer: an easy one is not a
   b.close();
 });
 
+test('the hard side pings nothing and never says go toward a peer whose disco key is unusable', async () => {
+  const receiver = dgram.createSocket('udp4');
+  await new Promise<void>((r) => receiver.bind(0, '127.0.0.1', () => r()));
+  let pingsAtEasy = 0;
+  receiver.on('message', () => { pingsAtEasy++; });
+  const sprayed: Uint8Array[] = [];
+  const wanted = { n: 0 };
+  let easy!: Birthday;
+  let hard!: Birthday;
+  easy = new Birthday(host('easy', { address: '127.0.0.1', port: receiver.address().port }, (m) => hard.onMessage(peerA, m, performance.now()), sprayed, wanted));
+  // The magic socket's sealedPing is null for a peer without a usable disco key (a low-order key).
+  hard = new Birthday({ ...host('hard', { address: '127.0.0.2', port: 1 }, (m) => easy.onMessage(peerB, m, performance.now()), [], wanted), sealedPing: () => null });
+  try {
+    const t0 = performance.now();
+    easy.tick(peerB, t0, true, null, true);
+    easy.tick(peerB, t0 + PUNCH_GRACE_MS, true, null, true);
+    await waitUntil(() => hard.status().socketsOpened === BIRTHDAY_SOCKETS, 3000);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(hard.status().packetsSent, 0);
+    assert.equal(pingsAtEasy, 0);
+    assert.equal(sprayed.length, 0, 'no go, so no spray');
+  } finally {
+    easy.close();
+    hard.close();
+    receiver.close();
+  }
+});
+
 async function waitUntil(f: () => boolean, ms: number): Promise<void> {
   const end = performance.now() + ms;
   while (!f()) {
