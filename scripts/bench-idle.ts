@@ -56,6 +56,8 @@ interface Row {
   rssAnonMB: number;
   rssFileMB: number;
   peersInNetmap: number;
+  /** rssFileMB by file, largest first (at least 0.1 MB). */
+  rssFileByFile: Record<string, number>;
   /** cpuSeconds by thread: the main thread, the others by name (/proc/PID/task/TID/comm); milliseconds run and times scheduled in. */
   byThread: Record<string, { ms: number; runs: number }>;
 }
@@ -130,6 +132,19 @@ async function memoryMB(pid: number): Promise<{ rss: number; hwm: number; anon: 
   return { rss: kb('VmRSS') / 1024, hwm: kb('VmHWM') / 1024, anon: kb('RssAnon') / 1024, file: kb('RssFile') / 1024 };
 }
 
+/** File-backed RSS by file (/proc/PID/smaps), largest first: which binaries' and libraries' pages the agent keeps resident. */
+async function fileRssMB(pid: number): Promise<Record<string, number>> {
+  const byFile = new Map<string, number>();
+  let file: string | null = null;
+  for (const line of (await readFile(`/proc/${pid}/smaps`, 'utf8')).split('\n')) {
+    const head = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ (\d+)\s*(.*)$/.exec(line);
+    if (head) { file = head[1] !== '0' && head[2]!.startsWith('/') ? head[2]! : null; continue; }
+    const rss = /^Rss:\s+(\d+) kB/.exec(line);
+    if (rss && file !== null) byFile.set(file, (byFile.get(file) ?? 0) + Number(rss[1]) / 1024);
+  }
+  return Object.fromEntries([...byFile].filter(([, mb]) => mb >= 0.1).sort((a, b) => b[1] - a[1]).map(([f, mb]) => [f, Math.round(mb * 10) / 10]));
+}
+
 async function measure(lab: Lab, peers: number, seconds: number, settleMs: number, variant: Variant): Promise<Row> {
   const id = runId();
   const hostTag = `${peers}${VARIANT_TAG[variant]}`;
@@ -173,7 +188,8 @@ async function measure(lab: Lab, peers: number, seconds: number, settleMs: numbe
       const byThread = threadStatsBetween(threads0, threadStats(pid));
       const wall = (performance.now() - t0) / 1000;
       const mem = await memoryMB(pid);
-      return { peers, variant, seconds: wall, cpuSeconds, cpuPct: (100 * cpuSeconds) / wall, tickCpuSeconds, rssMB: mem.rss, peakRssMB: Math.max(peak, mem.hwm), rssAnonMB: mem.anon, rssFileMB: mem.file, peersInNetmap: inNetmap, byThread };
+      const rssFileByFile = await fileRssMB(pid);
+      return { peers, variant, seconds: wall, cpuSeconds, cpuPct: (100 * cpuSeconds) / wall, tickCpuSeconds, rssMB: mem.rss, peakRssMB: Math.max(peak, mem.hwm), rssAnonMB: mem.anon, rssFileMB: mem.file, peersInNetmap: inNetmap, byThread, rssFileByFile };
     } finally {
       await agent.stop();
     }
@@ -232,6 +248,7 @@ async function main(): Promise<number> {
     for (const [n, variant] of o.peers.flatMap((n) => o.variants.map((v) => [n, v] as const))) {
       const r = await measure(lab, n, o.seconds, o.settleSeconds * 1000, variant);
       process.stdout.write(`  ${n} peers${o.variants.length > 1 ? ` (${variant})` : ''}: CPU ${r.cpuPct.toFixed(3)}% over ${r.seconds.toFixed(0)} s (clock-tick sample ${((100 * r.tickCpuSeconds) / r.seconds).toFixed(3)}%), RSS ${r.rssMB.toFixed(1)} MB (anonymous ${r.rssAnonMB.toFixed(1)}, file ${r.rssFileMB.toFixed(1)}; peak ${r.peakRssMB.toFixed(1)} MB)\n`);
+      process.stdout.write(`    file pages: ${Object.entries(r.rssFileByFile).slice(0, 6).map(([f, mb]) => `${f} ${mb.toFixed(1)} MB`).join(', ')}\n`);
       process.stdout.write(`    by thread: ${Object.entries(r.byThread).sort((a, b) => b[1].ms - a[1].ms).map(([name, t]) => `${name} ${t.ms.toFixed(1)} ms in ${t.runs} runs`).join(', ')}\n`);
       rows.push(r);
     }

@@ -44,7 +44,8 @@ const result = await build({
   // 0.85 MB more at idle (bench-idle, 10 peers: 57.4-57.5 vs 58.2-58.4 MB). Logs name errors by
   // err.name (agent/log.ts), which every error class of ours sets.
   keepNames: false,
-  // Loads its prebuilt libsodium through node-gyp-build, by path at run time.
+  // Loads its prebuilt libsodium by path at run time. The agent daemon does not load it at all
+  // (proto/sodium.ts, agent/tun/addon-sodium.ts); its CLI may, through proto/sodium.ts's require.
   external: EXTERNAL,
   plugins: [requireExternals],
   // Libraries written as CommonJS call require() for node's own modules; an ES module has none.

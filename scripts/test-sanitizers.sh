@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 addon=$(bash scripts/build-addon-asan.sh)
-tests=(dist/test/lab/native-datapath.test.js dist/test/lab/udp-batch.test.js dist/test/unit/native-flows.test.js dist/test/unit/destination-check.test.js dist/test/unit/tun-offload.test.js)
+tests=(dist/test/lab/native-datapath.test.js dist/test/lab/udp-batch.test.js dist/test/unit/native-flows.test.js dist/test/unit/destination-check.test.js dist/test/unit/tun-offload.test.js dist/test/unit/addon-sodium.test.js)
 start=$(date +%s)
 export LD_PRELOAD="$(gcc -print-file-name=libasan.so)"
 export ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:halt_on_error=1"

@@ -33,14 +33,22 @@ export interface OptimizerOnLoadOptions {
   clock?: OptimizerClock;
   /** Turns the compiler on (tests pass a spy). */
   enable?: () => void;
+  /**
+   * Also called once when the agent becomes busy, PINHOLE_V8_FLAGS or not: the daemon moves its
+   * bulk crypto to sodium-native then (agent/tun/addon-sodium.ts, sodiumWhenBusy).
+   */
+  onBusy?: () => string;
 }
 
 export class OptimizerOnLoad {
   private readonly clock: OptimizerClock;
   private readonly enable: () => void;
   private readonly log: Pick<Logger, 'info'>;
-  /** Already on, or never ours to turn on (PINHOLE_V8_FLAGS: the user chose V8's flags). */
-  private settled: boolean;
+  /** Busy was seen (it is seen once). */
+  private settled = false;
+  /** V8's flags are not ours to change (PINHOLE_V8_FLAGS: the user chose them). */
+  private readonly userFlags: boolean;
+  private readonly onBusy: (() => string) | undefined;
   private enabled = false;
   private batches = 0;
   private windowAt: number;
@@ -50,7 +58,10 @@ export class OptimizerOnLoad {
     this.clock = opts.clock ?? PROCESS_CLOCK;
     this.enable = opts.enable ?? (() => setFlagsFromString('--turbofan'));
     this.log = opts.log;
-    this.settled = (opts.env ?? process.env).PINHOLE_V8_FLAGS !== undefined;
+    this.userFlags = (opts.env ?? process.env).PINHOLE_V8_FLAGS !== undefined;
+    this.onBusy = opts.onBusy;
+    // Nothing to do when busy: no need to watch for it.
+    this.settled = this.userFlags && !this.onBusy;
     this.windowAt = this.clock.now();
     this.windowCpu = this.clock.cpuMicros();
   }
@@ -83,8 +94,13 @@ export class OptimizerOnLoad {
 
   private turnOn(why: string): void {
     this.settled = true;
-    this.enabled = true;
-    this.enable();
-    this.log.info(`busy (${why}): V8's optimizing compiler on for this process (docs/protocol.md, "At idle")`);
+    const done: string[] = [];
+    if (!this.userFlags) {
+      this.enabled = true;
+      this.enable();
+      done.push('V8\'s optimizing compiler on');
+    }
+    if (this.onBusy) done.push(this.onBusy());
+    this.log.info(`busy (${why}): ${done.join(', ')} for this process (docs/protocol.md, "At idle")`);
   }
 }

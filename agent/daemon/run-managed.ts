@@ -16,6 +16,7 @@ import { lockStateDir } from './state-lock.js';
 import { TUN_NAME } from './tunnel.js';
 import { DEFAULT_SOCKET_MARK, type SocketMark } from '../routing/socket-mark.js';
 import type { MetricsListen, MetricsServer } from '../../metrics/http-server.js';
+import { sodiumWhenBusy, useAddonSodium } from '../tun/addon-sodium.js';
 
 export const DEFAULT_TUN = 'pinhole0';
 
@@ -46,6 +47,7 @@ export interface JoinOnStart {
 }
 
 export async function runManagedAgent(opts: ManagedDaemonOptions): Promise<void> {
+  useAddonSodium();
   const log = createLogger('agent');
   const tunName = opts.tunName ?? DEFAULT_TUN;
   if (!TUN_NAME.test(tunName)) throw new Error(`invalid TUN name "${tunName}": use --tun NAME (1-15 letters, digits, _=+.-)`);
@@ -61,7 +63,7 @@ export async function runManagedAgent(opts: ManagedDaemonOptions): Promise<void>
     : null;
   const metrics = metricsModules ? metricsModules[0].createAgentMetrics({ status: () => agent.status(), netcheck: () => agent.netcheckReport }) : null;
   const collector = collectorForBulkRelay(log);
-  const optimizer = new OptimizerOnLoad({ log });
+  const optimizer = new OptimizerOnLoad({ log, onBusy: sodiumWhenBusy });
   const agent: ManagedAgent = await ManagedAgent.load({
     state, log, tunName, port: opts.port, timers: timersFromEnv(process.env.PINHOLE_WG_TIMERS), defaultHostname: defaultHostname(),
     socketMark: opts.socketMark ?? DEFAULT_SOCKET_MARK, forceRelay: opts.forceRelay === true, relayTrains: opts.relayTrains !== false,

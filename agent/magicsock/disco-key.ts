@@ -2,7 +2,7 @@
 // with it): libsodium's crypto_box_beforenm, through the native addon (sodium-native has no
 // beforenm). Computed once per peer and disco key: X25519 then HSalsa20, ~50 µs natively, where
 // tweetnacl's JavaScript took milliseconds per peer on an agent that has not turned TurboFan on.
-import sodium from 'sodium-native';
+import { sodium } from '../../proto/sodium.js';
 import { loadNative } from '../tun/native.js';
 
 export interface DiscoKey {
@@ -18,6 +18,6 @@ export interface DiscoKey {
 export function discoSharedKey(theirPublic: Uint8Array, ourSecret: Uint8Array): DiscoKey {
   const key = new Uint8Array(32);
   if (loadNative().boxBeforenm(key, theirPublic, ourSecret)) return { key, usable: true };
-  sodium.randombytes_buf(key);
+  sodium().randombytes_buf(key);
   return { key, usable: false };
 }

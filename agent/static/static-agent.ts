@@ -14,6 +14,7 @@ import { timersFromEnv } from './timer-overrides.js';
 import { buildStatus } from './status-build.js';
 import { createLogger } from '../log.js';
 import { OptimizerOnLoad } from '../daemon/optimizer-on-load.js';
+import { sodiumWhenBusy, useAddonSodium } from '../tun/addon-sodium.js';
 
 export interface StaticAgentOptions extends AccessGroupOptions {
   configPath: string;
@@ -28,6 +29,7 @@ async function resolveEndpoint(host: string, port: number): Promise<Uint8Array> 
 }
 
 export async function runStaticAgent(opts: StaticAgentOptions): Promise<void> {
+  useAddonSodium();
   const log = createLogger('agent');
   const policy = await prepareLocalApi(opts.socketPath, opts);
   const cfg: WgQuickConfig = await loadWgQuickConfig(opts.configPath);
@@ -40,7 +42,7 @@ export async function runStaticAgent(opts: StaticAgentOptions): Promise<void> {
   const device = new Device({
     privateKey: cfg.interface.privateKey, mtu, timers: timersFromEnv(process.env.PINHOLE_WG_TIMERS),
     localAddresses: cfg.interface.addresses,
-    onBatch: new OptimizerOnLoad({ log }).noteBatch,
+    onBatch: new OptimizerOnLoad({ log, onBusy: sodiumWhenBusy }).noteBatch,
   });
   for (const p of cfg.peers) {
     device.addPeer({

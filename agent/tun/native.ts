@@ -183,6 +183,19 @@ export interface NativeAddon {
    * our secret key). false, and `out` zeroed, when their key is of low order (box.c).
    */
   boxBeforenm(out: Uint8Array, theirPublic: Uint8Array, ourSecret: Uint8Array): boolean;
+  /** libsodium's AEADs (agent/tun/src/sodium_calls.h): ChaCha20-Poly1305 IETF, or XChaCha20 when `xchacha`; c.length. */
+  aeadSeal(c: Uint8Array, m: Uint8Array, ad: Uint8Array | null, npub: Uint8Array, k: Uint8Array, xchacha: boolean): number;
+  /** m.length, or -1 when c does not verify. */
+  aeadOpen(m: Uint8Array, c: Uint8Array, ad: Uint8Array | null, npub: Uint8Array, k: Uint8Array, xchacha: boolean): number;
+  /** X25519 into q; false (q zeroed) when p is of low order. */
+  scalarmult(q: Uint8Array, n: Uint8Array, p: Uint8Array): boolean;
+  scalarmultBase(q: Uint8Array, n: Uint8Array): boolean;
+  /** XSalsa20-Poly1305 (NaCl secretbox, MAC first). */
+  secretboxSeal(c: Uint8Array, m: Uint8Array, n: Uint8Array, k: Uint8Array): boolean;
+  secretboxOpen(m: Uint8Array, c: Uint8Array, n: Uint8Array, k: Uint8Array): boolean;
+  randomBytes(buf: Uint8Array): void;
+  /** Constant-time equality of two arrays of one length. */
+  bytesEqual(a: Uint8Array, b: Uint8Array): boolean;
   /**
    * The native path's inbound destination verdicts for a batch against local tables packed as for
    * setLocal: out[i] = 1 delivered, 0 not for us, 2 not an IP packet (for the differential test).

@@ -1,7 +1,7 @@
 // The data path: TUN batch → encrypt in place → one UDP batch send, and UDP batch → decrypt in
 // place → one TUN batch write. No per-packet allocation in steady state: packets stay in the
 // slabs the native side filled, headers are written into the headroom in front of them.
-import sodium from 'sodium-native';
+import { sodium } from '../../proto/sodium.js';
 import { TAG_LEN, TRANSPORT_HEADER_LEN } from '../../proto/wireguard/constants.js';
 import { transportCounter, transportReceiver, writeTransportHeader } from '../../proto/wireguard/messages.js';
 import type { Keypair } from '../../proto/wireguard/keypair.js';
@@ -234,7 +234,7 @@ export class TransportSender {
     const nonce = this.nonce;
     nonce.writeUInt32LE(counter >>> 0, 4);
     nonce.writeUInt32LE(Math.floor(counter / 0x100000000), 8);
-    sodium.crypto_aead_chacha20poly1305_ietf_encrypt(
+    sodium().crypto_aead_chacha20poly1305_ietf_encrypt(
       views.view(slot, padded + TAG_LEN), views.view(slot, padded), null, null, nonce, kp.sendKey,
     );
     writeTransportHeader(slab, off - TRANSPORT_HEADER_LEN, kp.remoteIndex, counter);
@@ -291,7 +291,7 @@ export class TransportReceiver {
     nonce.writeUInt32LE(Math.floor(counter / 0x100000000), 8);
     const sealedLen = len - TRANSPORT_HEADER_LEN;
     try {
-      sodium.crypto_aead_chacha20poly1305_ietf_decrypt(
+      sodium().crypto_aead_chacha20poly1305_ietf_decrypt(
         this.views.view(slot, sealedLen - TAG_LEN), null, this.views.view(slot, sealedLen), null, nonce, kp.receiveKey,
       );
     } catch {

@@ -6,7 +6,7 @@
 // The first frame from the responder is handshake message 2 (noise-ik.ts), unencrypted by this
 // layer. Each direction has its own key and counter starting at 0; a frame that does not open
 // ends the channel (TCP already ordered and delivered it, so any failure is tampering or a bug).
-import sodium from 'sodium-native';
+import { sodium } from '../sodium.js';
 import { DecodeError } from '../errors.js';
 import { TAG_LEN } from '../wireguard/constants.js';
 
@@ -39,7 +39,7 @@ export class CipherState {
     if (plaintext.length > MAX_CONTROL_PLAINTEXT) throw new RangeError('control frame plaintext too large');
     const out = Buffer.allocUnsafe(CONTROL_FRAME_HEADER + plaintext.length + TAG_LEN);
     out.writeUInt16BE(plaintext.length + TAG_LEN, 0);
-    sodium.crypto_aead_chacha20poly1305_ietf_encrypt(
+    sodium().crypto_aead_chacha20poly1305_ietf_encrypt(
       out.subarray(CONTROL_FRAME_HEADER), toBuffer(plaintext), null, null, this.nextNonce(), this.key,
     );
     return out;
@@ -50,7 +50,7 @@ export class CipherState {
     if (ciphertext.length < TAG_LEN) throw new DecodeError('short', 'control frame shorter than its tag');
     const out = Buffer.allocUnsafe(ciphertext.length - TAG_LEN);
     try {
-      sodium.crypto_aead_chacha20poly1305_ietf_decrypt(out, null, toBuffer(ciphertext), null, this.nextNonce(), this.key);
+      sodium().crypto_aead_chacha20poly1305_ietf_decrypt(out, null, toBuffer(ciphertext), null, this.nextNonce(), this.key);
     } catch {
       throw new DecodeError('bad-value', 'control frame failed authentication');
     }

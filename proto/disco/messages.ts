@@ -4,7 +4,7 @@
 // Payloads are sealed with NaCl box under the two nodes' disco keys: with the key the two share
 // (crypto_box_beforenm, computed once per peer by the agent: agent/magicsock/disco-key.ts), box is
 // libsodium's secretbox (XSalsa20-Poly1305), which is what tweetnacl's box.after did before.
-import sodium from 'sodium-native';
+import { sodium } from '../sodium.js';
 import { DecodeError } from '../errors.js';
 import { copyBytes } from '../bytes.js';
 
@@ -233,8 +233,8 @@ export function sealDisco(payload: Uint8Array, senderPublic: Uint8Array, sharedK
   out.set(DISCO_MAGIC, 0);
   out.set(senderPublic, DISCO_MAGIC.length);
   const nonce = out.subarray(DISCO_MAGIC.length + DISCO_KEY_LEN, DISCO_HEADER_LEN);
-  sodium.randombytes_buf(nonce);
-  sodium.crypto_secretbox_easy(out.subarray(DISCO_HEADER_LEN), payload, nonce, sharedKey);
+  sodium().randombytes_buf(nonce);
+  sodium().crypto_secretbox_easy(out.subarray(DISCO_HEADER_LEN), payload, nonce, sharedKey);
   return out;
 }
 
@@ -246,7 +246,7 @@ export function openDisco(packet: Uint8Array, sharedKey: Uint8Array): DiscoEnvel
   const boxed = packet.subarray(DISCO_HEADER_LEN);
   if (boxed.length < BOX_OVERHEAD) throw new DecodeError('bad-box', `disco packet of ${packet.length} bytes: shorter than its box`);
   const opened = new Uint8Array(boxed.length - BOX_OVERHEAD);
-  if (!sodium.crypto_secretbox_open_easy(opened, boxed, nonce, sharedKey)) throw new DecodeError('bad-box', 'disco packet failed to open');
+  if (!sodium().crypto_secretbox_open_easy(opened, boxed, nonce, sharedKey)) throw new DecodeError('bad-box', 'disco packet failed to open');
   return decodeDiscoPayload(opened);
 }
 

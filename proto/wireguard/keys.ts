@@ -1,7 +1,7 @@
 // Curve25519 keys as `wg` handles them: 32 bytes, written as 44 characters of standard base64
 // ending in a single '='. Decoding follows wireguard-tools' key_from_base64 (encoding.c),
 // including its branch-free character decoding, since private keys pass through it.
-import sodium from 'sodium-native';
+import { sodium } from '../sodium.js';
 import { DecodeError } from '../errors.js';
 
 export const KEY_LEN = 32;
@@ -76,7 +76,7 @@ export function clampPrivateKey(key: Uint8Array): Uint8Array {
 /** 32 random bytes from libsodium's CSPRNG, clamped. */
 export function generatePrivateKey(): Uint8Array {
   const key = new Uint8Array(KEY_LEN);
-  sodium.randombytes_buf(key);
+  sodium().randombytes_buf(key);
   return clampPrivateKey(key);
 }
 
@@ -84,6 +84,6 @@ export function generatePrivateKey(): Uint8Array {
 export function publicKeyFromPrivate(privateKey: Uint8Array): Uint8Array {
   if (privateKey.length !== KEY_LEN) throw new RangeError(`a key has ${KEY_LEN} bytes, not ${privateKey.length}`);
   const pub = new Uint8Array(KEY_LEN);
-  sodium.crypto_scalarmult_base(pub, privateKey);
+  sodium().crypto_scalarmult_base(pub, privateKey);
   return pub;
 }

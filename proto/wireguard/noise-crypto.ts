@@ -1,6 +1,6 @@
 // The paper's primitives (section 5.4): HASH, MAC, HMAC, KDFn, DH, AEAD, XAEAD.
 // Handshake-rate code: clarity over speed, small allocations are fine here.
-import sodium from 'sodium-native';
+import { sodium } from '../sodium.js';
 import { blake2s } from '@noble/hashes/blake2.js';
 import { createHash, createHmac } from 'node:crypto';
 import { KEY_LEN, MAC_LEN, TAG_LEN } from './constants.js';
@@ -48,7 +48,7 @@ export class HandshakeError extends Error {
 export function dh(privateKey: Uint8Array, publicKey: Uint8Array): Uint8Array {
   const out = Buffer.alloc(KEY_LEN);
   try {
-    sodium.crypto_scalarmult(out, asBuffer(privateKey), asBuffer(publicKey));
+    sodium().crypto_scalarmult(out, asBuffer(privateKey), asBuffer(publicKey));
   } catch {
     throw new HandshakeError('X25519 produced the all-zero secret');
   }
@@ -57,18 +57,18 @@ export function dh(privateKey: Uint8Array, publicKey: Uint8Array): Uint8Array {
 
 export function dhGenerate(): { privateKey: Uint8Array; publicKey: Uint8Array } {
   const privateKey = Buffer.alloc(KEY_LEN);
-  sodium.randombytes_buf(privateKey);
+  sodium().randombytes_buf(privateKey);
   privateKey[0]! &= 248;
   privateKey[31]! = (privateKey[31]! & 127) | 64;
   const publicKey = Buffer.alloc(KEY_LEN);
-  sodium.crypto_scalarmult_base(publicKey, privateKey);
+  sodium().crypto_scalarmult_base(publicKey, privateKey);
   return { privateKey, publicKey };
 }
 
 /** ChaCha20-Poly1305 with a 64-bit little-endian counter nonce (only counter 0 in handshakes). */
 export function aeadEncrypt(key: Uint8Array, plaintext: Uint8Array, ad: Uint8Array): Uint8Array {
   const out = Buffer.alloc(plaintext.length + TAG_LEN);
-  sodium.crypto_aead_chacha20poly1305_ietf_encrypt(out, asBuffer(plaintext), asBuffer(ad), null, ZERO_NONCE, asBuffer(key));
+  sodium().crypto_aead_chacha20poly1305_ietf_encrypt(out, asBuffer(plaintext), asBuffer(ad), null, ZERO_NONCE, asBuffer(key));
   return out;
 }
 
@@ -76,7 +76,7 @@ export function aeadDecrypt(key: Uint8Array, ciphertext: Uint8Array, ad: Uint8Ar
   if (ciphertext.length < TAG_LEN) throw new HandshakeError('ciphertext shorter than its tag');
   const out = Buffer.alloc(ciphertext.length - TAG_LEN);
   try {
-    sodium.crypto_aead_chacha20poly1305_ietf_decrypt(out, null, asBuffer(ciphertext), asBuffer(ad), ZERO_NONCE, asBuffer(key));
+    sodium().crypto_aead_chacha20poly1305_ietf_decrypt(out, null, asBuffer(ciphertext), asBuffer(ad), ZERO_NONCE, asBuffer(key));
   } catch {
     throw new HandshakeError('authentication tag mismatch');
   }
@@ -85,7 +85,7 @@ export function aeadDecrypt(key: Uint8Array, ciphertext: Uint8Array, ad: Uint8Ar
 
 export function xaeadEncrypt(key: Uint8Array, nonce: Uint8Array, plaintext: Uint8Array, ad: Uint8Array): Uint8Array {
   const out = Buffer.alloc(plaintext.length + TAG_LEN);
-  sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(out, asBuffer(plaintext), asBuffer(ad), null, asBuffer(nonce), asBuffer(key));
+  sodium().crypto_aead_xchacha20poly1305_ietf_encrypt(out, asBuffer(plaintext), asBuffer(ad), null, asBuffer(nonce), asBuffer(key));
   return out;
 }
 
@@ -93,7 +93,7 @@ export function xaeadDecrypt(key: Uint8Array, nonce: Uint8Array, ciphertext: Uin
   if (ciphertext.length < TAG_LEN) throw new HandshakeError('ciphertext shorter than its tag');
   const out = Buffer.alloc(ciphertext.length - TAG_LEN);
   try {
-    sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(out, null, asBuffer(ciphertext), asBuffer(ad), asBuffer(nonce), asBuffer(key));
+    sodium().crypto_aead_xchacha20poly1305_ietf_decrypt(out, null, asBuffer(ciphertext), asBuffer(ad), asBuffer(nonce), asBuffer(key));
   } catch {
     throw new HandshakeError('cookie authentication tag mismatch');
   }
@@ -102,14 +102,14 @@ export function xaeadDecrypt(key: Uint8Array, nonce: Uint8Array, ciphertext: Uin
 
 export function randomBytes(n: number): Uint8Array {
   const b = Buffer.alloc(n);
-  sodium.randombytes_buf(b);
+  sodium().randombytes_buf(b);
   return b;
 }
 
 /** Constant-time equality for secrets and MACs. */
 export function equalConstantTime(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
-  return sodium.sodium_memcmp(asBuffer(a), asBuffer(b));
+  return sodium().sodium_memcmp(asBuffer(a), asBuffer(b));
 }
 
 export function asBuffer(u: Uint8Array): Buffer {

@@ -4,7 +4,7 @@
 // restarts; single-use, bad and ephemeral keys behave; status/ip/down/up/logout do what they say.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { access } from 'node:fs/promises';
+import { access, readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { createLab, type Host, type Lab } from '../../scripts/natlab/index.js';
@@ -86,6 +86,13 @@ describe('control plane: coordinator + managed agents on a shared segment', { ti
     await pingsBothWays('alpha', 'beta');
     await pingsBothWays('alpha', 'gamma');
     await pingsBothWays('beta', 'gamma');
+    // Their handshakes, disco and control protocol ran on libsodium through the addon
+    // (proto/sodium.ts, agent/tun/addon-sodium.ts): sodium-native, a second copy, is never loaded.
+    for (const name of ['alpha', 'beta', 'gamma']) {
+      const maps = await readFile(`/proc/${agents[name]!.proc.pid}/maps`, 'utf8');
+      assert.match(maps, /libsodium\.so/, `${name}: the addon's libsodium is mapped`);
+      assert.doesNotMatch(maps, /sodium-native/, `${name}: sodium-native is not loaded`);
+    }
   });
 
   test('status --json shows the node, its coordinator and each peer with path, endpoint, bytes and handshake', async () => {

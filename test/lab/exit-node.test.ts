@@ -227,9 +227,11 @@ describe('exit node: a client behind NAT reaches the internet through a peer', {
       const t = JSON.parse(tcp.stdout) as { end: { sum_received: { bytes: number; bits_per_second: number } } };
       assert.ok(t.end.sum_received.bytes > 1_000_000, `TCP received ${t.end.sum_received.bytes} bytes`);
       // The exit node's NAT runs every packet through JavaScript: busy, it turned TurboFan on
-      // (started without it: agent/daemon/optimizer-on-load.ts).
+      // (started without it: agent/daemon/optimizer-on-load.ts) and moved its bulk crypto from the
+      // addon's libsodium to sodium-native's (agent/tun/addon-sodium.ts), which it then maps.
       const exitLog = await readFile(join(exit.dir, 'agent.log'), 'utf8');
-      assert.match(exitLog, /busy \(\d+ packet batches in \d+ ms at \d+% of a core\): V8's optimizing compiler on/);
+      assert.match(exitLog, /busy \(\d+ packet batches in \d+ ms at \d+% of a core\): V8's optimizing compiler on, bulk crypto on sodium-native/);
+      assert.match(await readFile(`/proc/${exit.proc.pid}/maps`, 'utf8'), /sodium-native/);
       const udp = await client.exec(['iperf3', '-c', wwwIp, '-p', '5201', '-u', '-b', '20M', '-t', '3', '-J', '--connect-timeout', '5000'], { timeoutMs: 60_000 });
       assert.equal(udp.code, 0, udp.stdout.slice(-500) + udp.stderr);
       const u = JSON.parse(udp.stdout) as { end: { sum: { packets: number; lost_percent: number } } };

@@ -7,6 +7,8 @@ import assert from 'node:assert/strict';
 import { FUZZ_TARGETS } from '../../scripts/fuzz/targets.js';
 import { runTarget } from '../../scripts/fuzz/runner.js';
 import { invariant } from '../../scripts/fuzz/target.js';
+import { useAddonSodium } from '../../agent/tun/addon-sodium.js';
+import { sodiumNative, useSodium } from '../../proto/sodium.js';
 
 const PER_TARGET = 2000;
 const seed = (Date.now() ^ 0x5eed) >>> 0;
@@ -18,6 +20,23 @@ for (const t of FUZZ_TARGETS) {
     assert.equal(r.inputs, PER_TARGET);
   });
 }
+
+// The targets that open, seal or handshake once more on the agent daemon's own libsodium calls
+// (the addon's, agent/tun/addon-sodium.ts; the loop above ran them on sodium-native's).
+const CRYPTO_TARGETS = ['wireguard-responder', 'wireguard-device', 'relay-trains', 'disco'];
+test(`fuzz ${CRYPTO_TARGETS.join(', ')} on the addon's libsodium: ${PER_TARGET} inputs each, no crash (seed ${seed})`, { timeout: 120_000 }, async () => {
+  useAddonSodium();
+  try {
+    for (const name of CRYPTO_TARGETS) {
+      const t = FUZZ_TARGETS.find((x) => x.name === name);
+      assert.ok(t, name);
+      const r = await runTarget(t.name, t.make, { inputs: PER_TARGET, seed });
+      assert.equal(r.crash, null, r.crash ? `${name}: ${r.crash.kind} at input #${r.crash.index} (seed ${seed}): ${r.crash.error}\ninput: ${r.crash.hex}` : '');
+    }
+  } finally {
+    useSodium(sodiumNative());
+  }
+});
 
 test('the harness reports a crash with its input, and the same seed finds the same input', async () => {
   const make = () => ({

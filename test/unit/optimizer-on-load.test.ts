@@ -81,6 +81,23 @@ test('bulk traffic through a relay turns it on at once; PINHOLE_V8_FLAGS leaves 
   assert.deepEqual(chosen.said, []);
 });
 
+test('onBusy runs once when busy, with or without PINHOLE_V8_FLAGS, and the log says what it did', () => {
+  for (const env of [{}, { PINHOLE_V8_FLAGS: '' }]) {
+    const said: string[] = [];
+    let busy = 0;
+    let enabled = 0;
+    const opt = new OptimizerOnLoad({ log: { info: (m: string) => { said.push(m); } }, env, clock: new FakeClock(), enable: () => { enabled++; },
+      onBusy: () => { busy++; return 'bulk crypto on sodium-native'; } });
+    opt.noteBulkRelay();
+    opt.noteBulkRelay();
+    assert.equal(busy, 1);
+    assert.equal(enabled, 'PINHOLE_V8_FLAGS' in env ? 0 : 1);
+    assert.deepEqual(said, ['PINHOLE_V8_FLAGS' in env
+      ? 'busy (bulk traffic through a relay): bulk crypto on sodium-native for this process (docs/protocol.md, "At idle")'
+      : 'busy (bulk traffic through a relay): V8\'s optimizing compiler on, bulk crypto on sodium-native for this process (docs/protocol.md, "At idle")']);
+  }
+});
+
 test('started with --no-turbofan, V8 optimizes a hot function only after the switch (child process)', () => {
   const mod = fileURLToPath(new URL('../../agent/daemon/optimizer-on-load.js', import.meta.url));
   // %GetOptimizationStatus bit 4 (16): the function runs optimized code (TurboFan).

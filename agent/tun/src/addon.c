@@ -1,6 +1,6 @@
 // Module entry: exports the native classes { Tun, Udp, BusyPoll, Icmp, FastPath, checkDestinations },
 // the socket-mark functions { markedTcpSocket, socketMark }, { peerCred, groupId, groupName } and
-// boxBeforenm (disco's precomputed box key).
+// boxBeforenm (disco's precomputed box key) and the libsodium calls of sodium_calls.h.
 #include <node_api.h>
 
 #include "box.h"
@@ -11,6 +11,7 @@
 #include "fastpath.h"
 #include "icmp.h"
 #include "sockmark.h"
+#include "sodium_calls.h"
 #include "peercred.h"
 #include "tun.h"
 #include "udp.h"
@@ -35,7 +36,13 @@ static napi_value init(napi_env env, napi_value exports) {
   static const struct { const char *name; napi_callback fn; } functions[] = {
     {"peerCred", ph_peer_cred}, {"groupId", ph_group_id}, {"groupName", ph_group_name},
     {"boxBeforenm", ph_box_beforenm},
+    {"aeadSeal", ph_aead_seal}, {"aeadOpen", ph_aead_open}, {"scalarmult", ph_scalarmult}, {"scalarmultBase", ph_scalarmult_base},
+    {"secretboxSeal", ph_secretbox_seal}, {"secretboxOpen", ph_secretbox_open}, {"randomBytes", ph_random_bytes}, {"bytesEqual", ph_bytes_equal},
   };
+  if (!ph_sodium_ready()) {
+    ph_throw(env, "ERR_CRYPTO", 0, "libsodium failed to initialise");
+    return NULL;
+  }
   for (size_t i = 0; i < sizeof functions / sizeof functions[0]; i++) {
     napi_value fn;
     PH_NAPI(env, napi_create_function(env, functions[i].name, NAPI_AUTO_LENGTH, functions[i].fn, NULL, &fn));
