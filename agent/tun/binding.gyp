@@ -21,7 +21,6 @@
         "src/fast_routes.c",
         "src/fast_flows.c",
         "src/peercred.c",
-        "src/box.c",
         "src/sodium_calls.c"
       ],
       "defines": ["NAPI_VERSION=8", "_GNU_SOURCE"],

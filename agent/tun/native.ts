@@ -180,7 +180,7 @@ export interface NativeAddon {
   groupName(gid: number): string | null;
   /**
    * libsodium's crypto_box_beforenm into `out` (32 bytes): NaCl box's key for (their public key,
-   * our secret key). false, and `out` zeroed, when their key is of low order (box.c).
+   * our secret key). false, and `out` zeroed, when their key is of low order (sodium_calls.c).
    */
   boxBeforenm(out: Uint8Array, theirPublic: Uint8Array, ourSecret: Uint8Array): boolean;
   /** libsodium's AEADs (agent/tun/src/sodium_calls.h): ChaCha20-Poly1305 IETF, or XChaCha20 when `xchacha`; c.length. */

@@ -90,6 +90,7 @@ test('wrong lengths and types throw a clear error and write nothing', () => {
   assert.throws(() => ours.crypto_scalarmult_base(new Uint8Array(31), new Uint8Array(32)), /32 bytes/);
   assert.throws(() => ours.crypto_secretbox_open_easy(new Uint8Array(4), new Uint8Array(10), new Uint8Array(24), new Uint8Array(32)), /secretboxOpen/);
   assert.throws(() => ours.sodium_memcmp(new Uint8Array(2), new Uint8Array(3)), /same length/);
+  assert.throws(() => loadNative().boxBeforenm(out.subarray(0, 31), new Uint8Array(32), new Uint8Array(32)), /boxBeforenm: 32-byte out/);
   assert.throws(() => ours.crypto_secretbox_easy('x' as unknown as Uint8Array, new Uint8Array(0), new Uint8Array(24), new Uint8Array(32)), { code: 'ERR_INVALID_ARG_TYPE' });
   assert.deepEqual(out, new Uint8Array(20));
 });

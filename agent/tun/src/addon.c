@@ -1,9 +1,8 @@
 // Module entry: exports the native classes { Tun, Udp, BusyPoll, Icmp, FastPath, checkDestinations },
 // the socket-mark functions { markedTcpSocket, socketMark }, { peerCred, groupId, groupName } and
-// boxBeforenm (disco's precomputed box key) and the libsodium calls of sodium_calls.h.
+// the libsodium calls of sodium_calls.h (disco's precomputed box key among them).
 #include <node_api.h>
 
-#include "box.h"
 #include "busy_poll.h"
 #include "errors.h"
 #include "fast_flows.h"

@@ -155,6 +155,21 @@ napi_value ph_secretbox_open(napi_env env, napi_callback_info info) {
   return boolean(env, crypto_secretbox_open_easy(b[0].p, b[1].p, b[1].n, b[2].p, b[3].p) == 0);
 }
 
+static const char *const BOX_BEFORENM_ARGS[] = {"out", "theirPublic", "ourSecret"};
+
+// crypto_box_beforenm for disco: sodium-native has NaCl box's sealing with a precomputed key
+// (crypto_secretbox_easy is crypto_box_easy_afternm) but not the precomputation itself.
+napi_value ph_box_beforenm(napi_env env, napi_callback_info info) {
+  bytes b[3];
+  if (!args(env, info, 3, BOX_BEFORENM_ARGS, b, NULL)) return NULL;
+  if (!sizes_ok(env, b[0].n == crypto_box_BEFORENMBYTES && b[1].n == crypto_box_PUBLICKEYBYTES && b[2].n == crypto_box_SECRETKEYBYTES,
+                "boxBeforenm: 32-byte out, public key and secret key"))
+    return NULL;
+  bool ok = crypto_box_beforenm(b[0].p, b[1].p, b[2].p) == 0;
+  if (!ok) sodium_memzero(b[0].p, b[0].n);
+  return boolean(env, ok);
+}
+
 static const char *const ONE_ARG[] = {"buf"};
 static const char *const TWO_ARGS[] = {"a", "b"};
 

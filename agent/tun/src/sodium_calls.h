@@ -17,6 +17,10 @@ napi_value ph_scalarmult_base(napi_env env, napi_callback_info info);
 // secretboxSeal(c, m, n, k); secretboxOpen(m, c, n, k) -> boolean (XSalsa20-Poly1305, MAC first).
 napi_value ph_secretbox_seal(napi_env env, napi_callback_info info);
 napi_value ph_secretbox_open(napi_env env, napi_callback_info info);
+// boxBeforenm(out, theirPublic, ourSecret) -> boolean: out (32 bytes) gets crypto_box_beforenm's
+// key (X25519, then HSalsa20) for disco; false, and out zeroed, when their key is of low order (the
+// shared secret would be all zeros, a key anyone can compute).
+napi_value ph_box_beforenm(napi_env env, napi_callback_info info);
 // randomBytes(buf); bytesEqual(a, b) -> boolean in constant time (same lengths).
 napi_value ph_random_bytes(napi_env env, napi_callback_info info);
 napi_value ph_bytes_equal(napi_env env, napi_callback_info info);
