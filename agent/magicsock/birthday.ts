@@ -10,8 +10,9 @@
 //      side's public IP (SprayPlan: rate, budget, wall time) and stops at the first pong.
 //   4. A ping that reaches birthday socket k is handed to the magic socket as coming from the
 //      birthday address (socket k, ip:port): it answers from socket k and pings back through it,
-//      so both sides confirm a direct path. Once the hard side's path runs through socket k its
-//      other sockets are closed; socket k stays open while that path is in use.
+//      so both sides confirm a direct path. Once the hard side's path runs through socket k the
+//      sockets no ping of the peer reached are closed; k (and any other the peer's pings came in
+//      on: a second hit the peer may be using) stays open while that path is in use.
 // Packets to birthday addresses leave through MagicBind.sideSend (in JS: the native fast path
 // only handles plain UDP endpoints); packets received on socket k enter the device like relayed
 // ones (Device.receiveRelayed) with that birthday address as their source.
@@ -339,7 +340,7 @@ export class Birthday {
     }
   }
 
-  /** The hard side's path is direct: through a birthday socket of ours keep that one and close the rest. */
+  /** The hard side's path is direct: through a birthday socket of ours keep it and every one the peer's pings came in on; close the rest. */
   private onDirect(p: DiscoPeer, st: PeerState, direct: Uint8Array, now: number): void {
     const run = st.hard;
     if (!run) return;
@@ -353,11 +354,16 @@ export class Birthday {
       return;
     }
     const id = birthdaySocketId(direct);
-    if (run.kept === id) { run.startedAt = now; return; }
     if (!run.sockets.has(id)) return;
     const first = run.kept === null;
     run.kept = id;
-    for (const other of [...run.sockets.keys()]) if (other !== id) this.closeSocket(run, other);
+    // Two probes can hit: the peer may have chosen the other socket's port and sends there while
+    // our path runs through this one, so every socket its authenticated pings arrived on stays
+    // open (bounded by the path table) and only the others close.
+    if (run.sockets.size > 1) {
+      const heard = heardOn(p);
+      for (const other of [...run.sockets.keys()]) if (other !== id && !heard.has(other)) this.closeSocket(run, other);
+    }
     clearTimeout(run.timer);
     if (first) {
       finished(st, 'direct', now - run.startedAt, run.opened);
@@ -409,6 +415,13 @@ export class Birthday {
     }
     return st;
   }
+}
+
+/** The birthday sockets the peer's authenticated pings came in on: its path table's birthday addresses. */
+function heardOn(p: DiscoPeer): Set<number> {
+  const ids = new Set<number>();
+  for (const c of p.path.candidates.values()) if (addrKind(c.packed) === 'birthday') ids.add(birthdaySocketId(c.packed));
+  return ids;
 }
 
 function key(p: DiscoPeer): string {

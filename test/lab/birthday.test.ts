@@ -9,6 +9,8 @@ import { createLab, type Lab } from '../../scripts/natlab/index.js';
 import { peerOf, startMesh, waitFor, waitMeshReady, type Mesh, type MeshNode } from '../../scripts/traversal/mesh-lab.js';
 import { logTails, pairPaths, pairPathOf, pingSummary } from '../../scripts/traversal/pair-checks.js';
 import { SPRAY_BUDGET, BIRTHDAY_SOCKETS } from '../../agent/magicsock/birthday-plan.js';
+/** Probes that reach an open mapping before the easy side's spray stops at the first pong: one, rarely two (the spray runs on for a round trip). */
+const MAX_HITS = 3;
 
 describe('birthday probing: symmetric NAT × restricted and port-restricted cones', { timeout: 150_000 }, () => {
   let lab: Lab;
@@ -47,11 +49,11 @@ describe('birthday probing: symmetric NAT × restricted and port-restricted cone
   test('symmetric × port-restricted: direct by birthday probing, started by the port-restricted side', async () => {
     const [sym, prc] = [mesh!.node('sym'), mesh!.node('prc')];
     const ms = await untilDirect(prc, sym, 25_000);
-    // The hard side closes its other sockets at its next tick (≤ 250 ms) once its path runs through the winner.
+    // The hard side closes the sockets no probe reached at its next tick (≤ 250 ms) once its path runs through the winner.
     let [ss, sp] = await Promise.all([sym.agent.status(), prc.agent.status()]);
-    await waitFor('the hard side to keep one socket', async () => {
+    await waitFor('the hard side to close the sockets no probe reached', async () => {
       [ss, sp] = await Promise.all([sym.agent.status(), prc.agent.status()]);
-      return ss.birthday?.socketsOpen === 1;
+      return (ss.birthday?.socketsOpen ?? BIRTHDAY_SOCKETS) <= MAX_HITS;
     }, 3000, 100).catch(() => undefined);
     // The easy side reaches the symmetric NAT's public address at the port birthday probing found.
     const seenByPrc = peerOf(sp, 'sym')!;
@@ -65,8 +67,10 @@ describe('birthday probing: symmetric NAT × restricted and port-restricted cone
     assert.ok((bs.socketsOpened ?? 0) >= BIRTHDAY_SOCKETS);
     const packets = bp.lastSuccessPackets!;
     assert.ok(packets >= 1 && packets <= SPRAY_BUDGET, `probes ${packets}`);
-    // Only the winning socket stays open.
-    assert.equal(bs.socketsOpen, 1, JSON.stringify(bs));
+    // Only the winning socket stays open, and any other a probe hit before the spray stopped (the
+    // easy side may send there): one, rarely two, never the 255 others.
+    const open = bs.socketsOpen ?? 0;
+    assert.ok(open >= 1 && open <= MAX_HITS, JSON.stringify(bs));
     for (const [x, y] of [[prc, sym], [sym, prc]] as const) {
       const p = await pingSummary(x, y, 5, 0.2);
       assert.equal(p.received, 5, `${x.spec.name} → ${y.spec.name}: ${p.output}`);

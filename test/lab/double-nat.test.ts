@@ -50,7 +50,9 @@ describe('double NAT and two nodes behind one NAT', { timeout: 120_000 }, () => 
   async function assertTrafficBothWays(a: MeshNode, b: MeshNode, count = 5): Promise<void> {
     for (const [x, y] of [[a, b], [b, a]] as const) {
       const p = await pingSummary(x, y, count, 0.2);
-      assert.equal(p.received, count, `${x.spec.name} → ${y.spec.name}: ${p.output}`);
+      if (p.received !== count) {
+        assert.fail(`${x.spec.name} → ${y.spec.name}: ${p.output}\npaths ${JSON.stringify(await pairPaths(a, b))}\n${await logTails([a, b], 40)}`);
+      }
     }
   }
 

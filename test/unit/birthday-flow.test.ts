@@ -9,7 +9,8 @@ import dgram from 'node:dgram';
 import pino from 'pino';
 import { Birthday, type BirthdayHost, type BirthdayMessage } from '../../agent/magicsock/birthday.js';
 import { BIRTHDAY_SOCKETS, PUNCH_GRACE_MS, SPRAY_RATE_PPS } from '../../agent/magicsock/birthday-plan.js';
-import { packedToDisco } from '../../agent/magicsock/path-addr.js';
+import { birthdayAddr, birthdaySocketId, packedToDisco } from '../../agent/magicsock/path-addr.js';
+import { PeerPath } from '../../agent/magicsock/peer-path.js';
 import { encodePackedAddr } from '../../agent/tun/packed-addr.js';
 import type { BirthdayNat } from '../../proto/disco/messages.js';
 import type { DiscoPeer } from '../../agent/magicsock/disco-peer.js';
@@ -143,6 +144,54 @@ test('the hard side pings nothing and never says go toward a peer whose disco ke
     hard.close();
     receiver.close();
   }
+});
+
+test('two probes hit: the hard side keeps both sockets the peer\'s pings came in on, closes the rest, and still hears the one its path does not use', async () => {
+  const receiver = dgram.createSocket('udp4');
+  await new Promise<void>((r) => receiver.bind(0, '127.0.0.1', () => r()));
+  const mappings: number[] = []; // the source ports of the hard side's pings: its "NAT mappings"
+  receiver.on('message', (_m, rinfo) => { mappings.push(rinfo.port); });
+  const heard: Uint8Array[] = []; // birthday addresses datagrams arrived with at the hard side
+  const wanted = { n: 0 };
+  // A's view of B has a real path table: the magic socket adds a birthday address there for each authenticated ping.
+  const peer = { ...fakePeer('a'), path: new PeerPath() } as unknown as DiscoPeer;
+  const hard = new Birthday({
+    ...host('hard', { address: '127.0.0.2', port: 1 }, () => {}, [], wanted),
+    receive: (_d, from) => { heard.push(Uint8Array.from(from)); },
+  });
+  try {
+    const t0 = performance.now();
+    hard.onMessage(peer, { type: 'birthday', nat: 'easy', phase: 'offer', sockets: 0, round: 7, public: packedToDisco(encodePackedAddr({ address: '127.0.0.1', port: receiver.address().port })) }, t0);
+    await waitUntil(() => mappings.length === BIRTHDAY_SOCKETS, 3000);
+    // The easy side's spray hits two of them.
+    const [hit1, hit2] = [mappings[17]!, mappings[200]!];
+    receiver.send(Uint8Array.from([1]), hit1, '127.0.0.1');
+    receiver.send(Uint8Array.from([2]), hit2, '127.0.0.1');
+    await waitUntil(() => heard.length === 2, 3000);
+    for (const from of heard) peer.path.addPacked(from, 'ping', performance.now());
+    // The hard side's path runs through the second one (its pong came back first); the peer may use either.
+    const now = performance.now();
+    const best = peer.path.addPacked(heard[1]!, 'ping', now);
+    peer.path.onPong(best, 1, now);
+    hard.tick(peer, now, true, best.packed, false);
+    assert.equal(hard.status().socketsOpen, 2, 'the two sockets the peer reached stay open; 254 close');
+    assert.equal(hard.status().successes, 1);
+    assert.deepEqual(hard.peerStatus(peer), { attempts: 1, role: 'hard', outcome: 'direct', ms: hard.peerStatus(peer)!.ms, probes: BIRTHDAY_SOCKETS });
+    // The peer keeps sending to the first hit: it still arrives.
+    heard.length = 0;
+    receiver.send(Uint8Array.from([3]), hit1, '127.0.0.1');
+    await waitUntil(() => heard.length === 1, 3000);
+    assert.equal(birthdaySocketId(heard[0]!), birthdaySocketId(peer.path.candidates.values().next().value!.packed));
+    // Sends through either socket work; a closed socket's address is refused.
+    assert.equal(hard.send(heard[0]!, Uint8Array.from([4])), true);
+    const kept = new Set([...peer.path.candidates.values()].map((c) => birthdaySocketId(c.packed)));
+    const closedId = [...Array(BIRTHDAY_SOCKETS).keys()].map((i) => i + 1).find((id) => !kept.has(id))!;
+    assert.equal(hard.send(birthdayAddr(closedId, Uint8Array.from([127, 0, 0, 1]), hit1), Uint8Array.from([5])), false);
+  } finally {
+    hard.close();
+    receiver.close();
+  }
+  assert.equal(hard.status().socketsOpen, 0);
 });
 
 async function waitUntil(f: () => boolean, ms: number): Promise<void> {
