@@ -359,9 +359,10 @@ export class Birthday {
     run.kept = id;
     // Two probes can hit: the peer may have chosen the other socket's port and sends there while
     // our path runs through this one, so every socket its authenticated pings arrived on stays
-    // open (bounded by the path table) and only the others close.
+    // open while they keep coming (its heartbeats there get our pongs and our pings back), and
+    // the others close.
     if (run.sockets.size > 1) {
-      const heard = heardOn(p);
+      const heard = heardOn(p, now);
       for (const other of [...run.sockets.keys()]) if (other !== id && !heard.has(other)) this.closeSocket(run, other);
     }
     clearTimeout(run.timer);
@@ -417,10 +418,15 @@ export class Birthday {
   }
 }
 
-/** The birthday sockets the peer's authenticated pings came in on: its path table's birthday addresses. */
-function heardOn(p: DiscoPeer): Set<number> {
+/**
+ * The birthday sockets the peer's authenticated pings came in on (its path table's birthday
+ * addresses), in use within KEEP_IDLE_MS: learned, or answered, since then.
+ */
+function heardOn(p: DiscoPeer, now: number): Set<number> {
   const ids = new Set<number>();
-  for (const c of p.path.candidates.values()) if (addrKind(c.packed) === 'birthday') ids.add(birthdaySocketId(c.packed));
+  for (const c of p.path.candidates.values()) {
+    if (addrKind(c.packed) === 'birthday' && now - Math.max(c.addedAt, c.lastPongAt) < KEEP_IDLE_MS) ids.add(birthdaySocketId(c.packed));
+  }
   return ids;
 }
 

@@ -146,7 +146,7 @@ test('the hard side pings nothing and never says go toward a peer whose disco ke
   }
 });
 
-test('two probes hit: the hard side keeps both sockets the peer\'s pings came in on, closes the rest, and still hears the one its path does not use', async () => {
+test('two probes hit: the hard side keeps both sockets the peer\'s pings came in on, closes the rest, still hears the one its path does not use, and closes it once unused', async () => {
   const receiver = dgram.createSocket('udp4');
   await new Promise<void>((r) => receiver.bind(0, '127.0.0.1', () => r()));
   const mappings: number[] = []; // the source ports of the hard side's pings: its "NAT mappings"
@@ -187,6 +187,12 @@ test('two probes hit: the hard side keeps both sockets the peer\'s pings came in
     const kept = new Set([...peer.path.candidates.values()].map((c) => birthdaySocketId(c.packed)));
     const closedId = [...Array(BIRTHDAY_SOCKETS).keys()].map((i) => i + 1).find((id) => !kept.has(id))!;
     assert.equal(hard.send(birthdayAddr(closedId, Uint8Array.from([127, 0, 0, 1]), hit1), Uint8Array.from([5])), false);
+    // The other one closes once nothing of the peer came through it for a minute; the path's own stays.
+    const later = now + 60_001;
+    peer.path.onPong(best, 1, later);
+    hard.tick(peer, later, true, best.packed, false);
+    assert.equal(hard.status().socketsOpen, 1);
+    assert.equal(hard.send(best.packed, Uint8Array.from([6])), true);
   } finally {
     hard.close();
     receiver.close();
