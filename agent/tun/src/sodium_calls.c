@@ -110,17 +110,25 @@ napi_value ph_aead_open(napi_env env, napi_callback_info info) {
   return number(env, rc == 0 ? (double)mlen : -1);
 }
 
+_Static_assert(crypto_scalarmult_BYTES == 32 && crypto_scalarmult_SCALARBYTES == 32 && crypto_box_BEFORENMBYTES == 32 &&
+                   crypto_box_PUBLICKEYBYTES == 32 && crypto_box_SECRETKEYBYTES == 32, "X25519 sizes");
+
 static const char *const SCALARMULT_ARGS[] = {"q", "n", "p"};
 
-napi_value ph_scalarmult(napi_env env, napi_callback_info info) {
+// X25519 shapes: three 32-byte arrays, an output and two keys; a failure (a low-order point)
+// zeroes the output, as sodium-native does.
+static napi_value x25519_call(napi_env env, napi_callback_info info, const char *const names[3],
+                              int (*fn)(unsigned char *, const unsigned char *, const unsigned char *), const char *sizes) {
   bytes b[3];
-  if (!args(env, info, 3, SCALARMULT_ARGS, b, NULL)) return NULL;
-  if (!sizes_ok(env, b[0].n == crypto_scalarmult_BYTES && b[1].n == crypto_scalarmult_SCALARBYTES && b[2].n == crypto_scalarmult_BYTES,
-                "scalarmult: q, n and p are 32 bytes"))
-    return NULL;
-  bool ok = crypto_scalarmult(b[0].p, b[1].p, b[2].p) == 0;
+  if (!args(env, info, 3, names, b, NULL)) return NULL;
+  if (!sizes_ok(env, b[0].n == 32 && b[1].n == 32 && b[2].n == 32, sizes)) return NULL;
+  bool ok = fn(b[0].p, b[1].p, b[2].p) == 0;
   if (!ok) sodium_memzero(b[0].p, b[0].n);
   return boolean(env, ok);
+}
+
+napi_value ph_scalarmult(napi_env env, napi_callback_info info) {
+  return x25519_call(env, info, SCALARMULT_ARGS, crypto_scalarmult, "scalarmult: q, n and p are 32 bytes");
 }
 
 napi_value ph_scalarmult_base(napi_env env, napi_callback_info info) {
@@ -160,14 +168,7 @@ static const char *const BOX_BEFORENM_ARGS[] = {"out", "theirPublic", "ourSecret
 // crypto_box_beforenm for disco: sodium-native has NaCl box's sealing with a precomputed key
 // (crypto_secretbox_easy is crypto_box_easy_afternm) but not the precomputation itself.
 napi_value ph_box_beforenm(napi_env env, napi_callback_info info) {
-  bytes b[3];
-  if (!args(env, info, 3, BOX_BEFORENM_ARGS, b, NULL)) return NULL;
-  if (!sizes_ok(env, b[0].n == crypto_box_BEFORENMBYTES && b[1].n == crypto_box_PUBLICKEYBYTES && b[2].n == crypto_box_SECRETKEYBYTES,
-                "boxBeforenm: 32-byte out, public key and secret key"))
-    return NULL;
-  bool ok = crypto_box_beforenm(b[0].p, b[1].p, b[2].p) == 0;
-  if (!ok) sodium_memzero(b[0].p, b[0].n);
-  return boolean(env, ok);
+  return x25519_call(env, info, BOX_BEFORENM_ARGS, crypto_box_beforenm, "boxBeforenm: 32-byte out, public key and secret key");
 }
 
 static const char *const ONE_ARG[] = {"buf"};
