@@ -32,7 +32,8 @@ export async function captureTransportMessages(on: Host, port: number, count: nu
   const dir = await mkdtemp(join(tmpdir(), 'pinhole-pcap-'));
   try {
     const pcap = join(dir, 'cap.pcap');
-    const cap = on.spawn(['tcpdump', '-i', 'eth0', '-U', '-c', String(count), '-w', pcap, `udp dst port ${port} and udp[8] = 4`]);
+    // -Q in: with both ends on the same port, `on`'s own messages to its peer match the filter too.
+    const cap = on.spawn(['tcpdump', '-i', 'eth0', '-Q', 'in', '-U', '-c', String(count), '-w', pcap, `udp dst port ${port} and udp[8] = 4`]);
     await new Promise((r) => setTimeout(r, 800));
     await trigger();
     await cap.wait(10_000);

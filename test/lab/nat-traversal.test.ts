@@ -121,7 +121,9 @@ describe('NAT traversal matrix', { timeout: 600_000 }, () => {
     let captured: Buffer[];
     try {
       const pcap = join(dir, 'cap.pcap');
-      const cap = target.host.spawn(['tcpdump', '-i', 'eth0', '-U', '-c', '4', '-w', pcap, `udp dst port ${port} and udp[8:4] = 0x50486473`]);
+      // Inbound only (-Q in): open1's own disco to a peer whose port happens to equal its own
+      // matches the filter too, and is not a packet open1 accepted from a peer.
+      const cap = target.host.spawn(['tcpdump', '-i', 'eth0', '-Q', 'in', '-U', '-c', '4', '-w', pcap, `udp dst port ${port} and udp[8:4] = 0x50486473`]);
       await new Promise((r) => setTimeout(r, 800));
       await target.agent.cli(['ping', 'open2', '-c', '3']);
       await cap.wait(10_000);
@@ -130,6 +132,11 @@ describe('NAT traversal matrix', { timeout: 600_000 }, () => {
       await rm(dir, { recursive: true, force: true });
     }
     assert.ok(captured.length >= 2, `captured ${captured.length} disco packets`);
+    // Who sealed each one (the sender's disco key follows the magic): for the failure message.
+    const names = new Map<string, string>();
+    for (const n of m.nodes) names.set((await n.agent.status()).self!.discoKey!, n.spec.name);
+    const senders = captured.map((p) => names.get(p.subarray(6, 38).toString('base64')) ?? `unknown(${p.length} B)`);
+    assert.ok(!senders.includes('open1'), `open1 captured its own packets: ${senders.join(', ')}`);
     const st0 = await target.agent.status();
     // Re-send them from a host on the lab internet (another source address), and listen for answers.
     const script = `
@@ -146,7 +153,8 @@ describe('NAT traversal matrix', { timeout: 600_000 }, () => {
     const st = await target.agent.status();
     const c0 = st0.magicsock!;
     const c = st.magicsock!;
-    assert.equal(c.discoReplayed! - c0.discoReplayed!, captured.length, `every replay refused and counted: ${JSON.stringify(c)}`);
+    assert.equal(c.discoReplayed! - c0.discoReplayed!, captured.length,
+      `every replay refused and counted: sealed by ${senders.join(', ')}; before ${JSON.stringify(c0)}; after ${JSON.stringify(c)}`);
     assert.equal(c.discoBadPacket, c0.discoBadPacket, 'the replays opened fine: they were refused for being replays');
     const again = await target.agent.cli(['ping', 'open2', '-c', '1']);
     assert.equal(again.code, 0, again.stderr);
