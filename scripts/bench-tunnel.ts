@@ -9,34 +9,15 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { createLab, type Host, type Lab } from './natlab/index.js';
-import { NamespaceHost } from './natlab/host.js';
-import { addAddress, createVethPair } from './natlab/namespace.js';
-import { newKeyPair, runId } from './tunnels/keys.js';
+import { runId } from './tunnels/keys.js';
 import { REPO_ROOT } from './tunnels/paths.js';
-import { startStaticAgent } from './tunnels/pinhole-static.js';
-import { startCoordinator } from './tunnels/pinhole-coordinator.js';
-import { startManagedAgent } from './tunnels/pinhole-managed.js';
-import { waitFor } from './tunnels/wait-for.js';
-import { startWireguardGo } from './tunnels/wireguard-go.js';
-import { createNebulaCa, startNebula, type NebulaCa } from './tunnels/nebula.js';
+import { createNebulaCa, type NebulaCa } from './tunnels/nebula.js';
+import { MTU, PATHS, startPath, vethPair, waitReachable, type PathName, type RunningPath } from './tunnels/bench-paths.js';
 import { fmt, median, parseBenchOptions, ratio, toolVersion, type BenchOptions } from './bench-options.js';
 
-const MTU = 1420; // the same inner MTU for every tunnel (wireguard-go's default; Nebula's is 1300)
 const PINGS = 50;
 const PING_INTERVAL_S = 0.05;
 const IPERF_PORT = 5201;
-const UNDERLAY = { a: '198.18.0.1', b: '198.18.0.2' };
-
-// 'pinhole js' is the same agent with PINHOLE_FASTPATH=0: every packet through JavaScript, for
-// the native data path's share of the result (docs/protocol.md, Latency).
-// 'managed' / 'managed+policy': two `pinhole agent --state-dir` joined through a coordinator,
-// without and with an access policy that allows everything between them (a policy installs the
-// stateful packet filter on both nodes: the configuration people run).
-// 'pinhole no-offload' is the static pair with PINHOLE_TUN_OFFLOAD=0: no TSO/USO from the kernel,
-// no GRO to it (one packet per TUN read and write).
-type PathName = 'raw veth' | 'pinhole' | 'pinhole no-offload' | 'pinhole js' | 'managed' | 'managed+policy' | 'wireguard-go' | 'nebula';
-const PATHS: PathName[] = ['raw veth', 'pinhole', 'pinhole no-offload', 'pinhole js', 'managed', 'managed+policy', 'wireguard-go', 'nebula'];
-const ALLOW_ALL_POLICY = { acls: [{ action: 'accept', src: ['*'], dst: ['*:*'] }] };
 
 interface Measurement {
   path: PathName; mbps: number | null; rttAvgMs: number | null; pingLossPct: number | null;
@@ -49,106 +30,11 @@ interface Measurement {
   error?: string;
 }
 
-/** A running path between the two hosts: where the iperf3 server binds and how to take it down. */
-interface RunningPath {
-  serverIp: string;
-  stop(): Promise<void>;
-  /** pinhole paths: each agent's `dataPath` (native / JS split, filter flows, offloads) after the run. */
-  dataPaths?(): Promise<unknown[]>;
-}
-
 class BenchAbortedError extends Error {
   override readonly name = 'BenchAbortedError';
 }
 
 const parseOptions = (): BenchOptions => parseBenchOptions('bench-tunnel', { seconds: 8, rounds: 1 });
-
-/** Two namespaces of the lab joined by a single veth pair and nothing else. */
-async function vethPair(lab: Lab): Promise<{ a: Host; b: Host }> {
-  const make = async (side: 'a' | 'b') => {
-    const suffix = `bench-${side}`;
-    const ns = lab.reserveNamespace(suffix);
-    await lab.newNamespace(suffix, false);
-    return new NamespaceHost(side, 'public', ns, [UNDERLAY[side]], lab);
-  };
-  const a = await make('a');
-  const b = await make('b');
-  await createVethPair(a.ns, 'eth0', b.ns, 'eth0');
-  await addAddress(a.ns, 'eth0', `${UNDERLAY.a}/24`);
-  await addAddress(b.ns, 'eth0', `${UNDERLAY.b}/24`);
-  return { a, b };
-}
-
-/** Starts one path; every process it starts lives in a or b, so lab.destroy() also ends them. */
-async function startPath(path: PathName, a: Host, b: Host, ca: NebulaCa, id: string): Promise<RunningPath> {
-  if (path === 'raw veth') return { serverIp: UNDERLAY.b, stop: async () => {} };
-  if (path === 'pinhole' || path === 'pinhole js' || path === 'pinhole no-offload') {
-    const env: Record<string, string> | undefined = path === 'pinhole js' ? { PINHOLE_FASTPATH: '0' } : path === 'pinhole no-offload' ? { PINHOLE_TUN_OFFLOAD: '0' } : undefined;
-    const [ka, kb] = [newKeyPair(), newKeyPair()];
-    const pa = await startStaticAgent(a, { env, tun: `ph${id}a`, privateKey: ka.privateKey, addresses: ['100.64.1.1/24'], listenPort: 51820, mtu: MTU,
-      peers: [{ publicKey: kb.publicKey, allowedIps: ['100.64.1.2/32'], endpoint: `${UNDERLAY.b}:51820` }] });
-    const pb = await startStaticAgent(b, { env, tun: `ph${id}b`, privateKey: kb.privateKey, addresses: ['100.64.1.2/24'], listenPort: 51820, mtu: MTU,
-      peers: [{ publicKey: ka.publicKey, allowedIps: ['100.64.1.1/32'], endpoint: `${UNDERLAY.a}:51820` }] }).catch(async (e) => { await pa.stop(); throw e; });
-    return {
-      serverIp: '100.64.1.2', stop: async () => { await Promise.all([pa.stop(), pb.stop()]); },
-      dataPaths: async () => Promise.all([pa, pb].map(async (x) => (await x.status()).dataPath)),
-    };
-  }
-  if (path === 'managed' || path === 'managed+policy') {
-    const coord = await startCoordinator(a, { port: 8090 });
-    const agents: Awaited<ReturnType<typeof startManagedAgent>>[] = [];
-    const stop = async (): Promise<void> => {
-      for (const ag of agents) await ag.stop().catch(() => undefined);
-      await coord.stop();
-    };
-    try {
-      if (path === 'managed+policy') {
-        const set = await coord.request('PUT', '/api/v1/admin/policy', ALLOW_ALL_POLICY, true);
-        if (set.status !== 200) throw new Error(`policy set: HTTP ${set.status}`);
-      }
-      const key = await coord.createAuthKey({ reusable: true });
-      for (const [h, side] of [[a, 'a'], [b, 'b']] as const) {
-        const ag = await startManagedAgent(h, { tun: `pm${id}${side}`.slice(0, 15), port: 51822, env: { PINHOLE_LOG_LEVEL: 'warn' } });
-        agents.push(ag);
-        const up = await ag.cli(['up', '--coordinator', coord.url, '--auth-key', key, '--hostname', `bench-${side}`, '--accept-dns=false']);
-        if (up.code !== 0) throw new Error(`up: ${up.stderr.trim()}`);
-      }
-      const serverIp = (await agents[1]!.status()).self!.ipv4!;
-      await waitFor('the managed pair to see each other', async () => (await agents[0]!.status()).peers.some((p) => p.overlayIp === serverIp), 20_000);
-      if (path === 'managed+policy') {
-        await waitFor('both filters installed', async () => {
-          for (const ag of agents) if (!(await ag.status()).routing?.filter) return false;
-          return true;
-        }, 20_000);
-      }
-      return { serverIp, stop, dataPaths: async () => Promise.all(agents.map(async (x) => (await x.status()).dataPath)) };
-    } catch (err) {
-      await stop();
-      throw err;
-    }
-  }
-  if (path === 'wireguard-go') {
-    const [ka, kb] = [newKeyPair(), newKeyPair()];
-    const wa = await startWireguardGo(a, { iface: `wg${id}a`, privateKey: ka.privateKey, address: '100.64.2.1/24', listenPort: 51821, mtu: MTU,
-      peer: { publicKey: kb.publicKey, allowedIps: ['100.64.2.2/32'], endpoint: `${UNDERLAY.b}:51821` } });
-    const wb = await startWireguardGo(b, { iface: `wg${id}b`, privateKey: kb.privateKey, address: '100.64.2.2/24', listenPort: 51821, mtu: MTU,
-      peer: { publicKey: ka.publicKey, allowedIps: ['100.64.2.1/32'], endpoint: `${UNDERLAY.a}:51821` } }).catch(async (e) => { await wa.stop(); throw e; });
-    return { serverIp: '100.64.2.2', stop: async () => { await Promise.all([wa.stop(), wb.stop()]); } };
-  }
-  const na = await startNebula(a, ca, { dev: `nb${id}a`, name: 'a', ip: '100.65.0.1/24', listenPort: 4242, mtu: MTU,
-    staticHosts: { '100.65.0.2': `${UNDERLAY.b}:4242` } });
-  const nb = await startNebula(b, ca, { dev: `nb${id}b`, name: 'b', ip: '100.65.0.2/24', listenPort: 4242, mtu: MTU,
-    staticHosts: { '100.65.0.1': `${UNDERLAY.a}:4242` } }).catch(async (e) => { await na.stop(); throw e; });
-  return { serverIp: '100.65.0.2', stop: async () => { await Promise.all([na.stop(), nb.stop()]); } };
-}
-
-/** Pings until one reply comes back (the first packet of a tunnel triggers its handshake). */
-async function waitReachable(from: Host, ip: string, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while ((await from.exec(['ping', '-n', '-c', '1', '-W', '1', ip], { timeoutMs: 5000 })).code !== 0) {
-    if (Date.now() > deadline) throw new Error(`${ip} not reachable from ${from.name} within ${timeoutMs} ms`);
-  }
-}
 
 async function pingRtt(from: Host, ip: string): Promise<{ avgMs: number | null; lossPct: number }> {
   const r = await from.exec(['ping', '-n', '-q', '-c', String(PINGS), '-i', String(PING_INTERVAL_S), '-W', '1', ip], { timeoutMs: 30_000 });
