@@ -25,7 +25,7 @@ export const UNDERLAY = { a: '198.18.0.1', b: '198.18.0.2' };
 // no GRO to it (one packet per TUN read and write).
 export type PathName = 'raw veth' | 'pinhole' | 'pinhole no-offload' | 'pinhole js' | 'managed' | 'managed+policy' | 'wireguard-go' | 'nebula';
 export const PATHS: PathName[] = ['raw veth', 'pinhole', 'pinhole no-offload', 'pinhole js', 'managed', 'managed+policy', 'wireguard-go', 'nebula'];
-export const ALLOW_ALL_POLICY = { acls: [{ action: 'accept', src: ['*'], dst: ['*:*'] }] };
+const ALLOW_ALL_POLICY = { acls: [{ action: 'accept', src: ['*'], dst: ['*:*'] }] };
 
 /** A running path between the two hosts: where the iperf3 server binds and how to take it down. */
 export interface RunningPath {
