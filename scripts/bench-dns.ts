@@ -18,6 +18,7 @@ import { startManagedAgent, type ManagedAgent } from './tunnels/pinhole-managed.
 import { runId } from './tunnels/keys.js';
 import { waitFor } from './tunnels/wait-for.js';
 import { REPO_ROOT } from './tunnels/paths.js';
+import { writeBenchReport } from './bench-options.js';
 
 const UPSTREAM = join(REPO_ROOT, 'dist', 'test', 'helpers', 'upstream-dns.js');
 const MAGIC = '100.100.100.100';
@@ -160,10 +161,7 @@ async function main(): Promise<number> {
     afterStop,
     bars: { medianMs: { value: local.medianMs, bar: BAR_MEDIAN_MS, met } },
   };
-  const dir = join(REPO_ROOT, 'bench', 'results');
-  await mkdir(dir, { recursive: true });
-  const file = join(dir, `dns-${startedAt.toISOString().replace(/\.\d+Z$/, 'Z').replace(/:/g, '-')}.json`);
-  await writeFile(file, `${JSON.stringify(report, null, 2)}\n`);
+  const file = await writeBenchReport('dns', startedAt, report);
   process.stdout.write(`wrote ${file}\n`);
   return met && afterStop.resolvConfRestored && afterStop.plainLookupAnswered ? 0 : 1;
 }

@@ -7,16 +7,13 @@
 // tunnel) and writes bench/results/exit-*.json.
 //
 //   node dist/scripts/bench-exit.js [--seconds 5] [--rounds 1]
-import { mkdir, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
-import { join } from 'node:path';
 import { createLab, type Host, type Lab } from './natlab/index.js';
 import { newKeyPair, runId } from './tunnels/keys.js';
-import { REPO_ROOT } from './tunnels/paths.js';
 import { startCoordinator, type LabCoordinator } from './tunnels/pinhole-coordinator.js';
 import { startManagedAgent, type ManagedAgent } from './tunnels/pinhole-managed.js';
 import { startWireguardGo, type WireguardGo } from './tunnels/wireguard-go.js';
-import { fmt, median, parseBenchOptions, ratio, toolVersion, type BenchOptions } from './bench-options.js';
+import { fmt, median, parseBenchOptions, ratio, toolVersion, type BenchOptions, writeBenchReport } from './bench-options.js';
 import { iperfTcp } from './traversal/throughput.js';
 
 const IPERF_PORT = 5201;
@@ -155,10 +152,7 @@ async function main(): Promise<number> {
       ratios,
       exitNat: exitStatus.routing?.nat ?? null,
     };
-    const dir = join(REPO_ROOT, 'bench', 'results');
-    await mkdir(dir, { recursive: true });
-    const file = join(dir, `exit-${startedAt.toISOString().replace(/\.\d+Z$/, 'Z').replace(/:/g, '-')}.json`);
-    await writeFile(file, `${JSON.stringify(report, null, 2)}\n`);
+    const file = await writeBenchReport('exit', startedAt, report);
     process.stdout.write(`\nwrote ${file}\n`);
     return summary.some((s) => s.errors.length > 0) ? 1 : 0;
   } finally {

@@ -12,7 +12,7 @@
 // Prints a table and writes bench/results/idle-<date>.json.
 import { fork, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
-import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -25,6 +25,7 @@ import { waitFor } from './tunnels/wait-for.js';
 import { processCpuSeconds, runSecondsBetween, threadRunNanos } from './traversal/throughput.js';
 import type { WorkerCommand, WorkerEvent } from './bench-coordinator-worker.js';
 import { REPO_ROOT } from './tunnels/paths.js';
+import { writeBenchReport } from './bench-options.js';
 
 const WORKER = fileURLToPath(new URL('./bench-coordinator-worker.js', import.meta.url));
 const BAR_IDLE_CPU_PCT = 0.1;
@@ -289,10 +290,7 @@ async function main(): Promise<number> {
     versusDefaults,
     versusUnbundled,
   };
-  const dir = join(REPO_ROOT, 'bench', 'results');
-  await mkdir(dir, { recursive: true });
-  const file = join(dir, `idle-${startedAt.toISOString().replace(/\.\d+Z$/, 'Z').replace(/:/g, '-')}.json`);
-  await writeFile(file, `${JSON.stringify(report, null, 2)}\n`);
+  const file = await writeBenchReport('idle', startedAt, report);
   process.stdout.write(`wrote ${file}\n`);
   return 0;
 }

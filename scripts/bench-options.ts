@@ -1,6 +1,9 @@
 // The command line every benchmark shares: `--seconds N --rounds N [-h]`, with per-script defaults.
 import { execFileSync } from 'node:child_process';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { REPO_ROOT } from './tunnels/paths.js';
 
 export interface BenchOptions { seconds: number; rounds: number }
 
@@ -42,3 +45,32 @@ export function median(xs: ReadonlyArray<number | null>): number | null {
 
 export const ratio = (x: number | null, y: number | null): number | null => (x !== null && y !== null && y > 0 ? x / y : null);
 export const fmt = (x: number | null, digits: number): string => (x === null ? '-' : x.toFixed(digits));
+
+/**
+ * SIGINT / SIGTERM while a benchmark runs: says so once and runs `teardown` (destroying the lab
+ * kills every process in it, so whatever is in flight fails at once and unwinds through the
+ * finally blocks that remove temp dirs); exits 130 if the run has not ended 15 s later. The
+ * returned `aborted` tells the run to stop starting work.
+ */
+export function abortOnSignal(name: string, teardown: () => void): { readonly aborted: boolean } {
+  const state = { aborted: false };
+  const onSignal = (sig: NodeJS.Signals): void => {
+    if (state.aborted) return;
+    state.aborted = true;
+    process.stderr.write(`\n${name}: ${sig}, tearing down\n`);
+    teardown();
+    setTimeout(() => process.exit(130), 15_000).unref();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  return state;
+}
+
+/** Writes a benchmark's report as bench/results/NAME-<start time, to the second>.json; returns the path. */
+export async function writeBenchReport(name: string, startedAt: Date, report: unknown): Promise<string> {
+  const dir = join(REPO_ROOT, 'bench', 'results');
+  await mkdir(dir, { recursive: true });
+  const file = join(dir, `${name}-${startedAt.toISOString().replace(/\.\d+Z$/, 'Z').replace(/:/g, '-')}.json`);
+  await writeFile(file, `${JSON.stringify(report, null, 2)}\n`);
+  return file;
+}

@@ -30,6 +30,8 @@ import { createRelayClient, type RelayClient } from '../agent/relay/relay-client
 import { generatePrivateKey } from '../proto/wireguard/keys.js';
 import { PINHOLE_BIN, REPO_ROOT } from './tunnels/paths.js';
 import { createCpuBudget, removeStaleCpuBudgets, type CpuBudget } from './cpu-budget.js';
+import { processCpuSeconds } from './traversal/throughput.js';
+import { median } from './bench-options.js';
 
 const WINDOW_BYTES = 3 * 1024 * 1024;
 const WINDOW_FRAMES = 2700;
@@ -111,20 +113,12 @@ async function pair(ra: Relay, rb: Relay, viaPort?: number): Promise<[RelayClien
   return [a, b];
 }
 
-/** CPU seconds (user + system) the process has used so far. */
-function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(f[11]) + Number(f[12])) / 100; // utime, stime (fields 14, 15) in USER_HZ ticks
-}
-
 /** Idle CPU seconds of the whole machine so far (all cores, /proc/stat: idle + iowait). */
 function machineIdleSeconds(): number {
   const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/);
   return (Number(f[4]) + Number(f[5])) / 100;
 }
 
-const median = (xs: number[]): number => { const s = [...xs].sort((x, y) => x - y); return s[Math.floor(s.length / 2)]!; };
 const PATHS = ['one relay', 'two meshed relays', 'one relay + TCP forwarder'] as const;
 type PathName = typeof PATHS[number];
 type Mode = 'shared cores' | 'relay cpu budget';
@@ -187,12 +181,12 @@ async function main(): Promise<void> {
       for (const mode of modes) {
         for (const b of budgets) b.limit(mode === 'shared cores' ? null : relayCpu);
         for (const path of PATHS) {
-          const cpu0 = hops[path].map((p) => cpuSeconds(p.pid!));
+          const cpu0 = hops[path].map((p) => processCpuSeconds(p.pid!));
           const [own0, idle0] = [process.cpuUsage(), machineIdleSeconds()];
           const t0 = performance.now();
           const r = await measure(clients[path][0], clients[path][1], size, seconds);
           const wall = (performance.now() - t0) / 1000;
-          const hopCores = hops[path].map((p, i) => (cpuSeconds(p.pid!) - cpu0[i]!) / wall);
+          const hopCores = hops[path].map((p, i) => (processCpuSeconds(p.pid!) - cpu0[i]!) / wall);
           const own = process.cpuUsage(own0);
           const clientCores = (own.user + own.system) / 1e6 / wall;
           const idleCores = (machineIdleSeconds() - idle0) / wall;
@@ -208,7 +202,7 @@ async function main(): Promise<void> {
     const meshDrops = [h1, h2].reduce((n, h) => n + Object.values(h.counters.mesh.drops as Record<string, number>).reduce((x, y) => x + y, 0), 0);
     process.stdout.write(`frames the mesh dropped: ${meshDrops}\n`);
     const results = modes.map((mode) => {
-      const of = (path: PathName) => median(runs.filter((r) => r.mode === mode && r.path === path).map((r) => r.mbytesPerSec));
+      const of = (path: PathName) => median(runs.filter((r) => r.mode === mode && r.path === path).map((r) => r.mbytesPerSec))!;
       const one = of('one relay');
       const two = of('two meshed relays');
       const hop = of('one relay + TCP forwarder');

@@ -10,16 +10,14 @@
 //
 //   node dist/scripts/bench-roaming.js [--rounds 5]     (root; see scripts/bench-roaming)
 import { execFileSync } from 'node:child_process';
-import { mkdir, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
-import { join } from 'node:path';
 import { createLab, type Lab } from './natlab/index.js';
 import { REPO_ROOT } from './tunnels/paths.js';
 import { startMesh, waitFor, waitMeshReady, type Mesh, type MeshNode } from './traversal/mesh-lab.js';
 import { addMeshNode } from './traversal/mesh-extra.js';
 import { pairPaths, pingSummary, timeUntilPingable } from './traversal/pair-checks.js';
 import { blockRelay, firstReplyAfter, moveUplink } from './traversal/roaming-lab.js';
-import { fmt, median, parseBenchOptions } from './bench-options.js';
+import { fmt, median, parseBenchOptions, writeBenchReport } from './bench-options.js';
 
 const BAR_FIRST_REPLY_MS = 500;
 const BAR_ROAMING_MS = 2000;
@@ -128,10 +126,7 @@ async function main(): Promise<number> {
       roamingMs: BAR_ROAMING_MS, roamingMet: roam.max !== null && roam.max <= BAR_ROAMING_MS,
     },
   };
-  const dir = join(REPO_ROOT, 'bench', 'results');
-  await mkdir(dir, { recursive: true });
-  const file = join(dir, `roaming-bench-${startedAt.toISOString().replace(/\.\d+Z$/, 'Z').replace(/:/g, '-')}.json`);
-  await writeFile(file, `${JSON.stringify(report, null, 2)}\n`);
+  const file = await writeBenchReport('roaming-bench', startedAt, report);
   process.stdout.write(`\nwrote ${file}\n`);
   return 0;
 }

@@ -6,15 +6,12 @@
 // ratios against wireguard-go from the same run. JSON to bench/results/.
 //
 //   node dist/scripts/bench-rtt.js [--seconds 10] [--rounds 2]   (pings every 50 ms for --seconds)
-import { mkdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { createLab, type Host, type Lab } from './natlab/index.js';
 import { runId } from './tunnels/keys.js';
-import { REPO_ROOT } from './tunnels/paths.js';
 import { createNebulaCa, type NebulaCa } from './tunnels/nebula.js';
 import { UNDERLAY, startPath, vethPair, waitReachable, type PathName } from './tunnels/bench-paths.js';
 import { HOPS, quantile, splitRoundTrips, type Hop, type PingHops } from './tunnels/rtt-hops.js';
-import { fmt, median, parseBenchOptions, ratio, toolVersion } from './bench-options.js';
+import { fmt, median, parseBenchOptions, ratio, toolVersion, abortOnSignal, writeBenchReport } from './bench-options.js';
 
 const PATHS: PathName[] = ['pinhole', 'managed+policy', 'wireguard-go'];
 const PING_INTERVAL_S = 0.05;
@@ -101,37 +98,32 @@ async function main(): Promise<number> {
   const startedAt = new Date();
   let lab: Lab | null = null;
   let ca: NebulaCa | null = null;
-  let aborted = false;
-  const onSignal = (sig: NodeJS.Signals) => {
-    if (aborted) return;
-    aborted = true;
-    process.stderr.write(`\nbench-rtt: ${sig}, tearing down\n`);
-    void lab?.destroy();
-    setTimeout(() => process.exit(130), 15_000).unref();
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  const signal = abortOnSignal('bench-rtt', () => { void lab?.destroy(); });
   const perRound: { round: number; results: RoundResult[] }[] = [];
   try {
     lab = await createLab({ name: 'rtt' });
     ca = await createNebulaCa('pinhole-bench-rtt');
     const { a, b } = await vethPair(lab);
     process.stdout.write(`bench-rtt: ${PATHS.join(', ')}; ${pings} pings every ${PING_INTERVAL_S} s per path, ${rounds} round(s)\n`);
-    for (let round = 1; round <= rounds && !aborted; round++) {
+    for (let round = 1; round <= rounds && !signal.aborted; round++) {
       const order = round % 2 === 1 ? [...PATHS] : [...PATHS].reverse();
       const results: RoundResult[] = [];
       for (const path of order) {
         const r = await measure(path, a, b, ca, pings);
+        if (signal.aborted) break; // the lab is gone: this path's figures are cut short
         process.stdout.write(`  round ${round}: ${path.padEnd(15)} ${r.error ? `error: ${r.error}` : `ping avg ${fmt(r.pingAvgUs, 0)} µs, p50 ${fmt(r.totalUs.p50, 0)}, p90 ${fmt(r.totalUs.p90, 0)} (${r.split}/${r.pings} split)`}\n`);
         results.push(r);
       }
       perRound.push({ round, results });
     }
+  } catch (err) {
+    if (signal.aborted) return 130;
+    throw err;
   } finally {
     await lab?.destroy();
     await ca?.remove();
   }
-  if (aborted) return 130;
+  if (signal.aborted) return 130;
   const summary = PATHS.map((p) => summarize(perRound.map((r) => r.results.find((x) => x.path === p)!)));
   const wg = summary.find((r) => r.path === 'wireguard-go')!;
   const ratios = Object.fromEntries(summary.filter((r) => r !== wg).map((r) => [r.path, {
@@ -148,10 +140,7 @@ async function main(): Promise<number> {
     settings: { seconds, rounds, pings, pingIntervalS: PING_INTERVAL_S, hops: HOPS, topology: 'two namespaces, one veth pair' },
     rounds: perRound, summary, ratios,
   };
-  const dir = join(REPO_ROOT, 'bench', 'results');
-  await mkdir(dir, { recursive: true });
-  const file = join(dir, `rtt-${startedAt.toISOString().replace(/\.\d+Z$/, 'Z').replace(/:/g, '-')}.json`);
-  await writeFile(file, `${JSON.stringify(report, null, 2)}\n`);
+  const file = await writeBenchReport('rtt', startedAt, report);
   process.stdout.write(`\nwrote ${file}\n`);
   return summary.some((r) => r.error) ? 1 : 0;
 }

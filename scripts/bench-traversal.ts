@@ -10,16 +10,13 @@
 // bench/results/traversal-bench-<date>.json.
 //
 //   node dist/scripts/bench-traversal.js [--seconds 5] [--rounds 3]     (root; see scripts/bench-traversal)
-import { mkdir, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
-import { join } from 'node:path';
 import { createLab, type Lab } from './natlab/index.js';
-import { REPO_ROOT } from './tunnels/paths.js';
 import { startMesh, waitFor, waitMeshReady, type Mesh, type MeshNode, type MeshSiteSpec } from './traversal/mesh-lab.js';
 import { addMeshNode } from './traversal/mesh-extra.js';
 import { pairPaths, pingSummary, type PathName } from './traversal/pair-checks.js';
 import { iperfTcp, processCpuSeconds } from './traversal/throughput.js';
-import { fmt, median, parseBenchOptions, toolVersion, type BenchOptions } from './bench-options.js';
+import { fmt, median, parseBenchOptions, toolVersion, type BenchOptions, abortOnSignal, writeBenchReport } from './bench-options.js';
 
 const SITES: MeshSiteSpec[] = [
   { name: 'home', nat: 'port-restricted-cone' },
@@ -131,16 +128,7 @@ async function main(): Promise<number> {
   let lab: Lab | null = null;
   let mesh: Mesh | null = null;
   const extra: MeshNode[] = [];
-  let aborted = false;
-  const onSignal = (sig: NodeJS.Signals): void => {
-    if (aborted) return;
-    aborted = true;
-    process.stderr.write(`\nbench-traversal: ${sig}, tearing down\n`);
-    void lab?.destroy();
-    setTimeout(() => process.exit(130), 15_000).unref();
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  const signal = abortOnSignal('bench-traversal', () => { void lab?.destroy(); });
 
   const perRound: { round: number; order: Kind[]; results: Measurement[] }[] = [];
   try {
@@ -158,7 +146,7 @@ async function main(): Promise<number> {
     const pairs: Record<Kind, [MeshNode, MeshNode]> = { direct: [home, office], relay: [extra[0]!, extra[1]!], 'relay-plain': [extra[2]!, extra[3]!] };
     process.stdout.write(`bench-traversal: ${SITES.map((s) => `${s.name} (${s.nat})`).join(' and ')}, two agents per site; `
       + `iperf3 -t ${seconds} over the direct pair, the relay-forced pair and the relay-forced pair without trains, ${rounds} round(s) in rotating order\n`);
-    for (let round = 1; round <= rounds && !aborted; round++) {
+    for (let round = 1; round <= rounds && !signal.aborted; round++) {
       const order: Kind[] = KINDS.map((_, i) => KINDS[(i + round - 1) % KINDS.length]!);
       const results: Measurement[] = [];
       for (const kind of order) {
@@ -174,7 +162,7 @@ async function main(): Promise<number> {
     await mesh?.stop();
     await lab?.destroy();
   }
-  if (aborted) return 130;
+  if (signal.aborted) return 130;
 
   const summary: Measurement[] = KINDS.map((path) => {
     const runs = perRound.map((r) => r.results.find((m) => m.path === path)!);
@@ -222,10 +210,7 @@ async function main(): Promise<number> {
     ratios: { throughputRelayedVsDirect: ratio, bar: BAR_RELAYED_VS_DIRECT, barMet, trainsVsPlainThroughput: trainsRatio, trainsVsPlainRelayCpuPerGbit: cpuRatio },
     relayCpuSecPerGbit: relay.relayCpuSecPerGbit,
   };
-  const dir = join(REPO_ROOT, 'bench', 'results');
-  await mkdir(dir, { recursive: true });
-  const file = join(dir, `traversal-bench-${startedAt.toISOString().replace(/\.\d+Z$/, 'Z').replace(/:/g, '-')}.json`);
-  await writeFile(file, `${JSON.stringify(report, null, 2)}\n`);
+  const file = await writeBenchReport('traversal-bench', startedAt, report);
   process.stdout.write(`\nwrote ${file}\n`);
   return summary.some((m) => m.error) ? 1 : 0;
 }

@@ -5,15 +5,12 @@
 // measured in the same run and writes JSON to bench/results/.
 //
 //   node dist/scripts/bench-tunnel.js [--seconds 8] [--rounds 1]
-import { mkdir, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
-import { join } from 'node:path';
 import { createLab, type Host, type Lab } from './natlab/index.js';
 import { runId } from './tunnels/keys.js';
-import { REPO_ROOT } from './tunnels/paths.js';
 import { createNebulaCa, type NebulaCa } from './tunnels/nebula.js';
 import { MTU, PATHS, startPath, vethPair, waitReachable, type PathName, type RunningPath } from './tunnels/bench-paths.js';
-import { fmt, median, parseBenchOptions, ratio, toolVersion, type BenchOptions } from './bench-options.js';
+import { fmt, median, parseBenchOptions, ratio, toolVersion, type BenchOptions, abortOnSignal, writeBenchReport } from './bench-options.js';
 
 const PINGS = 50;
 const PING_INTERVAL_S = 0.05;
@@ -102,20 +99,9 @@ const version = toolVersion;
 async function main(): Promise<number> {
   const { seconds, rounds } = parseOptions();
   const startedAt = new Date();
-  let aborted = false;
   let lab: Lab | null = null;
   let ca: NebulaCa | null = null;
-  // On a signal, destroying the lab kills every process in it, so whatever is in flight fails at
-  // once and unwinds through the finally blocks that remove temp dirs; natlab's own handler also runs.
-  const onSignal = (sig: NodeJS.Signals) => {
-    if (aborted) return;
-    aborted = true;
-    process.stderr.write(`\nbench-tunnel: ${sig}, tearing down\n`);
-    void lab?.destroy();
-    setTimeout(() => process.exit(130), 15_000).unref();
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  const signal = abortOnSignal('bench-tunnel', () => { void lab?.destroy(); });
 
   const perRound: { round: number; order: PathName[]; results: Measurement[] }[] = [];
   try {
@@ -128,14 +114,14 @@ async function main(): Promise<number> {
       const order = round % 2 === 1 ? [...PATHS] : [...PATHS].reverse();
       const results: Measurement[] = [];
       for (const path of order) {
-        const m = await measure(path, hosts, ca, seconds, () => aborted);
+        const m = await measure(path, hosts, ca, seconds, () => signal.aborted);
         process.stdout.write(`  round ${round}: ${path.padEnd(13)} ${m.error ? `error: ${m.error}` : `${fmt(m.mbps, 1)} Mbit/s, ping ${fmt(m.rttAvgMs, 3)} ms`}\n`);
         results.push(m);
       }
       perRound.push({ round, order, results });
     }
   } catch (err) {
-    if (aborted) return 130;
+    if (signal.aborted) return 130;
     throw err;
   } finally {
     await lab?.destroy();
@@ -198,10 +184,7 @@ async function main(): Promise<number> {
     summary,
     ratios,
   };
-  const dir = join(REPO_ROOT, 'bench', 'results');
-  await mkdir(dir, { recursive: true });
-  const file = join(dir, `tunnel-${startedAt.toISOString().replace(/\.\d+Z$/, 'Z').replace(/:/g, '-')}.json`);
-  await writeFile(file, `${JSON.stringify(report, null, 2)}\n`);
+  const file = await writeBenchReport('tunnel', startedAt, report);
   process.stdout.write(`\nwrote ${file}\n`);
   return summary.some((m) => m.error) ? 1 : 0;
 }
