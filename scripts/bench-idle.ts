@@ -22,7 +22,7 @@ import { startCoordinator } from './tunnels/pinhole-coordinator.js';
 import { startManagedAgent } from './tunnels/pinhole-managed.js';
 import { runId } from './tunnels/keys.js';
 import { waitFor } from './tunnels/wait-for.js';
-import { processCpuSeconds, runSecondsBetween, threadRunNanos } from './traversal/throughput.js';
+import { processCpuSeconds, schedSecondsBetween, threadSchedNanos } from './traversal/throughput.js';
 import type { WorkerCommand, WorkerEvent } from './bench-coordinator-worker.js';
 import { REPO_ROOT } from './tunnels/paths.js';
 import { writeBenchReport } from './bench-options.js';
@@ -45,7 +45,7 @@ interface Row {
    */
   variant: Variant;
   seconds: number;
-  /** Run time over the window (the scheduler's, exact; threadRunNanos). */
+  /** Run time over the window (the scheduler's, exact; threadSchedNanos). */
   cpuSeconds: number;
   /** cpuSeconds in percent of one core. */
   cpuPct: number;
@@ -175,7 +175,7 @@ async function measure(lab: Lab, peers: number, seconds: number, settleMs: numbe
       await new Promise((r) => setTimeout(r, settleMs));
       const pid = agent.proc.pid;
       const cpu0 = processCpuSeconds(pid);
-      const run0 = threadRunNanos(pid);
+      const run0 = threadSchedNanos(pid);
       const threads0 = threadStats(pid);
       const t0 = performance.now();
       let peak = 0;
@@ -185,7 +185,7 @@ async function measure(lab: Lab, peers: number, seconds: number, settleMs: numbe
         peak = Math.max(peak, (await memoryMB(pid)).rss);
       }
       const tickCpuSeconds = processCpuSeconds(pid) - cpu0;
-      const cpuSeconds = runSecondsBetween(run0, threadRunNanos(pid));
+      const cpuSeconds = schedSecondsBetween(run0, threadSchedNanos(pid)).run;
       const byThread = threadStatsBetween(threads0, threadStats(pid));
       const wall = (performance.now() - t0) / 1000;
       const mem = await memoryMB(pid);

@@ -13,8 +13,9 @@
 // the forwarder) held to --relay-cpu cores by a CPU budget of its own (scripts/cpu-budget.ts: a
 // cgroup with a CFS quota), as if each ran on a machine of that size; the clients' process is
 // not held back in either. The bar is judged on both, printed side by side. Each run also shows
-// the CPU of the hops, of the clients' process and what the machine left idle, so it says which
-// process bound the path.
+// the CPU of the hops, how long they waited runnable for a CPU (schedstat; under a budget that
+// includes the time its quota held them back), the CPU of the clients' process and what the
+// machine left idle, so it says which process bound the path.
 //
 //   node dist/scripts/bench-relay-mesh.js [--seconds 5] [--size 1400] [--rounds 2] [--relay-cpu 0.5]
 // (--relay-cpu 0: shared cores only.)
@@ -22,7 +23,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -30,7 +31,7 @@ import { createRelayClient, type RelayClient } from '../agent/relay/relay-client
 import { generatePrivateKey } from '../proto/wireguard/keys.js';
 import { PINHOLE_BIN, REPO_ROOT } from './tunnels/paths.js';
 import { createCpuBudget, removeStaleCpuBudgets, type CpuBudget } from './cpu-budget.js';
-import { processCpuSeconds } from './traversal/throughput.js';
+import { machineIdleSeconds, processCpuSeconds, schedSecondsBetween, threadSchedNanos } from './traversal/throughput.js';
 import { median } from './bench-options.js';
 
 const WINDOW_BYTES = 3 * 1024 * 1024;
@@ -113,12 +114,6 @@ async function pair(ra: Relay, rb: Relay, viaPort?: number): Promise<[RelayClien
   return [a, b];
 }
 
-/** Idle CPU seconds of the whole machine so far (all cores, /proc/stat: idle + iowait). */
-function machineIdleSeconds(): number {
-  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/);
-  return (Number(f[4]) + Number(f[5])) / 100;
-}
-
 const PATHS = ['one relay', 'two meshed relays', 'one relay + TCP forwarder'] as const;
 type PathName = typeof PATHS[number];
 type Mode = 'shared cores' | 'relay cpu budget';
@@ -153,7 +148,7 @@ async function main(): Promise<void> {
     }
     return x;
   };
-  const runs: Array<{ round: number; mode: Mode; path: PathName; mbytesPerSec: number; frames: number; hopCores: number[]; clientCores: number; idleCores: number }> = [];
+  const runs: Array<{ round: number; mode: Mode; path: PathName; mbytesPerSec: number; frames: number; hopCores: number[]; hopWaitCores: number[]; clientCores: number; idleCores: number }> = [];
   try {
     const single = started(await startRelay(0, []), 'single');
     // Two meshed relays: ports picked first so each can name the other.
@@ -182,16 +177,18 @@ async function main(): Promise<void> {
         for (const b of budgets) b.limit(mode === 'shared cores' ? null : relayCpu);
         for (const path of PATHS) {
           const cpu0 = hops[path].map((p) => processCpuSeconds(p.pid!));
+          const sched0 = hops[path].map((p) => threadSchedNanos(p.pid!));
           const [own0, idle0] = [process.cpuUsage(), machineIdleSeconds()];
           const t0 = performance.now();
           const r = await measure(clients[path][0], clients[path][1], size, seconds);
           const wall = (performance.now() - t0) / 1000;
           const hopCores = hops[path].map((p, i) => (processCpuSeconds(p.pid!) - cpu0[i]!) / wall);
+          const hopWaitCores = hops[path].map((p, i) => schedSecondsBetween(sched0[i]!, threadSchedNanos(p.pid!)).wait / wall);
           const own = process.cpuUsage(own0);
           const clientCores = (own.user + own.system) / 1e6 / wall;
           const idleCores = (machineIdleSeconds() - idle0) / wall;
-          runs.push({ round, mode, path, ...r, hopCores, clientCores, idleCores });
-          process.stderr.write(`round ${round} ${mode}, ${path}: ${r.mbytesPerSec.toFixed(1)} MB/s (hops at ${hopCores.map((c) => c.toFixed(2)).join(' + ')} cores, clients ${clientCores.toFixed(2)}, machine idle ${idleCores.toFixed(2)})\n`);
+          runs.push({ round, mode, path, ...r, hopCores, hopWaitCores, clientCores, idleCores });
+          process.stderr.write(`round ${round} ${mode}, ${path}: ${r.mbytesPerSec.toFixed(1)} MB/s (hops at ${hopCores.map((c) => c.toFixed(2)).join(' + ')} cores, waiting runnable ${hopWaitCores.map((c) => c.toFixed(2)).join(' + ')}, clients ${clientCores.toFixed(2)}, machine idle ${idleCores.toFixed(2)})\n`);
         }
       }
     }

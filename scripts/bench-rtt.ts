@@ -3,7 +3,10 @@
 // split into hops by packet captures on A's tunnel, A's underlay and B's tunnel
 // (scripts/tunnels/rtt-hops.ts): A's send, B's receive, B's kernel, B's send, A's receive.
 // Medians and 90th percentiles per hop, per path, medians over rounds (alternating order);
-// ratios against wireguard-go from the same run. JSON to bench/results/.
+// ratios against wireguard-go from the same run. Beside them, per ping, how long each end's
+// process ran and how long it waited runnable for a CPU (/proc/PID/task/TID/schedstat, all its
+// threads, over the whole ping window divided by the pings: what waking for each ping costs on
+// this machine, with whatever else the process did meanwhile). JSON to bench/results/.
 //
 //   node dist/scripts/bench-rtt.js [--seconds 10] [--rounds 2]   (pings every 50 ms for --seconds)
 import { createLab, type Host, type Lab } from './natlab/index.js';
@@ -12,6 +15,7 @@ import { createNebulaCa, type NebulaCa } from './tunnels/nebula.js';
 import { UNDERLAY, startPath, vethPair, waitReachable, type PathName } from './tunnels/bench-paths.js';
 import { HOPS, quantile, splitRoundTrips, type Hop, type PingHops } from './tunnels/rtt-hops.js';
 import { fmt, median, parseBenchOptions, ratio, toolVersion, abortOnSignal, writeBenchReport } from './bench-options.js';
+import { schedSecondsBetween, threadSchedNanos } from './traversal/throughput.js';
 
 const PATHS: PathName[] = ['pinhole', 'managed+policy', 'wireguard-go'];
 const PING_INTERVAL_S = 0.05;
@@ -25,8 +29,12 @@ interface RoundResult {
   pingAvgUs: number | null;
   totalUs: { p50: number | null; p90: number | null; mean: number | null };
   hops: Record<Hop, { p50: number | null; p90: number | null }>;
+  /** Per ping, µs: A's and B's tunnel process on a CPU, and runnable but waiting for one (all threads). */
+  sched: { aRunUs: number | null; aWaitUs: number | null; bRunUs: number | null; bWaitUs: number | null };
   error?: string;
 }
+
+const NO_SCHED: RoundResult['sched'] = { aRunUs: null, aWaitUs: null, bRunUs: null, bWaitUs: null };
 
 const mean = (xs: readonly number[]): number | null => (xs.length ? xs.reduce((s, x) => s + x, 0) / xs.length : null);
 
@@ -36,7 +44,7 @@ function capture(host: Host, iface: string, filter: string) {
 
 async function measure(path: PathName, a: Host, b: Host, ca: NebulaCa, pings: number): Promise<RoundResult> {
   const empty = { path, pings: 0, split: 0, pingAvgUs: null, totalUs: { p50: null, p90: null, mean: null },
-    hops: Object.fromEntries(HOPS.map((h) => [h, { p50: null, p90: null }])) as RoundResult['hops'] };
+    hops: Object.fromEntries(HOPS.map((h) => [h, { p50: null, p90: null }])) as RoundResult['hops'], sched: NO_SCHED };
   const running = await startPath(path, a, b, ca, runId());
   try {
     const t = running.tunnel;
@@ -50,7 +58,12 @@ async function measure(path: PathName, a: Host, b: Host, ca: NebulaCa, pings: nu
     ];
     try {
       await Promise.all(caps.map((c) => c.waitForOutput(/listening on/, 10_000)));
+      const pids = running.pids;
+      const sched0 = pids?.map(threadSchedNanos);
       const r = await a.exec(['ping', '-n', '-c', String(pings), '-i', String(PING_INTERVAL_S), '-W', '1', running.serverIp], { timeoutMs: pings * 1000 + 30_000 });
+      const [sa, sb] = pids && sched0 ? pids.map((pid, i) => schedSecondsBetween(sched0[i]!, threadSchedNanos(pid))) : [null, null];
+      const perPing = (x: number | undefined): number | null => (x === undefined ? null : (x * 1e6) / pings);
+      const sched = { aRunUs: perPing(sa?.run), aWaitUs: perPing(sa?.wait), bRunUs: perPing(sb?.run), bWaitUs: perPing(sb?.wait) };
       const avg = r.stdout.match(/= [\d.]+\/([\d.]+)\//);
       await new Promise((res) => setTimeout(res, 300));
       for (const c of caps) await c.kill('SIGINT', 2000);
@@ -60,6 +73,7 @@ async function measure(path: PathName, a: Host, b: Host, ca: NebulaCa, pings: nu
         path, pings: replies, split: rows.length, pingAvgUs: avg ? Number(avg[1]) * 1000 : null,
         totalUs: { p50: quantile(rows.map((x) => x.totalUs), 0.5), p90: quantile(rows.map((x) => x.totalUs), 0.9), mean: mean(rows.map((x) => x.totalUs)) },
         hops: Object.fromEntries(HOPS.map((h) => [h, { p50: quantile(rows.map((x) => x[h]), 0.5), p90: quantile(rows.map((x) => x[h]), 0.9) }])) as RoundResult['hops'],
+        sched,
       };
     } finally {
       for (const c of caps) if (c.running) await c.kill('SIGKILL', 1000);
@@ -78,6 +92,9 @@ function summarize(runs: RoundResult[]): RoundResult {
     path: runs[0]!.path, pings: m((r) => r.pings) ?? 0, split: m((r) => r.split) ?? 0, pingAvgUs: m((r) => r.pingAvgUs),
     totalUs: { p50: m((r) => r.totalUs.p50), p90: m((r) => r.totalUs.p90), mean: m((r) => r.totalUs.mean) },
     hops: Object.fromEntries(HOPS.map((h) => [h, { p50: m((r) => r.hops[h].p50), p90: m((r) => r.hops[h].p90) }])) as RoundResult['hops'],
+    sched: {
+      aRunUs: m((r) => r.sched.aRunUs), aWaitUs: m((r) => r.sched.aWaitUs), bRunUs: m((r) => r.sched.bRunUs), bWaitUs: m((r) => r.sched.bWaitUs),
+    },
     ...(errors.length ? { error: errors.join('; ') } : {}),
   };
 }
@@ -88,6 +105,11 @@ function formatTable(rows: RoundResult[]): string {
   for (const r of rows) {
     const cells = [fmt(r.pingAvgUs, 0), fmt(r.totalUs.p50, 0), fmt(r.totalUs.p90, 0), ...HOPS.map((h) => `${fmt(r.hops[h].p50, 0)}/${fmt(r.hops[h].p90, 0)}`)];
     lines.push(`${r.path.padEnd(16)}${cells.map((c) => c.padStart(12)).join('')}   ${r.split}/${r.pings}${r.error ? `   error: ${r.error}` : ''}`);
+  }
+  lines.push('', `${'per ping, µs'.padEnd(16)}${['A runs', 'A waits', 'B runs', 'B waits'].map((c) => c.padStart(12)).join('')}`);
+  for (const r of rows) {
+    const x = r.sched;
+    lines.push(`${r.path.padEnd(16)}${[x.aRunUs, x.aWaitUs, x.bRunUs, x.bWaitUs].map((v) => fmt(v, 0).padStart(12)).join('')}`);
   }
   return lines.join('\n');
 }
@@ -137,7 +159,10 @@ async function main(): Promise<number> {
   const report = {
     benchmark: 'rtt', startedAt: startedAt.toISOString(),
     machine: { node: process.version, kernel: toolVersion(['uname', '-r'], /(.+)/), wireguardGo: toolVersion(['wireguard-go', '--version'], /wireguard-go (\S+)/) },
-    settings: { seconds, rounds, pings, pingIntervalS: PING_INTERVAL_S, hops: HOPS, topology: 'two namespaces, one veth pair' },
+    settings: {
+      seconds, rounds, pings, pingIntervalS: PING_INTERVAL_S, hops: HOPS, topology: 'two namespaces, one veth pair',
+      sched: 'per ping: run and runnable-wait time of each end\'s tunnel process (schedstat, all threads) over the ping window, divided by the pings sent',
+    },
     rounds: perRound, summary, ratios,
   };
   const file = await writeBenchReport('rtt', startedAt, report);

@@ -6,7 +6,8 @@
 // change. The relay runs with --rate-limit 0: its default per-client limit (128 MiB/s) would cap
 // one flow near 1 Gbit/s, and this measures the relay, not its policy.
 // iperf3 rotates between the pairs each round; the relay process's CPU time comes from
-// /proc/PID/stat before and after each run. Prints a table and writes
+// /proc/PID/stat before and after each run; each process on the path's time runnable but waiting
+// for a CPU (schedstat), and the machine's idle time, over the same run. Prints a table and writes
 // bench/results/traversal-bench-<date>.json.
 //
 //   node dist/scripts/bench-traversal.js [--seconds 5] [--rounds 3]     (root; see scripts/bench-traversal)
@@ -15,7 +16,7 @@ import { createLab, type Lab } from './natlab/index.js';
 import { startMesh, waitFor, waitMeshReady, type Mesh, type MeshNode, type MeshSiteSpec } from './traversal/mesh-lab.js';
 import { addMeshNode } from './traversal/mesh-extra.js';
 import { pairPaths, pingSummary, type PathName } from './traversal/pair-checks.js';
-import { iperfTcp, processCpuSeconds } from './traversal/throughput.js';
+import { iperfTcp, machineIdleSeconds, processCpuSeconds, schedSecondsBetween, threadSchedNanos } from './traversal/throughput.js';
 import { fmt, median, parseBenchOptions, toolVersion, type BenchOptions, abortOnSignal, writeBenchReport } from './bench-options.js';
 
 const SITES: MeshSiteSpec[] = [
@@ -42,6 +43,15 @@ interface Measurement {
   /** CPU of the sending and the receiving agent during the run, in cores (who was the bottleneck). */
   senderCpu: number | null;
   receiverCpu: number | null;
+  /**
+   * Time the sending agent, the receiving agent and the relay spent runnable but waiting for a CPU
+   * (/proc/PID/task/TID/schedstat), and the machine's idle time (/proc/stat), in cores: much of
+   * both in one run means processes queued behind each other on one CPU while another sat idle.
+   */
+  senderWait: number | null;
+  receiverWait: number | null;
+  relayWait: number | null;
+  machineIdle: number | null;
   /** Frames the sender pushed into the relay during the run (≈ 0 on the direct path). */
   relayFramesOut: number | null;
   /** Frames dropped during the run: by the relay (full queues) and by the sender's relay client. */
@@ -81,23 +91,28 @@ async function settle(a: MeshNode, b: MeshNode, want: PathName): Promise<void> {
 
 async function measure(path: Kind, [a, b]: [MeshNode, MeshNode], mesh: Mesh, seconds: number): Promise<Measurement> {
   const pair = `${a.spec.name} -> ${b.spec.name}`;
-  const empty = { path, pair, mbps: null, retransmits: null, rttAvgMs: null, relayCpuSecPerGbit: null, relayCpu: null, senderCpu: null, receiverCpu: null, relayFramesOut: null, relayQueueDrops: null, clientSendDrops: null, rateLimitPausedMs: null, pathsAfter: null };
+  const empty = { path, pair, mbps: null, retransmits: null, rttAvgMs: null, relayCpuSecPerGbit: null, relayCpu: null, senderCpu: null, receiverCpu: null, senderWait: null, receiverWait: null, relayWait: null, machineIdle: null, relayFramesOut: null, relayQueueDrops: null, clientSendDrops: null, rateLimitPausedMs: null, pathsAfter: null };
   try {
     await settle(a, b, pathOf(path));
     const ping = await pingSummary(a, b, PINGS, 0.05, 1);
     const pid = mesh.relay.proc.pid;
     const [client0, health0] = [await relayClientCounts(a), await relayHealth(mesh)];
-    const cpu0 = [pid, a.agent.proc.pid, b.agent.proc.pid].map(processCpuSeconds);
+    const procs = [a.agent.proc.pid, b.agent.proc.pid, pid];
+    const cpu0 = procs.map(processCpuSeconds);
+    const [sched0, idle0] = [procs.map(threadSchedNanos), machineIdleSeconds()];
     const t0 = performance.now();
     const r = await iperfTcp(a.host, b.host, b.ip, seconds);
-    const [cpu, cpuA, cpuB] = [pid, a.agent.proc.pid, b.agent.proc.pid].map((p, i) => processCpuSeconds(p) - cpu0[i]!) as [number, number, number];
+    const [cpuA, cpuB, cpu] = procs.map((p, i) => processCpuSeconds(p) - cpu0[i]!) as [number, number, number];
+    const [waitA, waitB, waitRelay] = procs.map((p, i) => schedSecondsBetween(sched0[i]!, threadSchedNanos(p)).wait) as [number, number, number];
+    const idle = machineIdleSeconds() - idle0;
     const wall = (performance.now() - t0) / 1000;
     const [client1, health1] = [await relayClientCounts(a), await relayHealth(mesh)];
     const queueDrops = (h: RelayHealth['counters']): number => h.drops.queueOverflow + h.drops.priorityOverflow;
     const pathsAfter = await pairPaths(a, b);
     const m: Measurement = {
       path, pair, mbps: r.mbps, retransmits: r.retransmits, rttAvgMs: ping.avgMs,
-      relayCpuSecPerGbit: r.bytes > 0 ? cpu / ((r.bytes * 8) / 1e9) : null, relayCpu: cpu / wall, senderCpu: cpuA / wall, receiverCpu: cpuB / wall, relayFramesOut: client1.framesOut - client0.framesOut,
+      relayCpuSecPerGbit: r.bytes > 0 ? cpu / ((r.bytes * 8) / 1e9) : null, relayCpu: cpu / wall, senderCpu: cpuA / wall, receiverCpu: cpuB / wall,
+      senderWait: waitA / wall, receiverWait: waitB / wall, relayWait: waitRelay / wall, machineIdle: idle / wall, relayFramesOut: client1.framesOut - client0.framesOut,
       relayQueueDrops: queueDrops(health1) - queueDrops(health0), clientSendDrops: client1.sendDrops - client0.sendDrops,
       rateLimitPausedMs: health1.rateLimitPausedMs - health0.rateLimitPausedMs, pathsAfter,
     };
@@ -111,10 +126,10 @@ async function measure(path: Kind, [a, b]: [MeshNode, MeshNode], mesh: Mesh, sec
 
 function formatTable(rows: Measurement[]): string {
   const pct = (x: number | null): string => (x === null ? '-' : `${(x * 100).toFixed(0)}%`);
-  const head = ['path', 'Mbit/s', 'ping avg ms', 'TCP retrans', 'relay CPU', 'relay CPU s/Gbit', 'relay frames', 'relay drops', 'client drops', 'sender CPU', 'receiver CPU'];
+  const head = ['path', 'Mbit/s', 'ping avg ms', 'TCP retrans', 'relay CPU', 'relay CPU s/Gbit', 'relay frames', 'relay drops', 'client drops', 'sender CPU', 'receiver CPU', 'waiting for a CPU (sender, receiver, relay)', 'machine idle'];
   const body = rows.map((r) => [r.path, fmt(r.mbps, 1), fmt(r.rttAvgMs, 3), fmt(r.retransmits, 0),
     pct(r.relayCpu), fmt(r.relayCpuSecPerGbit, 3), fmt(r.relayFramesOut, 0), fmt(r.relayQueueDrops, 0), fmt(r.clientSendDrops, 0),
-    pct(r.senderCpu), pct(r.receiverCpu)]);
+    pct(r.senderCpu), pct(r.receiverCpu), [r.senderWait, r.receiverWait, r.relayWait].map(pct).join(' '), pct(r.machineIdle)]);
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((row) => row[i]!.length)));
   const line = (cells: string[]): string => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
   return [line(head), ...body.map(line)].join('\n');
@@ -176,6 +191,10 @@ async function main(): Promise<number> {
       relayCpu: median(runs.map((m) => m.relayCpu)),
       senderCpu: median(runs.map((m) => m.senderCpu)),
       receiverCpu: median(runs.map((m) => m.receiverCpu)),
+      senderWait: median(runs.map((m) => m.senderWait)),
+      receiverWait: median(runs.map((m) => m.receiverWait)),
+      relayWait: median(runs.map((m) => m.relayWait)),
+      machineIdle: median(runs.map((m) => m.machineIdle)),
       relayFramesOut: median(runs.map((m) => m.relayFramesOut)),
       relayQueueDrops: median(runs.map((m) => m.relayQueueDrops)),
       clientSendDrops: median(runs.map((m) => m.clientSendDrops)),
@@ -194,6 +213,11 @@ async function main(): Promise<number> {
   process.stdout.write(`throughput relayed / direct: ${fmt(ratio, 2)} (bar >= ${BAR_RELAYED_VS_DIRECT}: ${barMet ? 'met' : 'NOT met'})\n`);
   process.stdout.write(`relay CPU per Gbit/s moved: ${fmt(relay.relayCpuSecPerGbit, 3)} CPU-seconds per Gbit (= cores busy at 1 Gbit/s)\n`);
   process.stdout.write(`relay trains vs one message per packet: throughput ${fmt(trainsRatio, 2)}x, relay CPU per Gbit ${fmt(cpuRatio, 2)}x\n`);
+  for (const m of [direct, relay]) {
+    const waiting = [m.senderWait, m.receiverWait, ...(m.path === 'direct' ? [] : [m.relayWait])];
+    const total = waiting.every((w) => w !== null) ? waiting.reduce((x, y) => x! + y!, 0) : null;
+    process.stdout.write(`${m.path}: processes on the path runnable but waiting for a CPU ${fmt(total, 2)} cores, while the machine left ${fmt(m.machineIdle, 2)} cores idle\n`);
+  }
   for (const m of summary) if (m.error) process.stdout.write(`${m.path}: ${m.error}\n`);
 
   const report = {
@@ -204,6 +228,7 @@ async function main(): Promise<number> {
       seconds, rounds, pings: PINGS, sites: SITES,
       topology: 'two NATed sites with three agents each on the lab internet; relay (--rate-limit 0) and coordinator public hosts; the second pair runs with PINHOLE_FORCE_RELAY=1, the third also with PINHOLE_RELAY_TRAINS=0',
       relayCpu: 'utime+stime of the pinhole relay process from /proc/PID/stat over each iperf3 run, per Gbit of TCP payload received',
+      waiting: 'time each process spent runnable but not running (/proc/PID/task/TID/schedstat, second field), and the machine idle time (/proc/stat idle+iowait), over each iperf3 run, in cores',
     },
     rounds: perRound,
     summary,

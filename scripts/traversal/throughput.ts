@@ -22,30 +22,47 @@ export function processCpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / CLK_TCK; // utime, stime
 }
 
+/** One thread's scheduler times so far (ns): on a CPU, and runnable but waiting for one. */
+export interface ThreadSched { run: bigint; wait: bigint }
+
 /**
- * Nanoseconds each thread of process `pid` has run so far, from /proc/PID/task/TID/schedstat: the
- * scheduler's exact run time. utime and stime (processCpuSeconds) are sampled at the clock tick
- * (CONFIG_TICK_CPU_ACCOUNTING, 10 ms here): a process that wakes a few times a second for well under
- * a tick is charged a whole tick or nothing, so over a minute at idle they measure noise.
+ * Nanoseconds each thread of process `pid` has run, and has waited runnable for a CPU, so far, from
+ * /proc/PID/task/TID/schedstat: the scheduler's exact times. utime and stime (processCpuSeconds)
+ * are sampled at the clock tick (CONFIG_TICK_CPU_ACCOUNTING, 10 ms here): a process that wakes a
+ * few times a second for well under a tick is charged a whole tick or nothing, so over a minute at
+ * idle they measure noise.
  */
-export function threadRunNanos(pid: number): Map<number, bigint> {
-  const out = new Map<number, bigint>();
+export function threadSchedNanos(pid: number): Map<number, ThreadSched> {
+  const out = new Map<number, ThreadSched>();
   for (const tid of readdirSync(`/proc/${pid}/task`)) {
     try {
-      out.set(Number(tid), BigInt(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]!));
+      const [run, wait] = readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ');
+      out.set(Number(tid), { run: BigInt(run!), wait: BigInt(wait!) });
     } catch { /* the thread ended between the listing and the read */ }
   }
   return out;
 }
 
 /**
- * Seconds process `pid` ran between two threadRunNanos readings, summed over its threads (a thread
- * that ended in between is left out: its last reading is gone with it).
+ * Seconds process `pid` ran, and waited runnable for a CPU, between two threadSchedNanos readings,
+ * summed over its threads (a thread that ended in between is left out: its last reading is gone
+ * with it).
  */
-export function runSecondsBetween(before: Map<number, bigint>, after: Map<number, bigint>): number {
-  let ns = 0n;
-  for (const [tid, t] of after) ns += t - (before.get(tid) ?? 0n);
-  return Number(ns) / 1e9;
+export function schedSecondsBetween(before: Map<number, ThreadSched>, after: Map<number, ThreadSched>): { run: number; wait: number } {
+  let run = 0n;
+  let wait = 0n;
+  for (const [tid, t] of after) {
+    const b = before.get(tid);
+    run += t.run - (b?.run ?? 0n);
+    wait += t.wait - (b?.wait ?? 0n);
+  }
+  return { run: Number(run) / 1e9, wait: Number(wait) / 1e9 };
+}
+
+/** Idle CPU seconds of the whole machine so far, all cores together (/proc/stat: idle + iowait). */
+export function machineIdleSeconds(): number {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/);
+  return (Number(f[4]) + Number(f[5])) / CLK_TCK;
 }
 
 /** iperf3 TCP from `client` to a server on `server` bound to `ip`, for `seconds`. */

@@ -35,6 +35,8 @@ export interface RunningPath {
   dataPaths?(): Promise<unknown[]>;
   /** Tunnel paths: the tunnel interface on each host and the UDP port both ends use (bench-rtt captures there). */
   tunnel?: { tunA: string; tunB: string; port: number };
+  /** Tunnel paths: the pid of the tunnel's process on a and on b (bench-rtt reads their scheduler times). */
+  pids?: [number, number];
 }
 
 /** Two namespaces of the lab joined by a single veth pair and nothing else. */
@@ -65,6 +67,7 @@ export async function startPath(path: PathName, a: Host, b: Host, ca: NebulaCa, 
       peers: [{ publicKey: ka.publicKey, allowedIps: ['100.64.1.1/32'], endpoint: `${UNDERLAY.a}:51820` }] }).catch(async (e) => { await pa.stop(); throw e; });
     return {
       serverIp: '100.64.1.2', stop: async () => { await Promise.all([pa.stop(), pb.stop()]); }, tunnel: { tunA: `ph${id}a`, tunB: `ph${id}b`, port: 51820 },
+      pids: [pa.proc.pid, pb.proc.pid],
       dataPaths: async () => Promise.all([pa, pb].map(async (x) => (await x.status()).dataPath)),
     };
   }
@@ -97,7 +100,7 @@ export async function startPath(path: PathName, a: Host, b: Host, ca: NebulaCa, 
       }
       return {
         serverIp, stop, dataPaths: async () => Promise.all(agents.map(async (x) => (await x.status()).dataPath)),
-        tunnel: { tunA: agents[0]!.tun, tunB: agents[1]!.tun, port: 51822 },
+        tunnel: { tunA: agents[0]!.tun, tunB: agents[1]!.tun, port: 51822 }, pids: [agents[0]!.proc.pid, agents[1]!.proc.pid],
       };
     } catch (err) {
       await stop();
@@ -110,13 +113,13 @@ export async function startPath(path: PathName, a: Host, b: Host, ca: NebulaCa, 
       peer: { publicKey: kb.publicKey, allowedIps: ['100.64.2.2/32'], endpoint: `${UNDERLAY.b}:51821` } });
     const wb = await startWireguardGo(b, { iface: `wg${id}b`, privateKey: kb.privateKey, address: '100.64.2.2/24', listenPort: 51821, mtu: MTU,
       peer: { publicKey: ka.publicKey, allowedIps: ['100.64.2.1/32'], endpoint: `${UNDERLAY.a}:51821` } }).catch(async (e) => { await wa.stop(); throw e; });
-    return { serverIp: '100.64.2.2', stop: async () => { await Promise.all([wa.stop(), wb.stop()]); }, tunnel: { tunA: `wg${id}a`, tunB: `wg${id}b`, port: 51821 } };
+    return { serverIp: '100.64.2.2', stop: async () => { await Promise.all([wa.stop(), wb.stop()]); }, tunnel: { tunA: `wg${id}a`, tunB: `wg${id}b`, port: 51821 }, pids: [wa.proc.pid, wb.proc.pid] };
   }
   const na = await startNebula(a, ca, { dev: `nb${id}a`, name: 'a', ip: '100.65.0.1/24', listenPort: 4242, mtu: MTU,
     staticHosts: { '100.65.0.2': `${UNDERLAY.b}:4242` } });
   const nb = await startNebula(b, ca, { dev: `nb${id}b`, name: 'b', ip: '100.65.0.2/24', listenPort: 4242, mtu: MTU,
     staticHosts: { '100.65.0.1': `${UNDERLAY.a}:4242` } }).catch(async (e) => { await na.stop(); throw e; });
-  return { serverIp: '100.65.0.2', stop: async () => { await Promise.all([na.stop(), nb.stop()]); }, tunnel: { tunA: `nb${id}a`, tunB: `nb${id}b`, port: 4242 } };
+  return { serverIp: '100.65.0.2', stop: async () => { await Promise.all([na.stop(), nb.stop()]); }, tunnel: { tunA: `nb${id}a`, tunB: `nb${id}b`, port: 4242 }, pids: [na.proc.pid, nb.proc.pid] };
 }
 
 /** Pings until one reply comes back (the first packet of a tunnel triggers its handshake). */
