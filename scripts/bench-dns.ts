@@ -18,7 +18,7 @@ import { startManagedAgent, type ManagedAgent } from './tunnels/pinhole-managed.
 import { runId } from './tunnels/keys.js';
 import { waitFor } from './tunnels/wait-for.js';
 import { REPO_ROOT } from './tunnels/paths.js';
-import { writeBenchReport } from './bench-options.js';
+import { writeBenchReport, runBench } from './bench-options.js';
 
 const UPSTREAM = join(REPO_ROOT, 'dist', 'test', 'helpers', 'upstream-dns.js');
 const MAGIC = '100.100.100.100';
@@ -166,7 +166,4 @@ async function main(): Promise<number> {
   return met && afterStop.resolvConfRestored && afterStop.plainLookupAnswered ? 0 : 1;
 }
 
-main().then((code) => { process.exitCode = code; }, (err: unknown) => {
-  process.stderr.write(`bench-dns: ${err instanceof Error ? err.message : String(err)}\n`);
-  process.exitCode = 1;
-});
+runBench('bench-dns', main);

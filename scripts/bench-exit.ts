@@ -13,7 +13,7 @@ import { newKeyPair, runId } from './tunnels/keys.js';
 import { startCoordinator, type LabCoordinator } from './tunnels/pinhole-coordinator.js';
 import { startManagedAgent, type ManagedAgent } from './tunnels/pinhole-managed.js';
 import { startWireguardGo, type WireguardGo } from './tunnels/wireguard-go.js';
-import { fmt, median, parseBenchOptions, ratio, toolVersion, type BenchOptions, writeBenchReport } from './bench-options.js';
+import { fmt, median, parseBenchOptions, ratio, toolVersion, type BenchOptions, writeBenchReport, runBench } from './bench-options.js';
 import { iperfTcp } from './traversal/throughput.js';
 
 const IPERF_PORT = 5201;
@@ -160,7 +160,4 @@ async function main(): Promise<number> {
   }
 }
 
-main().then((code) => { process.exitCode = code; }, (err) => {
-  process.stderr.write(`bench-exit: ${(err as Error).message}\n`);
-  process.exitCode = 1;
-});
+runBench('bench-exit', main);

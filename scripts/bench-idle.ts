@@ -25,7 +25,7 @@ import { waitFor } from './tunnels/wait-for.js';
 import { processCpuSeconds, schedSecondsBetween, threadSchedNanos } from './traversal/throughput.js';
 import type { WorkerCommand, WorkerEvent } from './bench-coordinator-worker.js';
 import { REPO_ROOT } from './tunnels/paths.js';
-import { writeBenchReport } from './bench-options.js';
+import { writeBenchReport, runBench } from './bench-options.js';
 
 const WORKER = fileURLToPath(new URL('./bench-coordinator-worker.js', import.meta.url));
 const BAR_IDLE_CPU_PCT = 0.1;
@@ -295,7 +295,4 @@ async function main(): Promise<number> {
   return 0;
 }
 
-main().then((code) => { process.exitCode = code; }, (err: unknown) => {
-  process.stderr.write(`bench-idle: ${err instanceof Error ? err.message : String(err)}\n`);
-  process.exitCode = 1;
-});
+runBench('bench-idle', main);

@@ -74,3 +74,14 @@ export async function writeBenchReport(name: string, startedAt: Date, report: un
   await writeFile(file, `${JSON.stringify(report, null, 2)}\n`);
   return file;
 }
+
+/**
+ * Runs a benchmark's main: its result is the exit code; an error is one line on stderr, prefixed
+ * with the benchmark's name, and exit code 1.
+ */
+export function runBench(name: string, main: () => Promise<number>): void {
+  main().then((code) => { process.exitCode = code; }, (err: unknown) => {
+    process.stderr.write(`${name}: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exitCode = 1;
+  });
+}

@@ -17,7 +17,7 @@ import { startMesh, waitFor, waitMeshReady, type Mesh, type MeshNode } from './t
 import { addMeshNode } from './traversal/mesh-extra.js';
 import { pairPaths, pingSummary, timeUntilPingable } from './traversal/pair-checks.js';
 import { blockRelay, firstReplyAfter, moveUplink } from './traversal/roaming-lab.js';
-import { fmt, median, parseBenchOptions, writeBenchReport } from './bench-options.js';
+import { fmt, median, parseBenchOptions, writeBenchReport, runBench } from './bench-options.js';
 
 const BAR_FIRST_REPLY_MS = 500;
 const BAR_ROAMING_MS = 2000;
@@ -131,7 +131,4 @@ async function main(): Promise<number> {
   return 0;
 }
 
-main().then((code) => { process.exitCode = code; }, (err: unknown) => {
-  process.stderr.write(`bench-roaming: ${err instanceof Error ? err.message : String(err)}\n`);
-  process.exitCode = 1;
-});
+runBench('bench-roaming', main);

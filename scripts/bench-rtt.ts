@@ -14,7 +14,7 @@ import { runId } from './tunnels/keys.js';
 import { createNebulaCa, type NebulaCa } from './tunnels/nebula.js';
 import { UNDERLAY, startPath, vethPair, waitReachable, type PathName } from './tunnels/bench-paths.js';
 import { HOPS, quantile, splitRoundTrips, type Hop, type PingHops } from './tunnels/rtt-hops.js';
-import { fmt, median, parseBenchOptions, ratio, toolVersion, abortOnSignal, writeBenchReport } from './bench-options.js';
+import { fmt, median, parseBenchOptions, ratio, toolVersion, abortOnSignal, writeBenchReport, runBench } from './bench-options.js';
 import { schedSecondsBetween, threadSchedNanos } from './traversal/throughput.js';
 
 const PATHS: PathName[] = ['pinhole', 'managed+policy', 'wireguard-go'];
@@ -170,7 +170,4 @@ async function main(): Promise<number> {
   return summary.some((r) => r.error) ? 1 : 0;
 }
 
-main().then((code) => { process.exitCode = code; }, (err) => {
-  process.stderr.write(`bench-rtt: ${(err as Error).message}\n`);
-  process.exitCode = 1;
-});
+runBench('bench-rtt', main);

@@ -17,7 +17,7 @@ import { startMesh, waitFor, waitMeshReady, type Mesh, type MeshNode, type MeshS
 import { addMeshNode } from './traversal/mesh-extra.js';
 import { pairPaths, pingSummary, type PathName } from './traversal/pair-checks.js';
 import { iperfTcp, machineIdleSeconds, processCpuSeconds, schedSecondsBetween, threadSchedNanos } from './traversal/throughput.js';
-import { fmt, median, parseBenchOptions, toolVersion, type BenchOptions, abortOnSignal, writeBenchReport } from './bench-options.js';
+import { fmt, median, parseBenchOptions, toolVersion, type BenchOptions, abortOnSignal, writeBenchReport, runBench } from './bench-options.js';
 
 const SITES: MeshSiteSpec[] = [
   { name: 'home', nat: 'port-restricted-cone' },
@@ -240,7 +240,4 @@ async function main(): Promise<number> {
   return summary.some((m) => m.error) ? 1 : 0;
 }
 
-main().then((code) => { process.exitCode = code; }, (err: unknown) => {
-  process.stderr.write(`bench-traversal: ${err instanceof Error ? err.message : String(err)}\n`);
-  process.exitCode = 1;
-});
+runBench('bench-traversal', main);

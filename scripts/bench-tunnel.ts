@@ -10,7 +10,7 @@ import { createLab, type Host, type Lab } from './natlab/index.js';
 import { runId } from './tunnels/keys.js';
 import { createNebulaCa, type NebulaCa } from './tunnels/nebula.js';
 import { MTU, PATHS, startPath, vethPair, waitReachable, type PathName, type RunningPath } from './tunnels/bench-paths.js';
-import { fmt, median, parseBenchOptions, ratio, toolVersion, type BenchOptions, abortOnSignal, writeBenchReport } from './bench-options.js';
+import { fmt, median, parseBenchOptions, ratio, toolVersion, type BenchOptions, abortOnSignal, writeBenchReport, runBench } from './bench-options.js';
 
 const PINGS = 50;
 const PING_INTERVAL_S = 0.05;
@@ -189,7 +189,4 @@ async function main(): Promise<number> {
   return summary.some((m) => m.error) ? 1 : 0;
 }
 
-main().then((code) => { process.exitCode = code; }, (err) => {
-  process.stderr.write(`bench-tunnel: ${(err as Error).message}\n`);
-  process.exitCode = 1;
-});
+runBench('bench-tunnel', main);
